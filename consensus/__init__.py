@@ -1,0 +1,1 @@
+"""consensus: a pure Raft core, durable storage and a trio driver. Knows nothing of meshd."""

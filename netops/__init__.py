@@ -1,0 +1,1 @@
+"""netops: kernel networking through pyroute2 and nftables. Knows nothing of meshd."""
