@@ -1,1 +1,5 @@
-"""meshd/gossip"""
+"""meshd.gossip: SWIM membership with Lifeguard."""
+
+from ._config import GossipConfig
+
+__all__ = ["GossipConfig"]

@@ -1,0 +1,61 @@
+"""RaftConfig: every tunable of the Raft core and driver, default beside its doc."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, kw_only=True)
+class RaftConfig:
+    """Timing and sizing of one Raft node.
+
+    Ticks are the core's unit of time; the driver turns ``tick_interval_s``
+    of wall clock into one tick, so the core itself never reads a clock.
+    """
+
+    #: Wall-clock length of one tick, seconds.  Election and heartbeat
+    #: timeouts below are counted in ticks.
+    tick_interval_s: float = 0.1
+    #: A follower that hears no leader for a random time in
+    #: [election_ticks, 2*election_ticks) starts a (pre-)election.  Larger
+    #: means fewer spurious elections on a slow network, slower failover.
+    election_ticks: int = 10
+    #: The leader sends a heartbeat (empty AppendEntries) every this many ticks.
+    #: Must be well below election_ticks (etcd: "election tick must be
+    #: greater than heartbeat tick").
+    heartbeat_ticks: int = 1
+    #: Most entries in one AppendEntries message.
+    max_entries_per_msg: int = 512
+    #: Most AppendEntries in flight to one follower before the leader waits
+    #: for acks (pipelining bound).
+    max_inflight_msgs: int = 64
+    #: Take a snapshot and compact the log after this many applied entries.
+    snapshot_every_entries: int = 100_000
+    #: Size of one InstallSnapshot chunk, bytes.
+    snapshot_chunk_bytes: int = 1 << 20
+    #: How long a proposal waits for its result before ``Unavailable``, seconds.
+    propose_timeout_s: float = 5.0
+
+    @classmethod
+    def lan(cls) -> "RaftConfig":
+        """Defaults for hosts on one LAN (etcd-like 100 ms tick, 1 s election)."""
+        return cls()
+
+    @classmethod
+    def local(cls) -> "RaftConfig":
+        """Fast timing for tests and the lab on one machine."""
+        return cls(tick_interval_s=0.02, election_ticks=10, propose_timeout_s=2.0)
+
+    def problems(self, section: str = "raft") -> list[str]:
+        """Every invalid setting, each message naming the field and the fix."""
+        out: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and value <= 0:
+                out.append(f"{section}.{f.name} ({value}) must be greater than 0")
+        if self.heartbeat_ticks >= self.election_ticks:
+            out.append(
+                f"{section}.heartbeat_ticks ({self.heartbeat_ticks}) must be smaller than "
+                f"{section}.election_ticks ({self.election_ticks}); raise election_ticks"
+            )
+        return out
