@@ -1,0 +1,415 @@
+"""meshd's configuration: one frozen dataclass tree, each default beside its doc.
+
+Theory of operation
+-------------------
+:class:`Config` nests one section per concern — ``agent``, ``transport``,
+``gossip`` (:class:`meshd.gossip.GossipConfig`), ``raft``
+(:class:`consensus.RaftConfig`, which stands alone), ``api`` and
+``dataplane``.  Every field carries its default and its unit in its name
+(``_s``, ``_bytes``, ``_kbit``).
+
+A configuration is built in three steps, and validated once at the end:
+
+1. a profile: :meth:`Config.lan` (production defaults) or :meth:`Config.local`
+   (fast timing for tests and the lab on one machine);
+2. a TOML file (``/etc/meshd/meshd.toml`` by default): ``[section]`` tables
+   whose keys are field names; an unknown key is an error that suggests the
+   closest real one;
+3. overrides from flags, as ``section.field=value`` strings.
+
+:func:`load` does all three and calls :meth:`Config.validate`, which raises
+one :class:`ConfigError` listing every problem, each naming the field and the
+fix ("gossip.probe_timeout_s (2.0) must be smaller than
+gossip.probe_interval_s (1.0) ...").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import socket
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import tomli_w
+
+from consensus import RaftConfig
+from meshd.gossip import GossipConfig
+
+#: Where ``meshd`` looks for its configuration file when none is given.
+DEFAULT_CONFIG_PATH = Path("/etc/meshd/meshd.toml")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message lists every problem and its fix."""
+
+    def __init__(self, problems: list[str], source: str = "configuration") -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source} has {len(problems)} problem(s):\n{lines}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentConfig:
+    """Identity, files and addresses of this host's agent."""
+
+    #: This host's member name in the cluster; empty means the hostname.
+    #: Must be unique in the cluster and stable across restarts.
+    name: str = ""
+    #: Durable state (Raft log, snapshots, hard state, endpoint records).
+    data_dir: str = "/var/lib/meshd"
+    #: Runtime files: the local control socket lives here (root-only).
+    run_dir: str = "/run/meshd"
+    #: The cluster secret made by ``meshd keygen``; all inter-host keys derive
+    #: from it.  Readable by root only.
+    secret_file: str = "/etc/meshd/secret"
+    #: Address the inter-host sockets (gossip, Raft) bind to.
+    bind_address: str = "0.0.0.0"
+    #: Address other hosts use to reach this one (also the VTEP address);
+    #: empty means the address of the interface holding the default route.
+    advertise_address: str = ""
+    #: TCP port of SWIM gossip.
+    gossip_port: int = 7946
+    #: TCP port of Raft.
+    raft_port: int = 7947
+    #: Members to join at start (``host`` or ``host:port``); empty means
+    #: bootstrap a new cluster unless local state says otherwise.
+    join: tuple[str, ...] = ()
+    #: Log level: debug, info, warning or error.
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransportConfig:
+    """Bounds of every inter-host ZeroMQ socket, so a dead peer cannot grow memory."""
+
+    #: Messages queued per peer for sending before new ones are dropped.
+    #: Memory held for a dead peer is at most this times the message size.
+    send_hwm_msgs: int = 1000
+    #: Messages queued per socket on the receive side.
+    recv_hwm_msgs: int = 1000
+    #: First reconnect delay to a peer that went away, milliseconds.
+    reconnect_ivl_ms: int = 100
+    #: Reconnect backoff cap, milliseconds (ZeroMQ doubles up to this).
+    reconnect_ivl_max_ms: int = 5000
+    #: Largest inbound message accepted; bigger frames are dropped by ZeroMQ
+    #: itself (ZMQ_MAXMSGSIZE) and the connection is reset.
+    max_message_bytes: int = 16 << 20
+    #: TCP keepalive idle time before probes on inter-host connections, seconds
+    #: (a crashed peer sends no RST; keepalive eventually notices).
+    tcp_keepalive_idle_s: int = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiConfig:
+    """The scheduler API (seed 001 framing), local control and metrics."""
+
+    #: Address the scheduler sockets bind to.
+    bind_address: str = "0.0.0.0"
+    #: SUB socket for fire-and-forget scheduler commands (seed 001 port).
+    sub_port: int = 30027
+    #: ROUTER socket answering each request.
+    router_port: int = 30028
+    #: PUB socket announcing results and events.
+    pub_port: int = 30029
+    #: Directory of scheduler client public keys (``meshd keygen --client``)
+    #: allowed to talk to the API; one ``*.key`` file per client.
+    clients_dir: str = "/etc/meshd/clients"
+    #: Largest scheduler frame accepted (header + msgpack body), bytes.
+    max_frame_bytes: int = 64 << 10
+    #: Prometheus metrics HTTP port on ``metrics_address``; 0 disables metrics.
+    metrics_port: int = 9477
+    #: Address the metrics endpoint binds to.
+    metrics_address: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataplaneConfig:
+    """How this host builds its kernel networking."""
+
+    #: Underlay device (VTEP source, MTU source); empty means the device of
+    #: the advertise address.
+    underlay_device: str = ""
+    #: UDP port of VXLAN (IANA 4789).
+    vxlan_port: int = 4789
+    #: Bytes VXLAN adds to each packet; container MTU = underlay MTU - this.
+    vxlan_overhead_bytes: int = 50
+    #: Full reconcile pass even without any trigger, seconds.
+    reconcile_interval_s: float = 30.0
+    #: Worker threads running netlink operations at once.
+    netlink_workers: int = 2
+
+
+_SECTIONS = ("agent", "transport", "gossip", "raft", "api", "dataplane")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole configuration of one meshd agent."""
+
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    gossip: GossipConfig = field(default_factory=GossipConfig.lan)
+    raft: RaftConfig = field(default_factory=RaftConfig.lan)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    dataplane: DataplaneConfig = field(default_factory=DataplaneConfig)
+
+    @classmethod
+    def lan(cls) -> Config:
+        """Production defaults for hosts on one LAN (memberlist / etcd timing)."""
+        return cls()
+
+    @classmethod
+    def local(cls) -> Config:
+        """Fast timing for tests and a lab of namespaces on one machine."""
+        return cls(
+            gossip=GossipConfig.local(),
+            raft=RaftConfig.local(),
+            dataplane=DataplaneConfig(reconcile_interval_s=5.0),
+        )
+
+    @property
+    def node_name(self) -> str:
+        """The member name: ``agent.name`` or the hostname."""
+        return self.agent.name or socket.gethostname()
+
+    def problems(self) -> list[str]:
+        """Every invalid setting in every section, each naming the field and the fix."""
+        out = _agent_problems(self.agent)
+        out += _positive_problems(self.transport, "transport")
+        if self.transport.reconnect_ivl_max_ms < self.transport.reconnect_ivl_ms:
+            out.append(
+                f"transport.reconnect_ivl_max_ms ({self.transport.reconnect_ivl_max_ms}) must be "
+                f"at least transport.reconnect_ivl_ms ({self.transport.reconnect_ivl_ms})"
+            )
+        out += self.gossip.problems("gossip")
+        out += self.raft.problems("raft")
+        out += _api_problems(self.api)
+        out += _positive_problems(self.dataplane, "dataplane")
+        out += _port_problems("dataplane.vxlan_port", self.dataplane.vxlan_port)
+        return out
+
+    def validate(self, source: str = "configuration") -> Config:
+        """Return self if valid.
+
+        Raises:
+          ConfigError: listing every problem found.
+        """
+        found = self.problems()
+        if found:
+            raise ConfigError(found, source)
+        return self
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with whole sections replaced (``cfg.replace(agent=...)``)."""
+        return dataclasses.replace(self, **sections)
+
+    def with_overrides(self, overrides: Mapping[str, Any] | list[str]) -> Config:
+        """A copy with ``section.field`` values replaced.
+
+        Args:
+          overrides: a mapping ``{"gossip.probe_interval_s": 0.5}`` or a list of
+            ``"section.field=value"`` strings as given on the command line;
+            string values are parsed as TOML values when they are valid TOML
+            (``0.5``, ``true``, ``["a", "b"]``) and taken as strings otherwise.
+
+        Raises:
+          ConfigError: an unknown section or field, or a value of the wrong type.
+        """
+        pairs = _parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides)
+        nested: dict[str, dict[str, Any]] = {}
+        problems: list[str] = []
+        for dotted, value in pairs.items():
+            section, _, name = dotted.partition(".")
+            if not name:
+                problems.append(f"override {dotted!r} must look like section.field=value")
+                continue
+            nested.setdefault(section, {})[name] = value
+        if problems:
+            raise ConfigError(problems, "command-line overrides")
+        return _merge(self, nested, "command-line overrides")
+
+    def to_toml(self) -> str:
+        """The whole configuration as TOML text that :func:`load` reads back."""
+        data = {s: _section_dict(getattr(self, s)) for s in _SECTIONS}
+        return tomli_w.dumps(data)
+
+
+def load(
+    path: str | Path | None = None,
+    *,
+    profile: str = "lan",
+    overrides: list[str] | Mapping[str, Any] = (),  # type: ignore[assignment]
+) -> Config:
+    """Build and validate a configuration: profile, then the TOML file, then overrides.
+
+    Args:
+      path: a TOML file; ``None`` reads ``/etc/meshd/meshd.toml`` if it exists.
+      profile: ``"lan"`` or ``"local"``.
+      overrides: ``section.field=value`` strings (or a mapping) from flags.
+
+    Raises:
+      ConfigError: unreadable file, bad TOML, unknown keys, wrong types or
+        invalid values; the message names each one and its fix.
+    """
+    if profile not in ("lan", "local"):
+        raise ConfigError([f"profile {profile!r} is unknown; use 'lan' or 'local'"])
+    cfg = Config.lan() if profile == "lan" else Config.local()
+    source = "configuration"
+    if path is None and DEFAULT_CONFIG_PATH.exists():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        source = str(path)
+        cfg = _merge(cfg, _read_toml(Path(path)), source)
+    if overrides:
+        cfg = cfg.with_overrides(overrides)  # type: ignore[arg-type]
+    return cfg.validate(source)
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path} does not exist; create it or pass --config"], str(path)) from None
+    except PermissionError:
+        raise ConfigError([f"{path} is not readable; run as root or fix its mode"], str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+
+
+def _merge(cfg: Config, data: Mapping[str, Any], source: str) -> Config:
+    problems: list[str] = []
+    sections: dict[str, Any] = {}
+    for section, values in data.items():
+        if section not in _SECTIONS:
+            problems.append(_unknown("section", section, _SECTIONS))
+            continue
+        if not isinstance(values, Mapping):
+            problems.append(f"[{section}] must be a table of settings")
+            continue
+        current = getattr(cfg, section)
+        changes = _coerce_section(current, section, values, problems)
+        sections[section] = dataclasses.replace(current, **changes)
+    if problems:
+        raise ConfigError(problems, source)
+    return dataclasses.replace(cfg, **sections)
+
+
+def _coerce_section(
+    current: Any, section: str, values: Mapping[str, Any], problems: list[str]
+) -> dict[str, Any]:
+    hints = typing.get_type_hints(type(current))
+    names = [f.name for f in dataclasses.fields(current)]
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in names:
+            problems.append(_unknown("setting", f"{section}.{key}", [f"{section}.{n}" for n in names]))
+            continue
+        try:
+            changes[key] = _coerce(hints[key], value)
+        except TypeError as exc:
+            problems.append(f"{section}.{key} ({value!r}) {exc}")
+    return changes
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    if hint is float and type(value) in (int, float):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    if typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        return tuple(_coerce(item, v) for v in value)
+    expected = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}
+    raise TypeError(f"must be {expected.get(hint, 'a list')}")
+
+
+def _unknown(kind: str, name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+    return f"unknown {kind} {name!r}{hint}"
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError([f"override {item!r} must look like section.field=value"], "command-line overrides")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw.strip()
+    return out
+
+
+def _section_dict(section: Any) -> dict[str, Any]:
+    return {
+        f.name: list(v) if isinstance(v := getattr(section, f.name), tuple) else v
+        for f in dataclasses.fields(section)
+    }
+
+
+def _positive_problems(section: Any, name: str) -> list[str]:
+    return [
+        f"{name}.{f.name} ({v}) must be greater than 0"
+        for f in dataclasses.fields(section)
+        if type(v := getattr(section, f.name)) in (int, float) and v <= 0
+        and not (f.name.endswith("_port") and v == 0)
+    ]
+
+
+def _port_problems(name: str, port: int, zero_ok: bool = False) -> list[str]:
+    low = 0 if zero_ok else 1
+    if not low <= port <= 65535:
+        return [f"{name} ({port}) must be a TCP/UDP port in {low}..65535"]
+    return []
+
+
+def _address_problems(name: str, value: str, empty_ok: bool) -> list[str]:
+    if not value and empty_ok:
+        return []
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return [f"{name} ({value!r}) must be an IP address such as 192.0.2.10"]
+    return []
+
+
+def _agent_problems(a: AgentConfig) -> list[str]:
+    out = _port_problems("agent.gossip_port", a.gossip_port) + _port_problems("agent.raft_port", a.raft_port)
+    if a.gossip_port == a.raft_port:
+        out.append(f"agent.gossip_port and agent.raft_port are both {a.gossip_port}; give Raft its own port")
+    out += _address_problems("agent.bind_address", a.bind_address, empty_ok=False)
+    out += _address_problems("agent.advertise_address", a.advertise_address, empty_ok=True)
+    if a.log_level not in ("debug", "info", "warning", "error"):
+        out.append(f"agent.log_level ({a.log_level!r}) must be one of debug, info, warning, error")
+    if len(a.name) > 64 or any(c.isspace() for c in a.name):
+        out.append(f"agent.name ({a.name!r}) must be at most 64 characters without spaces")
+    for path_field in ("data_dir", "run_dir", "secret_file"):
+        if not getattr(a, path_field).startswith("/"):
+            out.append(f"agent.{path_field} ({getattr(a, path_field)!r}) must be an absolute path")
+    return out
+
+
+def _api_problems(api: ApiConfig) -> list[str]:
+    out: list[str] = []
+    for name in ("sub_port", "router_port", "pub_port"):
+        out += _port_problems(f"api.{name}", getattr(api, name))
+    out += _port_problems("api.metrics_port", api.metrics_port, zero_ok=True)
+    ports = [api.sub_port, api.router_port, api.pub_port]
+    if len(set(ports)) != 3:
+        out.append(f"api.sub_port, api.router_port and api.pub_port ({ports}) must all differ")
+    if api.max_frame_bytes < 64:
+        out.append(f"api.max_frame_bytes ({api.max_frame_bytes}) must be at least 64")
+    out += _address_problems("api.bind_address", api.bind_address, empty_ok=False)
+    out += _address_problems("api.metrics_address", api.metrics_address, empty_ok=False)
+    return out

@@ -1,0 +1,213 @@
+"""ZmqHost: one ZeroMQ context with its ZAP handler and the socket rules.
+
+Every inter-host socket is made here, so every one follows the rules:
+
+* ``LINGER 0``: closing never waits for a dead peer;
+* bounded ``SNDHWM``/``RCVHWM`` and ``MAXMSGSIZE``: memory per peer is bounded;
+* dialers set ``IMMEDIATE``: nothing is queued for a peer that is not
+  connected, so a dead peer costs nothing (sends to it fail at once);
+* bounded reconnect interval with backoff, TCP keepalive;
+* CURVE: listeners present the cluster *server* key and ask the ZAP handler
+  (domain ``meshd``) to admit only the cluster *client* key; dialers present
+  the client key and expect the server key.
+
+Handshakes that fail before ZAP is consulted (a peer with another secret
+cannot even decrypt our server's greeting) are seen through a socket monitor
+and counted as refusals of that peer's address too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import struct
+from dataclasses import dataclass
+
+import trio
+import zmq
+
+from meshd.config import TransportConfig
+
+from ._security import ClusterKeys, KeyPair
+from ._socket import TrioSocket
+from ._zap import Refusals, SecurityStats, ZapHandler
+
+log = logging.getLogger("meshd.transport")
+
+#: ZAP domain of inter-host sockets (gossip, Raft).
+CLUSTER_DOMAIN = "meshd"
+
+_MONITOR_EVENTS = (
+    zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HostStatus:
+    """What the transport host has seen."""
+
+    security: SecurityStats
+    handshake_failures: int
+
+
+class ZmqHost:
+    """Owns a ZeroMQ context, its ZAP handler, and the sockets made from it.
+
+    Use::
+
+        host = ZmqHost(ClusterKeys.from_secret(secret), cfg.transport)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(host.run)
+            sock = host.listen(zmq.ROUTER, "tcp://0.0.0.0:7946")
+            ...
+
+    Server sockets may only be made after :meth:`run` has started (otherwise
+    libzmq would admit every client while no ZAP handler is bound).
+    """
+
+    def __init__(self, keys: ClusterKeys | None, cfg: TransportConfig | None = None) -> None:
+        self.keys = keys
+        self.cfg = cfg or TransportConfig()
+        self.ctx = zmq.Context()
+        self.refusals = Refusals()
+        self.zap = ZapHandler(self.ctx, self.refusals)
+        if keys is not None:
+            self.zap.allow(CLUSTER_DOMAIN, {keys.client.public})
+        self._nursery: trio.Nursery | None = None
+        self._handshake_failures = 0
+        self._sockets: list[TrioSocket] = []
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Run the ZAP handler and socket monitors until cancelled, then close all."""
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.zap.run)
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            self.close()
+
+    def status(self) -> HostStatus:
+        return HostStatus(self.refusals.statistics(), self._handshake_failures)
+
+    def listen(self, kind: int, endpoint: str, *, domain: str = CLUSTER_DOMAIN,
+               server_keys: KeyPair | None = None) -> TrioSocket:
+        """A bound server socket (ROUTER, PUB, SUB...) following the socket rules.
+
+        Args:
+          kind: ``zmq.ROUTER`` etc.
+          endpoint: ``tcp://ADDR:PORT`` (port 0 picks a free port; read it
+            back with :func:`bound_endpoint`).
+          domain: ZAP domain whose policy admits clients.
+          server_keys: the key pair to present; default the cluster server pair.
+
+        Raises:
+          RuntimeError: :meth:`run` has not started (no ZAP handler yet).
+          zmq.ZMQError: the address cannot be bound (in use, not local).
+        """
+        if self._nursery is None:
+            raise RuntimeError("ZmqHost.run() must be started before listening (ZAP handler first)")
+        sock = self._socket(kind)
+        zs = sock.zmq_socket
+        keys = server_keys or (self.keys.server if self.keys else None)
+        if keys is not None:
+            zs.setsockopt(zmq.CURVE_SERVER, 1)
+            zs.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+            zs.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
+            monitor = TrioSocket(zs.get_monitor_socket(_MONITOR_EVENTS))
+            self._nursery.start_soon(self._watch_handshakes, monitor, sock)
+        zs.bind(endpoint)
+        return sock
+
+    def dial(self, kind: int, endpoint: str, *, client_keys: KeyPair | None = None,
+             server_public: bytes | None = None) -> TrioSocket:
+        """A connecting socket (DEALER, SUB...) with IMMEDIATE and the CURVE client key."""
+        sock = self._socket(kind)
+        zs = sock.zmq_socket
+        zs.setsockopt(zmq.IMMEDIATE, 1)
+        client = client_keys or (self.keys.client if self.keys else None)
+        server = server_public or (self.keys.server.public if self.keys else None)
+        if client is not None and server is not None:
+            zs.setsockopt(zmq.CURVE_SERVERKEY, server)
+            zs.setsockopt(zmq.CURVE_PUBLICKEY, client.public)
+            zs.setsockopt(zmq.CURVE_SECRETKEY, client.secret)
+        zs.connect(endpoint)
+        return sock
+
+    def close(self) -> None:
+        """Close every socket made here and terminate the context."""
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+        self.ctx.destroy(linger=0)
+
+    # --- internals ----------------------------------------------------------
+
+    def _socket(self, kind: int) -> TrioSocket:
+        zs = self.ctx.socket(kind)
+        c = self.cfg
+        zs.setsockopt(zmq.LINGER, 0)
+        zs.setsockopt(zmq.SNDHWM, c.send_hwm_msgs)
+        zs.setsockopt(zmq.RCVHWM, c.recv_hwm_msgs)
+        zs.setsockopt(zmq.RECONNECT_IVL, c.reconnect_ivl_ms)
+        zs.setsockopt(zmq.RECONNECT_IVL_MAX, c.reconnect_ivl_max_ms)
+        zs.setsockopt(zmq.MAXMSGSIZE, c.max_message_bytes)
+        zs.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        zs.setsockopt(zmq.TCP_KEEPALIVE_IDLE, c.tcp_keepalive_idle_s)
+        sock = TrioSocket(zs)
+        self._sockets = [s for s in self._sockets if not s.closed]
+        self._sockets.append(sock)
+        return sock
+
+    async def _watch_handshakes(self, monitor: TrioSocket, server: TrioSocket) -> None:
+        """Attribute failed CURVE handshakes to the peer address of the connection."""
+        peers: dict[int, str] = {}
+        pending_failures = 0
+        try:
+            while True:
+                frames = await monitor.recv_multipart()
+                event, value = struct.unpack("=hi", frames[0][:6])
+                if event == zmq.EVENT_ACCEPTED:
+                    peers[value] = _peer_of_fd(value)
+                elif event & _FAILED:
+                    pending_failures += 1
+                    self._handshake_failures += 1
+                elif event == zmq.EVENT_DISCONNECTED:
+                    peer = peers.pop(value, "unknown")
+                    if pending_failures:
+                        pending_failures -= 1
+                        self.refusals.refuse(peer, bound_endpoint(server), "CURVE handshake failed: wrong cluster secret?")
+        except (trio.ClosedResourceError, zmq.ZMQError):
+            return
+        finally:
+            monitor.close()
+
+
+def _peer_of_fd(fd: int) -> str:
+    """The remote IP of an accepted TCP connection (best effort, for logs)."""
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return "unknown"
+    try:
+        with socket.socket(fileno=dup) as s:
+            return str(s.getpeername()[0])
+    except OSError:
+        return "unknown"
+
+
+def bound_endpoint(sock: TrioSocket) -> str:
+    """The endpoint a socket is bound to (resolves port 0)."""
+    return sock.zmq_socket.getsockopt_string(zmq.LAST_ENDPOINT)
