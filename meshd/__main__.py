@@ -1,0 +1,1 @@
+from meshd.cli import main; import sys; sys.exit(main())
