@@ -1,1 +1,28 @@
-"""tools/lab"""
+"""The multi-host lab: meshd hosts as network namespaces on one underlay bridge.
+
+Public API (used by tests and the demo)::
+
+    from tools.lab import Lab, LabHost, Container, LabError
+
+See docs/lab.md. CLI: `python -m tools.lab --help`.
+"""
+
+from tools.lab._docker import IMAGE, Container, docker_available, ensure_image
+from tools.lab._lab import DEFAULT_PREFIX, DownReport, HostStatus, Lab, LabStatus, unique_prefix
+from tools.lab._net import LabHost
+from tools.lab._sh import LabError
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "IMAGE",
+    "Container",
+    "DownReport",
+    "HostStatus",
+    "Lab",
+    "LabError",
+    "LabHost",
+    "LabStatus",
+    "docker_available",
+    "ensure_image",
+    "unique_prefix",
+]
