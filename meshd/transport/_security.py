@@ -33,7 +33,7 @@ import zmq
 from zmq.utils import z85
 
 SECRET_PREFIX = "meshd-secret-v1:"
-CLIENT_KEY_PREFIX = "meshd-client-v1:"
+CLIENT_KEY_PREFIX = "meshd-client-v1"  # then: NAME PUBLIC [SECRET], space-separated (Z85 has no spaces)
 
 
 class SecretError(ValueError):
@@ -148,8 +148,8 @@ def write_private(path: str | Path, text: str, *, force: bool = False) -> None:
 
 def format_client_key(pair: KeyPair, name: str) -> tuple[str, str]:
     """(secret file text, public file text) for a scheduler client key pair."""
-    secret = f"{CLIENT_KEY_PREFIX}{name}:{pair.public.decode()}:{pair.secret.decode()}"
-    public = f"{CLIENT_KEY_PREFIX}{name}:{pair.public.decode()}"
+    public = f"{CLIENT_KEY_PREFIX} {name} {pair.public.decode()}"
+    secret = f"{public} {pair.secret.decode()}"
     return secret, public
 
 
@@ -159,8 +159,8 @@ def parse_client_key(text: str, source: str) -> tuple[str, KeyPair | bytes]:
     Raises:
       SecretError: the text is not a meshd client key.
     """
-    parts = text.strip().split(":")
-    if not text.strip().startswith(CLIENT_KEY_PREFIX) or len(parts) not in (3, 4):
+    parts = text.split()
+    if not parts or parts[0] != CLIENT_KEY_PREFIX or len(parts) not in (3, 4):
         raise SecretError(f"{source} is not a meshd client key; make one with `meshd keygen --client NAME`")
     name, public = parts[1], parts[2].encode()
     if len(public) != 40:

@@ -139,9 +139,16 @@ class TrioSocket:
             self._fd_scope.cancel()
         self._lot.unpark_all()
 
+    def _events(self) -> int:
+        try:
+            return self._sock.getsockopt(zmq.EVENTS)
+        except zmq.ZMQError as exc:  # the context was terminated under us
+            self._closed = True
+            raise trio.ClosedResourceError(f"ZeroMQ socket is gone: {exc}") from None
+
     async def _wait(self, flag: int) -> None:
         """Return once ZMQ_EVENTS has ``flag`` (or might have: callers retry)."""
-        while not self._closed and not (self._sock.getsockopt(zmq.EVENTS) & flag):
+        while not self._closed and not (self._events() & flag):
             if self._fd_scope is not None:
                 await self._lot.park()
                 continue

@@ -85,6 +85,8 @@ class ZapHandler:
                 reply = self._answer(frames)
                 if reply is not None:
                     await sock.send_multipart(reply)
+        except trio.ClosedResourceError:
+            return  # the context was destroyed: the host is shutting down
         finally:
             sock.close()
 

@@ -1,0 +1,84 @@
+"""The meshd command line: version, keygen, config check/show."""
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from meshd.cli import main
+from meshd.transport import ClusterKeys, load_client_keys, parse_client_key, read_secret
+
+
+def test_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "meshd", "--help"], capture_output=True, text=True, check=True)
+    for command in ("version", "keygen", "config"):
+        assert command in out.stdout
+
+
+def test_version(capsys):
+    assert main(["version"]) == 0
+    assert "meshd 0.1.0" in capsys.readouterr().out
+
+
+def test_keygen_writes_a_private_secret_and_refuses_to_overwrite(tmp_path, capsys):
+    path = tmp_path / "secret"
+    assert main(["keygen", "--out", str(path)]) == 0
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    secret = read_secret(path)
+    ClusterKeys.from_secret(secret)  # derives keys
+    assert main(["keygen", "--out", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err
+    assert read_secret(path) == secret
+    assert main(["keygen", "--out", str(path), "--force"]) == 0
+    assert read_secret(path) != secret
+
+
+def test_two_secrets_give_different_keys_one_secret_same_keys(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    main(["keygen", "--out", str(a)])
+    main(["keygen", "--out", str(b)])
+    assert ClusterKeys.from_secret(read_secret(a)) == ClusterKeys.from_secret(read_secret(a))
+    assert ClusterKeys.from_secret(read_secret(a)) != ClusterKeys.from_secret(read_secret(b))
+
+
+def test_keygen_client_pair_is_loadable(tmp_path):
+    assert main(["keygen", "--client", "sched-1", "--dir", str(tmp_path)]) == 0
+    name, pair = parse_client_key((tmp_path / "sched-1.key").read_text(), "sched-1.key")
+    assert name == "sched-1"
+    assert load_client_keys(tmp_path) == {pair.public: "sched-1"}
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("", "no meshd cluster secret"),
+    ("meshd-secret-v1:AAAA", "damaged"),
+])
+def test_bad_secret_files_are_explained(tmp_path, text, fragment):
+    path = tmp_path / "secret"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        read_secret(path)
+    assert str(path) in str(info.value)
+    assert fragment.replace("no meshd", "not a meshd") in str(info.value)
+
+
+def test_config_check_ok_and_errors(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text('[agent]\nname = "h1"\n')
+    assert main(["config", "check", str(good)]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[gossip]\nprobe_timeout_s = 2.0\n")
+    assert main(["config", "check", str(bad)]) == 1
+    assert "gossip.probe_timeout_s (2.0) must be smaller than gossip.probe_interval_s (1.0)" in capsys.readouterr().err
+    assert main(["config", "check", str(good), "--set", "agent.raft_port=7946"]) == 1
+
+
+def test_config_show_prints_loadable_toml(tmp_path, capsys):
+    assert main(["config", "show", "--profile", "local", "--set", "gossip.gossip_nodes=5"]) == 0
+    text = capsys.readouterr().out
+    path = tmp_path / "shown.toml"
+    path.write_text(text)
+    assert main(["config", "check", str(path)]) == 0
+    assert "gossip_nodes = 5" in text
