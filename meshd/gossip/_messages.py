@@ -1,0 +1,198 @@
+"""Gossip wire messages (tags 1..63 of meshd.wire) and member metadata.
+
+Every message names its sender (``src``) and the gossip address replies go to
+(``src_addr``): the transport is one-way, so a reply is a new message sent to
+that address, never a response on the same socket.
+
+Membership changes travel as :class:`Update` records, piggybacked on every
+probe, ack, nack and gossip message, and as whole tables in push-pull.
+
+ONLY APPEND to the tags below: they are part of the protocol.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from meshd import wire
+
+#: Most bytes of text a member's metadata may carry (sum of every string).
+META_MAX_BYTES = 1024
+#: Most labels a member may carry.
+META_MAX_LABELS = 32
+#: Most updates one message may piggyback (decoder bound, not a tuning knob).
+MAX_UPDATES_PER_MESSAGE = 4096
+
+
+class State(enum.IntEnum):
+    """What the cluster believes about a member."""
+
+    ALIVE = 1
+    SUSPECT = 2
+    DEAD = 3
+    LEFT = 4
+
+
+@wire.struct
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Meta:
+    """A member's metadata, bounded to META_MAX_BYTES of text.
+
+    It changes only with a fresh incarnation (``Gossip.update_meta``), so
+    every member can tell the newest version.  New fields are appended with a
+    default, so an older peer's shorter record still decodes.
+    """
+
+    vtep: str = ""
+    raft_addr: str = ""
+    api_addr: str = ""
+    version: str = ""
+    role: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.labels) > META_MAX_LABELS:
+            raise ValueError(
+                f"member metadata has {len(self.labels)} labels; at most "
+                f"{META_MAX_LABELS} are allowed, drop some labels"
+            )
+        size = self.size_bytes()
+        if size > META_MAX_BYTES:
+            raise ValueError(
+                f"member metadata is {size} bytes of text; at most {META_MAX_BYTES} "
+                f"are allowed, shorten the labels or addresses"
+            )
+
+    def size_bytes(self) -> int:
+        """Bytes of text in every field and label (the bounded quantity)."""
+        texts = [self.vtep, self.raft_addr, self.api_addr, self.version, self.role]
+        texts += list(self.labels) + list(self.labels.values())
+        return sum(len(t.encode()) for t in texts)
+
+
+@wire.struct
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Update:
+    """One membership fact: ``name`` is ``state`` at ``incarnation``.
+
+    ``by`` is the member that asserts it (the suspecter for SUSPECT, the
+    declarer for DEAD, the member itself for ALIVE and LEFT).  ALIVE records
+    carry the address and metadata; the others leave ``meta`` None.
+    """
+
+    name: str
+    state: State
+    incarnation: int
+    by: str
+    addr: str = ""
+    meta: Meta | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a membership update must name a member")
+        if self.incarnation < 0:
+            raise ValueError(f"incarnation {self.incarnation} of {self.name} is negative")
+
+
+class _Bounded:
+    """Mixin: a message's ``updates`` (or ``members``) list is bounded."""
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        records = getattr(self, "updates", None) or getattr(self, "members", ())
+        if len(records) > MAX_UPDATES_PER_MESSAGE:
+            raise ValueError(f"{len(records)} updates exceed {MAX_UPDATES_PER_MESSAGE}")
+
+
+@wire.message(1)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping(_Bounded):
+    """Direct probe of ``target``; answered with :class:`Ack` of the same seq."""
+
+    seq: int
+    target: str
+    src: str
+    src_addr: str
+    updates: tuple[Update, ...] = ()
+
+
+@wire.message(2)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack(_Bounded):
+    """Answer to a Ping (or, relayed, to an IndirectPing) from ``src``."""
+
+    seq: int
+    src: str
+    src_addr: str
+    updates: tuple[Update, ...] = ()
+
+
+@wire.message(3)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndirectPing(_Bounded):
+    """Ask the receiver to probe ``target`` for ``src`` and relay the ack."""
+
+    seq: int
+    target: str
+    target_addr: str
+    src: str
+    src_addr: str
+    updates: tuple[Update, ...] = ()
+
+
+@wire.message(4)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Nack(_Bounded):
+    """Lifeguard: the relay got no ack from the target in time (the relay is alive)."""
+
+    seq: int
+    src: str
+    src_addr: str
+    updates: tuple[Update, ...] = ()
+
+
+@wire.message(5)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gossip(_Bounded):
+    """Fan-out of queued updates to a few random members every gossip interval."""
+
+    src: str
+    src_addr: str
+    updates: tuple[Update, ...] = ()
+
+
+@wire.message(6)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushPullReq(_Bounded):
+    """Full state of the sender; the receiver merges it and replies with its own."""
+
+    src: str
+    src_addr: str
+    join: bool
+    members: tuple[Update, ...] = ()
+
+
+@wire.message(7)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushPullResp(_Bounded):
+    """Full state of the responder to a PushPullReq."""
+
+    src: str
+    src_addr: str
+    members: tuple[Update, ...] = ()
+
+
+@wire.message(8)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaveAck:
+    """Confirms to a leaving member that its LEFT record was applied here."""
+
+    src: str
+    src_addr: str
+    incarnation: int
+
+
+#: Every gossip message class, by tag (for the driver's decoder check and tests).
+MESSAGES: tuple[type, ...] = (Ping, Ack, IndirectPing, Nack, Gossip, PushPullReq, PushPullResp, LeaveAck)
