@@ -1,1 +1,67 @@
-"""meshd/state"""
+"""meshd.state: the replicated network state machine (pure, deterministic).
+
+Plug :class:`NetworkState` into the Raft log (``apply(index, bytes) -> bytes``,
+``snapshot() -> bytes``, ``restore(bytes)``), or drive it with typed commands
+through :meth:`NetworkState.execute`.  See docs/state.md.
+"""
+
+from ._bitvec import BitVector
+from ._codec import decode_command, decode_result, encode_command, encode_result
+from ._commands import (
+    COMMAND_TYPES,
+    AddPolicy,
+    Command,
+    CommandError,
+    Connect,
+    Connected,
+    CreateNetwork,
+    DeleteNetwork,
+    Disconnect,
+    Disconnected,
+    ErrorCode,
+    HostMarked,
+    HostRemoved,
+    MarkHostStale,
+    MoveEndpoint,
+    Moved,
+    NetworkCreated,
+    NetworkDeleted,
+    NetworkUpdated,
+    PolicyAdded,
+    PolicyRemoved,
+    QosSet,
+    RemoveHost,
+    RemovePolicy,
+    Result,
+    SetQos,
+    UpdateNetwork,
+)
+from ._machine import NetworkState, replay
+from ._types import (
+    MAC_PREFIX,
+    NO_QOS,
+    VNI_MAX,
+    VNI_MIN,
+    Change,
+    ChangeKind,
+    ChangeSet,
+    Endpoint,
+    Mode,
+    Network,
+    NetworkInfo,
+    Policy,
+    PolicyKind,
+    Qos,
+    StateStatus,
+)
+
+__all__ = [
+    "AddPolicy", "BitVector", "COMMAND_TYPES", "Change", "ChangeKind", "ChangeSet", "Command",
+    "CommandError", "Connect", "Connected", "CreateNetwork", "DeleteNetwork", "Disconnect",
+    "Disconnected", "Endpoint", "ErrorCode", "HostMarked", "HostRemoved", "MAC_PREFIX",
+    "MarkHostStale", "Mode", "MoveEndpoint", "Moved", "NO_QOS", "Network", "NetworkCreated",
+    "NetworkDeleted", "NetworkInfo", "NetworkState", "NetworkUpdated", "Policy", "PolicyAdded",
+    "PolicyKind", "PolicyRemoved", "Qos", "QosSet", "RemoveHost", "RemovePolicy", "Result",
+    "SetQos", "StateStatus", "UpdateNetwork", "VNI_MAX", "VNI_MIN", "decode_command",
+    "decode_result", "encode_command", "encode_result", "replay",
+]  # fmt: skip

@@ -1,0 +1,231 @@
+"""Handlers for endpoint commands (a mixin of NetworkState).
+
+Connect is the hot path (the benchmark applies a million of them), so it
+checks the common case first and builds nothing it does not return.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import _validate as v
+from ._commands import (
+    Connect,
+    Connected,
+    Disconnect,
+    Disconnected,
+    ErrorCode,
+    MoveEndpoint,
+    Moved,
+    QosSet,
+    Reject,
+    SetQos,
+)
+from ._tables import Ep, Net
+from ._types import MAC_PREFIX, NO_QOS, ChangeKind, derived_mac, format_ipv4, format_mac
+
+if TYPE_CHECKING:
+    from ._machine import NetworkState
+
+    _Base = NetworkState
+else:
+    _Base = object
+
+_ADDED = ChangeKind.ENDPOINT_ADDED
+_ID_OK = v._ID_RE.match
+
+
+class EndpointCommands(_Base):
+    def _on_connect(self, c: Connect, index: int) -> Connected:
+        net = self._net(c.network)
+        cid, host = c.endpoint_id, c.host
+        if type(cid) is not str or not _ID_OK(cid):
+            v.check_id("endpoint id", cid)
+        if type(host) is not str or not _ID_OK(host):
+            v.check_id(f"host of endpoint {cid!r}", host)
+        old = net.eps.get(cid)
+        if old is not None:
+            return self._reconnect(net, cid, old, c)
+        nets_of = self._containers.get(cid)
+        if nets_of is not None:
+            home = self._nets[nets_of[0]].eps[cid].host
+            if home != host:
+                raise Reject(
+                    ErrorCode.HOST_MISMATCH,
+                    f"container {cid!r} runs on host {home!r} (in network {nets_of[0]!r}), not {host!r}: "
+                    f"connect it on {home!r}, or move it first",
+                )
+        if host in self._stale:
+            raise Reject(
+                ErrorCode.HOST_STALE,
+                f"host {host!r} is marked stale: clear the mark (mark-host-stale stale=false) "
+                f"before connecting {cid!r} there",
+            )
+        qos = c.qos
+        if qos is not NO_QOS:
+            qos = self._qos_pool.setdefault(v.check_qos(f"endpoint {cid!r}", qos), qos)
+        mac = None if c.mac is None else self._check_mac(net, cid, c.mac)
+        vec = net.vec
+        if c.ip is not None:
+            off = self._requested_offset(net, cid, c.ip)
+            vec.set(off)
+        else:
+            off = vec.allocate_next()
+            if off is None:
+                raise Reject(
+                    ErrorCode.POOL_EXHAUSTED,
+                    f"network {c.network!r} ({net.net.subnet}) has no free address left for {cid!r}: "
+                    "disconnect unused endpoints or create a larger network",
+                )
+        net.eps[cid] = Ep(host, off, mac, qos)
+        if mac is not None:
+            net.macs[mac] = cid
+        if nets_of is None:
+            self._containers[cid] = [c.network]
+            on_host = self._hosts.get(host)
+            if on_host is None:
+                self._hosts[host] = {cid: None}
+            else:
+                on_host[cid] = None
+        else:
+            nets_of.append(c.network)
+        self._changes.append((index, _ADDED, c.network, cid, host, None, None))
+        return self._connected(net, cid, host, off, mac)
+
+    def _connected(self, net: Net, cid: str, host: str, off: int, mac: int | None) -> Connected:
+        ip = net.base + off
+        n = net.net
+        return Connected(
+            cid, n.name, host, format_ipv4(ip), net.prefix,
+            format_mac(derived_mac(ip) if mac is None else mac), n.gateway, n.vni, n.mtu,
+        )  # fmt: skip
+
+    def _reconnect(self, net: Net, cid: str, old: Ep, c: Connect) -> Connected:
+        """The same connect again (a retry) returns the attachment; anything else is refused."""
+        same = (
+            old.host == c.host
+            and old.qos == c.qos
+            and (c.ip is None or c.ip == format_ipv4(net.base + old.ip))
+            and (c.mac is None or old.mac is not None and c.mac.lower() == format_mac(old.mac))
+        )
+        if not same:
+            raise Reject(
+                ErrorCode.ALREADY_CONNECTED,
+                f"endpoint {cid!r} is already connected to network {c.network!r} on host {old.host!r} "
+                f"with IP {format_ipv4(net.base + old.ip)}: disconnect it first, or use move / set-qos",
+            )
+        return self._connected(net, cid, old.host, old.ip, old.mac)
+
+    def _check_mac(self, net: Net, cid: str, text: str) -> int:
+        mac = v.parse_mac(f"MAC of endpoint {cid!r}", text)
+        if mac >> 32 == MAC_PREFIX:
+            raise Reject(
+                ErrorCode.INVALID_MAC,
+                f"MAC {text} of endpoint {cid!r} uses prefix 02:6d, which meshd keeps for MACs derived "
+                "from IPs: omit the MAC to get one, or use another prefix",
+            )
+        owner = net.macs.get(mac)
+        if owner is not None:
+            raise Reject(
+                ErrorCode.MAC_TAKEN,
+                f"MAC {text} asked for by endpoint {cid!r} is already used by {owner!r} in network "
+                f"{net.net.name!r}: pick another MAC or omit it",
+            )
+        return mac
+
+    def _requested_offset(self, net: Net, cid: str, text: str) -> int:
+        ip = v.parse_ipv4(f"requested IP of endpoint {cid!r}", text)
+        name, subnet = net.net.name, net.net.subnet
+        off = ip - net.base
+        if not 0 <= off < net.size:
+            raise Reject(
+                ErrorCode.IP_OUTSIDE_SUBNET,
+                f"requested IP {text} of endpoint {cid!r} is outside network {name!r} ({subnet}): "
+                "ask for an address inside it, or omit the IP",
+            )
+        why = net.reserved(off)
+        if why is not None:
+            raise Reject(
+                ErrorCode.IP_RESERVED,
+                f"requested IP {text} of endpoint {cid!r} is {why} of network {name!r} ({subnet}): "
+                "ask for another address, or omit the IP",
+            )
+        if net.vec.test(off):
+            owner = next(k for k, e in net.eps.items() if e.ip == off)
+            raise Reject(
+                ErrorCode.IP_TAKEN,
+                f"requested IP {text} of endpoint {cid!r} is already used by {owner!r} in network {name!r}: "
+                "ask for another address, or omit the IP to get a free one",
+            )
+        return off
+
+    def _on_disconnect(self, c: Disconnect, index: int) -> Disconnected:
+        net = self._net(c.network)
+        ep = self._ep(net, c.endpoint_id)
+        self._drop_ep(net, c.endpoint_id)
+        self._note(index, ChangeKind.ENDPOINT_REMOVED, c.network, c.endpoint_id, ep.host)
+        return Disconnected(c.endpoint_id, c.network, format_ipv4(net.base + ep.ip))
+
+    def _drop_ep(self, net: Net, cid: str) -> Ep:
+        """Remove one attachment and every index entry of it; no checks."""
+        ep = net.eps.pop(cid)
+        net.vec.clear(ep.ip)
+        if ep.mac is not None:
+            del net.macs[ep.mac]
+        nets_of = self._containers[cid]
+        nets_of.remove(net.net.name)
+        if not nets_of:
+            del self._containers[cid]
+            on_host = self._hosts[ep.host]
+            del on_host[cid]
+            if not on_host:
+                del self._hosts[ep.host]
+        return ep
+
+    def _on_move_endpoint(self, c: MoveEndpoint, index: int) -> Moved:
+        cid = c.endpoint_id
+        nets_of = self._containers.get(cid)
+        if nets_of is None:
+            raise Reject(
+                ErrorCode.UNKNOWN_ENDPOINT,
+                f"endpoint {cid!r} is not connected to any network: connect it instead of moving it",
+            )
+        host = v.check_id(f"host of endpoint {cid!r}", c.host)
+        old_host = self._nets[nets_of[0]].eps[cid].host
+        if host == old_host:
+            return Moved(cid, host, old_host, tuple(nets_of))
+        if host in self._stale:
+            raise Reject(
+                ErrorCode.HOST_STALE,
+                f"host {host!r} is marked stale: clear the mark before moving {cid!r} there",
+            )
+        for name in nets_of:
+            eps = self._nets[name].eps
+            eps[cid] = eps[cid]._replace(host=host)
+            self._note(index, ChangeKind.ENDPOINT_MOVED, name, cid, host, old_host)
+        on_old = self._hosts[old_host]
+        del on_old[cid]
+        if not on_old:
+            del self._hosts[old_host]
+        self._hosts.setdefault(host, {})[cid] = None
+        return Moved(cid, host, old_host, tuple(nets_of))
+
+    def _on_set_qos(self, c: SetQos, index: int) -> QosSet:
+        net = self._net(c.network)
+        ep = self._ep(net, c.endpoint_id)
+        qos = v.check_qos(f"endpoint {c.endpoint_id!r}", c.qos)
+        if qos != ep.qos:
+            net.eps[c.endpoint_id] = ep._replace(qos=self._qos_pool.setdefault(qos, qos))
+            self._note(index, ChangeKind.ENDPOINT_QOS, c.network, c.endpoint_id, ep.host)
+        return QosSet(c.endpoint_id, c.network)
+
+    def _ep(self, net: Net, cid: str) -> Ep:
+        ep = net.eps.get(cid)
+        if ep is None:
+            elsewhere = self._containers.get(cid) if isinstance(cid, str) else None
+            hint = f"it is in {', '.join(map(repr, elsewhere))}" if elsewhere else "check the container id"
+            raise Reject(
+                ErrorCode.UNKNOWN_ENDPOINT,
+                f"endpoint {cid!r} is not connected to network {net.net.name!r}: {hint}",
+            )
+        return ep

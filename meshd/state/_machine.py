@@ -1,0 +1,314 @@
+"""The replicated network state machine.
+
+Theory of operation
+-------------------
+:class:`NetworkState` is what the Raft log is applied to.  It is pure: no I/O,
+no clock, no randomness, no iteration over unordered sets where order could
+leak into the state; the same commands at the same indices give the same
+state (and the same :meth:`NetworkState.state_hash`) on every replica.
+
+Two faces, one behaviour:
+
+* typed -- :meth:`NetworkState.execute` takes a command dataclass and returns
+  its result dataclass or a :class:`CommandError`;
+* bytes -- the consensus state-machine interface: :meth:`apply` decodes a log
+  entry, executes it and encodes the outcome; :meth:`snapshot` and
+  :meth:`restore` move the whole state.
+
+Every handler validates everything first and only then mutates, so a
+rejected command changes nothing (only the applied index advances: the log
+position is consumed).  An index at or below the last applied one is refused
+(STALE_INDEX): a replayed entry can never apply twice.
+
+Tables (see ``_tables``): networks by name, each with its IP bit vector and
+its endpoints by container id; the VNI bit vector; container id -> networks;
+host -> containers; policies by id; stale hosts; a bounded change log of
+``(index, kind, ...)`` tuples that :meth:`changes_since` turns into
+:class:`Change` records for the reconciler.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from typing import Any, Callable, Iterable
+
+from meshd import wire
+
+from . import _snapshot
+from ._bitvec import BitVector
+from ._commands import (
+    COMMAND_TYPES,
+    AddPolicy,
+    CommandError,
+    Connect,
+    CreateNetwork,
+    DeleteNetwork,
+    Disconnect,
+    ErrorCode,
+    MarkHostStale,
+    MoveEndpoint,
+    Reject,
+    RemoveHost,
+    RemovePolicy,
+    Result,
+    SetQos,
+    UpdateNetwork,
+)
+from ._epcmds import EndpointCommands
+from ._netcmds import NetworkCommands
+from ._tables import Net, TenantRanges
+from ._types import (
+    NO_QOS,
+    VNI_MAX,
+    Qos,
+    Change,
+    ChangeKind,
+    ChangeSet,
+    Endpoint,
+    NetworkInfo,
+    Policy,
+    StateStatus,
+    derived_mac,
+    format_ipv4,
+    format_mac,
+)
+
+#: how many changes :meth:`NetworkState.changes_since` can reach back by default
+DEFAULT_CHANGE_LOG = 100_000
+
+
+class NetworkState(NetworkCommands, EndpointCommands):
+    """Tenant networks, their VNI and IP bit vectors, endpoints and policies.
+
+    Args:
+      change_log_size: how many recent changes to keep for :meth:`changes_since`.
+    """
+
+    def __init__(self, *, change_log_size: int = DEFAULT_CHANGE_LOG) -> None:
+        self._change_log_size = change_log_size
+        self._clear()
+        self.applied = 0
+        self.rejected = 0
+        self.undecodable = 0
+        self._handlers: dict[type, Callable[[Any, int], Result]] = {
+            CreateNetwork: self._on_create_network,
+            DeleteNetwork: self._on_delete_network,
+            UpdateNetwork: self._on_update_network,
+            Connect: self._on_connect,
+            Disconnect: self._on_disconnect,
+            MoveEndpoint: self._on_move_endpoint,
+            SetQos: self._on_set_qos,
+            AddPolicy: self._on_add_policy,
+            RemovePolicy: self._on_remove_policy,
+            MarkHostStale: self._on_mark_host_stale,
+            RemoveHost: self._on_remove_host,
+        }
+
+    def _clear(self) -> None:
+        self.last_index = 0
+        self._nets: dict[str, Net] = {}
+        self._ranges = TenantRanges()
+        self._vnis = BitVector(VNI_MAX + 1)
+        self._vnis.set(0)
+        self._vnis.cursor = 1
+        self._containers: dict[str, list[str]] = {}
+        self._hosts: dict[str, dict[str, None]] = {}
+        self._policies: dict[str, Policy] = {}
+        self._stale: set[str] = set()
+        #: equal QoS values share one object (memory, and fast snapshots)
+        self._qos_pool: dict[Qos, Qos] = {NO_QOS: NO_QOS}
+        self._changes: collections.deque[tuple] = collections.deque(maxlen=self._change_log_size)
+        #: changes after this index are all in ``_changes`` (restore resets it)
+        self._changes_floor = 0
+
+    # --- typed face ----------------------------------------------------------
+
+    def execute(self, command: Any, index: int) -> Result | CommandError:
+        """Apply one command at log ``index``.
+
+        Returns:
+          the command's result record, or a :class:`CommandError` when it was
+          rejected (then nothing changed but :attr:`last_index`).
+        """
+        if index <= self.last_index:
+            self.rejected += 1
+            return CommandError(
+                ErrorCode.STALE_INDEX,
+                f"log index {index} is not after the last applied index {self.last_index}: "
+                "entries apply once, in order",
+            )
+        self.last_index = index
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            self.rejected += 1
+            return CommandError(
+                ErrorCode.BAD_COMMAND,
+                f"{type(command).__qualname__} is not a state command: use one of "
+                f"{', '.join(t.__name__ for t in COMMAND_TYPES)}",
+            )
+        try:
+            result = handler(command, index)
+        except Reject as exc:
+            self.rejected += 1
+            return exc.error()
+        self.applied += 1
+        return result
+
+    # --- the consensus state-machine interface -------------------------------
+
+    def apply(self, index: int, command: bytes) -> bytes:
+        """Decode a log entry, execute it, return the encoded result or error."""
+        try:
+            cmd = wire.decode(command)
+        except wire.DecodeError as exc:
+            cmd = exc
+        if not isinstance(cmd, COMMAND_TYPES):
+            self.undecodable += 1
+            what = cmd if isinstance(cmd, Exception) else f"a {type(cmd).__qualname__} message"
+            if index > self.last_index:
+                self.last_index = index
+            result: Result | CommandError = CommandError(
+                ErrorCode.BAD_COMMAND, f"log entry {index} is not a state command ({what}); it was skipped"
+            )
+        else:
+            result = self.execute(cmd, index)
+        return wire.encode(result)
+
+    def snapshot(self) -> bytes:
+        """The whole state as versioned msgpack (see ``_snapshot``)."""
+        return _snapshot.dump(self)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state with a snapshot (any supported format version).
+
+        Raises:
+          ValueError: the snapshot is corrupt or of an unknown version; the
+            state is then left as it was.
+        """
+        fresh = NetworkState(change_log_size=self._change_log_size)
+        _snapshot.load(fresh, data)
+        for name in ("last_index", "_nets", "_ranges", "_vnis", "_containers", "_hosts", "_policies", "_stale", "_qos_pool"):
+            setattr(self, name, getattr(fresh, name))
+        self._changes.clear()
+        self._changes_floor = self.last_index
+
+    # --- queries -------------------------------------------------------------
+
+    def network(self, name: str) -> NetworkInfo | None:
+        net = self._nets.get(name)
+        return None if net is None else self._info(net)
+
+    def networks(self, *, tenant: str | None = None) -> tuple[NetworkInfo, ...]:
+        """Every network (of ``tenant``), by name, with used/free address counts."""
+        nets = sorted(self._nets.items())
+        return tuple(self._info(n) for _, n in nets if tenant is None or n.net.tenant == tenant)
+
+    def _info(self, net: Net) -> NetworkInfo:
+        hosts = sorted({e.host for e in net.eps.values()})
+        return NetworkInfo(net.net, len(net.eps), net.vec.free, tuple(hosts))
+
+    def endpoints(self, *, host: str | None = None, network: str | None = None) -> tuple[Endpoint, ...]:
+        """Endpoints, optionally only those on ``host`` and/or in ``network``.
+
+        Ordered by network name, then connection order.
+        """
+        if host is not None:
+            cids = self._hosts.get(host, {})
+            names = sorted({n for cid in cids for n in self._containers[cid]})
+            if network is not None:
+                names = [network] if network in names else []
+            return tuple(
+                self._endpoint(self._nets[n], cid, ep)
+                for n in names
+                for cid, ep in self._nets[n].eps.items()
+                if ep.host == host
+            )
+        names = sorted(self._nets) if network is None else [network] if network in self._nets else []
+        return tuple(self._endpoint(self._nets[n], cid, ep) for n in names for cid, ep in self._nets[n].eps.items())
+
+    def endpoint(self, endpoint_id: str, network: str) -> Endpoint | None:
+        net = self._nets.get(network)
+        ep = None if net is None else net.eps.get(endpoint_id)
+        return None if ep is None else self._endpoint(net, endpoint_id, ep)  # type: ignore[arg-type]
+
+    def _endpoint(self, net: Net, cid: str, ep: Any) -> Endpoint:
+        ip = net.base + ep.ip
+        mac = derived_mac(ip) if ep.mac is None else ep.mac
+        return Endpoint(cid, net.net.name, ep.host, format_ipv4(ip), format_mac(mac), ep.qos, ep.host in self._stale)
+
+    def policies(self, *, network: str | None = None) -> tuple[Policy, ...]:
+        """Policies (touching ``network``), in the order they were added."""
+        return tuple(p for p in self._policies.values() if network is None or network in (p.network, p.peer))
+
+    def hosts(self) -> tuple[str, ...]:
+        """Hosts that have endpoints, sorted."""
+        return tuple(sorted(self._hosts))
+
+    def stale_hosts(self) -> tuple[str, ...]:
+        return tuple(sorted(self._stale))
+
+    def changes_since(self, index: int) -> ChangeSet:
+        """What changed after log ``index`` (see :class:`ChangeSet` for ``complete``)."""
+        complete = index >= self._changes_floor
+        if self._changes and len(self._changes) == self._changes.maxlen:
+            complete = complete and index >= self._changes[0][0]
+        found = [Change(*t) for t in self._changes if t[0] > index]
+        return ChangeSet(tuple(found), self.last_index, complete)
+
+    def status(self) -> StateStatus:
+        return StateStatus(
+            last_index=self.last_index,
+            networks=len(self._nets),
+            endpoints=sum(len(n.eps) for n in self._nets.values()),
+            hosts=len(self._hosts),
+            stale_hosts=len(self._stale),
+            policies=len(self._policies),
+            vnis_used=self._vnis.count - 1,
+            commands_applied=self.applied,
+            commands_rejected=self.rejected,
+            undecodable_commands=self.undecodable,
+        )
+
+    def state_hash(self) -> str:
+        """SHA-256 of the snapshot: equal on replicas that applied the same log."""
+        return hashlib.sha256(self.snapshot()).hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NetworkState):
+            return NotImplemented
+        return self.snapshot() == other.snapshot()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # --- helpers for the handlers --------------------------------------------
+
+    def _net(self, name: str) -> Net:
+        net = self._nets.get(name)
+        if net is None:
+            known = ", ".join(sorted(self._nets)[:10]) or "none yet"
+            raise Reject(
+                ErrorCode.UNKNOWN_NETWORK,
+                f"network {name!r} does not exist (known: {known}): create it first or check the name",
+            )
+        return net
+
+    def _note(
+        self,
+        index: int,
+        kind: ChangeKind,
+        network: str | None = None,
+        endpoint_id: str | None = None,
+        host: str | None = None,
+        old_host: str | None = None,
+        policy_id: str | None = None,
+    ) -> None:
+        self._changes.append((index, kind, network, endpoint_id, host, old_host, policy_id))
+
+
+def replay(commands: Iterable[Any], *, first_index: int = 1) -> NetworkState:
+    """A fresh state with ``commands`` executed at consecutive indices (for tools and tests)."""
+    state = NetworkState()
+    for i, cmd in enumerate(commands, first_index):
+        state.execute(cmd, i)
+    return state

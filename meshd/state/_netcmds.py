@@ -1,0 +1,277 @@
+"""Handlers for network, policy and host commands (a mixin of NetworkState)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from . import _validate as v
+from ._commands import (
+    AddPolicy,
+    CreateNetwork,
+    DeleteNetwork,
+    ErrorCode,
+    HostMarked,
+    HostRemoved,
+    MarkHostStale,
+    NetworkCreated,
+    NetworkDeleted,
+    NetworkUpdated,
+    PolicyAdded,
+    PolicyRemoved,
+    Reject,
+    RemoveHost,
+    RemovePolicy,
+    UpdateNetwork,
+)
+from ._tables import Net
+from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
+
+if TYPE_CHECKING:
+    from ._machine import NetworkState
+
+    _Base = NetworkState
+else:
+    _Base = object
+
+_BUILT_MODES = (Mode.VXLAN,)
+
+
+class NetworkCommands(_Base):
+    # --- networks ------------------------------------------------------------
+
+    def _on_create_network(self, c: CreateNetwork, index: int) -> NetworkCreated:
+        name = v.check_name("network name", c.name)
+        if name in self._nets:
+            old = self._nets[name].net
+            raise Reject(
+                ErrorCode.DUPLICATE_NETWORK,
+                f"network {name!r} already exists (tenant {old.tenant!r}, subnet {old.subnet}): "
+                "pick another name or delete the old network first",
+            )
+        tenant = v.check_name(f"tenant of network {name!r}", c.tenant)
+        base, prefix = v.parse_cidr(name, c.subnet)
+        size = 1 << (32 - prefix)
+        other = self._ranges.overlapping(tenant, base, base + size)
+        if other is not None:
+            raise Reject(
+                ErrorCode.SUBNET_OVERLAP,
+                f"subnet {c.subnet} of network {name!r} overlaps network {other!r} "
+                f"({self._nets[other].net.subnet}) of the same tenant {tenant!r}: pick a disjoint subnet "
+                "(only different tenants may reuse addresses)",
+            )
+        gw_off = self._gateway_offset(name, c.gateway, base, size)
+        mode = self._check_mode(name, c.mode)
+        v.check_range(f"MTU of network {name!r}", c.mtu, v.MTU_MIN, v.MTU_MAX)
+        v.check_range(f"egress_kbit of network {name!r}", c.egress_kbit, 0, v.RATE_MAX_KBIT)
+        labels = v.check_labels(f"network {name!r}", c.labels)
+        if type(c.external) is not bool:
+            raise Reject(ErrorCode.INVALID_FIELD, f"external of network {name!r} must be true or false")
+        vni = self._take_vni(name, c.vni)
+        subnet = f"{format_ipv4(base)}/{prefix}"
+        net = Network(
+            name, tenant, subnet, format_ipv4(base + gw_off), vni, mode, c.mtu, c.egress_kbit,
+            c.external, labels, index,
+        )  # fmt: skip
+        self._add_net(Net(net, base, prefix, gw_off, Net.new_vector(size, gw_off)))
+        self._note(index, ChangeKind.NETWORK_CREATED, name)
+        return NetworkCreated(name, subnet, net.gateway, vni)
+
+    def _add_net(self, net: Net) -> None:
+        self._nets[net.net.name] = net
+        self._ranges.add(net.net.tenant, net.base, net.base + net.size, net.net.name)
+
+    def _check_mode(self, name: str, mode: object) -> Mode:
+        try:
+            mode = Mode(mode)
+        except ValueError:
+            raise Reject(
+                ErrorCode.INVALID_FIELD,
+                f"mode {mode!r} of network {name!r} is unknown: use one of {', '.join(m.value for m in Mode)}",
+            ) from None
+        if mode not in _BUILT_MODES:
+            raise Reject(
+                ErrorCode.INVALID_FIELD,
+                f"mode {mode.value!r} of network {name!r} is not built yet: use 'vxlan'",
+            )
+        return mode
+
+    def _gateway_offset(self, name: str, gateway: str | None, base: int, size: int) -> int:
+        if gateway is None:
+            return 1
+        gw = v.parse_ipv4(f"gateway of network {name!r}", gateway)
+        subnet = f"{format_ipv4(base)}/{32 - (size.bit_length() - 1)}"
+        if not base <= gw < base + size:
+            raise Reject(
+                ErrorCode.GATEWAY_OUTSIDE_SUBNET,
+                f"gateway {gateway} of network {name!r} is outside its subnet {subnet}: "
+                f"pick an address inside it, or omit it to use {format_ipv4(base + 1)}",
+            )
+        if gw in (base, base + size - 1):
+            what = "network" if gw == base else "broadcast"
+            raise Reject(
+                ErrorCode.GATEWAY_RESERVED,
+                f"gateway {gateway} of network {name!r} is the {what} address of {subnet}: "
+                f"pick a host address, e.g. {format_ipv4(base + 1)}",
+            )
+        return gw - base
+
+    def _take_vni(self, name: str, vni: int | None) -> int:
+        if vni is None:
+            got = self._vnis.allocate_next()
+            if got is None:
+                raise Reject(
+                    ErrorCode.VNI_EXHAUSTED,
+                    f"no free VNI is left for network {name!r}: delete unused networks first",
+                )
+            return got
+        if type(vni) is not int or not VNI_MIN <= vni <= VNI_MAX:
+            raise Reject(
+                ErrorCode.VNI_OUT_OF_RANGE,
+                f"VNI {vni!r} of network {name!r} is out of range: use {VNI_MIN}..{VNI_MAX}, "
+                "or omit it to get a free one",
+            )
+        if self._vnis.test(vni):
+            owner = next(n.net.name for n in self._nets.values() if n.net.vni == vni)
+            raise Reject(
+                ErrorCode.VNI_TAKEN,
+                f"VNI {vni} asked for by network {name!r} is already used by network {owner!r}: "
+                "pick another VNI or omit it to get a free one",
+            )
+        self._vnis.set(vni)
+        return vni
+
+    def _on_delete_network(self, c: DeleteNetwork, index: int) -> NetworkDeleted:
+        net = self._net(c.name)
+        count = len(net.eps)
+        if count and not c.force:
+            sample = next(iter(net.eps))
+            raise Reject(
+                ErrorCode.NETWORK_IN_USE,
+                f"network {c.name!r} still has {count} endpoint(s) (e.g. {sample!r} on host "
+                f"{net.eps[sample].host!r}): disconnect them first, or delete with force",
+            )
+        for cid in list(net.eps):
+            self._drop_ep(net, cid)
+        doomed = [p.policy_id for p in self._policies.values() if c.name in (p.network, p.peer)]
+        for pid in doomed:
+            del self._policies[pid]
+        self._vnis.clear(net.net.vni)
+        del self._nets[c.name]
+        self._ranges.remove(net.net.tenant, net.base, net.base + net.size, c.name)
+        self._note(index, ChangeKind.NETWORK_DELETED, c.name)
+        return NetworkDeleted(c.name, count, len(doomed))
+
+    def _on_update_network(self, c: UpdateNetwork, index: int) -> NetworkUpdated:
+        net = self._net(c.name)
+        changes: dict[str, object] = {}
+        if c.mtu is not None:
+            changes["mtu"] = v.check_range(f"MTU of network {c.name!r}", c.mtu, v.MTU_MIN, v.MTU_MAX)
+        if c.egress_kbit is not None:
+            changes["egress_kbit"] = v.check_range(
+                f"egress_kbit of network {c.name!r}", c.egress_kbit, 0, v.RATE_MAX_KBIT
+            )
+        if c.external is not None:
+            if type(c.external) is not bool:
+                raise Reject(ErrorCode.INVALID_FIELD, f"external of network {c.name!r} must be true or false")
+            changes["external"] = c.external
+        if c.labels is not None:
+            changes["labels"] = v.check_labels(f"network {c.name!r}", c.labels)
+        new = dataclasses.replace(net.net, **changes)  # type: ignore[arg-type]
+        if new != net.net:
+            net.net = new
+            self._note(index, ChangeKind.NETWORK_UPDATED, c.name)
+        return NetworkUpdated(c.name)
+
+    # --- policies ------------------------------------------------------------
+
+    def _on_add_policy(self, c: AddPolicy, index: int) -> PolicyAdded:
+        try:
+            kind = PolicyKind(c.kind)
+        except ValueError:
+            raise Reject(
+                ErrorCode.INVALID_POLICY,
+                f"policy kind {c.kind!r} is unknown: use one of {', '.join(k.value for k in PolicyKind)}",
+            ) from None
+        self._net(c.network)
+        pair = kind in (PolicyKind.DENY_ONE_WAY, PolicyKind.DENY_BOTH)
+        if pair and c.peer is None:
+            raise Reject(ErrorCode.INVALID_POLICY, f"a {kind.value} policy on network {c.network!r} needs a peer network")
+        if not pair and c.peer is not None:
+            raise Reject(
+                ErrorCode.INVALID_POLICY,
+                f"a {kind.value} policy applies to one network; drop peer {c.peer!r} or use deny-one-way/deny-both",
+            )
+        if pair:
+            self._net(c.peer)  # type: ignore[arg-type]
+            if c.peer == c.network:
+                raise Reject(
+                    ErrorCode.INVALID_POLICY,
+                    f"{kind.value} from network {c.network!r} to itself: use isolate-within instead",
+                )
+        for p in self._policies.values():
+            if p.kind == kind and (
+                (p.network, p.peer) == (c.network, c.peer)
+                or (kind == PolicyKind.DENY_BOTH and (p.network, p.peer) == (c.peer, c.network))
+            ):
+                raise Reject(
+                    ErrorCode.DUPLICATE_POLICY,
+                    f"the same {kind.value} policy already exists as {p.policy_id!r}: nothing to add",
+                )
+        pid = self._policy_id(c.policy_id, index)
+        self._policies[pid] = Policy(pid, kind, c.network, c.peer, index)
+        self._note(index, ChangeKind.POLICY_ADDED, c.network, policy_id=pid)
+        return PolicyAdded(pid)
+
+    def _policy_id(self, given: str | None, index: int) -> str:
+        if given is not None:
+            pid = v.check_id("policy id", given)
+            if pid in self._policies:
+                raise Reject(
+                    ErrorCode.DUPLICATE_POLICY,
+                    f"policy id {pid!r} is already used by another policy: pick another id or omit it",
+                )
+            return pid
+        pid, n = f"policy-{index}", 1
+        while pid in self._policies:
+            pid, n = f"policy-{index}-{n}", n + 1
+        return pid
+
+    def _on_remove_policy(self, c: RemovePolicy, index: int) -> PolicyRemoved:
+        policy = self._policies.pop(c.policy_id, None)
+        if policy is None:
+            known = ", ".join(sorted(self._policies)[:10]) or "none"
+            raise Reject(
+                ErrorCode.UNKNOWN_POLICY,
+                f"policy {c.policy_id!r} does not exist (known: {known}): list policies to find its id",
+            )
+        self._note(index, ChangeKind.POLICY_REMOVED, policy.network, policy_id=c.policy_id)
+        return PolicyRemoved(c.policy_id)
+
+    # --- hosts ---------------------------------------------------------------
+
+    def _on_mark_host_stale(self, c: MarkHostStale, index: int) -> HostMarked:
+        host = v.check_id("host", c.host)
+        if type(c.stale) is not bool:
+            raise Reject(ErrorCode.INVALID_FIELD, f"stale for host {host!r} must be true or false")
+        count = sum(len(self._containers[cid]) for cid in self._hosts.get(host, ()))
+        if c.stale and host not in self._stale:
+            self._stale.add(host)
+            self._note(index, ChangeKind.HOST_STALE, host=host)
+        elif not c.stale and host in self._stale:
+            self._stale.discard(host)
+            self._note(index, ChangeKind.HOST_CLEARED, host=host)
+        return HostMarked(host, c.stale, count)
+
+    def _on_remove_host(self, c: RemoveHost, index: int) -> HostRemoved:
+        host = v.check_id("host", c.host)
+        removed = 0
+        for cid in sorted(self._hosts.get(host, ())):
+            for name in list(self._containers[cid]):
+                self._drop_ep(self._nets[name], cid)
+                self._note(index, ChangeKind.ENDPOINT_REMOVED, name, cid, host)
+                removed += 1
+        if host in self._stale:
+            self._stale.discard(host)
+            self._note(index, ChangeKind.HOST_CLEARED, host=host)
+        return HostRemoved(host, removed)

@@ -1,0 +1,243 @@
+"""Snapshot format of the network state: versioned msgpack, columnar.
+
+Format 2 (written now) is one msgpack map::
+
+    {"format": 2, "last_index": int, "vni_cursor": int,
+     "stale_hosts": [str, ...] (sorted),
+     "policies": [[policy_id, kind, network, peer, created_index], ...],
+     "networks": [[name, tenant, subnet, gateway, vni, mode, mtu, egress_kbit,
+                   external, labels, created_index,
+                   ip_cursor, ip_bits,            # the IP bit vector, raw
+                   cids,                          # container ids, connection order
+                   host_table, host_code, host_idx,  # hosts interned: array bytes
+                   ip_code, ip_offs,              # IP offsets in the subnet: array bytes
+                   macs,                          # {position: explicit MAC int}
+                   qos_table, qos_code, qos_idx], ...]}
+
+Columns are little-endian ``array`` bytes with the smallest type code that
+fits ('B', 'H' or 'I'), so a million endpoints cost about 16 bytes each
+(mostly the container id).  The VNI bit vector is not stored: it is rebuilt
+from the networks' VNIs (only its cursor is kept).
+
+Format 1 (the first, row-per-endpoint layout) still loads::
+
+    {"format": 1, "last_index": int, "stale_hosts": [...], "policies": [...as above],
+     "networks": [{"name", "tenant", "subnet", "gateway", "vni", "mode", "mtu",
+                   "egress_kbit", "external", "labels", "created_index"}, ...],
+     "endpoints": [[cid, network, host, ip, mac or None, [rate_kbit, burst_bytes, latency_ms]], ...]}
+
+A loader never trusts a snapshot: shapes, ranges and the bit vectors'
+popcounts are checked, and anything wrong raises ValueError.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from array import array
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from ._bitvec import BitVector
+from ._tables import Ep, Net
+from ._types import NO_QOS, Mode, Network, Policy, PolicyKind, Qos, format_ipv4
+
+if TYPE_CHECKING:
+    from ._machine import NetworkState
+
+FORMAT = 2
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def _code(limit: int) -> str:
+    """Smallest unsigned array type code holding values below ``limit``."""
+    return "B" if limit <= 1 << 8 else "H" if limit <= 1 << 16 else "I"
+
+
+def _pack(code: str, values: Any) -> bytes:
+    arr = array(code, values)
+    if _BIG_ENDIAN:
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _unpack(code: str, data: bytes) -> array:
+    if code not in ("B", "H", "I"):
+        raise ValueError(f"snapshot column type {code!r} is not one of B, H, I")
+    arr = array(code)
+    arr.frombytes(data)
+    if _BIG_ENDIAN:
+        arr.byteswap()
+    return arr
+
+
+# --- writing -----------------------------------------------------------------
+
+
+def dump(st: NetworkState) -> bytes:
+    doc = {
+        "format": FORMAT,
+        "last_index": st.last_index,
+        "vni_cursor": st._vnis.cursor,
+        "stale_hosts": sorted(st._stale),
+        "policies": [[p.policy_id, p.kind.value, p.network, p.peer, p.created_index] for p in st._policies.values()],
+        "networks": [_dump_net(net) for net in st._nets.values()],
+    }
+    return msgpack.packb(doc, use_bin_type=True)
+
+
+def _dump_net(net: Net) -> list[Any]:
+    n = net.net
+    eps = net.eps
+    head = [
+        n.name, n.tenant, n.subnet, n.gateway, n.vni, n.mode.value, n.mtu, n.egress_kbit,
+        n.external, n.labels, n.created_index, net.vec.cursor, net.vec.to_bytes(), list(eps),
+    ]  # fmt: skip
+    if eps:
+        hosts, ips, macs, qoss = zip(*eps.values())
+    else:
+        hosts = ips = macs = qoss = ()
+    host_table = list(dict.fromkeys(hosts))
+    host_pos = {h: i for i, h in enumerate(host_table)}
+    qos_table, qos_idx = _intern_qos(qoss)
+    hcode, qcode, icode = _code(len(host_table)), _code(len(qos_table)), _code(net.size)
+    return head + [
+        host_table, hcode, _pack(hcode, map(host_pos.__getitem__, hosts)),
+        icode, _pack(icode, ips),
+        {i: m for i, m in enumerate(macs) if m is not None},
+        [[q.rate_kbit, q.burst_bytes, q.latency_ms] for q in qos_table], qcode, _pack(qcode, qos_idx),
+    ]  # fmt: skip
+
+
+def _intern_qos(qoss: tuple[Qos, ...]) -> tuple[list[Qos], list[int]]:
+    """Distinct QoS values in first-use order, and each endpoint's position in them."""
+    objects = {id(q): q for q in qoss}  # the state interns QoS values, so this is short
+    canonical: dict[Qos, int] = {}
+    by_id = {oid: canonical.setdefault(q, len(canonical)) for oid, q in objects.items()}
+    return list(canonical), list(map(by_id.__getitem__, map(id, qoss)))
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def load(st: NetworkState, data: bytes) -> None:
+    """Fill the empty state ``st`` from a snapshot of any supported format."""
+    try:
+        doc = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises many types on bad input
+        raise ValueError(f"snapshot is not valid msgpack: {exc.__class__.__name__}: {exc}") from None
+    if not isinstance(doc, dict) or "format" not in doc:
+        raise ValueError("snapshot is not a meshd network-state snapshot (no format field)")
+    version = doc["format"]
+    loader = {1: _load_v1, 2: _load_v2}.get(version)
+    if loader is None:
+        raise ValueError(f"snapshot format {version!r} is not supported (this meshd reads 1 and 2): upgrade meshd")
+    try:
+        loader(st, doc)
+        _load_common(st, doc)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ValueError(f"snapshot format {version} is corrupt: {exc.__class__.__name__}: {exc}") from None
+
+
+def _load_common(st: NetworkState, doc: dict) -> None:
+    st.last_index = _int(doc["last_index"])
+    for pid, kind, network, peer, created in doc["policies"]:
+        if network not in st._nets or (peer is not None and peer not in st._nets):
+            raise ValueError(f"policy {pid!r} names a network that is not in the snapshot")
+        st._policies[pid] = Policy(pid, PolicyKind(kind), network, peer, created)
+    st._stale.update(doc["stale_hosts"])
+    for net in st._nets.values():
+        if not st._vnis.set(net.net.vni):
+            raise ValueError(f"VNI {net.net.vni} is used twice")
+        st._ranges.add(net.net.tenant, net.base, net.base + net.size, net.net.name)
+        if net.vec.count != len(net.eps) + 3:
+            raise ValueError(
+                f"network {net.net.name!r}: {net.vec.count} bits set for {len(net.eps)} endpoints + 3 reserved"
+            )
+
+
+def _int(value: object) -> int:
+    if type(value) is not int:
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _make_net(name, tenant, subnet, gateway, vni, mode, mtu, egress, external, labels, created) -> Net:  # noqa: ANN001
+    sub = ipaddress.IPv4Network(subnet)
+    base, size = int(sub.network_address), sub.num_addresses
+    gw_off = int(ipaddress.IPv4Address(gateway)) - base
+    if not 0 < gw_off < size - 1 or sub.prefixlen > 30:
+        raise ValueError(f"network {name!r}: gateway {gateway} does not fit subnet {subnet}")
+    network = Network(
+        name, tenant, f"{format_ipv4(base)}/{sub.prefixlen}", gateway, _int(vni), Mode(mode), _int(mtu),
+        _int(egress), bool(external), dict(labels), _int(created),
+    )  # fmt: skip
+    return Net(network, base, sub.prefixlen, gw_off, Net.new_vector(size, gw_off))
+
+
+def _load_v2(st: NetworkState, doc: dict) -> None:
+    st._vnis.cursor = _int(doc["vni_cursor"])
+    qos_pool: dict[Qos, Qos] = {NO_QOS: NO_QOS}
+    for row in doc["networks"]:
+        net = _make_net(*row[:11])
+        cursor, bits, cids, host_table, hcode, hidx, icode, ips, macs, qos_table, qcode, qidx = row[11:]
+        net.vec = BitVector.from_bytes(net.size, bits, cursor)
+        hosts = list(map(host_table.__getitem__, _unpack(hcode, hidx)))
+        offs = _unpack(icode, ips)
+        qtab = [qos_pool.setdefault(q, q) for q in (Qos(*map(_int, t)) for t in qos_table)]
+        qos = list(map(qtab.__getitem__, _unpack(qcode, qidx)))
+        col = [None] * len(cids)
+        for pos, mac in macs.items():
+            col[pos] = mac
+            net.macs[mac] = cids[pos]
+        if not len(cids) == len(hosts) == len(offs) == len(qos):
+            raise ValueError(f"network {row[0]!r}: endpoint columns differ in length")
+        _fill(st, net, cids, hosts, offs, col, qos)
+    st._qos_pool = qos_pool
+
+
+def _fill(st: NetworkState, net: Net, cids: list, hosts: list, offs: Any, macs: list, qos: list) -> None:
+    name = net.net.name
+    net.eps = dict(zip(cids, map(Ep._make, zip(hosts, offs, macs, qos))))
+    if len(net.eps) != len(cids):
+        raise ValueError(f"network {name!r} lists an endpoint twice")
+    if name in st._nets:
+        raise ValueError(f"network {name!r} appears twice")
+    st._nets[name] = net
+    containers, by_host = st._containers, st._hosts
+    for cid, host in zip(cids, hosts):
+        nets_of = containers.get(cid)
+        if nets_of is None:
+            containers[cid] = [name]
+            on_host = by_host.get(host)
+            if on_host is None:
+                by_host[host] = {cid: None}
+            else:
+                on_host[cid] = None
+        else:
+            nets_of.append(name)
+
+
+def _load_v1(st: NetworkState, doc: dict) -> None:
+    rows: dict[str, list[list[Any]]] = {}
+    for n in doc["networks"]:
+        keys = ("name", "tenant", "subnet", "gateway", "vni", "mode", "mtu", "egress_kbit", "external", "labels")
+        net = _make_net(*(n[k] for k in keys), n.get("created_index", 0))
+        st._nets[net.net.name] = net
+        rows[net.net.name] = []
+    for cid, network, host, ip, mac, qos in doc["endpoints"]:
+        rows[network].append([cid, host, ip, mac, qos])
+    nets, st._nets = st._nets, {}
+    for name, net in nets.items():
+        offs, macs = [], []
+        for cid, _host, ip, mac, _qos in rows[name]:
+            off = int(ipaddress.IPv4Address(ip)) - net.base
+            if net.reserved(off) or not net.vec.set(off):
+                raise ValueError(f"endpoint {cid!r}: IP {ip} is reserved or used twice in {name!r}")
+            offs.append(off)
+            macs.append(None if mac is None else int(mac.replace(":", ""), 16))
+        cids = [r[0] for r in rows[name]]
+        net.macs = {m: c for m, c in zip(macs, cids) if m is not None}
+        qos = [st._qos_pool.setdefault(q, q) for q in (Qos(*map(_int, r[4])) for r in rows[name])]
+        _fill(st, net, cids, [r[1] for r in rows[name]], offs, macs, qos)

@@ -1,0 +1,92 @@
+"""The internal tables of the state machine (compact, mutable, package-private).
+
+Public queries never hand these out; they build the frozen records of
+:mod:`meshd.state._types` from them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import NamedTuple
+
+from ._bitvec import BitVector
+from ._types import Network, Qos
+
+
+class Ep(NamedTuple):
+    """One attachment: container id and network are the keys, not stored here."""
+
+    host: str
+    #: offset of the IP inside the subnet (slot in the network's bit vector)
+    ip: int
+    #: explicitly requested MAC, or None when derived from the IP
+    mac: int | None
+    qos: Qos
+
+
+class Net:
+    """A network with its IP bit vector and its endpoints (container id -> Ep)."""
+
+    __slots__ = ("net", "base", "prefix", "gw_off", "vec", "eps", "macs")
+
+    def __init__(self, net: Network, base: int, prefix: int, gw_off: int, vec: BitVector) -> None:
+        self.net = net
+        self.base = base
+        self.prefix = prefix
+        self.gw_off = gw_off
+        self.vec = vec
+        self.eps: dict[str, Ep] = {}
+        #: explicit MAC -> container id (derived MACs are unique by IP)
+        self.macs: dict[int, str] = {}
+
+    @property
+    def size(self) -> int:
+        return self.vec.size
+
+    def reserved(self, off: int) -> str | None:
+        """Why slot ``off`` may never hold an endpoint, or None."""
+        if off == 0:
+            return "the network address"
+        if off == self.vec.size - 1:
+            return "the broadcast address"
+        if off == self.gw_off:
+            return "the gateway"
+        return None
+
+    @staticmethod
+    def new_vector(size: int, gw_off: int) -> BitVector:
+        vec = BitVector(size)
+        for off in (0, size - 1, gw_off):
+            vec.set(off)
+        vec.cursor = 1
+        return vec
+
+
+class TenantRanges:
+    """Per tenant, the disjoint address ranges of its networks, sorted (for overlap checks)."""
+
+    __slots__ = ("_by_tenant",)
+
+    def __init__(self) -> None:
+        self._by_tenant: dict[str, list[tuple[int, int, str]]] = {}
+
+    def overlapping(self, tenant: str, start: int, end: int) -> str | None:
+        """The name of a network of ``tenant`` overlapping ``[start, end)``, or None."""
+        ranges = self._by_tenant.get(tenant)
+        if not ranges:
+            return None
+        pos = bisect.bisect_left(ranges, (start,))
+        if pos < len(ranges) and ranges[pos][0] < end:
+            return ranges[pos][2]
+        if pos > 0 and ranges[pos - 1][1] > start:
+            return ranges[pos - 1][2]
+        return None
+
+    def add(self, tenant: str, start: int, end: int, name: str) -> None:
+        bisect.insort(self._by_tenant.setdefault(tenant, []), (start, end, name))
+
+    def remove(self, tenant: str, start: int, end: int, name: str) -> None:
+        ranges = self._by_tenant[tenant]
+        ranges.remove((start, end, name))
+        if not ranges:
+            del self._by_tenant[tenant]

@@ -1,0 +1,188 @@
+"""Records of the replicated network state, as queries return them.
+
+These are read-only views: the state machine keeps compact internal records
+and builds these on demand, so holding one never pins or changes the state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from meshd import wire
+
+#: VNIs a network may use (24-bit VXLAN space; 0 is never allocated).
+VNI_MIN = 1
+VNI_MAX = 16_777_215
+
+#: First octets of a MAC derived from an IPv4 address: 02:6d:<a>:<b>:<c>:<d>.
+#: 0x02 = locally administered, unicast; 0x6d = "m" for meshd.
+MAC_PREFIX = 0x026D
+
+
+class Mode(enum.StrEnum):
+    """How a network reaches other hosts.  Only ``vxlan`` is built today."""
+
+    VXLAN = "vxlan"
+    ROUTED = "routed"
+    FLAT = "flat"
+    DHCP = "dhcp"
+
+
+class PolicyKind(enum.StrEnum):
+    """The isolation policies of seed 000, Table 4."""
+
+    #: no traffic between endpoints of one network (Docker's ICC off)
+    ISOLATE_WITHIN = "isolate-within"
+    #: drop everything from ``network`` to ``peer`` (one way)
+    DENY_ONE_WAY = "deny-one-way"
+    #: drop everything between ``network`` and ``peer`` (both ways)
+    DENY_BOTH = "deny-both"
+    #: drop all traffic to and from ``network``'s endpoints, inside it too
+    DENY_ALL = "deny-all"
+
+
+class ChangeKind(enum.StrEnum):
+    """What a :class:`Change` reports."""
+
+    NETWORK_CREATED = "network-created"
+    NETWORK_UPDATED = "network-updated"
+    #: the network and every endpoint and policy in it are gone
+    NETWORK_DELETED = "network-deleted"
+    ENDPOINT_ADDED = "endpoint-added"
+    ENDPOINT_REMOVED = "endpoint-removed"
+    ENDPOINT_MOVED = "endpoint-moved"
+    ENDPOINT_QOS = "endpoint-qos"
+    POLICY_ADDED = "policy-added"
+    POLICY_REMOVED = "policy-removed"
+    HOST_STALE = "host-stale"
+    HOST_CLEARED = "host-cleared"
+
+
+@wire.struct
+@dataclasses.dataclass(frozen=True, slots=True)
+class Qos:
+    """Traffic shaping of one endpoint (tc TBF).  All zeros = unlimited."""
+
+    rate_kbit: int = 0
+    burst_bytes: int = 0
+    latency_ms: int = 0
+
+
+#: the shared "unlimited" value, so endpoints without QoS cost no extra object
+NO_QOS = Qos()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Network:
+    """A tenant network (seed 001's TenantNetwork, extended)."""
+
+    name: str
+    tenant: str
+    subnet: str
+    gateway: str
+    vni: int
+    mode: Mode
+    mtu: int
+    egress_kbit: int
+    external: bool
+    labels: dict[str, str]
+    created_index: int
+
+    @property
+    def prefix_len(self) -> int:
+        return int(self.subnet.rsplit("/", 1)[1])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    """A network with its address usage: ``used`` endpoints, ``free`` addresses left."""
+
+    network: Network
+    used: int
+    free: int
+    hosts: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One container attached to one network."""
+
+    endpoint_id: str
+    network: str
+    host: str
+    ip: str
+    mac: str
+    qos: Qos
+    #: the host is marked stale by an operator (its endpoints are kept)
+    stale: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Policy:
+    """An isolation policy record; ``peer`` is set for the two deny-between kinds."""
+
+    policy_id: str
+    kind: PolicyKind
+    network: str
+    peer: str | None
+    created_index: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Change:
+    """One thing that changed at log ``index``."""
+
+    index: int
+    kind: ChangeKind
+    network: str | None = None
+    endpoint_id: str | None = None
+    host: str | None = None
+    old_host: str | None = None
+    policy_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """Changes after some index, up to :attr:`last_index`.
+
+    When ``complete`` is False the bounded change log no longer reaches back
+    that far (or the state was restored from a snapshot since): the caller
+    must rescan the whole state instead.
+    """
+
+    changes: tuple[Change, ...]
+    last_index: int
+    complete: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StateStatus:
+    """Counters for the TUI and metrics."""
+
+    last_index: int
+    networks: int
+    endpoints: int
+    hosts: int
+    stale_hosts: int
+    policies: int
+    vnis_used: int
+    commands_applied: int
+    commands_rejected: int
+    undecodable_commands: int
+
+
+def format_ipv4(value: int) -> str:
+    """32-bit integer to dotted quad."""
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def format_mac(value: int) -> str:
+    """48-bit integer to ``aa:bb:cc:dd:ee:ff``."""
+    h = f"{value:012x}"
+    return f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}"
+
+
+def derived_mac(ip: int) -> int:
+    """The stable MAC of an endpoint whose MAC was not given: 02:6d + the IPv4 bytes."""
+    return (MAC_PREFIX << 32) | ip
