@@ -19,7 +19,8 @@ message is already queued.  The rules this module follows:
 
 Cancellation: ``send_multipart``/``recv_multipart`` are atomic in ZeroMQ
 (a multipart message is queued or received whole).  We check for cancellation
-*before* the operation and use a shielded checkpoint *after* it, so a
+*before* the operation and, when the operation did not have to wait, yield
+with a shielded checkpoint *after* it (a wait already yielded), so a
 cancelled :meth:`TrioSocket.recv_multipart` has received nothing (the message
 stays queued for the next call) and a cancelled :meth:`TrioSocket.send_multipart`
 has sent nothing.
@@ -64,15 +65,18 @@ class TrioSocket:
           trio.ClosedResourceError: the socket was closed (by us).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        blocked = False
         while True:
             self._check_open()
             try:
                 frames = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 await self._wait(zmq.POLLIN)
+                blocked = True
                 continue
             self._wake_waiters()
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            if not blocked:  # every trio operation yields at least once
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return frames
 
     def recv_multipart_nowait(self) -> list[bytes]:
@@ -92,15 +96,18 @@ class TrioSocket:
     async def send_multipart(self, frames: Sequence[bytes]) -> None:
         """Queue one multipart message, waiting while the send HWM is reached."""
         await trio.lowlevel.checkpoint_if_cancelled()
+        blocked = False
         while True:
             self._check_open()
             try:
                 self._sock.send_multipart(frames, zmq.NOBLOCK)
             except zmq.Again:
                 await self._wait(zmq.POLLOUT)
+                blocked = True
                 continue
             self._wake_waiters()
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            if not blocked:
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return
 
     def send_multipart_nowait(self, frames: Sequence[bytes]) -> None:
