@@ -30,7 +30,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces, dockerd): run it with sudo"
 
 install_packages() {
-    export DEBIAN_FRONTEND=noninteractive
+    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
     # Services are started by this script, not by package scripts (no init system here).
     local own_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -8,7 +8,7 @@ See docs/lab.md. CLI: `python -m tools.lab --help`.
 """
 
 from tools.lab._docker import IMAGE, Container, docker_available, ensure_image
-from tools.lab._lab import DEFAULT_PREFIX, DownReport, HostStatus, Lab, LabStatus, unique_prefix
+from tools.lab._lab import DEFAULT_PREFIX, DownReport, HostStatus, Lab, LabStatus, lab_prefixes, unique_prefix
 from tools.lab._net import LabHost
 from tools.lab._sh import LabError
 
@@ -24,5 +24,6 @@ __all__ = [
     "LabStatus",
     "docker_available",
     "ensure_image",
+    "lab_prefixes",
     "unique_prefix",
 ]

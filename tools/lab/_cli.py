@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from tools.lab import _docker, _net
-from tools.lab._lab import DEFAULT_PREFIX, Lab, LabStatus
+from tools.lab import _docker
+from tools.lab._lab import DEFAULT_PREFIX, Lab, LabStatus, lab_prefixes
 from tools.lab._sh import LabError
 
 DESCRIPTION = """\
@@ -129,7 +129,7 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         case "image":
             print(f"{_docker.IMAGE}: {'imported' if _docker.ensure_image() else 'present'}")
         case "list":
-            for prefix in _net.lab_prefixes():
+            for prefix in lab_prefixes():
                 print(prefix)
     return 0
 

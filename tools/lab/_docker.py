@@ -167,3 +167,8 @@ def remove_containers(prefix: str) -> int:
     for c in found:
         c.remove(force=True)
     return len(found)
+
+
+def lab_prefixes() -> set[str]:
+    """Prefixes found on lab containers (also those whose namespaces are gone)."""
+    return {c.labels[LABEL_PREFIX] for c in client().containers.list(all=True, filters={"label": LABEL_PREFIX})}

@@ -141,6 +141,10 @@ class Lab:
         """The argv that runs a command in a host (for Popen of long-running daemons)."""
         return ["ip", "netns", "exec", self.host(host).netns, *argv]
 
+    def popen(self, host: LabHost | str, *argv: str, **kwargs: object) -> subprocess.Popen:
+        """Start a long-running command (e.g. a meshd daemon) in a host; `down()` stops it."""
+        return subprocess.Popen(self.exec_argv(host, *argv), **kwargs)  # type: ignore[call-overload]
+
     def container(self, host: LabHost | str, name: str) -> Container:
         """Start (or return the running) Docker container `name` on `host`."""
         if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,40}", name):
@@ -181,9 +185,19 @@ class Lab:
             removed, err = _docker.remove_containers(self.prefix), ""
         except LabError as exc:
             removed, err = 0, str(exc)
-        gone = _net.delete_all(self.prefix) if os.geteuid() == 0 else []
+        if _net.lab_netns(self.prefix) or _net.root_links(self.prefix):
+            require_root()
+        gone = _net.delete_all(self.prefix)
         _delete_root_table(self.prefix)
         return DownReport(tuple(gone), removed, err)
+
+
+def lab_prefixes() -> list[str]:
+    """Prefixes of every lab on this machine: by underlay netns and by container label."""
+    found = set(_net.lab_prefixes())
+    if _docker.docker_available():
+        found |= _docker.lab_prefixes()
+    return sorted(found)
 
 
 def _delete_root_table(prefix: str) -> None:

@@ -34,6 +34,7 @@ BRIDGE = "br0"
 HOST_DEV = "eth0"
 NETNS_DIR = "/run/netns"
 KILL_GRACE_S = 2.0
+BRIDGE_NF_OFF = tuple(f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,8 @@ def ensure_underlay(prefix: str) -> None:
     if BRIDGE not in _links(ns):
         _ip(ns, "link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0")
     _ip(ns, "link", "set", BRIDGE, "up")
+    # A plain L2 switch: bridged frames skip iptables even when br_netfilter is loaded.
+    run(["ip", "netns", "exec", ns, "sysctl", "-q", "-e", *BRIDGE_NF_OFF], what=f"netns {ns}")
 
 
 def ensure_host(prefix: str, index: int) -> LabHost:

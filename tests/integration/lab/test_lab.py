@@ -121,7 +121,7 @@ def test_down_after_crash_leaves_nothing(tmp_path) -> None:
         subprocess.run([*cli, "up", "--hosts", "2"], check=True, capture_output=True)
         pid = int(subprocess.run([*cli, "container", "h1", "web"], check=True, capture_output=True, text=True).stdout)
         subprocess.run([*cli, "cut", "h2"], check=True)
-        daemon = subprocess.Popen(["ip", "netns", "exec", f"{prefix}-h2", "sleep", "600"])
+        daemon = Lab(prefix).popen("h2", "sleep", "600")
         assert os.path.exists(f"/proc/{pid}")
     finally:
         report = Lab(prefix).down()  # a fresh object: no state from `up`
