@@ -1,0 +1,216 @@
+"""apply(ops): turn a list of operations into kernel state, batching netlink requests.
+
+Theory of operation: simple operations (links, FDB, neighbours, qdiscs) are
+encoded and queued; the queue is sent as one batch whenever an operation needs
+the ifindex of a link created by a queued request, before any composite
+operation (endpoint attach, router leg, nft), and at the end. Failures of
+individual operations are collected as NetopsError and returned, so one bad
+endpoint does not stop the rest of the pass. Synchronous: run it in a worker
+thread (``trio.to_thread.run_sync(netops.apply, ops)``); it opens its own
+netlink socket and shares nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from netops import _msgs, _nft
+from netops._endpoint import attach_endpoint, attach_leg, set_endpoint_qos
+from netops._errors import NetopsError
+from netops._nl import RTM_GETLINK, Failure, Msg, NlSocket
+from netops._ops import (
+    AttachEndpoint,
+    AttachLeg,
+    ClearQdisc,
+    DeleteLink,
+    DeleteRouter,
+    EnsureBridge,
+    EnsureRouter,
+    EnsureVxlan,
+    FdbEntry,
+    NeighEntry,
+    NftScript,
+    Op,
+    SetEndpointQos,
+    SetTbf,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyReport:
+    """What one apply() did: operations attempted and the errors (each names its object)."""
+
+    applied: int
+    errors: tuple[NetopsError, ...]
+
+    def raise_first(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+
+def failure_error(failure: Failure) -> NetopsError:
+    return NetopsError(failure.msg.op, failure.msg.obj, failure.errno, failure.text)
+
+
+class Links:
+    """name → ifindex, looked up on demand; one socket, one thread."""
+
+    def __init__(self, nl: NlSocket) -> None:
+        self.nl = nl
+        self.cache: dict[str, int] = {}
+
+    def index(self, name: str) -> int:
+        if name not in self.cache:
+            body = self.nl.get(RTM_GETLINK, _msgs.get_link(name))
+            if body is None:
+                raise NetopsError("find link", name, errno.ENODEV)
+            self.cache[name] = _msgs.parse_link(body).index
+        return self.cache[name]
+
+
+class _Applier:
+    def __init__(self, nl: NlSocket) -> None:
+        self.nl = nl
+        self.links = Links(nl)
+        self.queue: list[Msg] = []
+        self.queued_creates = False
+        self.errors: list[NetopsError] = []
+
+    def flush(self) -> None:
+        if self.queue:
+            self.errors += [failure_error(f) for f in self.nl.batch(self.queue)]
+        self.queue, self.queued_creates = [], False
+
+    def index(self, name: str) -> int:
+        if name not in self.links.cache and self.queued_creates:
+            self.flush()
+        return self.links.index(name)
+
+    def queue_msg(self, msg: Msg, creates: bool = False) -> None:
+        self.queue.append(msg)
+        self.queued_creates |= creates
+
+    def run(self, op: Op) -> None:
+        handler = _SIMPLE.get(type(op))
+        if handler is not None:
+            handler(self, op)
+            return
+        self.flush()
+        _COMPOSITE[type(op)](self, op)
+
+    # ------------------------------------------------------------ simple ops
+    def bridge(self, op: EnsureBridge) -> None:
+        self.queue_msg(_msgs.new_bridge(op.name, op.mtu), creates=True)
+
+    def vxlan(self, op: EnsureVxlan) -> None:
+        master = self.index(op.bridge)
+        underlay = self.index(op.underlay_dev)
+        self.queue_msg(_msgs.new_vxlan(op.name, op.vni, op.local_ip, underlay, op.mtu, master), creates=True)
+        self.flush()
+        index = self.links.index(op.name)
+        self.queue_msg(_msgs.bridge_port_flags(index, op.name, learning=False, unicast_flood=False))
+
+    def delete(self, op: DeleteLink) -> None:
+        self.queue_msg(_msgs.del_link(self.links.cache.pop(op.name, 0), op.name))
+
+    def fdb(self, op: FdbEntry) -> None:
+        self.queue_msg(_msgs.fdb(op.add, self.index(op.dev), op.dev, op.mac, op.dst))
+
+    def neigh(self, op: NeighEntry) -> None:
+        self.queue_msg(_msgs.neigh(op.add, self.index(op.dev), op.dev, op.ip, op.mac))
+
+    def tbf(self, op: SetTbf) -> None:
+        self.queue_msg(_msgs.tbf(self.index(op.dev), op.dev, op.rate_kbit, op.burst_bytes, op.latency_ms))
+
+    def clear_qdisc(self, op: ClearQdisc) -> None:
+        self.queue_msg(_msgs.del_root_qdisc(self.index(op.dev), op.dev))
+
+    # --------------------------------------------------------- composite ops
+    def guarded(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except NetopsError as exc:
+            self.errors.append(exc)
+
+    def endpoint(self, op: AttachEndpoint) -> None:
+        self.guarded(attach_endpoint, self.nl, self.links, op)
+
+    def endpoint_qos(self, op: SetEndpointQos) -> None:
+        self.guarded(set_endpoint_qos, self.nl, op)
+
+    def leg(self, op: AttachLeg) -> None:
+        self.guarded(attach_leg, self.nl, self.links, op)
+
+    def router(self, op: EnsureRouter) -> None:
+        self.guarded(ensure_router, op.name)
+
+    def del_router(self, op: DeleteRouter) -> None:
+        self.guarded(delete_router, op.name)
+
+    def nft(self, op: NftScript) -> None:
+        self.guarded(_nft.run, op.script, op.netns)
+
+
+_SIMPLE = {
+    EnsureBridge: _Applier.bridge,
+    EnsureVxlan: _Applier.vxlan,
+    DeleteLink: _Applier.delete,
+    FdbEntry: _Applier.fdb,
+    NeighEntry: _Applier.neigh,
+    SetTbf: _Applier.tbf,
+    ClearQdisc: _Applier.clear_qdisc,
+}
+_COMPOSITE = {
+    AttachEndpoint: _Applier.endpoint,
+    SetEndpointQos: _Applier.endpoint_qos,
+    AttachLeg: _Applier.leg,
+    EnsureRouter: _Applier.router,
+    DeleteRouter: _Applier.del_router,
+    NftScript: _Applier.nft,
+}
+
+
+def apply(ops: Sequence[Op]) -> ApplyReport:
+    """Apply ``ops`` in order in the calling thread's network namespace.
+
+    Returns:
+        ApplyReport with the number of operations and every error. Adds of
+        existing objects and deletes of missing ones are not errors.
+    """
+    with NlSocket() as nl:
+        applier = _Applier(nl)
+        for op in ops:
+            try:
+                applier.run(op)
+            except NetopsError as exc:  # a lookup failed: the op cannot be encoded
+                applier.errors.append(exc)
+        applier.flush()
+    return ApplyReport(len(ops), tuple(applier.errors))
+
+
+def netns_path(name: str) -> str:
+    return f"/run/netns/{name}"
+
+
+def ensure_router(name: str) -> None:
+    """Create router namespace ``name`` (if missing) with lo up and IPv4 forwarding on."""
+    if not os.path.exists(netns_path(name)):
+        _ip("add router netns", name, "netns", "add", name)
+    _ip("configure router netns", name, "-n", name, "link", "set", "lo", "up")
+    _ip("enable forwarding in router netns", name, "netns", "exec", name,
+        "sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+
+def delete_router(name: str) -> None:
+    if os.path.exists(netns_path(name)):
+        _ip("delete router netns", name, "netns", "del", name)
+
+
+def _ip(op: str, obj: str, *argv: str) -> None:
+    proc = subprocess.run(["ip", *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise NetopsError(op, obj, 0, proc.stderr.strip() or f"ip exited {proc.returncode}")

@@ -1,0 +1,136 @@
+"""Read back what netops owns: links by name prefix, their FDB/neighbour entries, qdiscs, routers.
+
+One link dump, one AF_BRIDGE neighbour dump (the FDB), one AF_INET neighbour
+dump and one qdisc dump per call, whatever the number of endpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from netops import _msgs
+from netops._nl import RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, NlSocket
+from netops._ops import ROUTER_NETNS_PREFIX, VXLAN_PREFIX, is_owned_link
+
+
+@dataclass(frozen=True, slots=True)
+class Actual:
+    """The kernel objects netops owns in one namespace.
+
+    Attributes:
+        links: owned links by name (bridges, VXLANs, host veths, router legs).
+        fdb: VXLAN FDB entries (dev, mac, dst) — dst "" marks the bridge's
+            static entry towards the VXLAN port.
+        neigh: permanent neighbour entries (dev, ip, mac) on VXLAN devices.
+        tbf_bps: root TBF rate (bytes/s) by owned device name.
+        routers: the tenant router namespaces (by name) present.
+    """
+
+    links: dict[str, _msgs.Link]
+    fdb: frozenset[tuple[str, str, str]]
+    neigh: frozenset[tuple[str, str, str]]
+    tbf_bps: dict[str, int]
+    routers: frozenset[str]
+
+
+def _links(nl: NlSocket) -> dict[int, _msgs.Link]:
+    out = {}
+    for _kind, body in nl.dump(RTM_GETLINK, _msgs.ifinfo()):
+        link = _msgs.parse_link(body)
+        out[link.index] = link
+    return out
+
+
+def _fdb(nl: NlSocket, vx: dict[int, str]) -> frozenset[tuple[str, str, str]]:
+    out = set()
+    for _kind, body in nl.dump(RTM_GETNEIGH, bytes([_msgs.AF_BRIDGE]) + b"\0" * 11):
+        n = _msgs.parse_neigh(body)
+        dev = vx.get(n.index)
+        if dev is None:
+            continue
+        if n.flags & _msgs.NTF_SELF:  # the VXLAN's own table
+            if n.dst:
+                out.add((dev, n.mac, n.dst))
+        elif n.state & _msgs.NUD_NOARP and not n.state & _msgs.NUD_PERMANENT:  # bridge static entry
+            out.add((dev, n.mac, ""))
+    return frozenset(out)
+
+
+def _neigh(nl: NlSocket, vx: dict[int, str]) -> frozenset[tuple[str, str, str]]:
+    out = set()
+    for _kind, body in nl.dump(RTM_GETNEIGH, bytes([_msgs.AF_INET]) + b"\0" * 11):
+        n = _msgs.parse_neigh(body)
+        if n.index in vx and n.state & _msgs.NUD_PERMANENT:
+            out.add((vx[n.index], n.dst, n.mac))
+    return frozenset(out)
+
+
+def _tbf(nl: NlSocket, owned: dict[int, str]) -> dict[str, int]:
+    out = {}
+    for _kind, body in nl.dump(RTM_GETQDISC, b"\0" * 20):
+        q = _msgs.parse_qdisc(body)
+        if q.kind == "tbf" and q.index in owned:
+            out[owned[q.index]] = q.rate_bps
+    return out
+
+
+def routers() -> frozenset[str]:
+    try:
+        names = os.listdir("/run/netns")
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(n for n in names if n.startswith(ROUTER_NETNS_PREFIX))
+
+
+def dump_owned() -> Actual:
+    """Dump the owned objects of the calling thread's network namespace."""
+    with NlSocket() as nl:
+        all_links = _links(nl)
+        owned = {i: l for i, l in all_links.items() if is_owned_link(l.name)}
+        vx = {i: l.name for i, l in owned.items() if l.name.startswith(VXLAN_PREFIX)}
+        return Actual(
+            links={l.name: l for l in owned.values()},
+            fdb=_fdb(nl, vx),
+            neigh=_neigh(nl, vx),
+            tbf_bps=_tbf(nl, {i: l.name for i, l in owned.items()}),
+            routers=routers(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Byte and packet counters of a host-side device (its rx is the container's tx)."""
+
+    rx_bytes: int
+    tx_bytes: int
+    rx_packets: int
+    tx_packets: int
+
+
+def counters(names: list[str] | None = None) -> dict[str, Counters]:
+    """Counters of the named links (all owned links when None), from one dump."""
+    with NlSocket() as nl:
+        links = _links(nl).values()
+    wanted = set(names) if names is not None else None
+    return {
+        l.name: Counters(l.rx_bytes, l.tx_bytes, l.rx_packets, l.tx_packets)
+        for l in links
+        if (l.name in wanted if wanted is not None else is_owned_link(l.name))
+    }
+
+
+def rates(prev: Counters, cur: Counters, dt_s: float) -> Counters:
+    """Per-second rates between two samples (counter resets read as 0)."""
+    if dt_s <= 0:
+        raise ValueError("dt_s must be positive")
+
+    def per_s(a: int, b: int) -> int:
+        return int(max(b - a, 0) / dt_s)
+
+    return Counters(
+        per_s(prev.rx_bytes, cur.rx_bytes),
+        per_s(prev.tx_bytes, cur.tx_bytes),
+        per_s(prev.rx_packets, cur.rx_packets),
+        per_s(prev.tx_packets, cur.tx_packets),
+    )

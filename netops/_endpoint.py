@@ -1,0 +1,140 @@
+"""Endpoint attach (veth into a container's netns) and tenant-router legs.
+
+An attach is three batches: (1) host netns: the veth pair, created with its
+peer directly inside the container's netns, already on the bridge and up, its
+host side's alias "meshd:building"; (2) container netns: lo up, address, link
+up, default route, TBF; (3) host netns: the alias set to the desired stamp.
+A crash between (1) and (3) leaves a host veth whose alias is not a valid
+stamp: the reconciler deletes it (which removes the peer too) and attaches
+again. A failure in (2) or (3) rolls back by deleting the host veth.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from netops import _msgs
+from netops._errors import NetopsError, UnsupportedSetting
+from netops._nl import RTM_GETLINK, Msg, NlSocket, socket_in_netns
+from netops._ops import AttachEndpoint, AttachLeg, Qos, SetEndpointQos, leg_name
+
+BUILDING = "meshd:building"
+
+
+def check_qos(qos: Qos | None, obj: str) -> None:
+    """Refuse settings this kernel cannot do (no netem: no delay)."""
+    if qos is None:
+        return
+    if qos.delay_ms:
+        raise UnsupportedSetting(
+            f"set delay {qos.delay_ms:g}ms on", obj, errno.EOPNOTSUPP,
+            "this kernel has no netem qdisc; delay cannot be emulated — drop the delay setting",
+        )
+    if qos.rate_kbit <= 0 or qos.burst_bytes <= 0 or qos.latency_ms <= 0:
+        raise NetopsError("set tbf on", obj, errno.EINVAL, "rate, burst and latency must be positive")
+
+
+def open_netns(path: str, host_if: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        pid = path.split("/")[2] if path.startswith("/proc/") else path
+        what = f"netns of PID {pid}" if path.startswith("/proc/") else f"netns {path}"
+        raise NetopsError(f"move veth {host_if} into", what, errno.ESRCH,
+                          "no such process — container exited?" if path.startswith("/proc/") else "") from None
+
+
+def _run(nl: NlSocket, msgs: list[Msg]) -> None:
+    failures = nl.batch(msgs)
+    if failures:
+        f = failures[0]
+        raise NetopsError(f.msg.op, f.msg.obj, f.errno, f.text)
+
+
+def _peer_msgs(ns: NlSocket, op: AttachEndpoint) -> list[Msg]:
+    body = ns.get(RTM_GETLINK, _msgs.get_link(op.ifname))
+    if body is None:
+        raise NetopsError("find container interface", f"{op.ifname} in {op.netns}", errno.ENODEV)
+    index = _msgs.parse_link(body).index
+    msgs = [
+        _msgs.set_link(0, "lo", up=True),
+        _msgs.new_addr(index, op.ifname, op.address, op.prefixlen),
+        _msgs.set_link(index, op.ifname, up=True),
+    ]
+    if op.gateway:
+        msgs.append(_msgs.default_route(index, op.ifname, op.gateway))
+    if op.qos:
+        msgs.append(_msgs.tbf(index, op.ifname, op.qos.rate_kbit, op.qos.burst_bytes, op.qos.latency_ms))
+    return msgs
+
+
+def attach_endpoint(nl: NlSocket, links, op: AttachEndpoint) -> None:
+    """Create and configure one endpoint; on failure remove what was created.
+
+    Raises:
+        NetopsError: naming the veth, the netns and the cause.
+        UnsupportedSetting: the QoS asks for something this kernel lacks.
+    """
+    check_qos(op.qos, op.host_if)
+    master = links.index(op.bridge)
+    fd = open_netns(op.netns, op.host_if)
+    try:
+        _run(nl, [_msgs.new_veth(op.host_if, op.ifname, op.mtu, master, fd, op.mac, BUILDING)])
+    except NetopsError as exc:
+        if exc.errno == errno.EEXIST:
+            exc = NetopsError(f"add veth {op.host_if} with", f"{op.ifname} in {op.netns}", errno.EEXIST,
+                              f"{op.host_if} or the container's {op.ifname} already exists")
+        raise exc from None
+    finally:
+        os.close(fd)
+    try:
+        with socket_in_netns(op.netns) as ns:
+            _run(ns, _peer_msgs(ns, op))
+        _run(nl, [_msgs.set_link(0, op.host_if, alias=op.stamp)])
+    except (NetopsError, OSError) as exc:
+        nl.batch([_msgs.del_link(0, op.host_if)])
+        if isinstance(exc, NetopsError):
+            raise
+        raise NetopsError(f"configure {op.ifname} of", op.netns, exc.errno or 0, str(exc)) from None
+
+
+def set_endpoint_qos(nl: NlSocket, op: SetEndpointQos) -> None:
+    """Replace (or remove) the TBF of a container's interface, then restamp."""
+    check_qos(op.qos, op.host_if)
+    with socket_in_netns(op.netns) as ns:
+        body = ns.get(RTM_GETLINK, _msgs.get_link(op.ifname))
+        if body is None:
+            raise NetopsError("find container interface", f"{op.ifname} in {op.netns}", errno.ENODEV)
+        index = _msgs.parse_link(body).index
+        if op.qos:
+            msg = _msgs.tbf(index, op.ifname, op.qos.rate_kbit, op.qos.burst_bytes, op.qos.latency_ms)
+        else:
+            msg = _msgs.del_root_qdisc(index, op.ifname)
+        _run(ns, [msg])
+    _run(nl, [_msgs.set_link(0, op.host_if, alias=op.stamp)])
+
+
+def attach_leg(nl: NlSocket, links, op: AttachLeg) -> None:
+    """Connect a network's bridge to its tenant router; the router side holds the gateway."""
+    host_if, peer = leg_name(op.vni), f"gw-{op.vni}"
+    master = links.index(op.bridge)
+    path = f"/run/netns/{op.router}"
+    fd = open_netns(path, host_if)
+    try:
+        _run(nl, [_msgs.new_veth(host_if, peer, op.mtu, master, fd, None, BUILDING)])
+    finally:
+        os.close(fd)
+    try:
+        with socket_in_netns(path) as ns:
+            body = ns.get(RTM_GETLINK, _msgs.get_link(peer))
+            if body is None:
+                raise NetopsError("find router leg", f"{peer} in {op.router}", errno.ENODEV)
+            index = _msgs.parse_link(body).index
+            _run(ns, [_msgs.new_addr(index, peer, op.gateway, op.prefixlen), _msgs.set_link(index, peer, up=True)])
+        _run(nl, [_msgs.set_link(0, host_if, alias=op.stamp)])
+    except (NetopsError, OSError) as exc:
+        nl.batch([_msgs.del_link(0, host_if)])
+        if isinstance(exc, NetopsError):
+            raise
+        raise NetopsError(f"configure gateway {op.gateway} in", op.router, exc.errno or 0, str(exc)) from None

@@ -1,0 +1,281 @@
+"""A small rtnetlink codec and a batching socket.
+
+Theory of operation: every request is encoded once into bytes (``Msg``) and a
+list of them goes to the kernel in a single ``sendmsg`` — the kernel processes
+the messages of one datagram in order and answers each with an ack (or an
+error), which ``NlSocket.batch`` collects together. This is what makes one
+endpoint attach a handful of round trips instead of a dozen blocking calls.
+pyroute2's request compiler costs ~0.8 ms per message here (measured: 4 ms to
+compile the 5 messages of one attach), so netops encodes the few message types
+it needs itself; attribute numbers follow <linux/if_link.h>, <linux/rtnetlink.h>,
+<linux/neighbour.h> and <linux/pkt_sched.h>.
+
+A socket is bound to the network namespace it was created in, so a socket for
+a container's namespace is created by a thread that briefly ``setns``-es into
+it (``socket_in_netns``). Sockets are never shared between threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import struct
+from dataclasses import dataclass
+
+# netlink header flags and types
+NLM_F_REQUEST = 0x1
+NLM_F_MULTI = 0x2
+NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300
+NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLA_F_NESTED = 0x8000
+NLM_F_ACK_TLVS = 0x200
+SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
+NLMSGERR_ATTR_MSG = 1
+
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+RTM_NEWROUTE, RTM_DELROUTE = 24, 25
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
+
+_HDR = struct.Struct("=IHHII")
+_ERR = struct.Struct("=i")
+CLONE_NEWNET = 0x40000000
+
+
+def attr(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute (TLV, padded to 4 bytes)."""
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)
+
+
+def nested(kind: int, *attrs: bytes) -> bytes:
+    return attr(kind | NLA_F_NESTED, b"".join(attrs))
+
+
+def u8(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("=B", value))
+
+
+def u32(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("=I", value))
+
+
+def be16(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack(">H", value))
+
+
+def cstr(kind: int, value: str) -> bytes:
+    return attr(kind, value.encode() + b"\0")
+
+
+def parse_attrs(data: bytes | memoryview, offset: int = 0) -> dict[int, memoryview]:
+    """Attributes of one message body as {type: payload} (last one wins)."""
+    view = memoryview(data)
+    out: dict[int, memoryview] = {}
+    end = len(view)
+    while offset + 4 <= end:
+        length, kind = struct.unpack_from("=HH", view, offset)
+        if length < 4:
+            break
+        out[kind & 0x3FFF] = view[offset + 4 : offset + length]
+        offset += (length + 3) & ~3
+    return out
+
+
+def get_str(attrs: dict[int, memoryview], kind: int) -> str | None:
+    value = attrs.get(kind)
+    return None if value is None else bytes(value).split(b"\0", 1)[0].decode()
+
+
+def get_u32(attrs: dict[int, memoryview], kind: int) -> int | None:
+    value = attrs.get(kind)
+    return None if value is None else struct.unpack_from("=I", value)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """One encoded request and what it is about (for error messages).
+
+    Attributes:
+        kind: rtnetlink message type (RTM_*).
+        flags: NLM_F_* flags besides REQUEST|ACK.
+        body: the fixed header (ifinfomsg, ndmsg, ...) followed by attributes.
+        op, obj: how to describe a failure ("add vxlan", "mx-42").
+        ok_errnos: errnos that mean "already done" (idempotent EEXIST/ENOENT).
+    """
+
+    kind: int
+    flags: int
+    body: bytes
+    op: str
+    obj: str
+    ok_errnos: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    msg: Msg
+    errno: int
+    text: str = ""  # the kernel's extended-ack reason, when it gave one
+
+
+class NlSocket:
+    """A NETLINK_ROUTE socket with batched requests and dumps. One thread only."""
+
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        self.sock = sock or socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # acks without the request echoed
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)  # the kernel's reason text
+        self.sock.bind((0, 0))
+        self.seq = 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> NlSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def batch(self, msgs: list[Msg], chunk: int = 256) -> list[Failure]:
+        """Send all messages, many per datagram; return the ones that failed.
+
+        Errnos listed in a message's ``ok_errnos`` count as success.
+        """
+        failures: list[Failure] = []
+        for start in range(0, len(msgs), chunk):
+            failures += self._send_chunk(msgs[start : start + chunk])
+        return failures
+
+    def _send_chunk(self, msgs: list[Msg]) -> list[Failure]:
+        pending: dict[int, Msg] = {}
+        parts = []
+        for msg in msgs:
+            seq = self._next_seq()
+            pending[seq] = msg
+            flags = NLM_F_REQUEST | NLM_F_ACK | msg.flags
+            parts.append(_HDR.pack(16 + len(msg.body), msg.kind, flags, seq, 0) + msg.body)
+        self.sock.send(b"".join(parts))
+        failures = []
+        while pending:
+            for kind, flags, seq, payload in self._recv():
+                if kind != NLMSG_ERROR or seq not in pending:
+                    continue
+                msg = pending.pop(seq)
+                code = -_ERR.unpack_from(payload)[0]
+                if code and code not in msg.ok_errnos:
+                    failures.append(Failure(msg, code, _ext_ack_text(flags, payload)))
+        return failures
+
+    def get(self, kind: int, body: bytes) -> memoryview | None:
+        """A single get request; returns the answer's body, None if it does not exist."""
+        seq = self._next_seq()
+        self.sock.send(_HDR.pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body)
+        answer = None
+        while True:
+            for mtype, _flags, mseq, payload in self._recv():
+                if mseq != seq:
+                    continue
+                if mtype != NLMSG_ERROR:
+                    answer = payload
+                    continue
+                code = -_ERR.unpack_from(payload)[0]
+                if code in (0, errno.ENODEV, errno.ENOENT):
+                    return answer
+                raise OSError(code, os.strerror(code))
+
+    def dump(self, kind: int, body: bytes) -> list[tuple[int, memoryview]]:
+        """A dump request; returns (message type, body) of every answer."""
+        seq = self._next_seq()
+        self.sock.send(_HDR.pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
+        out = []
+        while True:
+            for mtype, _flags, mseq, payload in self._recv():
+                if mseq != seq:
+                    continue
+                if mtype == NLMSG_DONE:
+                    return out
+                if mtype == NLMSG_ERROR:
+                    code = -_ERR.unpack_from(payload)[0]
+                    if code:
+                        raise OSError(code, os.strerror(code))
+                    return out
+                out.append((mtype, payload))
+
+    def _recv(self):
+        data = memoryview(self.sock.recv(1 << 20))
+        offset = 0
+        while offset + 16 <= len(data):
+            length, kind, flags, seq, _pid = _HDR.unpack_from(data, offset)
+            yield kind, flags, seq, data[offset + 16 : offset + length]
+            offset += (length + 3) & ~3
+
+    def _next_seq(self) -> int:
+        self.seq = (self.seq + 1) & 0x7FFFFFFF or 1
+        return self.seq
+
+
+def _ext_ack_text(flags: int, payload: memoryview) -> str:
+    if not flags & NLM_F_ACK_TLVS:
+        return ""
+    return get_str(parse_attrs(payload, 4 + 16), NLMSGERR_ATTR_MSG) or ""
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int, what: str) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns into {what}: {os.strerror(err)}")
+
+
+class InNetns:
+    """Context manager: the calling thread enters a netns, and returns on exit.
+
+    Used only for the few lines that create a socket (netlink or nft) bound to
+    another namespace; setns affects the calling thread only.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._home = -1
+
+    def __enter__(self) -> InNetns:
+        target = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            _setns(target, self.path)
+        except BaseException:
+            if self._home >= 0:
+                os.close(self._home)
+            raise
+        finally:
+            os.close(target)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            _setns(self._home, "the thread's own netns")
+        finally:
+            os.close(self._home)
+
+
+def socket_in_netns(path: str | None) -> NlSocket:
+    """An NlSocket bound to the netns at ``path`` (None: the caller's own)."""
+    if path is None:
+        return NlSocket()
+    with InNetns(path):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    return NlSocket(sock)

@@ -1,0 +1,208 @@
+"""The operations netops applies: frozen dataclasses, planned elsewhere, applied by netops.apply.
+
+Every operation is idempotent: applying one twice leaves the same kernel
+state (adds treat EEXIST as done, deletes treat ENODEV/ENOENT as done), so a
+plan computed from a stale dump is still safe to apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BRIDGE_PREFIX = "mb-"
+VXLAN_PREFIX = "mx-"
+VETH_PREFIX = "mv"
+LEG_PREFIX = "mg-"
+ROUTER_NETNS_PREFIX = "meshd-r-"
+NFT_TABLE = "meshd"
+VXLAN_OVERHEAD = 50
+
+
+def bridge_name(vni: int) -> str:
+    return f"{BRIDGE_PREFIX}{vni}"
+
+
+def vxlan_name(vni: int) -> str:
+    return f"{VXLAN_PREFIX}{vni}"
+
+
+def leg_name(vni: int) -> str:
+    """Host side of the veth between a network's bridge and its tenant router."""
+    return f"{LEG_PREFIX}{vni}"
+
+
+def is_owned_link(name: str) -> bool:
+    return name.startswith((BRIDGE_PREFIX, VXLAN_PREFIX, VETH_PREFIX, LEG_PREFIX))
+
+
+@dataclass(frozen=True, slots=True)
+class Qos:
+    """TBF shaping of a container's egress (seed 002 §4.4).
+
+    ``delay_ms`` exists because schedulers ask for it (seed 001); this kernel
+    has no netem, so any non-zero delay is refused with UnsupportedSetting.
+    """
+
+    rate_kbit: int
+    burst_bytes: int = 32 * 1024
+    latency_ms: float = 50.0
+    delay_ms: float = 0.0
+
+    def stamp(self) -> str:
+        return f"{self.rate_kbit}/{self.burst_bytes}/{self.latency_ms:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureBridge:
+    name: str
+    mtu: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureVxlan:
+    """VXLAN device (learning off, proxy ARP on, UDP 4789) enslaved to ``bridge``."""
+
+    name: str
+    vni: int
+    local_ip: str
+    underlay_dev: str
+    bridge: str
+    mtu: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteLink:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FdbEntry:
+    """``add``/remove an FDB entry on a VXLAN device.
+
+    ``dst`` set: the VXLAN's own entry MAC → VTEP (all-zeros MAC = flood list).
+    ``dst`` None: the bridge's static entry MAC → the VXLAN port.
+    """
+
+    add: bool
+    dev: str
+    mac: str
+    dst: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NeighEntry:
+    """``add``/remove a permanent IP → MAC entry on a VXLAN device (proxy ARP answers it)."""
+
+    add: bool
+    dev: str
+    ip: str
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetTbf:
+    """Root TBF on a host-namespace device (a tenant's egress rate on its VXLAN)."""
+
+    dev: str
+    rate_kbit: int
+    burst_bytes: int = 64 * 1024
+    latency_ms: float = 50.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClearQdisc:
+    dev: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachEndpoint:
+    """A veth pair: ``host_if`` on ``bridge``, the peer ``ifname`` inside ``netns``.
+
+    Args:
+        netns: the container's netns, a path (``/proc/<pid>/ns/net`` or
+            ``/run/netns/<name>``).
+        address, prefixlen, mac, mtu: the container side's configuration.
+        gateway: default route via this address (None: no default route).
+        qos: TBF on the container side (its egress), or None.
+        stamp: written to ``host_if``'s alias as the last step; a host veth
+            whose alias is not its desired stamp is half-built or stale.
+    """
+
+    host_if: str
+    bridge: str
+    netns: str
+    ifname: str
+    address: str
+    prefixlen: int
+    mac: str
+    mtu: int
+    gateway: str | None
+    qos: Qos | None
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetEndpointQos:
+    host_if: str
+    netns: str
+    ifname: str
+    qos: Qos | None
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureRouter:
+    """A tenant's router namespace (``/run/netns/<name>``), forwarding on."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRouter:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachLeg:
+    """veth ``leg_name(vni)`` on the network's bridge ↔ ``gw-<vni>`` in the router.
+
+    The router side holds the network's gateway address; ``stamp`` is written
+    to the host side's alias last (as for endpoints).
+    """
+
+    router: str
+    vni: int
+    bridge: str
+    gateway: str
+    prefixlen: int
+    mtu: int
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class NftScript:
+    """Run an nft script in a namespace (None: the caller's own).
+
+    The reconciler uses it to replace meshd's table atomically (``table``
+    flush + definitions in one transaction) or to add/delete set elements.
+    """
+
+    script: str
+    netns: str | None = None
+
+
+Op = (
+    EnsureBridge
+    | EnsureVxlan
+    | DeleteLink
+    | FdbEntry
+    | NeighEntry
+    | SetTbf
+    | ClearQdisc
+    | AttachEndpoint
+    | SetEndpointQos
+    | EnsureRouter
+    | DeleteRouter
+    | AttachLeg
+    | NftScript
+)

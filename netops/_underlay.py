@@ -1,0 +1,78 @@
+"""Find the underlay device of a VTEP address and the container MTU it allows."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import subprocess
+from dataclasses import dataclass
+
+from netops import _msgs, _nl
+from netops._errors import NetopsError
+from netops._nl import InNetns
+from netops._ops import VXLAN_OVERHEAD
+
+RTM_GETADDR = 22
+
+
+@dataclass(frozen=True, slots=True)
+class Underlay:
+    ip: str
+    dev: str
+    mtu: int
+
+    @property
+    def overlay_mtu(self) -> int:
+        """Container MTU over VXLAN: underlay MTU − 50 (outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14)."""
+        return self.mtu - VXLAN_OVERHEAD
+
+
+def underlay_for(ip: str) -> Underlay:
+    """The device holding ``ip`` in the calling thread's netns, and its MTU.
+
+    Raises:
+        NetopsError: no device has the address (wrong underlay_ip in the config?).
+    """
+    with _nl.NlSocket() as nl:
+        for _kind, body in nl.dump(RTM_GETADDR, struct.pack("=BBBBI", _msgs.AF_INET, 0, 0, 0, 0)):
+            index = struct.unpack_from("=I", body, 4)[0]
+            attrs = _nl.parse_attrs(body, 8)
+            local = attrs.get(2) or attrs.get(1)
+            if local is not None and socket.inet_ntoa(bytes(local)) == ip:
+                link = _msgs.parse_link(nl.get(_nl.RTM_GETLINK, _msgs.ifinfo(index)))
+                return Underlay(ip, link.name, link.mtu)
+    raise NetopsError("find the underlay device of", ip, errno.EADDRNOTAVAIL,
+                      "no interface has this address — check the configured underlay IP")
+
+
+@dataclass(frozen=True, slots=True)
+class MtuCheck:
+    """Result of the tunnel MTU self-check towards one remote VTEP."""
+
+    remote_ip: str
+    mtu: int
+    full_size_passes: bool
+    one_more_fails: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.full_size_passes and self.one_more_fails
+
+
+def _df_ping(remote_ip: str, size: int) -> bool:
+    argv = ["ping", "-n", "-q", "-c1", "-W1", "-M", "do", "-s", str(size - 28), remote_ip]
+    return subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+
+
+def check_path_mtu(remote_ip: str, mtu: int, netns: str | None = None) -> MtuCheck:
+    """Self-check of the underlay path a tunnel uses: a don't-fragment ping of
+    exactly ``mtu`` bytes must pass and one of ``mtu + 1`` must fail.
+
+    A failing full-size ping means VXLAN frames of the full overlay MTU would be
+    dropped on the way (lower the overlay MTU or fix the underlay).
+    """
+    if netns is None:
+        return MtuCheck(remote_ip, mtu, _df_ping(remote_ip, mtu), not _df_ping(remote_ip, mtu + 1))
+    with InNetns(netns):
+        return check_path_mtu(remote_ip, mtu)
