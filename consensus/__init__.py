@@ -1,5 +1,24 @@
 """consensus: a pure Raft core, durable storage and a trio driver. Knows nothing of meshd."""
 
 from ._config import RaftConfig
+from ._core import RaftCore
+from ._errors import (
+    ConfChangeInProgress, NotLeader, ProposalDropped, RaftError, StorageCorrupt, Unavailable,
+)
+from ._messages import (
+    Append, AppendResp, ConfChange, ConfOp, ConfState, DecodeError, Entry, EntryKind,
+    HardState, Heartbeat, HeartbeatResp, InstallSnapshot, Message, Propose, ReadIndex,
+    ReadIndexResp, SnapshotResp, TimeoutNow, Vote, VoteResp, decode, encode,
+)
+from ._sessions import SessionExpired, StateMachine
+from ._types import CoreStatus, PeerStatus, ReadState, Ready, Role, Snapshot, SoftState
 
-__all__ = ["RaftConfig"]
+__all__ = [
+    "Append", "AppendResp", "ConfChange", "ConfChangeInProgress", "ConfOp", "ConfState",
+    "CoreStatus", "DecodeError", "Entry", "EntryKind", "HardState", "Heartbeat",
+    "HeartbeatResp", "InstallSnapshot", "Message", "NotLeader", "PeerStatus", "Propose",
+    "ProposalDropped", "RaftConfig", "RaftCore", "RaftError", "ReadIndex", "ReadIndexResp",
+    "ReadState", "Ready", "Role", "SessionExpired", "Snapshot", "SnapshotResp", "SoftState",
+    "StateMachine", "StorageCorrupt", "TimeoutNow", "Unavailable", "Vote", "VoteResp",
+    "decode", "encode",
+]

@@ -26,13 +26,22 @@ class RaftConfig:
     heartbeat_ticks: int = 1
     #: Most entries in one AppendEntries message.
     max_entries_per_msg: int = 512
+    #: Most bytes of entry data in one AppendEntries message (at least one
+    #: entry is always sent).
+    max_append_bytes: int = 1 << 20
     #: Most AppendEntries in flight to one follower before the leader waits
     #: for acks (pipelining bound).
     max_inflight_msgs: int = 64
     #: Take a snapshot and compact the log after this many applied entries.
     snapshot_every_entries: int = 100_000
+    #: Entries kept behind a snapshot so a slightly lagging follower is sent
+    #: entries rather than the whole snapshot.
+    snapshot_trailing_entries: int = 5_000
     #: Size of one InstallSnapshot chunk, bytes.
     snapshot_chunk_bytes: int = 1 << 20
+    #: Client sessions remembered for exactly-once commands; the least
+    #: recently used is forgotten beyond this (its retries then fail clearly).
+    max_sessions: int = 10_000
     #: How long a proposal waits for its result before ``Unavailable``, seconds.
     propose_timeout_s: float = 5.0
 

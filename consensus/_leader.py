@@ -1,0 +1,303 @@
+"""The leader's half of the core: replication, commit, reads, transfer, snapshots.
+
+A mixin of :class:`consensus._core.RaftCore` (split out only for size); it
+uses the core's ``log``, ``cfg``, ``term``, ``_send`` and ``_note``.
+
+Replication follows etcd's tracker: each follower has a :class:`Progress`
+(PROBE / REPLICATE / SNAPSHOT).  In REPLICATE the leader streams batches of
+at most ``max_entries_per_msg`` entries / ``max_append_bytes`` bytes with at
+most ``max_inflight_msgs`` unacknowledged.  A rejection carries a hint (the
+follower's last index whose term is <= the leader's prev term), so a
+divergent suffix is skipped a term at a time.  A follower that stops
+acknowledging for ``2 * heartbeat_ticks`` (lost messages) drops back to PROBE.
+
+Commit: the highest index durable on a majority of the latest membership's
+voters (the leader's own entries count once ``advance`` reports them
+stable), and only if that entry is from the current term.
+
+ReadIndex: a read takes the commit index (once this term's first entry is
+committed), opens a *read round*, and heartbeats carry the round number;
+when a majority of voters echo a round >= the read's, the read is answered.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._errors import NotLeader
+from ._log import SafetyError
+from ._messages import (
+    Append, AppendResp, ConfState, Entry, EntryKind, Heartbeat, HeartbeatResp, InstallSnapshot,
+    ReadIndexResp, SnapshotResp, TimeoutNow,
+)
+from ._progress import Progress, ProgressState
+from ._quorum import committed_index, has_quorum
+from ._types import PeerStatus, PendingRead, ReadState, Role, Snapshot
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._core import RaftCore
+
+    _Base = RaftCore
+else:
+    _Base = object
+
+
+class LeaderMixin(_Base):
+    def _init_leader_state(self) -> None:
+        self.progress: dict[str, Progress] = {}
+        self.transferee: str | None = None
+        self.read_round = 0
+        self.reads: list[PendingRead] = []
+        self.early_reads: list[PendingRead] = []
+
+    def _reset_leader_state(self) -> None:
+        self._init_leader_state()
+
+    def _become_leader(self) -> None:
+        self.role = Role.LEADER
+        self.leader = self.id
+        self._reset_leader_state()
+        self._sync_progress()
+        self.heartbeat_elapsed = self.election_elapsed = 0
+        self._note(f"{self.id} became leader at term {self.term}")
+        self._append([(EntryKind.NOOP, b"")])
+
+    def _sync_progress(self) -> None:
+        members = self.log.conf().members() - {self.id}
+        for p in list(self.progress):
+            if p not in members:
+                del self.progress[p]
+        for p in members:
+            if p not in self.progress:
+                pr = Progress(self.log.last_index() + 1, self.cfg.max_inflight_msgs)
+                pr.recent_active = True
+                self.progress[p] = pr
+
+    def _append(self, items: list[tuple[int, bytes]]) -> None:
+        first = self.log.last_index() + 1
+        self.log.append([Entry(self.term, first + n, k, d) for n, (k, d) in enumerate(items)])
+        if any(k == EntryKind.CONF for k, _ in items):
+            self._sync_progress()
+        for p in sorted(self.progress):
+            self._send_append(p, allow_empty=False)
+
+    def _leader_advanced(self) -> None:
+        self._maybe_commit()
+
+    def _maybe_commit(self) -> bool:
+        """Advance commit from the followers' match; tell everyone when it moves."""
+        conf = self.log.conf()
+        match = {p: pr.match for p, pr in self.progress.items()}
+        match[self.id] = self.log.stable
+        first_in_term = self.log.term(self.log.commit) != self.term
+        if not self.log.maybe_commit(committed_index(conf.voters, match), self.term):
+            return False
+        for p in sorted(self.progress):
+            self._send_append(p, allow_empty=True)
+        if first_in_term:
+            early, self.early_reads = self.early_reads, []
+            for r in early:
+                self._queue_read(r)
+        if self.id not in conf.voters and self.log.commit >= self.log.last_conf_index():
+            self._step_down_removed()
+        return True
+
+    def _step_down_removed(self) -> None:
+        """We committed our own removal: hand over to the most current voter and leave."""
+        last = self.log.last_index()
+        ready = [p for p in sorted(self.log.conf().voters) if self.progress[p].match == last]
+        if ready:
+            self._send(TimeoutNow(self.term, self.id, ready[0]))
+        self._note(f"{self.id} removed from the voters; stepping down")
+        self._become_follower(self.term, None)
+
+    # --- sending ----------------------------------------------------------------
+
+    def _send_append(self, p: str, *, allow_empty: bool) -> None:
+        pr = self.progress[p]
+        while pr.state != ProgressState.SNAPSHOT and not pr.paused():
+            prev = pr.next - 1
+            prev_term = self.log.term(prev)
+            if prev_term is None:
+                if self.snapshot is None:
+                    raise SafetyError(f"no entry {prev} and no snapshot for follower {p}")
+                pr.become_snapshot(self.snapshot.index)
+                self._send_snapshot_chunk(p)
+                return
+            hi = min(self.log.last_index() + 1, pr.next + self.cfg.max_entries_per_msg)
+            ents = self.log.slice(pr.next, hi, self.cfg.max_append_bytes)
+            if not ents and not allow_empty:
+                return
+            self._send(Append(self.term, self.id, p, prev, prev_term, tuple(ents), self.log.commit))
+            pr.commit_sent = self.log.commit
+            pr.sent(ents[-1].index if ents else prev)
+            if not ents or pr.state != ProgressState.REPLICATE:
+                return
+            allow_empty = False
+
+    def _send_snapshot_chunk(self, p: str) -> None:
+        snap, pr = self.snapshot, self.progress[p]
+        assert snap is not None
+        if pr.snap_index != snap.index:
+            pr.become_snapshot(snap.index)
+        end = pr.snap_offset + self.cfg.snapshot_chunk_bytes
+        self._send(
+            InstallSnapshot(
+                self.term, self.id, p, snap.index, snap.term, tuple(sorted(snap.conf.voters)),
+                tuple(sorted(snap.conf.learners)), pr.snap_offset, snap.data[pr.snap_offset : end],
+                end >= len(snap.data),
+            )
+        )
+        pr.idle_ticks = 0
+
+    def _bcast_heartbeat(self) -> None:
+        for p in sorted(self.progress):
+            commit = min(self.progress[p].match, self.log.commit)
+            self._send(Heartbeat(self.term, self.id, p, commit, self.read_round))
+
+    # --- responses ----------------------------------------------------------------
+
+    def _on_append_resp(self, m: AppendResp) -> None:
+        pr = self.progress.get(m.frm) if self.role == Role.LEADER else None
+        if pr is None:
+            return
+        pr.recent_active = True
+        if m.reject:
+            hint, _ = self.log.find_conflict_by_term(m.hint_index, m.hint_term)
+            if pr.rejected(m.index, hint):
+                if pr.state == ProgressState.REPLICATE:
+                    pr.become_probe()
+                self._send_append(m.frm, allow_empty=True)
+            return
+        if pr.state == ProgressState.SNAPSHOT and m.index < pr.snap_index:
+            return
+        moved = pr.acked(m.index)
+        pr.idle_ticks = 0
+        if pr.state != ProgressState.REPLICATE:
+            pr.match = max(pr.match, m.index)
+            pr.become_replicate()
+        if moved and self._maybe_commit() and self.role != Role.LEADER:
+            return
+        # Tell it about commits it missed while paused (probe, full pipeline).
+        self._send_append(m.frm, allow_empty=pr.commit_sent < min(pr.match, self.log.commit))
+        if m.frm == self.transferee and pr.match == self.log.last_index():
+            self._send(TimeoutNow(self.term, self.id, m.frm))
+
+    def _on_heartbeat_resp(self, m: HeartbeatResp) -> None:
+        pr = self.progress.get(m.frm) if self.role == Role.LEADER else None
+        if pr is None:
+            return
+        pr.recent_active = True
+        pr.probe_sent = False
+        if m.read_round > pr.read_round:
+            pr.read_round = m.read_round
+            self._process_reads()
+        if pr.state != ProgressState.SNAPSHOT and pr.match < self.log.last_index():
+            self._send_append(m.frm, allow_empty=False)
+
+    def _on_snapshot_resp(self, m: SnapshotResp) -> None:
+        pr = self.progress.get(m.frm) if self.role == Role.LEADER else None
+        if pr is None or pr.state != ProgressState.SNAPSHOT or m.index != pr.snap_index:
+            return
+        pr.recent_active = True
+        pr.snap_offset = m.received
+        assert self.snapshot is not None
+        if m.received < len(self.snapshot.data) or self.snapshot.index != m.index:
+            self._send_snapshot_chunk(m.frm)
+
+    # --- ticks ------------------------------------------------------------------
+
+    def _tick_leader(self) -> None:
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.cfg.election_ticks:
+            self.election_elapsed = 0
+            active = {self.id} | {p for p, pr in self.progress.items() if pr.recent_active}
+            for pr in self.progress.values():
+                pr.recent_active = False
+            if not has_quorum(self.log.conf().voters, active):
+                self._note(f"{self.id} lost contact with a quorum; stepping down")
+                self._become_follower(self.term, None)
+                return
+            if self.transferee is not None:
+                self._note(f"{self.id} gave up transferring leadership to {self.transferee}")
+                self.transferee = None
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
+            self.heartbeat_elapsed = 0
+            self._bcast_heartbeat()
+        self._retry_stalled()
+
+    def _retry_stalled(self) -> None:
+        """Resend to followers whose acknowledgements stopped (lost messages)."""
+        limit = 2 * self.cfg.heartbeat_ticks + 1
+        last = self.log.last_index()
+        for p in sorted(self.progress):
+            pr = self.progress[p]
+            if pr.state != ProgressState.SNAPSHOT and pr.match >= last:
+                pr.idle_ticks = 0
+                continue
+            pr.idle_ticks += 1
+            if pr.idle_ticks < limit:
+                continue
+            pr.idle_ticks = 0
+            if pr.state == ProgressState.SNAPSHOT:
+                self._send_snapshot_chunk(p)
+            else:
+                pr.become_probe()
+                self._send_append(p, allow_empty=True)
+
+    # --- reads and transfer ---------------------------------------------------------
+
+    def _queue_read(self, r: PendingRead) -> None:
+        if self.log.term(self.log.commit) != self.term:
+            self.early_reads.append(r)
+            return
+        self.read_round += 1
+        self.reads.append(PendingRead(self.read_round, self.log.commit, r.requester, r.ctx))
+        self._process_reads()
+        if self.reads:
+            self._bcast_heartbeat()
+
+    def _process_reads(self) -> None:
+        voters = self.log.conf().voters
+        while self.reads:
+            r = self.reads[0]
+            acked = {p for p in voters if p == self.id or (
+                p in self.progress and self.progress[p].read_round >= r.round
+            )}
+            if not has_quorum(voters, acked):
+                return
+            self.reads.pop(0)
+            if r.requester == self.id:
+                self._read_states.append(ReadState(r.ctx, r.index))
+            else:
+                self._send(ReadIndexResp(self.term, self.id, r.requester, r.ctx, r.index))
+
+    def transfer_leadership(self, target: str) -> None:
+        """Hand leadership to voter ``target`` once it has our whole log.
+
+        Proposals are refused until it completes or an election timeout passes.
+
+        Raises:
+          NotLeader: this node does not lead.
+          ValueError: ``target`` is not a voter.
+        """
+        if self.role != Role.LEADER:
+            raise NotLeader(self.id, self.leader, "leadership transfer")
+        if target == self.id:
+            return
+        if target not in self.log.conf().voters:
+            raise ValueError(f"cannot transfer leadership to {target}: it is not a voter")
+        self.transferee = target
+        self.election_elapsed = 0
+        self._note(f"{self.id} transferring leadership to {target}")
+        if self.progress[target].match == self.log.last_index():
+            self._send(TimeoutNow(self.term, self.id, target))
+        else:
+            self._send_append(target, allow_empty=True)
+
+    def _peer_status(self, conf: ConfState) -> tuple[PeerStatus, ...]:
+        return tuple(
+            PeerStatus(p, pr.match, pr.next, pr.state.value, p in conf.voters)
+            for p, pr in sorted(self.progress.items())
+        )

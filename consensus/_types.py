@@ -1,0 +1,86 @@
+"""Value types the core hands out: roles, Ready batches, snapshots, status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from ._messages import ConfState, Entry, HardState, Message
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A state-machine snapshot covering the log up to (index, term)."""
+
+    index: int
+    term: int
+    conf: ConfState
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRead:
+    round: int
+    index: int
+    requester: str
+    ctx: int
+
+
+class Role(str, Enum):
+    FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre-candidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A read with context ``ctx`` is linearizable once applied >= ``index``."""
+
+    ctx: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    role: Role
+    leader: str | None
+    term: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """One batch of work for the application; see the module docstring for order."""
+
+    hard_state: HardState | None
+    entries: tuple[Entry, ...]
+    snapshot: Snapshot | None
+    committed: tuple[Entry, ...]
+    messages: tuple[Message, ...]
+    read_states: tuple[ReadState, ...]
+    soft_state: SoftState | None
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    id: str
+    match: int
+    next: int
+    state: str
+    voter: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CoreStatus:
+    id: str
+    role: Role
+    term: int
+    leader: str | None
+    commit: int
+    applied: int
+    last_index: int
+    snapshot_index: int
+    voters: tuple[str, ...]
+    learners: tuple[str, ...]
+    peers: tuple[PeerStatus, ...]
