@@ -41,7 +41,7 @@ install_packages() {
     log "apt-get update"
     apt-get update -qq || { sleep 5; apt-get update -qq; }
     log "apt-get install ${APT_PACKAGES[*]}"
-    apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
+    apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${APT_PACKAGES[@]}" >/dev/null
     [ "$own_policy" -eq 0 ] || rm -f /usr/sbin/policy-rc.d
 }
 
