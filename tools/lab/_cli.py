@@ -28,6 +28,7 @@ Everything carries the prefix, so `down` cleans up even after a crash.
   python -m tools.lab exec h1 -- ping -c1 192.0.2.12
   python -m tools.lab container h1 web      # prints the container's PID
   python -m tools.lab cut h2 ; python -m tools.lab heal h2
+  python -m tools.lab cut h1 h2 [--oneway]   # only between h1 and h2
   python -m tools.lab status
   python -m tools.lab down
 """
@@ -48,8 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     ct = sub.add_parser("container", help="start a Docker container (--network none) on a host; prints its PID")
     ct.add_argument("host")
     ct.add_argument("name")
-    for verb, text in (("cut", "partition a host from the underlay"), ("heal", "undo cut")):
-        sub.add_parser(verb, help=text).add_argument("host")
+    cut = sub.add_parser("cut", help="partition a host from all others, or from PEER only")
+    cut.add_argument("host")
+    cut.add_argument("peer", nargs="?", help="cut only traffic between HOST and PEER")
+    cut.add_argument("--oneway", action="store_true", help="with PEER: drop only HOST -> PEER")
+    heal = sub.add_parser("heal", help="undo cuts of a host (or only those with PEER)")
+    heal.add_argument("host")
+    heal.add_argument("peer", nargs="?")
     sub.add_parser("status", help="show hosts, addresses, partitions and containers")
     sub.add_parser("down", help="remove everything with the prefix (netns, links, containers, nft tables)")
     demo = sub.add_parser("demo", help="up 3 hosts with a container each, show them, tear down on Enter")
@@ -67,6 +73,8 @@ def status_tables(st: LabStatus) -> list[Table]:
     for h in st.hosts:
         mine = ", ".join(f"{c.name} (pid {c.pid})" for c in st.containers if c.host == h.name)
         state = "[red]cut[/red]" if h.cut else "[green]connected[/green]"
+        if h.cut_to and not h.cut:
+            state = f"[yellow]cut to {','.join(h.cut_to)}[/yellow]"
         hosts.add_row(h.name, h.netns, ", ".join(h.addresses) or "-", "up" if h.link_up else "down", state, mine)
     ctrs = Table(title=f"lab {st.prefix}: containers" + (f" ({st.docker_error})" if st.docker_error else ""))
     for col in ("container", "docker name", "host", "pid", "id"):
@@ -115,9 +123,9 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         case "container":
             print(lab.container(args.host, args.name).pid)
         case "cut":
-            lab.cut(args.host)
+            lab.cut(args.host, args.peer, oneway=args.oneway)
         case "heal":
-            lab.heal(args.host)
+            lab.heal(args.host, args.peer)
         case "status":
             for table in status_tables(lab.status()):
                 console.print(table)

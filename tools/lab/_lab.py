@@ -37,7 +37,8 @@ class HostStatus:
     netns: str
     addresses: tuple[str, ...]
     link_up: bool
-    cut: bool
+    cut: bool  # cut from everyone
+    cut_to: tuple[str, ...] = ()  # hosts this one's frames to are dropped (pairwise cuts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,19 +156,37 @@ class Lab:
     def containers(self) -> list[Container]:
         return _docker.list_containers(self.prefix)
 
-    def cut(self, host: LabHost | str) -> None:
-        """Partition a host: drop its frames at the underlay bridge."""
-        _nft.cut(self.prefix, self.host(host).name)
+    def cut(self, host: LabHost | str, peer: LabHost | str | None = None, *, oneway: bool = False) -> None:
+        """Partition at the underlay switch (idempotent).
 
-    def heal(self, host: LabHost | str) -> None:
-        """Undo `cut` for a host (no-op if it is not cut)."""
-        _nft.heal(self.prefix, self.host(host).name)
+        Args:
+            host: the host to cut.
+            peer: None cuts `host` from everyone (all frames, ARP included);
+                a peer cuts only traffic between the two (ARP still passes).
+            oneway: with a peer, drop only frames from `host` to `peer`.
+        """
+        if oneway and peer is None:
+            raise LabError("a one-way cut needs a peer: e.g. lab.cut('h1', 'h2', oneway=True)")
+        _nft.cut(self.prefix, self.host(host).name, self.host(peer).name if peer else None, oneway)
+
+    def heal(self, host: LabHost | str, peer: LabHost | str | None = None) -> None:
+        """Undo `cut`: all cuts of `host`, or only those between `host` and `peer` (no-op if none)."""
+        _nft.heal(self.prefix, self.host(host).name, self.host(peer).name if peer else None)
 
     def status(self) -> LabStatus:
         underlay = _net.underlay_ns(self.prefix) in _net.list_netns()
-        cut = _nft.cut_ports(self.prefix) if underlay and _nft.table_exists(self.prefix) else set()
+        table = underlay and _nft.table_exists(self.prefix)
+        cut = _nft.cut_ports(self.prefix) if table else set()
+        pairs = _nft.cut_pairs(self.prefix) if table else set()
         hosts = tuple(
-            HostStatus(h.name, h.netns, tuple(_net.host_addresses(h.netns)), _net.host_is_up(h.netns), h.name in cut)
+            HostStatus(
+                h.name,
+                h.netns,
+                tuple(_net.host_addresses(h.netns)),
+                _net.host_is_up(h.netns),
+                h.name in cut,
+                tuple(sorted((b for a, b in pairs if a == h.name), key=_net.host_index)),
+            )
             for h in self.hosts()
         )
         try:

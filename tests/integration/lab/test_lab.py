@@ -78,6 +78,55 @@ def test_cut_and_heal_partition_one_host(lab3: Lab) -> None:
     lab3.heal("h2")  # healing a connected host is a no-op
 
 
+RECV = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 9999)); s.settimeout(2.0); print("ready", flush=True)
+try:
+    print(s.recv(64).decode(), flush=True)
+except TimeoutError:
+    print("timeout", flush=True)
+"""
+SEND = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(5):
+    s.sendto(b"hello", (sys.argv[1], 9999)); time.sleep(0.1)
+"""
+
+
+def udp_delivers(lab: Lab, src: str, dst: str) -> bool:
+    """True when a UDP datagram sent from `src` arrives at `dst` (no reply needed)."""
+    dst_ip = lab.host(dst).underlay_ip
+    recv = lab.popen(dst, sys.executable, "-c", RECV, dst_ip, stdout=subprocess.PIPE, text=True)
+    try:
+        assert recv.stdout.readline() == "ready\n"
+        lab.exec(src, sys.executable, "-c", SEND, dst_ip)
+        return recv.stdout.readline() == "hello\n"
+    finally:
+        recv.kill()
+        recv.wait()
+
+
+def test_pairwise_and_one_way_cuts(lab3: Lab) -> None:
+    lab3.cut("h1", "h2")
+    assert not pings(lab3, "h1", "192.0.2.12") and not pings(lab3, "h2", "192.0.2.11")
+    assert pings(lab3, "h1", "192.0.2.13") and pings(lab3, "h3", "192.0.2.12"), "h3 still reaches both"
+    assert [h.cut_to for h in lab3.status().hosts] == [("h2",), ("h1",), ()]
+    lab3.heal("h2", "h1")
+    assert pings(lab3, "h1", "192.0.2.12")
+    lab3.cut("h1", "h2", oneway=True)
+    assert [h.cut_to for h in lab3.status().hosts] == [("h2",), (), ()]
+    assert not udp_delivers(lab3, "h1", "h2")
+    assert udp_delivers(lab3, "h2", "h1")
+    lab3.cut("h3")
+    lab3.heal("h1")  # heals every cut involving h1, leaves h3's
+    assert udp_delivers(lab3, "h1", "h2")
+    assert [(h.cut, h.cut_to) for h in lab3.status().hosts] == [(False, ())] * 2 + [(True, ())]
+    with pytest.raises(LabError, match="one-way cut needs a peer"):
+        lab3.cut("h1", oneway=True)
+
+
 def test_labs_with_different_prefixes_coexist(make_lab) -> None:
     a, b = make_lab(hosts=2), make_lab(hosts=2)
     b.cut("h2")
