@@ -49,7 +49,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     from meshd import transport as t
 
     if args.client:
-        return _keygen_client(args.client, Path(args.dir), args.force)
+        return _keygen_client(args.client, Path(args.dir), args.force, Path(args.secret_file))
     text = t.format_secret(t.new_secret())
     if args.out == "-":
         print(text)
@@ -63,12 +63,17 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keygen_client(name: str, directory: Path, force: bool) -> int:
+def _keygen_client(name: str, directory: Path, force: bool, secret_file: Path) -> int:
     from meshd import transport as t
 
     if not name.replace("-", "").replace("_", "").isalnum():
         raise CliError(f"client name {name!r} must be letters, digits, '-' or '_'")
-    secret_text, public_text = t.format_client_key(t.KeyPair.generate(), name)
+    try:
+        api_public = t.ClusterKeys.from_secret(t.read_secret(secret_file)).api.public
+    except t.SecretError as exc:
+        raise CliError(str(exc), "a client key embeds the API's public key: run this on a member, "
+                       "or pass --secret-file") from None
+    secret_text, public_text = t.format_client_key(name, t.KeyPair.generate(), api_public)
     secret_path, public_path = directory / f"{name}.key", directory / f"{name}.pub"
     try:
         t.write_private(secret_path, secret_text, force=force)
@@ -124,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing file")
     p.add_argument("--client", metavar="NAME", help="make scheduler client keys NAME.key and NAME.pub")
     p.add_argument("--dir", default=".", help="directory for --client keys; default the current one")
+    p.add_argument("--secret-file", default="/etc/meshd/secret",
+                   help="cluster secret, read by --client to embed the API's public key; "
+                        "default /etc/meshd/secret")
     p.set_defaults(func=_cmd_keygen)
 
     p = sub.add_parser("config", help="check or show the configuration")

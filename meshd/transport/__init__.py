@@ -13,6 +13,7 @@ Public API:
 from ._host import CLUSTER_DOMAIN, HostStatus, ZmqHost, bound_endpoint
 from ._mesh import Mesh, MeshStats, PeerTransport
 from ._security import (
+    ClientKey,
     ClusterKeys,
     KeyPair,
     SecretError,
@@ -22,6 +23,7 @@ from ._security import (
     new_secret,
     parse_client_key,
     parse_secret,
+    read_client_key,
     read_secret,
     write_private,
 )
@@ -29,8 +31,8 @@ from ._socket import TrioSocket
 from ._zap import SecurityStats
 
 __all__ = [
-    "CLUSTER_DOMAIN", "ClusterKeys", "HostStatus", "KeyPair", "Mesh", "MeshStats", "PeerTransport",
+    "CLUSTER_DOMAIN", "ClientKey", "ClusterKeys", "HostStatus", "KeyPair", "Mesh", "MeshStats", "PeerTransport",
     "SecretError", "SecurityStats", "TrioSocket", "ZmqHost", "bound_endpoint", "format_client_key",
     "format_secret", "load_client_keys", "new_secret", "parse_client_key", "parse_secret",
-    "read_secret", "write_private",
+    "read_client_key", "read_secret", "write_private",
 ]

@@ -63,10 +63,16 @@ class KeyPair:
 
 @dataclass(frozen=True, slots=True)
 class ClusterKeys:
-    """The key pairs every member derives from the cluster secret."""
+    """The key pairs every member derives from the cluster secret.
+
+    ``server``/``client`` secure inter-host sockets; ``api`` is what the
+    scheduler API sockets present (clients learn its public key from their
+    key file, written by ``meshd keygen --client``).
+    """
 
     server: KeyPair
     client: KeyPair
+    api: KeyPair
 
     @classmethod
     def from_secret(cls, secret: bytes) -> ClusterKeys:
@@ -74,7 +80,8 @@ class ClusterKeys:
         if len(secret) != 32:
             raise SecretError(f"a cluster secret is 32 bytes, got {len(secret)}")
         return cls(server=KeyPair.from_seed(_derive(secret, b"curve-server")),
-                   client=KeyPair.from_seed(_derive(secret, b"curve-client")))
+                   client=KeyPair.from_seed(_derive(secret, b"curve-client")),
+                   api=KeyPair.from_seed(_derive(secret, b"curve-api-server")))
 
 
 def _derive(secret: bytes, purpose: bytes) -> bytes:
@@ -146,28 +153,53 @@ def write_private(path: str | Path, text: str, *, force: bool = False) -> None:
     os.chmod(path, 0o600)
 
 
-def format_client_key(pair: KeyPair, name: str) -> tuple[str, str]:
-    """(secret file text, public file text) for a scheduler client key pair."""
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """A scheduler client's key file: its own pair and the API server's public key."""
+
+    name: str
+    pair: KeyPair
+    api_server_public: bytes
+
+
+def format_client_key(name: str, pair: KeyPair, api_server_public: bytes) -> tuple[str, str]:
+    """(``NAME.key`` text for the client, ``NAME.pub`` text for the hosts)."""
     public = f"{CLIENT_KEY_PREFIX} {name} {pair.public.decode()}"
-    secret = f"{public} {pair.secret.decode()}"
-    return secret, public
+    return f"{public} {pair.secret.decode()} {api_server_public.decode()}", public
 
 
-def parse_client_key(text: str, source: str) -> tuple[str, KeyPair | bytes]:
-    """Parse a client key file: returns (name, KeyPair) or (name, public key).
+def parse_client_key(text: str, source: str) -> ClientKey | tuple[str, bytes]:
+    """Parse a ``NAME.key`` (-> :class:`ClientKey`) or ``NAME.pub`` (-> (name, public key)).
 
     Raises:
-      SecretError: the text is not a meshd client key.
+      SecretError: the text is not a meshd client key file.
     """
     parts = text.split()
-    if not parts or parts[0] != CLIENT_KEY_PREFIX or len(parts) not in (3, 4):
+    if not parts or parts[0] != CLIENT_KEY_PREFIX or len(parts) not in (3, 5):
         raise SecretError(f"{source} is not a meshd client key; make one with `meshd keygen --client NAME`")
+    if any(len(p) != 40 for p in parts[2:]):
+        raise SecretError(f"{source}: keys must be 40 Z85 characters; the file is damaged")
     name, public = parts[1], parts[2].encode()
-    if len(public) != 40:
-        raise SecretError(f"{source}: public key must be 40 Z85 characters")
-    if len(parts) == 4:
-        return name, KeyPair(public=public, secret=parts[3].encode())
+    if len(parts) == 5:
+        return ClientKey(name, KeyPair(public=public, secret=parts[3].encode()), parts[4].encode())
     return name, public
+
+
+def read_client_key(path: str | Path) -> ClientKey:
+    """Read a client's ``NAME.key`` file.
+
+    Raises:
+      SecretError: missing, unreadable, or a ``.pub`` file given instead.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SecretError(f"client key {path} cannot be read ({exc.strerror}); "
+                          f"make one with `meshd keygen --client NAME`") from None
+    key = parse_client_key(text, str(path))
+    if not isinstance(key, ClientKey):
+        raise SecretError(f"{path} is a public key file; a client needs its NAME.key file")
+    return key
 
 
 def load_client_keys(directory: str | Path) -> dict[bytes, str]:
@@ -181,6 +213,8 @@ def load_client_keys(directory: str | Path) -> dict[bytes, str]:
         return {}
     allowed: dict[bytes, str] = {}
     for path in sorted(directory.glob("*.pub")):
-        name, public = parse_client_key(path.read_text(), str(path))
-        allowed[public if isinstance(public, bytes) else public.public] = name
+        key = parse_client_key(path.read_text(), str(path))
+        if isinstance(key, ClientKey):
+            raise SecretError(f"{path} holds a client's secret key; copy only NAME.pub to the hosts")
+        allowed[key[1]] = key[0]
     return allowed

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from meshd.cli import main
-from meshd.transport import ClusterKeys, load_client_keys, parse_client_key, read_secret
+from meshd.transport import ClusterKeys, load_client_keys, read_client_key, read_secret
 
 
 def test_help_lists_every_command():
@@ -44,11 +44,16 @@ def test_two_secrets_give_different_keys_one_secret_same_keys(tmp_path):
     assert ClusterKeys.from_secret(read_secret(a)) != ClusterKeys.from_secret(read_secret(b))
 
 
-def test_keygen_client_pair_is_loadable(tmp_path):
-    assert main(["keygen", "--client", "sched-1", "--dir", str(tmp_path)]) == 0
-    name, pair = parse_client_key((tmp_path / "sched-1.key").read_text(), "sched-1.key")
-    assert name == "sched-1"
-    assert load_client_keys(tmp_path) == {pair.public: "sched-1"}
+def test_keygen_client_pair_is_loadable(tmp_path, capsys):
+    secret = tmp_path / "secret"
+    assert main(["keygen", "--client", "s1", "--dir", str(tmp_path), "--secret-file", str(secret)]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    main(["keygen", "--out", str(secret)])
+    assert main(["keygen", "--client", "sched-1", "--dir", str(tmp_path), "--secret-file", str(secret)]) == 0
+    key = read_client_key(tmp_path / "sched-1.key")
+    assert key.name == "sched-1"
+    assert key.api_server_public == ClusterKeys.from_secret(read_secret(secret)).api.public
+    assert load_client_keys(tmp_path) == {key.pair.public: "sched-1"}
 
 
 @pytest.mark.parametrize("text,fragment", [

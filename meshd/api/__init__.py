@@ -1,0 +1,21 @@
+"""meshd.api: the scheduler ZeroMQ API (seed 001 framing) and its client.
+
+* :mod:`._frame` — the 8-byte header + msgpack map framing, message types, error codes;
+* :mod:`._requests` — one typed request per message type, parsed strictly;
+* :class:`SchedulerService` — frames in, replies out, over an :class:`ApiBackend`;
+* :class:`SchedulerApi` — the SUB/ROUTER/PUB sockets with CURVE client keys;
+* :mod:`meshd.api.client` — a blocking Python client.
+
+The wire format is specified in docs/api.md.
+"""
+
+from ._frame import HEADER, RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, MsgType, pack, unpack
+from ._requests import parse_request, request_types
+from ._server import API_DOMAIN, SchedulerApi
+from ._service import ApiBackend, SchedulerService, Unavailable, plain
+
+__all__ = [
+    "API_DOMAIN", "ApiBackend", "ApiError", "FrameError", "HEADER", "MsgType", "RESPONSE_FLAG",
+    "STATE_ERROR_OFFSET", "SchedulerApi", "SchedulerService", "Unavailable", "pack", "parse_request",
+    "plain", "request_types", "unpack",
+]

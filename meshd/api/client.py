@@ -1,0 +1,125 @@
+"""A small blocking Python client of the scheduler API (for schedulers and scripts).
+
+Example::
+
+    from meshd.api.client import SchedulerClient
+
+    with SchedulerClient("192.0.2.11", key_file="sched1.key") as api:
+        api.request(MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24")
+        ep = api.request(MsgType.ENDPOINT_CONNECT, container_id=cid, network="blue",
+                         bandwidth_kbit=10_000)
+        print(ep["ip"], ep["mac"])
+
+Every call carries a fresh ``request_id``; on a timeout the same request (same
+id) is sent again up to ``retries`` times, so a command is never applied twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import zmq
+
+from meshd.transport import ClientKey, read_client_key
+
+from ._frame import RESPONSE_FLAG, MsgType, pack, unpack
+
+
+class ApiRequestError(Exception):
+    """The API answered with an error: ``code`` and ``message`` as in docs/api.md."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.message = message
+
+
+class SchedulerClient:
+    """Blocking client: ROUTER requests, PUB fire-and-forget, SUB events."""
+
+    def __init__(self, host: str, *, key_file: str | None = None, key: ClientKey | None = None,
+                 router_port: int = 30028, sub_port: int = 30027, pub_port: int = 30029,
+                 timeout_s: float = 10.0, retries: int = 2) -> None:
+        self.key = key or read_client_key(key_file or "client.key")
+        self.host = host
+        self.ports = {"router": router_port, "sub": sub_port, "pub": pub_port}
+        self.timeout_ms = int(timeout_s * 1000)
+        self.retries = retries
+        self.ctx = zmq.Context()
+        self._dealer = self._socket(zmq.DEALER, "router")
+        self._publisher: zmq.Socket | None = None
+        self._events: zmq.Socket | None = None
+
+    def __enter__(self) -> SchedulerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+    def request(self, msg_type: MsgType, **fields: Any) -> dict[str, Any]:
+        """Send one request and return its ``result`` map.
+
+        Raises:
+          ApiRequestError: the API answered with an error.
+          TimeoutError: no answer after ``retries`` + 1 attempts.
+        """
+        fields.setdefault("request_id", uuid.uuid4().hex)
+        frame = pack(msg_type, fields)
+        for _ in range(self.retries + 1):
+            try:
+                self._dealer.send(frame)
+            except zmq.Again:
+                continue  # not connected within the timeout (IMMEDIATE)
+            if self._dealer.poll(self.timeout_ms):
+                reply = self._read_reply(fields["request_id"])
+                if reply is not None:
+                    return reply
+        raise TimeoutError(
+            f"no answer from the meshd API at {self._endpoint('router')} after {self.retries + 1} attempts: "
+            "is the agent running, the port open, and this client's .pub file in api.clients_dir?")
+
+    def publish(self, msg_type: MsgType, **fields: Any) -> None:
+        """Fire-and-forget on the SUB port (seed 001 style); errors come back as events."""
+        if self._publisher is None:
+            self._publisher = self._socket(zmq.PUB, "sub", immediate=False)
+        self._publisher.send(pack(msg_type, fields))
+
+    def next_event(self, timeout_s: float | None = None) -> tuple[int, dict[str, Any]] | None:
+        """The next ``(event type, body)`` from the PUB port, or None after ``timeout_s``.
+
+        The first call subscribes; events published before the subscription
+        is live are not seen (PUB/SUB has no history).
+        """
+        if self._events is None:
+            self._events = self._socket(zmq.SUB, "pub", immediate=False)
+            self._events.setsockopt(zmq.SUBSCRIBE, b"")
+        if not self._events.poll(None if timeout_s is None else int(timeout_s * 1000)):
+            return None
+        return unpack(self._events.recv(), max_bytes=1 << 24)
+
+    def _read_reply(self, request_id: str) -> dict[str, Any] | None:
+        msg_type, body = unpack(self._dealer.recv(), max_bytes=1 << 24)
+        if not msg_type & RESPONSE_FLAG or body.get("request_id") not in (request_id, ""):
+            return None  # a late reply to an earlier attempt
+        if not body.get("ok"):
+            err = body.get("error", {})
+            raise ApiRequestError(int(err.get("code", 0)), str(err.get("message", "unknown error")))
+        return body.get("result", {})
+
+    def _endpoint(self, which: str) -> str:
+        return f"tcp://{self.host}:{self.ports[which]}"
+
+    def _socket(self, kind: int, which: str, *, immediate: bool = True) -> zmq.Socket:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, int(immediate))
+        sock.setsockopt(zmq.SNDTIMEO, self.timeout_ms)
+        sock.setsockopt(zmq.CURVE_SERVERKEY, self.key.api_server_public)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, self.key.pair.public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, self.key.pair.secret)
+        sock.connect(self._endpoint(which))
+        return sock

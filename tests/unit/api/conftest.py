@@ -1,0 +1,50 @@
+import itertools
+from typing import Any
+
+import pytest
+
+from meshd import state as st
+from meshd.api import FrameError, SchedulerService
+from meshd.api._frame import ApiError, MsgType
+
+
+class LocalBackend:
+    """A one-replica backend: commands execute on a real NetworkState at increasing
+    log indexes, as on a single-voter cluster (the agent's backend commits through
+    Raft first).  Containers resolve to themselves unless listed in ``unknown``."""
+
+    def __init__(self, host: str = "h1") -> None:
+        self.local_host = host
+        self._state = st.NetworkState()
+        self._index = itertools.count(1)
+        self.executed: list[Any] = []
+        self.unknown: set[str] = set()
+
+    async def execute(self, command: Any) -> Any:
+        self.executed.append(command)
+        return self._state.execute(command, next(self._index))
+
+    def state(self) -> st.NetworkState:
+        return self._state
+
+    def members(self) -> list[dict[str, Any]]:
+        return [{"name": self.local_host, "state": "alive"}]
+
+    def status(self) -> dict[str, Any]:
+        return {"host": self.local_host, "last_index": self._state.last_index}
+
+    async def resolve_container(self, req, host: str) -> str:
+        if req.container_id in self.unknown:
+            raise FrameError(ApiError.UNKNOWN_CONTAINER, f"container {req.container_id!r} does not exist on {host}",
+                             MsgType.ENDPOINT_CONNECT, req.request_id)
+        return req.container_id
+
+
+@pytest.fixture
+def backend():
+    return LocalBackend()
+
+
+@pytest.fixture
+def service(backend):
+    return SchedulerService(backend, max_frame_bytes=4096)

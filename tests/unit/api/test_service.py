@@ -1,0 +1,94 @@
+"""SchedulerService over a real NetworkState: replies, errors, de-duplication."""
+
+import msgpack
+import pytest
+import trio
+
+from meshd import state as st
+from meshd.api import RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, MsgType, pack, unpack
+
+
+async def call(service, msg_type, require_request_id=True, **fields):
+    reply = await service.handle(pack(msg_type, fields), require_request_id=require_request_id)
+    reply_type, body = unpack(reply, max_bytes=1 << 20)
+    assert reply_type == msg_type | RESPONSE_FLAG
+    return body
+
+
+async def test_create_connect_query(service):
+    body = await call(service, MsgType.NETWORK_CREATE, request_id="r1", name="blue", subnet="10.1.0.0/24")
+    assert body["ok"] and body["request_id"] == "r1"
+    assert body["result"]["gateway"] == "10.1.0.1" and body["result"]["vni"] >= 1
+    body = await call(service, MsgType.ENDPOINT_CONNECT, request_id="r2", container_id="c1", network="blue",
+                      bandwidth_kbit=10_000, burst_bytes=16_000, latency_ms=50)
+    assert body["ok"], body
+    ep = body["result"]
+    assert ep["host"] == "h1" and ep["ip"].startswith("10.1.0.") and ep["ip"] != "10.1.0.1"
+    nets = (await call(service, MsgType.NETWORK_LIST, request_id="q1"))["result"]["networks"]
+    assert [(n["name"], n["used"]) for n in nets] == [("blue", 1)]
+    eps = (await call(service, MsgType.QUERY_ENDPOINTS, request_id="q2", host="h1"))["result"]["endpoints"]
+    assert eps[0]["qos"] == {"rate_kbit": 10_000, "burst_bytes": 16_000, "latency_ms": 50}
+
+
+async def test_state_errors_carry_offset_code_and_message(service):
+    body = await call(service, MsgType.ENDPOINT_CONNECT, request_id="r", container_id="c1", network="nope")
+    assert not body["ok"]
+    assert body["error"]["code"] == STATE_ERROR_OFFSET + st.ErrorCode.UNKNOWN_NETWORK
+    assert "nope" in body["error"]["message"]
+    body = await call(service, MsgType.NETWORK_CREATE, request_id="r2", name="x", subnet="10.0.0.0/33")
+    assert body["error"]["code"] == STATE_ERROR_OFFSET + st.ErrorCode.INVALID_CIDR
+
+
+@pytest.mark.parametrize("msg_type,fields,code,fragment", [
+    (MsgType.NETWORK_CREATE, {"request_id": "r", "subnet": "10.0.0.0/24"}, ApiError.MISSING_FIELD, "'name' is required"),
+    (MsgType.NETWORK_CREATE, {"request_id": "r", "name": 5, "subnet": "x"}, ApiError.WRONG_TYPE, "'name' must be a str"),
+    (MsgType.NETWORK_CREATE, {"request_id": "r", "name": "a", "subnet": "x", "netwrok": 1}, ApiError.UNKNOWN_FIELD, "'netwrok'"),
+    (MsgType.NETWORK_CREATE, {"request_id": "r", "name": "a", "subnet": "10.9.0.0/24", "mode": "ovs"}, ApiError.INVALID_VALUE, "mode 'ovs'"),
+    (MsgType.ENDPOINT_CONNECT, {"request_id": "r", "container_id": "c", "network": "n", "bandwidth_kbit": -1},
+     ApiError.WRONG_TYPE, "must not be negative"),
+    (MsgType.POLICY_ADD, {"request_id": "r", "kind": "allow-all", "network": "n"}, ApiError.INVALID_VALUE, "policy kind"),
+    (MsgType.ENDPOINT_CONNECT, {"request_id": "r", "container_id": "ghost", "network": "n"}, ApiError.UNKNOWN_CONTAINER, "ghost"),
+    (777, {"request_id": "r"}, ApiError.UNKNOWN_TYPE, "unknown request type 777"),
+    (MsgType.NETWORK_LIST, {}, ApiError.MISSING_FIELD, "'request_id' is required"),
+])
+async def test_request_errors_name_the_field(service, backend, msg_type, fields, code, fragment):
+    backend.unknown.add("ghost")
+    body = await call(service, msg_type, **fields)
+    assert not body["ok"] and body["error"]["code"] == code, body
+    assert fragment in body["error"]["message"]
+    assert body["request_id"] == fields.get("request_id", "")
+    assert backend.executed == []  # nothing half-done
+
+
+async def test_garbage_never_raises(service):
+    for frame in [b"", b"\x00" * 8, b"\xff" * 8 + b"\x00", pack(1, {})[:-1], b"\x00\x00\x00\x01\x00\x00\x00\x01\xc1"]:
+        _, body = unpack(await service.handle(frame), max_bytes=1 << 20)
+        assert body["ok"] is False and body["error"]["code"] in {int(c) for c in ApiError}
+
+
+async def test_repeated_request_id_returns_the_first_result(service, backend):
+    await call(service, MsgType.NETWORK_CREATE, request_id="n", name="blue", subnet="10.1.0.0/24")
+    first = await call(service, MsgType.ENDPOINT_CONNECT, request_id="same", container_id="c1", network="blue")
+    again = await call(service, MsgType.ENDPOINT_CONNECT, request_id="same", container_id="c1", network="blue")
+    assert again == first
+    assert sum(isinstance(c, st.Connect) for c in backend.executed) == 1
+    assert backend.state().network("blue").used == 1
+
+
+async def test_concurrent_duplicates_execute_once(service, backend):
+    await call(service, MsgType.NETWORK_CREATE, request_id="n", name="blue", subnet="10.1.0.0/24")
+    replies = []
+
+    async def one():
+        replies.append(await call(service, MsgType.ENDPOINT_CONNECT, request_id="dup", container_id="c9", network="blue"))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(one)
+    assert len({msgpack.packb(r) for r in replies}) == 1
+    assert sum(isinstance(c, st.Connect) for c in backend.executed) == 1
+
+
+async def test_sub_requests_need_no_request_id(service):
+    body = await call(service, MsgType.NETWORK_CREATE, require_request_id=False, name="red", subnet="10.2.0.0/24")
+    assert body["ok"]
