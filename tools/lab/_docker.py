@@ -53,7 +53,7 @@ def client() -> Any:
         cli = docker.from_env(timeout=60)
         cli.ping()
     except docker.errors.DockerException as exc:
-        raise LabError(f"dockerd is not running ({exc}): start it with tools/setup.sh") from exc
+        raise LabError(f"dockerd is not running: start it with tools/setup.sh ({exc})") from exc
     return cli
 
 
