@@ -6,10 +6,11 @@ the objects netops owns, recognised by name prefix. Everything here is
 synchronous; run it in a worker thread, one call per thread at a time.
 """
 
-from netops._apply import ApplyReport, apply, ensure_router, netns_path
+from netops._apply import VXLAN_READY, ApplyReport, apply, ensure_router, netns_path
+from netops._msgs import Link
 from netops._dump import Actual, Counters, counters, dump_owned, rates
 from netops._errors import NetopsError, UnsupportedSetting
-from netops._nft import list_table, run as nft_run
+from netops._nft import NftTable, dump_table, list_table, run as nft_run
 from netops._ops import (
     BRIDGE_PREFIX,
     LEG_PREFIX,
@@ -42,9 +43,9 @@ from netops._nl import InNetns as in_netns
 from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 
 __all__ = [
-    "Actual", "ApplyReport", "AttachEndpoint", "AttachLeg", "BRIDGE_PREFIX", "ClearQdisc", "Counters",
+    "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "BRIDGE_PREFIX", "ClearQdisc", "Counters",
     "DeleteLink", "DeleteRouter", "EnsureBridge", "EnsureRouter", "EnsureVxlan", "FdbEntry", "LEG_PREFIX",
-    "NFT_TABLE", "NeighEntry", "NetopsError", "NftScript", "Op", "Qos", "ROUTER_NETNS_PREFIX", "SetEndpointQos",
+    "NFT_TABLE", "NftTable", "dump_table", "NeighEntry", "NetopsError", "NftScript", "Op", "Qos", "ROUTER_NETNS_PREFIX", "SetEndpointQos",
     "SetTbf", "Underlay", "UnsupportedSetting", "VETH_PREFIX", "VXLAN_OVERHEAD", "VXLAN_PREFIX", "apply",
     "MtuCheck", "bridge_name", "check_path_mtu", "counters", "in_netns", "dump_owned", "ensure_router", "is_owned_link", "leg_name", "list_table",
     "netns_path", "nft_run", "rates", "underlay_for", "vxlan_name",

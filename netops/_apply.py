@@ -40,6 +40,9 @@ from netops._ops import (
 )
 
 
+VXLAN_READY = "meshd:ready"
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyReport:
     """What one apply() did: operations attempted and the errors (each names its object)."""
@@ -113,6 +116,7 @@ class _Applier:
         self.flush()
         index = self.links.index(op.name)
         self.queue_msg(_msgs.bridge_port_flags(index, op.name, learning=False, unicast_flood=False))
+        self.queue_msg(_msgs.set_link(index, op.name, alias=VXLAN_READY))  # last: marks it complete
 
     def delete(self, op: DeleteLink) -> None:
         self.queue_msg(_msgs.del_link(self.links.cache.pop(op.name, 0), op.name))

@@ -75,16 +75,20 @@ def _tbf(nl: NlSocket, owned: dict[int, str]) -> dict[str, int]:
     return out
 
 
-def routers() -> frozenset[str]:
+def routers(prefix: str = ROUTER_NETNS_PREFIX) -> frozenset[str]:
     try:
         names = os.listdir("/run/netns")
     except FileNotFoundError:
         return frozenset()
-    return frozenset(n for n in names if n.startswith(ROUTER_NETNS_PREFIX))
+    return frozenset(n for n in names if n.startswith(prefix))
 
 
-def dump_owned() -> Actual:
-    """Dump the owned objects of the calling thread's network namespace."""
+def dump_owned(router_prefix: str = ROUTER_NETNS_PREFIX) -> Actual:
+    """Dump the owned objects of the calling thread's network namespace.
+
+    Router namespaces are recognised by ``router_prefix`` (namespace names are
+    global to the machine, so several lab hosts on one machine need distinct ones).
+    """
     with NlSocket() as nl:
         all_links = _links(nl)
         owned = {i: l for i, l in all_links.items() if is_owned_link(l.name)}
@@ -94,7 +98,7 @@ def dump_owned() -> Actual:
             fdb=_fdb(nl, vx),
             neigh=_neigh(nl, vx),
             tbf_bps=_tbf(nl, {i: l.name for i, l in owned.items()}),
-            routers=routers(),
+            routers=routers(router_prefix),
         )
 
 

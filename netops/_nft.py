@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
+from dataclasses import dataclass
 
 from netops._errors import NetopsError
 from netops._nl import InNetns
@@ -67,3 +68,39 @@ def list_table(family: str, table: str, netns: str | None = None) -> list[dict] 
     except NetopsError:
         return None
     return json.loads(out).get("nftables", [])
+
+
+@dataclass(frozen=True, slots=True)
+class NftTable:
+    """A table's identity tag (the comment on its first rule) and its sets' elements.
+
+    Elements are canonical strings: ``"mv1a2b . 10.1.0.2"``, ``"mg-7 . 10.2.0.0/24"``, ``"mv1a2b"``.
+    """
+
+    tag: str
+    sets: dict[str, frozenset[str]]
+
+
+def _element(value: object) -> str:
+    if isinstance(value, dict):
+        if "concat" in value:
+            return " . ".join(_element(v) for v in value["concat"])
+        if "prefix" in value:
+            return f"{value['prefix']['addr']}/{value['prefix']['len']}"
+        if "elem" in value:
+            return _element(value["elem"]["val"])
+    return str(value)
+
+
+def dump_table(family: str, table: str, netns: str | None = None) -> NftTable | None:
+    """The table's tag and set elements, or None when the table does not exist."""
+    objects = list_table(family, table, netns)
+    if objects is None:
+        return None
+    tag, sets = "", {}
+    for obj in objects:
+        if "set" in obj:
+            sets[obj["set"]["name"]] = frozenset(_element(e) for e in obj["set"].get("elem", []))
+        elif "rule" in obj and not tag:
+            tag = obj["rule"].get("comment", "")
+    return NftTable(tag, sets)

@@ -1,0 +1,148 @@
+"""The desired-state description the reconciler plans from.
+
+A small, self-contained picture of what one host's data plane should be,
+built by the agent from (replicated network state, live members, local
+containers). It does not import meshd.state, so either side can change its
+internals without the other; the agent translates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from netops import ROUTER_NETNS_PREFIX, Qos
+
+PolicyKind = Literal["isolate", "deny", "deny_both", "deny_all"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Network:
+    """A tenant network (one VNI).
+
+    Attributes:
+        vni: VXLAN network identifier, 1..16777215.
+        tenant: owner; networks of one tenant share a router namespace per host.
+        subnet: CIDR, e.g. "10.1.0.0/24" (tenants may overlap each other).
+        gateway: the gateway address containers route through (None: L2 only).
+        mtu: container MTU; None means underlay MTU − 50.
+        egress_kbit: TBF on the network's VXLAN device (tenant egress), or None.
+    """
+
+    vni: int
+    tenant: str
+    subnet: str
+    gateway: str | None = None
+    mtu: int | None = None
+    egress_kbit: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.vni < 1 << 24:
+            raise ValueError(f"network vni {self.vni} out of range: use 1..16777215")
+        net = ipaddress.ip_network(self.subnet)
+        if self.gateway is not None and ipaddress.ip_address(self.gateway) not in net:
+            raise ValueError(f"gateway {self.gateway} of vni {self.vni} is outside its subnet {self.subnet}")
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalEndpoint:
+    """A container interface on this host.
+
+    Attributes:
+        key: stable id (container id); with ``vni`` it names the host veth.
+        netns: the container's netns path ("/proc/<pid>/ns/net").
+        ifname: name inside the container (eth0, eth1 for a second network).
+    """
+
+    key: str
+    vni: int
+    netns: str
+    ip: str
+    mac: str
+    ifname: str = "eth0"
+    qos: Qos | None = None
+
+    @property
+    def host_if(self) -> str:
+        return host_if_name(self.key, self.vni)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteEndpoint:
+    """A container of a network on another host (its VTEP)."""
+
+    vni: int
+    ip: str
+    mac: str
+    vtep: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """Seed 000 Table 4: isolate (ICC off in a), deny a→b, deny_both a↔b, deny_all (a)."""
+
+    kind: PolicyKind
+    a: int
+    b: int | None = None
+
+    def __post_init__(self) -> None:
+        needs_b = self.kind in ("deny", "deny_both")
+        if needs_b != (self.b is not None):
+            raise ValueError(f"policy {self.kind} {'needs' if needs_b else 'takes no'} second network")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostDesired:
+    """Everything one host's data plane should be.
+
+    Attributes:
+        underlay_ip: this host's VTEP address; underlay_dev, underlay_mtu: its device.
+        vteps: per VNI, the live remote hosts that have the network (flood list).
+            Remote endpoints whose VTEP is not live for their VNI are ignored.
+        router_prefix: names (and marks as owned) this host's tenant router
+            namespaces; only tests running several hosts on one machine change it.
+    """
+
+    underlay_ip: str
+    underlay_dev: str
+    underlay_mtu: int
+    networks: tuple[Network, ...] = ()
+    local: tuple[LocalEndpoint, ...] = ()
+    remote: tuple[RemoteEndpoint, ...] = ()
+    vteps: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    policies: tuple[Policy, ...] = ()
+    router_prefix: str = ROUTER_NETNS_PREFIX
+
+    def router_name(self, tenant: str) -> str:
+        return router_name(tenant, self.router_prefix)
+
+
+def active_networks(d: HostDesired) -> list[int]:
+    """Networks built on this host: those with a local endpoint, plus every
+    routed network (one with a gateway) of a tenant that has a routed local
+    endpoint here — each host routes its own containers' traffic (distributed
+    routing), so its tenant router needs a leg in each of the tenant's networks.
+    """
+    nets = {n.vni: n for n in d.networks}
+    local = {ep.vni for ep in d.local if ep.vni in nets}
+    tenants = {nets[v].tenant for v in local if nets[v].gateway}
+    return sorted(local | {n.vni for n in d.networks if n.gateway and n.tenant in tenants})
+
+
+def host_if_name(key: str, vni: int) -> str:
+    """``mv`` + 12 hex digits of a hash of (key, vni): 14 chars, under IFNAMSIZ."""
+    return "mv" + hashlib.sha1(f"{key}/{vni}".encode()).hexdigest()[:12]
+
+
+def router_name(tenant: str, prefix: str = ROUTER_NETNS_PREFIX) -> str:
+    """The tenant's router netns: readable slug plus a hash (tenants may differ only in case)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", tenant.lower()).strip("-")[:20]
+    return f"{prefix}{slug}-{hashlib.sha1(tenant.encode()).hexdigest()[:6]}"

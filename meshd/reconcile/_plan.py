@@ -1,0 +1,222 @@
+"""The planner: desired host state + dumped kernel state → the operations that close the gap.
+
+Theory of operation: pure — no I/O, no clock. ``plan(desired, actual, nft)``
+compares what should exist with what netops dumped (only objects meshd owns:
+name prefixes mb-/mx-/mv/mg-, router namespaces meshd-r-*, table bridge meshd)
+and returns netops operations in a safe order:
+
+1. removals: stale endpoints and legs, withdrawn FDB/neighbour entries,
+   tunnels and bridges of networks with no local endpoint left, routers;
+2. tunnels: bridge, VXLAN, tenant egress TBF;
+3. tenant routers and their legs (gateways);
+4. FDB/neighbour additions (L2 population);
+5. endpoint attaches and QoS changes;
+6. nftables: the whole table when missing or of another rules version,
+   otherwise set-element updates only.
+
+Half-built objects are recognised by their alias stamp, written as the last
+step of building them: a VXLAN without ``meshd:ready``, a veth or leg whose
+alias is not the stamp of its desired configuration. They are deleted and
+built again, so an interrupted pass is finished by the next one. When
+nothing differs, the plan is empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import netops
+from netops import (
+    AttachEndpoint,
+    AttachLeg,
+    ClearQdisc,
+    DeleteLink,
+    DeleteRouter,
+    EnsureBridge,
+    EnsureRouter,
+    EnsureVxlan,
+    FdbEntry,
+    NeighEntry,
+    NftScript,
+    Op,
+    SetEndpointQos,
+    SetTbf,
+    VXLAN_READY,
+    Link,
+    bridge_name,
+    leg_name,
+    vxlan_name,
+)
+
+from meshd.reconcile import _rules
+from meshd.reconcile._desired import HostDesired, LocalEndpoint, Network, active_networks
+
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+def endpoint_stamp(ep: LocalEndpoint, net: Network, mtu: int) -> str:
+    """``meshd ep <config hash> q=<qos>``: the config part forces a rebuild, the QoS part a QoS update."""
+    cfg = f"{ep.vni}|{ep.netns}|{ep.ifname}|{ep.ip}/{net.prefixlen}|{ep.mac}|{mtu}|{net.gateway}"
+    qos = ep.qos.stamp() if ep.qos else "-"
+    return f"meshd ep {hashlib.sha1(cfg.encode()).hexdigest()[:12]} q={qos}"
+
+
+def leg_stamp(router: str, net: Network, mtu: int) -> str:
+    return f"meshd leg {router} {net.gateway}/{net.prefixlen} mtu={mtu}"
+
+
+class _Plan:
+    def __init__(self, d: HostDesired, actual: netops.Actual) -> None:
+        self.d, self.actual = d, actual
+        self.nets = {n.vni: n for n in d.networks}
+        self.local = [ep for ep in d.local if ep.vni in self.nets]
+        self.active = active_networks(d)
+        self.removals: list[Op] = []
+        self.tunnels: list[Op] = []
+        self.routers: list[Op] = []
+        self.l2: list[Op] = []
+        self.endpoints: list[Op] = []
+        self.fresh_bridges: set[str] = set()  # (re)created this pass: nothing on them survives
+        self.fresh_vxlans: set[str] = set()
+
+    def mtu(self, vni: int) -> int:
+        return self.nets[vni].mtu or self.d.underlay_mtu - netops.VXLAN_OVERHEAD
+
+    def link(self, name: str, kind: str) -> Link | None:
+        link = self.actual.links.get(name)
+        return link if link is not None and link.kind == kind else None
+
+    def master_ok(self, link: Link | None, vni: int) -> bool:
+        bridge = self.link(bridge_name(vni), "bridge")
+        return link is not None and bridge is not None and link.master == bridge.index \
+            and bridge_name(vni) not in self.fresh_bridges
+
+    # ------------------------------------------------------------ tunnels
+    def tunnel(self, vni: int) -> None:
+        net, mtu = self.nets[vni], self.mtu(vni)
+        br, vx = bridge_name(vni), vxlan_name(vni)
+        if self.link(br, "bridge") is None:
+            if br in self.actual.links:
+                self.removals.append(DeleteLink(br))
+            self.tunnels.append(EnsureBridge(br, mtu))
+            self.fresh_bridges.add(br)
+        x = self.link(vx, "vxlan")
+        ok = x is not None and self.master_ok(x, vni) and (x.vni, x.vxlan_local, x.alias, x.mtu) == (
+            vni, self.d.underlay_ip, VXLAN_READY, mtu)
+        if not ok:
+            if vx in self.actual.links:
+                self.removals.append(DeleteLink(vx))
+            self.tunnels.append(EnsureVxlan(vx, vni, self.d.underlay_ip, self.d.underlay_dev, br, mtu))
+            self.fresh_vxlans.add(vx)
+        have = None if vx in self.fresh_vxlans else self.actual.tbf_bps.get(vx)
+        if net.egress_kbit and have != net.egress_kbit * 1000 // 8:
+            self.tunnels.append(SetTbf(vx, net.egress_kbit))
+        elif not net.egress_kbit and have:
+            self.tunnels.append(ClearQdisc(vx))
+
+    def stale_tunnels(self) -> None:
+        active = {str(v) for v in self.active}
+        for prefix in (netops.VXLAN_PREFIX, netops.BRIDGE_PREFIX):  # VXLANs before their bridges
+            for name in sorted(self.actual.links):
+                if name.startswith(prefix) and name[len(prefix):] not in active:
+                    self.removals.append(DeleteLink(name))
+
+    # ------------------------------------------------------------ endpoints
+    def endpoints_ops(self) -> None:
+        wanted = {ep.host_if: ep for ep in self.local}
+        for name in sorted(self.actual.links):
+            if name.startswith(netops.VETH_PREFIX) and name not in wanted:
+                self.removals.append(DeleteLink(name))
+        for ep in self.local:
+            self.endpoint(ep)
+
+    def endpoint(self, ep: LocalEndpoint) -> None:
+        net, mtu = self.nets[ep.vni], self.mtu(ep.vni)
+        stamp = endpoint_stamp(ep, net, mtu)
+        link = self.link(ep.host_if, "veth")
+        same_cfg = link is not None and link.alias.split(" q=")[0] == stamp.split(" q=")[0]
+        if same_cfg and self.master_ok(link, ep.vni):
+            if link.alias != stamp:
+                self.endpoints.append(SetEndpointQos(ep.host_if, ep.netns, ep.ifname, ep.qos, stamp))
+            return
+        if ep.host_if in self.actual.links:
+            self.removals.append(DeleteLink(ep.host_if))
+        self.endpoints.append(AttachEndpoint(
+            ep.host_if, bridge_name(ep.vni), ep.netns, ep.ifname, ep.ip, net.prefixlen, ep.mac, mtu,
+            net.gateway, ep.qos, stamp))
+
+    # ------------------------------------------------------------ L2 population
+    def wanted_l2(self) -> tuple[set[tuple[str, str, str]], dict[tuple[str, str], str]]:
+        fdb: set[tuple[str, str, str]] = set()
+        neigh: dict[tuple[str, str], str] = {}
+        for vni in self.active:
+            vx = vxlan_name(vni)
+            live = set(self.d.vteps.get(vni, frozenset())) - {self.d.underlay_ip}
+            fdb |= {(vx, ZERO_MAC, vtep) for vtep in live}
+            for r in self.d.remote:
+                if r.vni == vni and r.vtep in live:
+                    fdb |= {(vx, r.mac, r.vtep), (vx, r.mac, "")}
+                    neigh[(vx, r.ip)] = r.mac
+        return fdb, neigh
+
+    def l2_ops(self) -> None:
+        want_fdb, want_neigh = self.wanted_l2()
+        kept = {f"{netops.VXLAN_PREFIX}{v}" for v in self.active} - self.fresh_vxlans
+        have_fdb = {e for e in self.actual.fdb if e[0] in kept}
+        have_neigh = {(dev, ip): mac for dev, ip, mac in self.actual.neigh if dev in kept}
+        for dev, mac, dst in sorted(have_fdb - want_fdb):
+            self.removals.append(FdbEntry(False, dev, mac, dst or None))
+        for (dev, ip), mac in sorted(have_neigh.items()):
+            if (dev, ip) not in want_neigh:
+                self.removals.append(NeighEntry(False, dev, ip, mac))
+        for dev, mac, dst in sorted(want_fdb - have_fdb):
+            self.l2.append(FdbEntry(True, dev, mac, dst or None))
+        for (dev, ip), mac in sorted(want_neigh.items()):
+            if have_neigh.get((dev, ip)) != mac:
+                self.l2.append(NeighEntry(True, dev, ip, mac))
+
+    # ------------------------------------------------------------ tenant routers
+    def router_ops(self) -> None:
+        routed = [v for v in self.active if self.nets[v].gateway]
+        wanted = {self.d.router_name(self.nets[v].tenant) for v in routed}
+        for name in sorted(self.actual.routers - wanted):
+            self.removals.append(DeleteRouter(name))
+        missing = wanted - self.actual.routers
+        self.routers += [EnsureRouter(name) for name in sorted(missing)]
+        for name in sorted(self.actual.links):
+            if name.startswith(netops.LEG_PREFIX) and int(name[len(netops.LEG_PREFIX):] or 0) not in routed:
+                self.removals.append(DeleteLink(name))
+        for vni in routed:
+            net, mtu = self.nets[vni], self.mtu(vni)
+            link = self.link(leg_name(vni), "veth")
+            router = self.d.router_name(net.tenant)
+            stamp = leg_stamp(router, net, mtu)
+            ok = link is not None and link.alias == stamp and self.master_ok(link, vni) and router not in missing
+            if not ok:
+                if leg_name(vni) in self.actual.links:
+                    self.removals.append(DeleteLink(leg_name(vni)))
+                self.routers.append(AttachLeg(router, vni, bridge_name(vni), net.gateway,
+                                              net.prefixlen, mtu, stamp))
+
+
+def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None) -> list[Op]:
+    """Operations that turn ``actual`` (+ ``nft``, the meshd table or None) into ``d``.
+
+    Returns an empty list when the kernel already matches.
+    """
+    p = _Plan(d, actual)
+    for vni in p.active:
+        p.tunnel(vni)
+    p.endpoints_ops()
+    p.router_ops()
+    p.l2_ops()
+    p.stale_tunnels()
+    ops = p.removals + p.tunnels + p.routers + p.l2 + p.endpoints
+    wanted = _rules.desired_sets(d)
+    if nft is None or nft.tag != _rules.TAG:
+        ops.append(NftScript(_rules.full_script(wanted)))
+    else:
+        delta = _rules.delta_script(nft.sets, wanted)
+        if delta:
+            ops.append(NftScript(delta))
+    return ops
