@@ -75,8 +75,14 @@ def make_lab() -> Iterator[Callable[..., Lab]]:
     try:
         yield make
     finally:
-        for lab in labs:
-            lab.down()
+        errors = []
+        for lab in labs:  # tear every lab down even if one fails
+            try:
+                lab.down()
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
 @pytest.fixture
