@@ -25,6 +25,8 @@ from __future__ import annotations
 _WORD_BITS = 64
 _ALL = (1 << _WORD_BITS) - 1
 _FULL_WORD = b"\xff" * 8
+#: for a byte value, the position of its lowest clear bit (8 when the byte is full)
+_LOWEST_ZERO = [next((k for k in range(8) if not b >> k & 1), 8) for b in range(256)]
 
 
 class BitVector:
@@ -119,6 +121,23 @@ class BitVector:
             return None
         bits = self._bits
         c = self.cursor
+        byte = bits[c >> 3] | ((1 << (c & 7)) - 1)  # the cursor's byte, slots before it masked
+        if byte != 0xFF:  # fast path: a free slot in the cursor's own byte
+            i = (c & ~7) | _LOWEST_ZERO[byte]
+            bits[i >> 3] |= 1 << (i & 7)
+        else:
+            i = self._find_free(c)
+        self.count += 1
+        if bits[i >> 3] == 0xFF:
+            w = i >> 6
+            if bits[w * 8 : w * 8 + 8] == _FULL_WORD:
+                self._room[w] = 0
+        self.cursor = i + 1 if i + 1 < self.size else 0
+        return i
+
+    def _find_free(self, c: int) -> int:
+        """Set and return the first free slot at or after ``c`` (wrapping); one must exist."""
+        bits = self._bits
         w = c >> 6
         free = ~int.from_bytes(bits[w * 8 : w * 8 + 8], "little") & (_ALL << (c & 63)) & _ALL
         if not free:
@@ -126,13 +145,8 @@ class BitVector:
             if w < 0:
                 w = self._room.find(1)
             free = ~int.from_bytes(bits[w * 8 : w * 8 + 8], "little") & _ALL
-        k = (free & -free).bit_length() - 1
-        i = (w << 6) | k
+        i = (w << 6) | ((free & -free).bit_length() - 1)
         bits[i >> 3] |= 1 << (i & 7)
-        self.count += 1
-        if free == 1 << k:  # that was the word's last free bit
-            self._room[w] = 0
-        self.cursor = i + 1 if i + 1 < self.size else 0
         return i
 
     # --- persistence ---------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import Any, Callable
 
 from meshd import wire
 
@@ -267,6 +268,22 @@ Result = (
     | HostMarked
     | HostRemoved
 )
+
+
+def fast_constructor(cls: type) -> Callable[..., Any]:
+    """A positional constructor for a frozen, slotted dataclass without ``__post_init__``.
+
+    The generated ``__init__`` of a frozen dataclass looks each slot up by name
+    through ``object.__setattr__``; this one calls the slot descriptors
+    directly, about twice as fast (the connect hot path builds one result per
+    command).  The object is the same as ``cls(*values)`` builds.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    env.update({f"set_{n}": getattr(cls, n).__set__ for n in names})
+    body = "".join(f"    set_{n}(obj, {n})\n" for n in names)
+    exec(f"def make({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", env)  # noqa: S102
+    return env["make"]
 
 
 # --- errors ------------------------------------------------------------------

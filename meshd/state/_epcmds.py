@@ -20,9 +20,10 @@ from ._commands import (
     QosSet,
     Reject,
     SetQos,
+    fast_constructor,
 )
 from ._tables import Ep, Net
-from ._types import MAC_PREFIX, NO_QOS, ChangeKind, derived_mac, format_ipv4, format_mac
+from ._types import MAC_PREFIX, NO_QOS, ChangeKind, Qos, derived_mac, format_ipv4, format_mac
 
 if TYPE_CHECKING:
     from ._machine import NetworkState
@@ -33,6 +34,8 @@ else:
 
 _ADDED = ChangeKind.ENDPOINT_ADDED
 _ID_OK = v._ID_RE.match
+_new_connected = fast_constructor(Connected)
+_new_tuple = tuple.__new__
 
 
 class EndpointCommands(_Base):
@@ -41,7 +44,7 @@ class EndpointCommands(_Base):
         cid, host = c.endpoint_id, c.host
         if type(cid) is not str or not _ID_OK(cid):
             v.check_id("endpoint id", cid)
-        if type(host) is not str or not _ID_OK(host):
+        if type(host) is not str or (host not in self._hosts and not _ID_OK(host)):
             v.check_id(f"host of endpoint {cid!r}", host)
         old = net.eps.get(cid)
         if old is not None:
@@ -63,7 +66,10 @@ class EndpointCommands(_Base):
             )
         qos = c.qos
         if qos is not NO_QOS:
-            qos = self._qos_pool.setdefault(v.check_qos(f"endpoint {cid!r}", qos), qos)
+            if type(qos) is Qos and not (qos.rate_kbit or qos.burst_bytes or qos.latency_ms):
+                qos = NO_QOS
+            else:
+                qos = self._qos_pool.setdefault(v.check_qos(f"endpoint {cid!r}", qos), qos)
         mac = None if c.mac is None else self._check_mac(net, cid, c.mac)
         vec = net.vec
         if c.ip is not None:
@@ -77,25 +83,23 @@ class EndpointCommands(_Base):
                     f"network {c.network!r} ({net.net.subnet}) has no free address left for {cid!r}: "
                     "disconnect unused endpoints or create a larger network",
                 )
-        net.eps[cid] = Ep(host, off, mac, qos)
+        net.eps[cid] = _new_tuple(Ep, (host, off, mac, qos))
         if mac is not None:
             net.macs[mac] = cid
-        if nets_of is None:
-            self._containers[cid] = [c.network]
-            on_host = self._hosts.get(host)
-            if on_host is None:
-                self._hosts[host] = {cid: None}
-            else:
-                on_host[cid] = None
+        name = c.network
+        self._containers[cid] = (name,) if nets_of is None else nets_of + (name,)
+        on_host = self._hosts.get(host)
+        if on_host is None:
+            self._hosts[host] = {name: 1}
         else:
-            nets_of.append(c.network)
+            on_host[name] = on_host.get(name, 0) + 1
         self._changes.append((index, _ADDED, c.network, cid, host, None, None))
         return self._connected(net, cid, host, off, mac)
 
     def _connected(self, net: Net, cid: str, host: str, off: int, mac: int | None) -> Connected:
         ip = net.base + off
         n = net.net
-        return Connected(
+        return _new_connected(
             cid, n.name, host, format_ipv4(ip), net.prefix,
             format_mac(derived_mac(ip) if mac is None else mac), n.gateway, n.vni, n.mtu,
         )  # fmt: skip
@@ -172,15 +176,25 @@ class EndpointCommands(_Base):
         net.vec.clear(ep.ip)
         if ep.mac is not None:
             del net.macs[ep.mac]
-        nets_of = self._containers[cid]
-        nets_of.remove(net.net.name)
-        if not nets_of:
+        name = net.net.name
+        nets_of = tuple(n for n in self._containers[cid] if n != name)
+        if nets_of:
+            self._containers[cid] = nets_of
+        else:
             del self._containers[cid]
-            on_host = self._hosts[ep.host]
-            del on_host[cid]
-            if not on_host:
-                del self._hosts[ep.host]
+        self._count_host(ep.host, name, -1)
         return ep
+
+    def _count_host(self, host: str, name: str, delta: int) -> None:
+        """Keep ``_hosts[host][network]`` = number of endpoints of that network on that host."""
+        on_host = self._hosts.setdefault(host, {})
+        count = on_host.get(name, 0) + delta
+        if count:
+            on_host[name] = count
+        else:
+            del on_host[name]
+            if not on_host:
+                del self._hosts[host]
 
     def _on_move_endpoint(self, c: MoveEndpoint, index: int) -> Moved:
         cid = c.endpoint_id
@@ -193,7 +207,7 @@ class EndpointCommands(_Base):
         host = v.check_id(f"host of endpoint {cid!r}", c.host)
         old_host = self._nets[nets_of[0]].eps[cid].host
         if host == old_host:
-            return Moved(cid, host, old_host, tuple(nets_of))
+            return Moved(cid, host, old_host, nets_of)
         if host in self._stale:
             raise Reject(
                 ErrorCode.HOST_STALE,
@@ -202,13 +216,10 @@ class EndpointCommands(_Base):
         for name in nets_of:
             eps = self._nets[name].eps
             eps[cid] = eps[cid]._replace(host=host)
+            self._count_host(old_host, name, -1)
+            self._count_host(host, name, +1)
             self._note(index, ChangeKind.ENDPOINT_MOVED, name, cid, host, old_host)
-        on_old = self._hosts[old_host]
-        del on_old[cid]
-        if not on_old:
-            del self._hosts[old_host]
-        self._hosts.setdefault(host, {})[cid] = None
-        return Moved(cid, host, old_host, tuple(nets_of))
+        return Moved(cid, host, old_host, nets_of)
 
     def _on_set_qos(self, c: SetQos, index: int) -> QosSet:
         net = self._net(c.network)

@@ -112,8 +112,10 @@ class NetworkState(NetworkCommands, EndpointCommands):
         self._vnis = BitVector(VNI_MAX + 1)
         self._vnis.set(0)
         self._vnis.cursor = 1
-        self._containers: dict[str, list[str]] = {}
-        self._hosts: dict[str, dict[str, None]] = {}
+        #: container id -> the networks it is in, in connection order
+        self._containers: dict[str, tuple[str, ...]] = {}
+        #: host -> network -> how many endpoints of that network the host has
+        self._hosts: dict[str, dict[str, int]] = {}
         self._policies: dict[str, Policy] = {}
         self._stale: set[str] = set()
         #: equal QoS values share one object (memory, and fast snapshots)
@@ -214,8 +216,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
         Ordered by network name, then connection order.
         """
         if host is not None:
-            cids = self._hosts.get(host, {})
-            names = sorted({n for cid in cids for n in self._containers[cid]})
+            names = sorted(self._hosts.get(host, ()))
             if network is not None:
                 names = [network] if network in names else []
             return tuple(

@@ -254,7 +254,7 @@ class NetworkCommands(_Base):
         host = v.check_id("host", c.host)
         if type(c.stale) is not bool:
             raise Reject(ErrorCode.INVALID_FIELD, f"stale for host {host!r} must be true or false")
-        count = sum(len(self._containers[cid]) for cid in self._hosts.get(host, ()))
+        count = sum(self._hosts.get(host, {}).values())
         if c.stale and host not in self._stale:
             self._stale.add(host)
             self._note(index, ChangeKind.HOST_STALE, host=host)
@@ -266,9 +266,10 @@ class NetworkCommands(_Base):
     def _on_remove_host(self, c: RemoveHost, index: int) -> HostRemoved:
         host = v.check_id("host", c.host)
         removed = 0
-        for cid in sorted(self._hosts.get(host, ())):
-            for name in list(self._containers[cid]):
-                self._drop_ep(self._nets[name], cid)
+        for name in sorted(self._hosts.get(host, ())):
+            net = self._nets[name]
+            for cid in [cid for cid, ep in net.eps.items() if ep.host == host]:
+                self._drop_ep(net, cid)
                 self._note(index, ChangeKind.ENDPOINT_REMOVED, name, cid, host)
                 removed += 1
         if host in self._stale:

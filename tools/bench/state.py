@@ -1,0 +1,130 @@
+"""Benchmark of the network state machine: prints one JSON line.
+
+    .venv/bin/python -m tools.bench.state                # 1,000,000 connects (about a minute)
+    .venv/bin/python -m tools.bench.state --connects 100000
+
+Creates one /12 network and as many /24 networks as needed, then applies
+``--connects`` Connect commands (half into the /12, half spread over the
+/24s; 12-hex-digit container ids like Docker's short ids, 1,000 hosts, one in
+ten endpoints with a QoS), and measures:
+
+* ``applies_per_s``: typed :meth:`NetworkState.execute` of pre-built commands
+  (the pure state machine; goal >= 200,000/s);
+* ``bytes_applies_per_s``: :meth:`NetworkState.apply` of encoded log entries,
+  including msgpack decode of the command and encode of the result, on a
+  sample of ``--bytes-sample`` connects;
+* ``snapshot_bytes`` / ``snapshot_s`` (goals <= 32 MB, <= 1 s) and
+  ``restore_s`` (goal <= 1 s), with a check that the restored state equals;
+* ``state_mib``: Python heap held by a restored state (tracemalloc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+import tracemalloc
+
+from meshd.state import Connect, CreateNetwork, NetworkState, Qos, encode_command
+
+_PER_24 = 253  # a /24 has 256 addresses minus network, broadcast and gateway
+
+
+def build_commands(connects: int, hosts: int) -> tuple[list, list]:
+    """(network creations, connects) for the workload described above."""
+    in_big = connects // 2
+    n24 = -(-(connects - in_big) // _PER_24)
+    nets = [CreateNetwork("big", "bench", "10.0.0.0/12")]
+    nets += [CreateNetwork(f"n{i}", "bench", f"10.{16 + i // 256}.{i % 256}.0/24") for i in range(n24)]
+    qos = Qos(rate_kbit=10_000, burst_bytes=32_768, latency_ms=50)
+    cmds = []
+    for i in range(connects):
+        net = "big" if i < in_big else f"n{(i - in_big) // _PER_24}"
+        cmds.append(Connect(f"{i:012x}", net, f"host-{i % hosts:04d}", qos=qos if i % 10 == 0 else Qos()))
+    return nets, cmds
+
+
+def run(connects: int, hosts: int, bytes_sample: int) -> dict:
+    nets, cmds = build_commands(connects, hosts)
+    state = NetworkState(change_log_size=10_000)
+    index = 0
+    for cmd in nets:
+        index += 1
+        state.execute(cmd, index)
+    gc.collect()
+    gc.disable()  # the allocator's cyclic GC passes would dominate a million small records
+    try:
+        t0 = time.perf_counter()
+        for cmd in cmds:
+            index += 1
+            state.execute(cmd, index)
+        apply_s = time.perf_counter() - t0
+    finally:
+        gc.enable()
+    status = state.status()
+    if status.commands_rejected:
+        raise SystemExit(f"{status.commands_rejected} connects were rejected: the benchmark is wrong")
+
+    t0 = time.perf_counter()
+    snap = state.snapshot()
+    snapshot_s = time.perf_counter() - t0
+
+    restored = NetworkState()
+    t0 = time.perf_counter()
+    restored.restore(snap)
+    restore_s = time.perf_counter() - t0
+    if restored.snapshot() != snap:
+        raise SystemExit("restored state differs from the original")
+    del restored
+    gc.collect()
+
+    tracemalloc.start()
+    measured = NetworkState()
+    measured.restore(snap)
+    state_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del measured
+
+    bytes_rate = _bytes_path(nets, cmds[:bytes_sample])
+    return {
+        "bench": "state",
+        "connects": connects,
+        "networks": len(nets),
+        "hosts": hosts,
+        "applies_per_s": round(connects / apply_s),
+        "apply_s": round(apply_s, 3),
+        "bytes_applies_per_s": bytes_rate,
+        "snapshot_bytes": len(snap),
+        "snapshot_s": round(snapshot_s, 3),
+        "restore_s": round(restore_s, 3),
+        "state_mib": round(state_bytes / 2**20, 1),
+        "python": sys.version.split()[0],
+        "goals": {"applies_per_s": 200_000, "snapshot_bytes": 32 * 10**6, "snapshot_s": 1.0, "restore_s": 1.0},
+    }
+
+
+def _bytes_path(nets: list, sample: list) -> int:
+    """Connects per second through apply(index, bytes) -> bytes."""
+    state = NetworkState(change_log_size=10_000)
+    entries = [encode_command(c) for c in nets + sample]
+    for i, data in enumerate(entries[: len(nets)], 1):
+        state.apply(i, data)
+    t0 = time.perf_counter()
+    for i, data in enumerate(entries[len(nets) :], len(nets) + 1):
+        state.apply(i, data)
+    return round(len(sample) / (time.perf_counter() - t0))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--connects", type=int, default=1_000_000)
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--bytes-sample", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.connects, args.hosts, args.bytes_sample)))
+
+
+if __name__ == "__main__":
+    main()
