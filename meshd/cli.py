@@ -15,22 +15,18 @@ from pathlib import Path
 from typing import Callable
 
 from meshd import __version__
+from meshd.cli_verbs import CliError, add_verbs
 from meshd.config import DEFAULT_CONFIG_PATH, ConfigError, load
 
 EPILOG = """\
 First host:   meshd keygen --out /etc/meshd/secret   (copy the file to every host)
 Check config: meshd config check /etc/meshd/meshd.toml
 Show config:  meshd config show --profile local --set gossip.probe_interval_s=0.5
+On a host with a running agent:
+              meshd status ; meshd members ; meshd network create blue 10.1.0.0/24
+              meshd endpoint connect CONTAINER blue --rate-kbit 10000 --burst-bytes 32768
 Docs: docs/operators-guide.md in the meshd source tree.
 """
-
-
-class CliError(Exception):
-    """A failure the user can fix: printed as one line plus a hint."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
@@ -148,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"TOML file to read; default {DEFAULT_CONFIG_PATH} when it exists")
     _add_config_flags(c)
     c.set_defaults(func=_cmd_config_show)
+    add_verbs(sub)
     return parser
 
 

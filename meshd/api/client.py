@@ -24,6 +24,7 @@ import zmq
 from meshd.transport import ClientKey, read_client_key
 
 from ._frame import RESPONSE_FLAG, MsgType, pack, unpack
+from ._control import CONTROL_SOCKET
 
 
 class ApiRequestError(Exception):
@@ -41,9 +42,22 @@ class SchedulerClient:
     def __init__(self, host: str, *, key_file: str | None = None, key: ClientKey | None = None,
                  router_port: int = 30028, sub_port: int = 30027, pub_port: int = 30029,
                  timeout_s: float = 10.0, retries: int = 2) -> None:
-        self.key = key or read_client_key(key_file or "client.key")
-        self.host = host
-        self.ports = {"router": router_port, "sub": sub_port, "pub": pub_port}
+        self._setup(
+            {"router": f"tcp://{host}:{router_port}", "sub": f"tcp://{host}:{sub_port}",
+             "pub": f"tcp://{host}:{pub_port}"},
+            key or read_client_key(key_file or "client.key"), timeout_s, retries)
+
+    @classmethod
+    def local(cls, run_dir: str = "/run/meshd", *, timeout_s: float = 10.0) -> SchedulerClient:
+        """A client of this host's agent over its root-only control socket (no CURVE:
+        the socket file's permissions admit root only).  Requests only; no events."""
+        self = cls.__new__(cls)
+        self._setup({"router": f"ipc://{run_dir}/{CONTROL_SOCKET}"}, None, timeout_s, 0)
+        return self
+
+    def _setup(self, endpoints: dict[str, str], key: ClientKey | None, timeout_s: float, retries: int) -> None:
+        self.endpoints = endpoints
+        self.key = key
         self.timeout_ms = int(timeout_s * 1000)
         self.retries = retries
         self.ctx = zmq.Context()
@@ -79,8 +93,9 @@ class SchedulerClient:
                 if reply is not None:
                     return reply
         raise TimeoutError(
-            f"no answer from the meshd API at {self._endpoint('router')} after {self.retries + 1} attempts: "
-            "is the agent running, the port open, and this client's .pub file in api.clients_dir?")
+            f"no answer from the meshd agent at {self.endpoints['router']} after {self.retries + 1} attempt(s): "
+            + ("is `meshd agent` running on this host (and are you root)?" if self.key is None else
+               "is the agent running, the port open, and this client's .pub file in api.clients_dir?"))
 
     def publish(self, msg_type: MsgType, **fields: Any) -> None:
         """Fire-and-forget on the SUB port (seed 001 style); errors come back as events."""
@@ -110,16 +125,16 @@ class SchedulerClient:
             raise ApiRequestError(int(err.get("code", 0)), str(err.get("message", "unknown error")))
         return body.get("result", {})
 
-    def _endpoint(self, which: str) -> str:
-        return f"tcp://{self.host}:{self.ports[which]}"
-
     def _socket(self, kind: int, which: str, *, immediate: bool = True) -> zmq.Socket:
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, int(immediate))
         sock.setsockopt(zmq.SNDTIMEO, self.timeout_ms)
-        sock.setsockopt(zmq.CURVE_SERVERKEY, self.key.api_server_public)
-        sock.setsockopt(zmq.CURVE_PUBLICKEY, self.key.pair.public)
-        sock.setsockopt(zmq.CURVE_SECRETKEY, self.key.pair.secret)
-        sock.connect(self._endpoint(which))
+        if self.key is not None:
+            sock.setsockopt(zmq.CURVE_SERVERKEY, self.key.api_server_public)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, self.key.pair.public)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, self.key.pair.secret)
+        if which not in self.endpoints:
+            raise ValueError(f"this client has no {which} endpoint (the local control socket only answers requests)")
+        sock.connect(self.endpoints[which])
         return sock
