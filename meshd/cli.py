@@ -97,6 +97,13 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config_sample(args: argparse.Namespace) -> int:
+    from meshd._sample import sample_toml
+
+    sys.stdout.write(sample_toml())
+    return 0
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=("lan", "local"), default="lan",
                    help="defaults to start from: lan (production) or local (fast, for labs); default lan")
@@ -144,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"TOML file to read; default {DEFAULT_CONFIG_PATH} when it exists")
     _add_config_flags(c)
     c.set_defaults(func=_cmd_config_show)
+    c = csub.add_parser("sample", help="print a commented sample meshd.toml (every option, its default, its doc)")
+    c.set_defaults(func=_cmd_config_sample)
     add_verbs(sub)
     return parser
 

@@ -1,6 +1,7 @@
 """Config: defaults valid, every validation path, TOML round trip, overrides."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -120,3 +121,20 @@ def test_missing_file_and_bad_profile_and_bad_override():
         load(None, profile="wan")
     with pytest.raises(ConfigError, match="must look like section.field=value"):
         Config.lan().with_overrides(["gossip"])
+
+
+def test_deploy_sample_is_current_and_uncommented_gives_the_defaults(tmp_path):
+    from pathlib import Path
+
+    from meshd._sample import sample_toml
+
+    sample = sample_toml()
+    shipped = (Path(__file__).parents[2] / "deploy" / "meshd.toml").read_text()
+    assert shipped == sample, "deploy/meshd.toml is stale: regenerate it with `meshd config sample > deploy/meshd.toml`"
+    setting = re.compile(r"^# [a-z_]+ = ")
+    uncommented = "\n".join(line[2:] if setting.match(line) else line for line in sample.splitlines())
+    path = tmp_path / "meshd.toml"
+    path.write_text(uncommented)
+    assert load(path) == Config.lan()
+    documented = sum(1 for line in sample.splitlines() if line.startswith("# ") and not setting.match(line))
+    assert documented > 60  # every field carries its documentation
