@@ -94,6 +94,13 @@ COLUMNS = {
 }
 
 
+def _cmd_top(args: argparse.Namespace) -> int:
+    from meshd.tui import control_poll, run_top
+
+    return run_top(control_poll(args.run_dir, min(args.timeout_s, args.interval_s * 2)),
+                   interval_s=args.interval_s, once=args.once)
+
+
 def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
     console = Console() if Console().is_terminal else Console(width=160)
     if not rows:
@@ -135,6 +142,13 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         return p
 
     verb(sub, "status", "status", "this host's agent: member, Raft and data-plane status")
+    p = sub.add_parser("top", help="live status view of this host's agent (Ctrl-C to quit)",
+                       description="A live view of members, Raft, networks, local endpoints with rx/tx "
+                                   "rates, tunnels and recent events, polled from the local agent.",
+                       parents=[common])
+    p.add_argument("--interval-s", type=float, default=1.0, help="refresh period; default 1 s")
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
+    p.set_defaults(func=_cmd_top)
     verb(sub, "members", "members", "gossip members as this host sees them")
 
     net = sub.add_parser("network", help="create, delete and list tenant networks").add_subparsers(
