@@ -80,7 +80,9 @@ def attach_endpoint(nl: NlSocket, links, op: AttachEndpoint) -> None:
     master = links.index(op.bridge)
     fd = open_netns(op.netns, op.host_if)
     try:
-        _run(nl, [_msgs.new_veth(op.host_if, op.ifname, op.mtu, master, fd, op.mac, BUILDING)])
+        # the alias is not applied at creation: set it in the same datagram
+        _run(nl, [_msgs.new_veth(op.host_if, op.ifname, op.mtu, master, fd, op.mac),
+                  _msgs.set_link(0, op.host_if, alias=BUILDING)])
     except NetopsError as exc:
         if exc.errno == errno.EEXIST:
             exc = NetopsError(f"add veth {op.host_if} with", f"{op.ifname} in {op.netns}", errno.EEXIST,
@@ -122,7 +124,8 @@ def attach_leg(nl: NlSocket, links, op: AttachLeg) -> None:
     path = f"/run/netns/{op.router}"
     fd = open_netns(path, host_if)
     try:
-        _run(nl, [_msgs.new_veth(host_if, peer, op.mtu, master, fd, None, BUILDING)])
+        _run(nl, [_msgs.new_veth(host_if, peer, op.mtu, master, fd, None),
+                  _msgs.set_link(0, host_if, alias=BUILDING)])
     finally:
         os.close(fd)
     try:

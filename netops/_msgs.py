@@ -106,7 +106,7 @@ def bridge_port_flags(index: int, name: str, learning: bool, unicast_flood: bool
     return Msg(_nl.RTM_SETLINK, 0, body, "set bridge port flags of", name)
 
 
-def new_veth(host: str, peer: str, mtu: int, master: int, netns_fd: int, peer_mac: str | None, alias: str) -> Msg:
+def new_veth(host: str, peer: str, mtu: int, master: int, netns_fd: int, peer_mac: str | None) -> Msg:
     """A veth pair whose peer is created directly inside the netns ``netns_fd``."""
     peer_body = ifinfo() + cstr(IFLA_IFNAME, peer) + u32(IFLA_MTU, mtu) + u32(IFLA_NET_NS_FD, netns_fd)
     if peer_mac:
@@ -116,7 +116,6 @@ def new_veth(host: str, peer: str, mtu: int, master: int, netns_fd: int, peer_ma
         + cstr(IFLA_IFNAME, host)
         + u32(IFLA_MTU, mtu)
         + u32(IFLA_MASTER, master)
-        + cstr(IFLA_IFALIAS, alias)
         + linkinfo("veth", attr(VETH_INFO_PEER, peer_body))
     )
     return Msg(_nl.RTM_NEWLINK, _CREATE, body, f"add veth pair with {peer} in the container netns of", host)
