@@ -8,7 +8,8 @@ silently ignored key).  ``request_id`` is common to all requests.
 The seed's ``SZmqConnection`` maps onto :class:`EndpointConnect`:
 ``ID`` → ``container_id``, ``Name`` → ``container_name``, ``PID`` → ``pid``,
 ``RequestIP`` → ``ip``, ``Network`` → ``network``, ``Bandwidth`` →
-``bandwidth_kbit``, ``Delay`` → ``latency_ms``.  ``OvsPortID`` has no meaning
+``bandwidth_kbit``, ``Delay`` → ``delay_ms`` (refused: it needs netem).
+``latency_ms`` is TBF's latency (seed 002 ``LATENCY``).  ``OvsPortID`` has no meaning
 without Open vSwitch; the rx/tx totals and rates are *outputs*, published in
 ``EVENT_ENDPOINT_STATS``.
 """
@@ -92,6 +93,7 @@ class EndpointConnect:
     bandwidth_kbit: int = 0
     burst_bytes: int = 0
     latency_ms: int = 0
+    delay_ms: int = 0
 
 
 @request(MsgType.ENDPOINT_DISCONNECT)
@@ -116,6 +118,7 @@ class QosSet:
     bandwidth_kbit: int = 0
     burst_bytes: int = 0
     latency_ms: int = 0
+    delay_ms: int = 0
 
 
 @request(MsgType.POLICY_ADD)

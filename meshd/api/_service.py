@@ -169,6 +169,7 @@ class SchedulerService:
         return await self.backend.execute(st.UpdateNetwork(r.name, r.mtu, r.egress_kbit, r.external, r.labels))
 
     async def _connect(self, r: rq.EndpointConnect) -> Any:
+        _refuse_delay(r)
         host = r.host or self.backend.local_host
         endpoint_id = await self.backend.resolve_container(r, host)
         qos = st.Qos(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
@@ -181,6 +182,7 @@ class SchedulerService:
         return await self.backend.execute(st.MoveEndpoint(r.container_id, r.host))
 
     async def _qos_set(self, r: rq.QosSet) -> Any:
+        _refuse_delay(r)
         return await self.backend.execute(
             st.SetQos(r.container_id, r.network, st.Qos(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)))
 
@@ -216,6 +218,13 @@ class SchedulerService:
     def _error(self, msg_type: int, request_id: str, code: int, message: str) -> bytes:
         return pack((msg_type & ~RESPONSE_FLAG & 0xFFFF_FFFF) | RESPONSE_FLAG, {
             "ok": False, "request_id": request_id, "error": {"code": int(code), "message": message}})
+
+
+def _refuse_delay(r: rq.EndpointConnect | rq.QosSet) -> None:
+    if r.delay_ms:
+        raise FrameError(ApiError.INVALID_VALUE, f"delay_ms={r.delay_ms} needs the netem qdisc, which meshd does not "
+                         "configure (and this kernel lacks); send delay_ms=0 and use latency_ms for TBF's queueing "
+                         "latency", r.MSG_TYPE, r.request_id)
 
 
 def plain(obj: Any) -> Any:

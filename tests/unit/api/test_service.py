@@ -46,6 +46,8 @@ async def test_state_errors_carry_offset_code_and_message(service):
     (MsgType.NETWORK_CREATE, {"request_id": "r", "name": "a", "subnet": "10.9.0.0/24", "mode": "ovs"}, ApiError.INVALID_VALUE, "mode 'ovs'"),
     (MsgType.ENDPOINT_CONNECT, {"request_id": "r", "container_id": "c", "network": "n", "bandwidth_kbit": -1},
      ApiError.WRONG_TYPE, "must not be negative"),
+    (MsgType.ENDPOINT_CONNECT, {"request_id": "r", "container_id": "c", "network": "n", "delay_ms": 20},
+     ApiError.INVALID_VALUE, "needs the netem qdisc"),
     (MsgType.POLICY_ADD, {"request_id": "r", "kind": "allow-all", "network": "n"}, ApiError.INVALID_VALUE, "policy kind"),
     (MsgType.ENDPOINT_CONNECT, {"request_id": "r", "container_id": "ghost", "network": "n"}, ApiError.UNKNOWN_CONTAINER, "ghost"),
     (777, {"request_id": "r"}, ApiError.UNKNOWN_TYPE, "unknown request type 777"),
