@@ -1,0 +1,164 @@
+"""Property tests: random command sequences against the state machine's invariants.
+
+A small universe (4 networks, overlapping tiny subnets, 6 containers, 3 hosts,
+a few fixed IPs, MACs and VNIs) makes collisions, exhaustion and rejections
+common.  After every command: no IP or VNI is held twice, every bit vector's
+popcount equals its live allocations plus reserved slots, reserved addresses
+are never held, a rejected command changed nothing, the indexes agree with
+the endpoints, and a snapshot restores to an equal state that then evolves
+identically.  Replaying the same log gives the same state hash.
+
+Long run: HYPOTHESIS_PROFILE=state-long runs 5,000 examples per property.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+
+import msgpack
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from meshd.state import (
+    NO_QOS,
+    VNI_MAX,
+    AddPolicy,
+    CommandError,
+    Connect,
+    CreateNetwork,
+    DeleteNetwork,
+    Disconnect,
+    MarkHostStale,
+    MoveEndpoint,
+    NetworkState,
+    PolicyKind,
+    Qos,
+    RemoveHost,
+    RemovePolicy,
+    SetQos,
+    UpdateNetwork,
+    decode_result,
+    encode_command,
+    replay,
+)
+
+settings.register_profile("state-ci", max_examples=100, deadline=None)
+settings.register_profile("state-long", max_examples=5000, deadline=None)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "state-ci")
+if PROFILE not in ("state-ci", "state-long"):
+    PROFILE = "state-ci"
+
+NETS = ["n0", "n1", "n2", "n3"]
+EPS = ["c0", "c1", "c2", "c3", "c4", "c5"]
+HOSTS = ["h0", "h1", "h2"]
+SUBNETS = ["10.0.0.0/29", "10.0.0.0/28", "10.0.0.8/29", "10.0.0.16/30", "10.0.1.0/29", "10.0.0.3/29", "fd00::/64"]
+IPS = [None, None, None, *(f"10.0.0.{i}" for i in range(20)), "10.0.1.2", "10.0.1.7"]
+MACS = [None, None, None, "04:00:00:00:00:01", "04:00:00:00:00:02", "01:00:00:00:00:01"]
+QOS = [NO_QOS, Qos(), Qos(1000, 4000, 5), Qos(1000, 0, 0)]
+
+name = st.sampled_from(["n0", "n0", "n1", "n1", "n2", "n3"])  # n3 is never in the preamble
+ep = st.sampled_from(EPS)
+host = st.sampled_from(HOSTS)
+connects = st.builds(Connect, ep, name, host, st.sampled_from(IPS), st.sampled_from(MACS), st.sampled_from(QOS))
+commands = st.one_of(
+    connects,
+    connects,
+    st.builds(Connect, ep, name, host),
+    st.builds(Connect, ep, name, host),
+    st.builds(
+        CreateNetwork,
+        name,
+        st.sampled_from(["t0", "t1"]),
+        st.sampled_from(SUBNETS),
+        gateway=st.sampled_from([None, None, "10.0.0.6", "10.0.0.9"]),
+        vni=st.sampled_from([None, None, 1, 2, 3, 0, VNI_MAX]),
+    ),
+    st.builds(DeleteNetwork, name, st.booleans()),
+    st.builds(UpdateNetwork, name, mtu=st.sampled_from([None, 1400, 10])),
+    st.builds(Disconnect, ep, name),
+    st.builds(MoveEndpoint, ep, host),
+    st.builds(SetQos, ep, name, st.sampled_from(QOS)),
+    st.builds(AddPolicy, st.sampled_from(list(PolicyKind)), name, st.sampled_from([None, *NETS])),
+    st.builds(RemovePolicy, st.sampled_from(["policy-3", "policy-5", "policy-8", "x"])),
+    st.builds(MarkHostStale, host, st.booleans()),
+    st.builds(RemoveHost, host),
+)
+
+
+#: most sequences start from a few networks, so that endpoint commands have somewhere to go
+PREAMBLE = [
+    CreateNetwork("n0", "t0", "10.0.0.0/28"),
+    CreateNetwork("n1", "t1", "10.0.0.0/29", vni=2),
+    CreateNetwork("n2", "t0", "10.0.1.0/29"),
+]
+logs = st.tuples(st.sampled_from([PREAMBLE, PREAMBLE, PREAMBLE, PREAMBLE[:1], []]), st.lists(commands, min_size=15, max_size=50)).map(
+    lambda t: t[0] + t[1]
+)
+
+
+def content(state: NetworkState) -> dict:
+    doc = msgpack.unpackb(state.snapshot(), raw=False, strict_map_key=False)
+    del doc["last_index"]
+    return doc
+
+
+def check_invariants(state: NetworkState) -> None:
+    vnis = [net.net.vni for net in state._nets.values()]
+    assert len(set(vnis)) == len(vnis), "a VNI is held twice"
+    assert all(1 <= v <= VNI_MAX for v in vnis)
+    assert state._vnis.used() == sorted([0, *vnis])
+    assert state._vnis.count == state._vnis.popcount() == len(vnis) + 1
+    containers: dict[str, list[str]] = collections.defaultdict(list)
+    hosts: dict[str, dict[str, int]] = collections.defaultdict(lambda: collections.defaultdict(int))
+    for nname, net in state._nets.items():
+        offs = [e.ip for e in net.eps.values()]
+        assert len(set(offs)) == len(offs), f"an IP is held twice in {nname}"
+        reserved = {0, net.size - 1, net.gw_off}
+        assert not reserved & set(offs), f"a reserved address was handed out in {nname}"
+        assert net.vec.used() == sorted(reserved | set(offs))
+        assert net.vec.count == net.vec.popcount() == len(offs) + 3
+        assert net.macs == {e.mac: cid for cid, e in net.eps.items() if e.mac is not None}
+        for cid, e in net.eps.items():
+            containers[cid].append(nname)
+            hosts[e.host][nname] += 1
+    assert {c: sorted(n) for c, n in containers.items()} == {c: sorted(n) for c, n in state._containers.items()}
+    assert {h: dict(n) for h, n in hosts.items()} == state._hosts
+    for cid, nets in state._containers.items():
+        assert len({state._nets[n].eps[cid].host for n in nets}) == 1, f"container {cid} is on two hosts"
+    for info in state.networks():
+        assert info.used + info.free + 3 == state._nets[info.network.name].size
+
+
+@settings(settings.get_profile(PROFILE))
+@given(cmds=logs, split=st.integers(0, 45))
+def test_random_command_sequences_keep_every_invariant(cmds, split):
+    state, copy = NetworkState(), None
+    for i, cmd in enumerate(cmds, 1):
+        before = content(state)
+        result = state.execute(cmd, i)
+        event(f"{type(cmd).__name__}: {result.code.name if isinstance(result, CommandError) else 'ok'}")
+        if isinstance(result, CommandError):
+            assert content(state) == before, f"rejected {cmd} changed the state: {result.message}"
+        check_invariants(state)
+        if copy is not None:  # a replica restored from a snapshot evolves identically
+            assert copy.execute(cmd, i) == result
+        if i == split:
+            copy = NetworkState()
+            copy.restore(state.snapshot())
+            assert copy == state
+            check_invariants(copy)
+    if copy is not None:
+        assert copy.state_hash() == state.state_hash()
+        check_invariants(copy)
+
+
+@settings(settings.get_profile(PROFILE))
+@given(cmds=logs)
+def test_replaying_the_log_gives_the_same_state_hash_and_results(cmds):
+    first = replay(cmds)
+    again = NetworkState()
+    results = [decode_result(again.apply(i, encode_command(c))) for i, c in enumerate(cmds, 1)]
+    assert again.state_hash() == first.state_hash()
+    third = NetworkState()
+    assert [third.execute(c, i) for i, c in enumerate(cmds, 1)] == results
