@@ -1,0 +1,92 @@
+"""From (replicated state, live members, local containers) to this host's desired data plane.
+
+Pure: the agent calls :func:`host_desired` whenever any input changes and
+hands the result to the reconciler.  Rules:
+
+* every network of the state is described (the reconciler builds only those
+  with a local endpoint, plus the legs its tenant router needs);
+* a local endpoint is described only while its container runs (a PID is
+  known); one that is not running keeps its address in the state but has no
+  interface — it comes back with the same IP and MAC when the container does;
+* remote endpoints and flood-list VTEPs come only from hosts that gossip says
+  are alive: a failed or departed host's entries are withdrawn at once (its
+  addresses stay allocated in the state, so they are not reused while the host
+  is only failed);
+* a container in several networks gets ``eth0``, ``eth1``, ... in the order
+  its networks were created (so connecting it later to an *older* network
+  renumbers the newer ones: a known limit until the state records the slot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from meshd import state as st
+from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint
+from netops import Qos
+
+_POLICY_KINDS = {
+    st.PolicyKind.ISOLATE_WITHIN: "isolate",
+    st.PolicyKind.DENY_ONE_WAY: "deny",
+    st.PolicyKind.DENY_BOTH: "deny_both",
+    st.PolicyKind.DENY_ALL: "deny_all",
+}
+
+
+def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, str], pids: Mapping[str, int],
+                 underlay_ip: str, underlay_dev: str, underlay_mtu: int,
+                 router_prefix: str | None = None) -> HostDesired:
+    """This host's desired data plane.
+
+    Args:
+      host: this host's member name.
+      state: the local replica of the network state.
+      live_vteps: ``{member name: VTEP address}`` of members gossip sees alive
+        (this host may be included; it is skipped).
+      pids: ``{endpoint id (container id): PID}`` of containers running here.
+      underlay_ip, underlay_dev, underlay_mtu: this host's VTEP.
+      router_prefix: tenant router netns prefix (only labs with several hosts
+        on one machine set it).
+    """
+    infos = sorted(state.networks(), key=lambda i: (i.network.created_index, i.network.name))
+    nets = {i.network.name: i.network for i in infos}
+    order = {name: n for n, name in enumerate(nets)}
+    networks = tuple(_network(n) for n in nets.values())
+    local: list[LocalEndpoint] = []
+    remote: list[RemoteEndpoint] = []
+    vteps: dict[int, set[str]] = {}
+    mine = sorted(state.endpoints(host=host), key=lambda e: (e.endpoint_id, order.get(e.network, 0)))
+    slot: dict[str, int] = {}
+    for ep in mine:
+        ifindex = slot.get(ep.endpoint_id, 0)
+        slot[ep.endpoint_id] = ifindex + 1
+        pid = pids.get(ep.endpoint_id)
+        if pid is not None and ep.network in nets:
+            local.append(LocalEndpoint(key=ep.endpoint_id, vni=nets[ep.network].vni, netns=f"/proc/{pid}/ns/net",
+                                       ip=ep.ip, mac=ep.mac, ifname=f"eth{ifindex}", qos=_qos(ep.qos)))
+    for ep in state.endpoints():
+        vtep = live_vteps.get(ep.host)
+        if ep.host == host or vtep is None or ep.network not in nets:
+            continue
+        vni = nets[ep.network].vni
+        remote.append(RemoteEndpoint(vni=vni, ip=ep.ip, mac=ep.mac, vtep=vtep))
+        vteps.setdefault(vni, set()).add(vtep)
+    policies = tuple(
+        Policy(kind=_POLICY_KINDS[p.kind], a=nets[p.network].vni,  # type: ignore[arg-type]
+               b=nets[p.peer].vni if p.peer in nets else None)
+        for p in state.policies() if p.network in nets and (p.peer is None or p.peer in nets))
+    extra = {} if router_prefix is None else {"router_prefix": router_prefix}
+    return HostDesired(underlay_ip=underlay_ip, underlay_dev=underlay_dev, underlay_mtu=underlay_mtu,
+                       networks=networks, local=tuple(local), remote=tuple(remote),
+                       vteps={v: frozenset(s) for v, s in vteps.items()}, policies=policies, **extra)
+
+
+def _network(n: st.Network) -> Network:
+    return Network(vni=n.vni, tenant=n.tenant, subnet=n.subnet, gateway=n.gateway, mtu=n.mtu,
+                   egress_kbit=n.egress_kbit or None)
+
+
+def _qos(q: st.Qos) -> Qos | None:
+    if not q.rate_kbit:
+        return None
+    return Qos(rate_kbit=q.rate_kbit, burst_bytes=q.burst_bytes or 32 * 1024, latency_ms=float(q.latency_ms or 50))

@@ -1,0 +1,59 @@
+"""State + members + containers -> HostDesired (pure)."""
+
+import itertools
+
+from meshd import state as st
+from meshd.agent._desired import host_desired
+
+
+def _state():
+    s = st.NetworkState()
+    idx = itertools.count(1)
+    run = lambda cmd: s.execute(cmd, next(idx))  # noqa: E731
+    run(st.CreateNetwork("blue", "t1", "10.1.0.0/24"))
+    run(st.CreateNetwork("red", "t2", "10.1.0.0/24"))          # overlaps blue: another tenant
+    run(st.CreateNetwork("green", "t1", "10.3.0.0/24", egress_kbit=5000))
+    run(st.Connect("c1", "blue", "h1", qos=st.Qos(1000, 32768, 20)))
+    run(st.Connect("c1", "green", "h1"))
+    run(st.Connect("c2", "blue", "h2"))
+    run(st.Connect("c3", "red", "h3"))
+    run(st.Connect("c4", "red", "h1"))
+    run(st.AddPolicy(st.PolicyKind.DENY_ONE_WAY, "blue", "green", "p1"))
+    return s
+
+
+def _desired(**kw):
+    args = dict(host="h1", state=_state(), live_vteps={"h1": "192.0.2.11", "h2": "192.0.2.12", "h3": "192.0.2.13"},
+                pids={"c1": 101, "c4": 104}, underlay_ip="192.0.2.11", underlay_dev="eth0", underlay_mtu=1500)
+    args.update(kw)
+    return host_desired(**args)
+
+
+def test_local_endpoints_get_interfaces_in_network_creation_order():
+    d = _desired()
+    nets = {n.tenant + "/" + n.subnet: n.vni for n in d.networks}
+    local = {(e.key, e.ifname): e for e in d.local}
+    assert set(local) == {("c1", "eth0"), ("c1", "eth1"), ("c4", "eth0")}
+    assert local["c1", "eth0"].vni == nets["t1/10.1.0.0/24"] and local["c1", "eth1"].vni == nets["t1/10.3.0.0/24"]
+    assert local["c1", "eth0"].netns == "/proc/101/ns/net"
+    assert local["c1", "eth0"].qos.rate_kbit == 1000 and local["c1", "eth1"].qos is None
+    assert [n.egress_kbit for n in d.networks] == [None, None, 5000]
+
+
+def test_remote_entries_only_from_live_hosts():
+    d = _desired()
+    assert {(r.ip, r.vtep) for r in d.remote} == {("10.1.0.3", "192.0.2.12"), ("10.1.0.2", "192.0.2.13")}
+    assert {v: set(s) for v, s in d.vteps.items()} == {1: {"192.0.2.12"}, 2: {"192.0.2.13"}}
+    failed = _desired(live_vteps={"h1": "192.0.2.11", "h2": "192.0.2.12"})   # h3 failed
+    assert {r.vtep for r in failed.remote} == {"192.0.2.12"}
+    assert 2 not in failed.vteps
+
+
+def test_a_stopped_container_has_no_interface_but_keeps_its_address():
+    d = _desired(pids={"c4": 104})
+    assert [e.key for e in d.local] == ["c4"]
+
+
+def test_policies_are_translated_by_vni():
+    (p,) = _desired().policies
+    assert (p.kind, p.a, p.b) == ("deny", 1, 3)
