@@ -34,6 +34,7 @@ BRIDGE = "br0"
 HOST_DEV = "eth0"
 NETNS_DIR = "/run/netns"
 KILL_GRACE_S = 2.0
+IPV6_OFF = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 BRIDGE_NF_OFF = tuple(f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables"))
 
 
@@ -111,6 +112,9 @@ def _links(ns: str) -> set[str]:
 def _ensure_netns(ns: str) -> None:
     if ns not in list_netns():
         run(["ip", "netns", "add", ns], what=f"netns {ns}")
+    # IPv4-only lab: no IPv6 DAD, router solicitations or MLD reports on any
+    # interface made here later, so packet counters see only real traffic.
+    run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *IPV6_OFF], what=f"netns {ns}")
     _ip(ns, "link", "set", "lo", "up")
 
 

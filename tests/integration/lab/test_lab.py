@@ -36,6 +36,7 @@ def test_up_makes_hosts_on_the_underlay(lab3: Lab) -> None:
     for h in hosts:
         lo = json.loads(lab3.exec(h, "ip", "-j", "link", "show", "lo").stdout)
         assert "UP" in lo[0]["flags"]
+        assert lab3.exec(h, "ip", "-6", "addr").stdout == ""  # IPv4-only: no link-local noise
 
 
 def test_no_namespace_routes_outside_the_lab(lab3: Lab) -> None:
