@@ -365,8 +365,9 @@ def _parse_qos(
     if not rate:
         for kv in (burst_kv, latency_kv):
             if kv is not None:
-                rate_key = "env RATE" if kv[0].startswith("env") else "meshd.rate_kbit"
-                raise SpecError(ctx, *kv, f"is set without {rate_key}", f"add {rate_key.split()[-1]}=<kbit/s>")
+                env = kv[0].startswith("env")
+                rate_key, flag = ("env RATE", "-e RATE") if env else ("meshd.rate_kbit", "--label meshd.rate_kbit")
+                raise SpecError(ctx, *kv, f"is set without {rate_key}", f"add {flag}=<kbit/s> (or drop it)")
         return 0, 0, 0
     return rate, burst or default_burst_bytes(rate), latency or DEFAULT_LATENCY_MS
 
