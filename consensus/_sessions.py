@@ -1,19 +1,21 @@
 """Client sessions: exactly-once application of retried commands (pure).
 
 Every COMMAND entry carries an envelope ``[client_id, seq, acked_below,
-command]`` (msgpack).  A client (one per :class:`RaftNode` incarnation)
-numbers its commands 1, 2, 3, ...; ``acked_below`` is its lowest sequence
-number still waiting for a result, so every result below it can be forgotten
-(Ongaro's thesis §6.3).  :class:`Applier` sits between the log and the
+command]`` (msgpack).  A client first *registers* (Ongaro's thesis §6.3):
+it commits an envelope with an empty client id and a random nonce as
+``seq``; the result is its client id, the log index of that entry as
+decimal text.  It then numbers its commands 1, 2, 3, ...; ``acked_below`` is
+its lowest sequence number still waiting for a result, so every result below
+it can be forgotten.  :class:`Applier` sits between the log and the
 application's :class:`StateMachine`:
 
 * a (client, seq) seen before returns the stored result without applying
   again -- so a proposal retried after a timeout or a leader change is
   applied once and gets the original result;
 * sessions are kept in least-recently-used order, at most ``max_sessions``;
-  a command from a forgotten client that has already had results
-  acknowledged gets :data:`SESSION_EXPIRED` instead of being applied (it
-  might be a duplicate);
+  a command from an unknown (forgotten) client gets :data:`SESSION_EXPIRED`
+  instead of being applied (it might be a duplicate); because every session
+  starts with a registration entry, "unknown" can only mean "forgotten";
 * the session table is part of the snapshot, so every replica deduplicates
   identically.
 
@@ -56,6 +58,7 @@ SESSION_EXPIRED = object()
 
 
 def encode_command(client_id: str, seq: int, acked_below: int, command: bytes) -> bytes:
+    """The envelope of one command (client_id "" and seq=nonce: a registration)."""
     return msgpack.packb([client_id, seq, acked_below, command], use_bin_type=True)
 
 
@@ -113,11 +116,13 @@ class Applier:
         except DecodeError:
             self.malformed += 1  # same bytes on every node: skipped everywhere
             return None
+        if cid == "":
+            new_id = str(entry.index)
+            self._new_session(new_id)
+            return cid, seq, new_id.encode()
         s = self.sessions.get(cid)
         if s is None:
-            if below > 1:
-                return cid, seq, SESSION_EXPIRED
-            s = self._new_session(cid)
+            return cid, seq, SESSION_EXPIRED
         self.sessions.move_to_end(cid)
         if below > s.floor:
             s.floor = below

@@ -50,6 +50,7 @@ class Env:
         self.down: set[str] = set()
         self.lines: list[str] = []
         self.delivered: Counter = Counter()
+        self.sessions: dict[str, str] = {}
         self.results: dict[tuple[str, str, int], object] = {}
         for i in ids:
             self.add_node(i, bootstrap=ids)
@@ -125,8 +126,18 @@ class Env:
         self.nodes[node_id].campaign()
         self.stabilize()
 
+    def register(self, node_id: str, client: str) -> str:
+        """Register a client session through ``node_id``; returns its session id."""
+        if client not in self.sessions:
+            nonce = len(self.sessions) + 1000
+            self.nodes[node_id].propose([encode_command("", nonce, 0, b"")])
+            self.stabilize()
+            self.sessions[client] = self.results[(node_id, "", nonce)].decode()
+        return self.sessions[client]
+
     def propose(self, node_id: str, *commands: bytes, client: str = "c", seq0: int = 1) -> None:
-        envs = [encode_command(client, seq0 + n, seq0, c) for n, c in enumerate(commands)]
+        cid = self.register(node_id, client)
+        envs = [encode_command(cid, seq0 + n, seq0, c) for n, c in enumerate(commands)]
         self.nodes[node_id].propose(envs)
         self.stabilize()
 

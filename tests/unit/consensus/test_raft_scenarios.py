@@ -225,7 +225,8 @@ def test_read_index_on_leader_and_follower() -> None:
                     seen.extend(rd.read_states)
                     env.queue.extend(rd.messages)
                     c.advance(rd)
-    assert sorted((r.ctx, r.index) for r in seen) == [(7, 3), (8, 3)]
+    commit = env.nodes["1"].log.commit
+    assert sorted((r.ctx, r.index) for r in seen) == [(7, commit), (8, commit)]
 
 
 def test_read_index_needs_a_quorum() -> None:
@@ -244,7 +245,7 @@ def test_retried_command_applies_once() -> None:
     env.propose("2", b"a", client="k", seq0=1)  # retry through a follower
     env.propose("1", b"b", client="k", seq0=2)
     assert env.items("3") == [b"a", b"b"]
-    assert env.results[("2", "k", 1)] == b"1"
+    assert env.results[("2", env.sessions["k"], 1)] == b"1"
 
 
 def test_stale_leader_steps_down_on_higher_term_reply() -> None:

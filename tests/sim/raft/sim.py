@@ -1,0 +1,588 @@
+"""Deterministic simulation of a Raft cluster built from the real pure core.
+
+One seed decides everything: the cluster size, the fault rates, every delay,
+drop, duplicate, partition, crash, torn write and client operation.  Time is
+virtual (milliseconds in an event queue), so a run takes a fraction of a
+second and replays exactly from its seed.
+
+Each node is a :class:`consensus.RaftCore` plus the real session
+:class:`Applier` over a key/value state machine, and a :class:`SimDisk` that
+keeps what was written but not yet fsynced separately: a crash keeps a random
+prefix of the unsynced writes (the last one possibly torn) and loses the
+rest.  A node handles one Ready at a time: persist, wait for the fsync,
+send, apply, advance -- the order the real driver follows.
+
+Safety is checked while running and at the end; any violation raises
+:class:`Violation` naming the seed.  Checks: one leader per term; log
+matching; leader completeness; state-machine safety (same entry applied at
+an index everywhere); commit monotonic across restarts; every acknowledged
+write applied; a retried command applied once; each snapshot of an index
+identical everywhere; final states equal a fresh replay of the log; the
+client history is linearizable (``checker``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import msgpack
+
+from consensus._config import RaftConfig
+from consensus._core import RaftCore
+from consensus._errors import NotLeader, ProposalDropped
+from consensus._messages import Entry, HardState, Message, decode, encode
+from consensus._sessions import Applier, encode_command
+from consensus._types import Ready, Snapshot
+
+from .checker import Op, check_history
+
+
+class Violation(AssertionError):
+    pass
+
+
+class KV:
+    """The replicated state machine: ``[key, value]`` sets key, returns the old value."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    def apply(self, index: int, command: bytes) -> bytes:
+        key, value = msgpack.unpackb(command)
+        old = self.data.get(key)
+        self.data[key] = value
+        return msgpack.packb(old)
+
+    def snapshot(self) -> bytes:
+        return msgpack.packb(sorted(self.data.items()))
+
+    def restore(self, data: bytes) -> None:
+        self.data = {k: v for k, v in msgpack.unpackb(data)}
+
+
+class SimDisk:
+    """Durable state plus the writes not yet fsynced (lost or torn on a crash)."""
+
+    def __init__(self) -> None:
+        self.hs = HardState()
+        self.snapshot: Snapshot | None = None
+        self.entries: list[Entry] = []
+        self.pending: list[tuple[str, Any]] = []
+
+    def write_ready(self, rd: Ready) -> None:
+        if rd.snapshot is not None:
+            self.pending.append(("install", rd.snapshot))
+        if rd.entries:
+            self.pending.append(("entries", list(rd.entries)))
+        if rd.hard_state is not None:
+            self.pending.append(("hs", rd.hard_state))
+
+    def sync(self) -> None:
+        for op in self.pending:
+            self._apply(op)
+        self.pending.clear()
+
+    def crash(self, rng: random.Random) -> None:
+        keep = rng.randrange(len(self.pending) + 1)
+        for op in self.pending[:keep]:
+            self._apply(op)
+        if keep < len(self.pending) and self.pending[keep][0] == "entries":
+            ents = self.pending[keep][1]
+            self._apply(("entries", ents[: rng.randrange(len(ents))]))  # torn write
+        self.pending.clear()
+
+    def _apply(self, op: tuple[str, Any]) -> None:
+        kind, x = op
+        if kind == "entries" and x:
+            self.entries = [e for e in self.entries if e.index < x[0].index] + x
+        elif kind == "hs":
+            self.hs = x
+        elif kind == "install":
+            self.snapshot, self.entries = x, []
+        elif kind == "compact" and (self.snapshot is None or x.index > self.snapshot.index):
+            self.snapshot = x
+            self.entries = [e for e in self.entries if e.index > x.index]
+
+
+@dataclass
+class SimNode:
+    id: str
+    disk: SimDisk = field(default_factory=SimDisk)
+    up: bool = True
+    busy: bool = False
+    incarnation: int = 0
+    inbox: list = field(default_factory=list)
+    reads: list = field(default_factory=list)  # (client, token, index, key)
+    last_commit: int = 0
+    core: RaftCore = None  # type: ignore[assignment]
+    applier: Applier = None  # type: ignore[assignment]
+
+
+@dataclass
+class Client:
+    id: str
+    cid: str | None = None  # session id, once registered
+    seq: int = 0
+    token: int = 0
+    op: dict | None = None
+    attempts: int = 0
+
+
+@dataclass
+class Params:
+    """The faults and sizes one seed picked."""
+
+    nodes: int
+    loss: float
+    dup: float
+    delay_ms: tuple[float, float]
+    disk_ms: tuple[float, float]
+    crash_mean_ms: float
+    partition_mean_ms: float
+    transfer_mean_ms: float
+    snapshot_every: int
+    trailing: int
+    clients: int
+    duration_ms: float
+
+    @classmethod
+    def draw(cls, rng: random.Random, duration_ms: float) -> "Params":
+        return cls(
+            nodes=rng.choice([3, 3, 5]),
+            loss=rng.choice([0.0, 0.01, 0.05, 0.15]),
+            dup=rng.choice([0.0, 0.02, 0.1]),
+            delay_ms=rng.choice([(0.2, 1.0), (1.0, 5.0), (0.5, 30.0)]),
+            disk_ms=rng.choice([(0.1, 0.5), (0.5, 3.0)]),
+            crash_mean_ms=rng.choice([math.inf, 400.0, 150.0]),
+            partition_mean_ms=rng.choice([math.inf, 500.0, 150.0]),
+            transfer_mean_ms=rng.choice([math.inf, 600.0]),
+            snapshot_every=rng.choice([10, 40, 10_000]),
+            trailing=rng.choice([0, 3, 20]),
+            clients=rng.choice([2, 4, 6]),
+            duration_ms=duration_ms,
+        )
+
+
+KEYS = ("a", "b", "c")
+SETTLE_MS = 1500.0
+
+
+class Sim:
+    def __init__(self, seed: int, duration_ms: float = 1500.0) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.p = Params.draw(self.rng, duration_ms)
+        self.cfg = RaftConfig(
+            tick_interval_s=0.01, election_ticks=10, heartbeat_ticks=1, max_entries_per_msg=8,
+            max_inflight_msgs=4, snapshot_chunk_bytes=200, snapshot_trailing_entries=self.p.trailing,
+        )
+        self.now = 0.0
+        self._q: list[tuple[float, int, Callable, tuple]] = []
+        self._seq = 0
+        self.faulty = True
+        self.cut: set[frozenset[str]] = set()
+        ids = [f"n{i}" for i in range(1, self.p.nodes + 1)]
+        self.nodes = {i: SimNode(i) for i in ids}
+        for n in self.nodes.values():
+            self._boot(n, bootstrap=ids)
+        self.clients = [Client(f"c{i}") for i in range(self.p.clients)]
+        self.history: list[Op] = []
+        self.leaders: dict[int, str] = {}
+        self.applied: dict[int, tuple[int, int, bytes]] = {}
+        self.applied_at: dict[tuple[str, int], int] = {}
+        self.acked: set[tuple[str, int]] = set()
+        self.snap_hash: dict[int, bytes] = {}
+        self.stats = {"msgs": 0, "dropped": 0, "crashes": 0, "restores": 0, "ops": 0}
+
+    # --- event queue --------------------------------------------------------------
+
+    def at(self, delay_ms: float, fn: Callable, *args: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._q, (self.now + delay_ms, self._seq, fn, args))
+
+    def run(self) -> dict:
+        for n in self.nodes.values():
+            self.at(self.rng.uniform(0, 10), self._tick, n, n.incarnation)
+        for c in self.clients:
+            self.at(self.rng.uniform(0, 50), self._next_op, c)
+        self._schedule_faults()
+        self.at(self.p.duration_ms, self._end_faults)
+        end = self.p.duration_ms + SETTLE_MS
+        while self._q and self._q[0][0] <= end:
+            t, _, fn, args = heapq.heappop(self._q)
+            self.now = t
+            fn(*args)
+        self._final_checks()
+        return self.stats
+
+    def fail(self, what: str) -> None:
+        raise Violation(f"seed {self.seed} at t={self.now:.1f}ms: {what}")
+
+    # --- nodes ------------------------------------------------------------------------
+
+    def _boot(self, n: SimNode, bootstrap: list[str] | None = None) -> None:
+        d = n.disk
+        n.core = RaftCore(
+            n.id, self.cfg, random.Random(self.rng.random()), hard_state=d.hs,
+            snapshot=d.snapshot, entries=[e for e in d.entries if not d.snapshot or e.index > d.snapshot.index],
+        )
+        n.applier = Applier(KV())
+        if d.snapshot is not None:
+            n.applier.restore(d.snapshot.data, d.snapshot.index)
+        if bootstrap is not None:
+            n.core.bootstrap(bootstrap)
+        if n.core.log.commit < n.last_commit and d.hs.commit < n.last_commit:
+            self.fail(f"{n.id} restarted with commit {d.hs.commit} < durable {n.last_commit}")
+
+    def _input(self, n: SimNode, item: tuple) -> None:
+        if not n.up:
+            return
+        n.inbox.append(item)
+        if not n.busy:
+            self._drain(n)
+
+    def _drain(self, n: SimNode) -> None:
+        while n.inbox and not n.busy:
+            items, n.inbox = n.inbox, []
+            for item in items:
+                self._handle(n, item)
+            self._process_ready(n)
+        if not n.busy:
+            self._process_ready(n)
+
+    def _handle(self, n: SimNode, item: tuple) -> None:
+        kind = item[0]
+        if kind == "msg":
+            n.core.step(item[1])
+        elif kind == "tick":
+            n.core.tick()
+        elif kind == "propose":
+            try:
+                n.core.propose([item[2]])
+            except (NotLeader, ProposalDropped):
+                self.at(self._delay(), self._retry_soon, item[1], item[3])
+        elif kind == "read":
+            try:
+                n.core.read_index(item[2])
+            except NotLeader:
+                self.at(self._delay(), self._retry_soon, item[1], item[3])
+        elif kind == "transfer":
+            if n.core.role.value == "leader" and item[1] in n.core.log.conf().voters:
+                n.core.transfer_leadership(item[1])
+
+    def _process_ready(self, n: SimNode) -> None:
+        if n.busy or not n.core.has_ready():
+            return
+        rd = n.core.ready()
+        self._check_ready(n, rd)
+        n.disk.write_ready(rd)
+        if rd.entries or rd.hard_state or rd.snapshot:
+            n.busy = True
+            self.at(self.rng.uniform(*self.p.disk_ms), self._fsynced, n, n.incarnation, rd)
+        else:
+            self._finish(n, rd)
+
+    def _fsynced(self, n: SimNode, inc: int, rd: Ready) -> None:
+        if inc != n.incarnation:
+            return
+        n.disk.sync()
+        if rd.hard_state is not None:
+            n.last_commit = max(n.last_commit, rd.hard_state.commit)
+        self._finish(n, rd)
+
+    def _finish(self, n: SimNode, rd: Ready) -> None:
+        for m in rd.messages:
+            self._send(m)
+        if rd.snapshot is not None:
+            self._restore(n, rd.snapshot)
+        for e in rd.committed:
+            self._apply(n, e)
+        for rs in rd.read_states:
+            for r in n.reads:
+                if r[1] == rs.ctx:
+                    r[2] = rs.index
+        n.core.advance(rd)
+        n.busy = False
+        self._answer_reads(n)
+        self._maybe_snapshot(n)
+        self._drain(n)
+
+    def _tick(self, n: SimNode, inc: int) -> None:
+        if inc != n.incarnation or not n.up:
+            return
+        self._input(n, ("tick",))
+        self.at(self.cfg.tick_interval_s * 1000, self._tick, n, inc)
+
+    # --- network ----------------------------------------------------------------------
+
+    def _delay(self) -> float:
+        return self.rng.uniform(*self.p.delay_ms)
+
+    def _send(self, m: Message) -> None:
+        self.stats["msgs"] += 1
+        if self.faulty and (self.rng.random() < self.p.loss or frozenset((m.frm, m.to)) in self.cut):
+            self.stats["dropped"] += 1
+            return
+        if m.to not in self.nodes:
+            return
+        copies = 2 if self.faulty and self.rng.random() < self.p.dup else 1
+        for _ in range(copies):
+            self.at(self._delay(), self._deliver, m)
+
+    def _deliver(self, m: Message) -> None:
+        if self.rng.random() < 0.05:
+            m = decode(encode(m))  # exercise the real codec on a sample of traffic
+        self._input(self.nodes[m.to], ("msg", m))
+
+    # --- applying and checking ----------------------------------------------------------
+
+    def _apply(self, n: SimNode, e: Entry) -> None:
+        seen = self.applied.get(e.index)
+        if seen is None:
+            self.applied[e.index] = (e.term, e.kind, e.data)
+        elif seen != (e.term, e.kind, e.data):
+            self.fail(f"{n.id} applied {e} at {e.index} but another node applied {seen}")
+        before = n.applier.applied_commands
+        out = n.applier.apply(e)
+        if out is None:
+            return
+        cid, seq, result = out
+        if n.applier.applied_commands > before:
+            first = self.applied_at.setdefault((cid, seq), e.index)
+            if first != e.index:
+                self.fail(f"command {cid}/{seq} applied twice, at {first} and {e.index}")
+        self._complete_write(n, cid, seq, result)
+
+    def _restore(self, n: SimNode, snap: Snapshot) -> None:
+        self.stats["restores"] += 1
+        n.applier = Applier(KV())
+        n.applier.restore(snap.data, snap.index)
+        if n.applier.snapshot() != snap.data:
+            self.fail(f"{n.id}: snapshot {snap.index} does not round-trip")
+        self._check_snapshot(n, snap.index, snap.data)
+
+    def _check_snapshot(self, n: SimNode, index: int, data: bytes) -> None:
+        h = hashlib.sha256(data).digest()
+        if self.snap_hash.setdefault(index, h) != h:
+            self.fail(f"{n.id}: snapshot at {index} differs from another node's snapshot at {index}")
+
+    def _maybe_snapshot(self, n: SimNode) -> None:
+        core = n.core
+        base = core.snapshot.index if core.snapshot else 0
+        if core.log.applied - base < self.p.snapshot_every:
+            return
+        data = n.applier.snapshot()
+        self._check_snapshot(n, core.log.applied, data)
+        snap = core.compact(core.log.applied, data)
+        n.disk.pending.append(("compact", snap))
+
+    def _check_ready(self, n: SimNode, rd: Ready) -> None:
+        if rd.hard_state is not None and rd.hard_state.commit < n.last_commit:
+            self.fail(f"{n.id}: commit went back to {rd.hard_state.commit} from {n.last_commit}")
+        if rd.soft_state is not None and rd.soft_state.role.value == "leader":
+            term = rd.soft_state.term
+            other = self.leaders.setdefault(term, n.id)
+            if other != n.id:
+                self.fail(f"two leaders in term {term}: {other} and {n.id}")
+            self._check_leader_complete(n)
+
+    def _check_leader_complete(self, n: SimNode) -> None:
+        log = n.core.log
+        for index, (term, _kind, data) in self.applied.items():
+            if index <= log.offset:
+                continue
+            if log.term(index) != term or log.entry(index).data != data:
+                self.fail(f"new leader {n.id} (term {n.core.term}) lacks committed entry {index}")
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def _schedule_faults(self) -> None:
+        for mean, fn in (
+            (self.p.crash_mean_ms, self._crash),
+            (self.p.partition_mean_ms, self._partition),
+            (self.p.transfer_mean_ms, self._transfer),
+        ):
+            if mean != math.inf:
+                self.at(self.rng.expovariate(1 / mean), self._fault, fn, mean)
+
+    def _fault(self, fn: Callable, mean: float) -> None:
+        if not self.faulty:
+            return
+        fn()
+        self.at(self.rng.expovariate(1 / mean), self._fault, fn, mean)
+
+    def _crash(self) -> None:
+        n = self.rng.choice(sorted(self.nodes.values(), key=lambda x: x.id))
+        if not n.up:
+            return
+        self.stats["crashes"] += 1
+        n.up, n.busy, n.inbox, n.reads = False, False, [], []
+        n.incarnation += 1
+        n.disk.crash(self.rng)
+        self.at(self.rng.uniform(20, 400), self._restart, n)
+
+    def _restart(self, n: SimNode) -> None:
+        if n.up:
+            return
+        n.up = True
+        self._boot(n)
+        self.at(self.rng.uniform(0, 10), self._tick, n, n.incarnation)
+        self._drain(n)
+
+    def _partition(self) -> None:
+        ids = sorted(self.nodes)
+        leaders = [i for i in ids if self.nodes[i].core.role.value == "leader"]
+        if leaders and self.rng.random() < 0.5:  # cut the leader off, with a friend or not
+            side = {leaders[-1]} | set(self.rng.sample(ids, self.rng.randrange(0, 2)))
+        else:
+            side = set(self.rng.sample(ids, self.rng.randrange(1, len(ids))))
+        self.cut = {frozenset((a, b)) for a in side for b in ids if b not in side}
+        self.at(self.rng.uniform(50, 600), self._heal)
+
+    def _heal(self) -> None:
+        self.cut = set()
+
+    def _transfer(self) -> None:
+        target = self.rng.choice(sorted(self.nodes))
+        for n in self.nodes.values():
+            self._input(n, ("transfer", target))
+
+    def _end_faults(self) -> None:
+        self.faulty = False
+        self.cut = set()
+        for n in self.nodes.values():
+            if not n.up:
+                self._restart(n)
+
+    # --- clients -------------------------------------------------------------------------
+
+    def _next_op(self, c: Client) -> None:
+        if self.now > self.p.duration_ms:
+            return
+        c.token += 1
+        c.attempts = 0
+        key = self.rng.choice(KEYS)
+        if c.cid is None:
+            nonce = self.rng.getrandbits(40)
+            c.op = {"kind": "register", "key": "", "seq": nonce, "call": self.now,
+                    "env": encode_command("", nonce, 0, b"")}
+        elif self.rng.random() < 0.6:
+            c.seq += 1
+            value = f"{c.id}:{c.seq}"
+            c.op = {"kind": "swap", "key": key, "arg": value, "call": self.now, "seq": c.seq,
+                    "env": encode_command(c.cid, c.seq, c.seq, msgpack.packb([key, value]))}
+        else:
+            c.op = {"kind": "read", "key": key, "arg": None, "call": self.now}
+        self.stats["ops"] += 1
+        self._attempt(c, c.token)
+
+    def _attempt(self, c: Client, token: int) -> None:
+        if token != c.token or c.op is None:
+            return
+        c.attempts += 1
+        if c.attempts > 8:
+            self._give_up(c)
+            return
+        n = self.nodes[self.rng.choice(sorted(self.nodes))]
+        c.op["node"] = n.id
+        c.op["ctx"] = hash((c.id, token, c.attempts)) & 0x7FFFFFFF
+        if c.op["kind"] != "read":
+            self.at(self._delay(), self._input, n, ("propose", c, c.op["env"], token))
+        else:
+            n.reads.append([c, c.op["ctx"], None, c.op["key"]])
+            self.at(self._delay(), self._input, n, ("read", c, c.op["ctx"], token))
+        self.at(150 + 30 * c.attempts, self._attempt, c, token)
+
+    def _retry_soon(self, c: Client, token: int) -> None:
+        if token == c.token and c.op is not None:
+            c.token += 1  # cancel the pending timeout of the failed attempt
+            self.at(self.rng.uniform(5, 30), self._attempt, c, c.token)
+
+    def _give_up(self, c: Client) -> None:
+        op = c.op
+        assert op is not None
+        if op["kind"] == "swap":  # outcome unknown: it may still happen
+            self.history.append(Op(c.id, op["key"], "swap", op["arg"], None, op["call"]))
+        c.op = None
+        self.at(self.rng.uniform(1, 20), self._next_op, c)
+
+    def _complete_write(self, n: SimNode, cid: str, seq: int, result: Any) -> None:
+        for c in self.clients:
+            op = c.op
+            if not op or op["kind"] == "read" or op["seq"] != seq or op["node"] != n.id:
+                continue
+            if op["kind"] == "register" and cid == "":
+                c.cid = result.decode()
+                c.op = None
+                self.at(self.rng.uniform(0, 20), self._next_op, c)
+            elif op["kind"] == "swap" and c.cid == cid:
+                if not isinstance(result, bytes):
+                    self.fail(f"{cid}/{seq}: unexpected result {result!r}")
+                self.acked.add((cid, seq))
+                self.at(self._delay(), self._respond, c, c.token, msgpack.unpackb(result))
+
+    def _answer_reads(self, n: SimNode) -> None:
+        keep = []
+        for r in n.reads:
+            c, ctx, index, key = r
+            if index is not None and n.core.log.applied >= index:
+                if c.op and c.op.get("ctx") == ctx:
+                    self.at(self._delay(), self._respond, c, c.token, n.applier.sm.data.get(key))
+            else:
+                keep.append(r)
+        n.reads = keep
+
+    def _respond(self, c: Client, token: int, result: Any) -> None:
+        if token != c.token or c.op is None:
+            return
+        op = c.op
+        self.history.append(Op(c.id, op["key"], op["kind"], op["arg"], result, op["call"], self.now))
+        c.op = None
+        self.at(self.rng.uniform(0, 20), self._next_op, c)
+
+    # --- final checks -------------------------------------------------------------------
+
+    def _final_checks(self) -> None:
+        nodes = sorted(self.nodes.values(), key=lambda x: x.id)
+        self._check_log_matching(nodes)
+        leaders = [n.id for n in nodes if n.core.role.value == "leader"]
+        if len(leaders) != 1:
+            self.fail(f"after settling, leaders are {leaders} (want exactly one)")
+        commit = self.nodes[leaders[0]].core.log.commit
+        for n in nodes:
+            if n.core.log.applied != commit:
+                self.fail(f"after settling {n.id} applied {n.core.log.applied}, leader commit {commit}")
+        replay = Applier(KV())
+        for index in range(1, commit + 1):
+            if index not in self.applied:
+                self.fail(f"index {index} <= commit {commit} was never applied anywhere")
+            term, kind, data = self.applied[index]
+            replay.apply(Entry(term, index, kind, data))
+        want = replay.snapshot()
+        for n in nodes:
+            if n.applier.snapshot() != want:
+                self.fail(f"{n.id}'s final state differs from a replay of the log")
+        missing = self.acked - set(self.applied_at)
+        if missing:
+            self.fail(f"acknowledged commands missing from the state: {sorted(missing)[:5]}")
+        problems = check_history(self.history)
+        if problems:
+            self.fail(problems[0])
+
+    def _check_log_matching(self, nodes: list[SimNode]) -> None:
+        for i, a in enumerate(nodes):
+            for b in nodes[i + 1 :]:
+                la, lb = a.core.log, b.core.log
+                lo = max(la.offset, lb.offset) + 1
+                hi = min(la.last_index(), lb.last_index())
+                match = [k for k in range(lo, hi + 1) if la.term(k) == lb.term(k)]
+                if not match:
+                    continue
+                for k in range(lo, match[-1] + 1):
+                    if la.entry(k) != lb.entry(k):
+                        self.fail(f"log matching: {a.id} and {b.id} differ at {k} below {match[-1]}")
