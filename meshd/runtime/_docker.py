@@ -191,11 +191,11 @@ class DockerRuntime:
             return fn(api)
         except docker.errors.NotFound:
             raise ContainerNotFound(ref) from None
-        except requests.exceptions.ConnectionError as exc:
+        except docker.errors.APIError as exc:  # before RequestException: APIError is an HTTPError
+            raise DockerApiError(f"dockerd refused the request for {ref or 'containers'}: {exc.explanation}") from None
+        except requests.exceptions.RequestException as exc:  # refused, reset, or no answer in time
             self._drop_client(api)
             raise self._unavailable(exc) from None
-        except docker.errors.APIError as exc:
-            raise DockerApiError(f"dockerd refused the request for {ref or 'containers'}: {exc.explanation}") from None
         except docker.errors.DockerException as exc:
             raise DockerApiError(f"docker SDK error for {ref or 'containers'}: {exc}") from None
 
@@ -288,7 +288,7 @@ class DockerRuntime:
         api = self._new_client(None)  # None: the stream read blocks until an event or a close
         try:
             stream = api.events(filters=EVENT_FILTERS, decode=True)
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+        except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
             api.close()
             raise self._unavailable(exc) from None
         handoff.deliver(api, stream)

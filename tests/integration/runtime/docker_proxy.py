@@ -39,8 +39,8 @@ class DockerProxy:
                     nursery.start_soon(self._forward, stream)
         finally:
             self.drop_all()
+            os.unlink(self.path)  # before aclose: in a cancelled scope aclose raises after closing
             await listener.aclose()
-            os.unlink(self.path)
 
     def drop_all(self) -> None:
         for scope in list(self._scopes):

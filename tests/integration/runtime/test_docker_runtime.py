@@ -143,3 +143,18 @@ async def test_stream_waits_for_an_unreachable_dockerd(docker_available: bool, t
         assert await rt.ping()
         nursery.cancel_scope.cancel()
     assert "not reachable" in rt.status().last_error
+
+
+async def test_calls_recover_when_dockerd_comes_back(containers: Containers, tmp_path) -> None:
+    c = await containers.run("probe")
+    path = str(tmp_path / "docker.sock")
+    rt = DockerRuntime(base_url=f"unix://{path}")
+    for round_ in range(2):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(DockerProxy(path).serve)
+            assert (await rt.resolve(containers.name("probe"))).id == c.id, round_
+            nursery.cancel_scope.cancel()  # dockerd "goes away": connections cut, socket removed
+        with pytest.raises(DockerUnavailable, match="not reachable"):
+            await rt.resolve(c.id)
+    assert rt.status().call_errors == 2
+    rt.close()
