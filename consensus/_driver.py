@@ -1,0 +1,516 @@
+"""RaftNode: the trio driver around :class:`RaftCore` (timers, transport, disk).
+
+Theory of operation
+-------------------
+One nursery, one task per concern:
+
+* ``_ticker`` turns ``tick_interval_s`` of wall clock into ``tick()`` inputs;
+* ``_receiver`` decodes frames from the :class:`Transport` (undecodable or
+  forged frames are dropped and counted) into ``step()`` inputs;
+* ``_loop`` is the only task that touches the core.  It steps every queued
+  input, then handles one :class:`Ready` in the documented order -- persist
+  (one fsync, in a worker thread), send, hand committed entries to the
+  applier, ``advance`` -- and repeats.  Inputs that arrive while the fsync
+  runs are stepped together afterwards, so one fsync covers them all
+  (group commit driven by the I/O, never by a timer);
+* ``_applier`` applies committed entries to the :class:`StateMachine`
+  through the session :class:`Applier` and wakes waiting proposers/readers;
+* snapshots are serialized and written in worker threads while the loop
+  keeps heartbeating (applying pauses meanwhile, replication does not).
+
+Public calls (``propose``, ``read_barrier``, membership, transfer) queue a
+request for ``_loop`` and wait; proposals are retried with the same session
+sequence number (so they apply once) until ``propose_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from ._config import RaftConfig
+from ._core import RaftCore
+from ._errors import ConfChangeInProgress, NotLeader, ProposalDropped, Unavailable
+from ._messages import ConfChange, ConfOp, DecodeError, Entry, EntryKind, decode, encode
+from ._sessions import SESSION_EXPIRED, Applier, SessionExpired, StateMachine, encode_command
+from ._storage import Storage
+from ._transport import Transport
+from ._types import PeerStatus, Ready, Role, Snapshot
+
+log = logging.getLogger("consensus.driver")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An entry applied to the state machine (``result`` is None for non-commands)."""
+
+    index: int
+    term: int
+    kind: int
+    result: bytes | None
+
+
+@dataclass(frozen=True)
+class RoleChanged:
+    role: Role
+    term: int
+    leader: str | None
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    id: str
+    role: Role
+    term: int
+    leader: str | None
+    commit: int
+    applied: int
+    last_index: int
+    snapshot_index: int
+    voters: tuple[str, ...]
+    learners: tuple[str, ...]
+    peers: tuple[PeerStatus, ...]
+    dropped_frames: int
+    dropped_events: int
+    fsyncs: int
+    pending_proposals: int
+
+
+class _Waiter:
+    __slots__ = ("event", "value", "error")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def set(self, value: Any = None, error: BaseException | None = None) -> None:
+        if not self.event.is_set():
+            self.value, self.error = value, error
+            self.event.set()
+
+
+class RaftNode:
+    """A Raft member: ``await nursery.start(node.run)``, then use the async API."""
+
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        config: RaftConfig,
+        transport: Transport,
+        storage: Storage,
+        state_machine: StateMachine,
+        bootstrap: Sequence[str] | None = None,
+        rng: random.Random | None = None,
+        io_in_thread: bool = True,
+    ) -> None:
+        """Args:
+          node_id: this member's id (as peers address it).
+          config: timing and sizes; check ``config.problems()`` first.
+          transport: how frames reach peers (meshd: ZeroMQ + CURVE).
+          storage: an opened :class:`Storage` (its recovered state is loaded).
+          state_machine: the deterministic application.
+          bootstrap: founding voters (same list on each founder) for a brand-new
+            cluster; ignored when storage already holds state. None to join.
+          rng: election jitter source (seed it in tests).
+          io_in_thread: run fsyncs and snapshot serialization in worker threads
+            (False runs them inline: only for tests on trio's MockClock).
+        """
+        self.id, self.cfg, self.transport, self.storage = node_id, config, transport, storage
+        self.applier = Applier(state_machine, config.max_sessions)
+        snap = storage.snapshot
+        self.core = RaftCore(
+            node_id, config, rng or random.Random(), hard_state=storage.hard_state,
+            snapshot=snap, entries=storage.entries(),
+        )
+        if snap is not None:
+            self.applier.restore(snap.data, snap.index)
+        if bootstrap is not None and not storage.last_index() and not storage.hard_state.term:
+            self.core.bootstrap(list(bootstrap))
+        self._inbox: list[tuple] = []
+        self._wake = trio.Event()
+        self._apply_queue: deque[Entry | Snapshot] = deque()
+        self._apply_wake = trio.Event()
+        self._applied_changed = trio.Event()
+        self._snapshot_lock = trio.Lock()
+        self._storage_lock = trio.Lock()
+        self._snapshotting = False
+        self._cid: str | None = None
+        self._register_lock = trio.Lock()
+        self._seq = 0
+        self._waiters: dict[tuple[str, int], _Waiter] = {}
+        self._reads: dict[int, _Waiter] = {}
+        self._read_ctx = 0
+        self._conf_waiters: dict[int, tuple[int, _Waiter]] = {}
+        self._subscribers: list[trio.MemorySendChannel] = []
+        self._leader_changed = trio.Event()
+        self.dropped_frames = self.dropped_events = 0
+        self._blocking = trio.to_thread.run_sync if io_in_thread else _inline
+        self._nursery: trio.Nursery | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled.  Storage stays open (the caller closes it)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._ticker)
+            nursery.start_soon(self._receiver)
+            nursery.start_soon(self._applier)
+            nursery.start_soon(self._loop)
+            task_status.started()
+
+    def set_peers(self, peers: Mapping[str, str]) -> None:
+        """Tell the transport where peers are (node id -> address)."""
+        self.transport.set_peers(peers)
+
+    def subscribe(self, max_buffer: int = 1024) -> trio.MemoryReceiveChannel:
+        """A stream of :class:`Applied` and :class:`RoleChanged` events.
+
+        A subscriber that falls ``max_buffer`` events behind loses events
+        (counted in ``status().dropped_events``), never stalls the node.
+        """
+        send, recv = trio.open_memory_channel(max_buffer)
+        self._subscribers.append(send)
+        return recv
+
+    def status(self) -> NodeStatus:
+        c = self.core.status()
+        return NodeStatus(
+            id=c.id, role=c.role, term=c.term, leader=c.leader, commit=c.commit,
+            applied=self.applier.applied, last_index=c.last_index,
+            snapshot_index=c.snapshot_index, voters=c.voters, learners=c.learners, peers=c.peers,
+            dropped_frames=self.dropped_frames, dropped_events=self.dropped_events,
+            fsyncs=self.storage.fsyncs, pending_proposals=len(self._waiters),
+        )
+
+    # --- public API -------------------------------------------------------------------
+
+    async def propose(self, command: bytes, *, timeout_s: float | None = None) -> bytes:
+        """Replicate ``command``, apply it once, and return its result.
+
+        Works on any member (followers forward to the leader).  Retries keep
+        the same session number, so the command is applied at most once.
+
+        Raises:
+          Unavailable: no result within ``timeout_s`` (default
+            ``propose_timeout_s``); the command may or may not be applied.
+          SessionExpired: the cluster forgot this node's session; the
+            command was not applied now (it may have been before).
+        """
+        timeout = self.cfg.propose_timeout_s if timeout_s is None else timeout_s
+        with trio.move_on_after(timeout):
+            cid = await self._register()
+            self._seq += 1
+            key, waiter = (cid, self._seq), _Waiter()
+            self._waiters[key] = waiter
+            try:
+                below = min(s for c, s in self._waiters if c == cid)
+                env = encode_command(cid, self._seq, below, command)
+                result = await self._until_done(("propose", env, waiter), waiter)
+            finally:
+                del self._waiters[key]
+            if result is SESSION_EXPIRED:
+                self._cid = None
+                raise SessionExpired(f"raft node {self.id}: session {cid} expired; command not applied")
+            return result
+        raise Unavailable(
+            f"raft node {self.id}: no result for a proposal within {timeout}s "
+            f"(leader {self.core.leader}); it may still be applied"
+        )
+
+    async def read_barrier(self, *, timeout_s: float | None = None) -> int:
+        """Wait until the local state reflects every write committed before the call.
+
+        Returns the read index.  Local reads after this are linearizable.
+
+        Raises:
+          Unavailable: no quorum confirmed leadership within the timeout.
+        """
+        timeout = self.cfg.propose_timeout_s if timeout_s is None else timeout_s
+        with trio.move_on_after(timeout):
+            while True:
+                self._read_ctx += 1
+                ctx, waiter = self._read_ctx, _Waiter()
+                self._reads[ctx] = waiter
+                try:
+                    index = await self._attempt(("read", ctx, waiter), waiter)
+                finally:
+                    self._reads.pop(ctx, None)
+                if index is not None:
+                    await self.wait_applied(index)
+                    return index
+        raise Unavailable(f"raft node {self.id}: read barrier not confirmed within {timeout}s")
+
+    async def wait_applied(self, index: int) -> None:
+        """Wait until the state machine has applied ``index``."""
+        while self.applier.applied < index:
+            await self._applied_changed.wait()
+
+    async def add_voter(self, node_id: str, *, timeout_s: float | None = None) -> None:
+        await self._change(ConfChange(ConfOp.ADD_VOTER, node_id), timeout_s)
+
+    async def add_learner(self, node_id: str, *, timeout_s: float | None = None) -> None:
+        await self._change(ConfChange(ConfOp.ADD_LEARNER, node_id), timeout_s)
+
+    async def promote(self, node_id: str, *, timeout_s: float | None = None) -> None:
+        await self._change(ConfChange(ConfOp.PROMOTE, node_id), timeout_s)
+
+    async def remove(self, node_id: str, *, timeout_s: float | None = None) -> None:
+        await self._change(ConfChange(ConfOp.REMOVE, node_id), timeout_s)
+
+    async def transfer_leadership(self, target: str, *, timeout_s: float | None = None) -> None:
+        """Make voter ``target`` the leader (call on the leader).
+
+        Raises:
+          NotLeader: this node does not lead.
+          Unavailable: ``target`` did not take over within the timeout.
+        """
+        timeout = self.cfg.propose_timeout_s if timeout_s is None else timeout_s
+        waiter = _Waiter()
+        self._submit(("transfer", target, waiter))
+        await waiter.event.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        with trio.move_on_after(timeout):
+            while self.core.leader != target:
+                await self._leader_changed.wait()
+            return
+        raise Unavailable(f"raft node {self.id}: {target} did not take leadership within {timeout}s")
+
+    async def campaign(self) -> None:
+        """Start an election now (e.g. a freshly bootstrapped single node)."""
+        self._submit(("campaign",))
+
+    # --- request plumbing -----------------------------------------------------------------
+
+    def _submit(self, item: tuple) -> None:
+        self._inbox.append(item)
+        self._wake.set()
+
+    async def _attempt(self, item: tuple, waiter: _Waiter) -> Any:
+        """One try: the waiter's value, or None after an election timeout or NotLeader."""
+        self._submit(item)
+        with trio.move_on_after(self.cfg.election_ticks * self.cfg.tick_interval_s):
+            await waiter.event.wait()
+        if isinstance(waiter.error, (NotLeader, ProposalDropped)):
+            await trio.sleep(self.cfg.tick_interval_s)
+            return None
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.value if waiter.event.is_set() else None
+
+    async def _until_done(self, item: tuple, waiter: _Waiter) -> Any:
+        while True:
+            value = await self._attempt(item, waiter)
+            if waiter.event.is_set() and waiter.error is None:
+                return value
+            waiter.event, waiter.error = trio.Event(), None
+
+    async def _register(self) -> str:
+        async with self._register_lock:
+            while self._cid is None:
+                nonce = secrets.randbits(62)
+                waiter = _Waiter()
+                self._waiters[("", nonce)] = waiter
+                try:
+                    env = encode_command("", nonce, 0, b"")
+                    self._cid = (await self._until_done(("propose", env, waiter), waiter)).decode()
+                finally:
+                    del self._waiters[("", nonce)]
+            return self._cid
+
+    async def _change(self, change: ConfChange, timeout_s: float | None) -> None:
+        """Propose a membership change on the leader and wait until it is applied.
+
+        Raises:
+          NotLeader: this node does not lead (send it to ``leader``).
+          ConfChangeInProgress: the previous change is not committed yet.
+          Unavailable: not committed within the timeout.
+        """
+        timeout = self.cfg.propose_timeout_s if timeout_s is None else timeout_s
+        waiter = _Waiter()
+        self._submit(("conf", change, waiter))
+        with trio.move_on_after(timeout):
+            await waiter.event.wait()
+            if waiter.error is not None:
+                raise waiter.error
+            index, term = waiter.value
+            done = _Waiter()
+            self._conf_waiters[index] = (term, done)
+            await done.event.wait()
+            if done.error is not None:
+                raise done.error
+            return
+        raise Unavailable(f"raft node {self.id}: membership change {change.op.name} {change.node} "
+                          f"not committed within {timeout}s")
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(self.cfg.tick_interval_s)
+            self._submit(("tick",))
+
+    async def _receiver(self) -> None:
+        while True:
+            frm, frame = await self.transport.receive()
+            try:
+                msg = decode(frame)
+            except DecodeError as exc:
+                self.dropped_frames += 1
+                log.debug("dropped frame from=%s reason=%s", frm, exc)
+                continue
+            if msg.frm != frm:
+                self.dropped_frames += 1
+                continue
+            self._submit(("msg", msg))
+
+    async def _loop(self) -> None:
+        while True:
+            items, self._inbox = self._inbox, []
+            for item in items:
+                self._handle(item)
+            if self.core.has_ready():
+                await self._handle_ready(self.core.ready())
+            elif not self._inbox:
+                await self._wake.wait()
+                self._wake = trio.Event()
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "msg":
+            self.core.step(item[1])
+        elif kind == "tick":
+            self.core.tick()
+        elif kind == "campaign":
+            self.core.campaign()
+        elif kind == "compact":
+            self._compact(item[1], item[2])
+        else:
+            self._request(item)
+
+    def _request(self, item: tuple) -> None:
+        kind = item[0]
+        try:
+            if kind == "propose":
+                self.core.propose([item[1]])
+            elif kind == "read":
+                self.core.read_index(item[1])
+            elif kind == "conf":
+                index = self.core.propose_conf(item[1])
+                item[2].set((index, self.core.term))
+            elif kind == "transfer":
+                self.core.transfer_leadership(item[1])
+                item[2].set()
+        except (NotLeader, ProposalDropped, ConfChangeInProgress, ValueError) as exc:
+            item[-1].set(error=exc)
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+            async with self._storage_lock:
+                await self._blocking(self.storage.save, rd.hard_state, rd.entries, rd.snapshot)
+        for m in rd.messages:
+            await self.transport.send(m.to, encode(m))
+        if rd.snapshot is not None:
+            self._apply_queue.append(rd.snapshot)
+        self._apply_queue.extend(rd.committed)
+        if rd.snapshot is not None or rd.committed:
+            self._apply_wake.set()
+        for rs in rd.read_states:
+            w = self._reads.get(rs.ctx)
+            if w is not None:
+                w.set(rs.index)
+        for line in rd.notes:
+            log.info("raft node=%s %s", self.id, line)
+        if rd.soft_state is not None:
+            self._publish(RoleChanged(rd.soft_state.role, rd.soft_state.term, rd.soft_state.leader))
+            self._leader_changed.set()
+            self._leader_changed = trio.Event()
+        self.core.advance(rd)
+
+    async def _applier(self) -> None:
+        while True:
+            if not self._apply_queue:
+                await self._apply_wake.wait()
+                self._apply_wake = trio.Event()
+                continue
+            async with self._snapshot_lock:
+                batch = list(self._apply_queue)
+                self._apply_queue.clear()
+                for item in batch:
+                    self._apply_one(item)
+            self._applied_changed.set()
+            self._applied_changed = trio.Event()
+            await self._maybe_snapshot()
+
+    def _apply_one(self, item: Entry | Snapshot) -> None:
+        if isinstance(item, Snapshot):
+            self.applier.restore(item.data, item.index)
+            return
+        out = self.applier.apply(item)
+        result = None
+        if out is not None:
+            cid, seq, result = out
+            w = self._waiters.get((cid, seq))
+            if w is not None:
+                w.set(result)
+        if item.kind == EntryKind.CONF and item.index in self._conf_waiters:
+            term, w = self._conf_waiters.pop(item.index)
+            if term == item.term:
+                w.set()
+            else:
+                w.set(error=Unavailable("the membership change was lost in a leader change; retry"))
+        self._publish(Applied(item.index, item.term, item.kind,
+                              result if isinstance(result, bytes) else None))
+
+    def _publish(self, event: Applied | RoleChanged) -> None:
+        for ch in self._subscribers:
+            try:
+                ch.send_nowait(event)
+            except trio.WouldBlock:
+                self.dropped_events += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.remove(ch)
+                break
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    async def _maybe_snapshot(self) -> None:
+        base = self.core.snapshot.index if self.core.snapshot else 0
+        if self._snapshotting or self.applier.applied - base < self.cfg.snapshot_every_entries:
+            return
+        self._snapshotting = True
+        async with self._snapshot_lock:  # applying pauses; replication does not
+            index = self.applier.applied
+            data = await self._blocking(self.applier.snapshot)
+        self._submit(("compact", index, data))
+
+    def _compact(self, index: int, data: bytes) -> None:
+        if index <= self.core.log.offset:  # a leader's snapshot got here first
+            self._snapshotting = False
+            return
+        snap = self.core.compact(index, data)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._write_snapshot, snap)
+
+    async def _write_snapshot(self, snap: Snapshot) -> None:
+        try:
+            await self._blocking(self.storage.write_snapshot, snap)
+            async with self._storage_lock:
+                self.storage.compact(snap)
+            log.info("raft node=%s snapshot index=%d bytes=%d", self.id, snap.index, len(snap.data))
+        finally:
+            self._snapshotting = False
+
+
+async def _inline(fn: Any, *args: Any) -> Any:
+    return fn(*args)

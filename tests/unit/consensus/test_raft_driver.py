@@ -1,0 +1,210 @@
+"""The trio driver over the in-memory transport, on trio's MockClock.
+
+Real Storage in tmp_path (inline I/O so virtual time stays virtual).
+"""
+
+from __future__ import annotations
+
+import random
+
+import msgpack
+import pytest
+import trio
+
+from consensus import NotLeader, RaftConfig, Role, Unavailable
+from consensus._driver import Applied, RaftNode, RoleChanged
+from consensus._storage import Storage
+from consensus._transport import MemoryNetwork
+
+CFG = RaftConfig.local()
+
+
+class Counter:
+    """Adds the command's integer to a total; result = the new total."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.count = 0
+
+    def apply(self, index: int, command: bytes) -> bytes:
+        self.total += int(command)
+        self.count += 1
+        return str(self.total).encode()
+
+    def snapshot(self) -> bytes:
+        return msgpack.packb([self.total, self.count])
+
+    def restore(self, data: bytes) -> None:
+        self.total, self.count = msgpack.unpackb(data)
+
+
+class Cluster:
+    def __init__(self, nursery: trio.Nursery, tmp_path, net: MemoryNetwork, cfg: RaftConfig) -> None:
+        self.nursery, self.tmp, self.net, self.cfg = nursery, tmp_path, net, cfg
+        self.nodes: dict[str, RaftNode] = {}
+        self.scopes: dict[str, trio.CancelScope] = {}
+        self.machines: dict[str, Counter] = {}
+
+    async def start(self, node_id: str, bootstrap: list[str] | None = None) -> RaftNode:
+        storage = Storage.open(self.tmp / node_id)
+        self.machines[node_id] = Counter()
+        node = RaftNode(
+            node_id, config=self.cfg, transport=self.net.transport(node_id), storage=storage,
+            state_machine=self.machines[node_id], bootstrap=bootstrap,
+            rng=random.Random(node_id), io_in_thread=False,
+        )
+        scope = trio.CancelScope()
+
+        async def runner(task_status=trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                try:
+                    await node.run(task_status=task_status)
+                finally:
+                    storage.close()
+
+        await self.nursery.start(runner)
+        self.nodes[node_id], self.scopes[node_id] = node, scope
+        return node
+
+    def crash(self, node_id: str) -> None:
+        self.net.endpoints[node_id].close()
+        self.scopes[node_id].cancel()
+        del self.nodes[node_id]
+
+    async def leader(self) -> RaftNode:
+        while True:
+            leaders = [n for n in self.nodes.values() if n.status().role == Role.LEADER]
+            if len(leaders) == 1:
+                return leaders[0]
+            await trio.sleep(0.01)
+
+    async def settle(self) -> None:
+        """Wait until every running node applied the leader's commit."""
+        leader = await self.leader()
+        target = leader.status().commit
+        for n in self.nodes.values():
+            await n.wait_applied(target)
+
+
+@pytest.fixture
+async def cluster(nursery, tmp_path, autojump_clock):
+    c = Cluster(nursery, tmp_path, MemoryNetwork(), CFG)
+    for i in ("a", "b", "c"):
+        await c.start(i, bootstrap=["a", "b", "c"])
+    yield c
+    nursery.cancel_scope.cancel()
+
+
+async def test_propose_on_any_node_returns_the_result(cluster) -> None:
+    leader = await cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    assert await leader.propose(b"5") == b"5"
+    assert await follower.propose(b"2") == b"7"
+    await cluster.settle()
+    assert {m.total for m in cluster.machines.values()} == {7}
+
+
+async def test_follower_read_barrier_sees_prior_writes(cluster) -> None:
+    leader = await cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    await leader.propose(b"3")
+    index = await follower.read_barrier()
+    assert index >= 1 and cluster.machines[follower.id].total == 3
+
+
+async def test_leader_crash_and_restart_from_disk(cluster) -> None:
+    leader = await cluster.leader()
+    for i in range(20):
+        await leader.propose(b"1")
+    old = leader.id
+    cluster.crash(old)
+    new = await cluster.leader()
+    assert new.id != old
+    assert await new.propose(b"100") == b"120"
+    restarted = await cluster.start(old)  # no bootstrap: state comes from its storage
+    await cluster.settle()
+    assert cluster.machines[old].total == 120 and cluster.machines[old].count == 21
+    assert restarted.status().term == new.status().term
+
+
+async def test_no_quorum_is_unavailable(cluster) -> None:
+    leader = await cluster.leader()
+    await leader.propose(b"1")
+    cluster.net.isolate(leader.id)
+    with pytest.raises(Unavailable):
+        await leader.propose(b"1", timeout_s=1.0)
+
+
+async def test_retries_over_a_lossy_network_apply_once(nursery, tmp_path, autojump_clock) -> None:
+    c = Cluster(nursery, tmp_path, MemoryNetwork(loss=0.2, seed=3), CFG)
+    for i in ("a", "b", "c"):
+        await c.start(i, bootstrap=["a", "b", "c"])
+    results = []
+
+    async def client(node: RaftNode) -> None:
+        for _ in range(10):
+            results.append(await node.propose(b"1", timeout_s=30))
+
+    async with trio.open_nursery() as n:
+        for node in list(c.nodes.values()):
+            n.start_soon(client, node)
+    c.net.loss = 0.0
+    await c.settle()
+    assert sorted(int(r) for r in results) == list(range(1, 31))  # each total seen once
+    assert {m.count for m in c.machines.values()} == {30}
+    nursery.cancel_scope.cancel()
+
+
+async def test_membership_learner_promote_remove_and_transfer(cluster) -> None:
+    leader = await cluster.leader()
+    await leader.propose(b"4")
+    d = await cluster.start("d")  # joins empty
+    await leader.add_learner("d")
+    await cluster.settle()
+    assert cluster.machines["d"].total == 4 and d.status().learners == ("d",)
+    await leader.promote("d")
+    assert leader.status().voters == ("a", "b", "c", "d")
+    await leader.transfer_leadership("d")
+    assert (await cluster.leader()).id == "d"
+    with pytest.raises(NotLeader):
+        await leader.remove("a")
+    await d.remove(leader.id)
+    assert leader.id not in d.status().voters
+    assert await d.propose(b"1") == b"5"
+
+
+async def test_snapshot_catch_up_and_events(nursery, tmp_path, autojump_clock) -> None:
+    cfg = RaftConfig(tick_interval_s=0.02, snapshot_every_entries=20, snapshot_trailing_entries=2,
+                     snapshot_chunk_bytes=64)
+    c = Cluster(nursery, tmp_path, MemoryNetwork(), cfg)
+    for i in ("a", "b", "c"):
+        await c.start(i, bootstrap=["a", "b", "c"])
+    leader = await c.leader()
+    events = leader.subscribe()
+    for _ in range(50):
+        await leader.propose(b"2")
+    await trio.sleep(1)
+    assert leader.status().snapshot_index >= 20
+    assert list((tmp_path / leader.id).glob("snapshot-*.snap"))
+    d = await c.start("d")
+    await leader.add_learner("d")
+    await c.settle()
+    assert c.machines["d"].total == 100 and d.status().snapshot_index >= 20
+    seen = []
+    while True:
+        try:
+            seen.append(events.receive_nowait())
+        except trio.WouldBlock:
+            break
+    assert any(isinstance(e, RoleChanged) for e in seen) or any(isinstance(e, Applied) for e in seen)
+    assert [e.result for e in seen if isinstance(e, Applied) and e.result][-1] == b"100"
+    nursery.cancel_scope.cancel()
+
+
+async def test_garbage_frames_are_dropped_and_counted(cluster) -> None:
+    leader = await cluster.leader()
+    await cluster.net.endpoints["a"].send(leader.id, b"\xc1 not msgpack")
+    await cluster.net.endpoints["b"].send(leader.id, msgpack.packb([99, 1]))
+    await trio.sleep(0.1)
+    assert leader.status().dropped_frames == 2
+    assert await leader.propose(b"1") == b"1"
