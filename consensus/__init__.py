@@ -2,6 +2,7 @@
 
 from ._config import RaftConfig
 from ._core import RaftCore
+from ._driver import Applied, NodeStatus, RaftNode, RoleChanged
 from ._errors import (
     ConfChangeInProgress, NotLeader, ProposalDropped, RaftError, StorageCorrupt, Unavailable,
 )
@@ -11,9 +12,13 @@ from ._messages import (
     ReadIndexResp, SnapshotResp, TimeoutNow, Vote, VoteResp, decode, encode,
 )
 from ._sessions import SessionExpired, StateMachine
+from ._storage import Recovery, Storage
+from ._transport import MemoryNetwork, MemoryTransport, Transport
 from ._types import CoreStatus, PeerStatus, ReadState, Ready, Role, Snapshot, SoftState
 
 __all__ = [
+    "Applied", "MemoryNetwork", "MemoryTransport", "NodeStatus", "RaftNode", "Recovery",
+    "RoleChanged", "Storage", "Transport",
     "Append", "AppendResp", "ConfChange", "ConfChangeInProgress", "ConfOp", "ConfState",
     "CoreStatus", "DecodeError", "Entry", "EntryKind", "HardState", "Heartbeat",
     "HeartbeatResp", "InstallSnapshot", "Message", "NotLeader", "PeerStatus", "Propose",

@@ -30,7 +30,7 @@ import random
 import secrets
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import trio
@@ -42,7 +42,7 @@ from ._messages import ConfChange, ConfOp, DecodeError, Entry, EntryKind, decode
 from ._sessions import SESSION_EXPIRED, Applier, SessionExpired, StateMachine, encode_command
 from ._storage import Storage
 from ._transport import Transport
-from ._types import PeerStatus, Ready, Role, Snapshot
+from ._types import CoreStatus, Ready, Role, Snapshot
 
 log = logging.getLogger("consensus.driver")
 
@@ -64,19 +64,10 @@ class RoleChanged:
     leader: str | None
 
 
-@dataclass(frozen=True)
-class NodeStatus:
-    id: str
-    role: Role
-    term: int
-    leader: str | None
-    commit: int
-    applied: int
-    last_index: int
-    snapshot_index: int
-    voters: tuple[str, ...]
-    learners: tuple[str, ...]
-    peers: tuple[PeerStatus, ...]
+@dataclass(frozen=True, slots=True)
+class NodeStatus(CoreStatus):
+    """The core's status plus the driver's counters."""
+
     dropped_frames: int
     dropped_events: int
     fsyncs: int
@@ -184,11 +175,10 @@ class RaftNode:
 
     def status(self) -> NodeStatus:
         c = self.core.status()
+        core = {f.name: getattr(c, f.name) for f in fields(c)}
+        core["applied"] = self.applier.applied
         return NodeStatus(
-            id=c.id, role=c.role, term=c.term, leader=c.leader, commit=c.commit,
-            applied=self.applier.applied, last_index=c.last_index,
-            snapshot_index=c.snapshot_index, voters=c.voters, learners=c.learners, peers=c.peers,
-            dropped_frames=self.dropped_frames, dropped_events=self.dropped_events,
+            **core, dropped_frames=self.dropped_frames, dropped_events=self.dropped_events,
             fsyncs=self.storage.fsyncs, pending_proposals=len(self._waiters),
         )
 
