@@ -45,6 +45,9 @@ class MsgType(enum.IntEnum):
     QUERY_NETWORKS = 13
     NETWORK_UPDATE = 14
     ENDPOINT_MOVE = 15
+    # local control socket only (refused with NOT_ALLOWED on the scheduler sockets)
+    CONTROL_JOIN = 64
+    CONTROL_LEAVE = 65
     # events (PUB 30029)
     EVENT_ENDPOINT_UP = 100
     EVENT_ENDPOINT_DOWN = 101

@@ -159,6 +159,21 @@ class QueryEndpoints:
     network: str | None = None
 
 
+@request(MsgType.CONTROL_JOIN)
+class ControlJoin:
+    request_id: str = ""
+    addresses: list = field(default_factory=list)
+
+
+@request(MsgType.CONTROL_LEAVE)
+class ControlLeave:
+    request_id: str = ""
+
+
+#: request types only the local control socket serves
+CONTROL_ONLY = (ControlJoin, ControlLeave)
+
+
 def request_types() -> dict[int, type]:
     """``{message type: request class}`` (for docs and tests)."""
     return dict(_REQUESTS)
@@ -205,6 +220,10 @@ def _type_problem(hint: Any, value: Any) -> str:
         if value is None:
             return ""
         hint = next(a for a in args if a is not type(None))
+    if hint is list:
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return ""
+        return "must be a non-empty array of strings"
     if typing.get_origin(hint) is dict:
         if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             return ""

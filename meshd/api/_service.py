@@ -63,13 +63,20 @@ class ApiBackend(Protocol):
         """The endpoint id (full container id) for a connect on ``host``.
         Raises :class:`FrameError` (UNKNOWN_CONTAINER) when it cannot."""
 
+    async def join(self, addresses: list[str]) -> dict[str, Any]:
+        """Join gossip through any of ``addresses`` (local control only)."""
+
+    async def leave(self) -> dict[str, Any]:
+        """Leave the cluster gracefully (local control only)."""
+
 
 class SchedulerService:
     """Turns scheduler frames into replies; see the module docstring."""
 
     def __init__(self, backend: ApiBackend, *, max_frame_bytes: int = 64 << 10,
-                 dedupe_entries: int = 10_000) -> None:
+                 dedupe_entries: int = 10_000, control: bool = False) -> None:
         self.backend = backend
+        self.control = control
         self.max_frame_bytes = max_frame_bytes
         self._dedupe_entries = dedupe_entries
         self._done: OrderedDict[str, bytes] = OrderedDict()
@@ -80,6 +87,7 @@ class SchedulerService:
             rq.NetworkUpdate: self._network_update, rq.EndpointConnect: self._connect,
             rq.EndpointDisconnect: self._disconnect, rq.EndpointMove: self._move,
             rq.QosSet: self._qos_set, rq.PolicyAdd: self._policy_add, rq.PolicyDelete: self._policy_delete,
+            rq.ControlJoin: lambda r: self.backend.join(r.addresses), rq.ControlLeave: lambda r: self.backend.leave(),
         }
         self._queries: dict[type, Callable[[Any], Any]] = {
             rq.NetworkList: self._networks, rq.QueryNetworks: self._networks,
@@ -98,6 +106,9 @@ class SchedulerService:
             msg_type, body = unpack(frame, max_bytes=self.max_frame_bytes)
             req = rq.parse_request(msg_type, body)
             request_id = req.request_id
+            if isinstance(req, rq.CONTROL_ONLY) and not self.control:
+                raise FrameError(ApiError.NOT_ALLOWED, f"{type(req).__name__} is served on the local control "
+                                 "socket only (run `meshd join` / `meshd leave` on the host)", msg_type, request_id)
             if require_request_id and not request_id:
                 raise FrameError(ApiError.MISSING_FIELD, "field 'request_id' is required on the request socket "
                                  "(a unique string per request; a retry reuses it)", msg_type)

@@ -51,6 +51,8 @@ async def test_state_errors_carry_offset_code_and_message(service):
     (MsgType.POLICY_ADD, {"request_id": "r", "kind": "allow-all", "network": "n"}, ApiError.INVALID_VALUE, "policy kind"),
     (MsgType.ENDPOINT_CONNECT, {"request_id": "r", "container_id": "ghost", "network": "n"}, ApiError.UNKNOWN_CONTAINER, "ghost"),
     (777, {"request_id": "r"}, ApiError.UNKNOWN_TYPE, "unknown request type 777"),
+    (MsgType.CONTROL_JOIN, {"request_id": "r", "addresses": ["192.0.2.11"]}, ApiError.NOT_ALLOWED, "control socket only"),
+    (MsgType.CONTROL_JOIN, {"request_id": "r", "addresses": []}, ApiError.WRONG_TYPE, "non-empty array"),
     (MsgType.NETWORK_LIST, {}, ApiError.MISSING_FIELD, "'request_id' is required"),
 ])
 async def test_request_errors_name_the_field(service, backend, msg_type, fields, code, fragment):
