@@ -22,7 +22,7 @@ from ._commands import (
     SetQos,
     fast_constructor,
 )
-from ._tables import Ep, Net
+from ._tables import HOST, IP, MAC, QOS, Ep, Net, qos_key
 from ._types import MAC_PREFIX, NO_QOS, ChangeKind, Qos, derived_mac, format_ipv4, format_mac
 
 if TYPE_CHECKING:
@@ -35,12 +35,11 @@ else:
 _ADDED = ChangeKind.ENDPOINT_ADDED
 _ID_OK = v._ID_RE.match
 _new_connected = fast_constructor(Connected)
-_new_tuple = tuple.__new__
 
 
 class EndpointCommands(_Base):
     def _on_connect(self, c: Connect, index: int) -> Connected:
-        net = self._net(c.network)
+        net = self._nets.get(c.network) or self._net(c.network)
         cid, host = c.endpoint_id, c.host
         if type(cid) is not str or not _ID_OK(cid):
             v.check_id("endpoint id", cid)
@@ -51,7 +50,7 @@ class EndpointCommands(_Base):
             return self._reconnect(net, cid, old, c)
         nets_of = self._containers.get(cid)
         if nets_of is not None:
-            home = self._nets[nets_of[0]].eps[cid].host
+            home = self._nets[nets_of[0]].eps[cid][HOST]
             if home != host:
                 raise Reject(
                     ErrorCode.HOST_MISMATCH,
@@ -65,11 +64,10 @@ class EndpointCommands(_Base):
                 f"before connecting {cid!r} there",
             )
         qos = c.qos
-        if qos is not NO_QOS:
-            if type(qos) is Qos and not (qos.rate_kbit or qos.burst_bytes or qos.latency_ms):
-                qos = NO_QOS
-            else:
-                qos = self._qos_pool.setdefault(v.check_qos(f"endpoint {cid!r}", qos), qos)
+        if qos is NO_QOS or type(qos) is Qos and not (qos.rate_kbit or qos.burst_bytes or qos.latency_ms):
+            qos = None
+        else:
+            qos = self._qos_key(f"endpoint {cid!r}", qos)
         mac = None if c.mac is None else self._check_mac(net, cid, c.mac)
         vec = net.vec
         if c.ip is not None:
@@ -83,11 +81,12 @@ class EndpointCommands(_Base):
                     f"network {c.network!r} ({net.net.subnet}) has no free address left for {cid!r}: "
                     "disconnect unused endpoints or create a larger network",
                 )
-        net.eps[cid] = _new_tuple(Ep, (host, off, mac, qos))
+        net.eps[cid] = (host, off, mac, qos)
         if mac is not None:
             net.macs[mac] = cid
         name = c.network
-        self._containers[cid] = (name,) if nets_of is None else nets_of + (name,)
+        # a container's networks are kept sorted, so the order cannot depend on history
+        self._containers[cid] = (name,) if nets_of is None else tuple(sorted((*nets_of, name)))
         on_host = self._hosts.get(host)
         if on_host is None:
             self._hosts[host] = {name: 1}
@@ -107,18 +106,19 @@ class EndpointCommands(_Base):
     def _reconnect(self, net: Net, cid: str, old: Ep, c: Connect) -> Connected:
         """The same connect again (a retry) returns the attachment; anything else is refused."""
         same = (
-            old.host == c.host
-            and old.qos == c.qos
-            and (c.ip is None or c.ip == format_ipv4(net.base + old.ip))
-            and (c.mac is None or old.mac is not None and c.mac.lower() == format_mac(old.mac))
+            old[HOST] == c.host
+            and isinstance(c.qos, Qos)
+            and old[QOS] == qos_key(c.qos)
+            and (c.ip is None or c.ip == format_ipv4(net.base + old[IP]))
+            and (c.mac is None or old[MAC] is not None and c.mac.lower() == format_mac(old[MAC]))
         )
         if not same:
             raise Reject(
                 ErrorCode.ALREADY_CONNECTED,
-                f"endpoint {cid!r} is already connected to network {c.network!r} on host {old.host!r} "
-                f"with IP {format_ipv4(net.base + old.ip)}: disconnect it first, or use move / set-qos",
+                f"endpoint {cid!r} is already connected to network {c.network!r} on host {old[HOST]!r} "
+                f"with IP {format_ipv4(net.base + old[IP])}: disconnect it first, or use move / set-qos",
             )
-        return self._connected(net, cid, old.host, old.ip, old.mac)
+        return self._connected(net, cid, old[HOST], old[IP], old[MAC])
 
     def _check_mac(self, net: Net, cid: str, text: str) -> int:
         mac = v.parse_mac(f"MAC of endpoint {cid!r}", text)
@@ -155,7 +155,7 @@ class EndpointCommands(_Base):
                 "ask for another address, or omit the IP",
             )
         if net.vec.test(off):
-            owner = next(k for k, e in net.eps.items() if e.ip == off)
+            owner = next(k for k, e in net.eps.items() if e[IP] == off)
             raise Reject(
                 ErrorCode.IP_TAKEN,
                 f"requested IP {text} of endpoint {cid!r} is already used by {owner!r} in network {name!r}: "
@@ -167,22 +167,22 @@ class EndpointCommands(_Base):
         net = self._net(c.network)
         ep = self._ep(net, c.endpoint_id)
         self._drop_ep(net, c.endpoint_id)
-        self._note(index, ChangeKind.ENDPOINT_REMOVED, c.network, c.endpoint_id, ep.host)
-        return Disconnected(c.endpoint_id, c.network, format_ipv4(net.base + ep.ip))
+        self._note(index, ChangeKind.ENDPOINT_REMOVED, c.network, c.endpoint_id, ep[HOST])
+        return Disconnected(c.endpoint_id, c.network, format_ipv4(net.base + ep[IP]))
 
     def _drop_ep(self, net: Net, cid: str) -> Ep:
         """Remove one attachment and every index entry of it; no checks."""
         ep = net.eps.pop(cid)
-        net.vec.clear(ep.ip)
-        if ep.mac is not None:
-            del net.macs[ep.mac]
+        net.vec.clear(ep[IP])
+        if ep[MAC] is not None:
+            del net.macs[ep[MAC]]
         name = net.net.name
         nets_of = tuple(n for n in self._containers[cid] if n != name)
         if nets_of:
             self._containers[cid] = nets_of
         else:
             del self._containers[cid]
-        self._count_host(ep.host, name, -1)
+        self._count_host(ep[HOST], name, -1)
         return ep
 
     def _count_host(self, host: str, name: str, delta: int) -> None:
@@ -205,7 +205,7 @@ class EndpointCommands(_Base):
                 f"endpoint {cid!r} is not connected to any network: connect it instead of moving it",
             )
         host = v.check_id(f"host of endpoint {cid!r}", c.host)
-        old_host = self._nets[nets_of[0]].eps[cid].host
+        old_host = self._nets[nets_of[0]].eps[cid][HOST]
         if host == old_host:
             return Moved(cid, host, old_host, nets_of)
         if host in self._stale:
@@ -215,7 +215,7 @@ class EndpointCommands(_Base):
             )
         for name in nets_of:
             eps = self._nets[name].eps
-            eps[cid] = eps[cid]._replace(host=host)
+            eps[cid] = (host, *eps[cid][IP:])
             self._count_host(old_host, name, -1)
             self._count_host(host, name, +1)
             self._note(index, ChangeKind.ENDPOINT_MOVED, name, cid, host, old_host)
@@ -224,11 +224,16 @@ class EndpointCommands(_Base):
     def _on_set_qos(self, c: SetQos, index: int) -> QosSet:
         net = self._net(c.network)
         ep = self._ep(net, c.endpoint_id)
-        qos = v.check_qos(f"endpoint {c.endpoint_id!r}", c.qos)
-        if qos != ep.qos:
-            net.eps[c.endpoint_id] = ep._replace(qos=self._qos_pool.setdefault(qos, qos))
-            self._note(index, ChangeKind.ENDPOINT_QOS, c.network, c.endpoint_id, ep.host)
+        qos = self._qos_key(f"endpoint {c.endpoint_id!r}", c.qos)
+        if qos != ep[QOS]:
+            net.eps[c.endpoint_id] = (*ep[:QOS], qos)
+            self._note(index, ChangeKind.ENDPOINT_QOS, c.network, c.endpoint_id, ep[HOST])
         return QosSet(c.endpoint_id, c.network)
+
+    def _qos_key(self, where: str, qos: object) -> tuple[int, int, int] | None:
+        """Validate a QoS and return its internal form, interned (equal values share one tuple)."""
+        key = qos_key(v.check_qos(where, qos))
+        return None if key is None else self._qos_pool.setdefault(key, key)
 
     def _ep(self, net: Net, cid: str) -> Ep:
         ep = net.eps.get(cid)

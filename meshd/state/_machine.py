@@ -57,11 +57,9 @@ from ._commands import (
 )
 from ._epcmds import EndpointCommands
 from ._netcmds import NetworkCommands
-from ._tables import Net, TenantRanges
+from ._tables import HOST, Net, TenantRanges, qos_of
 from ._types import (
-    NO_QOS,
     VNI_MAX,
-    Qos,
     Change,
     ChangeKind,
     ChangeSet,
@@ -112,14 +110,14 @@ class NetworkState(NetworkCommands, EndpointCommands):
         self._vnis = BitVector(VNI_MAX + 1)
         self._vnis.set(0)
         self._vnis.cursor = 1
-        #: container id -> the networks it is in, in connection order
+        #: container id -> the networks it is in, sorted
         self._containers: dict[str, tuple[str, ...]] = {}
         #: host -> network -> how many endpoints of that network the host has
         self._hosts: dict[str, dict[str, int]] = {}
         self._policies: dict[str, Policy] = {}
         self._stale: set[str] = set()
         #: equal QoS values share one object (memory, and fast snapshots)
-        self._qos_pool: dict[Qos, Qos] = {NO_QOS: NO_QOS}
+        self._qos_pool: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         self._changes: collections.deque[tuple] = collections.deque(maxlen=self._change_log_size)
         #: changes after this index are all in ``_changes`` (restore resets it)
         self._changes_floor = 0
@@ -207,7 +205,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
         return tuple(self._info(n) for _, n in nets if tenant is None or n.net.tenant == tenant)
 
     def _info(self, net: Net) -> NetworkInfo:
-        hosts = sorted({e.host for e in net.eps.values()})
+        hosts = sorted({e[HOST] for e in net.eps.values()})
         return NetworkInfo(net.net, len(net.eps), net.vec.free, tuple(hosts))
 
     def endpoints(self, *, host: str | None = None, network: str | None = None) -> tuple[Endpoint, ...]:
@@ -223,7 +221,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
                 self._endpoint(self._nets[n], cid, ep)
                 for n in names
                 for cid, ep in self._nets[n].eps.items()
-                if ep.host == host
+                if ep[HOST] == host
             )
         names = sorted(self._nets) if network is None else [network] if network in self._nets else []
         return tuple(self._endpoint(self._nets[n], cid, ep) for n in names for cid, ep in self._nets[n].eps.items())
@@ -234,9 +232,10 @@ class NetworkState(NetworkCommands, EndpointCommands):
         return None if ep is None else self._endpoint(net, endpoint_id, ep)  # type: ignore[arg-type]
 
     def _endpoint(self, net: Net, cid: str, ep: Any) -> Endpoint:
-        ip = net.base + ep.ip
-        mac = derived_mac(ip) if ep.mac is None else ep.mac
-        return Endpoint(cid, net.net.name, ep.host, format_ipv4(ip), format_mac(mac), ep.qos, ep.host in self._stale)
+        host, off, mac, qos = ep
+        ip = net.base + off
+        mac = derived_mac(ip) if mac is None else mac
+        return Endpoint(cid, net.net.name, host, format_ipv4(ip), format_mac(mac), qos_of(qos), host in self._stale)
 
     def policies(self, *, network: str | None = None) -> tuple[Policy, ...]:
         """Policies (touching ``network``), in the order they were added."""

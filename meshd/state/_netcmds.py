@@ -24,7 +24,7 @@ from ._commands import (
     RemovePolicy,
     UpdateNetwork,
 )
-from ._tables import Net
+from ._tables import HOST, Net
 from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class NetworkCommands(_Base):
             raise Reject(
                 ErrorCode.NETWORK_IN_USE,
                 f"network {c.name!r} still has {count} endpoint(s) (e.g. {sample!r} on host "
-                f"{net.eps[sample].host!r}): disconnect them first, or delete with force",
+                f"{net.eps[sample][HOST]!r}): disconnect them first, or delete with force",
             )
         for cid in list(net.eps):
             self._drop_ep(net, cid)
@@ -268,7 +268,7 @@ class NetworkCommands(_Base):
         removed = 0
         for name in sorted(self._hosts.get(host, ())):
             net = self._nets[name]
-            for cid in [cid for cid, ep in net.eps.items() if ep.host == host]:
+            for cid in [cid for cid, ep in net.eps.items() if ep[HOST] == host]:
                 self._drop_ep(net, cid)
                 self._note(index, ChangeKind.ENDPOINT_REMOVED, name, cid, host)
                 removed += 1

@@ -38,20 +38,18 @@ import gc
 import ipaddress
 import sys
 from array import array
-from itertools import repeat
 from typing import TYPE_CHECKING, Any, Iterator
 
 import msgpack
 
 from ._bitvec import BitVector
-from ._tables import Ep, Net
-from ._types import NO_QOS, Mode, Network, Policy, PolicyKind, Qos, format_ipv4
+from ._tables import Net, QosKey, qos_key
+from ._types import Mode, Network, Policy, PolicyKind, Qos, format_ipv4
 
 if TYPE_CHECKING:
     from ._machine import NetworkState
 
 FORMAT = 2
-_new_tuple = tuple.__new__
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -103,19 +101,18 @@ def dump(st: NetworkState) -> bytes:
 
 
 def _dump(st: NetworkState) -> bytes:
-    qos_by_id = {id(q): q for q in st._qos_pool.values()}
     doc = {
         "format": FORMAT,
         "last_index": st.last_index,
         "vni_cursor": st._vnis.cursor,
         "stale_hosts": sorted(st._stale),
         "policies": [[p.policy_id, p.kind.value, p.network, p.peer, p.created_index] for p in st._policies.values()],
-        "networks": [_dump_net(net, qos_by_id) for net in st._nets.values()],
+        "networks": [_dump_net(net) for net in st._nets.values()],
     }
     return msgpack.packb(doc, use_bin_type=True)
 
 
-def _dump_net(net: Net, qos_by_id: dict[int, Qos]) -> list[Any]:
+def _dump_net(net: Net) -> list[Any]:
     n = net.net
     eps = net.eps
     head = [
@@ -128,22 +125,21 @@ def _dump_net(net: Net, qos_by_id: dict[int, Qos]) -> list[Any]:
         hosts = ips = macs = qoss = ()
     host_table = list(dict.fromkeys(hosts))
     host_pos = {h: i for i, h in enumerate(host_table)}
-    # QoS values are interned by the state, so objects identify values; the
-    # table is sorted so that it does not depend on which object came first
-    qos_table = sorted({qos_by_id[i] for i in set(map(id, qoss))}, key=_qos_key)
-    qos_pos = {id(q): i for i, q in enumerate(qos_table)}
+    # sorted, so that the table does not depend on which endpoint came first
+    qos_table = sorted(set(qoss), key=_qos_sort_key)
+    qos_pos = {q: i for i, q in enumerate(qos_table)}
     explicit = {} if macs.count(None) == len(macs) else {i: m for i, m in enumerate(macs) if m is not None}
     hcode, qcode, icode = _code(len(host_table)), _code(len(qos_table)), _code(net.size)
     return head + [
         host_table, hcode, _pack(hcode, map(host_pos.__getitem__, hosts)),
         icode, _pack(icode, ips),
         explicit,
-        [list(_qos_key(q)) for q in qos_table], qcode, _pack(qcode, map(qos_pos.__getitem__, map(id, qoss))),
+        [list(_qos_sort_key(q)) for q in qos_table], qcode, _pack(qcode, map(qos_pos.__getitem__, qoss)),
     ]  # fmt: skip
 
 
-def _qos_key(q: Qos) -> tuple[int, int, int]:
-    return (q.rate_kbit, q.burst_bytes, q.latency_ms)
+def _qos_sort_key(q: QosKey) -> tuple[int, int, int]:
+    return (0, 0, 0) if q is None else q
 
 
 # --- reading -----------------------------------------------------------------
@@ -207,14 +203,14 @@ def _make_net(name, tenant, subnet, gateway, vni, mode, mtu, egress, external, l
 
 def _load_v2(st: NetworkState, doc: dict) -> None:
     st._vnis.cursor = _int(doc["vni_cursor"])
-    qos_pool: dict[Qos, Qos] = {NO_QOS: NO_QOS}
-    for row in doc["networks"]:
+    # the biggest network first: the container index then starts presized
+    for row in sorted(doc["networks"], key=lambda row: -len(row[13])):
         net = _make_net(*row[:11])
         cursor, bits, cids, host_table, hcode, hidx, icode, ips, macs, qos_table, qcode, qidx = row[11:]
         net.vec = BitVector.from_bytes(net.size, bits, cursor)
         hosts = list(map(host_table.__getitem__, _unpack(hcode, hidx)))
         offs = _unpack(icode, ips)
-        qtab = [qos_pool.setdefault(q, q) for q in (Qos(*map(_int, t)) for t in qos_table)]
+        qtab = [_qos_in(st, t) for t in qos_table]
         qos = list(map(qtab.__getitem__, _unpack(qcode, qidx)))
         col = [None] * len(cids)
         for pos, mac in macs.items():
@@ -223,14 +219,14 @@ def _load_v2(st: NetworkState, doc: dict) -> None:
         if not len(cids) == len(hosts) == len(offs) == len(qos):
             raise ValueError(f"network {row[0]!r}: endpoint columns differ in length")
         _fill(st, net, cids, hosts, offs, col, qos)
-    st._qos_pool = qos_pool
+    st._nets = {row[0]: st._nets[row[0]] for row in doc["networks"]}  # back in snapshot order
 
 
 def _fill(st: NetworkState, net: Net, cids: list, hosts: list, offs: Any, macs: list, qos: list) -> None:
     """Install a network's endpoint columns and index them (bulk operations only:
     a restore of a million endpoints must not run Python code per endpoint)."""
     name = net.net.name
-    net.eps = dict(zip(cids, map(_new_tuple, repeat(Ep), zip(hosts, offs, macs, qos))))
+    net.eps = dict(zip(cids, zip(hosts, offs, macs, qos)))
     if len(net.eps) != len(cids):
         raise ValueError(f"network {name!r} lists an endpoint twice")
     if name in st._nets:
@@ -238,11 +234,18 @@ def _fill(st: NetworkState, net: Net, cids: list, hosts: list, offs: Any, macs: 
     st._nets[name] = net
     containers = st._containers
     elsewhere = {cid: containers[cid] for cid in filter(containers.__contains__, cids)}
-    containers.update(zip(cids, repeat((name,))))
+    # fromkeys of a dict is presized and reuses the stored hashes
+    containers.update(dict.fromkeys(net.eps, (name,)))
     for cid, nets_of in elsewhere.items():
-        containers[cid] = nets_of + (name,)
+        containers[cid] = tuple(sorted((*nets_of, name)))
     for host, count in collections.Counter(hosts).items():
         st._hosts.setdefault(host, {})[name] = count
+
+
+def _qos_in(st: NetworkState, row: list) -> QosKey:
+    """A QoS row of a snapshot in its internal, interned form."""
+    key = qos_key(Qos(*map(_int, row)))
+    return None if key is None else st._qos_pool.setdefault(key, key)
 
 
 def _load_v1(st: NetworkState, doc: dict) -> None:
@@ -265,5 +268,5 @@ def _load_v1(st: NetworkState, doc: dict) -> None:
             macs.append(None if mac is None else int(mac.replace(":", ""), 16))
         cids = [r[0] for r in rows[name]]
         net.macs = {m: c for m, c in zip(macs, cids) if m is not None}
-        qos = [st._qos_pool.setdefault(q, q) for q in (Qos(*map(_int, r[4])) for r in rows[name])]
+        qos = [_qos_in(st, r[4]) for r in rows[name]]
         _fill(st, net, cids, [r[1] for r in rows[name]], offs, macs, qos)

@@ -112,20 +112,21 @@ def check_invariants(state: NetworkState) -> None:
     containers: dict[str, list[str]] = collections.defaultdict(list)
     hosts: dict[str, dict[str, int]] = collections.defaultdict(lambda: collections.defaultdict(int))
     for nname, net in state._nets.items():
-        offs = [e.ip for e in net.eps.values()]
+        offs = [off for _, off, _, _ in net.eps.values()]
         assert len(set(offs)) == len(offs), f"an IP is held twice in {nname}"
         reserved = {0, net.size - 1, net.gw_off}
         assert not reserved & set(offs), f"a reserved address was handed out in {nname}"
         assert net.vec.used() == sorted(reserved | set(offs))
         assert net.vec.count == net.vec.popcount() == len(offs) + 3
-        assert net.macs == {e.mac: cid for cid, e in net.eps.items() if e.mac is not None}
-        for cid, e in net.eps.items():
+        assert net.macs == {mac: cid for cid, (_, _, mac, _) in net.eps.items() if mac is not None}
+        for cid, (ep_host, _, _, qos) in net.eps.items():
             containers[cid].append(nname)
-            hosts[e.host][nname] += 1
+            hosts[ep_host][nname] += 1
+            assert qos is None or (qos != (0, 0, 0) and state._qos_pool[qos] is qos), "QoS not interned"
     assert {c: sorted(n) for c, n in containers.items()} == {c: sorted(n) for c, n in state._containers.items()}
     assert {h: dict(n) for h, n in hosts.items()} == state._hosts
     for cid, nets in state._containers.items():
-        assert len({state._nets[n].eps[cid].host for n in nets}) == 1, f"container {cid} is on two hosts"
+        assert len({state._nets[n].eps[cid][0] for n in nets}) == 1, f"container {cid} is on two hosts"
     for info in state.networks():
         assert info.used + info.free + 3 == state._nets[info.network.name].size
 
