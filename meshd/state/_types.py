@@ -173,7 +173,6 @@ class StateStatus:
 
 
 _DEC = [str(i) for i in range(256)]
-_HEX = [f"{i:02x}" for i in range(256)]
 
 
 def format_ipv4(value: int) -> str:
@@ -184,11 +183,7 @@ def format_ipv4(value: int) -> str:
 
 def format_mac(value: int) -> str:
     """48-bit integer to ``aa:bb:cc:dd:ee:ff``."""
-    h = _HEX
-    return (
-        f"{h[value >> 40]}:{h[value >> 32 & 255]}:{h[value >> 24 & 255]}:"
-        f"{h[value >> 16 & 255]}:{h[value >> 8 & 255]}:{h[value & 255]}"
-    )
+    return value.to_bytes(6, "big").hex(":")
 
 
 def derived_mac(ip: int) -> int:
