@@ -16,7 +16,10 @@ handle it in this order, then call ``advance(ready)``:
    entries at or after the first index) and ``hard_state`` -- one fsync for
    the whole batch;
 2. only then send ``messages`` (a message may reveal a vote or entries, so
-   they must be durable first);
+   they must be durable first).  One exception, as in etcd and the thesis
+   (§10.2.1): a leader whose term and vote are already durable may send
+   before persisting, because its own entries count toward commit only
+   once ``advance`` marks them stable;
 3. apply ``committed`` entries to the state machine in order (restore
    ``snapshot`` first), answer ``read_states`` once applied reaches their
    index;

@@ -405,11 +405,19 @@ class RaftNode:
             item[-1].set(error=exc)
 
     async def _handle_ready(self, rd: Ready) -> None:
-        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+        # A leader may send its entries before they are durable on its own
+        # disk (thesis §10.2.1): its own copy counts toward commit only after
+        # advance().  Its term and vote are already durable (must_sync false).
+        early = self.core.role == Role.LEADER and not self._must_sync(rd)
+        if early:
+            await self._send_all(rd)
+        if rd.snapshot is not None or rd.entries or self._must_sync(rd):
             async with self._storage_lock:
                 await self._blocking(self.storage.save, rd.hard_state, rd.entries, rd.snapshot)
-        for m in rd.messages:
-            await self.transport.send(m.to, encode(m))
+        elif rd.hard_state is not None:
+            self.storage.save(rd.hard_state, ())  # commit only: no fsync, no thread
+        if not early:
+            await self._send_all(rd)
         if rd.snapshot is not None:
             self._apply_queue.append(rd.snapshot)
         self._apply_queue.extend(rd.committed)
@@ -426,6 +434,14 @@ class RaftNode:
             self._leader_changed.set()
             self._leader_changed = trio.Event()
         self.core.advance(rd)
+
+    async def _send_all(self, rd: Ready) -> None:
+        for m in rd.messages:
+            await self.transport.send(m.to, encode(m))
+
+    def _must_sync(self, rd: Ready) -> bool:
+        hs, old = rd.hard_state, self.storage.hard_state
+        return hs is not None and (hs.term, hs.vote) != (old.term, old.vote)
 
     async def _applier(self) -> None:
         while True:
@@ -474,9 +490,23 @@ class RaftNode:
 
     # --- snapshots ------------------------------------------------------------------------
 
-    async def _maybe_snapshot(self) -> None:
+    async def take_snapshot(self) -> tuple[int, int]:
+        """Snapshot the state machine now and compact the log behind it.
+
+        Returns (index, size in bytes) once the snapshot file is durable.
+        """
+        while self._snapshotting:
+            await trio.sleep(self.cfg.tick_interval_s)
+        await self._maybe_snapshot(force=True)
+        while self._snapshotting:
+            await trio.sleep(self.cfg.tick_interval_s / 10)
+        snap = self.core.snapshot
+        return (snap.index, len(snap.data)) if snap else (0, 0)
+
+    async def _maybe_snapshot(self, force: bool = False) -> None:
         base = self.core.snapshot.index if self.core.snapshot else 0
-        if self._snapshotting or self.applier.applied - base < self.cfg.snapshot_every_entries:
+        due = self.applier.applied - base >= (1 if force else self.cfg.snapshot_every_entries)
+        if self._snapshotting or not due:
             return
         self._snapshotting = True
         async with self._snapshot_lock:  # applying pauses; replication does not

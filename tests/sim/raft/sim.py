@@ -23,6 +23,7 @@ client history is linearizable (``checker``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import math
@@ -280,6 +281,11 @@ class Sim:
             return
         rd = n.core.ready()
         self._check_ready(n, rd)
+        hs, old = rd.hard_state, n.disk.hs
+        if n.core.role.value == "leader" and (hs is None or (hs.term, hs.vote) == (old.term, old.vote)):
+            for m in rd.messages:  # the driver's leader early send (thesis 10.2.1)
+                self._send(m)
+            rd = dataclasses.replace(rd, messages=())
         n.disk.write_ready(rd)
         if rd.entries or rd.hard_state or rd.snapshot:
             n.busy = True

@@ -1,0 +1,375 @@
+"""Raft benchmark: 3 node processes on loopback, ZeroMQ + CURVE, fsync per batch.
+
+Usage::
+
+    .venv/bin/python tools/bench/raft.py                 # full run, one JSON line
+    .venv/bin/python tools/bench/raft.py --quick         # shorter, no 1M-key phase
+    .venv/bin/python tools/bench/raft.py node ...        # one node (used by the bench/tests)
+
+Measures: throughput and p50/p99 commit latency for 1, 16 and 64 concurrent
+clients (each waits for its write's result); leader kill -9 -> first
+committed write through a survivor (median/max over trials); with 1M keys
+applied: snapshot time and size, cold restart of all nodes to the first
+commit, and a wiped follower's catch-up time (InstallSnapshot).
+
+Each node also serves a plain (loopback-only) ZeroMQ ROUTER for clients:
+request ``[rid, op, arg]`` msgpack, reply ``[rid, ok, result]``; ops are
+``put`` (arg: a command = msgpack list of [key, value] pairs; result: the
+count), ``read`` (read barrier, then the local value of key ``arg``),
+``status`` and ``snapshot``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgpack
+import trio
+import zmq
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from consensus import RaftConfig, RaftNode, Storage, Unavailable  # noqa: E402
+from meshd.transport import ClusterKeys, Mesh, PeerTransport, TrioSocket, ZmqHost  # noqa: E402
+
+
+class KV:
+    """Command: msgpack list of [key, value]; sets them all; result: how many."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    def apply(self, index: int, command: bytes) -> bytes:
+        pairs = msgpack.unpackb(command)
+        for k, v in pairs:
+            self.data[k] = v
+        return str(len(pairs)).encode()
+
+    def snapshot(self) -> bytes:
+        return msgpack.packb(self.data)  # insertion order is the apply order: deterministic
+
+    def restore(self, data: bytes) -> None:
+        self.data = msgpack.unpackb(data)
+
+
+# --- one node process ------------------------------------------------------------------
+
+
+def node_config(args: argparse.Namespace) -> RaftConfig:
+    return RaftConfig(
+        tick_interval_s=args.tick_ms / 1000, election_ticks=args.election_ticks,
+        snapshot_every_entries=args.snapshot_every, propose_timeout_s=5.0,
+    )
+
+
+async def serve_node(args: argparse.Namespace) -> None:
+    keys = ClusterKeys.from_secret(bytes.fromhex(args.secret))
+    peers = dict(p.split("=", 1) for p in args.peers.split(","))
+    storage = Storage.open(args.dir)
+    if storage.recovery.torn_bytes:
+        print(f"node {args.id}: cut torn tail {storage.recovery}", file=sys.stderr)
+    sm = KV()
+    host = ZmqHost(keys)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(host.run)
+        mesh = Mesh(host, args.id, peers[args.id])
+        mesh.open()
+        transport = PeerTransport(mesh)
+        transport.set_peers({k: v for k, v in peers.items() if k != args.id})
+        node = RaftNode(args.id, config=node_config(args), transport=transport, storage=storage,
+                        state_machine=sm, bootstrap=sorted(peers) if args.bootstrap else None)
+        await nursery.start(node.run)
+        ctx = zmq.Context.instance()
+        zs = ctx.socket(zmq.ROUTER)
+        zs.setsockopt(zmq.LINGER, 0)
+        zs.bind(args.client)
+        sock = TrioSocket(zs)
+        while True:
+            ident, body = await sock.recv_multipart()
+            nursery.start_soon(_serve_request, node, sm, sock, ident, body)
+
+
+async def _serve_request(node: RaftNode, sm: KV, sock: TrioSocket, ident: bytes, body: bytes) -> None:
+    rid, op, arg = msgpack.unpackb(body)
+    try:
+        if op == "put":
+            result = (await node.propose(arg)).decode()
+        elif op == "read":
+            await node.read_barrier()
+            result = sm.data.get(arg)
+        elif op == "snapshot":
+            t0 = time.perf_counter()
+            index, size = await node.take_snapshot()
+            result = {"index": index, "bytes": size, "seconds": time.perf_counter() - t0}
+        else:
+            s = node.status()
+            result = {"role": s.role.value, "leader": s.leader, "term": s.term,
+                      "commit": s.commit, "applied": s.applied, "snapshot_index": s.snapshot_index}
+        reply = [rid, True, result]
+    except Unavailable as exc:
+        reply = [rid, False, str(exc)]
+    await sock.send_multipart([ident, msgpack.packb(reply)])
+
+
+# --- cluster control from the bench ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Procs:
+    """Three node processes with fixed ports and data directories."""
+
+    def __init__(self, base: Path, opts: list[str]) -> None:
+        self.base, self.opts = base, opts
+        self.ids = ["a", "b", "c"]
+        self.raft = {i: f"tcp://127.0.0.1:{free_port()}" for i in self.ids}
+        self.client = {i: f"tcp://127.0.0.1:{free_port()}" for i in self.ids}
+        self.secret = os.urandom(32).hex()
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, node_id: str, bootstrap: bool = False) -> None:
+        peers = ",".join(f"{k}={v}" for k, v in self.raft.items())
+        cmd = [sys.executable, str(Path(__file__).resolve()), "node", "--id", node_id,
+               "--dir", str(self.base / node_id), "--raft", self.raft[node_id],
+               "--client", self.client[node_id], "--peers", peers, "--secret", self.secret,
+               *self.opts]
+        if bootstrap:
+            cmd.append("--bootstrap")
+        self.procs[node_id] = subprocess.Popen(cmd, start_new_session=True)
+
+    def kill(self, node_id: str, sig: int = signal.SIGKILL) -> None:
+        p = self.procs.pop(node_id)
+        p.send_signal(sig)
+        p.wait()
+
+    def stop_all(self) -> None:
+        for i in list(self.procs):
+            self.kill(i)
+
+
+class Client:
+    """One DEALER per concurrent caller; requests are answered in order."""
+
+    def __init__(self, address: str) -> None:
+        zs = zmq.Context.instance().socket(zmq.DEALER)
+        zs.setsockopt(zmq.LINGER, 0)
+        zs.connect(address)
+        self.sock = TrioSocket(zs)
+        self.rid = 0
+
+    async def call(self, op: str, arg=None, timeout_s: float = 10.0):
+        self.rid += 1
+        await self.sock.send_multipart([msgpack.packb([self.rid, op, arg])])
+        with trio.fail_after(timeout_s):
+            while True:
+                (body,) = await self.sock.recv_multipart()
+                rid, ok, result = msgpack.unpackb(body)
+                if rid == self.rid:
+                    return ok, result
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def status_of(procs: Procs, node_id: str, timeout_s: float = 0.5):
+    c = Client(procs.client[node_id])
+    try:
+        return (await c.call("status", timeout_s=timeout_s))[1]
+    except trio.TooSlowError:
+        return None
+    finally:
+        c.close()
+
+
+async def wait_leader(procs: Procs, exclude: str | None = None) -> str:
+    while True:
+        for i in procs.procs:
+            if i == exclude:
+                continue
+            s = await status_of(procs, i)
+            if s and s["role"] == "leader":
+                return i
+        await trio.sleep(0.05)
+
+
+def put_cmd(n: int, tag: str) -> bytes:
+    return msgpack.packb([[f"{tag}{i}", f"v{i}"] for i in range(n)])
+
+
+# --- measurements --------------------------------------------------------------------
+
+
+async def throughput(procs: Procs, clients: int, seconds: float) -> dict:
+    leader = await wait_leader(procs)
+    lat: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker(k: int) -> None:
+        c = Client(procs.client[leader])
+        cmd = put_cmd(1, f"w{k}-")
+        try:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                ok, _ = await c.call("put", cmd)
+                if ok:
+                    lat.append(time.perf_counter() - t0)
+        finally:
+            c.close()
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as n:
+        for k in range(clients):
+            n.start_soon(worker, k)
+    elapsed = time.perf_counter() - t0
+    lat.sort()
+    return {"clients": clients, "commits_per_s": round(len(lat) / elapsed),
+            "p50_ms": round(1000 * lat[len(lat) // 2], 2),
+            "p99_ms": round(1000 * lat[int(len(lat) * 0.99)], 2)}
+
+
+async def failover(procs: Procs, trials: int) -> dict:
+    times = []
+    for _ in range(trials):
+        leader = await wait_leader(procs)
+        survivor = next(i for i in procs.ids if i != leader)
+        c = Client(procs.client[survivor])
+        assert (await c.call("put", put_cmd(1, "pre")))[0]
+        t_kill = time.perf_counter()
+        procs.kill(leader)
+        while True:
+            try:
+                ok, _ = await c.call("put", put_cmd(1, "f"), timeout_s=10)
+            except trio.TooSlowError:
+                ok = False
+            if ok:
+                times.append(time.perf_counter() - t_kill)
+                break
+        c.close()
+        procs.start(leader)
+        await caught_up(procs, leader)
+    return {"trials": trials, "median_s": round(statistics.median(times), 3),
+            "max_s": round(max(times), 3)}
+
+
+async def caught_up(procs: Procs, node_id: str, timeout_s: float = 300) -> float:
+    t0 = time.perf_counter()
+    with trio.fail_after(timeout_s):
+        while True:
+            leader = await wait_leader(procs)
+            ls, ns = await status_of(procs, leader, 5), await status_of(procs, node_id, 5)
+            if ls and ns and ns["applied"] >= ls["commit"]:
+                return time.perf_counter() - t0
+            await trio.sleep(0.05)
+
+
+async def million(procs: Procs, keys: int) -> dict:
+    leader = await wait_leader(procs)
+    batch = 1000
+    t0 = time.perf_counter()
+
+    async def loader(part: int) -> None:
+        c = Client(procs.client[leader])
+        for b in range(part, keys // batch, 8):
+            ok, res = await c.call("put", put_cmd(batch, f"k{b}-"), timeout_s=60)
+            assert ok, res
+        c.close()
+
+    async with trio.open_nursery() as n:
+        for part in range(8):
+            n.start_soon(loader, part)
+    load_s = time.perf_counter() - t0
+    c = Client(procs.client[leader])
+    ok, snap = await c.call("snapshot", timeout_s=120)
+    c.close()
+    for i in procs.ids:  # followers snapshot too, so every node restarts from one
+        if i != leader:
+            c = Client(procs.client[i])
+            await c.call("snapshot", timeout_s=120)
+            c.close()
+    procs.stop_all()
+    t0 = time.perf_counter()
+    for i in procs.ids:
+        procs.start(i)
+    leader = await wait_leader(procs)
+    c = Client(procs.client[leader])
+    while not (await c.call("put", put_cmd(1, "cold"), timeout_s=30))[0]:
+        pass
+    cold_s = time.perf_counter() - t0
+    c.close()
+    follower = next(i for i in procs.ids if i != leader)
+    procs.kill(follower)
+    shutil.rmtree(procs.base / follower)
+    procs.start(follower)
+    catch_s = await caught_up(procs, follower)
+    return {"keys": keys, "load_s": round(load_s, 1), "snapshot_s": round(snap["seconds"], 3),
+            "snapshot_bytes": snap["bytes"], "cold_restart_to_commit_s": round(cold_s, 3),
+            "follower_catch_up_s": round(catch_s, 3)}
+
+
+async def bench(args: argparse.Namespace) -> dict:
+    base = Path(tempfile.mkdtemp(prefix="raft-bench-", dir=args.dir))
+    opts = ["--tick-ms", str(args.tick_ms), "--election-ticks", str(args.election_ticks)]
+    procs = Procs(base, opts)
+    out: dict = {"bench": "raft", "nodes": 3, "fsync": True, "tick_ms": args.tick_ms,
+                 "election_ticks": args.election_ticks}
+    try:
+        for i in procs.ids:
+            procs.start(i, bootstrap=True)
+        await wait_leader(procs)
+        secs = 2.0 if args.quick else 5.0
+        out["throughput"] = [await throughput(procs, n, secs) for n in (1, 16, 64)]
+        out["failover"] = await failover(procs, 3 if args.quick else args.trials)
+        if not args.quick:
+            out["million"] = await million(procs, args.keys)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tick-ms", type=float, default=50)
+    ap.add_argument("--election-ticks", type=int, default=10)
+    sub = ap.add_subparsers(dest="cmd")
+    n = sub.add_parser("node")
+    for flag in ("--id", "--dir", "--raft", "--client", "--peers", "--secret"):
+        n.add_argument(flag, required=True)
+    n.add_argument("--bootstrap", action="store_true")
+    n.add_argument("--snapshot-every", type=int, default=1_000_000_000)
+    n.add_argument("--tick-ms", type=float, default=50)
+    n.add_argument("--election-ticks", type=int, default=10)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--dir", default="/var/tmp", help="where data directories go (a real disk)")
+    args = ap.parse_args(argv)
+    if args.cmd == "node":
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        trio.run(serve_node, args)
+        return 0
+    random.seed(0)
+    print(json.dumps(trio.run(bench, args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
