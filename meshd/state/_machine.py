@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable
 from meshd import wire
 
 from . import _snapshot
+from ._codec import decode_for_apply, encode_result_fast
 from ._bitvec import BitVector
 from ._commands import (
     COMMAND_TYPES,
@@ -160,7 +161,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
     def apply(self, index: int, command: bytes) -> bytes:
         """Decode a log entry, execute it, return the encoded result or error."""
         try:
-            cmd = wire.decode(command)
+            cmd = decode_for_apply(command)
         except wire.DecodeError as exc:
             cmd = exc
         if not isinstance(cmd, COMMAND_TYPES):
@@ -173,7 +174,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
             )
         else:
             result = self.execute(cmd, index)
-        return wire.encode(result)
+        return encode_result_fast(result)
 
     def snapshot(self) -> bytes:
         """The whole state as versioned msgpack (see ``_snapshot``)."""
