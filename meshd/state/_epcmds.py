@@ -49,6 +49,42 @@ class EndpointCommands(_Base):
         if old is not None:
             return self._reconnect(net, cid, old, c)
         nets_of = self._containers.get(cid)
+        if nets_of is not None or host in self._stale:
+            self._check_placement(cid, host, nets_of)
+        qos = c.qos
+        if qos is NO_QOS or type(qos) is Qos and not (qos.rate_kbit or qos.burst_bytes or qos.latency_ms):
+            qos = None
+        else:
+            qos = self._qos_key(f"endpoint {cid!r}", qos)
+        mac = None if c.mac is None else self._check_mac(net, cid, c.mac)
+        if c.ip is not None:
+            off = self._requested_offset(net, cid, c.ip)
+            net.vec.set(off)
+        else:
+            off = net.vec.allocate_next()
+            if off is None:
+                raise Reject(
+                    ErrorCode.POOL_EXHAUSTED,
+                    f"network {c.network!r} ({net.net.subnet}) has no free address left for {cid!r}: "
+                    "disconnect unused endpoints or create a larger network",
+                )
+        # --- validated: from here on nothing can fail
+        net.eps[cid] = (host, off, mac, qos)
+        if mac is not None:
+            net.macs[mac] = cid
+        name = c.network
+        # a container's networks are kept sorted, so the order cannot depend on history
+        self._containers[cid] = (name,) if nets_of is None else tuple(sorted((*nets_of, name)))
+        on_host = self._hosts.get(host)
+        if on_host is None:
+            self._hosts[host] = {name: 1}
+        else:
+            on_host[name] = on_host.get(name, 0) + 1
+        self._changes.append((index, _ADDED, name, cid, host, None, None))
+        return self._connected(net, cid, host, off, mac)
+
+    def _check_placement(self, cid: str, host: str, nets_of: tuple[str, ...] | None) -> None:
+        """A container lives on one host, and no new endpoint goes to a stale host."""
         if nets_of is not None:
             home = self._nets[nets_of[0]].eps[cid][HOST]
             if home != host:
@@ -63,37 +99,6 @@ class EndpointCommands(_Base):
                 f"host {host!r} is marked stale: clear the mark (mark-host-stale stale=false) "
                 f"before connecting {cid!r} there",
             )
-        qos = c.qos
-        if qos is NO_QOS or type(qos) is Qos and not (qos.rate_kbit or qos.burst_bytes or qos.latency_ms):
-            qos = None
-        else:
-            qos = self._qos_key(f"endpoint {cid!r}", qos)
-        mac = None if c.mac is None else self._check_mac(net, cid, c.mac)
-        vec = net.vec
-        if c.ip is not None:
-            off = self._requested_offset(net, cid, c.ip)
-            vec.set(off)
-        else:
-            off = vec.allocate_next()
-            if off is None:
-                raise Reject(
-                    ErrorCode.POOL_EXHAUSTED,
-                    f"network {c.network!r} ({net.net.subnet}) has no free address left for {cid!r}: "
-                    "disconnect unused endpoints or create a larger network",
-                )
-        net.eps[cid] = (host, off, mac, qos)
-        if mac is not None:
-            net.macs[mac] = cid
-        name = c.network
-        # a container's networks are kept sorted, so the order cannot depend on history
-        self._containers[cid] = (name,) if nets_of is None else tuple(sorted((*nets_of, name)))
-        on_host = self._hosts.get(host)
-        if on_host is None:
-            self._hosts[host] = {name: 1}
-        else:
-            on_host[name] = on_host.get(name, 0) + 1
-        self._changes.append((index, _ADDED, c.network, cid, host, None, None))
-        return self._connected(net, cid, host, off, mac)
 
     def _connected(self, net: Net, cid: str, host: str, off: int, mac: int | None) -> Connected:
         ip = net.base + off

@@ -12,7 +12,7 @@ ten endpoints with a QoS), and measures:
   (the pure state machine; goal >= 200,000/s), per wall-clock second and per
   CPU second (``*_cpu_s``: what a shared, overloaded machine reports honestly;
   ``load_avg_1m`` says how loaded it was);
-* ``bytes_applies_per_s`` (per CPU second): :meth:`NetworkState.apply` of encoded log entries,
+* ``bytes_applies_per_cpu_s``: :meth:`NetworkState.apply` of encoded log entries,
   including msgpack decode of the command and encode of the result, on a
   sample of ``--bytes-sample`` connects;
 * ``snapshot_bytes`` / ``snapshot_s`` (goals <= 32 MB, <= 1 s) and
@@ -68,46 +68,17 @@ class Timer:
 def run(connects: int, hosts: int, bytes_sample: int, gc_during_apply: bool) -> dict:
     nets, cmds = build_commands(connects, hosts)
     state = NetworkState(change_log_size=10_000)
-    index = 0
-    for cmd in nets:
-        index += 1
+    for index, cmd in enumerate(nets, 1):
         state.execute(cmd, index)
+    apply_t = _apply_all(state, cmds, len(nets) + 1, gc_during_apply)
+    snap, snap_t, restore_t = _persist(state)
     gc.collect()
-    gc.freeze()  # the million pre-built commands are the benchmark's, not the state's: keep them out of GC passes
-    if not gc_during_apply:
-        gc.disable()
-    apply_t = Timer()
-    try:
-        with apply_t():
-            for cmd in cmds:
-                index += 1
-                state.execute(cmd, index)
-    finally:
-        gc.enable()
-        gc.unfreeze()
-    status = state.status()
-    if status.commands_rejected:
-        raise SystemExit(f"{status.commands_rejected} connects were rejected: the benchmark is wrong")
-
-    snap_t, restore_t = Timer(), Timer()
-    with snap_t():
-        snap = state.snapshot()
-    restored = NetworkState()
-    with restore_t():
-        restored.restore(snap)
-    if restored.snapshot() != snap:
-        raise SystemExit("restored state differs from the original")
-    del restored
-    gc.collect()
-
     tracemalloc.start()
     measured = NetworkState()
     measured.restore(snap)
     state_bytes = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     del measured
-
-    bytes_rate = _bytes_path(nets, cmds[:bytes_sample])
     return {
         "bench": "state",
         "connects": connects,
@@ -116,7 +87,7 @@ def run(connects: int, hosts: int, bytes_sample: int, gc_during_apply: bool) -> 
         "gc_during_apply": gc_during_apply,
         "applies_per_s": round(connects / apply_t.wall_s),
         "applies_per_cpu_s": round(connects / apply_t.cpu_s),
-        "bytes_applies_per_s": bytes_rate,
+        "bytes_applies_per_cpu_s": _bytes_path(nets, cmds[:bytes_sample]),
         "snapshot_bytes": len(snap),
         "snapshot_s": round(snap_t.wall_s, 3),
         "snapshot_cpu_s": round(snap_t.cpu_s, 3),
@@ -127,6 +98,37 @@ def run(connects: int, hosts: int, bytes_sample: int, gc_during_apply: bool) -> 
         "python": sys.version.split()[0],
         "goals": {"applies_per_s": 200_000, "snapshot_bytes": 32 * 10**6, "snapshot_s": 1.0, "restore_s": 1.0},
     }
+
+
+def _apply_all(state: NetworkState, cmds: list, first_index: int, gc_during_apply: bool) -> Timer:
+    gc.collect()
+    gc.freeze()  # the million pre-built commands are the benchmark's, not the state's: keep them out of GC passes
+    if not gc_during_apply:
+        gc.disable()
+    timer = Timer()
+    try:
+        with timer():
+            for index, cmd in enumerate(cmds, first_index):
+                state.execute(cmd, index)
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    rejected = state.status().commands_rejected
+    if rejected:
+        raise SystemExit(f"{rejected} connects were rejected: the benchmark is wrong")
+    return timer
+
+
+def _persist(state: NetworkState) -> tuple[bytes, Timer, Timer]:
+    snap_t, restore_t = Timer(), Timer()
+    with snap_t():
+        snap = state.snapshot()
+    restored = NetworkState()
+    with restore_t():
+        restored.restore(snap)
+    if restored.snapshot() != snap:
+        raise SystemExit("restored state differs from the original")
+    return snap, snap_t, restore_t
 
 
 def _load() -> float | None:

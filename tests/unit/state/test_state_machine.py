@@ -114,6 +114,21 @@ def test_one_container_in_several_networks_moves_as_one():
     assert [e.network for e in log.state.endpoints(host="h2")] == ["red"]
 
 
+def test_a_restored_replica_answers_like_the_original_for_multi_network_containers():
+    log = Log()
+    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
+    log.ok(CreateNetwork("red", "acme", "10.2.0.0/24"))
+    log.ok(Connect("c1", "red", "h1"))  # connected to the later network first
+    log.ok(Connect("c1", "blue", "h1"))
+    copy = NetworkState()
+    copy.restore(log.state.snapshot())
+    move = MoveEndpoint("c1", "h2")
+    assert copy.execute(move, 10) == log.state.execute(move, 10)
+    assert log.state.execute(Disconnect("c1", "green"), 11) == copy.execute(Disconnect("c1", "green"), 11)
+    gone = Disconnect("c9", "blue")
+    assert log.state.execute(gone, 12) == copy.execute(gone, 12)
+
+
 def test_set_qos_and_update_network():
     log = Log()
     log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24", labels={"team": "a"}))
