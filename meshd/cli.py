@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from meshd import __version__
+from meshd.cli_agent import add_agent_commands
 from meshd.cli_verbs import CliError, add_verbs
 from meshd.config import DEFAULT_CONFIG_PATH, ConfigError, load
 
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_config_show)
     c = csub.add_parser("sample", help="print a commented sample meshd.toml (every option, its default, its doc)")
     c.set_defaults(func=_cmd_config_sample)
+    add_agent_commands(sub)
     add_verbs(sub)
     return parser
 

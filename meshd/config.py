@@ -81,6 +81,10 @@ class AgentConfig:
     join: tuple[str, ...] = ()
     #: Log level: debug, info, warning or error.
     log_level: str = "info"
+    #: Only containers carrying all these Docker labels (``key=value``)
+    #: belong to this host; empty means every container of the local dockerd.
+    #: Set it when several agents share one dockerd (the lab does).
+    container_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -390,6 +394,9 @@ def _agent_problems(a: AgentConfig) -> list[str]:
         out.append(f"agent.gossip_port and agent.raft_port are both {a.gossip_port}; give Raft its own port")
     out += _address_problems("agent.bind_address", a.bind_address, empty_ok=False)
     out += _address_problems("agent.advertise_address", a.advertise_address, empty_ok=True)
+    for label in a.container_labels:
+        if "=" not in label:
+            out.append(f"agent.container_labels: {label!r} must look like key=value")
     if a.log_level not in ("debug", "info", "warning", "error"):
         out.append(f"agent.log_level ({a.log_level!r}) must be one of debug, info, warning, error")
     if len(a.name) > 64 or any(c.isspace() for c in a.name):

@@ -149,6 +149,10 @@ class Mesh:
                 self._c["undecodable"] += 1
                 log.debug("dropped undecodable message from=%s error=%s", sender, exc)
 
+    def connect(self, address: str) -> None:
+        """Start connecting to ``address`` now (so the first real send is not dropped)."""
+        self._outbox(address)
+
     def note_dropped(self) -> None:
         """Count a frame dropped before it reached a socket (no address known)."""
         self._c["dropped_unconnected"] += 1

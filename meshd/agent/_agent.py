@@ -1,0 +1,388 @@
+"""The meshd agent: one trio nursery running every part of a host.
+
+Theory of operation
+-------------------
+Tasks (each thin; the logic lives in the parts they drive):
+
+* transport host (ZAP handler) and the two meshes: gossip and Raft;
+* gossip (:mod:`meshd.gossip`): membership; its events update the Raft peer
+  addresses, trigger a reconcile pass, run the autopilot and are published
+  on the scheduler PUB socket;
+* Raft (:class:`consensus.RaftNode`) with :class:`meshd.state.NetworkState`
+  as its state machine; every applied entry triggers a reconcile pass and is
+  turned into network events from the state's change stream;
+* the reconciler (:class:`meshd.reconcile.Reconciler`) builds this host's data
+  plane from :func:`~meshd.agent._desired.host_desired`;
+* the Docker watcher: containers with ``meshd.*`` labels are connected when
+  they start and released when removed; the PIDs of local containers feed
+  the desired state;
+* the scheduler API, the local control socket and the metrics endpoint;
+* the autopilot on the Raft leader (:mod:`meshd.agent._autopilot`).
+
+Joining: the first host bootstraps a one-voter Raft cluster.  A host started
+with join addresses joins gossip through any of them and waits: the leader's
+autopilot sees it alive, adds it as a Raft learner (it catches up by snapshot
+and log) and promotes it when the cluster needs voters.
+
+Shutdown (SIGTERM/SIGINT or cancellation): a leader hands leadership to
+another voter, gossip leaves gracefully (confirmed, so others report a
+*leave*), then everything stops.  Kernel state is left as it is: a restarted
+agent finds it right and changes nothing, so containers keep their traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Sequence
+
+import trio
+
+import consensus
+import netops
+from meshd import __version__
+from meshd import state as st
+from meshd.api import MsgType, SchedulerApi, SchedulerService
+from meshd.api._control import ControlServer
+from meshd.config import Config
+from meshd.metrics import MetricsServer, make_registry
+from meshd.reconcile import Reconciler
+from meshd.runtime import (
+    ContainerInfo, ContainerSpec, DockerError, DockerRuntime, RuntimeSnapshot, RuntimeWatcher, SpecError,
+)
+from meshd.transport import ClusterKeys, Mesh, PeerTransport, ZmqHost, load_client_keys, read_secret
+
+from . import _autopilot as ap
+from ._backend import AgentBackend, has_labels
+from ._desired import host_desired
+from ._local import DataDirLock, detect_advertise_address
+from ._members import MemberBook
+
+log = logging.getLogger("meshd.agent")
+
+#: recent events kept for ``meshd top``
+_EVENT_HISTORY = 50
+
+
+class Agent:
+    """Everything one host runs; ``await nursery.start(agent.run)`` or ``meshd agent``."""
+
+    def __init__(self, cfg: Config, *, join: Sequence[str] = (), router_prefix: str | None = None,
+                 docker: bool = True) -> None:
+        self.cfg = cfg
+        self.name = cfg.node_name
+        self.join_addrs = tuple(join) or cfg.agent.join
+        self.router_prefix = router_prefix
+        self.use_docker = docker
+        self.state = st.NetworkState()
+        self.pids: dict[str, int] = {}
+        self.events: deque[dict[str, Any]] = deque(maxlen=_EVENT_HISTORY)
+        self.started = time.time()
+        self.advertise = ""
+        self.underlay: netops.Underlay | None = None
+        self.raft: consensus.RaftNode | None = None
+        self.members: MemberBook | None = None
+        self.reconciler: Reconciler | None = None
+        self.api: SchedulerApi | None = None
+        self.runtime: DockerRuntime | None = None
+        self._autopilot_wake = trio.Event()
+        self._reconcile_wake = trio.Event()
+        self._up: set[tuple[str, int]] = set()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        cfg = self.cfg
+        with DataDirLock(cfg.agent.data_dir):
+            keys = ClusterKeys.from_secret(read_secret(cfg.agent.secret_file))
+            self.advertise = cfg.agent.advertise_address or await trio.to_thread.run_sync(detect_advertise_address)
+            self.underlay = await trio.to_thread.run_sync(netops.underlay_for, self.advertise)
+            host = ZmqHost(keys, cfg.transport)
+            storage = consensus.Storage.open(Path(cfg.agent.data_dir) / "raft")
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(host.run)
+                    await self._start_parts(nursery, host, keys, storage)
+                    nursery.start_soon(self._signals, nursery)
+                    log.info("agent started name=%s advertise=%s underlay=%s mtu=%d version=%s",
+                             self.name, self.advertise, self.underlay.dev, self.underlay.mtu, __version__)
+                    task_status.started()
+            finally:
+                storage.close()
+
+    async def _start_parts(self, nursery: trio.Nursery, host: ZmqHost, keys: ClusterKeys,
+                           storage: consensus.Storage) -> None:
+        cfg = self.cfg
+        raft_mesh = Mesh(host, self.name, f"tcp://{cfg.agent.bind_address}:{cfg.agent.raft_port}")
+        raft_mesh.open()
+        fresh = not storage.last_index() and not storage.hard_state.term
+        bootstrap = [self.name] if fresh and not self.join_addrs else None
+        self.raft = consensus.RaftNode(self.name, config=cfg.raft, transport=PeerTransport(raft_mesh),
+                                       storage=storage, state_machine=self.state, bootstrap=bootstrap)
+        await nursery.start(self.raft.run)
+        if bootstrap:
+            await self.raft.campaign()
+            log.info("bootstrapped a new cluster with this host as its only voter")
+        self.members = MemberBook(host, self.name, self.cfg, advertise=self.advertise, version=__version__)
+        await nursery.start(self.members.run)
+        nursery.start_soon(self._on_members, self.members.subscribe())
+        if self.join_addrs:
+            await self.members.join(self.join_addrs)
+        self.reconciler = Reconciler(self._desired)
+        nursery.start_soon(self._reconcile_loop)
+        await self._start_runtime(nursery)
+        backend = AgentBackend(local_host=self.name, raft=self.raft, state=self.state, runtime=self.runtime,
+                               container_labels=cfg.agent.container_labels,
+                               members=self.members.as_maps, status=self.status, pids=self.pids,
+                               propose_timeout_s=cfg.raft.propose_timeout_s)
+        service = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes)
+        self.api = SchedulerApi(host, service, cfg.api, server_keys=keys.api,
+                                client_keys=load_client_keys(cfg.api.clients_dir))
+        await nursery.start(self.api.run)
+        control = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes, control=True)
+        await nursery.start(ControlServer(host, control, cfg.agent.run_dir).run)
+        if cfg.api.metrics_port:
+            registry = make_registry(self._metric_sources(host))
+            await nursery.start(MetricsServer(registry, cfg.api.metrics_address, cfg.api.metrics_port).run)
+        nursery.start_soon(self._on_raft)
+        nursery.start_soon(self._autopilot)
+
+    async def _start_runtime(self, nursery: trio.Nursery) -> None:
+        if not self.use_docker:
+            return
+        self.runtime = DockerRuntime()
+        nursery.start_soon(RuntimeWatcher(self.runtime, self).run)
+
+    async def _signals(self, nursery: trio.Nursery) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("signal=%s: leaving the cluster", signal.Signals(signum).name)
+                await self.shutdown()
+                nursery.cancel_scope.cancel()
+                return
+
+    async def shutdown(self) -> None:
+        """Hand over leadership and leave gossip gracefully (bounded in time)."""
+        with trio.move_on_after(5):
+            await self._hand_over_leadership()
+            if self.members is not None:
+                await self.members.leave()
+
+    async def _hand_over_leadership(self) -> None:
+        if self.raft is None or self.raft.status().role != consensus.Role.LEADER:
+            return
+        voters = [v for v in self.raft.status().voters if v != self.name]
+        alive = self.members.alive_names() if self.members else set()
+        for target in voters:
+            if target in alive:
+                try:
+                    await self.raft.transfer_leadership(target, timeout_s=2)
+                    return
+                except consensus.RaftError as exc:
+                    log.warning("leadership transfer failed target=%s error=%s", target, exc)
+
+    # --- reactions ---------------------------------------------------------------------
+
+    async def _on_members(self, events: trio.MemoryReceiveChannel) -> None:
+        assert self.members is not None and self.raft is not None
+        async for event in events:
+            self.raft.set_peers(self.members.raft_peers())
+            self._note(event.kind, f"{event.name} {event.kind} ({event.address})")
+            if self.api is not None and event.kind in _MEMBER_EVENTS:
+                self.api.publish(_MEMBER_EVENTS[event.kind], {"name": event.name, "address": event.address})
+            self._kick()
+
+    async def _on_raft(self) -> None:
+        assert self.raft is not None
+        seen = self.state.last_index
+        async for event in self.raft.subscribe():
+            if isinstance(event, consensus.RoleChanged):
+                self._note("raft", f"role={event.role.name.lower()} term={event.term} leader={event.leader}")
+                self._kick()
+                continue
+            changes = self.state.changes_since(seen)
+            seen = changes.last_index
+            for change in changes.changes:
+                self._publish_change(change)
+            self._reconcile_wake.set()
+
+    def _publish_change(self, change: st.Change) -> None:
+        kind = {st.ChangeKind.NETWORK_CREATED: MsgType.EVENT_NETWORK_CREATED,
+                st.ChangeKind.NETWORK_DELETED: MsgType.EVENT_NETWORK_DELETED,
+                st.ChangeKind.POLICY_ADDED: MsgType.EVENT_POLICY_CHANGED,
+                st.ChangeKind.POLICY_REMOVED: MsgType.EVENT_POLICY_CHANGED}.get(change.kind)
+        if kind is not None and self.api is not None:
+            self.api.publish(kind, {"index": change.index, "change": change.kind.value,
+                                    "network": change.network, "policy_id": change.policy_id})
+        if change.kind in (st.ChangeKind.NETWORK_CREATED, st.ChangeKind.NETWORK_DELETED):
+            self._note("state", f"{change.kind.value} {change.network} at index {change.index}")
+
+    def _kick(self) -> None:
+        self._autopilot_wake.set()
+        self._reconcile_wake.set()
+
+    def _note(self, kind: str, text: str) -> None:
+        self.events.append({"time": time.time(), "kind": str(kind), "text": text})
+
+    # --- reconcile ---------------------------------------------------------------------
+
+    def _desired(self):
+        assert self.underlay is not None and self.members is not None
+        return host_desired(host=self.name, state=self.state, live_vteps=self.members.live_vteps(),
+                            pids=self.pids, underlay_ip=self.advertise, underlay_dev=self.underlay.dev,
+                            underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix)
+
+    async def _reconcile_loop(self) -> None:
+        """Passes coalesced: any number of triggers during a pass cause one more pass;
+        at least one pass every ``dataplane.reconcile_interval_s``."""
+        assert self.reconciler is not None
+        while True:
+            self._reconcile_wake = trio.Event()
+            report = await self.reconciler.run_pass()
+            self._publish_endpoints(report)
+            with trio.move_on_after(self.cfg.dataplane.reconcile_interval_s):
+                await self._reconcile_wake.wait()
+
+    def _publish_endpoints(self, report: Any) -> None:
+        """Endpoint up/down events: an endpoint is up once a pass built it without an error naming it."""
+        desired = self._desired()
+        local = {(e.key, e.vni): e for e in desired.local}
+        errors = " ".join(report.errors)
+        for key, vni in sorted(set(local) - self._up):
+            ep = local[key, vni]
+            if ep.host_if in errors or key[:12] in errors:
+                continue
+            self._up.add((key, vni))
+            if self.api is not None:
+                self.api.publish(MsgType.EVENT_ENDPOINT_UP, {"endpoint_id": key, "vni": vni, "ip": ep.ip,
+                                                             "mac": ep.mac, "host": self.name})
+        for key, vni in sorted(self._up - set(local)):
+            self._up.discard((key, vni))
+            if self.api is not None:
+                self.api.publish(MsgType.EVENT_ENDPOINT_DOWN, {"endpoint_id": key, "vni": vni, "host": self.name})
+
+    # --- Docker (RuntimeListener) ---------------------------------------------------------
+
+    async def on_resync(self, snapshot: RuntimeSnapshot) -> None:
+        for cid in list(self.pids):
+            if cid not in snapshot.running and cid in snapshot.existing:
+                del self.pids[cid]
+        self._reconcile_wake.set()
+
+    async def _is_mine(self, container_id: str) -> bool:
+        """With ``agent.container_labels`` set, only containers carrying them belong to this host."""
+        if not self.cfg.agent.container_labels or self.runtime is None:
+            return True
+        try:
+            info = await self.runtime.resolve(container_id)
+        except DockerError:
+            return False
+        return has_labels(info.labels, self.cfg.agent.container_labels)
+
+    async def on_container_started(self, spec: ContainerSpec) -> None:
+        if not await self._is_mine(spec.container_id):
+            return
+        self.pids[spec.container_id] = spec.pid
+        for req in spec.requests:
+            if self.state.endpoint(spec.container_id, req.network) is None:
+                await self._connect_from_labels(spec, req)
+        self._reconcile_wake.set()
+
+    async def _connect_from_labels(self, spec: ContainerSpec, req: Any) -> None:
+        qos = st.Qos(req.rate_kbit or 0, req.burst_bytes or 0, req.latency_ms or 0)
+        cmd = st.Connect(spec.container_id, req.network, self.name, req.ip, req.mac, qos)
+        try:
+            result = await self._backend_execute(cmd)
+        except Exception as exc:  # the watcher must go on with the next container
+            log.warning("connect from labels failed container=%s network=%s error=%s",
+                        spec.container_name, req.network, exc)
+            return
+        if isinstance(result, st.CommandError):
+            log.warning("connect from labels refused container=%s network=%s error=%s",
+                        spec.container_name, req.network, result.message)
+            self._note("error", f"{spec.container_name}: {result.message}")
+
+    async def on_container_invalid(self, info: ContainerInfo, error: SpecError) -> None:
+        if not await self._is_mine(info.id):
+            return
+        self._note("error", f"container {info}: {error}")
+
+    async def on_container_stopped(self, container_id: str) -> None:
+        self.pids.pop(container_id, None)
+        self._reconcile_wake.set()
+
+    async def on_container_removed(self, container_id: str) -> None:
+        self.pids.pop(container_id, None)
+        for ep in self.state.endpoints(host=self.name):
+            if ep.endpoint_id == container_id:
+                try:
+                    await self._backend_execute(st.Disconnect(container_id, ep.network))
+                except Exception as exc:  # retried at the next resync
+                    log.warning("release of removed container failed container=%s error=%s", container_id, exc)
+
+    async def _backend_execute(self, cmd: Any) -> Any:
+        from meshd import wire
+
+        assert self.raft is not None
+        return wire.decode(await self.raft.propose(wire.encode(cmd)))
+
+    # --- autopilot ---------------------------------------------------------------------
+
+    async def _autopilot(self) -> None:
+        assert self.raft is not None and self.members is not None
+        while True:
+            with trio.move_on_after(1.0):
+                await self._autopilot_wake.wait()
+            self._autopilot_wake = trio.Event()
+            self.raft.set_peers(self.members.raft_peers())  # also heals a missed member event
+            status = self.raft.status()
+            if status.role != consensus.Role.LEADER:
+                continue
+            lags = {p.id: status.last_index - p.match for p in status.peers}
+            lags[self.name] = 0
+            action = ap.decide(leader=self.name, voters=status.voters, learners=status.learners,
+                               members=self.members.views(lags), now=trio.current_time())
+            if action is not None:
+                await self._carry_out(action)
+
+    async def _carry_out(self, action: ap.Action) -> None:
+        assert self.raft is not None
+        op = {ap.Op.ADD_LEARNER: self.raft.add_learner, ap.Op.PROMOTE: self.raft.promote,
+              ap.Op.REMOVE: self.raft.remove}[action.op]
+        try:
+            await op(action.node)
+        except consensus.RaftError as exc:
+            log.info("autopilot step failed op=%s node=%s error=%s", action.op.value, action.node, exc)
+            return
+        log.info("autopilot op=%s node=%s reason=%r", action.op.value, action.node, action.reason)
+        self._note("raft", f"{action.op.value} {action.node}: {action.reason}")
+        self._autopilot_wake.set()
+
+    # --- status ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        from ._status import status_map
+
+        return status_map(self)
+
+    def _metric_sources(self, host: ZmqHost) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        sources: dict[str, Any] = {"transport": host.status, "state": self.state.status}
+        if self.raft is not None:
+            sources["raft"] = lambda: {k: v for k, v in asdict(self.raft.status()).items()
+                                       if isinstance(v, (int, float))}
+        if self.members is not None:
+            sources["gossip"] = self.members.gossip_status
+        if self.reconciler is not None:
+            sources["reconcile"] = self.reconciler.status
+        if self.api is not None:
+            sources["api"] = lambda: dict(self.api.counters) | dict(self.api.service.counters)
+        return sources
+
+
+_MEMBER_EVENTS = {"join": MsgType.EVENT_MEMBER_JOIN, "fail": MsgType.EVENT_MEMBER_FAIL,
+                  "leave": MsgType.EVENT_MEMBER_LEAVE}

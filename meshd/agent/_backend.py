@@ -1,0 +1,87 @@
+"""The API backend of a running agent: writes through Raft, reads from the local replica.
+
+* :meth:`AgentBackend.execute` encodes a :mod:`meshd.state` command, proposes
+  it to the Raft log (any host: followers forward to the leader; the Raft
+  session makes a retried proposal apply once) and decodes the result;
+* queries read the local :class:`~meshd.state.NetworkState` replica;
+* :meth:`AgentBackend.resolve_container` turns a name or short id of a
+  container on *this* host into its full id through Docker, and remembers a
+  PID given in the request for containers Docker does not know.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import consensus
+from meshd import state as st
+from meshd import wire
+from meshd.api import ApiError, FrameError, MsgType, Unavailable
+from meshd.api._requests import EndpointConnect
+from meshd.runtime import ContainerNotFound, ContainerNotRunning, DockerError, DockerRuntime
+
+
+def has_labels(labels: Any, wanted: tuple[str, ...]) -> bool:
+    """True when ``labels`` carries every ``key=value`` of ``wanted``."""
+    return all(labels.get(k) == v for k, _, v in (w.partition("=") for w in wanted))
+
+
+class AgentBackend:
+    """:class:`meshd.api.ApiBackend` over a :class:`consensus.RaftNode`."""
+
+    def __init__(self, *, local_host: str, raft: consensus.RaftNode, state: st.NetworkState,
+                 runtime: DockerRuntime | None, members: Callable[[], list[dict[str, Any]]],
+                 status: Callable[[], dict[str, Any]], pids: dict[str, int],
+                 propose_timeout_s: float, container_labels: tuple[str, ...] = ()) -> None:
+        self.local_host = local_host
+        self._raft = raft
+        self._state = state
+        self._runtime = runtime
+        self._members = members
+        self._status = status
+        self._pids = pids
+        self._timeout_s = propose_timeout_s
+        self._labels = container_labels
+
+    async def execute(self, command: Any) -> Any:
+        try:
+            result = await self._raft.propose(wire.encode(command), timeout_s=self._timeout_s)
+        except (consensus.Unavailable, consensus.SessionExpired) as exc:
+            raise Unavailable(str(exc)) from None
+        return wire.decode(result)
+
+    def state(self) -> st.NetworkState:
+        return self._state
+
+    def members(self) -> list[dict[str, Any]]:
+        return self._members()
+
+    def status(self) -> dict[str, Any]:
+        return self._status()
+
+    async def resolve_container(self, req: EndpointConnect, host: str) -> str:
+        if host != self.local_host:
+            return req.container_id  # another host's container: its agent knows it by this id
+        if self._runtime is not None:
+            try:
+                info = await self._runtime.resolve(req.container_id)
+            except ContainerNotRunning as exc:
+                raise FrameError(ApiError.UNKNOWN_CONTAINER, str(exc), MsgType.ENDPOINT_CONNECT,
+                                 req.request_id) from None
+            except (ContainerNotFound, DockerError):
+                pass  # not a Docker container (or dockerd is down): a PID may still name it
+            else:
+                if not has_labels(info.labels, self._labels):
+                    raise FrameError(ApiError.UNKNOWN_CONTAINER,
+                                     f"container {info} does not belong to host {host} (it lacks the labels "
+                                     f"{', '.join(self._labels)}): connect it through its own host",
+                                     MsgType.ENDPOINT_CONNECT, req.request_id)
+                self._pids[info.id] = info.pid
+                return info.id
+        if req.pid:
+            self._pids[req.container_id] = req.pid
+            return req.container_id
+        raise FrameError(
+            ApiError.UNKNOWN_CONTAINER,
+            f"container {req.container_id!r} is not known to Docker on {host}: give its full id or name, "
+            "or its PID (field 'pid') if it is not a Docker container", MsgType.ENDPOINT_CONNECT, req.request_id)
