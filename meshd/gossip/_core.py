@@ -60,7 +60,7 @@ from ._messages import (
     State, Update,
 )
 from ._suspicion import Suspicion
-from ._table import IndexedSet, Record
+from ._table import Peers, Record
 from ._types import Event, EventKind, GossipStatus, Member, Outbox
 
 _LIVE = (State.ALIVE, State.SUSPECT)
@@ -104,7 +104,7 @@ class GossipCore:
     ) -> None:
         self.name, self.addr, self.config, self._rng = name, addr, config, rng
         self._members: dict[str, Record] = {name: Record(name, addr, incarnation, meta, now)}
-        self._peers = IndexedSet()  # live (ALIVE or SUSPECT) members other than us
+        self._peers = Peers()  # live (ALIVE or SUSPECT) members other than us
         self._gone: dict[str, None] = {}  # DEAD and LEFT members, until reaped
         self._order: list[str] = []
         self._order_pos = 0
@@ -127,6 +127,7 @@ class GossipCore:
         self._next_reconnect = now + rng.uniform(0.5, 1.0) * c.reconnect_interval_s
         self._next_reap = now + c.probe_interval_s
         self._now = now
+        self._reply_to = ""
         self._reset_out()
 
     # --- public API ------------------------------------------------------
@@ -142,11 +143,11 @@ class GossipCore:
 
     def members(self) -> tuple[Member, ...]:
         """Every member this node knows, including itself and the not-yet-reaped gone."""
-        return tuple(r.snapshot() for r in self._members.values())
+        return tuple(self._snap(r) for r in self._members.values())
 
     def member(self, name: str) -> Member | None:
         rec = self._members.get(name)
-        return rec.snapshot() if rec else None
+        return self._snap(rec) if rec else None
 
     def status(self) -> GossipStatus:
         counts = dict.fromkeys(State, 0)
@@ -166,17 +167,19 @@ class GossipCore:
 
     def next_deadline(self) -> float:
         """The latest time the driver must call :meth:`tick` by."""
-        times = [self._next_push_pull, self._next_reconnect, self._next_reap]
+        due = min(self._next_push_pull, self._next_reconnect, self._next_reap)
         if not self.leaving:
-            times.append(self._next_probe)
+            due = min(due, self._next_probe)
         if len(self._queue):
-            times.append(self._next_gossip)
+            due = min(due, self._next_gossip)
         if self._probe is not None:
             p = self._probe
-            times.append(p.end_at if p.indirect_sent else p.timeout_at)
-        times.extend(r.deadline for r in self._relays.values())
-        times.extend(s.deadline for s in self._suspicions.values())
-        return min(times)
+            due = min(due, p.end_at if p.indirect_sent else p.timeout_at)
+        if self._relays:
+            due = min(due, min(r.deadline for r in self._relays.values()))
+        if self._suspicions:
+            due = min(due, min(s.deadline for s in self._suspicions.values()))
+        return due
 
     def join(self, addrs: Iterable[str], now: float) -> Outbox:
         """Exchange full state with every address in ``addrs`` (seeds).
@@ -196,12 +199,14 @@ class GossipCore:
         """Fill the table from a snapshot (a previous run, a simulation's start).
 
         Only ALIVE members are taken, silently: no events, nothing gossiped.
-        The member itself and names already known are skipped.
+        The member itself and names already known are skipped.  The Member
+        objects are kept (not copied) until they change, so many cores can
+        share one snapshot.
         """
         self._now = now
         for m in members:
             if m.state == State.ALIVE and m.name not in self._members:
-                self._members[m.name] = Record(m.name, m.addr, m.incarnation, m.meta, now)
+                self._members[m.name] = m  # shared until changed (see _own)
                 self._peers.add(m.name)
         self.joined = self.joined or len(self._peers) > 0
 
@@ -241,7 +246,10 @@ class GossipCore:
             return self._flush()
         self._counters["messages_in"] += 1
         self._now = now
+        self._reply_to = msg.src_addr
         handler(self, msg)
+        self._reply_to = ""
+        self._tell_suspect(msg.src, msg.src_addr)
         return self._flush()
 
     def tick(self, now: float) -> Outbox:
@@ -289,7 +297,8 @@ class GossipCore:
             while self._order_pos < len(self._order):
                 name = self._order[self._order_pos]
                 self._order_pos += 1
-                if name in self._peers:
+                rec = self._members.get(name)
+                if rec is not None and rec.state in _LIVE:
                     return name
             self._order = list(self._peers.items)
             self._rng.shuffle(self._order)
@@ -405,8 +414,12 @@ class GossipCore:
     # --- state transitions ---------------------------------------------------
 
     def _merge(self, updates: Iterable[Update], *, push_pull: bool = False) -> None:
+        members = self._members
         for u in updates:
             if push_pull:
+                rec = members.get(u.name)
+                if rec is not None and rec.incarnation == u.incarnation and rec.state == u.state:
+                    continue  # nothing new (most of a full table, most of the time)
                 if u.state in (State.SUSPECT, State.DEAD):
                     # memberlist's mergeState: a remote DEAD is only a suspicion
                     # here, so a member healed from a partition can refute it.
@@ -422,6 +435,11 @@ class GossipCore:
             self._about_me(u)
             return
         rec = self._members.get(u.name)
+        if type(rec) is Member:
+            if rec.incarnation > u.incarnation or (
+                    rec.incarnation == u.incarnation and u.state == State.ALIVE):
+                return  # old news about an untouched preloaded member
+            rec = self._members[u.name] = Record.of(rec, self._now)
         if u.state == State.ALIVE:
             self._apply_alive(u, rec)
         elif rec is None or u.incarnation < rec.incarnation:
@@ -438,11 +456,19 @@ class GossipCore:
         contradicts = (u.state == State.ALIVE and u.incarnation > me.incarnation) or (
             u.state != State.ALIVE and u.incarnation >= me.incarnation)
         if not contradicts:
+            if u.state != State.ALIVE and self._reply_to:
+                # An accusation I already refuted: its messenger missed my
+                # refutation, so hand it over directly.
+                self._send(self._reply_to, Gossip(src=self.name, src_addr=self.addr,
+                                                  updates=(self._alive_fact(),)))
             return
         me.incarnation = u.incarnation + 1
         self._counters["refutations"] += 1
         self._awareness.apply_delta(1)
         self._queue.push(self.name, self._alive_fact())
+        if self._reply_to:  # the accusation's messenger hears the answer first-hand
+            self._send(self._reply_to, Gossip(src=self.name, src_addr=self.addr,
+                                              updates=(self._alive_fact(),)))
         self._note(f"event=refute claim={u.state.name} by={u.by} incarnation={me.incarnation}")
 
     def _apply_alive(self, u: Update, rec: Record | None) -> None:
@@ -497,6 +523,21 @@ class GossipCore:
         self._gone[u.name] = None
         self._queue.push(u.name, u)
         self._event(EventKind.LEAVE if left else EventKind.FAIL, rec)
+
+    def _tell_suspect(self, name: str, addr: str) -> None:
+        """A member we suspect just spoke to us: tell it, once, so it refutes now.
+
+        Lifeguard carries suspicions to the suspect on probes; this also does
+        it when the suspect is the one talking, so a refutation lost on the
+        way is asked for again before the suspicion can expire.
+        """
+        sus = self._suspicions.get(name)
+        if sus is None or sus.told:
+            return
+        sus.told = True
+        rec = self._members[name]
+        fact = Update(name=name, state=State.SUSPECT, incarnation=rec.incarnation, by=self.name)
+        self._send(addr, Gossip(src=self.name, src_addr=self.addr, updates=(fact,)))
 
     def _new_suspicion(self, by: str) -> Suspicion:
         c, n = self.config, len(self._peers) + 1
@@ -562,6 +603,10 @@ class GossipCore:
             if now - rec.since >= keep:
                 del self._members[name], self._gone[name]
                 self._note(f"event=reaped member={name} state={rec.state.name}")
+
+    @staticmethod
+    def _snap(rec: Record | Member) -> Member:
+        return rec if type(rec) is Member else rec.snapshot()
 
     def _event(self, kind: EventKind, rec: Record) -> None:
         self._events.append(Event(kind, rec.snapshot(), self._now))

@@ -1,4 +1,10 @@
-"""Small containers of the gossip core: a member record and a sampleable name set."""
+"""Small containers of the gossip core: a member record and the live-peer list.
+
+A member table entry is either a :class:`Record` (mutable, ours) or, after
+``GossipCore.preload``, the caller's frozen :class:`Member` shared between
+tables until the first change copies it into a Record (copy on write).  A
+simulation of 10,000 members thus holds one Member per member, not 10**8.
+"""
 
 from __future__ import annotations
 
@@ -24,35 +30,38 @@ class Record:
     def snapshot(self) -> Member:
         return Member(self.name, self.addr, self.state, self.incarnation, self.meta)
 
+    @classmethod
+    def of(cls, m: Member, since: float) -> "Record":
+        rec = cls(m.name, m.addr, m.incarnation, m.meta, since)
+        rec.state = m.state
+        return rec
 
-class IndexedSet:
-    """Names with O(1) add, remove and uniform random sampling."""
 
-    __slots__ = ("items", "_pos")
+class Peers:
+    """Live member names (not ours) with uniform random sampling.
+
+    A plain list: adding is O(1); removal is O(n) but happens only when a
+    member fails or leaves.  No per-name index, so a 10,000-member table costs
+    one pointer per member here.
+    """
+
+    __slots__ = ("items",)
 
     def __init__(self) -> None:
         self.items: list[str] = []
-        self._pos: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._pos
-
     def add(self, name: str) -> None:
-        if name not in self._pos:
-            self._pos[name] = len(self.items)
-            self.items.append(name)
+        """Add ``name``; the caller knows it is not already live."""
+        self.items.append(name)
 
     def discard(self, name: str) -> None:
-        i = self._pos.pop(name, None)
-        if i is None:
-            return
-        last = self.items.pop()
-        if last != name:
-            self.items[i] = last
-            self._pos[last] = i
+        try:
+            self.items.remove(name)
+        except ValueError:
+            pass
 
     def sample(self, rng: random.Random, k: int, exclude: str = "") -> list[str]:
         pool = self.items

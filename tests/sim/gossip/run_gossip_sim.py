@@ -1,0 +1,69 @@
+"""Long SWIM simulations from the command line (not part of CI).
+
+Examples::
+
+    .venv/bin/python tests/sim/gossip/run_gossip_sim.py crash --members 10000
+    .venv/bin/python tests/sim/gossip/run_gossip_sim.py crash --members 200 --seeds 100 --loss 0.1
+    .venv/bin/python tests/sim/gossip/run_gossip_sim.py partition --members 1000
+    .venv/bin/python tests/sim/gossip/run_gossip_sim.py load --members 100 1000 10000
+
+Prints one JSON line per run; exits 1 if any run had a false failure, an
+undetected crash or an unhealed partition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from gossip_scenarios import (  # noqa: E402
+    crash_scenario, join_scenario, load_per_member, partition_scenario,
+)
+
+from meshd.gossip import GossipConfig  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("scenario", choices=["crash", "partition", "join", "load"])
+    p.add_argument("--members", type=int, nargs="+", default=[1000])
+    p.add_argument("--seeds", type=int, default=1, help="runs per size, seeds 1..N")
+    p.add_argument("--loss", type=float, default=0.05)
+    p.add_argument("--slow", type=int, default=2, help="members frozen 80%% of each period")
+    p.add_argument("--crashes", type=int, default=3)
+    p.add_argument("--after", type=float, default=60.0, help="seconds simulated after the crash")
+    p.add_argument("--profile", choices=["lan", "local"], default="lan")
+    args = p.parse_args(argv)
+    cfg = GossipConfig.lan() if args.profile == "lan" else GossipConfig.local()
+    ok = True
+    for n in args.members:
+        for seed in range(1, args.seeds + 1):
+            t0 = time.process_time()
+            if args.scenario == "crash":
+                _, r = crash_scenario(n, seed=seed, crashes=args.crashes, loss=args.loss,
+                                      slow=args.slow, config=cfg, after_s=args.after)
+                ok &= r["false_failures"] == 0 and r["undetected"] == 0
+            elif args.scenario == "partition":
+                _, r = partition_scenario(n, seed=seed, config=cfg)
+                ok &= r["healed_after_periods"] is not None
+            elif args.scenario == "join":
+                _, r = join_scenario(n, seed=seed, config=cfg)
+                ok &= r["members_with_full_view"] == n and r["false_failures"] == 0
+            else:
+                r = {"members": n, "seed": seed,
+                     "msgs_per_member_per_period": load_per_member(n, seed=seed, config=cfg)}
+            r["profile"] = args.profile
+            r["cpu_s"] = round(time.process_time() - t0, 1)
+            r["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            print(json.dumps(r), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
