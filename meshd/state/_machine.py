@@ -30,6 +30,7 @@ host -> containers; policies by id; stale hosts; a bounded change log of
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 from typing import Any, Callable, Iterable
 
@@ -198,16 +199,27 @@ class NetworkState(NetworkCommands, EndpointCommands):
 
     def network(self, name: str) -> NetworkInfo | None:
         net = self._nets.get(name)
-        return None if net is None else self._info(net)
+        if net is None:
+            return None
+        return self._info(net, [h for h, nets in self._hosts.items() if name in nets])
 
     def networks(self, *, tenant: str | None = None) -> tuple[NetworkInfo, ...]:
-        """Every network (of ``tenant``), by name, with used/free address counts."""
-        nets = sorted(self._nets.items())
-        return tuple(self._info(n) for _, n in nets if tenant is None or n.net.tenant == tenant)
+        """Every network (of ``tenant``), by name, with used/free address counts and hosts."""
+        hosts: dict[str, list[str]] = collections.defaultdict(list)
+        for host, nets in self._hosts.items():
+            for name in nets:
+                hosts[name].append(host)
+        return tuple(
+            self._info(net, hosts[name])
+            for name, net in sorted(self._nets.items())
+            if tenant is None or net.net.tenant == tenant
+        )
 
-    def _info(self, net: Net) -> NetworkInfo:
-        hosts = sorted({e[HOST] for e in net.eps.values()})
-        return NetworkInfo(net.net, len(net.eps), net.vec.free, tuple(hosts))
+    def _info(self, net: Net, hosts: list[str]) -> NetworkInfo:
+        n = net.net
+        if n.labels:  # the one mutable field: hand out a copy
+            n = dataclasses.replace(n, labels=dict(n.labels))
+        return NetworkInfo(n, len(net.eps), net.vec.free, tuple(sorted(hosts)))
 
     def endpoints(self, *, host: str | None = None, network: str | None = None) -> tuple[Endpoint, ...]:
         """Endpoints, optionally only those on ``host`` and/or in ``network``.

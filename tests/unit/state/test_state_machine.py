@@ -139,6 +139,8 @@ def test_set_qos_and_update_network():
     net = log.state.network("blue").network
     assert (net.mtu, net.egress_kbit, net.external, net.labels) == (1400, 100_000, True, {"team": "b"})
     assert (net.subnet, net.vni) == ("10.1.0.0/24", 1)
+    net.labels["team"] = "mutated by a caller"
+    assert log.state.network("blue").network.labels == {"team": "b"}
 
 
 def test_overlapping_subnets_are_allowed_across_tenants_only():
