@@ -266,7 +266,12 @@ class NetworkState(NetworkCommands, EndpointCommands):
         complete = index >= self._changes_floor
         if self._changes and len(self._changes) == self._changes.maxlen:
             complete = complete and index >= self._changes[0][0]
-        found = [Change(*t) for t in self._changes if t[0] > index]
+        found = []
+        for t in reversed(self._changes):  # newest first: costs only what is returned
+            if t[0] <= index:
+                break
+            found.append(Change(*t))
+        found.reverse()
         return ChangeSet(tuple(found), self.last_index, complete)
 
     def status(self) -> StateStatus:

@@ -155,7 +155,8 @@ class NetworkCommands(_Base):
             self._drop_ep(net, cid)
         doomed = [p.policy_id for p in self._policies.values() if c.name in (p.network, p.peer)]
         for pid in doomed:
-            del self._policies[pid]
+            policy = self._policies.pop(pid)
+            self._note(index, ChangeKind.POLICY_REMOVED, policy.network, policy_id=pid)
         self._vnis.clear(net.net.vni)
         del self._nets[c.name]
         self._ranges.remove(net.net.tenant, net.base, net.base + net.size, c.name)

@@ -47,7 +47,7 @@ class ChangeKind(enum.StrEnum):
 
     NETWORK_CREATED = "network-created"
     NETWORK_UPDATED = "network-updated"
-    #: the network and every endpoint and policy in it are gone
+    #: the network and every endpoint in it are gone (its policies get POLICY_REMOVED)
     NETWORK_DELETED = "network-deleted"
     ENDPOINT_ADDED = "endpoint-added"
     ENDPOINT_REMOVED = "endpoint-removed"

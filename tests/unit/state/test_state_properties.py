@@ -6,7 +6,8 @@ common.  After every command: no IP or VNI is held twice, every bit vector's
 popcount equals its live allocations plus reserved slots, reserved addresses
 are never held, a rejected command changed nothing, the indexes agree with
 the endpoints, and a snapshot restores to an equal state that then evolves
-identically.  Replaying the same log gives the same state hash.
+identically; folding the change stream rebuilds what the queries show.
+Replaying the same log gives the same state hash.
 
 Long run: HYPOTHESIS_PROFILE=state-long runs 5,000 examples per property.
 """
@@ -24,6 +25,7 @@ from meshd.state import (
     NO_QOS,
     VNI_MAX,
     AddPolicy,
+    ChangeKind,
     CommandError,
     Connect,
     CreateNetwork,
@@ -152,6 +154,39 @@ def test_random_command_sequences_keep_every_invariant(cmds, split):
     if copy is not None:
         assert copy.state_hash() == state.state_hash()
         check_invariants(copy)
+    check_change_stream(state)
+
+
+def check_change_stream(state: NetworkState) -> None:
+    """Folding the change stream from index 0 rebuilds what the queries show (the reconciler's view)."""
+    changes = state.changes_since(0)
+    assert changes.complete
+    nets: set[str] = set()
+    eps: dict[tuple[str, str], str] = {}
+    policies: set[str] = set()
+    stale: set[str] = set()
+    for c in changes.changes:
+        if c.kind == ChangeKind.NETWORK_CREATED:
+            nets.add(c.network)
+        elif c.kind == ChangeKind.NETWORK_DELETED:
+            nets.discard(c.network)
+            eps = {k: h for k, h in eps.items() if k[0] != c.network}
+        elif c.kind in (ChangeKind.ENDPOINT_ADDED, ChangeKind.ENDPOINT_MOVED):
+            eps[(c.network, c.endpoint_id)] = c.host
+        elif c.kind == ChangeKind.ENDPOINT_REMOVED:
+            del eps[(c.network, c.endpoint_id)]
+        elif c.kind == ChangeKind.POLICY_ADDED:
+            policies.add(c.policy_id)
+        elif c.kind == ChangeKind.POLICY_REMOVED:
+            policies.remove(c.policy_id)
+        elif c.kind == ChangeKind.HOST_STALE:
+            stale.add(c.host)
+        elif c.kind == ChangeKind.HOST_CLEARED:
+            stale.remove(c.host)
+    assert nets == {i.network.name for i in state.networks()}
+    assert eps == {(e.network, e.endpoint_id): e.host for e in state.endpoints()}
+    assert policies == {p.policy_id for p in state.policies()}
+    assert stale == set(state.stale_hosts())
 
 
 @settings(settings.get_profile(PROFILE))
