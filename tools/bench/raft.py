@@ -10,18 +10,19 @@ Measures: throughput and p50/p99 commit latency for 1, 16 and 64 concurrent
 clients (each waits for its write's result); leader kill -9 -> first
 committed write through a survivor (median/max over trials); with 1M keys
 applied: snapshot time and size, cold restart of all nodes to the first
-commit, and a wiped follower's catch-up time (InstallSnapshot).
+commit, and the catch-up time of a new member (learner; InstallSnapshot).
 
 Each node also serves a plain (loopback-only) ZeroMQ ROUTER for clients:
 request ``[rid, op, arg]`` msgpack, reply ``[rid, ok, result]``; ops are
 ``put`` (arg: a command = msgpack list of [key, value] pairs; result: the
 count), ``read`` (read barrier, then the local value of key ``arg``),
-``status`` and ``snapshot``.
+``status``, ``digest`` (hash of the local state) and ``snapshot``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -90,8 +91,9 @@ async def serve_node(args: argparse.Namespace) -> None:
         mesh.open()
         transport = PeerTransport(mesh)
         transport.set_peers({k: v for k, v in peers.items() if k != args.id})
+        voters = args.bootstrap.split(",") if args.bootstrap else None
         node = RaftNode(args.id, config=node_config(args), transport=transport, storage=storage,
-                        state_machine=sm, bootstrap=sorted(peers) if args.bootstrap else None)
+                        state_machine=sm, bootstrap=voters)
         await nursery.start(node.run)
         ctx = zmq.Context.instance()
         zs = ctx.socket(zmq.ROUTER)
@@ -111,6 +113,13 @@ async def _serve_request(node: RaftNode, sm: KV, sock: TrioSocket, ident: bytes,
         elif op == "read":
             await node.read_barrier()
             result = sm.data.get(arg)
+        elif op == "add_learner":
+            await node.add_learner(arg)
+            result = None
+        elif op == "digest":
+            await node.wait_applied(node.status().commit)
+            result = {"applied": node.status().applied,
+                      "sha256": hashlib.sha256(sm.snapshot()).hexdigest(), "keys": len(sm.data)}
         elif op == "snapshot":
             t0 = time.perf_counter()
             index, size = await node.take_snapshot()
@@ -139,9 +148,9 @@ class Procs:
 
     def __init__(self, base: Path, opts: list[str]) -> None:
         self.base, self.opts = base, opts
-        self.ids = ["a", "b", "c"]
-        self.raft = {i: f"tcp://127.0.0.1:{free_port()}" for i in self.ids}
-        self.client = {i: f"tcp://127.0.0.1:{free_port()}" for i in self.ids}
+        self.ids = ["a", "b", "c"]  # founding voters; "d" is a spare that joins later
+        self.raft = {i: f"tcp://127.0.0.1:{free_port()}" for i in [*self.ids, "d"]}
+        self.client = {i: f"tcp://127.0.0.1:{free_port()}" for i in [*self.ids, "d"]}
         self.secret = os.urandom(32).hex()
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -152,7 +161,7 @@ class Procs:
                "--client", self.client[node_id], "--peers", peers, "--secret", self.secret,
                *self.opts]
         if bootstrap:
-            cmd.append("--bootstrap")
+            cmd += ["--bootstrap", ",".join(self.ids)]
         self.procs[node_id] = subprocess.Popen(cmd, start_new_session=True)
 
     def kill(self, node_id: str, sig: int = signal.SIGKILL) -> None:
@@ -314,11 +323,13 @@ async def million(procs: Procs, keys: int) -> dict:
         pass
     cold_s = time.perf_counter() - t0
     c.close()
-    follower = next(i for i in procs.ids if i != leader)
-    procs.kill(follower)
-    shutil.rmtree(procs.base / follower)
-    procs.start(follower)
-    catch_s = await caught_up(procs, follower)
+    procs.start("d")  # a new member: everything arrives by InstallSnapshot + entries
+    t0 = time.perf_counter()
+    c = Client(procs.client[leader])
+    assert (await c.call("add_learner", "d", timeout_s=30))[0]
+    c.close()
+    await caught_up(procs, "d")
+    catch_s = time.perf_counter() - t0
     return {"keys": keys, "load_s": round(load_s, 1), "snapshot_s": round(snap["seconds"], 3),
             "snapshot_bytes": snap["bytes"], "cold_restart_to_commit_s": round(cold_s, 3),
             "follower_catch_up_s": round(catch_s, 3)}
@@ -353,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     n = sub.add_parser("node")
     for flag in ("--id", "--dir", "--raft", "--client", "--peers", "--secret"):
         n.add_argument(flag, required=True)
-    n.add_argument("--bootstrap", action="store_true")
+    n.add_argument("--bootstrap", help="founding voters, comma-separated (new cluster only)")
     n.add_argument("--snapshot-every", type=int, default=1_000_000_000)
     n.add_argument("--tick-ms", type=float, default=50)
     n.add_argument("--election-ticks", type=int, default=10)
