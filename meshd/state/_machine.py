@@ -21,8 +21,9 @@ position is consumed).  An index at or below the last applied one is refused
 (STALE_INDEX): a replayed entry can never apply twice.
 
 Tables (see ``_tables``): networks by name, each with its IP bit vector and
-its endpoints by container id; the VNI bit vector; container id -> networks;
-host -> containers; policies by id; stale hosts; a bounded change log of
+its endpoints by container id; the VNI bit vector; container id -> its
+networks (sorted); host -> network -> endpoint count; policies by id; stale
+hosts; interned QoS tuples; a bounded change log of
 ``(index, kind, ...)`` tuples that :meth:`changes_since` turns into
 :class:`Change` records for the reconciler.
 """
