@@ -13,7 +13,17 @@ from ._messages import (
 from ._types import Event, EventKind, GossipStatus, Member, Outbox
 
 __all__ = [
-    "MESSAGES", "Ack", "Event", "EventKind", "Gossip", "GossipConfig", "GossipCore",
-    "GossipStatus", "IndirectPing", "LeaveAck", "Member", "Meta", "Nack", "Outbox", "Ping",
+    "MESSAGES", "Ack", "AgentStatus", "Event", "EventKind", "Gossip", "GossipConfig", "GossipCore",
+    "GossipAgent", "GossipStatus", "IndirectPing", "JoinError", "LeaveAck", "Member", "Meta", "Nack", "Outbox", "Ping",
     "PushPullReq", "PushPullResp", "State", "Update",
 ]
+
+
+def __getattr__(name: str):
+    # The driver imports meshd.transport, which imports meshd.config, which
+    # imports GossipConfig from here: load it lazily to keep that cycle open.
+    if name in ("AgentStatus", "GossipAgent", "JoinError"):
+        from . import _driver
+
+        return getattr(_driver, name)
+    raise AttributeError(f"module 'meshd.gossip' has no attribute {name!r}")
