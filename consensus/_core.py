@@ -378,13 +378,14 @@ class RaftCore(LeaderMixin):
 
     def has_ready(self) -> bool:
         return bool(
-            self._outbox or self._notes or self._read_states or self._pending_snapshot
+            self.commit_dirty or self._outbox or self._notes or self._read_states or self._pending_snapshot
             or self.log.stable < self.log.last_index() or self.log.applied < self.log.commit
             or HardState(self.term, self.vote, self.log.commit) != self._prev_hs
             or self._soft() != self._prev_soft
         )
 
     def ready(self) -> Ready:
+        self._flush_commit()
         hs = HardState(self.term, self.vote, self.log.commit)
         soft = self._soft()
         return Ready(

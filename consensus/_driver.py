@@ -367,8 +367,12 @@ class RaftNode:
     async def _loop(self) -> None:
         while True:
             items, self._inbox = self._inbox, []
+            proposals = [it for it in items if it[0] == "propose"]
             for item in items:
-                self._handle(item)
+                if item[0] != "propose":
+                    self._handle(item)
+            if proposals:  # one batch: one append per follower, one fsync
+                self._propose_batch(proposals)
             if self.core.has_ready():
                 await self._handle_ready(self.core.ready())
             elif not self._inbox:
@@ -388,12 +392,17 @@ class RaftNode:
         else:
             self._request(item)
 
+    def _propose_batch(self, items: list[tuple]) -> None:
+        try:
+            self.core.propose([it[1] for it in items])
+        except (NotLeader, ProposalDropped) as exc:
+            for it in items:
+                it[2].set(error=exc)
+
     def _request(self, item: tuple) -> None:
         kind = item[0]
         try:
-            if kind == "propose":
-                self.core.propose([item[1]])
-            elif kind == "read":
+            if kind == "read":
                 self.core.read_index(item[1])
             elif kind == "conf":
                 index = self.core.propose_conf(item[1])

@@ -49,6 +49,7 @@ class LeaderMixin(_Base):
         self.read_round = 0
         self.reads: list[PendingRead] = []
         self.early_reads: list[PendingRead] = []
+        self.commit_dirty = False
 
     def _reset_leader_state(self) -> None:
         self._init_leader_state()
@@ -92,8 +93,7 @@ class LeaderMixin(_Base):
         first_in_term = self.log.term(self.log.commit) != self.term
         if not self.log.maybe_commit(committed_index(conf.voters, match), self.term):
             return False
-        for p in sorted(self.progress):
-            self._send_append(p, allow_empty=True)
+        self.commit_dirty = True  # followers hear of it once per Ready (_flush_commit)
         if first_in_term:
             early, self.early_reads = self.early_reads, []
             for r in early:
@@ -101,6 +101,15 @@ class LeaderMixin(_Base):
         if self.id not in conf.voters and self.log.commit >= self.log.last_conf_index():
             self._step_down_removed()
         return True
+
+    def _flush_commit(self) -> None:
+        """Send the new commit index to every follower that has not had it
+        (coalesced: one message per follower per Ready, not per ack)."""
+        if self.role != Role.LEADER or not self.commit_dirty:
+            return
+        self.commit_dirty = False
+        for p in sorted(self.progress):
+            self._send_append(p, allow_empty=self.progress[p].commit_sent < self.log.commit)
 
     def _step_down_removed(self) -> None:
         """We committed our own removal: hand over to the most current voter and leave."""
@@ -179,7 +188,8 @@ class LeaderMixin(_Base):
         if moved and self._maybe_commit() and self.role != Role.LEADER:
             return
         # Tell it about commits it missed while paused (probe, full pipeline).
-        self._send_append(m.frm, allow_empty=pr.commit_sent < min(pr.match, self.log.commit))
+        missed = pr.commit_sent < min(pr.match, self.log.commit) and not self.commit_dirty
+        self._send_append(m.frm, allow_empty=missed)
         if m.frm == self.transferee and pr.match == self.log.last_index():
             self._send(TimeoutNow(self.term, self.id, m.frm))
 
