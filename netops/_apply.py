@@ -108,6 +108,8 @@ class _Applier:
     # ------------------------------------------------------------ simple ops
     def bridge(self, op: EnsureBridge) -> None:
         self.queue_msg(_msgs.new_bridge(op.name, op.mtu), creates=True)
+        for msg in _msgs.quiet(0, op.name):
+            self.queue_msg(msg)
 
     def vxlan(self, op: EnsureVxlan) -> None:
         master = self.index(op.bridge)
@@ -116,6 +118,8 @@ class _Applier:
         self.flush()
         index = self.links.index(op.name)
         self.queue_msg(_msgs.bridge_port_flags(index, op.name, learning=False, unicast_flood=False))
+        for msg in _msgs.quiet(index, op.name):
+            self.queue_msg(msg)
         self.queue_msg(_msgs.set_link(index, op.name, alias=VXLAN_READY))  # last: marks it complete
 
     def delete(self, op: DeleteLink) -> None:

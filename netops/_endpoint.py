@@ -60,7 +60,7 @@ def _peer_msgs(ns: NlSocket, op: AttachEndpoint) -> list[Msg]:
     msgs = [
         _msgs.set_link(0, "lo", up=True),
         _msgs.new_addr(index, op.ifname, op.address, op.prefixlen),
-        _msgs.set_link(index, op.ifname, up=True),
+        *_msgs.quiet(index, op.ifname),
     ]
     if op.gateway:
         msgs.append(_msgs.default_route(index, op.ifname, op.gateway))
@@ -82,7 +82,7 @@ def attach_endpoint(nl: NlSocket, links, op: AttachEndpoint) -> None:
     try:
         # the alias is not applied at creation: set it in the same datagram
         _run(nl, [_msgs.new_veth(op.host_if, op.ifname, op.mtu, master, fd, op.mac),
-                  _msgs.set_link(0, op.host_if, alias=BUILDING)])
+                  _msgs.set_link(0, op.host_if, alias=BUILDING), *_msgs.quiet(0, op.host_if)])
     except NetopsError as exc:
         if exc.errno == errno.EEXIST:
             exc = NetopsError(f"add veth {op.host_if} with", f"{op.ifname} in {op.netns}", errno.EEXIST,
@@ -125,7 +125,7 @@ def attach_leg(nl: NlSocket, links, op: AttachLeg) -> None:
     fd = open_netns(path, host_if)
     try:
         _run(nl, [_msgs.new_veth(host_if, peer, op.mtu, master, fd, None),
-                  _msgs.set_link(0, host_if, alias=BUILDING)])
+                  _msgs.set_link(0, host_if, alias=BUILDING), *_msgs.quiet(0, host_if)])
     finally:
         os.close(fd)
     try:
@@ -134,7 +134,7 @@ def attach_leg(nl: NlSocket, links, op: AttachLeg) -> None:
             if body is None:
                 raise NetopsError("find router leg", f"{peer} in {op.router}", errno.ENODEV)
             index = _msgs.parse_link(body).index
-            _run(ns, [_msgs.new_addr(index, peer, op.gateway, op.prefixlen), _msgs.set_link(index, peer, up=True)])
+            _run(ns, [_msgs.new_addr(index, peer, op.gateway, op.prefixlen), *_msgs.quiet(index, peer)])
         _run(nl, [_msgs.set_link(0, host_if, alias=op.stamp)])
     except (NetopsError, OSError) as exc:
         nl.batch([_msgs.del_link(0, host_if)])

@@ -24,7 +24,7 @@ def test_a_link_message_encodes_what_the_dump_parser_reads() -> None:
     msg = _msgs.new_vxlan("mx-42", 42, "192.0.2.11", 2, 1450, 5)
     link = _msgs.parse_link(memoryview(msg.body))
     assert (link.name, link.kind, link.vni, link.vxlan_local, link.master, link.mtu, link.up) == (
-        "mx-42", "vxlan", 42, "192.0.2.11", 5, 1450, True)
+        "mx-42", "vxlan", 42, "192.0.2.11", 5, 1450, False)  # created down, up after addrgenmode none
     assert msg.op.startswith("add vxlan") and msg.obj == "mx-42"
 
 
