@@ -57,11 +57,13 @@ from ._commands import (
     Result,
     SetQos,
     UpdateNetwork,
+    fast_constructor,
 )
 from ._epcmds import EndpointCommands
 from ._netcmds import NetworkCommands
 from ._tables import HOST, Net, TenantRanges, qos_of
 from ._types import (
+    NO_QOS,
     VNI_MAX,
     Change,
     ChangeKind,
@@ -74,6 +76,8 @@ from ._types import (
     format_ipv4,
     format_mac,
 )
+
+_new_endpoint = fast_constructor(Endpoint)
 
 #: how many changes :meth:`NetworkState.changes_since` can reach back by default
 DEFAULT_CHANGE_LOG = 100_000
@@ -249,7 +253,10 @@ class NetworkState(NetworkCommands, EndpointCommands):
         host, off, mac, qos = ep
         ip = net.base + off
         mac = derived_mac(ip) if mac is None else mac
-        return Endpoint(cid, net.net.name, host, format_ipv4(ip), format_mac(mac), qos_of(qos), host in self._stale)
+        return _new_endpoint(
+            cid, net.net.name, host, format_ipv4(ip), format_mac(mac),
+            NO_QOS if qos is None else qos_of(qos), host in self._stale,
+        )  # fmt: skip
 
     def policies(self, *, network: str | None = None) -> tuple[Policy, ...]:
         """Policies (touching ``network``), in the order they were added."""

@@ -7,6 +7,7 @@ Public queries never hand these out; they build the frozen records of
 from __future__ import annotations
 
 import bisect
+import functools
 
 from ._bitvec import BitVector
 from ._types import NO_QOS, Network, Qos
@@ -34,7 +35,9 @@ def qos_key(qos: Qos) -> QosKey:
     return None if key == (0, 0, 0) else key
 
 
+@functools.lru_cache(maxsize=1024)
 def qos_of(key: QosKey) -> Qos:
+    """The public record of an internal QoS value (cached: queries build many)."""
     return NO_QOS if key is None else Qos(*key)
 
 
