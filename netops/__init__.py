@@ -10,6 +10,7 @@ from netops._apply import VXLAN_READY, ApplyReport, apply, ensure_router, netns_
 from netops._msgs import Link
 from netops._dump import Actual, Counters, counters, dump_owned, rates
 from netops._errors import NetopsError, UnsupportedSetting
+from netops._ethtool import set_tx_csum_offload, tx_csum_offload
 from netops._nft import NftTable, dump_table, list_table, run as nft_run
 from netops._ops import (
     BRIDGE_PREFIX,
@@ -48,5 +49,5 @@ __all__ = [
     "NFT_TABLE", "NftTable", "dump_table", "NeighEntry", "NetopsError", "NftScript", "Op", "Qos", "ROUTER_NETNS_PREFIX", "SetEndpointQos",
     "SetTbf", "Underlay", "UnsupportedSetting", "VETH_PREFIX", "VXLAN_OVERHEAD", "VXLAN_PREFIX", "apply",
     "MtuCheck", "bridge_name", "check_path_mtu", "counters", "in_netns", "dump_owned", "ensure_router", "is_owned_link", "leg_name", "list_table",
-    "netns_path", "nft_run", "rates", "underlay_for", "vxlan_name",
+    "netns_path", "nft_run", "rates", "set_tx_csum_offload", "tx_csum_offload", "underlay_for", "vxlan_name",
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from netops import _msgs, _nft
 from netops._endpoint import attach_endpoint, attach_leg, set_endpoint_qos
 from netops._errors import NetopsError
+from netops._ethtool import set_tx_csum_offload
 from netops._nl import RTM_GETLINK, Failure, Msg, NlSocket
 from netops._ops import (
     AttachEndpoint,
@@ -117,6 +118,8 @@ class _Applier:
         self.queue_msg(_msgs.new_vxlan(op.name, op.vni, op.local_ip, underlay, op.mtu, master), creates=True)
         self.flush()
         index = self.links.index(op.name)
+        if op.tx_csum_offload is not None:
+            set_tx_csum_offload(op.name, op.tx_csum_offload)
         self.queue_msg(_msgs.bridge_port_flags(index, op.name, learning=False, unicast_flood=False))
         for msg in _msgs.quiet(index, op.name):
             self.queue_msg(msg)

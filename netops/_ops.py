@@ -60,7 +60,11 @@ class EnsureBridge:
 
 @dataclass(frozen=True, slots=True)
 class EnsureVxlan:
-    """VXLAN device (learning off, proxy ARP on, UDP 4789) enslaved to ``bridge``."""
+    """VXLAN device (learning off, proxy ARP on, UDP 4789) enslaved to ``bridge``.
+
+    ``tx_csum_offload``: None leaves the kernel default; False computes inner
+    checksums in software (the fix for broken offload, see netops._ethtool).
+    """
 
     name: str
     vni: int
@@ -68,6 +72,7 @@ class EnsureVxlan:
     underlay_dev: str
     bridge: str
     mtu: int
+    tx_csum_offload: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,9 @@ class HostDesired:
             Remote endpoints whose VTEP is not live for their VNI are ignored.
         router_prefix: names (and marks as owned) this host's tenant router
             namespaces; only tests running several hosts on one machine change it.
+        vxlan_tx_csum_offload: False turns tx checksum offload off on new
+            VXLAN devices (broken offload: TCP near zero while ping works);
+            None keeps the kernel default.
     """
 
     underlay_ip: str
@@ -120,6 +123,7 @@ class HostDesired:
     vteps: Mapping[int, frozenset[str]] = field(default_factory=dict)
     policies: tuple[Policy, ...] = ()
     router_prefix: str = ROUTER_NETNS_PREFIX
+    vxlan_tx_csum_offload: bool | None = None
 
     def router_name(self, tenant: str) -> str:
         return router_name(tenant, self.router_prefix)

@@ -106,7 +106,8 @@ class _Plan:
         if not ok:
             if vx in self.actual.links:
                 self.removals.append(DeleteLink(vx))
-            self.tunnels.append(EnsureVxlan(vx, vni, self.d.underlay_ip, self.d.underlay_dev, br, mtu))
+            self.tunnels.append(EnsureVxlan(vx, vni, self.d.underlay_ip, self.d.underlay_dev, br, mtu,
+                                            self.d.vxlan_tx_csum_offload))
             self.fresh_vxlans.add(vx)
         have = None if vx in self.fresh_vxlans else self.actual.tbf_bps.get(vx)
         if net.egress_kbit and have != net.egress_kbit * 1000 // 8:

@@ -178,3 +178,16 @@ def test_counters_follow_traffic_and_delete_is_idempotent(make_lab, make_ns) -> 
     assert netops.rates(before, after, 2.0).rx_bytes == (after.rx_bytes - before.rx_bytes) // 2
     assert apply_in(h1, [DeleteLink("mvc1"), DeleteLink("mvc1")]).errors == ()
     assert "eth0" not in sh("ip", "-n", ns_name(c1), "link").stdout
+
+
+def test_tx_checksum_offload_can_be_turned_off_on_the_tunnel(make_lab) -> None:
+    h1 = make_lab(1).hosts()[0]
+    with netops.in_netns(f"/run/netns/{h1.netns}"):
+        u = netops.underlay_for(h1.underlay_ip)
+        ops = [EnsureBridge("mb-10", 1450), EnsureVxlan("mx-10", 10, h1.underlay_ip, u.dev, "mb-10", 1450),
+               EnsureBridge("mb-11", 1450), EnsureVxlan("mx-11", 11, h1.underlay_ip, u.dev, "mb-11", 1450, False)]
+        assert netops.apply(ops).errors == ()
+        assert netops.tx_csum_offload("mx-10") is True  # kernel default kept
+        assert netops.tx_csum_offload("mx-11") is False
+        with pytest.raises(NetopsError, match="mx-99"):
+            netops.tx_csum_offload("mx-99")
