@@ -58,10 +58,20 @@ class RaftConfig:
     def problems(self, section: str = "raft") -> list[str]:
         """Every invalid setting, each message naming the field and the fix."""
         out: list[str] = []
+        may_be_zero = {"snapshot_trailing_entries"}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in may_be_zero and value == 0:
+                continue
             if isinstance(value, (int, float)) and value <= 0:
-                out.append(f"{section}.{f.name} ({value}) must be greater than 0")
+                out.append(f"{section}.{f.name} ({value}) must be greater than 0; set a positive value")
+        for name in ("snapshot_chunk_bytes", "max_append_bytes"):
+            value = getattr(self, name)
+            if value > 16 << 20:
+                out.append(
+                    f"{section}.{name} ({value}) exceeds the 16 MiB transport frame limit; "
+                    "lower it to at most 16777216"
+                )
         if self.heartbeat_ticks >= self.election_ticks:
             out.append(
                 f"{section}.heartbeat_ticks ({self.heartbeat_ticks}) must be smaller than "

@@ -127,14 +127,9 @@ class Storage:
             old.unlink()
         p = snaps[-1]
         raw = p.read_bytes()
-        if len(raw) < 8:
-            raise StorageCorrupt(f"{p}: truncated snapshot header")
-        hlen, hcrc = _HDR.unpack_from(raw)
-        header = raw[8 : 8 + hlen]
-        if len(header) != hlen or crc32c.crc32c(header) != hcrc:
-            raise StorageCorrupt(f"{p}: snapshot header checksum mismatch")
+        header, end = _framed(raw, p)
         version, index, term, voters, learners, dcrc = msgpack.unpackb(header)
-        data = raw[8 + hlen :]
+        data = raw[end:]
         if version != FORMAT_VERSION or crc32c.crc32c(data) != dcrc:
             raise StorageCorrupt(f"{p}: snapshot data checksum mismatch (or unknown format)")
         return Snapshot(index, term, ConfState(frozenset(voters), frozenset(learners)), data)
@@ -390,13 +385,19 @@ def _decode(raw: bytes, pos: int) -> Entry:
     return Entry(term, index, kind, bytes(raw[pos + 8 + _REC.size : pos + 8 + length]))
 
 
-def _checked_unpack(raw: bytes, p: Path):
+def _framed(raw: bytes, p: Path) -> tuple[bytes, int]:
+    """The checksummed ``length crc body`` frame at the start of ``raw``, and its end."""
     if len(raw) < 8:
-        raise StorageCorrupt(f"{p}: truncated")
+        raise StorageCorrupt(f"{p}: truncated; restore this node's data directory")
     length, crc = _HDR.unpack_from(raw)
     body = raw[8 : 8 + length]
     if len(body) != length or crc32c.crc32c(body) != crc:
         raise StorageCorrupt(f"{p}: checksum mismatch; restore this node's data directory")
+    return body, 8 + length
+
+
+def _checked_unpack(raw: bytes, p: Path):
+    body, _ = _framed(raw, p)
     try:
         return msgpack.unpackb(body)
     except ValueError:

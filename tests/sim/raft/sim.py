@@ -35,8 +35,8 @@ import msgpack
 
 from consensus._config import RaftConfig
 from consensus._core import RaftCore
-from consensus._errors import NotLeader, ProposalDropped
-from consensus._messages import Entry, HardState, Message, decode, encode
+from consensus._errors import ConfChangeInProgress, NotLeader, ProposalDropped
+from consensus._messages import ConfChange, ConfOp, Entry, EntryKind, HardState, Message, decode, encode
 from consensus._sessions import Applier, encode_command
 from consensus._types import Ready, Snapshot
 
@@ -146,6 +146,7 @@ class Params:
     crash_mean_ms: float
     partition_mean_ms: float
     transfer_mean_ms: float
+    reconf_mean_ms: float
     snapshot_every: int
     trailing: int
     clients: int
@@ -162,6 +163,7 @@ class Params:
             crash_mean_ms=rng.choice([math.inf, 400.0, 150.0]),
             partition_mean_ms=rng.choice([math.inf, 500.0, 150.0]),
             transfer_mean_ms=rng.choice([math.inf, 600.0]),
+            reconf_mean_ms=rng.choice([math.inf, math.inf, 300.0]),
             snapshot_every=rng.choice([10, 40, 10_000]),
             trailing=rng.choice([0, 3, 20]),
             clients=rng.choice([2, 4, 6]),
@@ -198,7 +200,8 @@ class Sim:
         self.applied_at: dict[tuple[str, int], int] = {}
         self.acked: set[tuple[str, int]] = set()
         self.snap_hash: dict[int, bytes] = {}
-        self.stats = {"msgs": 0, "dropped": 0, "crashes": 0, "restores": 0, "ops": 0}
+        self.stats = {"msgs": 0, "dropped": 0, "crashes": 0, "restores": 0, "ops": 0,
+                      "conf_changes": 0}
 
     # --- event queue --------------------------------------------------------------
 
@@ -272,6 +275,12 @@ class Sim:
                 n.core.read_index(item[2])
             except NotLeader:
                 self.at(self._delay(), self._retry_soon, item[1], item[3])
+        elif kind == "conf":
+            if n.core.role.value == "leader":
+                try:
+                    n.core.propose_conf(item[1])
+                except (ConfChangeInProgress, ProposalDropped):
+                    pass
         elif kind == "transfer":
             if n.core.role.value == "leader" and item[1] in n.core.log.conf().voters:
                 n.core.transfer_leadership(item[1])
@@ -351,6 +360,7 @@ class Sim:
         seen = self.applied.get(e.index)
         if seen is None:
             self.applied[e.index] = (e.term, e.kind, e.data)
+            self.stats["conf_changes"] += e.kind == EntryKind.CONF
         elif seen != (e.term, e.kind, e.data):
             self.fail(f"{n.id} applied {e} at {e.index} but another node applied {seen}")
         before = n.applier.applied_commands
@@ -412,6 +422,7 @@ class Sim:
             (self.p.crash_mean_ms, self._crash),
             (self.p.partition_mean_ms, self._partition),
             (self.p.transfer_mean_ms, self._transfer),
+            (self.p.reconf_mean_ms, self._reconfigure),
         ):
             if mean != math.inf:
                 self.at(self.rng.expovariate(1 / mean), self._fault, fn, mean)
@@ -458,12 +469,36 @@ class Sim:
         for n in self.nodes.values():
             self._input(n, ("transfer", target))
 
+    def _reconfigure(self, grow_only: bool = False) -> None:
+        """One single-server change towards a random membership (leader only)."""
+        leaders = [n for n in self.nodes.values() if n.up and n.core.role.value == "leader"]
+        if not leaders:
+            return
+        conf = leaders[0].core.log.conf()
+        outside = sorted(set(self.nodes) - conf.members())
+        if outside:
+            change = ConfChange(ConfOp.ADD_LEARNER, self.rng.choice(outside))
+        elif conf.learners:
+            change = ConfChange(ConfOp.PROMOTE, self.rng.choice(sorted(conf.learners)))
+        elif len(conf.voters) >= 3 and not grow_only:
+            change = ConfChange(ConfOp.REMOVE, self.rng.choice(sorted(conf.voters)))
+        else:
+            return
+        self._input(leaders[0], ("conf", change))
+
+    def _regrow(self) -> None:
+        """After the faults: bring every node back as a voter."""
+        self._reconfigure(grow_only=True)
+        if self.now < self.p.duration_ms + SETTLE_MS / 2:
+            self.at(50, self._regrow)
+
     def _end_faults(self) -> None:
         self.faulty = False
         self.cut = set()
         for n in self.nodes.values():
             if not n.up:
                 self._restart(n)
+        self._regrow()
 
     # --- clients -------------------------------------------------------------------------
 
