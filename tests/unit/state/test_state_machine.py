@@ -83,6 +83,26 @@ def test_a_released_address_is_not_reused_at_once():
     assert log.ok(Connect("c2", "blue", "h1")).ip == "10.1.0.3"
 
 
+def test_a_full_network_refuses_then_reuses_the_released_address_after_wrapping():
+    log = Log()
+    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
+    ips = [log.ok(Connect(f"c{i}", "blue", "h1")).ip for i in range(253)]
+    assert ips[0] == "10.1.0.2" and ips[-1] == "10.1.0.254" and len(set(ips)) == 253
+    assert log.err(Connect("late", "blue", "h1")).code == ErrorCode.POOL_EXHAUSTED
+    log.ok(Disconnect("c100", "blue"))
+    assert log.ok(Connect("late", "blue", "h1")).ip == ips[100]
+    info = log.state.network("blue")
+    assert (info.used, info.free) == (253, 0)
+
+
+def test_a_slash_8_network_allocates_from_its_own_range():
+    log = Log()
+    log.ok(CreateNetwork("huge", "acme", "10.0.0.0/8", gateway="10.255.255.254"))
+    assert log.ok(Connect("c1", "huge", "h1", ip="10.200.3.4")).mac == "02:6d:0a:c8:03:04"
+    assert log.ok(Connect("c2", "huge", "h1")).ip == "10.0.0.1"  # the gateway is elsewhere: .1 is free
+    assert log.state.network("huge").free == 2**24 - 3 - 2
+
+
 def test_connect_is_idempotent_for_retries():
     log = Log()
     log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
