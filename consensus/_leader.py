@@ -308,6 +308,7 @@ class LeaderMixin(_Base):
 
     def _peer_status(self, conf: ConfState) -> tuple[PeerStatus, ...]:
         return tuple(
-            PeerStatus(p, pr.match, pr.next, pr.state.value, p in conf.voters)
+            PeerStatus(p, pr.match, pr.next, pr.state.value, p in conf.voters,
+                       self.log.last_index() - pr.match)
             for p, pr in sorted(self.progress.items())
         )

@@ -64,11 +64,15 @@ class Ready:
 
 @dataclass(frozen=True, slots=True)
 class PeerStatus:
+    """The leader's view of one follower (empty on followers)."""
+
     id: str
     match: int
     next: int
     state: str
     voter: bool
+    #: Entries the follower is behind the leader's last index.
+    lag: int
 
 
 @dataclass(frozen=True, slots=True)

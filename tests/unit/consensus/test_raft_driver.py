@@ -161,6 +161,8 @@ async def test_membership_learner_promote_remove_and_transfer(cluster) -> None:
     d = await cluster.start("d")  # joins empty
     await leader.add_learner("d")
     await cluster.settle()
+    peer = {p.id: p for p in leader.status().peers}["d"]
+    assert not peer.voter and peer.lag == 0 and peer.state == "replicate"
     assert cluster.machines["d"].total == 4 and d.status().learners == ("d",)
     await leader.promote("d")
     assert leader.status().voters == ("a", "b", "c", "d")
