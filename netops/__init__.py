@@ -17,11 +17,13 @@ from netops._ops import (
     LEG_PREFIX,
     NFT_TABLE,
     ROUTER_NETNS_PREFIX,
+    UPLINK_PREFIX,
     VETH_PREFIX,
     VXLAN_OVERHEAD,
     VXLAN_PREFIX,
     AttachEndpoint,
     AttachLeg,
+    AttachUplink,
     ClearQdisc,
     DeleteLink,
     DeleteRouter,
@@ -44,7 +46,7 @@ from netops._nl import InNetns as in_netns
 from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 
 __all__ = [
-    "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "BRIDGE_PREFIX", "ClearQdisc", "Counters",
+    "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "AttachUplink", "UPLINK_PREFIX", "BRIDGE_PREFIX", "ClearQdisc", "Counters",
     "DeleteLink", "DeleteRouter", "EnsureBridge", "EnsureRouter", "EnsureVxlan", "FdbEntry", "LEG_PREFIX",
     "NFT_TABLE", "NftTable", "dump_table", "NeighEntry", "NetopsError", "NftScript", "Op", "Qos", "ROUTER_NETNS_PREFIX", "SetEndpointQos",
     "SetTbf", "Underlay", "UnsupportedSetting", "VETH_PREFIX", "VXLAN_OVERHEAD", "VXLAN_PREFIX", "apply",

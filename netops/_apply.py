@@ -19,13 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from netops import _msgs, _nft
-from netops._endpoint import attach_endpoint, attach_leg, set_endpoint_qos
+from netops._endpoint import attach_endpoint, attach_leg, attach_uplink, set_endpoint_qos
 from netops._errors import NetopsError
 from netops._ethtool import set_tx_csum_offload
 from netops._nl import RTM_GETLINK, Failure, Msg, NlSocket
 from netops._ops import (
     AttachEndpoint,
     AttachLeg,
+    AttachUplink,
     ClearQdisc,
     DeleteLink,
     DeleteRouter,
@@ -156,6 +157,9 @@ class _Applier:
     def leg(self, op: AttachLeg) -> None:
         self.guarded(attach_leg, self.nl, self.links, op)
 
+    def uplink(self, op: AttachUplink) -> None:
+        self.guarded(attach_uplink, self.nl, op)
+
     def router(self, op: EnsureRouter) -> None:
         self.guarded(ensure_router, op.name)
 
@@ -179,6 +183,7 @@ _COMPOSITE = {
     AttachEndpoint: _Applier.endpoint,
     SetEndpointQos: _Applier.endpoint_qos,
     AttachLeg: _Applier.leg,
+    AttachUplink: _Applier.uplink,
     EnsureRouter: _Applier.router,
     DeleteRouter: _Applier.del_router,
     NftScript: _Applier.nft,

@@ -17,7 +17,8 @@ import os
 from netops import _msgs
 from netops._errors import NetopsError, UnsupportedSetting
 from netops._nl import RTM_GETLINK, Msg, NlSocket, socket_in_netns
-from netops._ops import AttachEndpoint, AttachLeg, Qos, SetEndpointQos, leg_name
+from netops import _nft
+from netops._ops import AttachEndpoint, AttachLeg, AttachUplink, Qos, SetEndpointQos, leg_name
 
 BUILDING = "meshd:building"
 
@@ -117,14 +118,16 @@ def set_endpoint_qos(nl: NlSocket, op: SetEndpointQos) -> None:
     _run(nl, [_msgs.set_link(0, op.host_if, alias=op.stamp)])
 
 
-def attach_leg(nl: NlSocket, links, op: AttachLeg) -> None:
-    """Connect a network's bridge to its tenant router; the router side holds the gateway."""
-    host_if, peer = leg_name(op.vni), f"gw-{op.vni}"
-    master = links.index(op.bridge)
-    path = f"/run/netns/{op.router}"
+def _router_pair(nl: NlSocket, host_if: str, peer: str, mtu: int, master: int, router: str,
+                 peer_msgs, host_msgs, stamp: str) -> None:
+    """A veth pair from the host into a router netns, configured on both ends, stamped last.
+
+    ``peer_msgs(index)`` / ``host_msgs(index)`` give each side's configuration. Rolls back on failure.
+    """
+    path = f"/run/netns/{router}"
     fd = open_netns(path, host_if)
     try:
-        _run(nl, [_msgs.new_veth(host_if, peer, op.mtu, master, fd, None),
+        _run(nl, [_msgs.new_veth(host_if, peer, mtu, master, fd, None),
                   _msgs.set_link(0, host_if, alias=BUILDING), *_msgs.quiet(0, host_if)])
     finally:
         os.close(fd)
@@ -132,12 +135,56 @@ def attach_leg(nl: NlSocket, links, op: AttachLeg) -> None:
         with socket_in_netns(path) as ns:
             body = ns.get(RTM_GETLINK, _msgs.get_link(peer))
             if body is None:
-                raise NetopsError("find router leg", f"{peer} in {op.router}", errno.ENODEV)
-            index = _msgs.parse_link(body).index
-            _run(ns, [_msgs.new_addr(index, peer, op.gateway, op.prefixlen), *_msgs.quiet(index, peer)])
-        _run(nl, [_msgs.set_link(0, host_if, alias=op.stamp)])
+                raise NetopsError("find router side", f"{peer} in {router}", errno.ENODEV)
+            _run(ns, peer_msgs(_msgs.parse_link(body).index))
+        host = nl.get(RTM_GETLINK, _msgs.get_link(host_if))
+        if host is None:
+            raise NetopsError("find", host_if, errno.ENODEV)
+        _run(nl, [*host_msgs(_msgs.parse_link(host).index), _msgs.set_link(0, host_if, alias=stamp)])
     except (NetopsError, OSError) as exc:
         nl.batch([_msgs.del_link(0, host_if)])
         if isinstance(exc, NetopsError):
             raise
-        raise NetopsError(f"configure gateway {op.gateway} in", op.router, exc.errno or 0, str(exc)) from None
+        raise NetopsError(f"configure {peer} in", router, exc.errno or 0, str(exc)) from None
+
+
+def attach_leg(nl: NlSocket, links, op: AttachLeg) -> None:
+    """Connect a network's bridge to its tenant router; the router side holds the gateway."""
+    peer = f"gw-{op.vni}"
+
+    def peer_msgs(index: int) -> list[Msg]:
+        return [_msgs.new_addr(index, peer, op.gateway, op.prefixlen), *_msgs.quiet(index, peer)]
+
+    _router_pair(nl, leg_name(op.vni), peer, op.mtu, links.index(op.bridge), op.router, peer_msgs,
+                 lambda _index: [], op.stamp)
+
+
+ROUTER_NAT = """table ip meshd {}
+delete table ip meshd
+table ip meshd {
+  chain postrouting { type nat hook postrouting priority 100; policy accept; oifname "up0" masquerade; }
+}
+"""
+
+
+def attach_uplink(nl: NlSocket, op: AttachUplink) -> None:
+    """External access for a tenant router (see netops._ops.AttachUplink)."""
+    _set_ip_forward()
+
+    def peer_msgs(index: int) -> list[Msg]:
+        return [_msgs.new_addr(index, "up0", op.router_ip, 31), *_msgs.quiet(index, "up0"),
+                _msgs.route("0.0.0.0/0", index, "up0", op.host_ip)]
+
+    def configure_router(index: int) -> list[Msg]:
+        _nft.run(ROUTER_NAT, f"/run/netns/{op.router}")
+        return peer_msgs(index)
+
+    def host_msgs(index: int) -> list[Msg]:
+        return [_msgs.new_addr(index, op.host_if, op.host_ip, 31)]
+
+    _router_pair(nl, op.host_if, "up0", 1500, 0, op.router, configure_router, host_msgs, op.stamp)
+
+
+def _set_ip_forward() -> None:
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:  # the calling thread's netns
+        f.write("1")

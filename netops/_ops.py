@@ -13,6 +13,7 @@ BRIDGE_PREFIX = "mb-"
 VXLAN_PREFIX = "mx-"
 VETH_PREFIX = "mv"
 LEG_PREFIX = "mg-"
+UPLINK_PREFIX = "mu"
 ROUTER_NETNS_PREFIX = "meshd-r-"
 NFT_TABLE = "meshd"
 VXLAN_OVERHEAD = 50
@@ -32,7 +33,7 @@ def leg_name(vni: int) -> str:
 
 
 def is_owned_link(name: str) -> bool:
-    return name.startswith((BRIDGE_PREFIX, VXLAN_PREFIX, VETH_PREFIX, LEG_PREFIX))
+    return name.startswith((BRIDGE_PREFIX, VXLAN_PREFIX, VETH_PREFIX, LEG_PREFIX, UPLINK_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,24 @@ class AttachLeg:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachUplink:
+    """External access for a tenant router: veth ``host_if`` (host) ↔ ``up0`` (router).
+
+    Host side ``host_ip``/31, router side ``router_ip``/31 with a default route
+    via ``host_ip``; the router masquerades everything leaving by ``up0``
+    (its own nft table), the host masquerades 100.64.0.0/10 on its way out
+    (table ``ip meshd``, planned separately). Turns on IPv4 forwarding in the
+    host namespace. ``stamp`` goes to the host side's alias last.
+    """
+
+    router: str
+    host_if: str
+    host_ip: str
+    router_ip: str
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
 class NftScript:
     """Run an nft script in a namespace (None: the caller's own).
 
@@ -209,5 +228,6 @@ Op = (
     | EnsureRouter
     | DeleteRouter
     | AttachLeg
+    | AttachUplink
     | NftScript
 )

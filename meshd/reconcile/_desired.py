@@ -31,6 +31,8 @@ class Network:
         gateway: the gateway address containers route through (None: L2 only).
         mtu: container MTU; None means underlay MTU − 50.
         egress_kbit: TBF on the network's VXLAN device (tenant egress), or None.
+        external: containers reach outside the cluster through the tenant
+            router's uplink, masqueraded (needs a gateway).
     """
 
     vni: int
@@ -39,11 +41,14 @@ class Network:
     gateway: str | None = None
     mtu: int | None = None
     egress_kbit: int | None = None
+    external: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.vni < 1 << 24:
             raise ValueError(f"network vni {self.vni} out of range: use 1..16777215")
         net = ipaddress.ip_network(self.subnet)
+        if self.external and self.gateway is None:
+            raise ValueError(f"network vni {self.vni} wants external access but has no gateway: set one")
         if self.gateway is not None and ipaddress.ip_address(self.gateway) not in net:
             raise ValueError(f"gateway {self.gateway} of vni {self.vni} is outside its subnet {self.subnet}")
 

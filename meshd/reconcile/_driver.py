@@ -20,7 +20,7 @@ from netops import EnsureVxlan, Op
 
 from meshd.reconcile._desired import HostDesired
 from meshd.reconcile._plan import plan
-from meshd.reconcile._rules import FAMILY, TABLE
+from meshd.reconcile._rules import FAMILY, NAT_FAMILY, TABLE
 
 log = logging.getLogger("meshd.reconcile")
 
@@ -42,7 +42,8 @@ def reconcile_once(desired: HostDesired, check_mtu: bool = True) -> PassReport:
     one live remote VTEP is checked (full-size DF ping passes, +1 fails).
     """
     start = time.perf_counter()
-    ops = plan(desired, netops.dump_owned(desired.router_prefix), netops.dump_table(FAMILY, TABLE))
+    ops = plan(desired, netops.dump_owned(desired.router_prefix), netops.dump_table(FAMILY, TABLE),
+               netops.dump_table(NAT_FAMILY, TABLE))
     report = netops.apply(ops) if ops else netops.ApplyReport(0, ())
     checks = []
     if check_mtu:

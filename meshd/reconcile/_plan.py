@@ -24,11 +24,13 @@ nothing differs, the plan is empty.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
 import netops
 from netops import (
     AttachEndpoint,
     AttachLeg,
+    AttachUplink,
     ClearQdisc,
     DeleteLink,
     DeleteRouter,
@@ -78,6 +80,7 @@ class _Plan:
         self.endpoints: list[Op] = []
         self.fresh_bridges: set[str] = set()  # (re)created this pass: nothing on them survives
         self.fresh_vxlans: set[str] = set()
+        self.uplinks = False
 
     def mtu(self, vni: int) -> int:
         return self.nets[vni].mtu or self.d.underlay_mtu - netops.VXLAN_OVERHEAD
@@ -200,8 +203,46 @@ class _Plan:
                                               net.prefixlen, mtu, stamp))
 
 
-def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None) -> list[Op]:
-    """Operations that turn ``actual`` (+ ``nft``, the meshd table or None) into ``d``.
+def uplink_slots(tenants: list[str]) -> dict[str, int]:
+    """A /31 of 100.64.0.0/10 per tenant with external access: hash, then linear probing in name order."""
+    used: dict[str, int] = {}
+    taken: set[int] = set()
+    for tenant in sorted(tenants):
+        slot = int(hashlib.sha1(tenant.encode()).hexdigest(), 16) % (1 << 21)
+        while slot in taken:
+            slot = (slot + 1) % (1 << 21)
+        taken.add(slot)
+        used[tenant] = slot
+    return used
+
+
+def _uplink_ops(p: _Plan) -> None:
+    routed = [v for v in p.active if p.nets[v].gateway and p.nets[v].external]
+    slots = uplink_slots(sorted({p.nets[v].tenant for v in routed}))
+    base = int(ipaddress.ip_network(_rules.UPLINK_NET).network_address)
+    wanted = {}
+    for tenant, slot in slots.items():
+        router = p.d.router_name(tenant)
+        host_if = netops.UPLINK_PREFIX + hashlib.sha1(router.encode()).hexdigest()[:12]
+        host_ip, router_ip = (str(ipaddress.ip_address(base + 2 * slot + k)) for k in (0, 1))
+        wanted[host_if] = AttachUplink(router, host_if, host_ip, router_ip, f"meshd up {router} {host_ip} {router_ip}")
+    fresh = {op.name for op in p.routers if isinstance(op, EnsureRouter)}
+    for name in sorted(p.actual.links):
+        if name.startswith(netops.UPLINK_PREFIX) and name not in wanted:
+            p.removals.append(DeleteLink(name))
+    for host_if, op in sorted(wanted.items()):
+        link = p.link(host_if, "veth")
+        if link is None or link.alias != op.stamp or op.router in fresh:
+            if host_if in p.actual.links:
+                p.removals.append(DeleteLink(host_if))
+            p.routers.append(op)
+    p.uplinks = bool(wanted)
+
+
+def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None,
+         nat: netops.NftTable | None = None) -> list[Op]:
+    """Operations that turn ``actual`` (+ ``nft``, the meshd bridge table, and
+    ``nat``, the ``ip meshd`` table, each None when absent) into ``d``.
 
     Returns an empty list when the kernel already matches.
     """
@@ -210,6 +251,7 @@ def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None) -> 
         p.tunnel(vni)
     p.endpoints_ops()
     p.router_ops()
+    _uplink_ops(p)
     p.l2_ops()
     p.stale_tunnels()
     ops = p.removals + p.tunnels + p.routers + p.l2 + p.endpoints
@@ -220,4 +262,8 @@ def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None) -> 
         delta = _rules.delta_script(nft.sets, wanted)
         if delta:
             ops.append(NftScript(delta))
+    if p.uplinks and (nat is None or nat.tag != _rules.NAT_TAG):
+        ops.append(NftScript(_rules.nat_script()))
+    elif not p.uplinks and nat is not None:
+        ops.append(NftScript(_rules.nat_delete_script()))
     return ops

@@ -97,3 +97,32 @@ def delta_script(actual: dict[str, frozenset[str]], wanted: dict[str, frozenset[
         have, want = actual.get(name, frozenset()), wanted[name]
         script += _elements("delete", name, have - want) + _elements("add", name, want - have)
     return script
+
+
+# ---------------------------------------------------------------- external access (NAT)
+# NAT cannot live in a bridge-family table, so external access adds a second
+# meshd table, ``ip meshd``, present only while some network has external access:
+# tenant routers' uplinks (100.64.0.0/10) are masqueraded out of the host, and
+# uplinks never forward to each other (tenants never meet on the host).
+UPLINK_NET = "100.64.0.0/10"
+_NAT_BODY = """\
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    ip saddr %(net)s oifname != "mu*" masquerade comment "%(tag)s"
+  }
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    iifname "mu*" oifname "mu*" drop
+  }
+"""
+NAT_FAMILY = "ip"
+NAT_TAG = "meshd nat=" + hashlib.sha1(_NAT_BODY.encode()).hexdigest()[:12]
+
+
+def nat_script() -> str:
+    body = _NAT_BODY % {"net": UPLINK_NET, "tag": NAT_TAG}
+    return f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n{body}}}\n"
+
+
+def nat_delete_script() -> str:
+    return f"delete table ip {TABLE}\n"

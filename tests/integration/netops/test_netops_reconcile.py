@@ -6,6 +6,7 @@ changes, crash-safety, and the seed-000 policies across two lab hosts.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -194,3 +195,31 @@ def test_each_policy_blocks_exactly_what_it_says(two_hosts, make_ns, policy, blo
     c.reconcile_all()
     assert c.reconcile_all() == 0
     assert reach(c) == {k: k not in blocked for k in ALL}
+
+
+def test_external_access_is_masqueraded_per_tenant_and_only_where_asked(two_hosts, make_ns) -> None:
+    h1, h2 = two_hosts
+    nets = [Network(vni=50, tenant="red", subnet="10.5.0.0/24", gateway="10.5.0.1", external=True),
+            Network(vni=51, tenant="blue", subnet="10.5.0.0/24", gateway="10.5.0.1", external=True),
+            Network(vni=52, tenant="green", subnet="10.5.0.0/24", gateway="10.5.0.1")]
+    eps = [Placement("r", h1, 50, "10.5.0.2", make_ns()), Placement("b", h1, 51, "10.5.0.2", make_ns()),
+           Placement("g", h1, 52, "10.5.0.2", make_ns())]
+    c = Cluster([h1], nets, eps)
+    c.reconcile_all()
+    assert c.reconcile_all() == 0
+    outside = h2.underlay_ip  # a machine outside every tenant
+    assert can_ping(eps[0].netns, outside) and can_ping(eps[1].netns, outside)  # same address, both tenants
+    assert not can_ping(eps[2].netns, outside, "-W0.5")
+    a = owned(h1)
+    uplinks = [l for n, l in a.links.items() if n.startswith(netops.UPLINK_PREFIX)]
+    assert len(uplinks) == 2
+    # tenants never meet on the host: red cannot reach blue's router through the uplinks
+    blue_router_ip = next(l.alias.split()[-1] for l in uplinks if "blue" in l.alias)
+    assert not can_ping(eps[0].netns, blue_router_ip, "-W0.5")
+    nets = [dataclasses.replace(n, external=False) for n in nets]
+    c.networks = nets
+    c.reconcile_all()
+    assert not [n for n in owned(h1).links if n.startswith(netops.UPLINK_PREFIX)]
+    with netops.in_netns(f"/run/netns/{h1.netns}"):
+        assert netops.dump_table("ip", "meshd") is None
+    assert not can_ping(eps[0].netns, outside, "-W0.5")

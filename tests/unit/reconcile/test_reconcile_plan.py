@@ -8,6 +8,7 @@ applying a plan and planning again gives an empty plan, from any start.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 import pytest
 from hypothesis import given, settings
@@ -32,6 +33,7 @@ class SimKernel:
         self.tbf: dict[str, int] = {}
         self.routers: set[str] = set()
         self.nft: netops.NftTable | None = None
+        self.nat: netops.NftTable | None = None
         self.next_index = 10
 
     def actual(self) -> netops.Actual:
@@ -103,14 +105,21 @@ class SimKernel:
 
     def do_DeleteRouter(self, op: DeleteRouter) -> None:
         self.routers.discard(op.name)
-        for name in [n for n, l in self.links.items() if n.startswith("mg-") and op.name in l.alias]:
+        for name in [n for n, l in self.links.items() if n.startswith(("mg-", "mu")) and op.name in l.alias]:
             self._delete(name)  # the leg's peer lived in the router: the pair dies with it
 
     def do_AttachLeg(self, op: AttachLeg) -> None:
         assert op.router in self.routers and netops.leg_name(op.vni) not in self.links
         self._add(netops.leg_name(op.vni), "veth", op.bridge, mtu=op.mtu, alias=op.stamp)
 
+    def do_AttachUplink(self, op) -> None:
+        assert op.router in self.routers and op.host_if not in self.links
+        self._add(op.host_if, "veth", alias=op.stamp)
+
     def do_NftScript(self, op: NftScript) -> None:
+        if "table ip meshd" in op.script:
+            self.nat = None if op.script.startswith("delete") else netops.NftTable(_rules.NAT_TAG, {})
+            return
         sets = dict(self.nft.sets) if self.nft else {n: frozenset() for n in _rules.SETS}
         for line in op.script.splitlines():
             if line.startswith(("add element", "delete element")):
@@ -126,12 +135,12 @@ class SimKernel:
         self.nft = netops.NftTable(_rules.TAG, {k: frozenset(v) for k, v in sets.items()})
 
     def converge(self, d: HostDesired) -> list:
-        ops = plan(d, self.actual(), self.nft)
+        ops = plan(d, self.actual(), self.nft, self.nat)
         self.apply(ops)
         return ops
 
 
-RED = Network(vni=100, tenant="red", subnet="10.1.0.0/24", gateway="10.1.0.1")
+RED = Network(vni=100, tenant="red", subnet="10.1.0.0/24", gateway="10.1.0.1", external=True)
 BLUE = Network(vni=200, tenant="blue", subnet="10.1.0.0/24", gateway="10.1.0.1", egress_kbit=50_000)
 L2 = Network(vni=300, tenant="red", subnet="10.3.0.0/24")
 
@@ -155,9 +164,9 @@ def test_from_scratch_the_plan_builds_in_dependency_order() -> None:
                                                                      vtep="192.0.2.12"),),
              vteps={100: frozenset({"192.0.2.12"})})
     ops = plan(d, SimKernel().actual(), None)
-    assert kinds(ops) == ["EnsureBridge", "EnsureVxlan", "EnsureRouter", "AttachLeg", "FdbEntry", "FdbEntry",
-                          "FdbEntry", "NeighEntry", "AttachEndpoint", "NftScript"]
-    attach = ops[8]
+    assert kinds(ops) == ["EnsureBridge", "EnsureVxlan", "EnsureRouter", "AttachLeg", "AttachUplink", "FdbEntry",
+                          "FdbEntry", "FdbEntry", "NeighEntry", "AttachEndpoint", "NftScript", "NftScript"]
+    attach = ops[9]
     assert (attach.mtu, attach.gateway, attach.prefixlen, attach.bridge) == (1450, "10.1.0.1", 24, "mb-100")
     assert {(o.mac, o.dst) for o in ops if isinstance(o, FdbEntry)} == {
         ("00:00:00:00:00:00", "192.0.2.12"), ("02:aa:00:00:00:03", "192.0.2.12"), ("02:aa:00:00:00:03", None)}
@@ -259,4 +268,28 @@ def test_from_any_state_one_pass_reaches_the_fixed_point(e1, v1, p1, e2, v2, p2)
     k = SimKernel()
     k.converge(_desired(e1, v1, p1))
     k.converge(_desired(e2, v2, p2))
-    assert plan(_desired(e2, v2, p2), k.actual(), k.nft) == []
+    assert plan(_desired(e2, v2, p2), k.actual(), k.nft, k.nat) == []
+
+
+def test_external_access_adds_one_uplink_per_tenant_and_the_nat_table() -> None:
+    k = SimKernel()
+    d = host(local=(ep("r1", 100, "10.1.0.2"), ep("b1", 200, "10.1.0.2")))
+    ops = k.converge(d)
+    [up] = [o for o in ops if isinstance(o, netops.AttachUplink)]
+    assert up.router == d.router_name("red") and up.host_if.startswith("mu")
+    assert ipaddress.ip_address(up.router_ip) in ipaddress.ip_network("100.64.0.0/10")
+    assert int(ipaddress.ip_address(up.router_ip)) == int(ipaddress.ip_address(up.host_ip)) + 1
+    assert k.nat is not None and k.converge(d) == []
+    no_ext = dataclasses.replace(d, networks=(dataclasses.replace(RED, external=False), BLUE, L2))
+    ops = k.converge(no_ext)
+    assert DeleteLink(up.host_if) in ops and k.nat is None
+
+
+def test_uplink_slots_are_distinct_and_stable() -> None:
+    from meshd.reconcile._plan import uplink_slots
+
+    tenants = [f"t{i}" for i in range(500)]
+    slots = uplink_slots(tenants)
+    assert len(set(slots.values())) == 500 and uplink_slots(list(reversed(tenants))) == slots
+    with pytest.raises(ValueError, match="no gateway"):
+        Network(vni=5, tenant="t", subnet="10.0.0.0/24", external=True)
