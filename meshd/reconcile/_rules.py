@@ -6,6 +6,9 @@ a set-element update, never a ruleset rewrite. Ports identify networks
 (``mv…`` a local endpoint, ``mx-<vni>`` the tunnel, ``mg-<vni>`` the tenant
 router leg), so overlapping tenant subnets never alias each other.
 
+Every drop rule counts (``nft list table bridge meshd``; the rule comments
+name the policy), so what a policy blocked is visible.
+
 - ``input``: nothing from a tenant port reaches the host's own stack — tenants
   can never be routed through the host between bridges (bridges also carry no
   address; each tenant routes only inside its own router namespace).
@@ -38,16 +41,16 @@ _BODY = """\
   set deny_to { type ifname . ipv4_addr; flags interval; }
   chain forward {
     type filter hook forward priority 0; policy accept;
-    iifname @deny_all drop comment "%(tag)s"
-    oifname @deny_all drop
-    iifname . ip saddr @icc_off oifname . ip daddr @icc_off drop
-    iifname . ip saddr @deny_to tcp flags & (syn | ack) == syn drop
-    iifname . ip saddr @deny_to icmp type echo-request drop
-    iifname . ip saddr @deny_to meta l4proto udp drop
+    iifname @deny_all counter drop comment "%(tag)s"
+    oifname @deny_all counter drop comment "deny_all"
+    iifname . ip saddr @icc_off oifname . ip daddr @icc_off counter drop comment "isolate"
+    iifname . ip saddr @deny_to tcp flags & (syn | ack) == syn counter drop comment "deny"
+    iifname . ip saddr @deny_to icmp type echo-request counter drop comment "deny"
+    iifname . ip saddr @deny_to meta l4proto udp counter drop comment "deny"
   }
   chain input {
     type filter hook input priority 0; policy accept;
-    iifname { "mv*", "mx-*", "mg-*" } drop
+    iifname { "mv*", "mx-*", "mg-*" } counter drop comment "to-host"
   }
 """
 TAG = "meshd rules=" + hashlib.sha1(_BODY.encode()).hexdigest()[:12]

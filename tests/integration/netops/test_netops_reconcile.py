@@ -195,6 +195,27 @@ def test_each_policy_blocks_exactly_what_it_says(two_hosts, make_ns, policy, blo
     c.reconcile_all()
     assert c.reconcile_all() == 0
     assert reach(c) == {k: k not in blocked for k in ALL}
+    counted = drop_counts(two_hosts[0])
+    if policy is None:
+        assert sum(v for k, v in counted.items() if k != "to-host") == 0
+    else:  # the policy's own rules counted the blocked packets
+        name = {"isolate": "isolate", "deny": "deny", "deny_both": "deny", "deny_all": "deny_all"}[policy.kind]
+        assert counted.get(name, 0) + (counted.get("tag", 0) if name == "deny_all" else 0) > 0, counted
+
+
+def drop_counts(host) -> dict[str, int]:
+    """Packets dropped per rule comment in the host's meshd table (first rule: "tag")."""
+    out: dict[str, int] = {}
+    objects = netops.list_table("bridge", "meshd", f"/run/netns/{host.netns}")
+    for obj in objects:
+        rule = obj.get("rule")
+        if not rule:
+            continue
+        comment = rule.get("comment", "")
+        name = "tag" if comment.startswith("meshd rules=") else comment
+        packets = sum(e["counter"]["packets"] for e in rule["expr"] if "counter" in e)
+        out[name] = out.get(name, 0) + packets
+    return out
 
 
 def test_external_access_is_masqueraded_per_tenant_and_only_where_asked(two_hosts, make_ns) -> None:
@@ -223,3 +244,15 @@ def test_external_access_is_masqueraded_per_tenant_and_only_where_asked(two_host
     with netops.in_netns(f"/run/netns/{h1.netns}"):
         assert netops.dump_table("ip", "meshd") is None
     assert not can_ping(eps[0].netns, outside, "-W0.5")
+
+
+def test_a_new_tunnel_runs_the_mtu_self_check(two_hosts, make_ns) -> None:
+    from meshd.reconcile import reconcile_once
+
+    h1, h2 = two_hosts
+    c = Cluster([h1, h2], [Network(vni=60, tenant="t", subnet="10.60.0.0/24")],
+                [Placement("x", h1, 60, "10.60.0.2", make_ns()), Placement("y", h2, 60, "10.60.0.3", make_ns())])
+    with netops.in_netns(f"/run/netns/{h1.netns}"):
+        report = reconcile_once(c.desired(h1))
+    [check] = report.mtu_checks
+    assert check.ok and check.remote_ip == h2.underlay_ip and check.mtu == 1500
