@@ -97,10 +97,7 @@ def decode_command(data: bytes) -> object:
     Raises:
       wire.DecodeError: not a state command.
     """
-    cmd = wire.decode(data)
-    if not isinstance(cmd, COMMAND_TYPES):
-        raise wire.DecodeError(f"{type(cmd).__qualname__} is not a state command")
-    return cmd
+    return _decode_as(data, COMMAND_TYPES, "command")
 
 
 def encode_result(result: object) -> bytes:
@@ -115,7 +112,11 @@ def decode_result(data: bytes) -> Result | CommandError:
     Raises:
       wire.DecodeError: not a state result.
     """
-    res = wire.decode(data)
-    if not isinstance(res, _RESULT_TYPES):
-        raise wire.DecodeError(f"{type(res).__qualname__} is not a state result")
-    return res
+    return _decode_as(data, _RESULT_TYPES, "result")  # type: ignore[return-value]
+
+
+def _decode_as(data: bytes, types: tuple[type, ...], what: str) -> object:
+    msg = wire.decode(data)
+    if not isinstance(msg, types):
+        raise wire.DecodeError(f"{type(msg).__qualname__} is not a state {what}")
+    return msg
