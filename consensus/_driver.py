@@ -75,10 +75,14 @@ class NodeStatus(CoreStatus):
 
 
 class _Waiter:
-    __slots__ = ("event", "value", "error")
+    """A request's outcome (``event``), and ``poke``: wake the current attempt
+    early (its result arrived, or a new leader appeared: retry now)."""
+
+    __slots__ = ("event", "poke", "value", "error")
 
     def __init__(self) -> None:
         self.event = trio.Event()
+        self.poke = trio.Event()
         self.value: Any = None
         self.error: BaseException | None = None
 
@@ -86,6 +90,7 @@ class _Waiter:
         if not self.event.is_set():
             self.value, self.error = value, error
             self.event.set()
+            self.poke.set()
 
 
 class RaftNode:
@@ -139,6 +144,7 @@ class RaftNode:
         self._seq = 0
         self._waiters: dict[tuple[str, int], _Waiter] = {}
         self._reads: dict[int, _Waiter] = {}
+        self._attempts: set[_Waiter] = set()
         self._read_ctx = 0
         self._conf_waiters: dict[int, tuple[int, _Waiter]] = {}
         self._subscribers: list[trio.MemorySendChannel] = []
@@ -287,10 +293,16 @@ class RaftNode:
         self._wake.set()
 
     async def _attempt(self, item: tuple, waiter: _Waiter) -> Any:
-        """One try: the waiter's value, or None after an election timeout or NotLeader."""
+        """One try: the waiter's value, or None after an election timeout, a
+        leader change or NotLeader (the caller retries)."""
+        waiter.poke = trio.Event()
+        self._attempts.add(waiter)
         self._submit(item)
-        with trio.move_on_after(self.cfg.election_ticks * self.cfg.tick_interval_s):
-            await waiter.event.wait()
+        try:
+            with trio.move_on_after(self.cfg.election_ticks * self.cfg.tick_interval_s):
+                await waiter.poke.wait()
+        finally:
+            self._attempts.discard(waiter)
         if isinstance(waiter.error, (NotLeader, ProposalDropped)):
             await trio.sleep(self.cfg.tick_interval_s)
             return None
@@ -303,7 +315,8 @@ class RaftNode:
             value = await self._attempt(item, waiter)
             if waiter.event.is_set() and waiter.error is None:
                 return value
-            waiter.event, waiter.error = trio.Event(), None
+            if waiter.event.is_set():
+                waiter.event, waiter.error = trio.Event(), None
 
     async def _register(self) -> str:
         async with self._register_lock:
@@ -439,6 +452,9 @@ class RaftNode:
         for line in rd.notes:
             log.info("raft node=%s %s", self.id, line)
         if rd.soft_state is not None:
+            if rd.soft_state.leader is not None:  # retry forwarded requests at once
+                for w in self._attempts:
+                    w.poke.set()
             self._publish(RoleChanged(rd.soft_state.role, rd.soft_state.term, rd.soft_state.leader))
             self._leader_changed.set()
             self._leader_changed = trio.Event()

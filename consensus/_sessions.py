@@ -30,6 +30,7 @@ from typing import Protocol
 
 import msgpack
 
+from ._errors import RaftError
 from ._messages import DecodeError, Entry, EntryKind
 
 #: Snapshot format version written by :meth:`Applier.snapshot`.
@@ -48,7 +49,7 @@ class StateMachine(Protocol):
     def restore(self, data: bytes) -> None: ...
 
 
-class SessionExpired(Exception):
+class SessionExpired(RaftError):
     """The command's client session was forgotten, so it was not applied (it
     may already have been).  Raised to the proposer; start a new client."""
 

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from consensus import RaftConfig, RaftNode, Storage, Unavailable  # noqa: E402
+from consensus import RaftConfig, RaftError, RaftNode, Storage  # noqa: E402
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, TrioSocket, ZmqHost  # noqa: E402
 
 
@@ -129,8 +129,8 @@ async def _serve_request(node: RaftNode, sm: KV, sock: TrioSocket, ident: bytes,
             result = {"role": s.role.value, "leader": s.leader, "term": s.term,
                       "commit": s.commit, "applied": s.applied, "snapshot_index": s.snapshot_index}
         reply = [rid, True, result]
-    except Unavailable as exc:
-        reply = [rid, False, str(exc)]
+    except RaftError as exc:  # Unavailable, NotLeader (membership), SessionExpired
+        reply = [rid, False, f"{type(exc).__name__}: {exc}"]
     await sock.send_multipart([ident, msgpack.packb(reply)])
 
 
