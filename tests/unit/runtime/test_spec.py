@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshd.runtime import ContainerInfo, Source, SpecError, default_burst_bytes, parse_spec
 from meshd.state import Connect, Qos
@@ -217,3 +219,36 @@ def test_bad_environment_names_the_variable_and_the_fix(env: dict[str, str], key
 def test_gateway_without_prefix_is_only_checked_for_form() -> None:
     (req,) = parse_spec(info(env={"TYPE": "vlan", "VLAN": "t", "IP": "10.0.0.5", "GW": "10.9.9.1"})).requests
     assert (req.ip, req.prefix_len, req.gateway) == ("10.0.0.5", None, "10.9.9.1")
+
+
+# --- anything a container can carry -------------------------------------------------------
+
+_KEYS = st.sampled_from(
+    ["meshd.network", "meshd.ip", "meshd.mac", "meshd.rate_kbit", "meshd.burst_bytes", "meshd.latency_ms",
+     "meshd.ip.red", "meshd.rate_kbit.blue", "meshd.netwrok", "meshd.lab.x", "meshd.", "meshd..", "other"]
+)  # fmt: skip
+_ENV_KEYS = st.sampled_from(["TYPE", "IP", "GW", "VLAN", "VLANID", "NETWORK", "RATE", "BURST", "BRUST", "LATENCY",
+                             "HOSTIF"])  # fmt: skip
+_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["red", "red,blue", "vlan", "flat", "dhcp", "10.1.0.5", "10.1.0.5/24", "10.1.0.1", "500",
+                     "0", "02:00:00:00:00:01", " ", ",", "1e3", "٣"]),
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6), st.dictionaries(_ENV_KEYS, _VALUES, max_size=7),
+       st.sampled_from(["none", "host", "bridge"]))  # fmt: skip
+def test_any_labels_give_a_spec_or_a_spec_error(labels: dict[str, str], env: dict[str, str], mode: str) -> None:
+    try:
+        spec = parse_spec(info(labels, env, mode))
+    except SpecError as err:
+        assert err.key and err.problem and err.fix and str(err).startswith("container web (")
+        return
+    for req in spec.requests:
+        assert req.container_id == CID and req.pid == 4242
+        if req.rate_kbit:
+            assert req.burst_bytes > 0 and req.latency_ms > 0
+        else:
+            assert req.qos == Qos()
+        req.to_connect("h1")  # a well-formed state command
