@@ -65,8 +65,9 @@ class Bench:
         return f"/run/netns/{h.netns}"
 
     def make_ns(self, count: int) -> list[str]:
-        start = len(self.made)
-        names = [f"{self.ns_prefix}{i}" for i in range(start, start + count)]
+        self.serial = getattr(self, "serial", 0)
+        names = [f"{self.ns_prefix}{i}" for i in range(self.serial, self.serial + count)]
+        self.serial += count
         script = "".join(f"netns add {n}\n" for n in names)
         subprocess.run(["ip", "-batch", "-"], input=script, text=True, check=True)
         self.made += names
@@ -75,6 +76,7 @@ class Bench:
     def cleanup(self) -> None:
         script = "".join(f"netns del {n}\n" for n in self.made)
         subprocess.run(["ip", "-force", "-batch", "-"], input=script, text=True, capture_output=True)
+        self.made = []
 
     def desired(self, local, remote=(), vteps=None, nets=None) -> HostDesired:
         nets = nets or (Network(vni=VNI, tenant="bench", subnet="10.200.0.0/16", gateway="10.200.0.1"),)
@@ -115,6 +117,7 @@ def attach_detach(b: Bench) -> dict:
             t = time.perf_counter()
             netops.apply([netops.DeleteLink(ep.host_if), elem]).raise_first()
             detach.append((time.perf_counter() - t) * 1000)
+    b.cleanup()  # the containers go (and their veths with them) before the next scenario
     first10, last10 = statistics.mean(times[:10]), statistics.mean(times[-10:])
     return {"attach_ms_p50": round(pct(times, 0.5), 2), "attach_ms_p99": round(pct(times, 0.99), 2),
             "attach_first_ms": round(first10, 2), "attach_last_ms": round(last10, 2),
