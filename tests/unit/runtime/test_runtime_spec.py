@@ -236,7 +236,7 @@ _VALUES = st.one_of(
 )  # fmt: skip
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.dictionaries(_KEYS, _VALUES, max_size=6), st.dictionaries(_ENV_KEYS, _VALUES, max_size=7),
        st.sampled_from(["none", "host", "bridge"]))  # fmt: skip
 def test_any_labels_give_a_spec_or_a_spec_error(labels: dict[str, str], env: dict[str, str], mode: str) -> None:
