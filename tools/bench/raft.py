@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python tools/bench/raft.py                 # full run, one JSON line
     .venv/bin/python tools/bench/raft.py --quick         # shorter, no 1M-key phase
+    .venv/bin/python tools/bench/raft.py --etcd          # also etcd (apt: etcd-server), ratios
     .venv/bin/python tools/bench/raft.py node ...        # one node (used by the bench/tests)
 
 Measures: throughput and p50/p99 commit latency for 1, 16 and 64 concurrent
@@ -335,6 +336,125 @@ async def million(procs: Procs, keys: int) -> dict:
             "follower_catch_up_s": round(catch_s, 3)}
 
 
+# --- etcd beside it (same machine, same client pattern over its JSON gateway) ----------------
+
+
+class Etcd:
+    """Three etcd members on loopback (etcd's default 100 ms heartbeat, 1 s election)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.ids = ["e1", "e2", "e3"]
+        self.peer = {i: f"http://127.0.0.1:{free_port()}" for i in self.ids}
+        self.client = {i: f"http://127.0.0.1:{free_port()}" for i in self.ids}
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, i: str, state: str = "new") -> None:
+        cluster = ",".join(f"{k}={v}" for k, v in self.peer.items())
+        self.procs[i] = subprocess.Popen(
+            ["etcd", "--name", i, "--data-dir", str(self.base / i),
+             "--listen-client-urls", self.client[i], "--advertise-client-urls", self.client[i],
+             "--listen-peer-urls", self.peer[i], "--initial-advertise-peer-urls", self.peer[i],
+             "--initial-cluster", cluster, "--initial-cluster-state", state,
+             "--initial-cluster-token", "bench", "--log-level", "error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def kill(self, i: str) -> None:
+        p = self.procs.pop(i)
+        p.kill()
+        p.wait()
+
+    def stop_all(self) -> None:
+        for i in list(self.procs):
+            self.kill(i)
+
+    def call(self, i: str, path: str, body: dict, timeout_s: float = 2.0) -> dict | None:
+        import http.client
+        host, port = self.client[i][len("http://"):].split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
+        try:
+            conn.request("POST", path, json.dumps(body))
+            resp = conn.getresponse()
+            data = json.loads(resp.read() or b"{}")
+            return data if resp.status == 200 else None
+        except (OSError, ValueError):
+            return None
+        finally:
+            conn.close()
+
+    def leader(self) -> str:
+        while True:
+            for i in self.procs:
+                st = self.call(i, "/v3/maintenance/status", {})
+                if st and st.get("leader") and st["leader"] == st["header"]["member_id"]:
+                    return i
+            time.sleep(0.05)
+
+
+def _etcd_put_loop(etcd: Etcd, node: str, key: str, deadline: float, lat: list[float]) -> None:
+    import base64
+    import http.client
+    host, port = etcd.client[node][len("http://"):].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    body = json.dumps({"key": base64.b64encode(key.encode()).decode(),
+                       "value": base64.b64encode(b"v").decode()})
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        conn.request("POST", "/v3/kv/put", body)
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status == 200:
+            lat.append(time.perf_counter() - t0)
+    conn.close()
+
+
+def etcd_bench(base: Path, secs: float, trials: int) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+    etcd = Etcd(base)
+    out: dict = {}
+    try:
+        for i in etcd.ids:
+            etcd.start(i)
+        out["throughput"] = []
+        for n in (1, 16, 64):
+            leader = etcd.leader()
+            lat: list[float] = []
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                for k in range(n):
+                    pool.submit(_etcd_put_loop, etcd, leader, f"w{k}", t0 + secs, lat)
+            elapsed = time.perf_counter() - t0
+            lat.sort()
+            out["throughput"].append({"clients": n, "commits_per_s": round(len(lat) / elapsed),
+                                      "p50_ms": round(1000 * lat[len(lat) // 2], 2),
+                                      "p99_ms": round(1000 * lat[int(len(lat) * 0.99)], 2)})
+        times = []
+        for _ in range(trials):
+            leader = etcd.leader()
+            survivor = next(i for i in etcd.ids if i != leader)
+            t_kill = time.perf_counter()
+            etcd.kill(leader)
+            while not etcd.call(survivor, "/v3/kv/put", {"key": "Zg==", "value": "dg=="}):
+                pass
+            times.append(time.perf_counter() - t_kill)
+            etcd.start(leader, state="existing")
+            time.sleep(2)
+        out["failover"] = {"trials": trials, "median_s": round(statistics.median(times), 3),
+                           "max_s": round(max(times), 3)}
+    finally:
+        etcd.stop_all()
+    return out
+
+
+def ratios(ours: dict, theirs: dict) -> dict:
+    out = {}
+    for a, b in zip(ours["throughput"], theirs["throughput"]):
+        out[f"commits_per_s_{a['clients']}c"] = round(a["commits_per_s"] / b["commits_per_s"], 2)
+        out[f"p50_{a['clients']}c"] = round(a["p50_ms"] / b["p50_ms"], 2)
+    out["failover_median"] = round(ours["failover"]["median_s"] / theirs["failover"]["median_s"], 2)
+    return out
+
+
 async def bench(args: argparse.Namespace) -> dict:
     base = Path(tempfile.mkdtemp(prefix="raft-bench-", dir=args.dir))
     opts = ["--tick-ms", str(args.tick_ms), "--election-ticks", str(args.election_ticks)]
@@ -352,6 +472,12 @@ async def bench(args: argparse.Namespace) -> dict:
             out["million"] = await million(procs, args.keys)
     finally:
         procs.stop_all()
+    try:
+        if args.etcd and shutil.which("etcd"):
+            trials = 3 if args.quick else args.trials
+            out["etcd"] = await trio.to_thread.run_sync(etcd_bench, base / "etcd", secs, trials)
+            out["ratio_ours_to_etcd"] = ratios(out, out["etcd"])
+    finally:
         shutil.rmtree(base, ignore_errors=True)
     return out
 
@@ -369,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--tick-ms", type=float, default=50)
     n.add_argument("--election-ticks", type=int, default=10)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--etcd", action="store_true", help="also run etcd (apt: etcd-server) and print ratios")
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--dir", default="/var/tmp", help="where data directories go (a real disk)")
