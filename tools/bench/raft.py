@@ -94,7 +94,7 @@ async def serve_node(args: argparse.Namespace) -> None:
         transport.set_peers({k: v for k, v in peers.items() if k != args.id})
         voters = args.bootstrap.split(",") if args.bootstrap else None
         node = RaftNode(args.id, config=node_config(args), transport=transport, storage=storage,
-                        state_machine=sm, bootstrap=voters)
+                        state_machine=sm, bootstrap=voters, io_in_thread=not args.inline_io)
         await nursery.start(node.run)
         ctx = zmq.Context.instance()
         zs = ctx.socket(zmq.ROUTER)
@@ -128,7 +128,8 @@ async def _serve_request(node: RaftNode, sm: KV, sock: TrioSocket, ident: bytes,
         else:
             s = node.status()
             result = {"role": s.role.value, "leader": s.leader, "term": s.term,
-                      "commit": s.commit, "applied": s.applied, "snapshot_index": s.snapshot_index}
+                      "commit": s.commit, "applied": s.applied, "snapshot_index": s.snapshot_index,
+                      "cpu_s": time.process_time()}
         reply = [rid, True, result]
     except RaftError as exc:  # Unavailable, NotLeader (membership), SessionExpired
         reply = [rid, False, f"{type(exc).__name__}: {exc}"]
@@ -244,15 +245,27 @@ async def throughput(procs: Procs, clients: int, seconds: float) -> dict:
         finally:
             c.close()
 
+    cpu0 = await cluster_cpu(procs)
     t0 = time.perf_counter()
     async with trio.open_nursery() as n:
         for k in range(clients):
             n.start_soon(worker, k)
     elapsed = time.perf_counter() - t0
+    cpu = await cluster_cpu(procs) - cpu0
     lat.sort()
     return {"clients": clients, "commits_per_s": round(len(lat) / elapsed),
+            "node_cpu_ms_per_commit": round(1000 * cpu / max(1, len(lat)), 3),
             "p50_ms": round(1000 * lat[len(lat) // 2], 2),
             "p99_ms": round(1000 * lat[int(len(lat) * 0.99)], 2)}
+
+
+async def cluster_cpu(procs: Procs) -> float:
+    """CPU seconds used so far by all node processes together."""
+    total = 0.0
+    for i in procs.procs:
+        s = await status_of(procs, i, 5)
+        total += s["cpu_s"] if s else 0.0
+    return total
 
 
 async def failover(procs: Procs, trials: int) -> dict:
@@ -458,6 +471,8 @@ def ratios(ours: dict, theirs: dict) -> dict:
 async def bench(args: argparse.Namespace) -> dict:
     base = Path(tempfile.mkdtemp(prefix="raft-bench-", dir=args.dir))
     opts = ["--tick-ms", str(args.tick_ms), "--election-ticks", str(args.election_ticks)]
+    if args.inline_io:
+        opts.append("--inline-io")
     procs = Procs(base, opts)
     out: dict = {"bench": "raft", "nodes": 3, "fsync": True, "tick_ms": args.tick_ms,
                  "election_ticks": args.election_ticks}
@@ -490,18 +505,27 @@ def main(argv: list[str] | None = None) -> int:
     n = sub.add_parser("node")
     for flag in ("--id", "--dir", "--raft", "--client", "--peers", "--secret"):
         n.add_argument(flag, required=True)
+    n.add_argument("--inline-io", action="store_true", help="fsync on the event loop thread")
     n.add_argument("--bootstrap", help="founding voters, comma-separated (new cluster only)")
     n.add_argument("--snapshot-every", type=int, default=1_000_000_000)
     n.add_argument("--tick-ms", type=float, default=50)
     n.add_argument("--election-ticks", type=int, default=10)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--inline-io", action="store_true", help="nodes fsync on their event loop thread")
     ap.add_argument("--etcd", action="store_true", help="also run etcd (apt: etcd-server) and print ratios")
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--dir", default="/var/tmp", help="where data directories go (a real disk)")
     args = ap.parse_args(argv)
     if args.cmd == "node":
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        if os.environ.get("RAFT_BENCH_PROFILE"):  # cProfile a node; stats written on SIGTERM
+            import cProfile
+            prof = cProfile.Profile()
+            out = f"{os.environ['RAFT_BENCH_PROFILE']}.{args.id}"
+            signal.signal(signal.SIGTERM, lambda *_: (prof.disable(), prof.dump_stats(out), os._exit(0)))
+            prof.enable()
+        else:
+            signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
         trio.run(serve_node, args)
         return 0
     random.seed(0)
