@@ -39,6 +39,7 @@ import tomli_w
 
 from consensus import RaftConfig
 from meshd.gossip import GossipConfig
+from meshd.transport._config import TransportConfig
 
 #: Where ``meshd`` looks for its configuration file when none is given.
 DEFAULT_CONFIG_PATH = Path("/etc/meshd/meshd.toml")
@@ -81,31 +82,16 @@ class AgentConfig:
     join: tuple[str, ...] = ()
     #: Log level: debug, info, warning or error.
     log_level: str = "info"
+    #: Autopilot: a failed Raft voter is replaced by a healthy learner after
+    #: this long, seconds (a flapping host is not demoted at once).
+    voter_fail_grace_s: float = 30.0
+    #: Autopilot: a learner must be alive and caught up this long before it
+    #: can become a voter, seconds.
+    learner_stable_s: float = 5.0
     #: Only containers carrying all these Docker labels (``key=value``)
     #: belong to this host; empty means every container of the local dockerd.
     #: Set it when several agents share one dockerd (the lab does).
     container_labels: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class TransportConfig:
-    """Bounds of every inter-host ZeroMQ socket, so a dead peer cannot grow memory."""
-
-    #: Messages queued per peer for sending before new ones are dropped.
-    #: Memory held for a dead peer is at most this times the message size.
-    send_hwm_msgs: int = 1000
-    #: Messages queued per socket on the receive side.
-    recv_hwm_msgs: int = 1000
-    #: First reconnect delay to a peer that went away, milliseconds.
-    reconnect_ivl_ms: int = 100
-    #: Reconnect backoff cap, milliseconds (ZeroMQ doubles up to this).
-    reconnect_ivl_max_ms: int = 5000
-    #: Largest inbound message accepted; bigger frames are dropped by ZeroMQ
-    #: itself (ZMQ_MAXMSGSIZE) and the connection is reset.
-    max_message_bytes: int = 16 << 20
-    #: TCP keepalive idle time before probes on inter-host connections, seconds
-    #: (a crashed peer sends no RST; keepalive eventually notices).
-    tcp_keepalive_idle_s: int = 30
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,6 +157,7 @@ class Config:
     def local(cls) -> Config:
         """Fast timing for tests and a lab of namespaces on one machine."""
         return cls(
+            agent=AgentConfig(voter_fail_grace_s=3.0, learner_stable_s=1.0),
             gossip=GossipConfig.local(),
             raft=RaftConfig.local(),
             dataplane=DataplaneConfig(reconcile_interval_s=5.0),

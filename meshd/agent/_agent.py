@@ -33,6 +33,7 @@ agent finds it right and changes nothing, so containers keep their traffic.
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import time
 from collections import deque
@@ -45,7 +46,7 @@ import consensus
 import netops
 from meshd import __version__
 from meshd import state as st
-from meshd.api import MsgType, SchedulerApi, SchedulerService
+from meshd.api import ApiError, FrameError, MsgType, SchedulerApi, SchedulerService
 from meshd.api._control import ControlServer
 from meshd.config import Config
 from meshd.metrics import MetricsServer, make_registry
@@ -59,7 +60,7 @@ from . import _autopilot as ap
 from ._backend import AgentBackend, has_labels
 from ._desired import host_desired
 from ._local import DataDirLock, detect_advertise_address
-from ._members import MemberBook
+from ._members import JoinError, MemberBook
 
 log = logging.getLogger("meshd.agent")
 
@@ -91,6 +92,11 @@ class Agent:
         self._autopilot_wake = trio.Event()
         self._reconcile_wake = trio.Event()
         self._up: set[tuple[str, int]] = set()
+        self._nursery: trio.Nursery | None = None
+        self._raft_transport: PeerTransport | None = None
+        self._raft_stop: tuple[trio.CancelScope, trio.Event] | None = None
+        self._autopilot_cfg = ap.AutopilotConfig(fail_grace_s=cfg.agent.voter_fail_grace_s,
+                                                 stable_s=cfg.agent.learner_stable_s)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -101,31 +107,21 @@ class Agent:
             self.advertise = cfg.agent.advertise_address or await trio.to_thread.run_sync(detect_advertise_address)
             self.underlay = await trio.to_thread.run_sync(netops.underlay_for, self.advertise)
             host = ZmqHost(keys, cfg.transport)
-            storage = consensus.Storage.open(Path(cfg.agent.data_dir) / "raft")
-            try:
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(host.run)
-                    await self._start_parts(nursery, host, keys, storage)
-                    nursery.start_soon(self._signals, nursery)
-                    log.info("agent started name=%s advertise=%s underlay=%s mtu=%d version=%s",
-                             self.name, self.advertise, self.underlay.dev, self.underlay.mtu, __version__)
-                    task_status.started()
-            finally:
-                storage.close()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(host.run)
+                await self._start_parts(nursery, host, keys)
+                nursery.start_soon(self._signals, nursery)
+                log.info("agent started name=%s advertise=%s underlay=%s mtu=%d version=%s",
+                         self.name, self.advertise, self.underlay.dev, self.underlay.mtu, __version__)
+                task_status.started()
 
-    async def _start_parts(self, nursery: trio.Nursery, host: ZmqHost, keys: ClusterKeys,
-                           storage: consensus.Storage) -> None:
+    async def _start_parts(self, nursery: trio.Nursery, host: ZmqHost, keys: ClusterKeys) -> None:
         cfg = self.cfg
         raft_mesh = Mesh(host, self.name, f"tcp://{cfg.agent.bind_address}:{cfg.agent.raft_port}")
         raft_mesh.open()
-        fresh = not storage.last_index() and not storage.hard_state.term
-        bootstrap = [self.name] if fresh and not self.join_addrs else None
-        self.raft = consensus.RaftNode(self.name, config=cfg.raft, transport=PeerTransport(raft_mesh),
-                                       storage=storage, state_machine=self.state, bootstrap=bootstrap)
-        await nursery.start(self.raft.run)
-        if bootstrap:
-            await self.raft.campaign()
-            log.info("bootstrapped a new cluster with this host as its only voter")
+        self._raft_transport = PeerTransport(raft_mesh)
+        await self._start_raft(nursery, may_bootstrap=not self.join_addrs)
         self.members = MemberBook(host, self.name, self.cfg, advertise=self.advertise, version=__version__)
         await nursery.start(self.members.run)
         nursery.start_soon(self._on_members, self.members.subscribe())
@@ -134,9 +130,8 @@ class Agent:
         self.reconciler = Reconciler(self._desired)
         nursery.start_soon(self._reconcile_loop)
         await self._start_runtime(nursery)
-        backend = AgentBackend(local_host=self.name, raft=self.raft, state=self.state, runtime=self.runtime,
+        backend = AgentBackend(agent=self, local_host=self.name, runtime=self.runtime,
                                container_labels=cfg.agent.container_labels,
-                               members=self.members.as_maps, status=self.status, pids=self.pids,
                                propose_timeout_s=cfg.raft.propose_timeout_s)
         service = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes)
         self.api = SchedulerApi(host, service, cfg.api, server_keys=keys.api,
@@ -147,8 +142,74 @@ class Agent:
         if cfg.api.metrics_port:
             registry = make_registry(self._metric_sources(host))
             await nursery.start(MetricsServer(registry, cfg.api.metrics_address, cfg.api.metrics_port).run)
-        nursery.start_soon(self._on_raft)
         nursery.start_soon(self._autopilot)
+
+    async def _start_raft(self, nursery: trio.Nursery, *, may_bootstrap: bool) -> None:
+        """Open the log and start a Raft node (with its event consumer) in its own cancel scope."""
+        storage = consensus.Storage.open(Path(self.cfg.agent.data_dir) / "raft")
+        fresh = not storage.last_index() and not storage.hard_state.term
+        bootstrap = [self.name] if fresh and may_bootstrap else None
+        raft = consensus.RaftNode(self.name, config=self.cfg.raft, transport=self._raft_transport,
+                                  storage=storage, state_machine=self.state, bootstrap=bootstrap)
+        scope, closed = trio.CancelScope(), trio.Event()
+
+        async def run(task_status=trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                try:
+                    async with trio.open_nursery() as inner:
+                        await inner.start(raft.run)
+                        inner.start_soon(self._on_raft, raft)
+                        task_status.started()
+                finally:
+                    storage.close()
+                    closed.set()
+
+        await nursery.start(run)
+        self.raft, self._raft_stop = raft, (scope, closed)
+        if bootstrap:
+            await raft.campaign()
+            log.info("bootstrapped a new cluster with this host as its only voter")
+
+    async def join(self, addresses: Sequence[str]) -> dict[str, Any]:
+        """Join gossip through ``addresses`` (the CONTROL_JOIN request of ``meshd join``).
+
+        A host that bootstrapped a cluster of its own which holds nothing yet
+        drops that cluster first and joins as a new member; one that holds
+        networks refuses (merging two clusters' state is not possible).
+        """
+        assert self.raft is not None and self.members is not None and self._nursery is not None
+        status = self.raft.status()
+        others = [n for n in (*status.voters, *status.learners) if n != self.name]
+        if not others:
+            if self.state.status().networks:
+                raise FrameError(ApiError.NOT_ALLOWED, f"this host runs its own cluster with "
+                                 f"{self.state.status().networks} network(s); to join another one, stop the "
+                                 f"agent, remove {self.cfg.agent.data_dir}/raft and run `meshd join` again",
+                                 MsgType.CONTROL_JOIN)
+            log.info("dropping this host's own empty one-voter cluster to join another")
+            scope, closed = self._raft_stop
+            scope.cancel()
+            await closed.wait()
+            shutil.rmtree(Path(self.cfg.agent.data_dir) / "raft")
+            self.state = st.NetworkState()
+            await self._start_raft(self._nursery, may_bootstrap=False)
+        try:
+            members = await self.members.join(addresses)
+        except JoinError as exc:
+            raise FrameError(ApiError.UNAVAILABLE, str(exc), MsgType.CONTROL_JOIN) from None
+        return {"members": members}
+
+    async def leave(self) -> dict[str, Any]:
+        """Leave gracefully and stop (the CONTROL_LEAVE request of ``meshd leave``)."""
+        await self.shutdown()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._stop_soon)
+        return {"left": True}
+
+    async def _stop_soon(self) -> None:
+        await trio.sleep(0.2)  # let the reply go out
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
 
     async def _start_runtime(self, nursery: trio.Nursery) -> None:
         if not self.use_docker:
@@ -195,10 +256,9 @@ class Agent:
                 self.api.publish(_MEMBER_EVENTS[event.kind], {"name": event.name, "address": event.address})
             self._kick()
 
-    async def _on_raft(self) -> None:
-        assert self.raft is not None
+    async def _on_raft(self, raft: consensus.RaftNode) -> None:
         seen = self.state.last_index
-        async for event in self.raft.subscribe():
+        async for event in raft.subscribe():
             if isinstance(event, consensus.RoleChanged):
                 self._note("raft", f"role={event.role.name.lower()} term={event.term} leader={event.leader}")
                 self._kick()
@@ -344,7 +404,7 @@ class Agent:
             lags = {p.id: status.last_index - p.match for p in status.peers}
             lags[self.name] = 0
             action = ap.decide(leader=self.name, voters=status.voters, learners=status.learners,
-                               members=self.members.views(lags), now=trio.current_time())
+                               members=self.members.views(lags), now=trio.current_time(), cfg=self._autopilot_cfg)
             if action is not None:
                 await self._carry_out(action)
 

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import consensus
 from meshd import state as st
@@ -29,35 +29,35 @@ def has_labels(labels: Any, wanted: tuple[str, ...]) -> bool:
 class AgentBackend:
     """:class:`meshd.api.ApiBackend` over a :class:`consensus.RaftNode`."""
 
-    def __init__(self, *, local_host: str, raft: consensus.RaftNode, state: st.NetworkState,
-                 runtime: DockerRuntime | None, members: Callable[[], list[dict[str, Any]]],
-                 status: Callable[[], dict[str, Any]], pids: dict[str, int],
+    def __init__(self, *, agent: Any, local_host: str, runtime: DockerRuntime | None,
                  propose_timeout_s: float, container_labels: tuple[str, ...] = ()) -> None:
+        self._agent = agent  # its raft and state may be replaced (meshd join), so read them each time
         self.local_host = local_host
-        self._raft = raft
-        self._state = state
         self._runtime = runtime
-        self._members = members
-        self._status = status
-        self._pids = pids
         self._timeout_s = propose_timeout_s
         self._labels = container_labels
 
     async def execute(self, command: Any) -> Any:
         try:
-            result = await self._raft.propose(wire.encode(command), timeout_s=self._timeout_s)
+            result = await self._agent.raft.propose(wire.encode(command), timeout_s=self._timeout_s)
         except (consensus.Unavailable, consensus.SessionExpired) as exc:
             raise Unavailable(str(exc)) from None
         return wire.decode(result)
 
     def state(self) -> st.NetworkState:
-        return self._state
+        return self._agent.state
 
     def members(self) -> list[dict[str, Any]]:
-        return self._members()
+        return self._agent.members.as_maps()
 
     def status(self) -> dict[str, Any]:
-        return self._status()
+        return self._agent.status()
+
+    async def join(self, addresses: list[str]) -> dict[str, Any]:
+        return await self._agent.join(addresses)
+
+    async def leave(self) -> dict[str, Any]:
+        return await self._agent.leave()
 
     async def resolve_container(self, req: EndpointConnect, host: str) -> str:
         if host != self.local_host:
@@ -76,10 +76,10 @@ class AgentBackend:
                                      f"container {info} does not belong to host {host} (it lacks the labels "
                                      f"{', '.join(self._labels)}): connect it through its own host",
                                      MsgType.ENDPOINT_CONNECT, req.request_id)
-                self._pids[info.id] = info.pid
+                self._agent.pids[info.id] = info.pid
                 return info.id
         if req.pid:
-            self._pids[req.container_id] = req.pid
+            self._agent.pids[req.container_id] = req.pid
             return req.container_id
         raise FrameError(
             ApiError.UNKNOWN_CONTAINER,

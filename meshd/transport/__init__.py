@@ -10,6 +10,7 @@ Public API:
 * :class:`ClusterKeys`, :func:`new_secret`, :func:`read_secret`, ... — keys.
 """
 
+from ._config import TransportConfig
 from ._host import CLUSTER_DOMAIN, HostStatus, ZmqHost, bound_endpoint
 from ._mesh import Mesh, MeshStats, PeerTransport
 from ._security import (
@@ -34,5 +35,5 @@ __all__ = [
     "CLUSTER_DOMAIN", "ClientKey", "ClusterKeys", "HostStatus", "KeyPair", "Mesh", "MeshStats", "PeerTransport",
     "SecretError", "SecurityStats", "TrioSocket", "ZmqHost", "bound_endpoint", "format_client_key",
     "format_secret", "load_client_keys", "new_secret", "parse_client_key", "parse_secret",
-    "read_client_key", "read_secret", "write_private",
+    "TransportConfig", "read_client_key", "read_secret", "write_private",
 ]

@@ -27,8 +27,7 @@ from dataclasses import dataclass
 import trio
 import zmq
 
-from meshd.config import TransportConfig
-
+from ._config import TransportConfig
 from ._security import ClusterKeys, KeyPair
 from ._socket import TrioSocket
 from ._zap import Refusals, SecurityStats, ZapHandler

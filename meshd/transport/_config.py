@@ -1,0 +1,26 @@
+"""TransportConfig: bounds of every inter-host socket (nested in meshd.config.Config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransportConfig:
+    """Bounds of every inter-host ZeroMQ socket, so a dead peer cannot grow memory."""
+
+    #: Messages queued per peer for sending before new ones are dropped.
+    #: Memory held for a dead peer is at most this times the message size.
+    send_hwm_msgs: int = 1000
+    #: Messages queued per socket on the receive side.
+    recv_hwm_msgs: int = 1000
+    #: First reconnect delay to a peer that went away, milliseconds.
+    reconnect_ivl_ms: int = 100
+    #: Reconnect backoff cap, milliseconds (ZeroMQ doubles up to this).
+    reconnect_ivl_max_ms: int = 5000
+    #: Largest inbound message accepted; bigger frames are dropped by ZeroMQ
+    #: itself (ZMQ_MAXMSGSIZE) and the connection is reset.
+    max_message_bytes: int = 16 << 20
+    #: TCP keepalive idle time before probes on inter-host connections, seconds
+    #: (a crashed peer sends no RST; keepalive eventually notices).
+    tcp_keepalive_idle_s: int = 30

@@ -1,0 +1,64 @@
+"""The daemon end to end: joining, autopilot voters, failure and rejoin (real agents in the lab)."""
+
+import subprocess
+import sys
+
+from meshd.api import MsgType
+
+
+def raft(cluster, host):
+    return cluster.query(host, MsgType.QUERY_STATUS)["raft"]
+
+
+def test_hosts_join_voters_grow_a_killed_voter_is_replaced_and_catches_up(make_cluster):
+    lab, cluster = make_cluster(hosts=4, started=3)
+    cluster.wait("3 voters", lambda: len(raft(cluster, "h1")["voters"]) == 3, timeout_s=30)
+
+    # a 4th host joins with `meshd join` (no agent runs there yet: it starts one)
+    h4 = cluster.start("h4", join=["192.0.2.12"])  # through any member, not only the first
+    cluster.wait_members("h1", 4)
+    cluster.wait("h4 is a caught-up learner",
+                 lambda: "h4" in raft(cluster, "h1")["learners"] + raft(cluster, "h1")["voters"], timeout_s=30)
+    assert h4.proc.poll() is None
+
+    # some state to replicate
+    cluster.query("h1", MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24", tenant="a")
+
+    leader = raft(cluster, "h1")["leader"]
+    victim = next(v for v in raft(cluster, leader)["voters"] if v != leader)
+    cluster.kill(victim)
+    survivor = leader
+
+    def replaced():
+        r = raft(cluster, survivor)
+        return victim not in r["voters"] and len(r["voters"]) == 3 and r
+    r = cluster.wait(f"failed voter {victim} replaced", replaced, timeout_s=60)
+    assert "h4" in r["voters"] or victim != "h4"
+
+    # the killed host restarts (same data dir) and catches up
+    cluster.start(victim)
+    cluster.wait(f"{victim} catches up", lambda: any(
+        n["name"] == "blue" for n in cluster.query(victim, MsgType.NETWORK_LIST)["networks"]), timeout_s=60)
+    cluster.wait_members(victim, 4)
+
+
+def test_meshd_join_cli_tells_a_running_agent_to_join(make_cluster):
+    lab, cluster = make_cluster(hosts=2, started=1)
+    cluster.start("h2")  # a second, separate bootstrap: then told to join
+    cluster.wait("h2 answers", lambda: cluster.query("h2", MsgType.QUERY_STATUS))
+    out = subprocess.run(
+        [*lab.exec_argv("h2", sys.executable, "-m", "meshd", "join", "192.0.2.11",
+                        "--run-dir", str(cluster.agents["h2"].run_dir))],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "joined" in out.stdout
+    cluster.wait_members("h1", 2)
+
+
+def test_graceful_leave_is_reported_as_leave_and_removed_from_raft(make_cluster):
+    lab, cluster = make_cluster(hosts=3)
+    cluster.wait("3 voters", lambda: len(raft(cluster, "h1")["voters"]) == 3, timeout_s=30)
+    assert cluster.stop("h3") == 0
+    cluster.wait("h3 left", lambda: cluster.members("h1").get("h3") == "left", timeout_s=10)
+    cluster.wait("h3 removed from Raft", lambda: "h3" not in raft(cluster, "h1")["voters"]
+                 + raft(cluster, "h1")["learners"], timeout_s=30)
