@@ -373,7 +373,10 @@ class GossipCore:
     def _on_indirect_ping(self, msg: IndirectPing) -> None:
         self._merge(msg.updates)
         self._seq += 1
-        timeout = self._awareness.scale(self.config.probe_timeout_s)
+        # Nack within 80 % of the base probe timeout: the requester gives its
+        # helpers (probe_interval - probe_timeout) >= that, so a helper's nack
+        # lands before the probe ends and the requester does not blame itself.
+        timeout = 0.8 * self.config.probe_timeout_s
         self._relays[self._seq] = _Relay(msg.seq, msg.src_addr, self._now + timeout)
         self._send(msg.target_addr, Ping(seq=self._seq, target=msg.target, src=self.name,
                                          src_addr=self.addr, updates=self._piggyback()))

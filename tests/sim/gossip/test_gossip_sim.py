@@ -19,7 +19,7 @@ def show(report: dict) -> None:
 
 
 def test_1000_members_every_crash_detected_by_all_and_no_false_failure():
-    sim, r = crash_scenario(1000, seed=7, crashes=3, loss=0.05, slow=2, after_s=40.0)
+    sim, r = crash_scenario(1000, seed=7, crashes=3, loss=0.05, slow=2, after_s=30.0)
     show(r)
     assert r["undetected"] == 0, f"seed=7 {r}"
     assert r["false_failures"] == 0, f"seed=7 {sim.false_failures()[:5]}"

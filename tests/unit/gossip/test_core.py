@@ -40,6 +40,9 @@ def test_a_crashed_member_is_suspected_then_failed_by_every_live_member():
         assert len(net.seen(observer, EventKind.FAIL, "c")) == 1
         assert states(net, observer)["c"] == State.DEAD
     assert net.kinds_about("a") == {EventKind.JOIN}  # nobody else was accused
+    # the helpers' nacks came back before the probe ended: nobody blamed itself
+    failed = [n for n in net.notes if "event=probe_failed member=c" in n]
+    assert failed and all(" nacks=3/3 " in n for n in failed), failed
 
 
 def test_indirect_probes_save_a_member_behind_a_lossy_link():
