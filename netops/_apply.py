@@ -22,7 +22,7 @@ from netops import _msgs, _nft
 from netops._endpoint import attach_endpoint, attach_leg, attach_uplink, set_endpoint_qos
 from netops._errors import NetopsError
 from netops._ethtool import set_tx_csum_offload
-from netops._nl import RTM_GETLINK, Failure, Msg, NlSocket
+from netops._nl import RTM_GETLINK, Failure, InNetns, Msg, NlSocket
 from netops._ops import (
     AttachEndpoint,
     AttachLeg,
@@ -216,9 +216,13 @@ def ensure_router(name: str) -> None:
     """Create router namespace ``name`` (if missing) with lo up and IPv4 forwarding on."""
     if not os.path.exists(netns_path(name)):
         _ip("add router netns", name, "netns", "add", name)
-    _ip("configure router netns", name, "-n", name, "link", "set", "lo", "up")
-    _ip("enable forwarding in router netns", name, "netns", "exec", name,
-        "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    with InNetns(netns_path(name)):
+        with NlSocket() as nl:
+            failures = nl.batch([_msgs.set_link(0, "lo", up=True)])
+        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:  # /proc/sys/net follows the thread's netns
+            f.write("1")
+    if failures:
+        raise failure_error(failures[0])
 
 
 def delete_router(name: str) -> None:

@@ -26,7 +26,7 @@ def dexec(c, *argv: str, timeout: float = 15) -> subprocess.CompletedProcess[str
 
 
 def ping(c, ip: str, *extra: str) -> bool:
-    return dexec(c, "ping", "-c1", "-W1", *extra, ip).returncode == 0
+    return dexec(c, "ping", "-c2", "-i0.2", "-W1", *extra, ip).returncode == 0  # any reply of two
 
 
 def tcp_probe(src, dst, ip: str, port: int) -> str:

@@ -59,10 +59,11 @@ def test_overlapping_tenants_reach_only_their_own_and_second_pass_is_empty(two_h
     blue2_if = host_if_name("blue2", 200)
     assert can_ping(blue1.netns, "10.1.0.3") and can_ping(blue2.netns, "10.1.0.1")
     before = rx_packets(two_hosts[1], blue2_if)
-    for _ in range(3):
-        assert can_ping(red1.netns, "10.1.0.3") and can_ping(red1.netns, "10.1.0.1")
-    # red's pings to 10.1.0.3 went to red2 only: blue2, same address, saw none of them
-    assert rx_packets(two_hosts[1], blue2_if) - before == 0
+    burst = in_ns(red1.netns, "ping", "-n", "-q", "-c", "50", "-i", "0.01", "-W1", "10.1.0.3")
+    assert " 0% packet loss" in burst.stdout, burst.stdout
+    # red's 50 pings to 10.1.0.3 went to red2 only: blue2, same address, saw none of them
+    # (at most blue's own neighbour probes, a packet or two)
+    assert rx_packets(two_hosts[1], blue2_if) - before <= 2
     # the host itself has no route into any tenant, and its bridges no address
     for h in two_hosts:
         routes = subprocess.run(["ip", "-n", h.netns, "-4", "route"], capture_output=True, text=True).stdout
