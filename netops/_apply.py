@@ -225,6 +225,20 @@ def ensure_router(name: str) -> None:
         raise failure_error(failures[0])
 
 
+def remove_routers(prefix: str) -> list[str]:
+    """Delete every router namespace whose name starts with ``prefix``; returns their names.
+
+    For labs and tests: router namespaces live in the machine-global /run/netns,
+    so tearing down a lab host does not remove them.
+    """
+    from netops._dump import routers
+
+    names = sorted(routers(prefix))
+    for name in names:
+        delete_router(name)
+    return names
+
+
 def delete_router(name: str) -> None:
     if os.path.exists(netns_path(name)):
         _ip("delete router netns", name, "netns", "del", name)

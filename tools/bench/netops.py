@@ -272,8 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             result |= throughput(b, args.iperf_s)
     finally:
         for h in lab.hosts():
-            for name in netops._dump.routers(f"{h.netns}-r-"):
-                subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            netops.remove_routers(f"{h.netns}-r-")
         b.cleanup()
         lab.down()
     print(json.dumps(result))

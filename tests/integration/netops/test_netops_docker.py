@@ -46,8 +46,7 @@ def netns_of(c) -> str:
 
 def cleanup_routers(lab: Lab) -> None:
     for h in lab.hosts():
-        for name in netops._dump.routers(f"{h.netns}-r-"):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        netops.remove_routers(f"{h.netns}-r-")
 
 
 @pytest.fixture

@@ -27,8 +27,7 @@ def two_hosts(make_lab):
     hosts = lab.hosts()
     yield hosts
     for h in hosts:  # router namespaces share /run/netns with the lab: remove this host's
-        for name in netops._dump.routers(f"{h.netns}-r-"):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        netops.remove_routers(f"{h.netns}-r-")
 
 
 def owned(host) -> netops.Actual:
