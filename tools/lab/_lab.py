@@ -204,7 +204,7 @@ class Lab:
             removed, err = _docker.remove_containers(self.prefix), ""
         except LabError as exc:
             removed, err = 0, str(exc)
-        if _net.lab_netns(self.prefix) or _net.root_links(self.prefix):
+        if _net.owned_netns(self.prefix) or _net.root_links(self.prefix):
             require_root()
         gone = _net.delete_all(self.prefix)
         _delete_root_table(self.prefix)

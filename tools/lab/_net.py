@@ -85,6 +85,14 @@ def lab_netns(prefix: str) -> list[str]:
     return [ns for ns in list_netns() if pattern.fullmatch(ns)]
 
 
+def owned_netns(prefix: str) -> list[str]:
+    """Everything `down` deletes: the lab's own namespaces plus the tenant-router
+    namespaces that meshd agents run in this lab create (`<prefix>-r<N>-...`,
+    the router prefix tools/cluster gives host hN)."""
+    routers = re.compile(rf"{re.escape(prefix)}-r[0-9]+-[a-z0-9-]+")
+    return lab_netns(prefix) + [ns for ns in list_netns() if routers.fullmatch(ns)]
+
+
 def lab_prefixes() -> list[str]:
     """Prefixes of every lab on this machine (found by their underlay netns)."""
     return sorted(m.group(1) for ns in list_netns() if (m := re.fullmatch(r"([a-z][a-z0-9]*)-ul", ns)))
@@ -193,14 +201,14 @@ def root_links(prefix: str) -> list[str]:
 
 def delete_all(prefix: str) -> list[str]:
     """Delete every namespace and root-netns link of this lab; returns what was deleted."""
-    namespaces = lab_netns(prefix)
+    namespaces = owned_netns(prefix)
     stop_processes(namespaces)
     for ns in namespaces:
         run(["ip", "netns", "del", ns], check=False)
     links = root_links(prefix)
     for link in links:
         run(["ip", "link", "del", link], check=False)
-    leftover = lab_netns(prefix)
+    leftover = owned_netns(prefix)
     if leftover:
         raise LabError(f"could not delete netns {', '.join(leftover)}: remove them with `ip netns del NAME`")
     return namespaces + [f"link {name}" for name in links]
