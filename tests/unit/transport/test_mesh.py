@@ -3,11 +3,15 @@
 from dataclasses import dataclass
 
 import msgpack
+import pytest
 import trio
 import zmq
 
 from meshd import wire
 from meshd.transport import Mesh, PeerTransport, new_secret
+
+
+pytestmark = pytest.mark.timeout(120)  # a lost wake-up must fail here, with stacks, not stall CI
 
 
 @wire.message(127)

@@ -9,6 +9,9 @@ import zmq
 from meshd.transport import bound_endpoint
 
 
+pytestmark = pytest.mark.timeout(120)  # a lost wake-up must fail here, with stacks, not stall CI
+
+
 async def _pair(hosts):
     a, b = await hosts(), await hosts()
     server = a.listen(zmq.ROUTER, "tcp://127.0.0.1:0")
