@@ -82,3 +82,34 @@ def can_ping(netns: str, ip: str, *extra: str) -> bool:
     """True when any of two echo requests is answered (one lost packet on a loaded CI box is not a verdict)."""
     wait = () if any(e.startswith("-W") for e in extra) else ("-W1",)
     return in_ns(netns, "ping", "-n", "-c2", "-i0.2", *wait, *extra, ip).returncode == 0
+
+
+def reach(c: Cluster) -> dict[str, bool]:
+    """Who reaches whom (ping), for the pairs the policies are about."""
+    ns = {e.key: e.netns for e in c.endpoints}
+    ip = {e.key: e.ip for e in c.endpoints}
+    pairs = ["a1>a2", "a1>b2", "a1>b1", "b2>a1", "b1>b2", "a1>gw"]
+    out = {}
+    for pair in pairs:
+        src, dst = pair.split(">")
+        target = "10.10.0.1" if dst == "gw" else ip[dst]
+        out[pair] = can_ping(ns[src], target, "-W0.5")
+    return out
+
+
+ALL = {"a1>a2": True, "a1>b2": True, "a1>b1": True, "b2>a1": True, "b1>b2": True, "a1>gw": True}
+
+
+def drop_counts(host) -> dict[str, int]:
+    """Packets dropped per rule comment in the host's meshd table (first rule: "tag")."""
+    out: dict[str, int] = {}
+    objects = netops.list_table("bridge", "meshd", f"/run/netns/{host.netns}")
+    for obj in objects:
+        rule = obj.get("rule")
+        if not rule:
+            continue
+        comment = rule.get("comment", "")
+        name = "tag" if comment.startswith("meshd rules=") else comment
+        packets = sum(e["counter"]["packets"] for e in rule["expr"] if "counter" in e)
+        out[name] = out.get(name, 0) + packets
+    return out

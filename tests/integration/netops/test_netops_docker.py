@@ -15,7 +15,7 @@ import pytest
 
 import netops
 from meshd.reconcile import Network, host_if_name
-from tests.integration.netops.cluster import Cluster, Placement, can_ping, in_ns
+from tests.integration.netops.cluster import ALL, Cluster, Placement, can_ping, drop_counts, in_ns, reach
 from tools.lab import Lab
 
 pytestmark = [pytest.mark.root, pytest.mark.docker]
@@ -226,3 +226,31 @@ def test_killed_in_the_middle_of_an_attach_the_next_pass_finishes_exactly(lab2d)
     assert {n for n in done.links if n.startswith("mv")} == want
     assert all(ping(x, "10.6.0.1") for x in ctrs)
     assert all(dexec(x, "ip", "-o", "-4", "addr", "show", "eth0").stdout.count("inet ") == 1 for x in ctrs)
+
+
+def test_seed_000_policies_on_docker_containers_block_exactly_their_pairs(lab2d) -> None:
+    from meshd.reconcile import Policy
+
+    h1, h2 = lab2d.hosts()
+    ctr = {k: lab2d.container(h, k) for k, h in (("a1", h1), ("a2", h2), ("b1", h1), ("b2", h2))}
+    nets = [Network(vni=10, tenant="acme", subnet="10.10.0.0/24", gateway="10.10.0.1"),
+            Network(vni=11, tenant="acme", subnet="10.11.0.0/24", gateway="10.11.0.1")]
+    c = Cluster([h1, h2], nets, [Placement("a1", h1, 10, "10.10.0.2", netns_of(ctr["a1"])),
+                                 Placement("a2", h2, 10, "10.10.0.3", netns_of(ctr["a2"])),
+                                 Placement("b1", h1, 11, "10.11.0.2", netns_of(ctr["b1"])),
+                                 Placement("b2", h2, 11, "10.11.0.3", netns_of(ctr["b2"]))])
+    cases = [(None, set()), (Policy(kind="isolate", a=10), {"a1>a2"}),
+             (Policy(kind="deny", a=10, b=11), {"a1>b2", "a1>b1"}),
+             (Policy(kind="deny_both", a=10, b=11), {"a1>b2", "a1>b1", "b2>a1"}),
+             (Policy(kind="deny_all", a=10), {"a1>a2", "a1>b2", "a1>b1", "b2>a1", "a1>gw"})]
+    for policy, blocked in cases:  # switching policies is a set update on the running containers
+        c.policies = [policy] if policy else []
+        c.reconcile_all()
+        assert c.reconcile_all() == 0
+        assert reach(c) == {k: k not in blocked for k in ALL}, policy
+    # TCP obeys the same rules: deny a→b blocks a's connection, b's connection to a goes through
+    c.policies = [Policy(kind="deny", a=10, b=11)]
+    c.reconcile_all()
+    assert tcp_probe(ctr["a1"], ctr["b2"], "10.11.0.3", 7010) == ""
+    assert tcp_probe(ctr["b2"], ctr["a1"], "10.10.0.2", 7011) == "hello-from-b2"
+    assert drop_counts(h1)["deny"] > 0

@@ -16,7 +16,7 @@ import pytest
 
 import netops
 from meshd.reconcile import Network, Policy
-from tests.integration.netops.cluster import Cluster, Placement, can_ping, in_ns
+from tests.integration.netops.cluster import ALL, Cluster, Placement, can_ping, drop_counts, in_ns, reach
 
 pytestmark = pytest.mark.root
 
@@ -166,22 +166,6 @@ def policy_cluster(hosts, make_ns) -> Cluster:
     return Cluster(list(hosts), nets, eps)
 
 
-def reach(c: Cluster) -> dict[str, bool]:
-    """Who reaches whom (ping), for the pairs the policies are about."""
-    ns = {e.key: e.netns for e in c.endpoints}
-    ip = {e.key: e.ip for e in c.endpoints}
-    pairs = ["a1>a2", "a1>b2", "a1>b1", "b2>a1", "b1>b2", "a1>gw"]
-    out = {}
-    for pair in pairs:
-        src, dst = pair.split(">")
-        target = "10.10.0.1" if dst == "gw" else ip[dst]
-        out[pair] = can_ping(ns[src], target, "-W0.5")
-    return out
-
-
-ALL = {"a1>a2": True, "a1>b2": True, "a1>b1": True, "b2>a1": True, "b1>b2": True, "a1>gw": True}
-
-
 @pytest.mark.parametrize("policy, blocked", [
     (None, set()),
     (Policy(kind="isolate", a=10), {"a1>a2"}),
@@ -203,19 +187,16 @@ def test_each_policy_blocks_exactly_what_it_says(two_hosts, make_ns, policy, blo
         assert counted.get(name, 0) + (counted.get("tag", 0) if name == "deny_all" else 0) > 0, counted
 
 
-def drop_counts(host) -> dict[str, int]:
-    """Packets dropped per rule comment in the host's meshd table (first rule: "tag")."""
-    out: dict[str, int] = {}
-    objects = netops.list_table("bridge", "meshd", f"/run/netns/{host.netns}")
-    for obj in objects:
-        rule = obj.get("rule")
-        if not rule:
-            continue
-        comment = rule.get("comment", "")
-        name = "tag" if comment.startswith("meshd rules=") else comment
-        packets = sum(e["counter"]["packets"] for e in rule["expr"] if "counter" in e)
-        out[name] = out.get(name, 0) + packets
-    return out
+def test_a_new_tunnel_runs_the_mtu_self_check(two_hosts, make_ns) -> None:
+    from meshd.reconcile import reconcile_once
+
+    h1, h2 = two_hosts
+    c = Cluster([h1, h2], [Network(vni=60, tenant="t", subnet="10.60.0.0/24")],
+                [Placement("x", h1, 60, "10.60.0.2", make_ns()), Placement("y", h2, 60, "10.60.0.3", make_ns())])
+    with netops.in_netns(f"/run/netns/{h1.netns}"):
+        report = reconcile_once(c.desired(h1))
+    [check] = report.mtu_checks
+    assert check.ok and check.remote_ip == h2.underlay_ip and check.mtu == 1500
 
 
 def test_external_access_is_masqueraded_per_tenant_and_only_where_asked(two_hosts, make_ns) -> None:
@@ -244,15 +225,3 @@ def test_external_access_is_masqueraded_per_tenant_and_only_where_asked(two_host
     with netops.in_netns(f"/run/netns/{h1.netns}"):
         assert netops.dump_table("ip", "meshd") is None
     assert not can_ping(eps[0].netns, outside, "-W0.5")
-
-
-def test_a_new_tunnel_runs_the_mtu_self_check(two_hosts, make_ns) -> None:
-    from meshd.reconcile import reconcile_once
-
-    h1, h2 = two_hosts
-    c = Cluster([h1, h2], [Network(vni=60, tenant="t", subnet="10.60.0.0/24")],
-                [Placement("x", h1, 60, "10.60.0.2", make_ns()), Placement("y", h2, 60, "10.60.0.3", make_ns())])
-    with netops.in_netns(f"/run/netns/{h1.netns}"):
-        report = reconcile_once(c.desired(h1))
-    [check] = report.mtu_checks
-    assert check.ok and check.remote_ip == h2.underlay_ip and check.mtu == 1500
