@@ -8,6 +8,7 @@ internals without the other; the agent translates.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -54,7 +55,7 @@ class Network:
 
     @property
     def prefixlen(self) -> int:
-        return ipaddress.ip_network(self.subnet).prefixlen
+        return _prefixlen(self.subnet)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +147,12 @@ def active_networks(d: HostDesired) -> list[int]:
     return sorted(local | {n.vni for n in d.networks if n.gateway and n.tenant in tenants})
 
 
+@functools.lru_cache(maxsize=4096)
+def _prefixlen(subnet: str) -> int:
+    return ipaddress.ip_network(subnet).prefixlen
+
+
+@functools.lru_cache(maxsize=65536)
 def host_if_name(key: str, vni: int) -> str:
     """``mv`` + 12 hex digits of a hash of (key, vni): 14 chars, under IFNAMSIZ."""
     return "mv" + hashlib.sha1(f"{key}/{vni}".encode()).hexdigest()[:12]
