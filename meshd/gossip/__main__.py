@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -45,9 +46,11 @@ async def _events(agent: GossipAgent) -> None:
              state=ev.member.state.name, addr=ev.member.addr, labels=ev.member.meta.labels)
 
 
-async def _signals(agent: GossipAgent, cancel: trio.CancelScope) -> None:
+async def _signals(agent: GossipAgent, cancel: trio.CancelScope,
+                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
                                    signal.SIGUSR2) as signals:
+        task_status.started()  # installed: "ready" may be announced now
         async for sig in signals:
             if sig == signal.SIGUSR1:
                 st = agent.status()
@@ -74,9 +77,9 @@ async def amain(args: argparse.Namespace) -> int:
         agent = GossipAgent(host, name=args.name, bind=args.bind, config=config, meta=meta)
         nursery.start_soon(_events, agent)
         addr = await nursery.start(agent.run)
-        emit("ready", name=args.name, addr=addr, pid=_pid())
         with trio.CancelScope() as scope:
-            nursery.start_soon(_signals, agent, scope)
+            await nursery.start(_signals, agent, scope)
+            emit("ready", name=args.name, addr=addr, pid=os.getpid())
             if args.join:
                 try:
                     emit("joined", members=await agent.join(args.join, attempts=args.attempts))
@@ -87,11 +90,6 @@ async def amain(args: argparse.Namespace) -> int:
             await trio.sleep_forever()
         nursery.cancel_scope.cancel()
     return 0
-
-
-def _pid() -> int:
-    import os
-    return os.getpid()
 
 
 def main(argv: list[str] | None = None) -> int:
