@@ -12,13 +12,16 @@ from meshd.state import (
     CommandError,
     Connect,
     Connected,
+    CreateNetwork,
     ErrorCode,
     HostMarked,
     Moved,
     NetworkDeleted,
+    NetworkState,
     PolicyAdded,
     Qos,
     Result,
+    decode_result,
     encode_command,
 )
 from meshd.state._codec import decode_for_apply, encode_result_fast
@@ -86,3 +89,28 @@ def test_every_result_type_is_flat_so_the_fast_encoder_applies():
     for cls in (*Result.__args__, CommandError):
         for field in cls.__dataclass_fields__.values():
             assert field.type in ("str", "int", "bool", "tuple[str, ...]", "ErrorCode"), (cls, field)
+
+
+garbage = st.binary(max_size=64) | st.builds(
+    lambda tag, rest: msgpack.packb([tag, 1, *rest]),
+    st.integers(120, 200),
+    st.lists(st.integers(-(2**63), 2**63 - 1) | text | st.none(), max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=garbage)
+def test_apply_never_raises_on_garbage(data):
+    state = NetworkState()
+    state.execute(CreateNetwork("blue", "acme", "10.1.0.0/24"), 1)
+    before = state.snapshot()
+    result = decode_result(state.apply(2, data))
+    assert state.last_index == 2
+    if isinstance(result, CommandError) and result.code == ErrorCode.BAD_COMMAND:
+        assert content_without_index(state.snapshot()) == content_without_index(before)
+
+
+def content_without_index(snapshot: bytes) -> dict:
+    doc = msgpack.unpackb(snapshot, raw=False, strict_map_key=False)
+    del doc["last_index"]
+    return doc
