@@ -23,6 +23,8 @@ META_MAX_BYTES = 1024
 META_MAX_LABELS = 32
 #: Most updates one message may piggyback (decoder bound, not a tuning knob).
 MAX_UPDATES_PER_MESSAGE = 4096
+#: Most member records one push-pull may carry (the largest cluster supported).
+MAX_MEMBERS_PER_PUSH_PULL = 65536
 
 
 class State(enum.IntEnum):
@@ -101,9 +103,12 @@ class _Bounded:
     __slots__ = ()
 
     def __post_init__(self) -> None:
-        records = getattr(self, "updates", None) or getattr(self, "members", ())
-        if len(records) > MAX_UPDATES_PER_MESSAGE:
-            raise ValueError(f"{len(records)} updates exceed {MAX_UPDATES_PER_MESSAGE}")
+        updates = getattr(self, "updates", ())
+        if len(updates) > MAX_UPDATES_PER_MESSAGE:
+            raise ValueError(f"{len(updates)} updates exceed {MAX_UPDATES_PER_MESSAGE}")
+        members = getattr(self, "members", ())
+        if len(members) > MAX_MEMBERS_PER_PUSH_PULL:
+            raise ValueError(f"{len(members)} member records exceed {MAX_MEMBERS_PER_PUSH_PULL}")
 
 
 @wire.message(1)

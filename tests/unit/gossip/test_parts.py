@@ -127,3 +127,14 @@ def test_config_profiles_are_valid_and_problems_name_field_value_and_fix():
     text = "\n".join(bad.problems())
     assert "gossip.probe_timeout_s (2.0)" in text and "lower the timeout" in text
     assert "gossip.gossip_nodes (0)" in text
+
+
+def test_a_push_pull_of_a_10000_member_cluster_is_a_valid_message_but_piggyback_is_bounded():
+    from meshd.gossip._messages import MAX_UPDATES_PER_MESSAGE
+
+    many = tuple(Update(name=f"h{i}", state=State.ALIVE, incarnation=0, by=f"h{i}")
+                 for i in range(10_000))
+    msg = PushPullResp(src="a", src_addr="a", members=many)
+    assert wire.decode(wire.encode(msg)) == msg
+    with pytest.raises(ValueError, match="updates exceed"):
+        Gossip(src="a", src_addr="a", updates=many[: MAX_UPDATES_PER_MESSAGE + 1])
