@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from netops import _msgs, _nft
@@ -190,8 +190,12 @@ _COMPOSITE = {
 }
 
 
-def apply(ops: Sequence[Op]) -> ApplyReport:
+def apply(ops: Sequence[Op], indexes: Mapping[str, int] | None = None) -> ApplyReport:
     """Apply ``ops`` in order in the calling thread's network namespace.
+
+    Args:
+        indexes: ifindex by link name from a dump just taken (``Actual.links``),
+            saving a lookup per device; links deleted by ``ops`` are forgotten.
 
     Returns:
         ApplyReport with the number of operations and every error. Adds of
@@ -199,6 +203,7 @@ def apply(ops: Sequence[Op]) -> ApplyReport:
     """
     with NlSocket() as nl:
         applier = _Applier(nl)
+        applier.links.cache.update(indexes or {})
         for op in ops:
             try:
                 applier.run(op)
@@ -213,8 +218,15 @@ def netns_path(name: str) -> str:
 
 
 def ensure_router(name: str) -> None:
-    """Create router namespace ``name`` (if missing) with lo up and IPv4 forwarding on."""
-    if not os.path.exists(netns_path(name)):
+    """Create router namespace ``name`` (if missing) with lo up and IPv4 forwarding on.
+
+    A name whose file exists but holds no namespace any more (its mount lived in
+    a mount namespace that is gone, see :func:`_ip`) is removed and made anew.
+    """
+    path = netns_path(name)
+    if os.path.exists(path) and not _is_netns(path):
+        _ip("remove stale router netns", name, "netns", "del", name)
+    if not os.path.exists(path):
         _ip("add router netns", name, "netns", "add", name)
     with InNetns(netns_path(name)):
         with NlSocket() as nl:
@@ -244,7 +256,19 @@ def delete_router(name: str) -> None:
         _ip("delete router netns", name, "netns", "del", name)
 
 
+def _is_netns(path: str) -> bool:
+    """True when ``path`` is a mounted namespace (a bind mount), not a bare leftover file."""
+    return os.path.ismount(path)
+
+
 def _ip(op: str, obj: str, *argv: str) -> None:
+    """Run ``ip`` for namespace bookkeeping.
+
+    ``ip netns add`` bind-mounts the namespace on /run/netns/NAME in the calling
+    process's mount namespace.  Run meshd in the machine's mount namespace (as
+    systemd does; not under ``ip netns exec``, whose private mount namespace
+    would take the router namespaces along when the process exits).
+    """
     proc = subprocess.run(["ip", *argv], capture_output=True, text=True)
     if proc.returncode != 0:
         raise NetopsError(op, obj, 0, proc.stderr.strip() or f"ip exited {proc.returncode}")

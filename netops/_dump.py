@@ -82,11 +82,13 @@ def _tbf(nl: NlSocket, owned: dict[int, str]) -> dict[str, int]:
 
 
 def routers(prefix: str = ROUTER_NETNS_PREFIX) -> frozenset[str]:
+    """Router namespaces that exist: a name in /run/netns that is still a mount
+    (a bare leftover file, whose namespace died, counts as missing and is rebuilt)."""
     try:
         names = os.listdir("/run/netns")
     except FileNotFoundError:
         return frozenset()
-    return frozenset(n for n in names if n.startswith(prefix))
+    return frozenset(n for n in names if n.startswith(prefix) and os.path.ismount(f"/run/netns/{n}"))
 
 
 def dump_owned(router_prefix: str = ROUTER_NETNS_PREFIX) -> Actual:

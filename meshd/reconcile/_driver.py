@@ -42,9 +42,10 @@ def reconcile_once(desired: HostDesired, check_mtu: bool = True) -> PassReport:
     one live remote VTEP is checked (full-size DF ping passes, +1 fails).
     """
     start = time.perf_counter()
-    ops = plan(desired, netops.dump_owned(desired.router_prefix), netops.dump_table(FAMILY, TABLE),
-               netops.dump_table(NAT_FAMILY, TABLE))
-    report = netops.apply(ops) if ops else netops.ApplyReport(0, ())
+    actual = netops.dump_owned(desired.router_prefix)
+    ops = plan(desired, actual, netops.dump_table(FAMILY, TABLE), netops.dump_table(NAT_FAMILY, TABLE))
+    indexes = {name: link.index for name, link in actual.links.items()}
+    report = netops.apply(ops, indexes) if ops else netops.ApplyReport(0, ())
     checks = []
     if check_mtu:
         for op in ops:

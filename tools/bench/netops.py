@@ -168,7 +168,7 @@ def _timed_delta(before: HostDesired, after: HostDesired) -> tuple[float, float,
     t = time.perf_counter()
     ops = plan(after, actual, nft)
     t1 = time.perf_counter()
-    netops.apply(ops).raise_first()
+    netops.apply(ops, {name: link.index for name, link in actual.links.items()}).raise_first()
     t2 = time.perf_counter()
     return round((t1 - t) * 1000, 2), round((t2 - t1) * 1000, 2), len(ops)
 
