@@ -57,6 +57,7 @@ class Cluster:
         self.profile = profile
         self.extra_args = extra_args
         self.agents: dict[str, AgentProcess] = {}
+        self._log_flags = ("--set", f"agent.log_level={os.environ.get('MESHD_LAB_LOG_LEVEL', 'info')}")
         shutil.rmtree(workdir, ignore_errors=True)  # a cluster always starts from scratch
         workdir.mkdir(parents=True)
         self.secret = workdir / "secret"
@@ -84,14 +85,18 @@ class Cluster:
         data.mkdir(parents=True, exist_ok=True)
         args = [*MESHD, "agent", "--profile", self.profile, "--name", h.name, "--advertise", h.underlay_ip,
                 "--data-dir", str(data), "--run-dir", str(run), "--secret", str(self.secret),
-                "--router-prefix", f"{self.lab.prefix}-r{index}-", "--set", f"api.clients_dir={self.clients}",
+                "--router-prefix", f"{self.lab.prefix}-r{index}-", *self._log_flags, "--set", f"api.clients_dir={self.clients}",
                 "--set", f'agent.container_labels=["{LABEL_HOST}={h.name}", "{LABEL_PREFIX}={self.lab.prefix}"]',
                 *self.extra_args, *extra]
         for address in join:
             args += ["--join", address]
         log = base / "agent.log"
+        # nsenter, not `ip netns exec`: the agent must share the machine's mount namespace,
+        # or the tenant-router namespaces it mounts under /run/netns would die with it
+        argv = ["nsenter", f"--net=/run/netns/{h.netns}", "--", *args]
         with log.open("ab") as out:
-            proc = self.lab.popen(h, *args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.agents[h.name] = AgentProcess(h, proc, log, data, run)
         return self.agents[h.name]
 

@@ -93,6 +93,9 @@ class Agent:
         self._reconcile_wake = trio.Event()
         self._up: set[tuple[str, int]] = set()
         self._nursery: trio.Nursery | None = None
+        self._runtime_synced = trio.Event()
+        self._resync_pending: set[str | None] = {None}
+        self._commit_at_start = 0
         self._raft_transport: PeerTransport | None = None
         self._raft_stop: tuple[trio.CancelScope, trio.Event] | None = None
         self._autopilot_cfg = ap.AutopilotConfig(fail_grace_s=cfg.agent.voter_fail_grace_s,
@@ -127,6 +130,8 @@ class Agent:
         nursery.start_soon(self._on_members, self.members.subscribe())
         if self.join_addrs:
             await self.members.join(self.join_addrs)
+        else:
+            nursery.start_soon(self._rejoin)
         self.reconciler = Reconciler(self._desired)
         nursery.start_soon(self._reconcile_loop)
         await self._start_runtime(nursery)
@@ -147,6 +152,7 @@ class Agent:
     async def _start_raft(self, nursery: trio.Nursery, *, may_bootstrap: bool) -> None:
         """Open the log and start a Raft node (with its event consumer) in its own cancel scope."""
         storage = consensus.Storage.open(Path(self.cfg.agent.data_dir) / "raft")
+        self._commit_at_start = storage.hard_state.commit
         fresh = not storage.last_index() and not storage.hard_state.term
         bootstrap = [self.name] if fresh and may_bootstrap else None
         raft = consensus.RaftNode(self.name, config=self.cfg.raft, transport=self._raft_transport,
@@ -297,14 +303,54 @@ class Agent:
 
     async def _reconcile_loop(self) -> None:
         """Passes coalesced: any number of triggers during a pass cause one more pass;
-        at least one pass every ``dataplane.reconcile_interval_s``."""
+        at least one pass every ``dataplane.reconcile_interval_s``.  The first pass
+        waits until this host knows enough not to undo right kernel state."""
         assert self.reconciler is not None
+        await self._wait_ready_to_reconcile()
         while True:
             self._reconcile_wake = trio.Event()
             report = await self.reconciler.run_pass()
+            if report.ops:
+                log.debug("reconcile applied %s", ", ".join(_describe(op) for op in report.ops))
             self._publish_endpoints(report)
             with trio.move_on_after(self.cfg.dataplane.reconcile_interval_s):
                 await self._reconcile_wake.wait()
+
+    async def _wait_ready_to_reconcile(self) -> None:
+        """After a restart the kernel already holds this host's data plane.  Before the
+        first pass: the state has replayed the log up to the commit index it had, Docker
+        has listed the running containers (their PIDs), and gossip has found the other
+        hosts (bounded), so the first pass does not tear down what is right."""
+        assert self.raft is not None and self.members is not None
+        try:  # every write committed anywhere before now is in the local state
+            await self.raft.read_barrier(timeout_s=max(5.0, self.cfg.raft.propose_timeout_s))
+        except consensus.RaftError:
+            log.warning("no Raft quorum to confirm the state: building from the local log (index %d)",
+                        self._commit_at_start)
+            await self.raft.wait_applied(self._commit_at_start)
+        if self.runtime is not None:
+            while not self._runtime_synced.is_set():
+                with trio.move_on_after(10):
+                    await self._runtime_synced.wait()
+                if not self._runtime_synced.is_set():
+                    log.warning("waiting for Docker to list containers before building interfaces")
+        others = {e.host for e in self.state.endpoints()} - {self.name}
+        with trio.move_on_after(max(3.0, 10 * self.cfg.gossip.probe_interval_s)):
+            while others - set(self.members.live_vteps()):
+                await trio.sleep(0.05)
+        log.info("data plane: first reconcile pass (state at index %d, %d local containers known)",
+                 self.state.last_index, len(self.pids))
+
+    async def _rejoin(self) -> None:
+        """Restarted without --join: rejoin through the members remembered from the last run."""
+        assert self.members is not None
+        seeds = self.members.remembered()
+        if not seeds:
+            return
+        try:
+            await self.members.join(seeds)
+        except JoinError as exc:
+            log.warning("could not rejoin through the remembered members (they will find this host): %s", exc)
 
     def _publish_endpoints(self, report: Any) -> None:
         """Endpoint up/down events: an endpoint is up once a pass built it without an error naming it."""
@@ -327,6 +373,8 @@ class Agent:
     # --- Docker (RuntimeListener) ---------------------------------------------------------
 
     async def on_resync(self, snapshot: RuntimeSnapshot) -> None:
+        self._resync_pending = set(snapshot.running)  # their started calls follow
+        self._resync_seen(None)
         for cid in list(self.pids):
             if cid not in snapshot.running and cid in snapshot.existing:
                 del self.pids[cid]
@@ -342,10 +390,18 @@ class Agent:
             return False
         return has_labels(info.labels, self.cfg.agent.container_labels)
 
+    def _resync_seen(self, container_id: str | None) -> None:
+        self._resync_pending.discard(container_id)
+        if not self._resync_pending:
+            self._runtime_synced.set()
+
     async def on_container_started(self, spec: ContainerSpec) -> None:
-        if not await self._is_mine(spec.container_id):
+        mine = await self._is_mine(spec.container_id)
+        if mine:
+            self.pids[spec.container_id] = spec.pid
+        self._resync_seen(spec.container_id)
+        if not mine:
             return
-        self.pids[spec.container_id] = spec.pid
         for req in spec.requests:
             if self.state.endpoint(spec.container_id, req.network) is None:
                 await self._connect_from_labels(spec, req)
@@ -366,7 +422,11 @@ class Agent:
             self._note("error", f"{spec.container_name}: {result.message}")
 
     async def on_container_invalid(self, info: ContainerInfo, error: SpecError) -> None:
-        if not await self._is_mine(info.id):
+        mine = await self._is_mine(info.id)
+        if mine:
+            self.pids[info.id] = info.pid  # its API-made endpoints still need the PID
+        self._resync_seen(info.id)
+        if not mine:
             return
         self._note("error", f"container {info}: {error}")
 
@@ -404,7 +464,8 @@ class Agent:
             lags = {p.id: status.last_index - p.match for p in status.peers}
             lags[self.name] = 0
             action = ap.decide(leader=self.name, voters=status.voters, learners=status.learners,
-                               members=self.members.views(lags), now=trio.current_time(), cfg=self._autopilot_cfg)
+                               members=self.members.views(lags, (*status.voters, *status.learners)),
+                               now=trio.current_time(), cfg=self._autopilot_cfg)
             if action is not None:
                 await self._carry_out(action)
 
@@ -442,6 +503,13 @@ class Agent:
         if self.api is not None:
             sources["api"] = lambda: dict(self.api.counters) | dict(self.api.service.counters)
         return sources
+
+
+def _describe(op: Any) -> str:
+    """``AttachLeg(router=..., vni=1)``: an operation with its identifying fields."""
+    fields = getattr(op, "__dataclass_fields__", {})
+    keys = [k for k in fields if k in ("name", "vni", "key", "dev", "ip", "mac", "router", "dst")]
+    return f"{type(op).__name__}({', '.join(f'{k}={getattr(op, k)!r}' for k in keys)})"
 
 
 _MEMBER_EVENTS = {"join": MsgType.EVENT_MEMBER_JOIN, "fail": MsgType.EVENT_MEMBER_FAIL,

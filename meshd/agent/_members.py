@@ -10,7 +10,9 @@ entered its state), and plain maps for the API and ``meshd top``.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import trio
@@ -53,6 +55,7 @@ class MemberBook:
 
     def __init__(self, host: ZmqHost, name: str, cfg: Config, *, advertise: str, version: str) -> None:
         self.name = name
+        self._peers_file = Path(cfg.agent.data_dir) / "gossip-peers"
         self.cfg = cfg
         a = cfg.agent
         meta = Meta(vtep=advertise, raft_addr=f"tcp://{advertise}:{a.raft_port}",
@@ -77,6 +80,7 @@ class MemberBook:
             self._first_seen.setdefault(m.name, now)
             self._since[m.name] = now
             item = MemberEvent(event.kind.value, m.name, m.meta.vtep)
+            self._remember()
             for send in list(self._subscribers):
                 try:
                     send.send_nowait(item)
@@ -90,6 +94,22 @@ class MemberBook:
         send, recv = trio.open_memory_channel(max_buffer)
         self._subscribers.append(send)
         return recv
+
+    def _remember(self) -> None:
+        """Keep the live members' gossip addresses on disk, to rejoin after a restart."""
+        addrs = sorted(m.addr for m in self._live() if m.name != self.name)
+        if not addrs:
+            return
+        tmp = self._peers_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(addrs) + "\n")
+        os.replace(tmp, self._peers_file)
+
+    def remembered(self) -> list[str]:
+        """Gossip addresses of the members alive when this host last ran."""
+        try:
+            return [line for line in self._peers_file.read_text().split() if line]
+        except FileNotFoundError:
+            return []
 
     async def join(self, addresses: Iterable[str]) -> int:
         """Join through any of ``addresses``; returns the number of members known.
@@ -124,10 +144,17 @@ class MemberBook:
     def alive_names(self) -> set[str]:
         return {m.name for m in self._live()}
 
-    def views(self, lags: dict[str, int]) -> list[ap.MemberView]:
-        return [ap.MemberView(m.name, _HEALTH[m.state], self._since.get(m.name, 0.0),
-                              self._first_seen.get(m.name, 0.0), lags.get(m.name))
-                for m in self._members()]
+    def views(self, lags: dict[str, int], raft_members: Iterable[str] = ()) -> list[ap.MemberView]:
+        """Autopilot's view.  A Raft member gossip does not know (yet: this host just
+        started) counts as failed since this host started, so the grace period runs
+        from here instead of removing it at once."""
+        views = [ap.MemberView(m.name, _HEALTH[m.state], self._since.get(m.name, 0.0),
+                               self._first_seen.get(m.name, 0.0), lags.get(m.name))
+                 for m in self._members()]
+        known = {v.name for v in views}
+        start = self._first_seen.get(self.name, 0.0)
+        views += [ap.MemberView(n, ap.Health.FAILED, start, start, None) for n in raft_members if n not in known]
+        return views
 
     def as_maps(self) -> list[dict[str, Any]]:
         return [{"name": m.name, "state": _STATE_NAMES[m.state], "incarnation": m.incarnation,

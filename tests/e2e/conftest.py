@@ -24,12 +24,12 @@ def make_cluster(tmp_path: Path) -> Iterator:
     the others joined through it; everything is removed after the test."""
     made: list[tuple[Lab, Cluster]] = []
 
-    def make(hosts: int = 3, started: int | None = None) -> tuple[Lab, Cluster]:
+    def make(hosts: int = 3, started: int | None = None, extra_args: tuple[str, ...] = ()) -> tuple[Lab, Cluster]:
         lab = Lab(unique_prefix())
         cluster = None
         try:
             lab.up(hosts)
-            cluster = Cluster(lab, tmp_path / lab.prefix)
+            cluster = Cluster(lab, tmp_path / lab.prefix, extra_args=extra_args)
             made.append((lab, cluster))
             started = hosts if started is None else started
             if started:

@@ -94,8 +94,14 @@ def test_labelled_container_keeps_ip_and_mac_across_restart_and_rm_releases(make
     cluster.wait("address released after docker rm", lambda: endpoint() is None, timeout_s=30)
 
 
+#: memberlist's LAN failure detection: a restart faster than the suspicion timeout (a few
+#: seconds) is never declared a failure, so nobody withdraws the host's entries meanwhile
+LAN_GOSSIP = ("--set", "gossip.probe_interval_s=1.0", "--set", "gossip.probe_timeout_s=0.5",
+              "--set", "gossip.gossip_interval_s=0.2")
+
+
 def test_agent_kill9_and_restart_loses_no_packet(make_cluster):
-    lab, cluster = make_cluster(hosts=2)
+    lab, cluster = make_cluster(hosts=2, extra_args=LAN_GOSSIP)
     cluster.query("h1", MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24")
     a1, a2 = lab.container("h1", "a1"), lab.container("h2", "a2")
     e1, e2 = _connect(cluster, "h1", a1, "blue"), _connect(cluster, "h2", a2, "blue")
