@@ -256,7 +256,12 @@ def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None,
     p.stale_tunnels()
     ops = p.removals + p.tunnels + p.routers + p.l2 + p.endpoints
     wanted = _rules.desired_sets(d)
-    if nft is None or nft.tag != _rules.TAG:
+    # A bridge-family base chain created while no bridge exists in the netns is never
+    # called for frames of bridges made later (seen on Linux 6.18): the pass that
+    # makes this host's first bridge replaces the table after the bridge exists.
+    had_bridge = any(name.startswith(netops.BRIDGE_PREFIX) for name in actual.links)
+    first_bridge = not had_bridge and any(isinstance(op, EnsureBridge) for op in p.tunnels)
+    if nft is None or nft.tag != _rules.TAG or first_bridge:
         ops.append(NftScript(_rules.full_script(wanted)))
     else:
         delta = _rules.delta_script(nft.sets, wanted)

@@ -293,3 +293,18 @@ def test_uplink_slots_are_distinct_and_stable() -> None:
     assert len(set(slots.values())) == 500 and uplink_slots(list(reversed(tenants))) == slots
     with pytest.raises(ValueError, match="no gateway"):
         Network(vni=5, tenant="t", subnet="10.0.0.0/24", external=True)
+
+
+def test_the_pass_making_the_first_bridge_replaces_the_rules_table() -> None:
+    """A bridge-family chain made before any bridge existed sees no frames (Linux 6.18):
+    the first bridge's pass rewrites the table after the bridge, later passes do not."""
+    k = SimKernel()
+    k.converge(host())  # no endpoint: no bridge, but the rules table exists
+    assert k.nft is not None and not any(n.startswith("mb-") for n in k.links)
+    ops = k.converge(host(local=(ep("r1", 100, "10.1.0.2"),)))
+    names = kinds(ops)
+    assert names.index("EnsureBridge") < names.index("NftScript")
+    assert any(isinstance(o, NftScript) and o.script.startswith("table bridge meshd {}\ndelete table") for o in ops)
+    second = k.converge(host(local=(ep("r1", 100, "10.1.0.2"), ep("b1", 200, "10.1.0.2"))))
+    assert "EnsureBridge" in kinds(second)  # blue's bridge: not the first one any more
+    assert not any(isinstance(o, NftScript) and "delete table" in o.script for o in second)
