@@ -209,7 +209,7 @@ def iperf(client_ns: str, server_ns: str, ip: str, streams: int, seconds: float)
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def throughput(b: Bench, seconds: float) -> dict:
+def throughput(b: Bench, seconds: float, rounds: int = 1) -> dict:
     """meshd tunnel vs hand-built VXLAN vs raw underlay, 1 and 4 streams, same run."""
     c1, c2, m1, m2 = b.make_ns(4)
     net = Network(vni=7000, tenant="tp", subnet="10.70.0.0/24")
@@ -223,14 +223,18 @@ def throughput(b: Bench, seconds: float) -> dict:
                             vteps={7000: frozenset({other.underlay_ip})}, router_prefix=f"{h.netns}-r-")
             assert reconcile_once(d, check_mtu=False).errors == ()
     hand_built(b, m1, m2)
-    out = {}
+    runs: dict[str, list[float]] = {}
+    targets = {"meshd": (c1, c2, "10.70.0.3"), "handbuilt": (m1, m2, "10.71.0.3"),
+               "underlay": (b.host_path(b.h1), b.host_path(b.h2), b.h2.underlay_ip)}
+    for _ in range(rounds):  # interleaved, so load changes hit all three alike
+        for streams in (1, 4):
+            for kind, (cli, srv, ip) in targets.items():
+                runs.setdefault(f"{kind}_gbps_{streams}", []).append(iperf(cli, srv, ip, streams, seconds))
+    out = {k: round(statistics.median(v), 3) for k, v in runs.items()}
     for streams in (1, 4):
-        out[f"meshd_gbps_{streams}"] = round(iperf(c1, c2, "10.70.0.3", streams, seconds), 3)
-        out[f"handbuilt_gbps_{streams}"] = round(iperf(m1, m2, "10.71.0.3", streams, seconds), 3)
-        out[f"underlay_gbps_{streams}"] = round(iperf(b.host_path(b.h1), b.host_path(b.h2), b.h2.underlay_ip,
-                                                      streams, seconds), 3)
         for kind in ("meshd", "handbuilt"):
             out[f"{kind}_ratio_{streams}"] = round(out[f"{kind}_gbps_{streams}"] / out[f"underlay_gbps_{streams}"], 3)
+    out["iperf_rounds"] = rounds
     return out
 
 
@@ -259,17 +263,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--endpoints", type=int, default=1000, help="endpoints attached one by one (default 1000)")
     parser.add_argument("--iperf-s", type=float, default=5.0, help="seconds per iperf3 run (0: skip)")
+    parser.add_argument("--iperf-only", action="store_true", help="only the throughput comparison")
+    parser.add_argument("--iperf-rounds", type=int, default=1, help="repeat the comparison; medians reported")
     args = parser.parse_args(argv)
     lab = Lab(unique_prefix("b"))
     lab.up(2)
     b = Bench(lab, args.endpoints)
     result: dict = {"bench": "netops", "endpoints": args.endpoints}
     try:
-        result |= attach_detach(b)
-        result |= rebuild_3000(b)
-        result |= tenants_scenario(b)
+        if not args.iperf_only:
+            result |= attach_detach(b)
+            result |= rebuild_3000(b)
+            result |= tenants_scenario(b)
         if args.iperf_s > 0:
-            result |= throughput(b, args.iperf_s)
+            result |= throughput(b, args.iperf_s, args.iperf_rounds)
     finally:
         for h in lab.hosts():
             netops.remove_routers(f"{h.netns}-r-")
