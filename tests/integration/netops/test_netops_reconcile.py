@@ -225,3 +225,22 @@ def test_external_access_is_masqueraded_per_tenant_and_only_where_asked(two_host
     with netops.in_netns(f"/run/netns/{h1.netns}"):
         assert netops.dump_table("ip", "meshd") is None
     assert not can_ping(eps[0].netns, outside, "-W0.5")
+
+
+def test_tenant_egress_rate_shapes_the_tunnel_and_follows_changes(two_hosts, make_ns) -> None:
+    h1, h2 = two_hosts
+    net = Network(vni=70, tenant="t", subnet="10.70.0.0/24", egress_kbit=80_000)
+    c = Cluster([h1, h2], [net], [Placement("x", h1, 70, "10.70.0.2", make_ns()),
+                                  Placement("y", h2, 70, "10.70.0.3", make_ns())])
+    c.reconcile_all()
+    assert c.reconcile_all() == 0
+    assert owned(h1).tbf_bps["mx-70"] == 80_000 * 125
+    qd = subprocess.run(["tc", "-n", h1.netns, "qdisc", "show", "dev", "mx-70"], capture_output=True, text=True)
+    assert "tbf" in qd.stdout and "rate 80Mbit" in qd.stdout
+    c.networks = [dataclasses.replace(net, egress_kbit=20_000)]
+    assert c.reconcile_all() == 2  # one SetTbf per host, nothing else
+    assert owned(h1).tbf_bps["mx-70"] == 20_000 * 125
+    c.networks = [dataclasses.replace(net, egress_kbit=None)]
+    c.reconcile_all()
+    assert "mx-70" not in owned(h1).tbf_bps
+    assert can_ping(c.endpoints[0].netns, "10.70.0.3")
