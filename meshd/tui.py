@@ -110,7 +110,10 @@ def render(status: dict[str, Any], note: str = "") -> Layout:
 
 def run_top(poll: Poll, *, interval_s: float = 1.0, once: bool = False, console: Console | None = None) -> int:
     """Poll and draw until Ctrl-C (or one frame with ``once``)."""
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log or a pipe: room for every column
+            console = Console(width=160, height=40)
     status: dict[str, Any] = {}
     last_ok = 0.0
 

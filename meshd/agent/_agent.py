@@ -94,6 +94,7 @@ class Agent:
         self._up: set[tuple[str, int]] = set()
         self._nursery: trio.Nursery | None = None
         self._runtime_synced = trio.Event()
+        self.endpoint_stats: dict[tuple[str, int], dict[str, Any]] = {}
         self._resync_pending: set[str | None] = {None}
         self._commit_at_start = 0
         self._raft_transport: PeerTransport | None = None
@@ -148,6 +149,7 @@ class Agent:
             registry = make_registry(self._metric_sources(host))
             await nursery.start(MetricsServer(registry, cfg.api.metrics_address, cfg.api.metrics_port).run)
         nursery.start_soon(self._autopilot)
+        nursery.start_soon(self._endpoint_stats)
 
     async def _start_raft(self, nursery: trio.Nursery, *, may_bootstrap: bool) -> None:
         """Open the log and start a Raft node (with its event consumer) in its own cancel scope."""
@@ -369,6 +371,33 @@ class Agent:
             self._up.discard((key, vni))
             if self.api is not None:
                 self.api.publish(MsgType.EVENT_ENDPOINT_DOWN, {"endpoint_id": key, "vni": vni, "host": self.name})
+
+    async def _endpoint_stats(self) -> None:
+        """Every ``api.stats_interval_s``: rx/tx bytes and rates of local endpoints, read from
+        netlink (host-side veth: its tx is the container's rx), kept for ``meshd top`` and
+        published as EVENT_ENDPOINT_STATS."""
+        prev: dict[str, tuple[float, Any]] = {}
+        while True:
+            await trio.sleep(self.cfg.api.stats_interval_s)
+            if self.underlay is None or self.members is None:
+                continue
+            local = {e.host_if: e for e in self._desired().local}
+            found = await trio.to_thread.run_sync(netops.counters, list(local))
+            now = trio.current_time()
+            stats: dict[tuple[str, int], dict[str, Any]] = {}
+            for name, c in found.items():
+                ep = local[name]
+                then, old = prev.get(name, (now, c))
+                dt = max(now - then, 1e-6)
+                entry = {"endpoint_id": ep.key, "vni": ep.vni, "ip": ep.ip, "host": self.name,
+                         "rx_bytes": c.tx_bytes, "tx_bytes": c.rx_bytes,
+                         "rx_bps": (c.tx_bytes - old.tx_bytes) / dt if then != now else 0.0,
+                         "tx_bps": (c.rx_bytes - old.rx_bytes) / dt if then != now else 0.0}
+                stats[ep.key, ep.vni] = entry
+                prev[name] = (now, c)
+                if self.api is not None:
+                    self.api.publish(MsgType.EVENT_ENDPOINT_STATS, entry)
+            self.endpoint_stats = stats
 
     # --- Docker (RuntimeListener) ---------------------------------------------------------
 

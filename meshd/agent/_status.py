@@ -46,10 +46,12 @@ def _raft(agent: Agent) -> dict[str, Any]:
 
 def _endpoints(agent: Agent) -> list[dict[str, Any]]:
     out = []
+    vnis = {i.network.name: i.network.vni for i in agent.state.networks()}
     for ep in agent.state.endpoints(host=agent.name):
+        stats = agent.endpoint_stats.get((ep.endpoint_id, vnis.get(ep.network, 0)), {})
         out.append({"endpoint_id": ep.endpoint_id, "network": ep.network, "ip": ep.ip, "mac": ep.mac,
-                    "running": ep.endpoint_id in agent.pids,
-                    "rate_kbit": ep.qos.rate_kbit})
+                    "running": ep.endpoint_id in agent.pids, "rate_kbit": ep.qos.rate_kbit,
+                    **{k: stats[k] for k in ("rx_bytes", "tx_bytes", "rx_bps", "tx_bps") if k in stats}})
     return out
 
 

@@ -53,6 +53,8 @@ INVALID = [
     (dict(api=ApiConfig(pub_port=0)), "api.pub_port (0) must be a TCP/UDP port in 1..65535"),
     (dict(api=ApiConfig(metrics_port=-1)), "api.metrics_port (-1) must be a TCP/UDP port in 0..65535"),
     (dict(api=ApiConfig(max_frame_bytes=8)), "api.max_frame_bytes (8) must be at least 64"),
+    (dict(api=ApiConfig(stats_interval_s=0.0)), "api.stats_interval_s (0.0) must be greater than 0"),
+    (dict(agent=AgentConfig(container_labels=("nolabel",))), "agent.container_labels: 'nolabel' must look like key=value"),
     (dict(api=ApiConfig(metrics_address="localhost")), "api.metrics_address ('localhost') must be an IP address"),
     (dict(dataplane=DataplaneConfig(vxlan_port=0)), "dataplane.vxlan_port (0) must be a TCP/UDP port"),
     (dict(dataplane=DataplaneConfig(reconcile_interval_s=-1.0)), "dataplane.reconcile_interval_s (-1.0) must be greater than 0"),
