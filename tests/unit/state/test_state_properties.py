@@ -131,6 +131,11 @@ def check_invariants(state: NetworkState) -> None:
         assert len({state._nets[n].eps[cid][0] for n in nets}) == 1, f"container {cid} is on two hosts"
     for info in state.networks():
         assert info.used + info.free + 3 == state._nets[info.network.name].size
+    nets = list(state._nets.values())
+    for i, a in enumerate(nets):
+        for b in nets[i + 1 :]:
+            if a.net.tenant == b.net.tenant:
+                assert a.base + a.size <= b.base or b.base + b.size <= a.base, "overlap within a tenant"
 
 
 @settings(settings.get_profile(PROFILE))
