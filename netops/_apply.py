@@ -83,9 +83,12 @@ class _Applier:
         self.links = Links(nl)
         self.queue: list[Msg] = []
         self.queued_creates = False
+        self.doomed = False
         self.errors: list[NetopsError] = []
 
     def flush(self) -> None:
+        if self.doomed:
+            self._end_doom()
         if self.queue:
             self.errors += [failure_error(f) for f in self.nl.batch(self.queue)]
         self.queue, self.queued_creates = [], False
@@ -96,8 +99,15 @@ class _Applier:
         return self.links.index(name)
 
     def queue_msg(self, msg: Msg, creates: bool = False) -> None:
+        if self.doomed:
+            self._end_doom()
         self.queue.append(msg)
         self.queued_creates |= creates
+
+    def _end_doom(self) -> None:
+        """Consecutive deletes are one group delete, placed where they were planned."""
+        self.queue.append(_msgs.del_doomed())
+        self.doomed = False
 
     def run(self, op: Op) -> None:
         handler = _SIMPLE.get(type(op))
@@ -127,7 +137,8 @@ class _Applier:
         self.queue_msg(_msgs.set_link(index, op.name, alias=VXLAN_READY))  # last: marks it complete
 
     def delete(self, op: DeleteLink) -> None:
-        self.queue_msg(_msgs.del_link(self.links.cache.pop(op.name, 0), op.name))
+        self.queue.append(_msgs.doom(self.links.cache.pop(op.name, 0), op.name))
+        self.doomed = True
 
     def fdb(self, op: FdbEntry) -> None:
         self.queue_msg(_msgs.fdb(op.add, self.index(op.dev), op.dev, op.mac, op.dst))

@@ -156,6 +156,22 @@ def get_link(name: str) -> bytes:
     return ifinfo(0) + cstr(IFLA_IFNAME, name)
 
 
+IFLA_GROUP = 27
+DOOMED_GROUP = 0x4D455348  # "MESH": links meshd is deleting
+
+
+def doom(index: int, name: str) -> Msg:
+    """Move a link into the doomed group; ``del_doomed`` then deletes the whole group at once."""
+    head, by_name = _by(index, name)
+    return Msg(_nl.RTM_NEWLINK, 0, head + by_name + u32(IFLA_GROUP, DOOMED_GROUP), "delete link", name, _GONE)
+
+
+def del_doomed() -> Msg:
+    """Delete every doomed link in one kernel batch: one RCU grace period instead of one per
+    device (100 veths: 40 ms instead of 1.8 s)."""
+    return Msg(_nl.RTM_DELLINK, 0, ifinfo() + u32(IFLA_GROUP, DOOMED_GROUP), "delete", "doomed links", _GONE)
+
+
 def del_link(index: int, name: str) -> Msg:
     head, by_name = _by(index, name)
     return Msg(_nl.RTM_DELLINK, 0, head + by_name, "delete link", name, _GONE)

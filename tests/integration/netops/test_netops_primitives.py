@@ -191,3 +191,20 @@ def test_tx_checksum_offload_can_be_turned_off_on_the_tunnel(make_lab) -> None:
         assert netops.tx_csum_offload("mx-11") is False
         with pytest.raises(NetopsError, match="mx-99"):
             netops.tx_csum_offload("mx-99")
+
+
+def test_many_deletes_in_one_apply_remove_exactly_those_links(make_lab, make_ns) -> None:
+    h1 = make_lab(1).hosts()[0]
+    nss = [make_ns() for _ in range(4)]
+    ops = [EnsureBridge("mb-10", 1450)] + [attach(f"mvk{i}", ns, f"10.1.0.{i + 2}") for i, ns in enumerate(nss)]
+    assert apply_in(h1, ops).errors == ()
+    # consecutive deletes become one kernel group delete, placed where they were planned:
+    # the bridge deleted and made again after them is the new one
+    report = apply_in(h1, [DeleteLink("mvk0"), DeleteLink("mvk1"), DeleteLink("mvnothere"), DeleteLink("mb-10"),
+                           EnsureBridge("mb-10", 1450), DeleteLink("mvk2")])
+    assert report.errors == ()
+    with netops.in_netns(f"/run/netns/{h1.netns}"):
+        links = netops.dump_owned().links
+    assert set(links) == {"mb-10", "mvk3"} and links["mvk3"].master == 0  # released from the old bridge
+    assert "eth0" in sh("ip", "-n", h1.netns, "link").stdout  # the underlay is never touched
+    assert "eth0" not in sh("ip", "-n", ns_name(nss[0]), "link").stdout
