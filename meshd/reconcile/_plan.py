@@ -2,7 +2,7 @@
 
 Theory of operation: pure — no I/O, no clock. ``plan(desired, actual, nft)``
 compares what should exist with what netops dumped (only objects meshd owns:
-name prefixes mb-/mx-/mv/mg-, router namespaces meshd-r-*, table bridge meshd)
+name prefixes mb-/mx-/mv/mg-/mu, router namespaces meshd-r-*, tables bridge meshd and ip meshd)
 and returns netops operations in a safe order:
 
 1. removals: stale endpoints and legs, withdrawn FDB/neighbour entries,
