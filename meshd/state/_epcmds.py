@@ -45,11 +45,10 @@ class EndpointCommands(_Base):
             v.check_id("endpoint id", cid)
         if type(host) is not str or (host not in self._hosts and not _ID_OK(host)):
             v.check_id(f"host of endpoint {cid!r}", host)
-        old = net.eps.get(cid)
-        if old is not None:
-            return self._reconnect(net, cid, old, c)
         nets_of = self._containers.get(cid)
         if nets_of is not None or host in self._stale:
+            if nets_of is not None and c.network in nets_of:
+                return self._reconnect(net, cid, net.eps[cid], c)
             self._check_placement(cid, host, nets_of)
         qos = c.qos
         if qos is NO_QOS or type(qos) is Qos and not (qos.rate_kbit or qos.burst_bytes or qos.latency_ms):
