@@ -137,6 +137,11 @@ class NetworkState(NetworkCommands, EndpointCommands):
         Returns:
           the command's result record, or a :class:`CommandError` when it was
           rejected (then nothing changed but :attr:`last_index`).
+
+        Raises:
+          TypeError: only if a field does not have its annotated type at all
+            (e.g. a list for a name); commands decoded by :func:`meshd.wire.decode`
+            or built by typed callers never do.
         """
         if index <= self.last_index:
             self.rejected += 1
