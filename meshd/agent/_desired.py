@@ -83,7 +83,7 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
 
 def _network(n: st.Network) -> Network:
     return Network(vni=n.vni, tenant=n.tenant, subnet=n.subnet, gateway=n.gateway, mtu=n.mtu,
-                   egress_kbit=n.egress_kbit or None)
+                   egress_kbit=n.egress_kbit or None, external=n.external)
 
 
 def _qos(q: st.Qos) -> Qos | None:

@@ -12,7 +12,7 @@ def _state():
     run = lambda cmd: s.execute(cmd, next(idx))  # noqa: E731
     run(st.CreateNetwork("blue", "t1", "10.1.0.0/24"))
     run(st.CreateNetwork("red", "t2", "10.1.0.0/24"))          # overlaps blue: another tenant
-    run(st.CreateNetwork("green", "t1", "10.3.0.0/24", egress_kbit=5000))
+    run(st.CreateNetwork("green", "t1", "10.3.0.0/24", egress_kbit=5000, external=True))
     run(st.Connect("c1", "blue", "h1", qos=st.Qos(1000, 32768, 20)))
     run(st.Connect("c1", "green", "h1"))
     run(st.Connect("c2", "blue", "h2"))
@@ -38,6 +38,7 @@ def test_local_endpoints_get_interfaces_in_network_creation_order():
     assert local["c1", "eth0"].netns == "/proc/101/ns/net"
     assert local["c1", "eth0"].qos.rate_kbit == 1000 and local["c1", "eth1"].qos is None
     assert [n.egress_kbit for n in d.networks] == [None, None, 5000]
+    assert [n.external for n in d.networks] == [False, False, True]
 
 
 def test_remote_entries_only_from_live_hosts():
