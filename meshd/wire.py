@@ -23,11 +23,12 @@ is append-only (never renumber, never reuse a retired tag).
 
 Tag ranges (so independent modules never collide):
 
-====== ==========================
-1-63   gossip (meshd.gossip)
-64-127 local control (CLI / TUI)
-128-   reserved
-====== ==========================
+======= =============================================
+1-63    gossip (meshd.gossip)
+64-127  local control and tests
+128-191 the replicated state's commands and results
+192-    reserved
+======= =============================================
 
 Raft messages live in ``consensus`` with their own codec (consensus must not
 import meshd); the scheduler API has its own seed-compatible framing.

@@ -94,10 +94,11 @@ def test_labelled_container_keeps_ip_and_mac_across_restart_and_rm_releases(make
     cluster.wait("address released after docker rm", lambda: endpoint() is None, timeout_s=30)
 
 
-#: memberlist's LAN failure detection: a restart faster than the suspicion timeout (a few
-#: seconds) is never declared a failure, so nobody withdraws the host's entries meanwhile
+#: memberlist's LAN failure detection with a long suspicion (>= 10 s): an agent restart
+#: faster than that is never declared a failure, so nobody withdraws the host's entries
+#: meanwhile (a loaded CI machine may need several seconds to start Python and rejoin)
 LAN_GOSSIP = ("--set", "gossip.probe_interval_s=1.0", "--set", "gossip.probe_timeout_s=0.5",
-              "--set", "gossip.gossip_interval_s=0.2")
+              "--set", "gossip.gossip_interval_s=0.2", "--set", "gossip.suspicion_mult=10")
 
 
 def test_agent_kill9_and_restart_loses_no_packet(make_cluster):
