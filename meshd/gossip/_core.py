@@ -528,16 +528,17 @@ class GossipCore:
         self._event(EventKind.LEAVE if left else EventKind.FAIL, rec)
 
     def _tell_suspect(self, name: str, addr: str) -> None:
-        """A member we suspect just spoke to us: tell it, once, so it refutes now.
+        """A member we suspect just spoke to us: tell it (at most once per
+        probe interval) so it refutes now.
 
         Lifeguard carries suspicions to the suspect on probes; this also does
         it when the suspect is the one talking, so a refutation lost on the
         way is asked for again before the suspicion can expire.
         """
         sus = self._suspicions.get(name)
-        if sus is None or sus.told:
+        if sus is None or self._now - sus.told_at < self.config.probe_interval_s:
             return
-        sus.told = True
+        sus.told_at = self._now
         rec = self._members[name]
         fact = Update(name=name, state=State.SUSPECT, incarnation=rec.incarnation, by=self.name)
         self._send(addr, Gossip(src=self.name, src_addr=self.addr, updates=(fact,)))

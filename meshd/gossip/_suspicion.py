@@ -37,15 +37,15 @@ class Suspicion:
       start: when the suspicion started (the caller's clock).
     """
 
-    __slots__ = ("k", "min_s", "max_s", "start", "told", "_seen", "_deadline")
+    __slots__ = ("k", "min_s", "max_s", "start", "told_at", "_seen", "_deadline")
 
     def __init__(self, *, by: str, k: int, min_s: float, max_s: float, start: float) -> None:
         self.k = k
         self.min_s = min_s
         self.max_s = max_s
         self.start = start
-        #: The suspected member was sent this suspicion directly (Lifeguard).
-        self.told = False
+        #: When the suspected member was last sent this suspicion directly.
+        self.told_at = -math.inf
         self._seen = {by}
         self._deadline = start + suspicion_timeout_s(0, k, min_s, max_s)
 
