@@ -51,13 +51,12 @@ from meshd.api._control import ControlServer
 from meshd.config import Config
 from meshd.metrics import MetricsServer, make_registry
 from meshd.reconcile import Reconciler
-from meshd.runtime import (
-    ContainerInfo, ContainerSpec, DockerError, DockerRuntime, RuntimeSnapshot, RuntimeWatcher, SpecError,
-)
+from meshd.runtime import DockerRuntime, RuntimeWatcher
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, ZmqHost, load_client_keys, read_secret
 
 from . import _autopilot as ap
-from ._backend import AgentBackend, has_labels
+from ._backend import AgentBackend
+from ._containers import ContainerListener
 from ._desired import host_desired
 from ._local import DataDirLock, detect_advertise_address
 from ._members import JoinError, MemberBook
@@ -68,7 +67,7 @@ log = logging.getLogger("meshd.agent")
 _EVENT_HISTORY = 50
 
 
-class Agent:
+class Agent(ContainerListener):
     """Everything one host runs; ``await nursery.start(agent.run)`` or ``meshd agent``."""
 
     def __init__(self, cfg: Config, *, join: Sequence[str] = (), router_prefix: str | None = None,
@@ -398,85 +397,6 @@ class Agent:
                 if self.api is not None:
                     self.api.publish(MsgType.EVENT_ENDPOINT_STATS, entry)
             self.endpoint_stats = stats
-
-    # --- Docker (RuntimeListener) ---------------------------------------------------------
-
-    async def on_resync(self, snapshot: RuntimeSnapshot) -> None:
-        self._resync_pending = set(snapshot.running)  # their started calls follow
-        self._resync_seen(None)
-        for cid in list(self.pids):
-            if cid not in snapshot.running and cid in snapshot.existing:
-                del self.pids[cid]
-        self._reconcile_wake.set()
-
-    async def _is_mine(self, container_id: str) -> bool:
-        """With ``agent.container_labels`` set, only containers carrying them belong to this host."""
-        if not self.cfg.agent.container_labels or self.runtime is None:
-            return True
-        try:
-            info = await self.runtime.resolve(container_id)
-        except DockerError:
-            return False
-        return has_labels(info.labels, self.cfg.agent.container_labels)
-
-    def _resync_seen(self, container_id: str | None) -> None:
-        self._resync_pending.discard(container_id)
-        if not self._resync_pending:
-            self._runtime_synced.set()
-
-    async def on_container_started(self, spec: ContainerSpec) -> None:
-        mine = await self._is_mine(spec.container_id)
-        if mine:
-            self.pids[spec.container_id] = spec.pid
-        self._resync_seen(spec.container_id)
-        if not mine:
-            return
-        for req in spec.requests:
-            if self.state.endpoint(spec.container_id, req.network) is None:
-                await self._connect_from_labels(spec, req)
-        self._reconcile_wake.set()
-
-    async def _connect_from_labels(self, spec: ContainerSpec, req: Any) -> None:
-        qos = st.Qos(req.rate_kbit or 0, req.burst_bytes or 0, req.latency_ms or 0)
-        cmd = st.Connect(spec.container_id, req.network, self.name, req.ip, req.mac, qos)
-        try:
-            result = await self._backend_execute(cmd)
-        except Exception as exc:  # the watcher must go on with the next container
-            log.warning("connect from labels failed container=%s network=%s error=%s",
-                        spec.container_name, req.network, exc)
-            return
-        if isinstance(result, st.CommandError):
-            log.warning("connect from labels refused container=%s network=%s error=%s",
-                        spec.container_name, req.network, result.message)
-            self._note("error", f"{spec.container_name}: {result.message}")
-
-    async def on_container_invalid(self, info: ContainerInfo, error: SpecError) -> None:
-        mine = await self._is_mine(info.id)
-        if mine:
-            self.pids[info.id] = info.pid  # its API-made endpoints still need the PID
-        self._resync_seen(info.id)
-        if not mine:
-            return
-        self._note("error", f"container {info}: {error}")
-
-    async def on_container_stopped(self, container_id: str) -> None:
-        self.pids.pop(container_id, None)
-        self._reconcile_wake.set()
-
-    async def on_container_removed(self, container_id: str) -> None:
-        self.pids.pop(container_id, None)
-        for ep in self.state.endpoints(host=self.name):
-            if ep.endpoint_id == container_id:
-                try:
-                    await self._backend_execute(st.Disconnect(container_id, ep.network))
-                except Exception as exc:  # retried at the next resync
-                    log.warning("release of removed container failed container=%s error=%s", container_id, exc)
-
-    async def _backend_execute(self, cmd: Any) -> Any:
-        from meshd import wire
-
-        assert self.raft is not None
-        return wire.decode(await self.raft.propose(wire.encode(cmd)))
 
     # --- autopilot ---------------------------------------------------------------------
 
