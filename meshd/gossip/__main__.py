@@ -56,7 +56,8 @@ async def _signals(agent: GossipAgent, cancel: trio.CancelScope,
                 st = agent.status()
                 emit("status", **dataclasses.asdict(st.gossip),
                      bytes_out=st.transport.sent_bytes, bytes_in=st.transport.received_bytes,
-                     undecodable=st.transport.undecodable, malformed=st.transport.malformed)
+                     undecodable=st.transport.undecodable, malformed=st.transport.malformed,
+                     dropped_unconnected=st.transport.dropped_unconnected)
             elif sig == signal.SIGUSR2:
                 gen = int(agent.meta.labels.get("gen", "0")) + 1
                 agent.update_meta(dataclasses.replace(agent.meta, labels={**agent.meta.labels,

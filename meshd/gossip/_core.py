@@ -206,8 +206,11 @@ class GossipCore:
         self._now = now
         for m in members:
             if m.state == State.ALIVE and m.name not in self._members:
-                self._members[m.name] = m  # shared until changed (see _own)
+                self._members[m.name] = m  # shared until changed (copy on write in _apply)
                 self._peers.add(m.name)
+        # The table's size is known now: spread the first push-pull over the
+        # interval scaled for it, as a member that grew the table would.
+        self._next_push_pull = now + self._rng.uniform(0.5, 1.0) * self._push_pull_interval()
         self.joined = self.joined or len(self._peers) > 0
 
     def leave(self, now: float) -> Outbox:
