@@ -115,6 +115,9 @@ class ApiConfig:
     metrics_port: int = 9477
     #: Address the metrics endpoint binds to.
     metrics_address: str = "127.0.0.1"
+    #: A connect received by the container's own host is answered when its
+    #: interface is up; after this long, with INTERFACE_FAILED instead, seconds.
+    interface_timeout_s: float = 10.0
     #: Endpoint rx/tx counters are read and published (EVENT_ENDPOINT_STATS)
     #: this often, seconds.
     stats_interval_s: float = 2.0
@@ -405,8 +408,9 @@ def _api_problems(api: ApiConfig) -> list[str]:
     ports = [api.sub_port, api.router_port, api.pub_port]
     if len(set(ports)) != 3:
         out.append(f"api.sub_port, api.router_port and api.pub_port ({ports}) must all differ")
-    if api.stats_interval_s <= 0:
-        out.append(f"api.stats_interval_s ({api.stats_interval_s}) must be greater than 0")
+    for name in ("stats_interval_s", "interface_timeout_s"):
+        if getattr(api, name) <= 0:
+            out.append(f"api.{name} ({getattr(api, name)}) must be greater than 0")
     if api.max_frame_bytes < 64:
         out.append(f"api.max_frame_bytes ({api.max_frame_bytes}) must be at least 64")
     out += _address_problems("api.bind_address", api.bind_address, empty_ok=False)

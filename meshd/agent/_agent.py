@@ -91,6 +91,8 @@ class Agent(ContainerListener):
         self._autopilot_wake = trio.Event()
         self._reconcile_wake = trio.Event()
         self._up: set[tuple[str, int]] = set()
+        self._attach_errors: dict[tuple[str, int], str] = {}
+        self._pass_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._runtime_synced = trio.Event()
         self.endpoint_stats: dict[tuple[str, int], dict[str, Any]] = {}
@@ -137,7 +139,8 @@ class Agent(ContainerListener):
         await self._start_runtime(nursery)
         backend = AgentBackend(agent=self, local_host=self.name, runtime=self.runtime,
                                container_labels=cfg.agent.container_labels,
-                               propose_timeout_s=cfg.raft.propose_timeout_s)
+                               propose_timeout_s=cfg.raft.propose_timeout_s,
+                               interface_timeout_s=cfg.api.interface_timeout_s)
         service = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes)
         self.api = SchedulerApi(host, service, cfg.api, server_keys=keys.api,
                                 client_keys=load_client_keys(cfg.api.clients_dir))
@@ -357,10 +360,12 @@ class Agent(ContainerListener):
         """Endpoint up/down events: an endpoint is up once a pass built it without an error naming it."""
         desired = self._desired()
         local = {(e.key, e.vni): e for e in desired.local}
-        errors = " ".join(report.errors)
+        self._attach_errors = {}
         for key, vni in sorted(set(local) - self._up):
             ep = local[key, vni]
-            if ep.host_if in errors or key[:12] in errors:
+            failed = [e for e in report.errors if ep.host_if in e or key[:12] in e]
+            if failed:
+                self._attach_errors[key, vni] = failed[0]
                 continue
             self._up.add((key, vni))
             if self.api is not None:
@@ -370,6 +375,22 @@ class Agent(ContainerListener):
             self._up.discard((key, vni))
             if self.api is not None:
                 self.api.publish(MsgType.EVENT_ENDPOINT_DOWN, {"endpoint_id": key, "vni": vni, "host": self.name})
+        self._pass_done.set()
+        self._pass_done = trio.Event()
+
+    async def wait_endpoint_up(self, endpoint_id: str, vni: int, timeout_s: float) -> str | None:
+        """Wait until this host built the endpoint's interface: None, or why it is not up."""
+        with trio.move_on_after(timeout_s):
+            while True:
+                if (endpoint_id, vni) in self._up:
+                    return None
+                if (endpoint_id, vni) in self._attach_errors:
+                    return self._attach_errors[endpoint_id, vni]
+                self._reconcile_wake.set()
+                await self._pass_done.wait()
+        if endpoint_id not in self.pids:
+            return f"container {endpoint_id[:12]} is not running on {self.name} (no PID known)"
+        return f"the interface was not built within {timeout_s:.0f}s; see the agent log"
 
     async def _endpoint_stats(self) -> None:
         """Every ``api.stats_interval_s``: rx/tx bytes and rates of local endpoints, read from

@@ -30,11 +30,13 @@ class AgentBackend:
     """:class:`meshd.api.ApiBackend` over a :class:`consensus.RaftNode`."""
 
     def __init__(self, *, agent: Any, local_host: str, runtime: DockerRuntime | None,
-                 propose_timeout_s: float, container_labels: tuple[str, ...] = ()) -> None:
+                 propose_timeout_s: float, interface_timeout_s: float = 10.0,
+                 container_labels: tuple[str, ...] = ()) -> None:
         self._agent = agent  # its raft and state may be replaced (meshd join), so read them each time
         self.local_host = local_host
         self._runtime = runtime
         self._timeout_s = propose_timeout_s
+        self._interface_timeout_s = interface_timeout_s
         self._labels = container_labels
 
     async def execute(self, command: Any) -> Any:
@@ -52,6 +54,9 @@ class AgentBackend:
 
     def status(self) -> dict[str, Any]:
         return self._agent.status()
+
+    async def wait_endpoint_up(self, endpoint_id: str, vni: int) -> str | None:
+        return await self._agent.wait_endpoint_up(endpoint_id, vni, self._interface_timeout_s)
 
     async def join(self, addresses: list[str]) -> dict[str, Any]:
         return await self._agent.join(addresses)

@@ -81,6 +81,7 @@ class ApiError(enum.IntEnum):
     TIMEOUT = 13
     INTERNAL = 14
     NOT_ALLOWED = 15
+    INTERFACE_FAILED = 16
 
 
 STATE_ERROR_OFFSET = 1000

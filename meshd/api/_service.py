@@ -69,6 +69,9 @@ class ApiBackend(Protocol):
     async def leave(self) -> dict[str, Any]:
         """Leave the cluster gracefully (local control only)."""
 
+    async def wait_endpoint_up(self, endpoint_id: str, vni: int) -> str | None:
+        """Optional: wait until this host built the endpoint's interface; None, or why not."""
+
 
 class SchedulerService:
     """Turns scheduler frames into replies; see the module docstring."""
@@ -160,7 +163,21 @@ class SchedulerService:
             self.counters["rejected"] += 1
             return self._error(msg_type, req.request_id, STATE_ERROR_OFFSET + int(result.code), result.message), True
         self.counters["committed"] += 1
+        problem = await self._interface_problem(result)
+        if problem is not None:
+            self.counters["error_interface"] += 1
+            return self._error(msg_type, req.request_id, ApiError.INTERFACE_FAILED,
+                               f"{result.endpoint_id[:12]} got {result.ip} in {result.network}, but its interface "
+                               f"is not up: {problem}; the address stays allocated, retry with the same "
+                               "request_id or disconnect"), False
         return self._ok(msg_type, req.request_id, plain(result)), True
+
+    async def _interface_problem(self, result: Any) -> str | None:
+        """A connect received by the owning host is answered once the interface is up."""
+        wait = getattr(self.backend, "wait_endpoint_up", None)
+        if not isinstance(result, st.Connected) or result.host != self.backend.local_host or wait is None:
+            return None
+        return await wait(result.endpoint_id, result.vni)
 
     # --- commands -------------------------------------------------------------
 

@@ -96,3 +96,28 @@ async def test_concurrent_duplicates_execute_once(service, backend):
 async def test_sub_requests_need_no_request_id(service):
     body = await call(service, MsgType.NETWORK_CREATE, require_request_id=False, name="red", subnet="10.2.0.0/24")
     assert body["ok"]
+
+
+async def test_a_connect_on_the_owning_host_waits_for_the_interface(service, backend):
+    await call(service, MsgType.NETWORK_CREATE, request_id="n", name="blue", subnet="10.1.0.0/24")
+    seen = []
+
+    async def broken(endpoint_id, vni):
+        seen.append((endpoint_id, vni))
+        return "cannot move veth mv1 into netns of PID 7: no such process"
+
+    backend.wait_endpoint_up = broken
+    body = await call(service, MsgType.ENDPOINT_CONNECT, request_id="c", container_id="c1", network="blue")
+    assert body["error"]["code"] == ApiError.INTERFACE_FAILED
+    assert "10.1.0.2" in body["error"]["message"] and "no such process" in body["error"]["message"]
+    assert seen == [("c1", 1)]
+
+    async def fine(endpoint_id, vni):
+        return None
+
+    backend.wait_endpoint_up = fine  # the retry (same request_id) runs again and now succeeds
+    body = await call(service, MsgType.ENDPOINT_CONNECT, request_id="c", container_id="c1", network="blue")
+    assert body["ok"] and body["result"]["ip"] == "10.1.0.2"
+    other = await call(service, MsgType.ENDPOINT_CONNECT, request_id="r", container_id="c2", network="blue",
+                       host="h2")
+    assert other["ok"]  # another host's container: answered when committed
