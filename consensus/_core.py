@@ -50,7 +50,7 @@ from ._messages import (
 )
 from ._quorum import vote_result
 from ._types import (
-    CoreStatus, PeerStatus, PendingRead, ReadState, Ready, Role, Snapshot, SoftState,
+    CoreStatus, PendingRead, ReadState, Ready, Role, Snapshot, SoftState,
 )
 
 __all__ = ["RaftCore", "Ready", "ReadState", "Role", "Snapshot", "SoftState", "CoreStatus"]

@@ -32,7 +32,7 @@ from ._messages import (
 )
 from ._progress import Progress, ProgressState
 from ._quorum import committed_index, has_quorum
-from ._types import PeerStatus, PendingRead, ReadState, Role, Snapshot
+from ._types import PeerStatus, PendingRead, ReadState, Role
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._core import RaftCore

@@ -1,6 +1,6 @@
 """meshd.wire: round trips, old and new versions, strict decoding, the append-only registry."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 import msgpack

@@ -15,7 +15,7 @@ import trio
 
 from consensus import Entry, Storage
 from consensus._storage import encode_record
-from tools.bench.raft import Client, Procs, caught_up, put_cmd, status_of, wait_leader
+from tools.bench.raft import Client, Procs, caught_up, put_cmd, wait_leader
 
 
 @pytest.fixture

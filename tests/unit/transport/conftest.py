@@ -1,5 +1,4 @@
 import pytest
-import trio
 
 from meshd.transport import ClusterKeys, ZmqHost, new_secret
 
