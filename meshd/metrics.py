@@ -22,7 +22,7 @@ import logging
 from typing import Any, Callable, Iterator, Mapping
 
 import trio
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -71,6 +71,22 @@ def _families(prefix: str, values: Mapping[str, Any]) -> Iterator[GaugeMetricFam
 
 def _is_status(value: Any) -> bool:
     return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+#: latency buckets, seconds: 1 ms .. 10 s
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def latency_histograms(registry: CollectorRegistry) -> dict[str, Histogram]:
+    """The agent's latency histograms: ``reconcile`` (one pass) and ``attach``
+    (a connect committed -> its interface up, for connects received on the
+    container's own host)."""
+    return {
+        "reconcile": Histogram("meshd_reconcile_pass_seconds", "duration of one reconcile pass",
+                               buckets=_BUCKETS, registry=registry),
+        "attach": Histogram("meshd_attach_seconds", "connect committed to interface up",
+                            buckets=_BUCKETS, registry=registry),
+    }
 
 
 def make_registry(sources: Mapping[str, Callable[[], Any]]) -> CollectorRegistry:

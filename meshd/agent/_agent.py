@@ -49,7 +49,7 @@ from meshd import state as st
 from meshd.api import ApiError, FrameError, MsgType, SchedulerApi, SchedulerService
 from meshd.api._control import ControlServer
 from meshd.config import Config
-from meshd.metrics import MetricsServer, make_registry
+from meshd.metrics import MetricsServer, latency_histograms, make_registry
 from meshd.reconcile import Reconciler
 from meshd.runtime import DockerRuntime, RuntimeWatcher
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, ZmqHost, load_client_keys, read_secret
@@ -145,10 +145,12 @@ class Agent(ContainerListener):
         self.api = SchedulerApi(host, service, cfg.api, server_keys=keys.api,
                                 client_keys=load_client_keys(cfg.api.clients_dir))
         await nursery.start(self.api.run)
-        control = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes, control=True)
+        control = self._control_service = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes,
+                                                           control=True)
         await nursery.start(ControlServer(host, control, cfg.agent.run_dir).run)
         if cfg.api.metrics_port:
             registry = make_registry(self._metric_sources(host))
+            self._histograms = latency_histograms(registry)
             await nursery.start(MetricsServer(registry, cfg.api.metrics_address, cfg.api.metrics_port).run)
         nursery.start_soon(self._autopilot)
         nursery.start_soon(self._endpoint_stats)
@@ -314,6 +316,8 @@ class Agent(ContainerListener):
         while True:
             self._reconcile_wake = trio.Event()
             report = await self.reconciler.run_pass()
+            if self._histograms is not None:
+                self._histograms["reconcile"].observe(report.duration_s)
             if report.ops:
                 log.debug("reconcile applied %s", ", ".join(_describe(op) for op in report.ops))
             self._publish_endpoints(report)
@@ -380,9 +384,12 @@ class Agent(ContainerListener):
 
     async def wait_endpoint_up(self, endpoint_id: str, vni: int, timeout_s: float) -> str | None:
         """Wait until this host built the endpoint's interface: None, or why it is not up."""
+        start = trio.current_time()
         with trio.move_on_after(timeout_s):
             while True:
                 if (endpoint_id, vni) in self._up:
+                    if self._histograms is not None:
+                        self._histograms["attach"].observe(trio.current_time() - start)
                     return None
                 if (endpoint_id, vni) in self._attach_errors:
                     return self._attach_errors[endpoint_id, vni]
@@ -472,6 +479,8 @@ class Agent(ContainerListener):
             sources["reconcile"] = self.reconciler.status
         if self.api is not None:
             sources["api"] = lambda: dict(self.api.counters) | dict(self.api.service.counters)
+        if self._control_service is not None:
+            sources["control"] = lambda: dict(self._control_service.counters)
         return sources
 
 

@@ -1,9 +1,8 @@
 """Metrics: status dataclasses become Prometheus samples, served over real HTTP."""
 
 import trio
-from prometheus_client import Histogram
 
-from meshd.metrics import MetricsServer, make_registry
+from meshd.metrics import MetricsServer, latency_histograms, make_registry
 from meshd.transport import ZmqHost
 
 
@@ -21,8 +20,9 @@ async def test_status_fields_are_exposed_and_404_otherwise(nursery):
     host.refusals.refuse("192.0.2.99", "tcp://x", "test")
     broken = {"ok": 1}
     registry = make_registry({"transport": host.status, "broken": lambda: 1 / 0, "plain": lambda: broken})
-    latency = Histogram("meshd_attach_seconds", "attach latency", registry=registry)
-    latency.observe(0.004)
+    latency = latency_histograms(registry)
+    latency["attach"].observe(0.004)
+    latency["reconcile"].observe(0.02)
     server = MetricsServer(registry, "127.0.0.1", 0)
     await nursery.start(server.run)
     text = await _get(server.port, "/metrics")
@@ -31,5 +31,6 @@ async def test_status_fields_are_exposed_and_404_otherwise(nursery):
     assert 'meshd_transport_security_refused_by_address{key="192.0.2.99"} 1.0' in text
     assert "meshd_plain_ok 1.0" in text
     assert 'meshd_attach_seconds_bucket{le="0.005"} 1.0' in text
+    assert 'meshd_reconcile_pass_seconds_bucket{le="0.025"} 1.0' in text
     assert (await _get(server.port, "/")).startswith("HTTP/1.0 404")
     host.close()
