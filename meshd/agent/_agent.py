@@ -466,6 +466,14 @@ class Agent(ContainerListener):
 
         return status_map(self)
 
+    def _endpoint_metrics(self) -> dict[str, dict[str, float]]:
+        """Per local endpoint (label ``key`` = ``<container id 12>/<vni>``): bytes and rates."""
+        out: dict[str, dict[str, float]] = {f: {} for f in ("rx_bytes", "tx_bytes", "rx_bps", "tx_bps")}
+        for (key, vni), stats in self.endpoint_stats.items():
+            for field in out:
+                out[field][f"{key[:12]}/{vni}"] = float(stats[field])
+        return out
+
     def _metric_sources(self, host: ZmqHost) -> dict[str, Any]:
         from dataclasses import asdict
 
@@ -481,6 +489,7 @@ class Agent(ContainerListener):
             sources["api"] = lambda: dict(self.api.counters) | dict(self.api.service.counters)
         if self._control_service is not None:
             sources["control"] = lambda: dict(self._control_service.counters)
+        sources["endpoint"] = self._endpoint_metrics
         return sources
 
 
