@@ -152,17 +152,21 @@ class Meshd:
         self.profile = profile
 
     def start(self, name: str, join: str | None) -> Member:
-        port = free_port()
+        # Port 0: the agent binds a free port itself and reports it when ready
+        # (a port picked here could be taken by another process meanwhile).
         cmd = [sys.executable, "-m", "meshd.gossip", "--name", name, "--secret-file",
-               str(self.secret), "--profile", self.profile, "--bind", f"tcp://127.0.0.1:{port}"]
+               str(self.secret), "--profile", self.profile, "--bind", "tcp://127.0.0.1:0"]
         if join:
             cmd += ["--join", join, "--attempts", "12"]
-        return Member(name, cmd, _meshd_parse, port)
+        return Member(name, cmd, _meshd_parse)
 
     def address(self, m: Member) -> str:
-        return f"tcp://127.0.0.1:{m.port}"
+        addr = m.wait_for("ready", timeout_s=60)["addr"]
+        m.port = int(addr.rsplit(":", 1)[1])
+        return addr
 
     def started_at(self, m: Member) -> float:
+        self.address(m)
         return m.wait_for("ready", timeout_s=60)["t"]
 
 
@@ -289,6 +293,7 @@ def _idle_usage(members: list[Member], idle_s: float) -> dict[str, Any]:
 def fault_run(impl: Any, fault: str, seconds: float) -> dict[str, Any]:
     members = start_cluster(impl, 10, "f")
     target = members[3]
+    impl.address(target)  # learns its port (meshd binds port 0)
     t0 = time.time()
     try:
         undo = _apply_fault(fault, target, seconds)
