@@ -41,7 +41,7 @@ def cmd_agent(args: argparse.Namespace, join: list[str] | None = None) -> int:
     except* (AgentStartError, SecretError, consensus.StorageCorrupt) as group:
         raise CliError(str(group.exceptions[0])) from None
     except* KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C in the foreground: the agent already left gracefully on SIGINT
     return 0
 
 

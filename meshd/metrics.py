@@ -127,7 +127,7 @@ class MetricsServer:
                 else:
                     await _respond(stream, b"404 Not Found", b"only GET /metrics is served here\n", b"text/plain")
         except trio.BrokenResourceError:
-            pass
+            pass  # the scraper hung up; nothing to answer
         finally:
             await stream.aclose()
 

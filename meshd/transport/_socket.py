@@ -74,7 +74,7 @@ class TrioSocket:
                 try:
                     frames = self._sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
-                    pass
+                    pass  # EVENTS said POLLIN but another reader was first: wait below
                 else:
                     self._wake_waiters()
                     if not blocked:  # every trio operation yields at least once
@@ -168,7 +168,7 @@ class TrioSocket:
                 try:
                     await trio.lowlevel.wait_readable(self._fd)
                 except trio.ClosedResourceError:
-                    pass
+                    pass  # close() while waiting: the loop condition raises it properly
                 finally:
                     self._fd_scope = None
                     self._lot.unpark_all()
