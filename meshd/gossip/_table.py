@@ -61,7 +61,7 @@ class Peers:
         try:
             self.items.remove(name)
         except ValueError:
-            pass
+            pass  # not a live peer: nothing to remove
 
     def sample(self, rng: random.Random, k: int, exclude: str = "") -> list[str]:
         pool = self.items

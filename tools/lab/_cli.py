@@ -105,7 +105,7 @@ def _demo(lab: Lab, console: Console, wait: bool) -> int:
             try:
                 input()
             except EOFError:
-                pass
+                pass  # no terminal (CI, a pipe): end of input counts as Enter
     finally:
         report = lab.down()
         console.print(f"lab {lab.prefix} down: {len(report.removed_netns)} netns, {report.removed_containers} containers")

@@ -105,7 +105,7 @@ def ensure_image(cli: Any | None = None) -> bool:
         cli.images.get(IMAGE)
         return False
     except docker.errors.ImageNotFound:
-        pass
+        pass  # import it below
     repo, tag = IMAGE.split(":")
     data = busybox_rootfs_tar(find_busybox())
     cli.api.import_image_from_data(data, repository=repo, tag=tag, changes=['CMD ["sh"]'])

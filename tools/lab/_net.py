@@ -179,7 +179,7 @@ def _kill_all(pids: list[int], sig: int) -> None:
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
-            pass
+            pass  # it exited meanwhile
 
 
 def stop_processes(namespaces: list[str]) -> int:
