@@ -5,8 +5,11 @@
 #   1. apt packages: docker.io iproute2 nftables busybox-static iperf3 ...
 #   2. dockerd: started in the background when `docker info` fails
 #      (log: /var/log/meshd-dockerd.log), waited for (bounded)
-#   3. the venv <repo>/.venv with `pip install -e '.[test]'`
+#   3. the venv <repo>/.venv with `pip install -e '.[test,bench]'`
 #   4. the test image meshd-busybox:latest (docker import of busybox-static)
+#
+# With --bench it also installs what the benchmark report compares meshd with
+# (apt serf, etcd-server, etcd-client): `python -m tools.bench.report`.
 #
 # Environment: PYTHON (interpreter for the venv, default python3 if >= 3.11),
 #              DOCKERD_WAIT_S (default 60).
@@ -23,6 +26,17 @@ APT_PACKAGES=(
     python3 python3-venv python3-pip
     ca-certificates git
 )
+
+BENCH_PACKAGES=(serf etcd-server etcd-client) # the report's comparisons (tools/bench/report.py)
+WITH_BENCH=0
+for arg in "$@"; do
+    case "$arg" in
+        --bench) WITH_BENCH=1 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) printf 'setup: error: unknown argument %s (known: --bench)\n' "$arg" >&2; exit 2 ;;
+    esac
+done
+[ "$WITH_BENCH" -eq 0 ] || APT_PACKAGES+=("${BENCH_PACKAGES[@]}")
 
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -89,8 +103,8 @@ make_venv() {
         rm -rf "$venv"
         "$py" -m venv "$venv"
     fi
-    log "pip install -e '.[test]'"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$REPO[test]"
+    log "pip install -e '.[test,bench]'"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$REPO[test,bench]"
 }
 
 install_packages

@@ -143,3 +143,20 @@ def percentile(samples: list[float], q: float) -> float:
     s = sorted(samples)
     k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
     return s[k]
+
+
+def section_main(run: Any, doc: str, quick_help: str, argv: list[str] | None = None) -> int:
+    """The command line of a section module: ``--reps``, ``--quick``; prints the Section as one JSON line."""
+    import argparse
+    import json
+    import time
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    args = ap.parse_args(argv)
+    t0 = time.monotonic()
+    section = run(Budget(reps=args.reps, quick=args.quick))
+    section.seconds = round(time.monotonic() - t0, 1)
+    print(json.dumps(section.to_json()))
+    return 1 if section.error else 0

@@ -1,0 +1,235 @@
+"""Report section "dataplane": iperf3 through meshd's tenant network beside the alternatives.
+
+    sudo .venv/bin/python -m tools.bench.dataplane [--reps 3] [--quick]
+
+Two real ``meshd agent`` processes run in a two-host lab (``tools.cluster``);
+one tenant network is created through the scheduler API and three Docker
+containers (``--network none``) are connected to it: two on h1, one on h2.
+iperf3 (TCP, 1 and 4 streams) runs between network namespaces with
+``nsenter``, the same binary for every path:
+
+* ``meshd``: container on h1 → container on h2 through meshd's VXLAN;
+* ``meshd_local``: container → container on h1 through meshd's bridge;
+* ``underlay``: h1 → h2 on the lab's underlay veth pair and bridge (the
+  reference: every figure is also a ratio to it, from the same repetition);
+* ``handbuilt``: a VXLAN + bridge + veth built by hand with iproute2 between
+  the same two hosts (``tools.bench.netops.hand_built``);
+* ``docker_bridge``: two containers on Docker's default bridge (one host);
+* ``docker_macvlan``: two containers on a Docker macvlan network (bridge
+  mode, one host; parent: one end of a veth pair made for the run).
+
+Within a repetition every path runs once per stream count, interleaved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from tools.bench._figures import Budget, Plot, Section, section_main
+
+PREFIX = "bd"
+WORKDIR = "bench-dataplane"
+IPERF_S, QUICK_IPERF_S = 5.0, 2.0
+STREAMS = (1, 4)
+MACVLAN_PARENT = f"{PREFIX}-mv0"
+MACVLAN_SUBNET = "10.214.0.0/24"
+TENANT_SUBNET = "10.80.0.0/24"
+PATHS = {
+    "meshd": "meshd VXLAN, container → container across two hosts",
+    "meshd_local": "meshd bridge, container → container on one host",
+    "underlay": "raw underlay, host → host",
+    "handbuilt": "hand-built VXLAN + bridge (iproute2), across two hosts",
+    "docker_bridge": "Docker default bridge, container → container on one host",
+    "docker_macvlan": "Docker macvlan (bridge mode), container → container on one host",
+}
+
+
+def estimate_s(budget: Budget) -> float:
+    secs = QUICK_IPERF_S if budget.quick else IPERF_S
+    return 40 + budget.reps * len(PATHS) * len(STREAMS) * (secs + 2.5)
+
+
+def iperf(client_net: str, server_net: str, ip: str, streams: int, seconds: float) -> float:
+    """Gbit/s received from ``client_net`` to ``server_net`` (netns paths) at ``ip``."""
+    server = subprocess.Popen(["nsenter", f"--net={server_net}", "iperf3", "-s", "-1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for attempt in range(20):  # until the server listens
+            out = subprocess.run(["nsenter", f"--net={client_net}", "iperf3", "-c", ip, "-P", str(streams),
+                                  "-t", str(seconds), "-O", "1", "-J"], capture_output=True, text=True)
+            if out.returncode == 0:
+                return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+            time.sleep(0.1)
+        raise RuntimeError(f"iperf3 to {ip} failed: {out.stdout[-300:]} {out.stderr[-300:]}")
+    finally:
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _netns_of(pid: int) -> str:
+    return f"/proc/{pid}/ns/net"
+
+
+class Paths:
+    """Builds every path once; ``targets[kind] = (client netns, server netns, server ip)``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.targets: dict[str, tuple[str, str, str]] = {}
+        self.setup: dict[str, Any] = {}
+
+    def build(self, stack: contextlib.ExitStack) -> None:
+        from tools.cluster import Cluster
+        from tools.lab import Lab
+
+        lab = stack.enter_context(Lab(PREFIX))
+        lab.down()  # leftovers of an interrupted run
+        lab.up(2)
+        cluster = Cluster(lab, self.workdir / WORKDIR, profile="lan")
+        stack.callback(cluster.cleanup_workdir)  # after the agents stopped (callbacks run last first)
+        stack.enter_context(cluster)
+        self._meshd(lab, cluster)
+        self._underlay_and_handbuilt(lab, stack)
+        self._docker(stack)
+
+    def _meshd(self, lab: Any, cluster: Any) -> None:
+        from meshd.api import MsgType
+
+        cluster.start("h1")
+        cluster.start("h2", join=["192.0.2.11"])
+        cluster.wait_members("h1", 2, timeout_s=60)
+        cluster.query("h1", MsgType.NETWORK_CREATE, name="bench", subnet=TENANT_SUBNET)
+        c1, c2, c3 = lab.container("h1", "ipa"), lab.container("h2", "ipb"), lab.container("h1", "ipc")
+        ips = {}
+        for c in (c1, c2, c3):
+            with cluster.scheduler(c.host) as api:
+                ips[c.name] = api.request(MsgType.ENDPOINT_CONNECT, container_id=c.id, network="bench",
+                                          host=c.host)["ip"]
+        ok = lambda src, ip: subprocess.run(["nsenter", "-t", str(src.pid), "-n", "ping", "-c1", "-W1", ip],
+                                            capture_output=True).returncode == 0
+        cluster.wait("meshd containers reach each other", lambda: ok(c1, ips["ipb"]) and ok(c1, ips["ipc"]),
+                     timeout_s=60)
+        self.targets["meshd"] = (_netns_of(c1.pid), _netns_of(c2.pid), ips["ipb"])
+        self.targets["meshd_local"] = (_netns_of(c1.pid), _netns_of(c3.pid), ips["ipc"])
+        self.setup["meshd"] = {"subnet": TENANT_SUBNET, "mtu": 1450, "profile": "lan"}
+
+    def _underlay_and_handbuilt(self, lab: Any, stack: contextlib.ExitStack) -> None:
+        from tools.bench.netops import Bench, hand_built
+
+        b = Bench(lab, 0)
+        stack.callback(b.cleanup)
+        _c1, _c2, m1, m2 = b.make_ns(4)
+        hand_built(b, m1, m2)
+        h1, h2 = lab.hosts()
+        self.targets["underlay"] = (f"/run/netns/{h1.netns}", f"/run/netns/{h2.netns}", h2.underlay_ip)
+        self.targets["handbuilt"] = (m1, m2, "10.71.0.3")
+
+    def _docker(self, stack: contextlib.ExitStack) -> None:
+        from tools.lab._docker import IMAGE, client, ensure_image
+
+        cli = client()
+        ensure_image(cli)
+        _remove_docker_leftovers(cli)
+        stack.callback(_remove_docker_leftovers, cli)
+        # this kernel has no dummy links: one end of an unconnected veth pair is the parent
+        subprocess.run(["ip", "link", "add", MACVLAN_PARENT, "type", "veth", "peer", "name", f"{PREFIX}-mv1"],
+                       check=True)
+        for dev in (MACVLAN_PARENT, f"{PREFIX}-mv1"):
+            subprocess.run(["ip", "link", "set", dev, "up"], check=True)
+        import docker
+
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=MACVLAN_SUBNET)])
+        cli.networks.create(f"{PREFIX}-macvlan", driver="macvlan", ipam=ipam,
+                            options={"parent": MACVLAN_PARENT, "macvlan_mode": "bridge"})
+        for kind, network in (("docker_bridge", "bridge"), ("docker_macvlan", f"{PREFIX}-macvlan")):
+            pair = [cli.containers.run(IMAGE, ["sleep", "3600"], name=f"{PREFIX}-{kind}-{i}", detach=True,
+                                       network=network, labels={"meshd.bench": PREFIX}) for i in (1, 2)]
+            for c in pair:
+                c.reload()
+            ip = pair[1].attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+            self.targets[kind] = (_netns_of(pair[0].attrs["State"]["Pid"]),
+                                  _netns_of(pair[1].attrs["State"]["Pid"]), ip)
+        self.setup["docker_macvlan"] = {"parent": f"veth {MACVLAN_PARENT} (its peer unconnected)", "subnet": MACVLAN_SUBNET}
+
+
+def _remove_docker_leftovers(cli: Any) -> None:
+    for c in cli.containers.list(all=True, filters={"label": f"meshd.bench={PREFIX}"}):
+        c.remove(force=True)
+    for n in cli.networks.list(names=[f"{PREFIX}-macvlan"]):
+        n.remove()
+    subprocess.run(["ip", "link", "del", MACVLAN_PARENT], capture_output=True)
+
+
+@contextlib.contextmanager
+def _paths(budget: Budget) -> Iterator[Paths]:
+    with contextlib.ExitStack() as stack:
+        paths = Paths(Path(budget.workdir))
+        paths.build(stack)
+        yield paths
+
+
+def run(budget: Budget) -> Section:
+    seconds = QUICK_IPERF_S if budget.quick else IPERF_S
+    section = Section(
+        "dataplane", "Data plane: iperf3 through meshd beside the underlay, a hand-built VXLAN and Docker",
+        method=__doc__.split("\n\n", 2)[2].strip() + (
+            f"\n\nEach iperf3 run is TCP for {seconds:.0f} s after a 1 s omitted warm-up (`-O 1`); the figure "
+            "is the receiver's rate. Ratios divide by the underlay run of the same repetition and stream "
+            "count. All paths share the same two CPU cores, so a path's figure is bounded by the CPU cost "
+            "of its packet path, which is what this compares."),
+        setup={"iperf_s": seconds, "streams": list(STREAMS), "reps": budget.reps},
+    )
+    try:
+        with _paths(budget) as paths:
+            section.setup.update(paths.setup)
+            for _rep in range(budget.reps):
+                for streams in STREAMS:
+                    _one_round(section, paths, streams, seconds)
+    except Exception as exc:
+        section.error = f"{type(exc).__name__}: {exc}"
+    section.plots.append(_plot(section))
+    return section
+
+
+def _one_round(section: Section, paths: Paths, streams: int, seconds: float) -> None:
+    rates: dict[str, float] = {}
+    for kind, (cli, srv, ip) in paths.targets.items():
+        rates[kind] = iperf(cli, srv, ip, streams, seconds)
+        section.figure(f"dataplane.{kind}.p{streams}.gbps", f"{PATHS[kind]}, {streams} stream(s)", "Gbit/s",
+                       anchor="" if kind == "underlay" else "raw underlay, same repetition",
+                       ratio_to="" if kind == "underlay" else f"dataplane.underlay.p{streams}.gbps",
+                       ).add(rates[kind])
+    for kind, rate in rates.items():
+        if kind != "underlay":
+            section.figure(f"dataplane.{kind}.p{streams}.ratio", f"{PATHS[kind]}, {streams} stream(s) / underlay",
+                           "ratio").add(rate / rates["underlay"])
+
+
+def _plot(section: Section) -> Plot:
+    lines: dict[str, list[list[Any]]] = {}
+    for streams in STREAMS:
+        xs, ys = [], []
+        for kind in PATHS:
+            f = section.get(f"dataplane.{kind}.p{streams}.gbps")
+            if f is not None:
+                xs.append(kind)
+                ys.append(f.median)
+        lines[f"{streams} stream(s)"] = [xs, ys]
+    return Plot("dataplane_gbps", "iperf3 throughput by path (median)", "path", "Gbit/s", lines, kind="bar")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return section_main(run, __doc__, f"{QUICK_IPERF_S:.0f} s iperf3 runs instead of {IPERF_S:.0f} s", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
