@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:
 
 from consensus import RaftConfig, RaftError, RaftNode, Storage  # noqa: E402
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, TrioSocket, ZmqHost  # noqa: E402
+from tools.bench._proc import die_with_parent  # noqa: E402
 
 
 class KV:
@@ -164,7 +165,7 @@ class Procs:
                *self.opts]
         if bootstrap:
             cmd += ["--bootstrap", ",".join(self.ids)]
-        self.procs[node_id] = subprocess.Popen(cmd, start_new_session=True)
+        self.procs[node_id] = subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent)
 
     def kill(self, node_id: str, sig: int = signal.SIGKILL) -> None:
         p = self.procs.pop(node_id)
