@@ -50,7 +50,7 @@ from meshd.api import ApiError, FrameError, MsgType, SchedulerApi, SchedulerServ
 from meshd.api._control import ControlServer
 from meshd.config import Config
 from meshd.metrics import MetricsServer, latency_histograms, make_registry
-from meshd.reconcile import Reconciler
+from meshd.reconcile import HostDesired, Reconciler
 from meshd.runtime import DockerRuntime, RuntimeWatcher
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, ZmqHost, load_client_keys, read_secret
 
@@ -93,6 +93,7 @@ class Agent(ContainerListener):
         self._up: set[tuple[str, int]] = set()
         self._attach_errors: dict[tuple[str, int], str] = {}
         self._pass_done = trio.Event()
+        self._passes_skipped = 0  # triggered passes with nothing new to build (see _reconcile_loop)
         self._nursery: trio.Nursery | None = None
         self._runtime_synced = trio.Event()
         self.endpoint_stats: dict[tuple[str, int], dict[str, Any]] = {}
@@ -310,19 +311,32 @@ class Agent(ContainerListener):
     async def _reconcile_loop(self) -> None:
         """Passes coalesced: any number of triggers during a pass cause one more pass;
         at least one pass every ``dataplane.reconcile_interval_s``.  The first pass
-        waits until this host knows enough not to undo right kernel state."""
+        waits until this host knows enough not to undo right kernel state.
+
+        A triggered pass whose desired state equals that of the last clean pass
+        is skipped (no kernel dump): most commits in a large cluster concern
+        other hosts' networks, and the periodic pass still repairs drift that
+        did not come through meshd."""
         assert self.reconciler is not None
         await self._wait_ready_to_reconcile()
+        clean: HostDesired | None = None  # the desired state of the last pass without errors
+        report, periodic = None, True
         while True:
             self._reconcile_wake = trio.Event()
-            report = await self.reconciler.run_pass()
-            if self._histograms is not None:
-                self._histograms["reconcile"].observe(report.duration_s)
-            if report.ops:
-                log.debug("reconcile applied %s", ", ".join(_describe(op) for op in report.ops))
-            self._publish_endpoints(report)
-            with trio.move_on_after(self.cfg.dataplane.reconcile_interval_s):
+            desired = self._desired()
+            if periodic or report is None or desired != clean:
+                report = await self.reconciler.run_pass(desired)
+                clean = None if report.errors else desired
+                if self._histograms is not None:
+                    self._histograms["reconcile"].observe(report.duration_s)
+                if report.ops:
+                    log.debug("reconcile applied %s", ", ".join(_describe(op) for op in report.ops))
+            else:
+                self._passes_skipped += 1
+            self._publish_endpoints(report, desired)
+            with trio.move_on_after(self.cfg.dataplane.reconcile_interval_s) as timer:
                 await self._reconcile_wake.wait()
+            periodic = timer.cancelled_caught
 
     async def _wait_ready_to_reconcile(self) -> None:
         """After a restart the kernel already holds this host's data plane.  Before the
@@ -360,9 +374,11 @@ class Agent(ContainerListener):
         except JoinError as exc:
             log.warning("could not rejoin through the remembered members (they will find this host): %s", exc)
 
-    def _publish_endpoints(self, report: Any) -> None:
-        """Endpoint up/down events: an endpoint is up once a pass built it without an error naming it."""
-        desired = self._desired()
+    def _publish_endpoints(self, report: Any, desired: HostDesired) -> None:
+        """Endpoint up/down events: an endpoint is up once a pass built it without an error naming it.
+
+        ``desired`` is what that pass built (not the state now: an endpoint
+        committed while the pass ran is not up yet)."""
         local = {(e.key, e.vni): e for e in desired.local}
         self._attach_errors = {}
         for key, vni in sorted(set(local) - self._up):
@@ -385,6 +401,7 @@ class Agent(ContainerListener):
     async def wait_endpoint_up(self, endpoint_id: str, vni: int, timeout_s: float) -> str | None:
         """Wait until this host built the endpoint's interface: None, or why it is not up."""
         start = trio.current_time()
+        self._reconcile_wake.set()  # a pass after the commit (applying it already asked for one)
         with trio.move_on_after(timeout_s):
             while True:
                 if (endpoint_id, vni) in self._up:
@@ -393,7 +410,6 @@ class Agent(ContainerListener):
                     return None
                 if (endpoint_id, vni) in self._attach_errors:
                     return self._attach_errors[endpoint_id, vni]
-                self._reconcile_wake.set()
                 await self._pass_done.wait()
         if endpoint_id not in self.pids:
             return f"container {endpoint_id[:12]} is not running on {self.name} (no PID known)"

@@ -11,7 +11,9 @@ hands the result to the reconciler.  Rules:
 * remote endpoints and flood-list VTEPs come only from hosts that gossip says
   are alive: a failed or departed host's entries are withdrawn at once (its
   addresses stay allocated in the state, so they are not reused while the host
-  is only failed);
+  is only failed), and only in the networks this host builds (those of its
+  running endpoints and their tenant routers' legs): the cost of a pass
+  follows what this host serves, not the size of the whole cluster;
 * a container in several networks gets ``eth0``, ``eth1``, ... in the order
   its networks were created (so connecting it later to an *older* network
   renumbers the newer ones: a known limit until the state records the slot).
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from meshd import state as st
-from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint
+from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, active_vnis
 from netops import Qos
 
 _POLICY_KINDS = {
@@ -64,13 +66,14 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
         if pid is not None and ep.network in nets:
             local.append(LocalEndpoint(key=ep.endpoint_id, vni=nets[ep.network].vni, netns=f"/proc/{pid}/ns/net",
                                        ip=ep.ip, mac=ep.mac, ifname=f"eth{ifindex}", qos=_qos(ep.qos)))
-    for ep in state.endpoints():
-        vtep = live_vteps.get(ep.host)
-        if ep.host == host or vtep is None or ep.network not in nets:
+    others = {h: v for h, v in live_vteps.items() if h != host}
+    active = set(active_vnis(networks, {ep.vni for ep in local}))
+    for net in nets.values():
+        if net.vni not in active:
             continue
-        vni = nets[ep.network].vni
-        remote.append(RemoteEndpoint(vni=vni, ip=ep.ip, mac=ep.mac, vtep=vtep))
-        vteps.setdefault(vni, set()).add(vtep)
+        for ep in state.endpoints_on(net.name, others):
+            remote.append(RemoteEndpoint(vni=net.vni, ip=ep.ip, mac=ep.mac, vtep=others[ep.host]))
+            vteps.setdefault(net.vni, set()).add(others[ep.host])
     policies = tuple(
         Policy(kind=_POLICY_KINDS[p.kind], a=nets[p.network].vni,  # type: ignore[arg-type]
                b=nets[p.peer].vni if p.peer in nets else None)

@@ -28,7 +28,8 @@ def status_map(agent: Agent) -> dict[str, Any]:
     out["tunnels"] = _tunnels(agent)
     if agent.reconciler is not None:
         r = agent.reconciler.status()
-        out["reconcile"] = {"passes": r.passes, "ops_applied": r.ops_applied, "errors_total": r.errors_total,
+        out["reconcile"] = {"passes": r.passes, "passes_skipped": agent._passes_skipped,
+                            "ops_applied": r.ops_applied, "errors_total": r.errors_total,
                             "last_errors": list(r.last_errors), "last_pass_ms": r.last_pass_ms}
     return out
 

@@ -14,6 +14,7 @@ from meshd.reconcile._desired import (
     Policy,
     PolicyKind,
     RemoteEndpoint,
+    active_vnis,
     host_if_name,
     router_name,
 )
@@ -23,6 +24,6 @@ from netops import Qos
 
 __all__ = [
     "HostDesired", "LocalEndpoint", "Network", "PassReport", "Policy", "PolicyKind", "Qos", "Reconciler",
-    "ReconcilerStatus", "RemoteEndpoint", "endpoint_stamp", "host_if_name", "leg_stamp", "plan",
+    "ReconcilerStatus", "RemoteEndpoint", "active_vnis", "endpoint_stamp", "host_if_name", "leg_stamp", "plan",
     "reconcile_once", "router_name",
 ]

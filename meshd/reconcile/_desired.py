@@ -12,7 +12,7 @@ import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -141,10 +141,15 @@ def active_networks(d: HostDesired) -> list[int]:
     endpoint here — each host routes its own containers' traffic (distributed
     routing), so its tenant router needs a leg in each of the tenant's networks.
     """
-    nets = {n.vni: n for n in d.networks}
-    local = {ep.vni for ep in d.local if ep.vni in nets}
+    return active_vnis(d.networks, {ep.vni for ep in d.local})
+
+
+def active_vnis(networks: Iterable[Network], local_vnis: Iterable[int]) -> list[int]:
+    """:func:`active_networks` from the networks and the VNIs of the local endpoints."""
+    nets = {n.vni: n for n in networks}
+    local = {v for v in local_vnis if v in nets}
     tenants = {nets[v].tenant for v in local if nets[v].gateway}
-    return sorted(local | {n.vni for n in d.networks if n.gateway and n.tenant in tenants})
+    return sorted(local | {n.vni for n in nets.values() if n.gateway and n.tenant in tenants})
 
 
 @functools.lru_cache(maxsize=4096)

@@ -102,9 +102,11 @@ class Reconciler:
         with netops.in_netns(self._netns):
             return reconcile_once(desired)
 
-    async def run_pass(self) -> PassReport:
-        """One pass now (in a worker thread)."""
-        report = await trio.to_thread.run_sync(self._pass_sync, self._desired(), limiter=self._limiter)
+    async def run_pass(self, desired: HostDesired | None = None) -> PassReport:
+        """One pass now (in a worker thread), towards ``desired`` (default: ask the callback)."""
+        if desired is None:
+            desired = self._desired()
+        report = await trio.to_thread.run_sync(self._pass_sync, desired, limiter=self._limiter)
         self._record(report)
         return report
 

@@ -153,12 +153,15 @@ class _Plan:
     def wanted_l2(self) -> tuple[set[tuple[str, str, str]], dict[tuple[str, str], str]]:
         fdb: set[tuple[str, str, str]] = set()
         neigh: dict[tuple[str, str], str] = {}
+        by_vni: dict[int, list] = {}
+        for r in self.d.remote:
+            by_vni.setdefault(r.vni, []).append(r)
         for vni in self.active:
             vx = vxlan_name(vni)
             live = set(self.d.vteps.get(vni, frozenset())) - {self.d.underlay_ip}
             fdb |= {(vx, ZERO_MAC, vtep) for vtep in live}
-            for r in self.d.remote:
-                if r.vni == vni and r.vtep in live:
+            for r in by_vni.get(vni, ()):
+                if r.vtep in live:
                     fdb |= {(vx, r.mac, r.vtep), (vx, r.mac, "")}
                     neigh[(vx, r.ip)] = r.mac
         return fdb, neigh

@@ -33,7 +33,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Container, Iterable
 
 from meshd import wire
 
@@ -248,6 +248,18 @@ class NetworkState(NetworkCommands, EndpointCommands):
             )
         names = sorted(self._nets) if network is None else [network] if network in self._nets else []
         return tuple(self._endpoint(self._nets[n], cid, ep) for n in names for cid, ep in self._nets[n].eps.items())
+
+    def endpoints_on(self, network: str, hosts: Container[str]) -> tuple[Endpoint, ...]:
+        """Endpoints of ``network`` on any of ``hosts``, in connection order.
+
+        The host test runs on the stored rows, before an :class:`Endpoint` is
+        built, so asking for the few endpoints of live hosts in a network that
+        holds many others costs one cheap loop, not their formatting.
+        """
+        net = self._nets.get(network)
+        if net is None:
+            return ()
+        return tuple(self._endpoint(net, cid, ep) for cid, ep in net.eps.items() if ep[HOST] in hosts)
 
     def endpoint(self, endpoint_id: str, network: str) -> Endpoint | None:
         net = self._nets.get(network)

@@ -58,3 +58,20 @@ def test_a_stopped_container_has_no_interface_but_keeps_its_address():
 def test_policies_are_translated_by_vni():
     (p,) = _desired().policies
     assert (p.kind, p.a, p.b) == ("deny", 1, 3)
+
+
+def test_remote_entries_only_in_networks_this_host_builds():
+    s = _state()
+    s.execute(st.CreateNetwork("big", "t3", "10.0.0.0/8"), 100)
+    for i in range(50):  # another host's endpoints in a network h1 has nothing in
+        s.execute(st.Connect(f"x{i}", "big", "h2"), 101 + i)
+    d = _desired(state=s)
+    assert {(r.ip, r.vtep) for r in d.remote} == {("10.1.0.3", "192.0.2.12"), ("10.1.0.2", "192.0.2.13")}
+    s.execute(st.Connect("c9", "big", "h1"), 200)  # now h1 builds "big": h2's endpoints there matter
+    d = _desired(state=s, pids={"c1": 101, "c4": 104, "c9": 109})
+    assert sum(r.vtep == "192.0.2.12" for r in d.remote) == 51
+
+
+def test_stopped_local_endpoints_do_not_pull_in_remote_entries():
+    d = _desired(pids={"c4": 104})  # c1 (blue, green) is not running: h1 builds only red
+    assert {(r.ip, r.vtep) for r in d.remote} == {("10.1.0.2", "192.0.2.13")}

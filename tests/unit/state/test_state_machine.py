@@ -134,6 +134,18 @@ def test_one_container_in_several_networks_moves_as_one():
     assert [e.network for e in log.state.endpoints(host="h2")] == ["red"]
 
 
+def test_endpoints_on_filters_one_network_by_host():
+    log = Log()
+    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
+    for cid, host in (("c1", "h1"), ("c2", "h2"), ("c3", "h3"), ("c4", "h2")):
+        log.ok(Connect(cid, "blue", host))
+    assert [e.endpoint_id for e in log.state.endpoints_on("blue", {"h2", "h3"})] == ["c2", "c3", "c4"]
+    assert log.state.endpoints_on("blue", set()) == ()
+    assert log.state.endpoints_on("nope", {"h1"}) == ()
+    full = {e.endpoint_id: e for e in log.state.endpoints(network="blue")}
+    assert all(full[e.endpoint_id] == e for e in log.state.endpoints_on("blue", {"h1", "h2", "h3"}))
+
+
 def test_a_restored_replica_answers_like_the_original_for_multi_network_containers():
     log = Log()
     log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
