@@ -35,6 +35,11 @@ HOST_DEV = "eth0"
 NETNS_DIR = "/run/netns"
 KILL_GRACE_S = 2.0
 IPV6_OFF = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+# The kernel's neighbour (ARP) table is one table for all namespaces, limited by the root
+# namespace's gc_thresh3 (1,024 by default): 40 lab hosts that all talk to each other fill it
+# (40 x 39 underlay entries), and then every new neighbour fails with ENOBUFS. Raised, never lowered.
+NEIGH_GC_THRESH = {"net.ipv4.neigh.default.gc_thresh1": 1024, "net.ipv4.neigh.default.gc_thresh2": 8192,
+                   "net.ipv4.neigh.default.gc_thresh3": 16384}
 BRIDGE_NF_OFF = tuple(f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables"))
 
 
@@ -126,8 +131,20 @@ def _ensure_netns(ns: str) -> None:
     _ip(ns, "link", "set", "lo", "up")
 
 
+def raise_neigh_limits() -> None:
+    """Make the machine-wide neighbour table big enough for a full mesh of lab hosts."""
+    for key, want in NEIGH_GC_THRESH.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        with open(path) as f:
+            have = int(f.read())
+        if have < want:
+            with open(path, "w") as f:
+                f.write(str(want))
+
+
 def ensure_underlay(prefix: str) -> None:
     """Create the underlay netns and its bridge, if missing."""
+    raise_neigh_limits()
     ns = underlay_ns(prefix)
     _ensure_netns(ns)
     if BRIDGE not in _links(ns):
