@@ -21,6 +21,7 @@ hands the result to the reconciler.  Rules:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from meshd import state as st
@@ -85,8 +86,16 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
 
 
 def _network(n: st.Network) -> Network:
-    return Network(vni=n.vni, tenant=n.tenant, subnet=n.subnet, gateway=n.gateway, mtu=n.mtu,
-                   egress_kbit=n.egress_kbit or None, external=n.external)
+    return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, n.egress_kbit or None, n.external)
+
+
+@functools.lru_cache(maxsize=4096)
+def _built_network(vni: int, tenant: str, subnet: str, gateway: str | None, mtu: int, egress_kbit: int | None,
+                   external: bool) -> Network:
+    """One :class:`Network` per distinct description: its checks parse addresses, and every
+    pass describes every network (the state's record is not hashable: it holds labels)."""
+    return Network(vni=vni, tenant=tenant, subnet=subnet, gateway=gateway, mtu=mtu, egress_kbit=egress_kbit,
+                   external=external)
 
 
 def _qos(q: st.Qos) -> Qos | None:

@@ -17,6 +17,7 @@ without Open vSwitch; the rx/tx totals and rates are *outputs*, published in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,8 +193,7 @@ def parse_request(msg_type: int, body: dict[str, Any]) -> Any:
     if cls is None:
         raise FrameError(ApiError.UNKNOWN_TYPE, f"unknown request type {msg_type}; see docs/api.md for the types",
                          msg_type, request_id)
-    hints = typing.get_type_hints(cls)
-    names = {f.name: f for f in dataclasses.fields(cls)}
+    hints, names = _schema(cls)
     unknown = sorted(set(body) - set(names))
     if unknown:
         raise FrameError(ApiError.UNKNOWN_FIELD,
@@ -211,6 +211,12 @@ def parse_request(msg_type: int, body: dict[str, Any]) -> Any:
             raise FrameError(ApiError.WRONG_TYPE, f"{cls.__name__}: field {name!r} {problem}", msg_type, request_id)
         kwargs[name] = body[name]
     return cls(**kwargs)
+
+
+@functools.cache
+def _schema(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    """(type hints, fields by name) of a request class: resolved once, not per request."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
 
 
 def _type_problem(hint: Any, value: Any) -> str:
