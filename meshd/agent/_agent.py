@@ -327,6 +327,8 @@ class Agent(ContainerListener):
             if periodic or report is None or desired != clean:
                 report = await self.reconciler.run_pass(desired)
                 clean = None if report.errors else desired
+                if self.reconciler.mtu_pending and self._nursery is not None:
+                    self._nursery.start_soon(self.reconciler.check_pending_mtu)
                 if self._histograms is not None:
                     self._histograms["reconcile"].observe(report.duration_s)
                 if report.ops:

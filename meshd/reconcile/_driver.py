@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import trio
 
@@ -23,6 +24,7 @@ from meshd.reconcile._plan import plan
 from meshd.reconcile._rules import FAMILY, NAT_FAMILY, TABLE
 
 log = logging.getLogger("meshd.reconcile")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +48,20 @@ def reconcile_once(desired: HostDesired, check_mtu: bool = True) -> PassReport:
     ops = plan(desired, actual, netops.dump_table(FAMILY, TABLE), netops.dump_table(NAT_FAMILY, TABLE))
     indexes = {name: link.index for name, link in actual.links.items()}
     report = netops.apply(ops, indexes) if ops else netops.ApplyReport(0, ())
-    checks = []
-    if check_mtu:
-        for op in ops:
-            if isinstance(op, EnsureVxlan):
-                remotes = sorted(desired.vteps.get(op.vni, frozenset()) - {desired.underlay_ip})
-                if remotes:
-                    checks.append(netops.check_path_mtu(remotes[0], desired.underlay_mtu))
+    checks = [netops.check_path_mtu(r, desired.underlay_mtu) for r in mtu_targets(desired, ops)] if check_mtu else []
     return PassReport(tuple(ops), tuple(str(e) for e in report.errors), tuple(checks),
                       time.perf_counter() - start)
+
+
+def mtu_targets(desired: HostDesired, ops: Sequence[Op]) -> list[str]:
+    """One live remote VTEP per tunnel (re)built by ``ops``: where its path MTU is checked."""
+    targets = []
+    for op in ops:
+        if isinstance(op, EnsureVxlan):
+            remotes = sorted(desired.vteps.get(op.vni, frozenset()) - {desired.underlay_ip})
+            if remotes and remotes[0] not in targets:
+                targets.append(remotes[0])
+    return targets
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,8 @@ class Reconciler:
         self._last_errors: tuple[str, ...] = ()
         self._last_ms = 0.0
         self.last_report: PassReport | None = None
+        #: (remote VTEP, MTU) path checks of tunnels built by passes, not run yet
+        self.mtu_pending: list[tuple[str, int]] = []
 
     def trigger(self) -> None:
         """Ask for a pass soon (state change, membership event, container event)."""
@@ -96,19 +105,36 @@ class Reconciler:
         return ReconcilerStatus(self._passes, self._ops, self._errors, self._last_errors, self._last_ms,
                                 self._mtu_failures)
 
-    def _pass_sync(self, desired: HostDesired) -> PassReport:
+    def _in_netns(self, fn: Callable[..., T], *args: Any) -> T:
         if self._netns is None:
-            return reconcile_once(desired)
+            return fn(*args)
         with netops.in_netns(self._netns):
-            return reconcile_once(desired)
+            return fn(*args)
 
     async def run_pass(self, desired: HostDesired | None = None) -> PassReport:
-        """One pass now (in a worker thread), towards ``desired`` (default: ask the callback)."""
+        """One pass now (in a worker thread), towards ``desired`` (default: ask the callback).
+
+        The path-MTU self-checks of tunnels the pass built are not part of it
+        (the one meant to fail waits out its ping timeout): they are left in
+        :attr:`mtu_pending` for :meth:`check_pending_mtu`, which the caller
+        runs in the background.
+        """
         if desired is None:
             desired = self._desired()
-        report = await trio.to_thread.run_sync(self._pass_sync, desired, limiter=self._limiter)
+        report = await trio.to_thread.run_sync(self._in_netns, reconcile_once, desired, False, limiter=self._limiter)
         self._record(report)
+        self.mtu_pending += [(r, desired.underlay_mtu) for r in mtu_targets(desired, report.ops)
+                             if (r, desired.underlay_mtu) not in self.mtu_pending]
         return report
+
+    async def check_pending_mtu(self) -> tuple[netops.MtuCheck, ...]:
+        """Run the path-MTU checks :meth:`run_pass` left (in a worker thread); log the failures."""
+        pending, self.mtu_pending = self.mtu_pending, []
+        checks = []
+        for remote, mtu in pending:
+            checks.append(await trio.to_thread.run_sync(self._in_netns, netops.check_path_mtu, remote, mtu))
+        self._record_mtu(checks)
+        return tuple(checks)
 
     def _record(self, r: PassReport) -> None:
         self.last_report = r
@@ -117,12 +143,15 @@ class Reconciler:
         self._errors += len(r.errors)
         self._last_errors = r.errors
         self._last_ms = r.duration_s * 1000
-        self._mtu_failures += sum(not c.ok for c in r.mtu_checks)
         if r.ops or r.errors:
             log.info("reconcile pass ops=%d errors=%d ms=%.1f", len(r.ops), len(r.errors), self._last_ms)
         for err in r.errors:
             log.warning("reconcile error=%r", err)
-        for c in r.mtu_checks:
+        self._record_mtu(r.mtu_checks)
+
+    def _record_mtu(self, checks: Sequence[netops.MtuCheck]) -> None:
+        self._mtu_failures += sum(not c.ok for c in checks)
+        for c in checks:
             if not c.ok:
                 log.warning("tunnel mtu check failed remote=%s mtu=%d full_size_passes=%s one_more_fails=%s",
                             c.remote_ip, c.mtu, c.full_size_passes, c.one_more_fails)
@@ -133,5 +162,7 @@ class Reconciler:
         while True:
             self._wake = trio.Event()
             await self.run_pass()
+            if self.mtu_pending:
+                await self.check_pending_mtu()
             with trio.move_on_after(self._period_s):
                 await self._wake.wait()

@@ -50,3 +50,17 @@ async def test_errors_are_counted_not_raised(make_lab) -> None:
     assert rec.status().errors_total == 1 and rec.status().last_errors == report.errors
     with netops.in_netns(f"/run/netns/{h1.netns}"):
         assert not [n for n in netops.dump_owned().links if n.startswith("mv")]
+
+
+async def test_tunnel_mtu_checks_run_after_the_pass_not_inside_it(make_lab, make_ns) -> None:
+    h1, h2 = make_lab(2).hosts()
+    c = Cluster([h1, h2], [Network(vni=42, tenant="t", subnet="10.42.0.0/24")],
+                [Placement("a", h1, 42, "10.42.0.2", make_ns()), Placement("b", h2, 42, "10.42.0.3", make_ns())])
+    rec = Reconciler(lambda: c.desired(h1), period_s=3600, netns=f"/run/netns/{h1.netns}")
+    report = await rec.run_pass()  # builds the tunnel towards h2
+    assert report.errors == () and report.mtu_checks == ()
+    assert rec.mtu_pending == [(h2.underlay_ip, 1500)]
+    [check] = await rec.check_pending_mtu()
+    assert (check.remote_ip, check.ok) == (h2.underlay_ip, True)
+    assert rec.mtu_pending == [] and rec.status().mtu_failures == 0
+    assert (await rec.run_pass()).ops == () and rec.mtu_pending == []  # nothing rebuilt: nothing to check
