@@ -50,7 +50,7 @@ from meshd.api import ApiError, FrameError, MsgType, SchedulerApi, SchedulerServ
 from meshd.api._control import ControlServer
 from meshd.config import Config
 from meshd.metrics import MetricsServer, latency_histograms, make_registry
-from meshd.reconcile import HostDesired, Reconciler
+from meshd.reconcile import HostDesired, Reconciler, plan_additions
 from meshd.runtime import DockerRuntime, RuntimeWatcher
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, ZmqHost, load_client_keys, read_secret
 
@@ -313,10 +313,13 @@ class Agent(ContainerListener):
         at least one pass every ``dataplane.reconcile_interval_s``.  The first pass
         waits until this host knows enough not to undo right kernel state.
 
-        A triggered pass whose desired state equals that of the last clean pass
-        is skipped (no kernel dump): most commits in a large cluster concern
-        other hosts' networks, and the periodic pass still repairs drift that
-        did not come through meshd."""
+        Between periodic passes the kernel is taken to match the desired state
+        of the last clean pass (drift made outside meshd is repaired by the
+        periodic pass): a triggered pass with the same desired state is skipped
+        (most commits in a large cluster concern other hosts' networks), and
+        one that only adds local endpoints to networks already built applies
+        just their veths (:func:`~meshd.reconcile.plan_additions`), so an
+        attach does not cost a dump of every link on the host."""
         assert self.reconciler is not None
         await self._wait_ready_to_reconcile()
         clean: HostDesired | None = None  # the desired state of the last pass without errors
@@ -324,21 +327,31 @@ class Agent(ContainerListener):
         while True:
             self._reconcile_wake = trio.Event()
             desired = self._desired()
-            if periodic or report is None or desired != clean:
-                report = await self.reconciler.run_pass(desired)
-                clean = None if report.errors else desired
-                if self.reconciler.mtu_pending and self._nursery is not None:
-                    self._nursery.start_soon(self.reconciler.check_pending_mtu)
-                if self._histograms is not None:
-                    self._histograms["reconcile"].observe(report.duration_s)
-                if report.ops:
-                    log.debug("reconcile applied %s", ", ".join(_describe(op) for op in report.ops))
-            else:
+            if not periodic and report is not None and desired == clean:
                 self._passes_skipped += 1
+            else:
+                report = await self._reconcile(desired, None if periodic else clean)
+                clean = None if report.errors else desired
             self._publish_endpoints(report, desired)
             with trio.move_on_after(self.cfg.dataplane.reconcile_interval_s) as timer:
                 await self._reconcile_wake.wait()
             periodic = timer.cancelled_caught
+
+    async def _reconcile(self, desired: HostDesired, clean: HostDesired | None) -> Any:
+        """Build ``desired``: only the additions to ``clean`` when that is all that changed,
+        else (or when applying them failed) a full pass."""
+        assert self.reconciler is not None
+        ops = None if clean is None else plan_additions(clean, desired)
+        report = None if ops is None else await self.reconciler.apply_ops(ops)
+        if report is None or report.errors:
+            report = await self.reconciler.run_pass(desired)
+        if self.reconciler.mtu_pending and self._nursery is not None:
+            self._nursery.start_soon(self.reconciler.check_pending_mtu)
+        if self._histograms is not None:
+            self._histograms["reconcile"].observe(report.duration_s)
+        if report.ops:
+            log.debug("reconcile applied %s", ", ".join(_describe(op) for op in report.ops))
+        return report
 
     async def _wait_ready_to_reconcile(self) -> None:
         """After a restart the kernel already holds this host's data plane.  Before the

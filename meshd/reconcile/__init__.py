@@ -19,11 +19,11 @@ from meshd.reconcile._desired import (
     router_name,
 )
 from meshd.reconcile._driver import PassReport, Reconciler, ReconcilerStatus, reconcile_once
-from meshd.reconcile._plan import endpoint_stamp, leg_stamp, plan
+from meshd.reconcile._plan import endpoint_stamp, leg_stamp, plan, plan_additions
 from netops import Qos
 
 __all__ = [
     "HostDesired", "LocalEndpoint", "Network", "PassReport", "Policy", "PolicyKind", "Qos", "Reconciler",
-    "ReconcilerStatus", "RemoteEndpoint", "active_vnis", "endpoint_stamp", "host_if_name", "leg_stamp", "plan",
+    "ReconcilerStatus", "RemoteEndpoint", "active_vnis", "endpoint_stamp", "host_if_name", "leg_stamp", "plan", "plan_additions",
     "reconcile_once", "router_name",
 ]

@@ -127,6 +127,17 @@ class Reconciler:
                              if (r, desired.underlay_mtu) not in self.mtu_pending]
         return report
 
+    async def apply_ops(self, ops: Sequence[Op]) -> PassReport:
+        """Apply planned operations without a dump (a pass from :func:`plan_additions`)."""
+        def run() -> PassReport:
+            start = time.perf_counter()
+            report = netops.apply(ops)
+            return PassReport(tuple(ops), tuple(str(e) for e in report.errors), (), time.perf_counter() - start)
+
+        report = await trio.to_thread.run_sync(self._in_netns, run, limiter=self._limiter)
+        self._record(report)
+        return report
+
     async def check_pending_mtu(self) -> tuple[netops.MtuCheck, ...]:
         """Run the path-MTU checks :meth:`run_pass` left (in a worker thread); log the failures."""
         pending, self.mtu_pending = self.mtu_pending, []

@@ -23,6 +23,7 @@ nothing differs, the plan is empty.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 
@@ -61,6 +62,40 @@ def endpoint_stamp(ep: LocalEndpoint, net: Network, mtu: int) -> str:
     cfg = f"{ep.vni}|{ep.netns}|{ep.ifname}|{ep.ip}/{net.prefixlen}|{ep.mac}|{mtu}|{net.gateway}"
     qos = ep.qos.stamp() if ep.qos else "-"
     return f"meshd ep {hashlib.sha1(cfg.encode()).hexdigest()[:12]} q={qos}"
+
+
+def attach_op(ep: LocalEndpoint, net: Network, mtu: int) -> AttachEndpoint:
+    return AttachEndpoint(ep.host_if, bridge_name(ep.vni), ep.netns, ep.ifname, ep.ip, net.prefixlen, ep.mac, mtu,
+                          net.gateway, ep.qos, endpoint_stamp(ep, net, mtu))
+
+
+def plan_additions(before: HostDesired, after: HostDesired) -> list[Op] | None:
+    """The operations from ``before`` to ``after`` without reading the kernel, or None.
+
+    Valid only while the kernel matches ``before`` (the last pass was clean).
+    Applies when ``after`` differs from ``before`` by new local endpoints in
+    networks this host already builds, and by nothing else: then the plan is
+    their veth pairs plus the rule-set elements they bring (an isolated or
+    deny-all network's sets), and no dump of every link is needed. Anything
+    else (a removal, a changed endpoint, a new network, a member change, a
+    policy) returns None: a full pass.
+    """
+    if dataclasses.replace(after, local=before.local) != before:
+        return None
+    have = set(before.local)
+    added = [ep for ep in after.local if ep not in have]
+    if not added or len(after.local) != len(before.local) + len(added):
+        return None  # nothing new, or something was removed or changed
+    nets, active = {n.vni: n for n in after.networks}, set(active_networks(before))
+    taken = {ep.host_if for ep in before.local}
+    if any(ep.vni not in active or ep.host_if in taken for ep in added):
+        return None
+    mtu = lambda vni: nets[vni].mtu or after.underlay_mtu - netops.VXLAN_OVERHEAD  # noqa: E731
+    ops: list[Op] = [attach_op(ep, nets[ep.vni], mtu(ep.vni)) for ep in added]
+    delta = _rules.delta_script(_rules.desired_sets(before), _rules.desired_sets(after))
+    if delta:
+        ops.append(NftScript(delta))
+    return ops
 
 
 def leg_stamp(router: str, net: Network, mtu: int) -> str:
@@ -145,9 +180,7 @@ class _Plan:
             return
         if ep.host_if in self.actual.links:
             self.removals.append(DeleteLink(ep.host_if))
-        self.endpoints.append(AttachEndpoint(
-            ep.host_if, bridge_name(ep.vni), ep.netns, ep.ifname, ep.ip, net.prefixlen, ep.mac, mtu,
-            net.gateway, ep.qos, stamp))
+        self.endpoints.append(attach_op(ep, net, mtu))
 
     # ------------------------------------------------------------ L2 population
     def wanted_l2(self) -> tuple[set[tuple[str, str, str]], dict[tuple[str, str], str]]:

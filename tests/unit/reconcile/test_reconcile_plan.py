@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import netops
-from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, plan
+from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, plan, plan_additions
 from meshd.reconcile import _rules
 from netops import (
     AttachEndpoint, AttachLeg, ClearQdisc, DeleteLink, DeleteRouter, EnsureBridge, EnsureRouter, EnsureVxlan,
@@ -269,6 +269,38 @@ def test_from_any_state_one_pass_reaches_the_fixed_point(e1, v1, p1, e2, v2, p2)
     k.converge(_desired(e1, v1, p1))
     k.converge(_desired(e2, v2, p2))
     assert plan(_desired(e2, v2, p2), k.actual(), k.nft, k.nat) == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(_eps, _vteps, _pol, _eps)
+def test_plan_additions_reaches_what_a_full_pass_would(e1, v1, p1, more) -> None:
+    """From a clean pass, the no-dump plan for added endpoints leaves nothing for a full pass to do."""
+    k = SimKernel()
+    before = _desired(e1, v1, p1)
+    k.converge(before)
+    after = _desired(e1 + [e for e in more if (e[0], e[1]) not in {(v, i) for v, i, _ in e1}], v1, p1)
+    ops = plan_additions(before, after)
+    added = {e.host_if for e in after.local} - {e.host_if for e in before.local}
+    built = {v for v, _, _ in e1}
+    if ops is None:  # only when a new endpoint's network is not built yet (or nothing was added)
+        assert not added or any(e.vni not in built and e.host_if in added for e in after.local)
+        return
+    assert {o.host_if for o in ops if isinstance(o, AttachEndpoint)} == added
+    k.apply(ops)
+    assert plan(after, k.actual(), k.nft, k.nat) == []
+
+
+def test_plan_additions_refuses_anything_but_additions() -> None:
+    base = host(local=(ep("r1", 100, "10.1.0.2"), ep("r2", 100, "10.1.0.4")), vteps={100: frozenset({"192.0.2.12"})})
+    assert plan_additions(base, base) is None  # nothing new
+    assert plan_additions(base, dataclasses.replace(base, local=base.local[:1])) is None  # a removal
+    moved = dataclasses.replace(base, local=(base.local[0], ep("r2", 100, "10.1.0.9")))
+    assert plan_additions(base, moved) is None  # a changed endpoint
+    plus = base.local + (ep("r3", 100, "10.1.0.5"),)
+    assert plan_additions(base, dataclasses.replace(base, local=plus, vteps={})) is None  # and a member change
+    assert plan_additions(base, dataclasses.replace(base, local=base.local + (ep("b1", 200, "10.1.0.2"),))) is None
+    [attach] = plan_additions(base, dataclasses.replace(base, local=plus))
+    assert (attach.host_if, attach.bridge, attach.mtu) == (plus[2].host_if, "mb-100", 1450)
 
 
 def test_external_access_adds_one_uplink_per_tenant_and_the_nat_table() -> None:
