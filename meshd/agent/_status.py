@@ -29,6 +29,7 @@ def status_map(agent: Agent) -> dict[str, Any]:
     if agent.reconciler is not None:
         r = agent.reconciler.status()
         out["reconcile"] = {"passes": r.passes, "passes_skipped": agent._passes_skipped,
+                            "additions_applied": r.additions_applied,
                             "ops_applied": r.ops_applied, "errors_total": r.errors_total,
                             "last_errors": list(r.last_errors), "last_pass_ms": r.last_pass_ms}
     return out

@@ -70,8 +70,9 @@ class ReconcilerStatus:
     ops_applied: int
     errors_total: int
     last_errors: tuple[str, ...]
-    last_pass_ms: float
+    last_pass_ms: float  # of the last full pass (dump + plan + apply)
     mtu_failures: int
+    additions_applied: int = 0  # passes that applied planned additions without a dump (apply_ops)
 
 
 class Reconciler:
@@ -90,7 +91,7 @@ class Reconciler:
         self._netns = netns
         self._wake = trio.Event()
         self._limiter = trio.CapacityLimiter(1)
-        self._passes = self._ops = self._errors = self._mtu_failures = 0
+        self._passes = self._ops = self._errors = self._mtu_failures = self._additions = 0
         self._last_errors: tuple[str, ...] = ()
         self._last_ms = 0.0
         self.last_report: PassReport | None = None
@@ -103,7 +104,7 @@ class Reconciler:
 
     def status(self) -> ReconcilerStatus:
         return ReconcilerStatus(self._passes, self._ops, self._errors, self._last_errors, self._last_ms,
-                                self._mtu_failures)
+                                self._mtu_failures, self._additions)
 
     def _in_netns(self, fn: Callable[..., T], *args: Any) -> T:
         if self._netns is None:
@@ -135,7 +136,7 @@ class Reconciler:
             return PassReport(tuple(ops), tuple(str(e) for e in report.errors), (), time.perf_counter() - start)
 
         report = await trio.to_thread.run_sync(self._in_netns, run, limiter=self._limiter)
-        self._record(report)
+        self._record(report, full=False)
         return report
 
     async def check_pending_mtu(self) -> tuple[netops.MtuCheck, ...]:
@@ -147,15 +148,19 @@ class Reconciler:
         self._record_mtu(checks)
         return tuple(checks)
 
-    def _record(self, r: PassReport) -> None:
+    def _record(self, r: PassReport, full: bool = True) -> None:
         self.last_report = r
-        self._passes += 1
         self._ops += len(r.ops)
         self._errors += len(r.errors)
         self._last_errors = r.errors
-        self._last_ms = r.duration_s * 1000
+        if full:
+            self._passes += 1
+            self._last_ms = r.duration_s * 1000
+        else:
+            self._additions += 1
         if r.ops or r.errors:
-            log.info("reconcile pass ops=%d errors=%d ms=%.1f", len(r.ops), len(r.errors), self._last_ms)
+            log.info("reconcile %s ops=%d errors=%d ms=%.1f", "pass" if full else "additions", len(r.ops),
+                     len(r.errors), r.duration_s * 1000)
         for err in r.errors:
             log.warning("reconcile error=%r", err)
         self._record_mtu(r.mtu_checks)
