@@ -49,12 +49,13 @@ def _fake_sections(monkeypatch, per_rep):
     monkeypatch.setattr(report, "_module", lambda name: mods[name])
 
 
-def test_plan_lowers_repetitions_to_fit_and_skips_what_cannot(monkeypatch):
+def test_plan_lowers_repetitions_of_the_costliest_first_and_drops_what_cannot_fit(monkeypatch):
     _fake_sections(monkeypatch, {"a": 100, "b": 100, "c": 1000})
     assert report.plan(["a", "b"], 600, 3, False) == [("a", 3, 300), ("b", 3, 300)]
     assert report.plan(["a", "b"], 400, 3, False) == [("a", 2, 200), ("b", 2, 200)]
-    # c cannot fit even once in what is left: it is skipped, the others still run
-    assert report.plan(["a", "c", "b"], 700, 3, False) == [("a", 2, 200), ("c", 0, 1000), ("b", 3, 300)]
+    assert report.plan(["a", "c", "b"], 2500, 3, False) == [("a", 3, 300), ("c", 1, 1000), ("b", 3, 300)]
+    # all at one repetition and still too long: sections are dropped from the end until it fits
+    assert report.plan(["a", "c", "b"], 1150, 3, False) == [("a", 1, 100), ("c", 1, 1000), ("b", 0, 100)]
 
 
 def test_render_writes_tables_goals_and_plots(tmp_path):

@@ -47,24 +47,27 @@ def _module(name: str) -> Any:
 
 
 def plan(names: list[str], budget_s: float, reps: int, quick: bool) -> list[tuple[str, int, float]]:
-    """``(section, reps, estimate_s)`` per section that fits; reps lowered to fit the budget share."""
-    out = []
-    left = budget_s
-    for i, name in enumerate(names):
-        share = left / (len(names) - i)  # what is left, spread over the sections still to run
-        chosen = 0
-        for r in range(reps, 0, -1):
-            est = _module(name).estimate_s(Budget(reps=r, quick=quick))
-            if est <= share or r == 1:
-                chosen = r
-                break
-        est = _module(name).estimate_s(Budget(reps=chosen, quick=quick))
-        if est > left:
-            out.append((name, 0, est))
-            continue
-        out.append((name, chosen, est))
-        left -= est
-    return out
+    """``(section, reps, estimate_s)`` per section, in order, fitting ``budget_s`` in all.
+
+    While the estimates add up to more than the budget, the section with the
+    largest estimate loses one repetition; when every section is down to one
+    and it still does not fit, sections are dropped from the end (reps 0).
+    """
+    est = lambda name, r: _module(name).estimate_s(Budget(reps=r, quick=quick))  # noqa: E731
+    chosen = {name: reps for name in names}
+    cost = {name: est(name, reps) for name in names}
+    while sum(cost.values()) > budget_s:
+        shrinkable = [n for n in names if chosen[n] > 1]
+        if not shrinkable:
+            break
+        name = max(shrinkable, key=lambda n: cost[n])
+        chosen[name] -= 1
+        cost[name] = est(name, chosen[name])
+    for name in reversed(names):
+        if sum(cost[n] for n in names if chosen[n]) <= budget_s:
+            break
+        chosen[name] = 0
+    return [(name, chosen[name], cost[name]) for name in names]
 
 
 def run_section(name: str, reps: int, quick: bool, estimate_s: float, logdir: Path) -> Section:
