@@ -643,7 +643,7 @@ def _code_version() -> str:
 
 _METHOD_TAIL = """
 
-Join figures pool the per-observer times of both joins of a repetition (2·(N−1) samples): p50, p99
+Join figures pool the per-observer times of both joins of a repetition (2·N samples: N observers): p50, p99
 (nearest rank) and max. The goal (p99 ≤ 2 s) is checked against t0 = the first observer's kernel showing
 any entry of the new host, i.e. from the moment the cluster learns of it; the same from the agent process
 start is reported beside it, and the agent's own start-up (process start → its "joined through" log
