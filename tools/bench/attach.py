@@ -36,8 +36,10 @@ the send to the reply:
 Scale: the h1 agent's VmRSS and CPU (utime + stime + cutime + cstime from
 ``/proc/<pid>/stat``, so tools it ran and waited for count too) over an idle
 window, once before the repetition's first endpoint and once with the 1,000
-sandboxes attached; and ``reconcile.last_pass_ms`` from QUERY_STATUS (the
-last reconcile pass, which covered all 1,000 endpoints).
+sandboxes attached; and ``reconcile.last_pass_ms`` from QUERY_STATUS of the
+first full reconcile pass after that window (an attach to a built network
+applies only its veth; the full dump-plan-apply pass over all 1,000
+endpoints is the periodic one, waited for).
 
 One cluster serves every repetition: per repetition, fresh networks, fresh
 containers and 1,000 new sandboxes; at its end the networks are deleted
