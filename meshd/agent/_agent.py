@@ -33,6 +33,7 @@ agent finds it right and changes nothing, so containers keep their traffic.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import signal
 import time
@@ -323,19 +324,23 @@ class Agent(ContainerListener):
         assert self.reconciler is not None
         await self._wait_ready_to_reconcile()
         clean: HostDesired | None = None  # the desired state of the last pass without errors
-        report, periodic = None, True
+        report, last_full = None, -math.inf
+        interval = self.cfg.dataplane.reconcile_interval_s
         while True:
             self._reconcile_wake = trio.Event()
             desired = self._desired()
-            if not periodic and report is not None and desired == clean:
+            due = trio.current_time() - last_full >= interval  # a full pass, however busy the triggers
+            if not due and report is not None and desired == clean:
                 self._passes_skipped += 1
             else:
-                report = await self._reconcile(desired, None if periodic else clean)
+                passes = self.reconciler.status().passes
+                report = await self._reconcile(desired, None if due else clean)
                 clean = None if report.errors else desired
+                if self.reconciler.status().passes > passes:
+                    last_full = trio.current_time()
             self._publish_endpoints(report, desired)
-            with trio.move_on_after(self.cfg.dataplane.reconcile_interval_s) as timer:
+            with trio.move_on_after(max(0.0, last_full + interval - trio.current_time())):
                 await self._reconcile_wake.wait()
-            periodic = timer.cancelled_caught
 
     async def _reconcile(self, desired: HostDesired, clean: HostDesired | None) -> Any:
         """Build ``desired``: only the additions to ``clean`` when that is all that changed,
