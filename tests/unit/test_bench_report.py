@@ -66,11 +66,12 @@ def test_render_writes_tables_goals_and_plots(tmp_path):
     s.plots.append(Plot("attach_cdf", "latency", "ms", "", {"meshd": [[], [1.0, 2.0, 3.0]]}, kind="cdf"))
     s.plots.append(Plot("bars", "by kind", "kind", "ms", {"p50": [["none", "bridge"], [5, 9]]}, kind="bar"))
     broken = Section("alloc", "Alloc", "", error="stopped after 900 s")
-    text = render({"run": {"started": "t0", "command": "c"}, "machine": {"cores": 2}}, [s, broken],
+    text = render({"runs": [{"started": "t0", "command": "c", "quick": True}], "machine": {"cores": 2}}, [s, broken],
                   tmp_path / "plots")
     assert "| attach | attach p50 | ≤ 15 | 20.0 ms | **missed** |" in text
-    assert "| attach p50 | 20.0 |  | ms | docker run: 100 | 0.20 |" in text
+    assert "| attach p50 | 20.0 |  | ms | docker run = 100 ms | 0.20 |" in text
     assert "**Not complete:** stopped after 900 s" in text
+    assert "- t0 to ?, meshd ?: `c` (**quick sizes**" in text
     assert '"raw"' not in text  # raw samples stay in the JSON
     for name in ("attach_cdf.png", "bars.png"):
         assert (tmp_path / "plots" / name).read_bytes().startswith(b"\x89PNG")

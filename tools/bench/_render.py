@@ -93,7 +93,8 @@ def _beside(f: Figure, section: Section) -> tuple[str, str]:
     if other is None or math.isnan(other.median):
         return f.anchor, ""
     ratio = "" if not other.median or math.isnan(f.median) else f"{f.median / other.median:.2f}"
-    return f"{f.anchor}: {fmt(other.median)}", ratio
+    beside = f"{other.label} = {fmt(other.median)} {other.unit}"
+    return (f"{f.anchor}; {beside}" if f.anchor and f.anchor not in other.label else beside), ratio
 
 
 def figure_table(section: Section) -> list[str]:
@@ -164,7 +165,7 @@ def _bars(ax: Any, plot: Plot) -> None:
 
 def render(report: dict[str, Any], sections: list[Section], plotdir: Path) -> str:
     """The whole markdown report; plots are written into ``plotdir``."""
-    run, machine = report.get("run", {}), report.get("machine", {})
+    machine = report.get("machine", {})
     lines = [
         "# meshd benchmarks",
         "",
@@ -174,10 +175,13 @@ def render(report: dict[str, Any], sections: list[Section], plotdir: Path) -> st
         "min–max beside it; within a repetition the configurations are interleaved, so machine noise hits",
         "every configuration alike. Ratios divide medians.",
         "",
-        f"Last run: {run.get('started', '?')} to {run.get('finished', '?')}, command `{run.get('command', '?')}`"
-        f"{' (**quick sizes**: a smoke run, not figures to quote)' if run.get('quick') else ''}.",
+        "Runs whose figures are shown (a section's setup line names its run by date and commit):",
         "",
-        "## Machine and versions",
+        *[f"- {r.get('started', '?')} to {r.get('finished', '?')}, meshd {r.get('meshd_commit', '?')}: "
+          f"`{r.get('command', '?')}`{' (**quick sizes**: a smoke run, not figures to quote)' if r.get('quick') else ''}"
+          for r in report.get("runs", [])],
+        "",
+        "## Machine and versions (of the last run)",
         "",
         "| | |",
         "|---|---|",
@@ -190,7 +194,11 @@ def render(report: dict[str, Any], sections: list[Section], plotdir: Path) -> st
     ]
     for s in sections:
         lines += section_markdown(s, plotdir)
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    for old in plotdir.glob("*.png"):  # plots of an earlier run that this one does not draw
+        if f"]({plotdir.name}/{old.name})" not in text:
+            old.unlink()
+    return text
 
 
 def section_markdown(s: Section, plotdir: Path) -> list[str]:

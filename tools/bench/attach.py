@@ -500,7 +500,7 @@ def record_rep(section: Section, rep: int, local: list[float], scale0: dict[str,
         s["last_over_first"])
     f("attach.local.slope_ms_per_100", "local: latency growth per 100 endpoints (least squares)", "ms").add(
         slope_per_100(local))
-    f("attach.docker.p50_ms", "local, real Docker containers: p50", "ms", anchor=SEED_ANCHOR,
+    f("attach.docker.p50_ms", "local, real Docker containers: p50", "ms",
       ratio_to="attach.local.p50_ms").add(percentile(other["docker"], 50))
     f("attach.docker.p99_ms", "local, real Docker containers: p99", "ms").add(percentile(other["docker"], 99))
     f("attach.remote.commit_p50_ms", "other host: request on h1 → commit reply, p50", "ms").add(

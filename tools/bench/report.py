@@ -144,9 +144,10 @@ def measure(report: dict[str, Any], names: list[str], args: argparse.Namespace) 
     logdir = Path("/var/tmp/meshd-bench-logs")
     logdir.mkdir(exist_ok=True)
     report["machine"] = machine_info()
-    report["run"] = {"started": started.isoformat(timespec="seconds"), "quick": args.quick,
-                     "budget_min": args.budget, "reps_asked": args.reps, "sections": names,
-                     "command": " ".join(["python -m tools.bench.report", *sys.argv[1:]])}
+    run = {"started": started.isoformat(timespec="seconds"), "quick": args.quick, "budget_min": args.budget,
+           "reps_asked": args.reps, "sections": names, "meshd_commit": report["machine"]["meshd_commit"],
+           "command": " ".join(["python -m tools.bench.report", *sys.argv[1:]])}
+    report["runs"] = [*report.get("runs", []), run][-10:]  # sections kept from earlier runs name theirs
     deadline = time.monotonic() + args.budget * 60
     for name, reps, est in plan(names, args.budget * 60, args.reps, args.quick):
         left = deadline - time.monotonic()
@@ -154,17 +155,18 @@ def measure(report: dict[str, Any], names: list[str], args: argparse.Namespace) 
             print(f"report: {name}: skipped (estimate {est:.0f} s, {left:.0f} s left of the budget)",
                   file=sys.stderr)
             report["sections"].setdefault(name, Section(name, name, "").to_json())["error"] = (
-                f"not measured in the run of {report['run']['started']}: estimate {est:.0f} s > budget left "
+                f"not measured in the run of {run['started']}: estimate {est:.0f} s > budget left "
                 f"{left:.0f} s")
             continue
         print(f"report: {name}: {reps} repetition(s), about {est / 60:.1f} min", file=sys.stderr, flush=True)
         section = run_section(name, reps, args.quick, est, logdir)
         section.setup["measured"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         section.setup["quick"] = args.quick
+        section.setup["meshd_commit"] = run["meshd_commit"]
         report["sections"][name] = section.to_json()
         print(f"report: {name}: done in {section.seconds:.0f} s{' — ' + section.error if section.error else ''}",
               file=sys.stderr, flush=True)
-    report["run"]["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    run["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     report["machine"]["load_avg_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
