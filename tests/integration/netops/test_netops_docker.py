@@ -8,6 +8,7 @@ for iperf3, with the host's binary entered into the container's netns.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -33,7 +34,14 @@ def tcp_probe(src, dst, ip: str, port: int) -> str:
     """Send a line from src to ip:port while dst listens; returns what dst received."""
     dexec(dst, "sh", "-c", "rm -f /tmp/got")
     subprocess.run(["docker", "exec", "-d", dst.id, "sh", "-c", f"nc -l -p {port} > /tmp/got"], check=True)
-    time.sleep(0.3)
+    listening = re.compile(rf":{port:04X} [0-9A-F]+:0000 0A")  # /proc/net/tcp{,6}: local port, state LISTEN
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # a fixed sleep lost the race under load: nobody listened yet
+        if listening.search(dexec(dst, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"nc -l -p {port} in {dst.name} did not listen within 10 s")
     dexec(src, "sh", "-c", f"echo hello-from-{src.name} | nc -w1 {ip} {port}")
     time.sleep(0.2)
     dexec(dst, "sh", "-c", f"pkill -f 'nc -l -p {port}' || true")
