@@ -1,6 +1,6 @@
 """The benchmark report: measure meshd end to end beside Serf, etcd and Docker; write docs/benchmarks.md.
 
-    sudo .venv/bin/python -m tools.bench.report                  # every section, 3 repetitions (~45 min)
+    sudo .venv/bin/python -m tools.bench.report                  # every section, 3 repetitions (~30 min here)
     sudo .venv/bin/python -m tools.bench.report --budget 20      # fit 20 minutes: fewer repetitions
     sudo .venv/bin/python -m tools.bench.report --quick --reps 1 # smoke run with small sizes (~8 min)
     sudo .venv/bin/python -m tools.bench.report --sections dataplane   # re-measure one, keep the rest
