@@ -380,6 +380,6 @@ def _close_quietly(api: Any, stream: Any) -> None:
     """Shut the stream's socket (unblocks the reading thread) and the client."""
     try:
         stream.close()
-    except Exception:  # already closed / torn down by the peer  # noqa: BLE001
-        pass
+    except Exception:  # noqa: BLE001
+        pass  # already closed, or torn down by the peer: nothing left to release
     api.close()

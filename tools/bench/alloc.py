@@ -227,7 +227,7 @@ class MeshdSide:
                 if exc.code not in (ApiError.UNAVAILABLE, ApiError.TIMEOUT):
                     raise
             except TimeoutError:
-                pass
+                pass  # no answer within the short client timeout: retry with the same request_id
             if time.perf_counter() - t0 > limit_s:
                 raise TimeoutError(f"no allocation through meshd host {host} within {limit_s:.0f} s; "
                                    f"agent logs: {[str(a.log) for a in self.cluster.agents.values()]}")

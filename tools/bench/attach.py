@@ -68,12 +68,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tools.bench._docker_nets import BENCH_LABEL, macvlan_network, macvlan_parent, remove_leftovers
 from tools.bench._figures import Budget, Plot, Section, percentile, section_main
 
 PREFIX = "ba"
 WORKDIR = "bench-attach"
-BENCH_LABEL = "meshd.bench"
-MACVLAN_PARENT, MACVLAN_PEER = f"{PREFIX}-mv0", f"{PREFIX}-mv1"
+MACVLAN_PARENT = macvlan_parent(PREFIX)
 MACVLAN_SUBNET = "10.213.0.0/24"
 USER_BRIDGE, MACVLAN_NET = f"{PREFIX}-br", f"{PREFIX}-macvlan"
 DOCKER_KINDS = ("none", "bridge", "user_bridge", "macvlan")
@@ -256,33 +256,19 @@ def start_cluster(stack: contextlib.ExitStack, workdir: Path) -> tuple[Any, Any]
 
 def docker_networks(stack: contextlib.ExitStack) -> Any:
     """A user bridge and a macvlan network (parent: one end of a veth pair); removed by ``stack``."""
-    import docker
-
     from tools.lab._docker import client, ensure_image
 
     cli = client()
     ensure_image(cli)
     remove_docker_leftovers(cli)
     stack.callback(remove_docker_leftovers, cli)
-    # this kernel has no dummy link type: one end of an unconnected veth pair is the parent
-    subprocess.run(["ip", "link", "add", MACVLAN_PARENT, "type", "veth", "peer", "name", MACVLAN_PEER],
-                   check=True)
-    for dev in (MACVLAN_PARENT, MACVLAN_PEER):
-        subprocess.run(["ip", "link", "set", dev, "up"], check=True)
     cli.networks.create(USER_BRIDGE, driver="bridge", labels={BENCH_LABEL: PREFIX})
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=MACVLAN_SUBNET)])
-    cli.networks.create(MACVLAN_NET, driver="macvlan", ipam=ipam, labels={BENCH_LABEL: PREFIX},
-                        options={"parent": MACVLAN_PARENT, "macvlan_mode": "bridge"})
+    macvlan_network(cli, PREFIX, MACVLAN_SUBNET)
     return cli
 
 
 def remove_docker_leftovers(cli: Any) -> None:
-    for c in cli.containers.list(all=True, filters={"label": f"{BENCH_LABEL}={PREFIX}"}):
-        c.remove(force=True)
-    for n in cli.networks.list(names=[USER_BRIDGE, MACVLAN_NET]):
-        if n.name in (USER_BRIDGE, MACVLAN_NET):
-            n.remove()
-    subprocess.run(["ip", "link", "del", MACVLAN_PARENT], capture_output=True)
+    remove_leftovers(cli, PREFIX, (USER_BRIDGE, MACVLAN_NET))
 
 
 def link_count(netns: str) -> int:

@@ -24,21 +24,21 @@ Within a repetition every path runs once per stream count, interleaved.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from tools.bench._docker_nets import BENCH_LABEL, macvlan_network, macvlan_parent, remove_leftovers
 from tools.bench._figures import Budget, Plot, Section, section_main
+from tools.bench.netops import IperfError, iperf
 
 PREFIX = "bd"
 WORKDIR = "bench-dataplane"
 IPERF_S, QUICK_IPERF_S = 5.0, 2.0
 STREAMS = (1, 4)
-MACVLAN_PARENT = f"{PREFIX}-mv0"
+MACVLAN_PARENT = macvlan_parent(PREFIX)
 MACVLAN_SUBNET = "10.214.0.0/24"
 TENANT_SUBNET = "10.80.0.0/24"
 PATHS = {
@@ -54,34 +54,6 @@ PATHS = {
 def estimate_s(budget: Budget) -> float:
     secs = QUICK_IPERF_S if budget.quick else IPERF_S
     return 40 + budget.reps * len(PATHS) * len(STREAMS) * (secs + 2.5)
-
-
-def iperf(client_net: str, server_net: str, ip: str, streams: int, seconds: float) -> float:
-    """Gbit/s received from ``client_net`` to ``server_net`` (netns paths) at ``ip``."""
-    server = subprocess.Popen(["nsenter", f"--net={server_net}", "iperf3", "-s", "-1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _attempt in range(50):  # until the server listens (up to ~5 s on a loaded machine)
-            out = subprocess.run(["nsenter", f"--net={client_net}", "iperf3", "-c", ip, "-P", str(streams),
-                                  "-t", str(seconds), "-O", "1", "-J"], capture_output=True, text=True)
-            if out.returncode == 0:
-                break
-            time.sleep(0.1)
-        try:  # a run can end "successfully" with an error report and no totals
-            return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
-        except (ValueError, KeyError) as exc:
-            err = out.stdout[-300:] if isinstance(exc, ValueError) else json.loads(out.stdout).get("error", "")
-            raise IperfError(f"iperf3 to {ip} ({streams} stream(s)) gave no result: {err} {out.stderr[-200:]}")
-    finally:
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-class IperfError(RuntimeError):
-    """One iperf3 run produced no figure (the run is repeated once, then left out and noted)."""
 
 
 def _netns_of(pid: int) -> str:
@@ -149,19 +121,10 @@ class Paths:
         ensure_image(cli)
         _remove_docker_leftovers(cli)
         stack.callback(_remove_docker_leftovers, cli)
-        # this kernel has no dummy links: one end of an unconnected veth pair is the parent
-        subprocess.run(["ip", "link", "add", MACVLAN_PARENT, "type", "veth", "peer", "name", f"{PREFIX}-mv1"],
-                       check=True)
-        for dev in (MACVLAN_PARENT, f"{PREFIX}-mv1"):
-            subprocess.run(["ip", "link", "set", dev, "up"], check=True)
-        import docker
-
-        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=MACVLAN_SUBNET)])
-        cli.networks.create(f"{PREFIX}-macvlan", driver="macvlan", ipam=ipam,
-                            options={"parent": MACVLAN_PARENT, "macvlan_mode": "bridge"})
-        for kind, network in (("docker_bridge", "bridge"), ("docker_macvlan", f"{PREFIX}-macvlan")):
+        macvlan = macvlan_network(cli, PREFIX, MACVLAN_SUBNET)
+        for kind, network in (("docker_bridge", "bridge"), ("docker_macvlan", macvlan)):
             pair = [cli.containers.run(IMAGE, ["sleep", "3600"], name=f"{PREFIX}-{kind}-{i}", detach=True,
-                                       network=network, labels={"meshd.bench": PREFIX}) for i in (1, 2)]
+                                       network=network, labels={BENCH_LABEL: PREFIX}) for i in (1, 2)]
             for c in pair:
                 c.reload()
             ip = pair[1].attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
@@ -171,11 +134,7 @@ class Paths:
 
 
 def _remove_docker_leftovers(cli: Any) -> None:
-    for c in cli.containers.list(all=True, filters={"label": f"meshd.bench={PREFIX}"}):
-        c.remove(force=True)
-    for n in cli.networks.list(names=[f"{PREFIX}-macvlan"]):
-        n.remove()
-    subprocess.run(["ip", "link", "del", MACVLAN_PARENT], capture_output=True)
+    remove_leftovers(cli, PREFIX, (f"{PREFIX}-macvlan",))
 
 
 @contextlib.contextmanager

@@ -197,16 +197,32 @@ def rebuild_3000(b: Bench) -> dict:
     return {"rebuild_ops": len(ops), "rebuild_3000_ms": round(ms, 1)}
 
 
+class IperfError(RuntimeError):
+    """One iperf3 run produced no figure."""
+
+
 def iperf(client_ns: str, server_ns: str, ip: str, streams: int, seconds: float) -> float:
+    """Gbit/s received from ``client_ns`` to ``server_ns`` (netns paths) at ``ip``."""
     server = subprocess.Popen(["nsenter", f"--net={server_ns}", "iperf3", "-s", "-1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.3)
-        out = sh("nsenter", f"--net={client_ns}", "iperf3", "-c", ip, "-P", str(streams), "-t", str(seconds),
-                 "-O", "1", "-J")
+        for _attempt in range(50):  # until the server listens (up to ~5 s on a loaded machine)
+            out = subprocess.run(["nsenter", f"--net={client_ns}", "iperf3", "-c", ip, "-P", str(streams),
+                                  "-t", str(seconds), "-O", "1", "-J"], capture_output=True, text=True)
+            if out.returncode == 0:
+                break
+            time.sleep(0.1)
+        try:  # a run can end "successfully" with an error report and no totals
+            return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+        except (ValueError, KeyError) as exc:
+            err = out.stdout[-300:] if isinstance(exc, ValueError) else json.loads(out.stdout).get("error", "")
+            raise IperfError(f"iperf3 to {ip} ({streams} stream(s)) gave no result: {err} {out.stderr[-200:]}")
     finally:
-        server.wait(timeout=30)
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def throughput(b: Bench, seconds: float, rounds: int = 1) -> dict:

@@ -105,7 +105,7 @@ def _interrupt(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     except ProcessLookupError:
-        pass
+        pass  # the section exited on its own between the timeout and the signal
 
 
 def main(argv: list[str] | None = None) -> int:

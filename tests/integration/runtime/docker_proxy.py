@@ -63,5 +63,5 @@ async def _copy(src: trio.SocketStream, dst: trio.SocketStream, done: trio.Cance
         while data := await src.receive_some(65536):
             await dst.send_all(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
+        pass  # either side hung up: the relay simply ends
     done.cancel()

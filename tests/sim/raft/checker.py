@@ -72,7 +72,7 @@ def check_key(ops: list[Op], initial: Any = None, budget: int = 2_000_000) -> bo
 
 
 class _GaveUp(Exception):
-    pass
+    """The linearizability search hit its step budget."""
 
 
 def check_history(ops: list[Op]) -> list[str]:

@@ -44,7 +44,7 @@ from .checker import Op, check_history
 
 
 class Violation(AssertionError):
-    pass
+    """A Raft safety property failed in a simulated run."""
 
 
 class KV:
@@ -280,7 +280,7 @@ class Sim:
                 try:
                     n.core.propose_conf(item[1])
                 except (ConfChangeInProgress, ProposalDropped):
-                    pass
+                    pass  # a refused change is a legal outcome; the run goes on
         elif kind == "transfer":
             if n.core.role.value == "leader" and item[1] in n.core.log.conf().voters:
                 n.core.transfer_leadership(item[1])
