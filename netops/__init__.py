@@ -6,7 +6,7 @@ the objects netops owns, recognised by name prefix. Everything here is
 synchronous; run it in a worker thread, one call per thread at a time.
 """
 
-from netops._apply import VXLAN_READY, ApplyReport, apply, ensure_router, netns_path, remove_routers
+from netops._apply import VXLAN_READY, ApplyReport, OpFailure, apply, ensure_router, netns_path, remove_routers
 from netops._msgs import Link
 from netops._dump import Actual, Counters, counters, dump_owned, rates
 from netops._errors import NetopsError, UnsupportedSetting
@@ -48,7 +48,7 @@ from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 __all__ = [
     "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "AttachUplink", "UPLINK_PREFIX", "BRIDGE_PREFIX", "ClearQdisc", "Counters",
     "DeleteLink", "DeleteRouter", "EnsureBridge", "EnsureRouter", "EnsureVxlan", "FdbEntry", "LEG_PREFIX",
-    "NFT_TABLE", "NftTable", "dump_table", "NeighEntry", "NetopsError", "NftScript", "Op", "Qos", "ROUTER_NETNS_PREFIX", "SetEndpointQos",
+    "NFT_TABLE", "NftTable", "dump_table", "NeighEntry", "NetopsError", "NftScript", "Op", "OpFailure", "Qos", "ROUTER_NETNS_PREFIX", "SetEndpointQos",
     "SetTbf", "Underlay", "UnsupportedSetting", "VETH_PREFIX", "VXLAN_OVERHEAD", "VXLAN_PREFIX", "apply",
     "MtuCheck", "bridge_name", "check_path_mtu", "counters", "in_netns", "dump_owned", "ensure_router", "is_owned_link", "leg_name", "list_table",
     "netns_path", "nft_run", "rates", "remove_routers", "set_tx_csum_offload", "tx_csum_offload", "underlay_for", "vxlan_name",

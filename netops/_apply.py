@@ -4,8 +4,10 @@ Theory of operation: simple operations (links, FDB, neighbours, qdiscs) are
 encoded and queued; the queue is sent as one batch whenever an operation needs
 the ifindex of a link created by a queued request, before any composite
 operation (endpoint attach, router leg, nft), and at the end. Failures of
-individual operations are collected as NetopsError and returned, so one bad
-endpoint does not stop the rest of the pass. Synchronous: run it in a worker
+individual operations are collected, each as the operation that failed and its
+:class:`NetopsError` (:class:`OpFailure`), so one bad endpoint does not stop the
+rest of the pass and the caller knows which object a failure concerns without
+reading the message text. Synchronous: run it in a worker
 thread (``trio.to_thread.run_sync(netops.apply, ops)``); it opens its own
 netlink socket and shares nothing.
 """
@@ -46,15 +48,27 @@ VXLAN_READY = "meshd:ready"
 
 
 @dataclass(frozen=True, slots=True)
+class OpFailure:
+    """One operation that failed, and why (the error names its object and a hint)."""
+
+    op: Op
+    error: NetopsError
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyReport:
-    """What one apply() did: operations attempted and the errors (each names its object)."""
+    """What one apply() did: the number of operations attempted and each failure."""
 
     applied: int
-    errors: tuple[NetopsError, ...]
+    failures: tuple[OpFailure, ...]
+
+    @property
+    def errors(self) -> tuple[NetopsError, ...]:
+        return tuple(f.error for f in self.failures)
 
     def raise_first(self) -> None:
-        if self.errors:
-            raise self.errors[0]
+        if self.failures:
+            raise self.failures[0].error
 
 
 def failure_error(failure: Failure) -> NetopsError:
@@ -82,16 +96,23 @@ class _Applier:
         self.nl = nl
         self.links = Links(nl)
         self.queue: list[Msg] = []
+        self.owners: list[tuple[Op, ...]] = []  # per queued message: the operations it belongs to
+        self.current: Op | None = None  # the operation being encoded
+        self.doomed: list[Op] = []  # deletes queued since the last group delete
         self.queued_creates = False
-        self.doomed = False
-        self.errors: list[NetopsError] = []
+        self.failures: list[OpFailure] = []
+
+    def fail(self, ops: tuple[Op, ...], error: NetopsError) -> None:
+        self.failures += [OpFailure(op, error) for op in ops]
 
     def flush(self) -> None:
         if self.doomed:
             self._end_doom()
         if self.queue:
-            self.errors += [failure_error(f) for f in self.nl.batch(self.queue)]
-        self.queue, self.queued_creates = [], False
+            owner = {id(msg): ops for msg, ops in zip(self.queue, self.owners)}
+            for f in self.nl.batch(self.queue):
+                self.fail(owner[id(f.msg)], failure_error(f))
+        self.queue, self.owners, self.queued_creates = [], [], False
 
     def index(self, name: str) -> int:
         if name not in self.links.cache and self.queued_creates:
@@ -101,15 +122,21 @@ class _Applier:
     def queue_msg(self, msg: Msg, creates: bool = False) -> None:
         if self.doomed:
             self._end_doom()
-        self.queue.append(msg)
+        self._push(msg, (self.current,) if self.current is not None else ())
         self.queued_creates |= creates
 
+    def _push(self, msg: Msg, owners: tuple[Op, ...]) -> None:
+        self.queue.append(msg)
+        self.owners.append(owners)
+
     def _end_doom(self) -> None:
-        """Consecutive deletes are one group delete, placed where they were planned."""
-        self.queue.append(_msgs.del_doomed())
-        self.doomed = False
+        """Consecutive deletes are one group delete, placed where they were planned
+        (its failure is every one of those deletes' failure)."""
+        self._push(_msgs.del_doomed(), tuple(self.doomed))
+        self.doomed = []
 
     def run(self, op: Op) -> None:
+        self.current = op
         handler = _SIMPLE.get(type(op))
         if handler is not None:
             handler(self, op)
@@ -137,8 +164,8 @@ class _Applier:
         self.queue_msg(_msgs.set_link(index, op.name, alias=VXLAN_READY))  # last: marks it complete
 
     def delete(self, op: DeleteLink) -> None:
-        self.queue.append(_msgs.doom(self.links.cache.pop(op.name, 0), op.name))
-        self.doomed = True
+        self._push(_msgs.doom(self.links.cache.pop(op.name, 0), op.name), (op,))
+        self.doomed.append(op)
 
     def fdb(self, op: FdbEntry) -> None:
         self.queue_msg(_msgs.fdb(op.add, self.index(op.dev), op.dev, op.mac, op.dst))
@@ -157,7 +184,8 @@ class _Applier:
         try:
             fn(*args)
         except NetopsError as exc:
-            self.errors.append(exc)
+            assert self.current is not None
+            self.fail((self.current,), exc)
 
     def endpoint(self, op: AttachEndpoint) -> None:
         self.guarded(attach_endpoint, self.nl, self.links, op)
@@ -209,8 +237,9 @@ def apply(ops: Sequence[Op], indexes: Mapping[str, int] | None = None) -> ApplyR
             saving a lookup per device; links deleted by ``ops`` are forgotten.
 
     Returns:
-        ApplyReport with the number of operations and every error. Adds of
-        existing objects and deletes of missing ones are not errors.
+        ApplyReport with the number of operations and every failure, as the
+        operation and its error. Adds of existing objects and deletes of
+        missing ones are not failures.
     """
     with NlSocket() as nl:
         applier = _Applier(nl)
@@ -219,9 +248,10 @@ def apply(ops: Sequence[Op], indexes: Mapping[str, int] | None = None) -> ApplyR
             try:
                 applier.run(op)
             except NetopsError as exc:  # a lookup failed: the op cannot be encoded
-                applier.errors.append(exc)
+                applier.fail((op,), exc)
+        applier.current = None
         applier.flush()
-    return ApplyReport(len(ops), tuple(applier.errors))
+    return ApplyReport(len(ops), tuple(applier.failures))
 
 
 def netns_path(name: str) -> str:

@@ -2,7 +2,7 @@
 
 :class:`Agent` runs one host (``meshd agent``); see ``_agent.py`` for the
 theory of operation.  Pure parts: :mod:`._autopilot` (Raft voter choice) and
-:mod:`._desired` (state + members + containers -> the host's data plane).
+:mod:`._translate` (state + members + containers -> the host's data plane).
 """
 
 from ._agent import Agent

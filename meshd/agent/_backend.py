@@ -1,68 +1,89 @@
-"""The API backend of a running agent: writes through Raft, reads from the local replica.
+"""The API backend of a running agent: writes through the committer, reads from the local replica.
 
-* :meth:`AgentBackend.execute` encodes a :mod:`meshd.state` command, proposes
-  it to the Raft log (any host: followers forward to the leader; the Raft
-  session makes a retried proposal apply once) and decodes the result;
+* :meth:`AgentBackend.execute` commits a :mod:`meshd.state` command through
+  the one :class:`~meshd.agent._commit.Committer` (any host: followers
+  forward to the leader);
 * queries read the local :class:`~meshd.state.NetworkState` replica;
 * :meth:`AgentBackend.resolve_container` turns a name or short id of a
-  container on *this* host into its full id through Docker, and remembers a
-  PID given in the request for containers Docker does not know.
+  container on *this* host into its full id through Docker, and records a PID
+  given in the request for containers Docker does not know;
+* :meth:`AgentBackend.wait_endpoint_up` answers a connect received by the
+  owning host once the :class:`~meshd.agent._endpoints.EndpointTracker` saw
+  its interface built.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-import consensus
+import trio
+
 from meshd import state as st
-from meshd import wire
-from meshd.api import ApiError, FrameError, MsgType, Unavailable
+from meshd.api import ApiError, FrameError, MsgType
 from meshd.api._requests import EndpointConnect
 from meshd.runtime import ContainerNotFound, ContainerNotRunning, DockerError, DockerRuntime
 
+from ._commit import Committer
+from ._containers import LocalContainers
+from ._endpoints import EndpointTracker
+from ._members import MemberBook
+from ._replica import Replica
 
-def has_labels(labels: Any, wanted: tuple[str, ...]) -> bool:
-    """True when ``labels`` carries every ``key=value`` of ``wanted``."""
-    return all(labels.get(k) == v for k, _, v in (w.partition("=") for w in wanted))
+
+class AgentControl(Protocol):
+    """What the control socket asks of the agent itself."""
+
+    async def join(self, addresses: Sequence[str]) -> dict[str, Any]: ...
+
+    async def leave(self) -> dict[str, Any]: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 class AgentBackend:
-    """:class:`meshd.api.ApiBackend` over a :class:`consensus.RaftNode`."""
+    """:class:`meshd.api.ApiBackend` of a running agent; see the module docstring."""
 
-    def __init__(self, *, agent: Any, local_host: str, runtime: DockerRuntime | None,
-                 propose_timeout_s: float, interface_timeout_s: float = 10.0,
-                 container_labels: tuple[str, ...] = ()) -> None:
-        self._agent = agent  # its raft and state may be replaced (meshd join), so read them each time
+    def __init__(self, *, local_host: str, replica: Replica, committer: Committer, members: MemberBook,
+                 containers: LocalContainers, tracker: EndpointTracker, runtime: DockerRuntime | None,
+                 control: AgentControl, interface_timeout_s: float = 10.0) -> None:
         self.local_host = local_host
+        self._replica = replica
+        self._committer = committer
+        self._members = members
+        self._containers = containers
+        self._tracker = tracker
         self._runtime = runtime
-        self._timeout_s = propose_timeout_s
+        self._control = control
         self._interface_timeout_s = interface_timeout_s
-        self._labels = container_labels
 
     async def execute(self, command: Any) -> Any:
-        try:
-            result = await self._agent.raft.propose(wire.encode(command), timeout_s=self._timeout_s)
-        except (consensus.Unavailable, consensus.SessionExpired) as exc:
-            raise Unavailable(str(exc)) from None
-        return wire.decode(result)
+        return await self._committer.commit(command)
 
     def state(self) -> st.NetworkState:
-        return self._agent.state
+        return self._replica.state
 
     def members(self) -> list[dict[str, Any]]:
-        return self._agent.members.as_maps()
+        return self._members.as_maps()
 
     def status(self) -> dict[str, Any]:
-        return self._agent.status()
-
-    async def wait_endpoint_up(self, endpoint_id: str, vni: int) -> str | None:
-        return await self._agent.wait_endpoint_up(endpoint_id, vni, self._interface_timeout_s)
+        return self._control.status()
 
     async def join(self, addresses: list[str]) -> dict[str, Any]:
-        return await self._agent.join(addresses)
+        return await self._control.join(addresses)
 
     async def leave(self) -> dict[str, Any]:
-        return await self._agent.leave()
+        return await self._control.leave()
+
+    async def wait_endpoint_up(self, endpoint_id: str, vni: int) -> str | None:
+        timeout_s = self._interface_timeout_s
+        try:
+            problem = await self._tracker.wait_up((endpoint_id, vni), timeout_s)
+        except trio.TooSlowError:
+            if endpoint_id not in self._containers.pids:
+                return f"container {endpoint_id[:12]} is not running on {self.local_host} (no PID known)"
+            return f"the interface was not built within {timeout_s:.0f}s; see the agent log"
+        return None if problem is None else problem.error
 
     async def resolve_container(self, req: EndpointConnect, host: str) -> str:
         if host != self.local_host:
@@ -76,15 +97,15 @@ class AgentBackend:
             except (ContainerNotFound, DockerError):
                 pass  # not a Docker container (or dockerd is down): a PID may still name it
             else:
-                if not has_labels(info.labels, self._labels):
+                if not self._containers.owns(info):
                     raise FrameError(ApiError.UNKNOWN_CONTAINER,
                                      f"container {info} does not belong to host {host} (it lacks the labels "
-                                     f"{', '.join(self._labels)}): connect it through its own host",
+                                     f"{', '.join(self._containers.labels)}): connect it through its own host",
                                      MsgType.ENDPOINT_CONNECT, req.request_id)
-                self._agent.pids[info.id] = info.pid
+                self._containers.started(info.id, info.pid)
                 return info.id
         if req.pid:
-            self._agent.pids[req.container_id] = req.pid
+            self._containers.started(req.container_id, req.pid)
             return req.container_id
         raise FrameError(
             ApiError.UNKNOWN_CONTAINER,

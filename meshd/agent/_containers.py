@@ -1,106 +1,156 @@
-"""The agent's Docker side: the :class:`meshd.runtime.RuntimeListener` callbacks.
+"""This host's containers: which run here and with which PID, and what Docker tells about them.
 
-Containers started with ``meshd.*`` labels (or the seed-002 environment) are
-connected through Raft; the PIDs of this host's running containers feed the
-desired data plane; a stopped container keeps its endpoints (same IP and MAC
-when it starts again), a removed one releases them.  With
-``agent.container_labels`` set (several agents sharing one dockerd, as in the
-lab) only containers carrying those labels belong to this host.
+* :class:`LocalContainers` is the one owner of ``{container id: PID}`` for the
+  containers running on this host (Docker's, and those given by PID through
+  the API), and knows when Docker's list has been read once after a start
+  (the first reconcile pass waits for it).
+* :class:`DockerListener` is the :class:`meshd.runtime.RuntimeListener` of the
+  agent: containers started with ``meshd.*`` labels (or the seed-002
+  environment) are connected through the :class:`~meshd.agent._commit.Committer`;
+  a stopped container keeps its endpoints (same IP and MAC when it starts
+  again), a removed one releases them. With ``agent.container_labels`` set
+  (several agents sharing one dockerd, as in the lab) only containers carrying
+  those labels belong to this host; the others are not even looked at.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import trio
 
 from meshd import state as st
-from meshd import wire
-from meshd.runtime import ConnectRequest, ContainerInfo, ContainerSpec, DockerError, RuntimeSnapshot, SpecError
+from meshd.api import Unavailable
+from meshd.runtime import ConnectRequest, ContainerInfo, ContainerSpec, RuntimeSnapshot, SpecError
 
-from ._backend import has_labels
+from ._commit import Committer
+from ._events import Events
+from ._replica import Replica
 
 log = logging.getLogger("meshd.agent")
 
 
-class ContainerListener:
-    """Mixed into :class:`~meshd.agent.Agent` (uses its state, raft, pids and reconcile trigger)."""
+def has_labels(labels: Mapping[str, str], wanted: tuple[str, ...]) -> bool:
+    """True when ``labels`` carries every ``key=value`` of ``wanted``."""
+    return all(labels.get(k) == v for k, _, v in (w.partition("=") for w in wanted))
 
-    cfg: Any
-    name: str
-    state: st.NetworkState
-    raft: Any
-    runtime: Any
-    pids: dict[str, int]
+
+class LocalContainers:
+    """The containers running on this host and their PIDs; see the module docstring.
+
+    Args:
+        labels: ``key=value`` labels a Docker container must carry to belong to
+            this host (``agent.container_labels``; empty: all do).
+        docker: whether Docker is watched (else :meth:`wait_listed` returns at once).
+    """
+
+    def __init__(self, *, labels: tuple[str, ...] = (), docker: bool = True) -> None:
+        self.labels = labels
+        self._pids: dict[str, int] = {}
+        self._listed = trio.Event()
+        self._unlisted: set[str | None] = {None}  # None: Docker's list not read yet
+        if not docker:
+            self._listed.set()
+
+    @property
+    def pids(self) -> Mapping[str, int]:
+        """``{container id: PID}`` of the containers running here (read only)."""
+        return MappingProxyType(self._pids)
+
+    def owns(self, info: ContainerInfo) -> bool:
+        """Whether a Docker container belongs to this host (carries ``labels``)."""
+        return has_labels(info.labels, self.labels)
+
+    def started(self, container_id: str, pid: int) -> None:
+        self._pids[container_id] = pid
+        self._seen(container_id)
+
+    def stopped(self, container_id: str) -> None:
+        self._pids.pop(container_id, None)
+
+    def listed(self, snapshot: RuntimeSnapshot) -> None:
+        """Docker's list of this host's containers; a ``started`` call for each running one follows."""
+        self._unlisted = set(snapshot.running)
+        for cid in list(self._pids):
+            if cid not in snapshot.running and cid in snapshot.existing:
+                del self._pids[cid]
+        self._seen(None)
+
+    def seen(self, container_id: str) -> None:
+        """A running container of the list was reported (even one whose labels are wrong)."""
+        self._seen(container_id)
+
+    def _seen(self, container_id: str | None) -> None:
+        self._unlisted.discard(container_id)
+        if not self._unlisted:
+            self._listed.set()
+
+    async def wait_listed(self) -> None:
+        """Until Docker's running containers are all known (after a start, or at once without Docker)."""
+        while not self._listed.is_set():
+            with trio.move_on_after(10):
+                await self._listed.wait()
+            if not self._listed.is_set():
+                log.warning("waiting for Docker to list containers before building interfaces")
+
+
+class DockerListener:
+    """What the agent does on Docker's container events; see the module docstring."""
+
+    def __init__(self, *, host: str, containers: LocalContainers, committer: Committer, replica: Replica,
+                 events: Events, trigger: Callable[[], None]) -> None:
+        self._host = host
+        self._containers = containers
+        self._committer = committer
+        self._replica = replica
+        self._events = events
+        self._trigger = trigger
+
+    def owns(self, info: ContainerInfo) -> bool:
+        return self._containers.owns(info)
 
     async def on_resync(self, snapshot: RuntimeSnapshot) -> None:
-        self._resync_pending = set(snapshot.running)  # their started calls follow
-        self._resync_seen(None)
-        for cid in list(self.pids):
-            if cid not in snapshot.running and cid in snapshot.existing:
-                del self.pids[cid]
-        self._reconcile_wake.set()
-
-    async def _is_mine(self, container_id: str) -> bool:
-        """With ``agent.container_labels`` set, only containers carrying them belong to this host."""
-        if not self.cfg.agent.container_labels or self.runtime is None:
-            return True
-        try:
-            info = await self.runtime.resolve(container_id)
-        except DockerError:
-            return False
-        return has_labels(info.labels, self.cfg.agent.container_labels)
-
-    def _resync_seen(self, container_id: str | None) -> None:
-        self._resync_pending.discard(container_id)
-        if not self._resync_pending:
-            self._runtime_synced.set()
+        self._containers.listed(snapshot)
+        self._trigger()
 
     async def on_container_started(self, spec: ContainerSpec) -> None:
-        mine = await self._is_mine(spec.container_id)
-        if mine:
-            self.pids[spec.container_id] = spec.pid
-        self._resync_seen(spec.container_id)
-        if not mine:
-            return
+        self._containers.started(spec.container_id, spec.pid)
         for req in spec.requests:
-            if self.state.endpoint(spec.container_id, req.network) is None:
-                await self._connect_from_labels(spec, req)
-        self._reconcile_wake.set()
+            if self._replica.state.endpoint(spec.container_id, req.network) is None:
+                await self._connect(spec, req)
+        self._trigger()
 
-    async def _connect_from_labels(self, spec: ContainerSpec, req: ConnectRequest) -> None:
+    async def on_container_invalid(self, info: ContainerInfo, error: SpecError) -> None:
+        self._containers.started(info.id, info.pid)  # its API-made endpoints still need the PID
+        self._events.note("error", f"container {info}: {error}")
+
+    async def on_container_stopped(self, container_id: str) -> None:
+        self._containers.stopped(container_id)
+        self._trigger()
+
+    async def on_container_removed(self, container_id: str) -> None:
+        self._containers.stopped(container_id)
+        for ep in self._replica.state.endpoints(host=self._host):
+            if ep.endpoint_id != container_id:
+                continue
+            try:
+                await self._committer.commit(st.Disconnect(container_id, ep.network))
+            except Unavailable as exc:
+                log.warning("release of removed container failed container=%s network=%s error=%s; its "
+                            "address stays allocated until `meshd endpoint disconnect %s %s`",
+                            container_id[:12], ep.network, exc, container_id[:12], ep.network)
+
+    async def _connect(self, spec: ContainerSpec, req: ConnectRequest) -> None:
         try:
-            result = await self._execute(req.to_connect(self.name))
-        except Exception as exc:  # the watcher must go on with the next container
+            result = await self._committer.commit(req.to_connect(self._host))
+        except Unavailable as exc:
             log.warning("connect from labels failed container=%s network=%s error=%s",
                         spec.container_name, req.network, exc)
+            self._events.note("error", f"{spec.container_name}: cannot connect to {req.network}: {exc}")
             return
         if isinstance(result, st.CommandError):
             log.warning("connect from labels refused container=%s network=%s error=%s",
                         spec.container_name, req.network, result.message)
-            self._note("error", f"{spec.container_name}: {result.message}")
-
-    async def on_container_invalid(self, info: ContainerInfo, error: SpecError) -> None:
-        mine = await self._is_mine(info.id)
-        if mine:
-            self.pids[info.id] = info.pid  # its API-made endpoints still need the PID
-        self._resync_seen(info.id)
-        if not mine:
-            return
-        self._note("error", f"container {info}: {error}")
-
-    async def on_container_stopped(self, container_id: str) -> None:
-        self.pids.pop(container_id, None)
-        self._reconcile_wake.set()
-
-    async def on_container_removed(self, container_id: str) -> None:
-        self.pids.pop(container_id, None)
-        for ep in self.state.endpoints(host=self.name):
-            if ep.endpoint_id == container_id:
-                try:
-                    await self._execute(st.Disconnect(container_id, ep.network))
-                except Exception as exc:  # retried at the next resync
-                    log.warning("release of removed container failed container=%s error=%s", container_id, exc)
-
-    async def _execute(self, cmd: Any) -> Any:
-        """Commit a state command through Raft (from any host) and return its result."""
-        return wire.decode(await self.raft.propose(wire.encode(cmd)))
+            self._events.note("error", f"{spec.container_name}: {result.message}")

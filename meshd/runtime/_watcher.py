@@ -3,11 +3,14 @@
 Theory of operation
 -------------------
 The watcher reads :meth:`DockerRuntime.events` and reports; the agent decides.
+Only containers the listener :meth:`~RuntimeListener.owns` are reported as
+started or invalid (several agents may share one dockerd: another host's
+containers are not parsed, warned about or counted as ours).
 On every ``CONNECTED`` marker (startup, and after dockerd came back) it
-resyncs: one :meth:`RuntimeListener.on_resync` with the ids of all and of the
-running containers, then ``on_container_started`` (or ``on_container_invalid``)
-for each running container, so containers started while meshd (or dockerd)
-was down are picked up.  Then, per event:
+resyncs: one :meth:`RuntimeListener.on_resync` with the ids of all containers
+and of the running ones it owns, then ``on_container_started`` (or
+``on_container_invalid``) for each of those, so containers started while meshd
+(or dockerd) was down are picked up.  Then, per event:
 
 ===========  =============================================================
 ``start``    inspect → :func:`parse_spec` → ``on_container_started(spec)``
@@ -49,6 +52,9 @@ RESYNC_RETRY_S = 0.5
 class RuntimeListener(Protocol):
     """What the agent implements to hear about containers (see docs/runtime.md)."""
 
+    def owns(self, info: ContainerInfo) -> bool:
+        """Whether this container belongs to the listener's host (others are ignored)."""
+
     async def on_resync(self, snapshot: RuntimeSnapshot) -> None:
         """All container ids and the running ones; started calls for the running follow."""
 
@@ -76,6 +82,7 @@ class WatcherStatus:
     stopped: int
     removed: int
     vanished: int
+    foreign: int  #: started containers of another host (agent.container_labels), ignored
     errors: int
     last_error: str
 
@@ -128,9 +135,11 @@ class RuntimeWatcher:
             self._n["resync_failures"] += 1  # the stream reconnects (and resyncs) when dockerd is back
             return
         self._n["resyncs"] += 1
-        log.info("event=runtime-resync containers=%d running=%d", len(snapshot.existing), len(running))
-        await self._listener.on_resync(snapshot)
-        for info in running:
+        mine = [info for info in running if self._listener.owns(info)]
+        log.info("event=runtime-resync containers=%d running=%d here=%d", len(snapshot.existing), len(running),
+                 len(mine))
+        await self._listener.on_resync(RuntimeSnapshot(snapshot.existing, frozenset(i.id for i in mine)))
+        for info in mine:
             await self._report_started(info)
 
     async def _on_started(self, container_id: str) -> None:
@@ -141,6 +150,9 @@ class RuntimeWatcher:
             return
         except DockerError as exc:
             self._error(str(exc))
+            return
+        if not self._listener.owns(info):
+            self._n["foreign"] += 1
             return
         await self._report_started(info)
 

@@ -96,7 +96,7 @@ def attach_detach(b: Bench) -> dict:
     paths = b.make_ns(b.n)
     with netops.in_netns(b.host_path(b.h1)):
         base = b.desired([])
-        assert reconcile_once(base, check_mtu=False).errors == ()
+        assert reconcile_once(base, check_mtu=False).failures == ()
         first = plan(b.desired([endpoint(0, paths[0])]), netops.dump_owned(base.router_prefix),
                      netops.dump_table(_rules.FAMILY, _rules.TABLE))
         assert netops.apply([o for o in first if not isinstance(o, netops.AttachEndpoint)]).errors == ()
@@ -141,7 +141,7 @@ def tenants_scenario(b: Bench) -> dict:
         t = time.perf_counter()
         noop = reconcile_once(alone, check_mtu=False)
         out["noop_pass_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        assert noop.ops == (), noop.ops[:3]
+        assert noop.applied == (), noop.applied[:3]
         joined = _replace(alone, remote=tuple(peer), vteps={n.vni: frozenset({"192.0.2.99"}) for n in nets})
         out["peer_join_plan_ms"], out["peer_join_ms"], out["peer_join_ops"] = _timed_delta(alone, joined)
         out["peer_loss_plan_ms"], out["peer_loss_ms"], _ = _timed_delta(joined, alone)
@@ -237,7 +237,7 @@ def throughput(b: Bench, seconds: float, rounds: int = 1) -> dict:
                             local=(LocalEndpoint(key=f"tp{ip}", vni=7000, netns=path, ip=ip, mac=_mac(ip)),),
                             remote=(RemoteEndpoint(vni=7000, ip=peer_ip, mac=_mac(peer_ip), vtep=other.underlay_ip),),
                             vteps={7000: frozenset({other.underlay_ip})}, router_prefix=f"{h.netns}-r-")
-            assert reconcile_once(d, check_mtu=False).errors == ()
+            assert reconcile_once(d, check_mtu=False).failures == ()
     hand_built(b, m1, m2)
     runs: dict[str, list[float]] = {}
     targets = {"meshd": (c1, c2, "10.70.0.3"), "handbuilt": (m1, m2, "10.71.0.3"),

@@ -47,6 +47,9 @@ class _Listener:
         self.started_at: dict[str, int] = {}
         self.resynced = trio.Event()
 
+    def owns(self, info: ContainerInfo) -> bool:
+        return BENCH_LABEL in info.labels
+
     async def on_resync(self, snapshot: RuntimeSnapshot) -> None:
         self.resynced.set()
 

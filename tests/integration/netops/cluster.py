@@ -68,8 +68,8 @@ class Cluster:
             if h.name in self.dead:
                 continue
             r = self.reconcile(h)
-            assert r.errors == (), r.errors
-            total += len(r.ops)
+            assert r.failures == (), r.failures
+            total += len(r.applied)
         return total
 
 

@@ -146,7 +146,9 @@ def test_docker_rm_removes_the_host_device_and_the_next_pass_cleans_up(lab2d) ->
     else:
         pytest.fail(f"host side {gone} of a removed container still exists")
     r = c.reconcile(h1)  # the endpoint is still desired: attach fails clearly, leaves nothing
-    assert len(r.errors) == 1 and "container exited?" in r.errors[0]
+    [failure] = r.failures
+    assert "container exited?" in str(failure.error)
+    assert dict(r.endpoint_failures) == {("b", 7): failure} and r.built == {("a", 7)}
     c.endpoints = c.endpoints[:1]
     c.reconcile_all()
     assert c.reconcile_all() == 0

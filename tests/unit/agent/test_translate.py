@@ -3,7 +3,7 @@
 import itertools
 
 from meshd import state as st
-from meshd.agent._desired import host_desired
+from meshd.agent._translate import host_desired
 
 
 def _state():
