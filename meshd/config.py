@@ -92,6 +92,13 @@ class AgentConfig:
     #: belong to this host; empty means every container of the local dockerd.
     #: Set it when several agents share one dockerd (the lab does).
     container_labels: tuple[str, ...] = ()
+    #: SIGTERM or SIGINT (``systemctl stop``/``restart``, Ctrl-C): false stops
+    #: the agent without leaving the cluster, so the other hosts keep this
+    #: host's containers reachable while it restarts (a Raft leader still
+    #: hands leadership over first); true leaves as ``meshd leave`` does
+    #: (every other host withdraws this host's entries at once).
+    #: ``meshd leave`` always leaves.
+    leave_on_terminate: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +145,18 @@ class DataplaneConfig:
     reconcile_interval_s: float = 30.0
     #: Worker threads running netlink operations at once.
     netlink_workers: int = 2
+    #: A host whose agent gossip suspects or declares dead is probed this
+    #: often: an ICMP echo to its VTEP, which its kernel answers without the
+    #: agent, seconds.
+    probe_interval_s: float = 0.2
+    #: A probed host whose data plane answered nothing for this long has
+    #: failed: every other host withdraws its FDB and neighbour entries,
+    #: seconds.  A host whose agent is down but whose data plane answers
+    #: ("agent down") keeps them.
+    probe_timeout_s: float = 0.5
+    #: An agent down longer than this counts as failed even while its data
+    #: plane answers (its view of the cluster is that old), seconds.
+    agent_down_grace_s: float = 3600.0
 
 
 _SECTIONS = ("agent", "transport", "gossip", "raft", "api", "dataplane")
@@ -188,6 +207,10 @@ class Config:
         out += _api_problems(self.api)
         out += _positive_problems(self.dataplane, "dataplane")
         out += _port_problems("dataplane.vxlan_port", self.dataplane.vxlan_port)
+        if self.dataplane.probe_timeout_s <= self.dataplane.probe_interval_s:
+            out.append(f"dataplane.probe_timeout_s ({self.dataplane.probe_timeout_s}) must be larger than "
+                       f"dataplane.probe_interval_s ({self.dataplane.probe_interval_s}): a host gets at least two "
+                       "probes before it counts as failed")
         return out
 
     def validate(self, source: str = "configuration") -> Config:

@@ -101,14 +101,17 @@ class Cluster:
         return self.agents[h.name]
 
     def stop(self, host: str, *, timeout_s: float = 20.0) -> int:
-        """SIGTERM (graceful leave) and wait; returns the exit code."""
+        """SIGTERM (as ``systemctl stop``: the agent stops without leaving) and wait; returns the exit code."""
         agent = self.agents.pop(host)
         agent.proc.send_signal(signal.SIGTERM)
-        try:
-            return agent.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            agent.proc.kill()
-            return agent.proc.wait()
+        return _wait_or_kill(agent.proc, timeout_s)
+
+    def leave(self, host: str, *, timeout_s: float = 20.0) -> int:
+        """``meshd leave`` (the CLI, on the host's control socket): a graceful leave; waits for the agent to exit."""
+        agent = self.agents.pop(host)
+        subprocess.run([*MESHD, "leave", "--run-dir", str(agent.run_dir)], check=True, capture_output=True,
+                       timeout=timeout_s)
+        return _wait_or_kill(agent.proc, timeout_s)
 
     def kill(self, host: str) -> None:
         """SIGKILL: a crash (no leave, no cleanup)."""
@@ -174,3 +177,11 @@ class Cluster:
 
     def cleanup_workdir(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _wait_or_kill(proc: subprocess.Popen, timeout_s: float) -> int:
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()

@@ -16,10 +16,12 @@ part                          owns
 :class:`EndpointTracker`      which local endpoints are up, and why not
 :class:`Events`               the event stream every view reads
 :class:`Autopilot`            Raft membership changes on the leader
+:class:`Liveness`             whether each host's data plane counts as live
 ============================  =====================================================
 
-Reactions: a member event sets the Raft peers, wakes the autopilot, triggers
-a reconcile pass and becomes an event; an applied Raft entry triggers a pass
+Reactions: a member event sets the Raft peers, wakes the autopilot, updates
+the host's liveness and becomes an event; a liveness change (a host failed,
+or only its agent is down) triggers a reconcile pass; an applied Raft entry triggers a pass
 and its state changes become events; a Docker event updates the local
 containers (and may commit a connect); every pass report updates the
 endpoint tracker, which announces endpoints up and down.
@@ -29,10 +31,18 @@ with join addresses joins gossip through any of them and waits: the leader's
 autopilot sees it alive, adds it as a Raft learner (it catches up by snapshot
 and log) and promotes it when the cluster needs voters.
 
-Shutdown (SIGTERM/SIGINT or cancellation): a leader hands leadership to
-another voter, gossip leaves gracefully (confirmed, so others report a
-*leave*), then everything stops.  Kernel state is left as it is: a restarted
-agent finds it right and changes nothing, so containers keep their traffic.
+A host is not its agent: when gossip declares a host's agent dead, the
+other hosts keep its entries while its kernel answers an ICMP probe to its
+VTEP (*agent down*), and withdraw them when it does not (*failed*); see
+:mod:`~meshd.agent._liveness`.
+
+Stopping (SIGTERM/SIGINT): a leader hands leadership to another voter, then
+everything stops without leaving the cluster (``agent.leave_on_terminate``
+leaves instead): the others see the agent down and keep its host's
+containers reachable until it is back.  ``meshd leave`` leaves gracefully
+(confirmed, so others report a *leave* and withdraw at once).  Kernel state is
+left as it is: a restarted agent finds it right and changes nothing, so
+containers keep their traffic.
 """
 
 from __future__ import annotations
@@ -63,9 +73,11 @@ from ._commit import Committer
 from ._containers import DockerListener, LocalContainers
 from ._endpoints import EndpointTracker
 from ._events import Event, Events
+from ._liveness import Gossip, HostState, Liveness, Transition
 from ._local import DataDirLock, detect_advertise_address
 from ._members import JoinError, MemberBook, MemberEvent
 from ._pilot import Autopilot
+from ._probe import DataPlaneProbe
 from ._replica import Replica
 from ._stats import EndpointStats
 from ._translate import host_desired
@@ -93,6 +105,8 @@ class Agent:
                                        observe_attach=lambda s: self._observed("attach", s))
         self.reconciler.listen(self._on_pass)
         self.stats = EndpointStats(self.name, self.tracker, self.events, cfg.api.stats_interval_s)
+        self.liveness = Liveness(timeout_s=cfg.dataplane.probe_timeout_s, grace_s=cfg.dataplane.agent_down_grace_s)
+        self.probe = DataPlaneProbe(self.liveness, cfg.dataplane.probe_interval_s, self._on_liveness)
         # made in run(): they need the data dir lock, the secret, the advertise address or the transport
         self.advertise = ""
         self.underlay: netops.Underlay | None = None
@@ -128,6 +142,7 @@ class Agent:
         replica = self.replica = Replica(self.name, cfg, PeerTransport(raft_mesh), self)
         await replica.start(nursery, may_bootstrap=not self.join_addrs)
         members = self.members = MemberBook(host, self.name, cfg, advertise=self.advertise, version=__version__)
+        await nursery.start(self.probe.run)
         await nursery.start(members.run)
         nursery.start_soon(self._on_members, members.subscribe())
         if self.join_addrs:
@@ -141,7 +156,7 @@ class Agent:
                                       replica=replica, events=self.events, trigger=self.reconciler.trigger)
             nursery.start_soon(RuntimeWatcher(self.runtime, listener).run)
         backend = AgentBackend(local_host=self.name, replica=replica, committer=committer, members=members,
-                               containers=self.containers, tracker=self.tracker, runtime=self.runtime,
+                               liveness=self.liveness, containers=self.containers, tracker=self.tracker, runtime=self.runtime,
                                control=self, interface_timeout_s=cfg.api.interface_timeout_s)
         api = self.api = SchedulerApi(host, SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes),
                                       cfg.api, server_keys=keys.api, client_keys=load_client_keys(cfg.api.clients_dir))
@@ -197,16 +212,22 @@ class Agent:
     async def _signals(self, nursery: trio.Nursery) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
-                log.info("signal=%s: leaving the cluster", signal.Signals(signum).name)
-                await self.shutdown()
+                name = signal.Signals(signum).name
+                if self.cfg.agent.leave_on_terminate:
+                    log.info("signal=%s: leaving the cluster (agent.leave_on_terminate)", name)
+                    await self.shutdown()
+                else:
+                    log.info("signal=%s: stopping without leaving; the other hosts keep this host's containers "
+                             "reachable (`meshd leave` leaves the cluster)", name)
+                    await self.shutdown(leave=False)
                 nursery.cancel_scope.cancel()
                 return
 
-    async def shutdown(self) -> None:
-        """Hand over leadership and leave gossip gracefully (bounded in time)."""
+    async def shutdown(self, *, leave: bool = True) -> None:
+        """Hand over leadership and (with ``leave``) leave gossip gracefully; bounded in time."""
         with trio.move_on_after(5):
             await self._hand_over_leadership()
-            if self.members is not None:
+            if leave and self.members is not None:
                 await self.members.leave()
 
     async def _hand_over_leadership(self) -> None:
@@ -244,7 +265,22 @@ class Agent:
             msg_type = _MEMBER_EVENTS.get(event.kind)
             self.events.emit(Event(event.kind, f"{event.name} {event.kind} ({event.address})", msg_type,
                                    {"name": event.name, "address": event.address}))
+            gossip = _GOSSIP.get(event.kind)
+            if gossip is not None and event.name != self.name:
+                self._on_liveness(self.liveness.on_gossip(event.name, event.address, gossip, trio.current_time()))
             self._kick()
+
+    def _on_liveness(self, transitions: list[Transition]) -> None:
+        """A host's data plane became live or not: events, and a pass when its entries change."""
+        for t in transitions:
+            if t.old is None and t.new is HostState.ALIVE:
+                continue  # a new member: its join event said it
+            log.info("host=%s vtep=%s state=%s reason=%r", t.name, t.vtep, t.new.value, t.reason)
+            msg_type = _LIVENESS_EVENTS.get(t.new)
+            self.events.emit(Event(t.new.value, f"{t.name}: {t.reason}", msg_type,
+                                   {"name": t.name, "address": t.vtep, "reason": t.reason}))
+        if transitions:
+            self.reconciler.trigger()
 
     def on_role_changed(self, event: consensus.RoleChanged) -> None:
         """:class:`~meshd.agent._replica.ReplicaListener`: this host's Raft role changed."""
@@ -278,7 +314,7 @@ class Agent:
 
     def _desired(self) -> HostDesired:
         assert self.underlay is not None and self.members is not None and self.replica is not None
-        return host_desired(host=self.name, state=self.replica.state, live_vteps=self.members.live_vteps(),
+        return host_desired(host=self.name, state=self.replica.state, live_vteps=self.liveness.kept_vteps(),
                             pids=self.containers.pids, underlay_ip=self.advertise, underlay_dev=self.underlay.dev,
                             underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix)
 
@@ -298,7 +334,7 @@ class Agent:
         await self.containers.wait_listed()
         others = {e.host for e in self.replica.state.endpoints()} - {self.name}
         with trio.move_on_after(max(3.0, 10 * self.cfg.gossip.probe_interval_s)):
-            while others - set(self.members.live_vteps()):
+            while others - set(self.liveness.kept_vteps()):
                 await trio.sleep(0.05)
         log.info("data plane: first reconcile pass (state at index %d, %d local containers known)",
                  self.replica.state.last_index, len(self.containers.pids))
@@ -340,8 +376,11 @@ def _publisher(api: SchedulerApi) -> Callable[[Event], None]:
     return publish
 
 
-_MEMBER_EVENTS = {"join": MsgType.EVENT_MEMBER_JOIN, "fail": MsgType.EVENT_MEMBER_FAIL,
-                  "leave": MsgType.EVENT_MEMBER_LEAVE}
+#: gossip's member events that go to the PUB socket as they are (a failed agent is told by liveness)
+_MEMBER_EVENTS = {"join": MsgType.EVENT_MEMBER_JOIN, "leave": MsgType.EVENT_MEMBER_LEAVE}
+_GOSSIP = {"join": Gossip.ALIVE, "alive": Gossip.ALIVE, "update": Gossip.ALIVE, "suspect": Gossip.SUSPECT,
+           "fail": Gossip.DEAD, "leave": Gossip.LEFT}
+_LIVENESS_EVENTS = {HostState.FAILED: MsgType.EVENT_MEMBER_FAIL, HostState.AGENT_DOWN: MsgType.EVENT_MEMBER_AGENT_DOWN}
 
 _CHANGE_EVENTS = {st.ChangeKind.NETWORK_CREATED: MsgType.EVENT_NETWORK_CREATED,
                   st.ChangeKind.NETWORK_DELETED: MsgType.EVENT_NETWORK_DELETED,

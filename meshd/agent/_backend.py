@@ -27,8 +27,10 @@ from meshd.runtime import ContainerNotFound, ContainerNotRunning, DockerError, D
 from ._commit import Committer
 from ._containers import LocalContainers
 from ._endpoints import EndpointTracker
+from ._liveness import Liveness
 from ._members import MemberBook
 from ._replica import Replica
+from ._status import member_maps
 
 
 class AgentControl(Protocol):
@@ -45,12 +47,13 @@ class AgentBackend:
     """:class:`meshd.api.ApiBackend` of a running agent; see the module docstring."""
 
     def __init__(self, *, local_host: str, replica: Replica, committer: Committer, members: MemberBook,
-                 containers: LocalContainers, tracker: EndpointTracker, runtime: DockerRuntime | None,
-                 control: AgentControl, interface_timeout_s: float = 10.0) -> None:
+                 liveness: Liveness, containers: LocalContainers, tracker: EndpointTracker,
+                 runtime: DockerRuntime | None, control: AgentControl, interface_timeout_s: float = 10.0) -> None:
         self.local_host = local_host
         self._replica = replica
         self._committer = committer
         self._members = members
+        self._liveness = liveness
         self._containers = containers
         self._tracker = tracker
         self._runtime = runtime
@@ -64,7 +67,7 @@ class AgentBackend:
         return self._replica.state
 
     def members(self) -> list[dict[str, Any]]:
-        return self._members.as_maps()
+        return member_maps(self._members, self._liveness)
 
     def status(self) -> dict[str, Any]:
         return self._control.status()

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 from meshd import __version__
 from meshd import state as st
 
+from ._liveness import HostState, Liveness
+from ._members import MemberBook
+
 if TYPE_CHECKING:
     from ._agent import Agent
     from ._replica import Replica
@@ -20,7 +23,7 @@ def status_map(agent: Agent) -> dict[str, Any]:
         "advertise": agent.advertise, "events": agent.events.recent(),
     }
     if agent.members is not None:
-        out["members"] = agent.members.as_maps()
+        out["members"] = member_maps(agent.members, agent.liveness)
     if agent.replica is None:
         return out
     out["raft"] = _raft(agent.replica)
@@ -35,6 +38,16 @@ def status_map(agent: Agent) -> dict[str, Any]:
                         "additions_applied": r.additions_applied,
                         "ops_applied": r.ops_applied, "errors_total": r.errors_total,
                         "last_errors": list(r.last_errors), "last_pass_ms": r.last_pass_ms}
+    return out
+
+
+def member_maps(members: MemberBook, liveness: Liveness) -> list[dict[str, Any]]:
+    """Gossip's members, with the host verdict: a member whose agent gossip declared failed
+    is ``agent-down`` while its data plane answers (its containers stay reachable)."""
+    out = members.as_maps()
+    for m in out:
+        if liveness.state(m["name"]) is HostState.AGENT_DOWN:
+            m["state"] = "agent-down"
     return out
 
 

@@ -59,6 +59,7 @@ class MsgType(enum.IntEnum):
     EVENT_ENDPOINT_STATS = 107
     EVENT_ERROR = 108
     EVENT_POLICY_CHANGED = 109
+    EVENT_MEMBER_AGENT_DOWN = 110
 
 
 class ApiError(enum.IntEnum):

@@ -58,7 +58,7 @@ def test_meshd_join_cli_tells_a_running_agent_to_join(make_cluster):
 def test_graceful_leave_is_reported_as_leave_and_removed_from_raft(make_cluster):
     lab, cluster = make_cluster(hosts=3)
     cluster.wait("3 voters", lambda: len(raft(cluster, "h1")["voters"]) == 3, timeout_s=30)
-    assert cluster.stop("h3") == 0
+    assert cluster.leave("h3") == 0
     cluster.wait("h3 left", lambda: cluster.members("h1").get("h3") == "left", timeout_s=10)
     cluster.wait("h3 removed from Raft", lambda: "h3" not in raft(cluster, "h1")["voters"]
                  + raft(cluster, "h1")["learners"], timeout_s=30)

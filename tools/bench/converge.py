@@ -516,10 +516,11 @@ def _startup(log: Path, t_start: float) -> float:
 def withdraw_trial(r: Rig, subj: Subject, how: str, notes: list[str]) -> dict[str, Any]:
     time.sleep(SETTLE_S)
     t0 = time.time()
-    if how == "kill":
+    if how == "kill":  # the machine dies: its agent and its network (a killed agent alone is "agent down")
         r.cluster.kill(subj.host)
+        r.lab.cut(subj.host)
     else:
-        r.cluster.stop(subj.host)
+        r.cluster.leave(subj.host)
     times = _wait_all(r, subj.host, first_empty, t0, WITHDRAW_TIMEOUT_S)
     done, missing = _settled(r, subj, times, False, notes,
                              f"{how} of {subj.host}: observers whose entries stayed")

@@ -1,0 +1,189 @@
+"""Host liveness: a host is not its agent.
+
+Theory of operation
+-------------------
+Gossip says whether a host's *agent* answers. Whether its *data plane*
+answers is a separate, cheap question that the host's kernel answers without
+the agent: an ICMP echo to its VTEP address (the driver,
+:class:`~meshd.agent._probe.DataPlaneProbe`, sends them). This core combines
+the two into one verdict per host, and every other host's FDB and neighbour
+entries follow the verdict, not gossip alone:
+
+==============  =================================================  ===========
+state           when                                               entries
+==============  =================================================  ===========
+``alive``       gossip: alive                                      kept
+``suspect``     gossip: suspect; or dead and the probe undecided   kept
+``agent-down``  gossip: dead, the data plane answered              kept
+``failed``      gossip: dead, the data plane silent for            withdrawn
+                ``timeout_s``; or agent-down longer than ``grace_s``
+``left``        gossip: left gracefully (``meshd leave``)          withdrawn
+==============  =================================================  ===========
+
+A host is probed while gossip suspects it or says it is dead (and not yet
+withdrawn), every ``interval_s``. Probing starts at *suspect*, so when gossip
+declares a really dead machine dead its data plane has been silent for the
+whole suspicion time already and it is withdrawn at once (at worst, for a
+host first learned as dead, ``timeout_s`` later). ``failed`` is final until
+gossip sees the host alive again: a machine that reboots comes back through
+its agent, not through its kernel alone.
+
+Pure: no clock, no I/O; ``now`` is a parameter. Every call returns the
+:class:`Transition`\\ s it caused, for the agent's events and a reconcile pass.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class HostState(enum.StrEnum):
+    ALIVE = "alive"
+    SUSPECT = "suspect"
+    AGENT_DOWN = "agent-down"
+    FAILED = "failed"
+    LEFT = "left"
+
+
+#: states whose hosts keep their entries everywhere
+KEPT = frozenset({HostState.ALIVE, HostState.SUSPECT, HostState.AGENT_DOWN})
+
+
+class Gossip(enum.StrEnum):
+    """What gossip says of a host's agent."""
+
+    ALIVE = "alive"
+    SUSPECT = "suspect"
+    DEAD = "dead"
+    LEFT = "left"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    name: str
+    vtep: str
+    old: HostState | None
+    new: HostState
+    reason: str
+
+
+@dataclass(slots=True)
+class _Host:
+    vtep: str
+    gossip: Gossip
+    state: HostState
+    dead_since: float | None = None
+    probing_since: float | None = None
+    last_answer: float | None = None
+
+
+class Liveness:
+    """The verdict per host; see the module docstring.
+
+    Args:
+        timeout_s: a probed data plane that answered nothing for this long is gone.
+        grace_s: an agent down longer than this is treated as failed, whatever its data plane does.
+        probing: False when this host cannot probe (no raw sockets): a dead agent's host is then
+            withdrawn after ``timeout_s`` (no answer can come).
+    """
+
+    def __init__(self, *, timeout_s: float, grace_s: float, probing: bool = True) -> None:
+        self.timeout_s = timeout_s
+        self.grace_s = grace_s
+        self.probing = probing
+        self._hosts: dict[str, _Host] = {}
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def on_gossip(self, name: str, vtep: str, gossip: Gossip, now: float) -> list[Transition]:
+        """Gossip changed its view of ``name`` (whose VTEP is ``vtep``)."""
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = _Host(vtep, gossip, HostState.ALIVE)
+            old: HostState | None = None
+        else:
+            old = host.state
+        if host.vtep != vtep:
+            host.vtep, host.last_answer = vtep, None
+        host.gossip = gossip
+        if gossip is Gossip.ALIVE:
+            host.dead_since = host.probing_since = host.last_answer = None
+            return self._to(name, host, old, HostState.ALIVE, "its agent answers")
+        if gossip is Gossip.LEFT:
+            host.dead_since = host.probing_since = None
+            return self._to(name, host, old, HostState.LEFT, "it left the cluster")
+        if host.probing_since is None:
+            host.probing_since = now
+        if gossip is Gossip.SUSPECT:
+            host.dead_since = None
+            return self._to(name, host, old, HostState.SUSPECT, "gossip suspects its agent")
+        if host.dead_since is None:
+            host.dead_since = now
+        if old is None:  # first learned as dead: undecided until the probe says
+            return self._to(name, host, old, HostState.SUSPECT, "gossip says its agent is dead; probing")
+        return self._decide(name, host, now)
+
+    def on_answer(self, vtep: str, now: float) -> list[Transition]:
+        """The data plane at ``vtep`` answered a probe."""
+        out: list[Transition] = []
+        for name, host in self._hosts.items():
+            if host.vtep == vtep and host.probing_since is not None:
+                host.last_answer = now
+                if host.gossip is Gossip.DEAD:
+                    out += self._decide(name, host, now)
+        return out
+
+    def tick(self, now: float) -> list[Transition]:
+        """Verdicts that time alone changes (silence, grace)."""
+        out: list[Transition] = []
+        for name, host in self._hosts.items():
+            if host.gossip is Gossip.DEAD:
+                out += self._decide(name, host, now)
+        return out
+
+    def forget(self, name: str) -> None:
+        """``name`` is no member any more (gossip reaped it)."""
+        self._hosts.pop(name, None)
+
+    # --- outputs ------------------------------------------------------------------------
+
+    def state(self, name: str) -> HostState | None:
+        host = self._hosts.get(name)
+        return None if host is None else host.state
+
+    def kept_vteps(self) -> dict[str, str]:
+        """``{name: VTEP}`` of the hosts whose entries are kept."""
+        return {name: h.vtep for name, h in self._hosts.items() if h.state in KEPT}
+
+    def to_probe(self) -> list[str]:
+        """VTEPs to probe now: hosts gossip suspects or says are dead, not withdrawn yet."""
+        if not self.probing:
+            return []
+        return sorted({h.vtep for h in self._hosts.values()
+                       if h.probing_since is not None and h.state in KEPT and h.vtep})
+
+    # --- rules --------------------------------------------------------------------------
+
+    def _decide(self, name: str, host: _Host, now: float) -> list[Transition]:
+        """A host gossip says is dead: agent-down while its data plane answers, else failed."""
+        assert host.dead_since is not None and host.probing_since is not None
+        if host.state in (HostState.FAILED, HostState.LEFT):
+            return []
+        if now - host.dead_since >= self.grace_s:
+            return self._to(name, host, host.state, HostState.FAILED,
+                            f"its agent has been down for {self.grace_s:g}s (dataplane.agent_down_grace_s)")
+        answered = host.last_answer is not None and now - host.last_answer < self.timeout_s
+        if answered:
+            return self._to(name, host, host.state, HostState.AGENT_DOWN,
+                            "its agent is down, its data plane answers")
+        if now - host.probing_since >= self.timeout_s or not self.probing:
+            silent = "no probe" if not self.probing else f"its data plane silent for {self.timeout_s:g}s"
+            return self._to(name, host, host.state, HostState.FAILED, f"its agent is down, {silent}")
+        return []  # still probing
+
+    def _to(self, name: str, host: _Host, old: HostState | None, new: HostState, reason: str) -> list[Transition]:
+        host.state = new
+        if old is new:
+            return []
+        return [Transition(name, host.vtep, old, new, reason)]

@@ -1,0 +1,113 @@
+"""The data-plane probe: ICMP echo to the VTEPs :class:`~meshd.agent._liveness.Liveness` asks about.
+
+A thin trio driver: one raw ICMP socket in the agent's network namespace
+(the host's underlay), an echo request to each VTEP to probe every
+``interval_s``, and every echo reply carrying this agent's identifier fed back
+to the core as an answer. The kernel of the probed host answers by itself, so
+a host whose agent is dead but whose machine and network are up answers.
+
+Without CAP_NET_RAW the probe cannot run: the agent logs it once and the core
+decides from gossip alone (a dead agent's host is withdrawn).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import Callable
+
+import trio
+
+from ._liveness import Liveness, Transition
+
+log = logging.getLogger("meshd.agent")
+
+ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
+_HEADER = struct.Struct("!BBHHH")
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def echo_request(ident: int, seq: int, payload: bytes = b"meshd-dataplane-probe") -> bytes:
+    """An ICMP echo request (type 8) with ``ident`` and ``seq``."""
+    body = _HEADER.pack(ICMP_ECHO_REQUEST, 0, 0, ident, seq) + payload
+    return _HEADER.pack(ICMP_ECHO_REQUEST, 0, checksum(body), ident, seq) + payload
+
+
+def echo_reply_ident(packet: bytes) -> int | None:
+    """The identifier of an echo reply as a raw IPv4 socket receives it (with its IP header), else None."""
+    if len(packet) < 20 or packet[0] >> 4 != 4:
+        return None
+    start = (packet[0] & 0x0F) * 4
+    if len(packet) < start + _HEADER.size:
+        return None
+    kind, _code, _sum, ident, _seq = _HEADER.unpack_from(packet, start)
+    return ident if kind == ICMP_ECHO_REPLY else None
+
+
+class DataPlaneProbe:
+    """Sends the probes the core asks for and feeds the answers back; see the module docstring.
+
+    Args:
+        liveness: the core.
+        interval_s: probe (and time-verdict) period.
+        on_transitions: called with what each answer or tick changed.
+    """
+
+    def __init__(self, liveness: Liveness, interval_s: float,
+                 on_transitions: Callable[[list[Transition]], None]) -> None:
+        self._liveness = liveness
+        self._interval_s = interval_s
+        self._on_transitions = on_transitions
+        self._ident = os.getpid() & 0xFFFF
+        self.sent = self.answers = self.send_errors = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_RAW, trio.socket.IPPROTO_ICMP)
+        except PermissionError:
+            log.warning("data-plane probe disabled: no CAP_NET_RAW for ICMP; a host whose agent is down is "
+                        "withdrawn as failed (run meshd as root to keep its containers reachable)")
+            self._liveness.probing = False
+            task_status.started()
+            await self._ticks(None)
+            return
+        with sock:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._receive, sock)
+                task_status.started()
+                await self._ticks(sock)
+
+    async def _ticks(self, sock: trio.socket.SocketType | None) -> None:
+        seq = 0
+        while True:
+            if sock is not None:
+                for vtep in self._liveness.to_probe():
+                    seq = (seq + 1) & 0xFFFF
+                    try:
+                        await sock.sendto(echo_request(self._ident, seq), (vtep, 0))
+                        self.sent += 1
+                    except OSError:  # unreachable now (a cut): silence is the answer
+                        self.send_errors += 1
+            self._report(self._liveness.tick(trio.current_time()))
+            await trio.sleep(self._interval_s)
+
+    async def _receive(self, sock: trio.socket.SocketType) -> None:
+        while True:
+            packet, (src, _port) = await sock.recvfrom(2048)
+            if echo_reply_ident(packet) == self._ident:
+                self.answers += 1
+                self._report(self._liveness.on_answer(src, trio.current_time()))
+
+    def _report(self, transitions: list[Transition]) -> None:
+        if transitions:
+            self._on_transitions(transitions)

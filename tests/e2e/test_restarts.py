@@ -1,0 +1,85 @@
+"""Restarting an agent keeps its host's containers on the network (SIGTERM and kill -9, leader included).
+
+A host is not its agent: while an agent is down its host's kernel keeps forwarding, the other hosts
+see the host as "agent-down" (its VTEP answers an ICMP probe) and keep its FDB and neighbour entries.
+Continuous pings between containers, to and from the restarted host's containers, lose nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from meshd.api import MsgType
+from tests.e2e.conftest import container_addr
+
+
+class Pinger:
+    """``ping -i 0.2`` from a container until stopped; counts what was sent and answered."""
+
+    def __init__(self, container, ip: str) -> None:
+        self.container, self.ip = container, ip
+        self.proc = subprocess.Popen(["docker", "exec", container.id, "ping", "-i", "0.2", ip],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def stop(self) -> tuple[int, int, str]:
+        """(sent, received, output) after SIGINT to the ping inside the container."""
+        subprocess.run(["docker", "exec", self.container.id, "killall", "-INT", "ping"], capture_output=True)
+        out, _ = self.proc.communicate(timeout=20)
+        m = re.search(r"(\d+) packets transmitted, (\d+) packets received", out)
+        assert m, f"ping {self.container.name} -> {self.ip} printed no statistics: {out[-500:]}"
+        return int(m.group(1)), int(m.group(2)), out
+
+
+@contextmanager
+def pinging(pairs) -> Iterator[list[Pinger]]:
+    pingers = [Pinger(c, ip) for c, ip in pairs]
+    try:
+        yield pingers
+    finally:
+        for p in pingers:
+            if p.proc.poll() is None:
+                p.proc.kill()
+
+
+def _leader(cluster, asked: str) -> str:
+    return cluster.wait("a Raft leader", lambda: cluster.query(asked, MsgType.QUERY_STATUS)["raft"]["leader"])
+
+
+def _down_then_back(cluster, host: str, how: str, observer: str) -> None:
+    """Stop ``host``'s agent (``stop``: SIGTERM, ``kill``: SIGKILL), wait until ``observer`` sees it
+    agent-down (gossip declared it dead, its data plane answers), then start it again."""
+    (cluster.stop if how == "stop" else cluster.kill)(host)
+    cluster.wait(f"{observer} sees {host}'s agent down", lambda: cluster.members(observer).get(host) == "agent-down",
+                 timeout_s=30)
+    cluster.start(host)
+    cluster.wait(f"{host} alive again", lambda: cluster.members(observer).get(host) == "alive", timeout_s=30)
+
+
+def test_sigterm_and_kill9_restarts_leader_included_lose_no_ping(make_cluster):
+    lab, cluster = make_cluster(hosts=3)
+    cluster.query("h1", MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24")
+    boxes = {h: lab.container(h, f"c{h[-1]}") for h in ("h1", "h2", "h3")}
+    ips = {}
+    for h, box in boxes.items():
+        with cluster.scheduler(h) as api:
+            ips[h] = api.request(MsgType.ENDPOINT_CONNECT, container_id=box.id, network="blue", host=h)["ip"]
+        cluster.wait(f"{box.name} up", lambda: (a := container_addr(box.id)) and a[0].startswith(ips[h] + "/"))
+    leader = _leader(cluster, "h1")
+    follower = next(h for h in ("h2", "h3") if h != leader)
+    third = next(h for h in ("h1", "h2", "h3") if h not in (leader, follower))
+    pairs = [(boxes[third], ips[leader]), (boxes[leader], ips[follower]), (boxes[follower], ips[third]),
+             (boxes[third], ips[follower])]
+    with pinging(pairs) as pingers:
+        _down_then_back(cluster, follower, "stop", observer=third)     # systemctl restart of a follower
+        _down_then_back(cluster, leader, "kill", observer=third)       # kill -9 of the leader
+        new_leader = _leader(cluster, third)
+        observer = next(h for h in ("h1", "h2", "h3") if h != new_leader)
+        _down_then_back(cluster, new_leader, "stop", observer=observer)  # systemctl restart of the new leader
+        results = [p.stop() for p in pingers]
+    for (box, ip), (sent, received, out) in zip(pairs, results):
+        assert sent > 20 and received == sent, f"{box.name} -> {ip}: {sent - received} of {sent} pings lost\n{out}"
+    for h in ("h1", "h2", "h3"):
+        assert set(cluster.members(h).values()) == {"alive"}, cluster.members(h)

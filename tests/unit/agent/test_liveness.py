@@ -1,0 +1,103 @@
+"""Host liveness (pure): a host whose agent is dead keeps its entries while its data plane answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshd.agent._liveness import Gossip, HostState, Liveness
+from meshd.agent._probe import checksum, echo_reply_ident, echo_request
+
+VTEP = "192.0.2.12"
+
+
+def core(**kw: float) -> Liveness:
+    live = Liveness(timeout_s=kw.get("timeout_s", 0.5), grace_s=kw.get("grace_s", 60.0))
+    live.on_gossip("h2", VTEP, Gossip.ALIVE, 0.0)
+    return live
+
+
+def states(transitions) -> list[HostState]:
+    return [t.new for t in transitions]
+
+
+def test_a_dead_agent_whose_kernel_answers_is_agent_down_and_keeps_its_entries() -> None:
+    live = core()
+    assert live.to_probe() == []  # nobody probed while gossip is happy
+    assert states(live.on_gossip("h2", VTEP, Gossip.SUSPECT, 1.0)) == [HostState.SUSPECT]
+    assert live.to_probe() == [VTEP]
+    live.on_answer(VTEP, 1.8)
+    assert states(live.on_gossip("h2", VTEP, Gossip.DEAD, 2.0)) == [HostState.AGENT_DOWN]
+    assert live.kept_vteps() == {"h2": VTEP} and live.to_probe() == [VTEP]
+    for t in (2.2, 2.4, 2.6):  # answers keep it
+        live.on_answer(VTEP, t)
+        assert live.tick(t + 0.1) == []
+    [t] = live.tick(3.2)  # the data plane stopped answering: failed, withdrawn
+    assert (t.new, t.old) == (HostState.FAILED, HostState.AGENT_DOWN) and "silent" in t.reason
+    assert live.kept_vteps() == {} and live.to_probe() == []
+    live.on_answer(VTEP, 3.3)  # failed is final until gossip sees the agent again
+    assert live.state("h2") is HostState.FAILED
+    assert states(live.on_gossip("h2", VTEP, Gossip.ALIVE, 5.0)) == [HostState.ALIVE]
+
+
+def test_a_dead_machine_is_withdrawn_when_gossip_declares_it_dead() -> None:
+    live = core()
+    live.on_gossip("h2", VTEP, Gossip.SUSPECT, 1.0)  # probed during the whole suspicion: no answer
+    assert states(live.on_gossip("h2", VTEP, Gossip.DEAD, 2.5)) == [HostState.FAILED]
+    assert live.kept_vteps() == {}
+
+
+def test_first_learned_dead_is_probed_before_a_verdict() -> None:
+    live = Liveness(timeout_s=0.5, grace_s=60)
+    assert states(live.on_gossip("h3", "192.0.2.13", Gossip.DEAD, 1.0)) == [HostState.SUSPECT]
+    assert live.kept_vteps() == {"h3": "192.0.2.13"} and live.tick(1.4) == []
+    assert states(live.tick(1.5)) == [HostState.FAILED]
+
+
+def test_a_refuted_suspicion_stops_probing_and_a_leave_withdraws_at_once() -> None:
+    live = core()
+    live.on_gossip("h2", VTEP, Gossip.SUSPECT, 1.0)
+    assert states(live.on_gossip("h2", VTEP, Gossip.ALIVE, 1.2)) == [HostState.ALIVE]
+    assert live.to_probe() == []
+    assert states(live.on_gossip("h2", VTEP, Gossip.LEFT, 2.0)) == [HostState.LEFT]
+    assert live.kept_vteps() == {}
+
+
+def test_an_agent_down_past_the_grace_is_failed_even_if_its_kernel_answers() -> None:
+    live = core(grace_s=10)
+    live.on_gossip("h2", VTEP, Gossip.SUSPECT, 1.0)
+    live.on_answer(VTEP, 1.9)
+    live.on_gossip("h2", VTEP, Gossip.DEAD, 2.0)
+    for t in range(3, 13):
+        live.on_answer(VTEP, t - 0.1)
+        out = live.tick(float(t))
+    assert states(out) == [HostState.FAILED] and "agent_down_grace_s" in out[0].reason
+
+
+def test_without_probing_a_dead_agent_is_failed() -> None:
+    live = Liveness(timeout_s=0.5, grace_s=60, probing=False)
+    live.on_gossip("h2", VTEP, Gossip.ALIVE, 0.0)
+    live.on_gossip("h2", VTEP, Gossip.SUSPECT, 1.0)
+    assert live.to_probe() == []
+    assert states(live.on_gossip("h2", VTEP, Gossip.DEAD, 1.1)) == [HostState.FAILED]
+
+
+def test_answers_are_matched_to_the_host_by_vtep() -> None:
+    live = core()
+    live.on_gossip("h3", "192.0.2.13", Gossip.ALIVE, 0.0)
+    for name, vtep in (("h2", VTEP), ("h3", "192.0.2.13")):
+        live.on_gossip(name, vtep, Gossip.SUSPECT, 1.0)
+    live.on_answer("192.0.2.13", 1.8)
+    live.on_gossip("h2", VTEP, Gossip.DEAD, 2.0)
+    live.on_gossip("h3", "192.0.2.13", Gossip.DEAD, 2.0)
+    assert (live.state("h2"), live.state("h3")) == (HostState.FAILED, HostState.AGENT_DOWN)
+
+
+@pytest.mark.parametrize("ident,seq", [(0, 0), (0x1234, 7), (0xFFFF, 0xFFFF)])
+def test_echo_request_has_a_valid_checksum_and_replies_are_recognised(ident: int, seq: int) -> None:
+    packet = echo_request(ident, seq)
+    assert checksum(packet) == 0  # a correct Internet checksum sums to zero
+    ip = bytes([0x45]) + bytes(19)
+    reply = bytes([0]) + packet[1:]
+    assert echo_reply_ident(ip + reply) == ident
+    assert echo_reply_ident(ip + packet) is None  # a request is not a reply
+    assert echo_reply_ident(b"\x45") is None and echo_reply_ident(bytes([0x60]) + bytes(40)) is None
