@@ -143,6 +143,17 @@ class DockerListener:
                             container_id[:12], ep.network, exc, container_id[:12], ep.network)
 
     async def _connect(self, spec: ContainerSpec, req: ConnectRequest) -> None:
+        info = self._replica.state.network(req.network)
+        refusal = seed_refusal(req, info.network if info is not None else None)
+        if refusal is not None:
+            log.warning("container refused container=%s network=%s reason=%r", spec.container_name, req.network,
+                        refusal)
+            self._events.note("error", f"container {spec.container_name} ({spec.container_id[:12]}) refused: "
+                                       f"{refusal}")
+            return
+        if req.seed_type == "vlan":
+            self._events.note("endpoint", f"{spec.container_name}: TYPE=vlan joins {req.network} as a VXLAN "
+                                          "segment (meshd carries seed-002 VLANs over VXLAN, not 802.1Q)")
         try:
             result = await self._committer.commit(req.to_connect(self._host))
         except Unavailable as exc:
@@ -154,3 +165,25 @@ class DockerListener:
             log.warning("connect from labels refused container=%s network=%s error=%s",
                         spec.container_name, req.network, result.message)
             self._events.note("error", f"{spec.container_name}: {result.message}")
+
+
+def seed_refusal(req: ConnectRequest, network: st.Network | None) -> str | None:
+    """Why a container's seed-002 environment cannot be honoured on ``network``, or None.
+
+    ``TYPE=flat`` and ``TYPE=dhcp`` need network models meshd does not build yet; a ``GW`` or
+    an ``IP=…/len`` that disagrees with the network would give the container a route or a
+    mask that does not work. (A missing network is the state's refusal, with its own message.)
+    """
+    if req.seed_type in ("flat", "dhcp"):
+        return (f"TYPE={req.seed_type} needs the {req.seed_type} network model (macvlan), which meshd does not "
+                f"build yet; use TYPE=vlan (or labels) to join the VXLAN network {req.network}")
+    if network is None:
+        return None
+    if req.gateway is not None and req.gateway != network.gateway:
+        if not network.gateway:
+            return f"GW={req.gateway} is set but network {network.name} has no gateway: drop GW"
+        return f"GW={req.gateway} is not the gateway of network {network.name}: use GW={network.gateway} or drop GW"
+    if req.prefix_len is not None and req.prefix_len != network.prefix_len:
+        return (f"IP={req.ip}/{req.prefix_len} does not match network {network.name}'s subnet {network.subnet}: "
+                f"use /{network.prefix_len} or a bare address")
+    return None

@@ -96,6 +96,19 @@ def test_labelled_container_keeps_ip_and_mac_across_restart_and_rm_releases(make
     cluster.wait("address released after docker rm", lambda: endpoint() is None, timeout_s=30)
 
 
+def test_seed_002_flat_container_is_refused_with_an_event_naming_it(make_cluster):
+    lab, cluster = make_cluster(hosts=1)
+    cluster.query("h1", MsgType.NETWORK_CREATE, name="web", subnet="10.9.0.0/24")
+    args = ["docker", "run", "-d", "--network", "none", "--name", f"{lab.prefix}-flat",
+            "--label", f"meshd.lab.prefix={lab.prefix}", "--label", "meshd.lab.host=h1",
+            "-e", "TYPE=flat", "-e", "NETWORK=web", "-e", "IP=10.9.0.7/24", "meshd-busybox:latest", "sleep", "3600"]
+    cid = subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+    event = cluster.wait("a refusal event", lambda: next(
+        (e["text"] for e in cluster.query("h1", MsgType.QUERY_STATUS)["events"] if cid[:12] in e["text"]), None))
+    assert "TYPE=flat" in event and f"{lab.prefix}-flat" in event
+    assert not cluster.query("h1", MsgType.QUERY_ENDPOINTS, network="web")["endpoints"]
+
+
 #: memberlist's LAN failure detection with a long suspicion (>= 10 s): an agent restart
 #: faster than that is never even declared down
 LAN_GOSSIP = ("--set", "gossip.probe_interval_s=1.0", "--set", "gossip.probe_timeout_s=0.5",

@@ -9,13 +9,15 @@ import pytest
 import trio
 
 import netops
-from meshd.agent._containers import LocalContainers
+from meshd import state as st
+from meshd.agent._containers import LocalContainers, seed_refusal
 from meshd.agent._endpoints import EndpointTracker
 from meshd.agent._events import Event, Events
 from meshd.api import MsgType
 from meshd.reconcile import HostDesired, LocalEndpoint, Network, PassKind, PassReport
 from meshd.reconcile._plan import attach_op
-from meshd.runtime import ContainerInfo, RuntimeSnapshot
+from meshd.runtime import ConnectRequest, ContainerInfo, RuntimeSnapshot
+from meshd.runtime import Source
 
 NETS = (Network(vni=1, tenant="a", subnet="10.1.0.0/24"), Network(vni=2, tenant="a", subnet="10.2.0.0/24"))
 
@@ -112,3 +114,28 @@ async def test_local_containers_are_listed_once_every_running_one_was_reported()
     assert not containers.owns(ContainerInfo("y", "y", 1, True, labels={"meshd.lab.host": "h2"}))
     with pytest.raises(TypeError):
         containers.pids["z"] = 1  # type: ignore[index]
+
+
+def _net(gateway: str = "10.1.0.1") -> st.Network:
+    return st.Network(name="test1", tenant="a", subnet="10.1.0.0/24", gateway=gateway, vni=7, mode=st.Mode.VXLAN,
+                      mtu=1450, egress_kbit=0, external=False, labels={}, created_index=1)
+
+
+def _seed(**kw: object) -> ConnectRequest:
+    return ConnectRequest(container_id="c" * 64, container_name="web", pid=1, network="test1",
+                          source=Source.ENV, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kw,words", [
+    ({"seed_type": "flat", "ip": "10.1.0.5", "prefix_len": 24}, "TYPE=flat needs the flat network model"),
+    ({"seed_type": "dhcp"}, "TYPE=dhcp needs the dhcp network model"),
+    ({"seed_type": "vlan", "gateway": "10.1.0.254"}, "use GW=10.1.0.1"),
+    ({"seed_type": "vlan", "ip": "10.1.0.5", "prefix_len": 16}, "use /24"),
+])
+def test_seed_002_containers_the_network_cannot_honour_are_refused(kw: dict, words: str) -> None:
+    assert words in (seed_refusal(_seed(**kw), _net()) or "")
+
+
+def test_seed_002_vlan_matching_the_network_is_accepted() -> None:
+    assert seed_refusal(_seed(seed_type="vlan", ip="10.1.0.5", prefix_len=24, gateway="10.1.0.1"), _net()) is None
+    assert seed_refusal(_seed(seed_type="vlan"), None) is None  # the state refuses an unknown network itself
