@@ -104,6 +104,7 @@ class Agent:
         self.tracker = EndpointTracker(self.name, self.events, self.reconciler.trigger,
                                        observe_attach=lambda s: self._observed("attach", s))
         self.reconciler.listen(self._on_pass)
+        self.reconciler.listen_mtu(self._on_mtu_check)
         self.stats = EndpointStats(self.name, self.tracker, self.events, cfg.api.stats_interval_s)
         self.liveness = Liveness(timeout_s=cfg.dataplane.probe_timeout_s, grace_s=cfg.dataplane.agent_down_grace_s)
         self.probe = DataPlaneProbe(self.liveness, cfg.dataplane.probe_interval_s, self._on_liveness)
@@ -299,6 +300,26 @@ class Agent:
             self._observed("reconcile", report.duration_s)
         if report.applied:
             log.debug("reconcile applied %s", ", ".join(_describe(op) for op in report.applied))
+
+    def _on_mtu_check(self, check: netops.MtuCheck) -> None:
+        if check.full_size_passes:
+            return
+        problem = self.mtu_problem(check)
+        self.events.emit(Event("mtu", problem["text"], MsgType.EVENT_MTU_PROBLEM, problem))
+
+    def mtu_problem(self, check: netops.MtuCheck) -> dict[str, Any]:
+        """A failed path-MTU check as the operator reads it: which host, which networks, the fix."""
+        hosts = {vtep: name for name, vtep in self.liveness.kept_vteps().items()}
+        host = hosts.get(check.remote_ip, check.remote_ip)
+        overhead = netops.VXLAN_OVERHEAD
+        assert self.underlay is not None and self.replica is not None
+        nets = sorted(i.network.name for i in self.replica.state.networks()
+                      if (i.network.mtu or self.underlay.mtu - overhead) + overhead == check.mtu)
+        text = (f"frames of {check.mtu} bytes do not reach {host} ({check.remote_ip}): networks "
+                f"{', '.join(nets) or '?'} (MTU {check.mtu - overhead}) lose every packet larger than the underlay "
+                f"carries; lower their MTU (`meshd network update NAME --mtu N`, at most the underlay MTU minus "
+                f"{overhead}) or raise the underlay MTU")
+        return {"remote": check.remote_ip, "host": host, "frame_bytes": check.mtu, "networks": nets, "text": text}
 
     def _observed(self, histogram: str, seconds: float) -> None:
         observe = self._observe.get(histogram)

@@ -37,7 +37,9 @@ def status_map(agent: Agent) -> dict[str, Any]:
     out["reconcile"] = {"passes": r.passes, "passes_skipped": r.passes_skipped,
                         "additions_applied": r.additions_applied,
                         "ops_applied": r.ops_applied, "errors_total": r.errors_total,
-                        "last_errors": list(r.last_errors), "last_pass_ms": r.last_pass_ms}
+                        "last_errors": list(r.last_errors), "last_pass_ms": r.last_pass_ms,
+                        "mtu_checks": r.mtu_checks, "mtu_failures": r.mtu_failures,
+                        "mtu_problems": [agent.mtu_problem(c) for c in agent.reconciler.mtu_problems.values()]}
     return out
 
 

@@ -60,6 +60,7 @@ class MsgType(enum.IntEnum):
     EVENT_ERROR = 108
     EVENT_POLICY_CHANGED = 109
     EVENT_MEMBER_AGENT_DOWN = 110
+    EVENT_MTU_PROBLEM = 111
 
 
 class ApiError(enum.IntEnum):

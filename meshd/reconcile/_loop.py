@@ -18,8 +18,11 @@ every change of its inputs, and listens to the reports. The loop:
    else changed, runs a full pass (dump, plan, apply);
 5. runs a full pass at least every ``interval_s``, however busy the triggers:
    it repairs drift made outside meshd;
-6. runs the path-MTU self-checks of the tunnels a pass built in the
-   background (the ping meant to fail waits out its timeout);
+6. runs the path-MTU self-checks of the tunnels a pass built or extended in
+   the background (a ping that gets no answer waits out its timeout): a
+   remote that the network's full frames do not reach is an MTU *problem*
+   (:attr:`Reconciler.mtu_problems`), told to the MTU listeners, until a later
+   check towards it passes;
 7. hands every report, skipped ones included, to each listener, in order.
 
 Passes run in a worker thread, one at a time, inside ``netns`` when given.
@@ -47,6 +50,8 @@ T = TypeVar("T")
 
 #: A listener gets every report, synchronously, right after its pass.
 ReportListener = Callable[[PassReport], None]
+#: An MTU listener gets every path-MTU check, right after it ran.
+MtuListener = Callable[[netops.MtuCheck], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +64,8 @@ class ReconcilerStatus:
     last_errors: tuple[str, ...]
     last_pass_ms: float      #: of the last full pass
     mtu_checks: int
-    mtu_failures: int
+    mtu_failures: int        #: checks whose full-size frame did not pass
+    mtu_problems: int        #: remotes whose last check failed (a blackhole now)
 
 
 async def _nothing_to_wait_for() -> None:
@@ -85,15 +91,18 @@ class Reconciler:
         self._wake = trio.Event()
         self._limiter = trio.CapacityLimiter(1)
         self._listeners: list[ReportListener] = []
+        self._mtu_listeners: list[MtuListener] = []
         self._passes = self._additions = self._skipped = self._ops = self._errors = 0
         self._mtu_checks = self._mtu_failures = 0
         self._last_errors: tuple[str, ...] = ()
         self._last_ms = 0.0
         self._checking_mtu = False
         self.last_report: PassReport | None = None
-        #: (remote VTEP, MTU) path checks of tunnels built by passes, not run yet
+        #: (remote VTEP, frame bytes) path checks of tunnels built by passes, not run yet
         self.mtu_pending: list[tuple[str, int]] = []
         self.last_mtu_checks: tuple[netops.MtuCheck, ...] = ()
+        #: (remote VTEP, frame bytes) -> the last check, for those whose full frames did not pass
+        self.mtu_problems: dict[tuple[str, int], netops.MtuCheck] = {}
 
     def trigger(self) -> None:
         """Ask for a pass soon (a state change, a membership event, a container event)."""
@@ -103,9 +112,14 @@ class Reconciler:
         """Call ``listener(report)`` after every pass from now on."""
         self._listeners.append(listener)
 
+    def listen_mtu(self, listener: MtuListener) -> None:
+        """Call ``listener(check)`` after every path-MTU check from now on."""
+        self._mtu_listeners.append(listener)
+
     def status(self) -> ReconcilerStatus:
         return ReconcilerStatus(self._passes, self._additions, self._skipped, self._ops, self._errors,
-                                self._last_errors, self._last_ms, self._mtu_checks, self._mtu_failures)
+                                self._last_errors, self._last_ms, self._mtu_checks, self._mtu_failures,
+                                len(self.mtu_problems))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The loop: ready, then a pass whenever triggered and at least every ``interval_s``."""
@@ -155,8 +169,7 @@ class Reconciler:
             desired = self._desired()
         report = await self._in_thread(reconcile_once, desired, False)
         self._record(report)
-        self.mtu_pending += [(r, desired.underlay_mtu) for r in mtu_targets(desired, report.applied)
-                             if (r, desired.underlay_mtu) not in self.mtu_pending]
+        self.mtu_pending += [t for t in mtu_targets(desired, report.applied) if t not in self.mtu_pending]
         return report
 
     async def check_pending_mtu(self) -> tuple[netops.MtuCheck, ...]:
@@ -204,12 +217,19 @@ class Reconciler:
         self._record_mtu(r.mtu_checks)
 
     def _record_mtu(self, checks: Sequence[netops.MtuCheck]) -> None:
+        """A check fails when a don't-fragment frame of the tunnel's full size does not reach the remote
+        (whether one byte more passes says only that the path carries more than the network uses)."""
         if not checks:
             return
         self.last_mtu_checks = tuple(checks)
         self._mtu_checks += len(checks)
-        self._mtu_failures += sum(not c.ok for c in checks)
         for c in checks:
-            if not c.ok:
-                log.warning("tunnel mtu check failed remote=%s mtu=%d full_size_passes=%s one_more_fails=%s",
-                            c.remote_ip, c.mtu, c.full_size_passes, c.one_more_fails)
+            if c.full_size_passes:
+                self.mtu_problems.pop((c.remote_ip, c.mtu), None)
+            else:
+                self._mtu_failures += 1
+                self.mtu_problems[c.remote_ip, c.mtu] = c
+                log.warning("tunnel mtu check failed remote=%s frame_bytes=%d: frames of the network's full MTU "
+                            "are lost on the underlay path (blackhole)", c.remote_ip, c.mtu)
+            for listener in self._mtu_listeners:
+                listener(c)

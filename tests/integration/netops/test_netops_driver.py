@@ -147,3 +147,22 @@ async def test_tunnel_mtu_checks_run_after_the_pass_not_inside_it(make_lab, make
         assert rec.mtu_pending == [] and rec.status().mtu_failures == 0
         assert (await rec.run_pass()).applied == () and rec.mtu_pending == []  # nothing rebuilt: nothing to check
         nursery.cancel_scope.cancel()
+
+
+async def test_a_network_mtu_the_underlay_cannot_carry_is_reported_as_a_blackhole(make_lab, make_ns) -> None:
+    h1, h2 = make_lab(2).hosts()
+    c = Cluster([h1, h2], [Network(vni=46, tenant="t", subnet="10.46.0.0/24", mtu=9000)],
+                [Placement("a", h1, 46, "10.46.0.2", make_ns()), Placement("b", h2, 46, "10.46.0.3", make_ns())])
+    rec, reports = loop_for(c, h1, interval_s=3600)
+    heard: list[netops.MtuCheck] = []
+    rec.listen_mtu(heard.append)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rec.run)
+        await reports.next()
+        with trio.fail_after(15):
+            while not heard:
+                await trio.sleep(0.05)
+        [check] = heard
+        assert (check.remote_ip, check.mtu, check.full_size_passes) == (h2.underlay_ip, 9050, False)
+        assert list(rec.mtu_problems) == [(h2.underlay_ip, 9050)] and rec.status().mtu_problems == 1
+        nursery.cancel_scope.cancel()
