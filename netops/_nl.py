@@ -14,7 +14,8 @@ This module is the codec core: attributes, framing, the idempotence rules a
 request carries, and the socket. The requests and dump parsers are named after
 what they build: ``_links`` (bridges, veths, link set/get/delete), ``_vxlan``
 (the VXLAN device, FDB and neighbour entries), ``_addr`` (addresses, routes)
-and ``_tc`` (TBF, qdiscs).
+and ``_tc`` (TBF, qdiscs). The unit tests decode every one of them with
+pyroute2's message classes, an implementation independent of this one.
 
 A socket is bound to the network namespace it was created in, so a socket for
 a container's namespace is created by a thread that briefly ``setns``-es into
