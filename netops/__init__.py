@@ -7,10 +7,10 @@ synchronous; run it in a worker thread, one call per thread at a time.
 """
 
 from netops._apply import VXLAN_READY, ApplyReport, OpFailure, apply, ensure_router, netns_path, remove_routers
-from netops._msgs import Link
 from netops._dump import Actual, Counters, counters, dump_owned, rates
 from netops._errors import NetopsError, UnsupportedSetting
 from netops._ethtool import set_tx_csum_offload, tx_csum_offload
+from netops._links import Link
 from netops._nft import NftTable, dump_table, list_table, run as nft_run
 from netops._ops import (
     BRIDGE_PREFIX,

@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from netops import _msgs, _nft
+from netops import _links, _nft, _tc, _vxlan
 from netops._endpoint import attach_endpoint, attach_leg, attach_uplink, set_endpoint_qos
 from netops._errors import NetopsError
 from netops._ethtool import set_tx_csum_offload
@@ -84,10 +84,10 @@ class Links:
 
     def index(self, name: str) -> int:
         if name not in self.cache:
-            body = self.nl.get(RTM_GETLINK, _msgs.get_link(name))
+            body = self.nl.get(RTM_GETLINK, _links.get_link(name))
             if body is None:
                 raise NetopsError("find link", name, errno.ENODEV)
-            self.cache[name] = _msgs.parse_link(body).index
+            self.cache[name] = _links.parse_link(body).index
         return self.cache[name]
 
 
@@ -132,7 +132,7 @@ class _Applier:
     def _end_doom(self) -> None:
         """Consecutive deletes are one group delete, placed where they were planned
         (its failure is every one of those deletes' failure)."""
-        self._push(_msgs.del_doomed(), tuple(self.doomed))
+        self._push(_links.del_doomed(), tuple(self.doomed))
         self.doomed = []
 
     def run(self, op: Op) -> None:
@@ -146,38 +146,38 @@ class _Applier:
 
     # ------------------------------------------------------------ simple ops
     def bridge(self, op: EnsureBridge) -> None:
-        self.queue_msg(_msgs.new_bridge(op.name, op.mtu), creates=True)
-        for msg in _msgs.quiet(0, op.name):
+        self.queue_msg(_links.new_bridge(op.name, op.mtu), creates=True)
+        for msg in _links.quiet(0, op.name):
             self.queue_msg(msg)
 
     def vxlan(self, op: EnsureVxlan) -> None:
         master = self.index(op.bridge)
         underlay = self.index(op.underlay_dev)
-        self.queue_msg(_msgs.new_vxlan(op.name, op.vni, op.local_ip, underlay, op.mtu, master), creates=True)
+        self.queue_msg(_vxlan.new_vxlan(op.name, op.vni, op.local_ip, underlay, op.mtu, master), creates=True)
         self.flush()
         index = self.links.index(op.name)
         if op.tx_csum_offload is not None:
             set_tx_csum_offload(op.name, op.tx_csum_offload)
-        self.queue_msg(_msgs.bridge_port_flags(index, op.name, learning=False, unicast_flood=False))
-        for msg in _msgs.quiet(index, op.name):
+        self.queue_msg(_links.bridge_port_flags(index, op.name, learning=False, unicast_flood=False))
+        for msg in _links.quiet(index, op.name):
             self.queue_msg(msg)
-        self.queue_msg(_msgs.set_link(index, op.name, alias=VXLAN_READY))  # last: marks it complete
+        self.queue_msg(_links.set_link(index, op.name, alias=VXLAN_READY))  # last: marks it complete
 
     def delete(self, op: DeleteLink) -> None:
-        self._push(_msgs.doom(self.links.cache.pop(op.name, 0), op.name), (op,))
+        self._push(_links.doom(self.links.cache.pop(op.name, 0), op.name), (op,))
         self.doomed.append(op)
 
     def fdb(self, op: FdbEntry) -> None:
-        self.queue_msg(_msgs.fdb(op.add, self.index(op.dev), op.dev, op.mac, op.dst))
+        self.queue_msg(_vxlan.fdb(op.add, self.index(op.dev), op.dev, op.mac, op.dst))
 
     def neigh(self, op: NeighEntry) -> None:
-        self.queue_msg(_msgs.neigh(op.add, self.index(op.dev), op.dev, op.ip, op.mac))
+        self.queue_msg(_vxlan.neigh(op.add, self.index(op.dev), op.dev, op.ip, op.mac))
 
     def tbf(self, op: SetTbf) -> None:
-        self.queue_msg(_msgs.tbf(self.index(op.dev), op.dev, op.rate_kbit, op.burst_bytes, op.latency_ms))
+        self.queue_msg(_tc.tbf(self.index(op.dev), op.dev, op.rate_kbit, op.burst_bytes, op.latency_ms))
 
     def clear_qdisc(self, op: ClearQdisc) -> None:
-        self.queue_msg(_msgs.del_root_qdisc(self.index(op.dev), op.dev))
+        self.queue_msg(_tc.del_root_qdisc(self.index(op.dev), op.dev))
 
     # --------------------------------------------------------- composite ops
     def guarded(self, fn, *args) -> None:
@@ -271,7 +271,7 @@ def ensure_router(name: str) -> None:
         _ip("add router netns", name, "netns", "add", name)
     with InNetns(netns_path(name)):
         with NlSocket() as nl:
-            failures = nl.batch([_msgs.set_link(0, "lo", up=True)])
+            failures = nl.batch([_links.set_link(0, "lo", up=True)])
         with open("/proc/sys/net/ipv4/ip_forward", "w") as f:  # /proc/sys/net follows the thread's netns
             f.write("1")
     if failures:

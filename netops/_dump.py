@@ -7,12 +7,13 @@ dump and one qdisc dump per call, whatever the number of endpoints.
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 
-from netops import _msgs
-from netops._nl import RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, NlSocket
+from netops._links import Link, ifinfo, parse_link
+from netops._nl import AF_BRIDGE, AF_INET, RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, NlSocket
 from netops._ops import ROUTER_NETNS_PREFIX, VXLAN_PREFIX, is_owned_link
+from netops._tc import parse_qdisc, tcmsg
+from netops._vxlan import NTF_SELF, NUD_NOARP, NUD_PERMANENT, ndmsg, parse_neigh
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,17 +29,17 @@ class Actual:
         routers: the tenant router namespaces (by name) present.
     """
 
-    links: dict[str, _msgs.Link]
+    links: dict[str, Link]
     fdb: frozenset[tuple[str, str, str]]
     neigh: frozenset[tuple[str, str, str]]
     tbf_bps: dict[str, int]
     routers: frozenset[str]
 
 
-def _links(nl: NlSocket) -> dict[int, _msgs.Link]:
+def _links(nl: NlSocket) -> dict[int, Link]:
     out = {}
-    for _kind, body in nl.dump(RTM_GETLINK, _msgs.ifinfo()):
-        link = _msgs.parse_link(body)
+    for _kind, body in nl.dump(RTM_GETLINK, ifinfo()):
+        link = parse_link(body)
         out[link.index] = link
     return out
 
@@ -49,33 +50,33 @@ def _fdb(nl: NlSocket, vx: dict[int, str]) -> frozenset[tuple[str, str, str]]:
     out = set()
     bodies = []
     for index in vx:
-        bodies += nl.dump(RTM_GETNEIGH, struct.pack("=BxxxiHBB", _msgs.AF_BRIDGE, index, 0, 0, 0))
+        bodies += nl.dump(RTM_GETNEIGH, ndmsg(AF_BRIDGE, index))
     for _kind, body in bodies:
-        n = _msgs.parse_neigh(body)
+        n = parse_neigh(body)
         dev = vx.get(n.index)
         if dev is None:
             continue
-        if n.flags & _msgs.NTF_SELF:  # the VXLAN's own table
+        if n.flags & NTF_SELF:  # the VXLAN's own table
             if n.dst:
                 out.add((dev, n.mac, n.dst))
-        elif n.state & _msgs.NUD_NOARP and not n.state & _msgs.NUD_PERMANENT:  # bridge static entry
+        elif n.state & NUD_NOARP and not n.state & NUD_PERMANENT:  # bridge static entry
             out.add((dev, n.mac, ""))
     return frozenset(out)
 
 
 def _neigh(nl: NlSocket, vx: dict[int, str]) -> frozenset[tuple[str, str, str]]:
     out = set()
-    for _kind, body in nl.dump(RTM_GETNEIGH, bytes([_msgs.AF_INET]) + b"\0" * 11):
-        n = _msgs.parse_neigh(body)
-        if n.index in vx and n.state & _msgs.NUD_PERMANENT:
+    for _kind, body in nl.dump(RTM_GETNEIGH, ndmsg(AF_INET)):
+        n = parse_neigh(body)
+        if n.index in vx and n.state & NUD_PERMANENT:
             out.add((vx[n.index], n.dst, n.mac))
     return frozenset(out)
 
 
 def _tbf(nl: NlSocket, owned: dict[int, str]) -> dict[str, int]:
     out = {}
-    for _kind, body in nl.dump(RTM_GETQDISC, b"\0" * 20):
-        q = _msgs.parse_qdisc(body)
+    for _kind, body in nl.dump(RTM_GETQDISC, tcmsg()):
+        q = parse_qdisc(body)
         if q.kind == "tbf" and q.index in owned:
             out[owned[q.index]] = q.rate_bps
     return out

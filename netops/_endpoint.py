@@ -14,10 +14,9 @@ from __future__ import annotations
 import errno
 import os
 
-from netops import _msgs
+from netops import _addr, _links, _nft, _tc
 from netops._errors import NetopsError, UnsupportedSetting
 from netops._nl import RTM_GETLINK, Msg, NlSocket, socket_in_netns
-from netops import _nft
 from netops._ops import AttachEndpoint, AttachLeg, AttachUplink, Qos, SetEndpointQos, leg_name
 
 BUILDING = "meshd:building"
@@ -54,19 +53,19 @@ def _run(nl: NlSocket, msgs: list[Msg]) -> None:
 
 
 def _peer_msgs(ns: NlSocket, op: AttachEndpoint) -> list[Msg]:
-    body = ns.get(RTM_GETLINK, _msgs.get_link(op.ifname))
+    body = ns.get(RTM_GETLINK, _links.get_link(op.ifname))
     if body is None:
         raise NetopsError("find container interface", f"{op.ifname} in {op.netns}", errno.ENODEV)
-    index = _msgs.parse_link(body).index
+    index = _links.parse_link(body).index
     msgs = [
-        _msgs.set_link(0, "lo", up=True),
-        _msgs.new_addr(index, op.ifname, op.address, op.prefixlen),
-        *_msgs.quiet(index, op.ifname),
+        _links.set_link(0, "lo", up=True),
+        _addr.new_addr(index, op.ifname, op.address, op.prefixlen),
+        *_links.quiet(index, op.ifname),
     ]
     if op.gateway:
-        msgs.append(_msgs.default_route(index, op.ifname, op.gateway))
+        msgs.append(_addr.default_route(index, op.ifname, op.gateway))
     if op.qos:
-        msgs.append(_msgs.tbf(index, op.ifname, op.qos.rate_kbit, op.qos.burst_bytes, op.qos.latency_ms))
+        msgs.append(_tc.tbf(index, op.ifname, op.qos.rate_kbit, op.qos.burst_bytes, op.qos.latency_ms))
     return msgs
 
 
@@ -82,8 +81,8 @@ def attach_endpoint(nl: NlSocket, links, op: AttachEndpoint) -> None:
     fd = open_netns(op.netns, op.host_if)
     try:
         # the alias is not applied at creation: set it in the same datagram
-        _run(nl, [_msgs.new_veth(op.host_if, op.ifname, op.mtu, master, fd, op.mac),
-                  _msgs.set_link(0, op.host_if, alias=BUILDING), *_msgs.quiet(0, op.host_if)])
+        _run(nl, [_links.new_veth(op.host_if, op.ifname, op.mtu, master, fd, op.mac),
+                  _links.set_link(0, op.host_if, alias=BUILDING), *_links.quiet(0, op.host_if)])
     except NetopsError as exc:
         if exc.errno == errno.EEXIST:
             exc = NetopsError(f"add veth {op.host_if} with", f"{op.ifname} in {op.netns}", errno.EEXIST,
@@ -94,9 +93,9 @@ def attach_endpoint(nl: NlSocket, links, op: AttachEndpoint) -> None:
     try:
         with socket_in_netns(op.netns) as ns:
             _run(ns, _peer_msgs(ns, op))
-        _run(nl, [_msgs.set_link(0, op.host_if, alias=op.stamp)])
+        _run(nl, [_links.set_link(0, op.host_if, alias=op.stamp)])
     except (NetopsError, OSError) as exc:
-        nl.batch([_msgs.del_link(0, op.host_if)])
+        nl.batch([_links.del_link(0, op.host_if)])
         if isinstance(exc, NetopsError):
             raise
         raise NetopsError(f"configure {op.ifname} of", op.netns, exc.errno or 0, str(exc)) from None
@@ -106,16 +105,16 @@ def set_endpoint_qos(nl: NlSocket, op: SetEndpointQos) -> None:
     """Replace (or remove) the TBF of a container's interface, then restamp."""
     check_qos(op.qos, op.host_if)
     with socket_in_netns(op.netns) as ns:
-        body = ns.get(RTM_GETLINK, _msgs.get_link(op.ifname))
+        body = ns.get(RTM_GETLINK, _links.get_link(op.ifname))
         if body is None:
             raise NetopsError("find container interface", f"{op.ifname} in {op.netns}", errno.ENODEV)
-        index = _msgs.parse_link(body).index
+        index = _links.parse_link(body).index
         if op.qos:
-            msg = _msgs.tbf(index, op.ifname, op.qos.rate_kbit, op.qos.burst_bytes, op.qos.latency_ms)
+            msg = _tc.tbf(index, op.ifname, op.qos.rate_kbit, op.qos.burst_bytes, op.qos.latency_ms)
         else:
-            msg = _msgs.del_root_qdisc(index, op.ifname)
+            msg = _tc.del_root_qdisc(index, op.ifname)
         _run(ns, [msg])
-    _run(nl, [_msgs.set_link(0, op.host_if, alias=op.stamp)])
+    _run(nl, [_links.set_link(0, op.host_if, alias=op.stamp)])
 
 
 def _router_pair(nl: NlSocket, host_if: str, peer: str, mtu: int, master: int, router: str,
@@ -127,22 +126,22 @@ def _router_pair(nl: NlSocket, host_if: str, peer: str, mtu: int, master: int, r
     path = f"/run/netns/{router}"
     fd = open_netns(path, host_if)
     try:
-        _run(nl, [_msgs.new_veth(host_if, peer, mtu, master, fd, None),
-                  _msgs.set_link(0, host_if, alias=BUILDING), *_msgs.quiet(0, host_if)])
+        _run(nl, [_links.new_veth(host_if, peer, mtu, master, fd, None),
+                  _links.set_link(0, host_if, alias=BUILDING), *_links.quiet(0, host_if)])
     finally:
         os.close(fd)
     try:
         with socket_in_netns(path) as ns:
-            body = ns.get(RTM_GETLINK, _msgs.get_link(peer))
+            body = ns.get(RTM_GETLINK, _links.get_link(peer))
             if body is None:
                 raise NetopsError("find router side", f"{peer} in {router}", errno.ENODEV)
-            _run(ns, peer_msgs(_msgs.parse_link(body).index))
-        host = nl.get(RTM_GETLINK, _msgs.get_link(host_if))
+            _run(ns, peer_msgs(_links.parse_link(body).index))
+        host = nl.get(RTM_GETLINK, _links.get_link(host_if))
         if host is None:
             raise NetopsError("find", host_if, errno.ENODEV)
-        _run(nl, [*host_msgs(_msgs.parse_link(host).index), _msgs.set_link(0, host_if, alias=stamp)])
+        _run(nl, [*host_msgs(_links.parse_link(host).index), _links.set_link(0, host_if, alias=stamp)])
     except (NetopsError, OSError) as exc:
-        nl.batch([_msgs.del_link(0, host_if)])
+        nl.batch([_links.del_link(0, host_if)])
         if isinstance(exc, NetopsError):
             raise
         raise NetopsError(f"configure {peer} in", router, exc.errno or 0, str(exc)) from None
@@ -153,7 +152,7 @@ def attach_leg(nl: NlSocket, links, op: AttachLeg) -> None:
     peer = f"gw-{op.vni}"
 
     def peer_msgs(index: int) -> list[Msg]:
-        return [_msgs.new_addr(index, peer, op.gateway, op.prefixlen), *_msgs.quiet(index, peer)]
+        return [_addr.new_addr(index, peer, op.gateway, op.prefixlen), *_links.quiet(index, peer)]
 
     _router_pair(nl, leg_name(op.vni), peer, op.mtu, links.index(op.bridge), op.router, peer_msgs,
                  lambda _index: [], op.stamp)
@@ -172,15 +171,15 @@ def attach_uplink(nl: NlSocket, op: AttachUplink) -> None:
     _set_ip_forward()
 
     def peer_msgs(index: int) -> list[Msg]:
-        return [_msgs.new_addr(index, "up0", op.router_ip, 31), *_msgs.quiet(index, "up0"),
-                _msgs.route("0.0.0.0/0", index, "up0", op.host_ip)]
+        return [_addr.new_addr(index, "up0", op.router_ip, 31), *_links.quiet(index, "up0"),
+                _addr.route("0.0.0.0/0", index, "up0", op.host_ip)]
 
     def configure_router(index: int) -> list[Msg]:
         _nft.run(ROUTER_NAT, f"/run/netns/{op.router}")
         return peer_msgs(index)
 
     def host_msgs(index: int) -> list[Msg]:
-        return [_msgs.new_addr(index, op.host_if, op.host_ip, 31)]
+        return [_addr.new_addr(index, op.host_if, op.host_ip, 31)]
 
     _router_pair(nl, op.host_if, "up0", 1500, 0, op.router, configure_router, host_msgs, op.stamp)
 

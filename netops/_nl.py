@@ -10,6 +10,13 @@ compile the 5 messages of one attach), so netops encodes the few message types
 it needs itself; attribute numbers follow <linux/if_link.h>, <linux/rtnetlink.h>,
 <linux/neighbour.h> and <linux/pkt_sched.h>.
 
+This module is the codec core: attributes, framing, the idempotence rules a
+request carries, and the socket. The requests and dump parsers are named after
+what they build: ``_links`` (bridges, veths, link set/get/delete), ``_vxlan``
+(the VXLAN device, FDB and neighbour entries), ``_addr`` (addresses, routes)
+and ``_tc`` (TBF, qdiscs). The unit tests decode every one of them with
+pyroute2's message classes, an implementation independent of this one.
+
 A socket is bound to the network namespace it was created in, so a socket for
 a container's namespace is created by a thread that briefly ``setns``-es into
 it (``socket_in_netns``). Sockets are never shared between threads.
@@ -40,14 +47,39 @@ SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK = 270, 10,
 NLMSGERR_ATTR_MSG = 1
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
-RTM_NEWADDR, RTM_DELADDR = 20, 21
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 
+AF_UNSPEC, AF_INET, AF_BRIDGE, AF_INET6 = 0, 2, 7, 10
+
+# what a request does when its object exists already, and which errnos mean "already done"
+CREATE = NLM_F_CREATE | NLM_F_EXCL
+UPSERT = NLM_F_CREATE | NLM_F_REPLACE
+GONE = frozenset({errno.ENODEV, errno.ENOENT})  # ok for deletes
+THERE = frozenset({errno.EEXIST})  # ok for adds
+
 _HDR = struct.Struct("=IHHII")
 _ERR = struct.Struct("=i")
 CLONE_NEWNET = 0x40000000
+
+
+def frame(kind: int, flags: int, seq: int, body: bytes) -> bytes:
+    """One netlink message: the 16-byte header, then ``body``."""
+    return _HDR.pack(16 + len(body), kind, flags, seq, 0) + body
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def mac_str(raw: bytes | memoryview) -> str:
+    return ":".join(f"{b:02x}" for b in bytes(raw))
+
+
+def ip_bytes(ip: str) -> bytes:
+    return socket.inet_aton(ip)
 
 
 def attr(kind: int, payload: bytes) -> bytes:
@@ -130,6 +162,10 @@ class Msg:
     obj: str
     ok_errnos: frozenset[int] = frozenset()
 
+    def request(self, seq: int) -> bytes:
+        """The message as ``NlSocket.batch`` sends it: acked, sequence number ``seq``."""
+        return frame(self.kind, NLM_F_REQUEST | NLM_F_ACK | self.flags, seq, self.body)
+
 
 @dataclass(frozen=True, slots=True)
 class Failure:
@@ -176,8 +212,7 @@ class NlSocket:
         for msg in msgs:
             seq = self._next_seq()
             pending[seq] = msg
-            flags = NLM_F_REQUEST | NLM_F_ACK | msg.flags
-            parts.append(_HDR.pack(16 + len(msg.body), msg.kind, flags, seq, 0) + msg.body)
+            parts.append(msg.request(seq))
         self.sock.send(b"".join(parts))
         failures = []
         while pending:
@@ -193,7 +228,7 @@ class NlSocket:
     def get(self, kind: int, body: bytes) -> memoryview | None:
         """A single get request; returns the answer's body, None if it does not exist."""
         seq = self._next_seq()
-        self.sock.send(_HDR.pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body)
+        self.sock.send(frame(kind, NLM_F_REQUEST | NLM_F_ACK, seq, body))
         answer = None
         while True:
             for mtype, _flags, mseq, payload in self._recv():
@@ -210,7 +245,7 @@ class NlSocket:
     def dump(self, kind: int, body: bytes) -> list[tuple[int, memoryview]]:
         """A dump request; returns (message type, body) of every answer."""
         seq = self._next_seq()
-        self.sock.send(_HDR.pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
+        self.sock.send(frame(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, body))
         out = []
         while True:
             for mtype, _flags, mseq, payload in self._recv():

@@ -8,12 +8,12 @@ import struct
 import subprocess
 from dataclasses import dataclass
 
-from netops import _msgs, _nl
+from netops import _nl
+from netops._addr import IFA_ADDRESS, IFA_LOCAL, ifaddrmsg
 from netops._errors import NetopsError
+from netops._links import ifinfo, parse_link
 from netops._nl import InNetns
 from netops._ops import VXLAN_OVERHEAD
-
-RTM_GETADDR = 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +35,12 @@ def underlay_for(ip: str) -> Underlay:
         NetopsError: no device has the address (wrong underlay_ip in the config?).
     """
     with _nl.NlSocket() as nl:
-        for _kind, body in nl.dump(RTM_GETADDR, struct.pack("=BBBBI", _msgs.AF_INET, 0, 0, 0, 0)):
+        for _kind, body in nl.dump(_nl.RTM_GETADDR, ifaddrmsg(_nl.AF_INET)):
             index = struct.unpack_from("=I", body, 4)[0]
             attrs = _nl.parse_attrs(body, 8)
-            local = attrs.get(2) or attrs.get(1)
+            local = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
             if local is not None and socket.inet_ntoa(bytes(local)) == ip:
-                link = _msgs.parse_link(nl.get(_nl.RTM_GETLINK, _msgs.ifinfo(index)))
+                link = parse_link(nl.get(_nl.RTM_GETLINK, ifinfo(index)))
                 return Underlay(ip, link.name, link.mtu)
     raise NetopsError("find the underlay device of", ip, errno.EADDRNOTAVAIL,
                       "no interface has this address — check the configured underlay IP")

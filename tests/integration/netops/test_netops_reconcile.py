@@ -142,7 +142,7 @@ def test_a_pass_killed_midway_is_finished_by_the_next_one(two_hosts, make_ns) ->
 
 
 def test_a_half_built_endpoint_is_rebuilt(two_hosts, make_ns) -> None:
-    from netops import _msgs, _nl
+    from netops import _links, _nl
 
     h1 = two_hosts[0]
     c = Cluster([h1], [Network(vni=301, tenant="t", subnet="10.4.0.0/24", gateway="10.4.0.1")],
@@ -151,7 +151,7 @@ def test_a_half_built_endpoint_is_rebuilt(two_hosts, make_ns) -> None:
     ep = c.desired(h1).local[0]
     with netops.in_netns(f"/run/netns/{h1.netns}"):  # what a crash after batch 1 leaves: alias "building"
         with _nl.NlSocket() as nl:
-            assert nl.batch([_msgs.set_link(0, ep.host_if, alias="meshd:building")]) == []
+            assert nl.batch([_links.set_link(0, ep.host_if, alias="meshd:building")]) == []
     assert c.reconcile_all() == 2  # delete + attach
     assert owned(h1).links[ep.host_if].alias.startswith("meshd ep ")
     assert can_ping(ep.netns, "10.4.0.1")

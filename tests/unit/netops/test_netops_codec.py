@@ -8,7 +8,7 @@ import struct
 import pytest
 
 import netops
-from netops import _msgs, _nl
+from netops import _links, _nl, _tc, _vxlan
 from netops._endpoint import check_qos
 
 
@@ -21,30 +21,30 @@ def test_attributes_are_padded_and_parse_back() -> None:
 
 
 def test_a_link_message_encodes_what_the_dump_parser_reads() -> None:
-    msg = _msgs.new_vxlan("mx-42", 42, "192.0.2.11", 2, 1450, 5)
-    link = _msgs.parse_link(memoryview(msg.body))
+    msg = _vxlan.new_vxlan("mx-42", 42, "192.0.2.11", 2, 1450, 5)
+    link = _links.parse_link(memoryview(msg.body))
     assert (link.name, link.kind, link.vni, link.vxlan_local, link.master, link.mtu, link.up) == (
         "mx-42", "vxlan", 42, "192.0.2.11", 5, 1450, False)  # created down, up after addrgenmode none
     assert msg.op.startswith("add vxlan") and msg.obj == "mx-42"
 
 
 def test_fdb_and_neighbour_messages_carry_mac_and_addresses() -> None:
-    n = _msgs.parse_neigh(memoryview(_msgs.fdb(True, 9, "mx-1", "02:00:0a:01:00:03", "192.0.2.12").body))
-    assert (n.family, n.index, n.mac, n.dst, n.flags) == (_msgs.AF_BRIDGE, 9, "02:00:0a:01:00:03", "192.0.2.12",
-                                                         _msgs.NTF_SELF)
-    master = _msgs.parse_neigh(memoryview(_msgs.fdb(True, 9, "mx-1", "02:00:0a:01:00:03", None).body))
-    assert master.flags == _msgs.NTF_MASTER and master.state == _msgs.NUD_NOARP
-    arp = _msgs.parse_neigh(memoryview(_msgs.neigh(True, 9, "mx-1", "10.1.0.3", "02:00:0a:01:00:03").body))
-    assert (arp.family, arp.dst, arp.mac, arp.state) == (_msgs.AF_INET, "10.1.0.3", "02:00:0a:01:00:03",
-                                                         _msgs.NUD_PERMANENT)
+    n = _vxlan.parse_neigh(memoryview(_vxlan.fdb(True, 9, "mx-1", "02:00:0a:01:00:03", "192.0.2.12").body))
+    assert (n.family, n.index, n.mac, n.dst, n.flags) == (_nl.AF_BRIDGE, 9, "02:00:0a:01:00:03", "192.0.2.12",
+                                                         _vxlan.NTF_SELF)
+    master = _vxlan.parse_neigh(memoryview(_vxlan.fdb(True, 9, "mx-1", "02:00:0a:01:00:03", None).body))
+    assert master.flags == _vxlan.NTF_MASTER and master.state == _vxlan.NUD_NOARP
+    arp = _vxlan.parse_neigh(memoryview(_vxlan.neigh(True, 9, "mx-1", "10.1.0.3", "02:00:0a:01:00:03").body))
+    assert (arp.family, arp.dst, arp.mac, arp.state) == (_nl.AF_INET, "10.1.0.3", "02:00:0a:01:00:03",
+                                                         _vxlan.NUD_PERMANENT)
 
 
 def test_tbf_rate_is_bytes_per_second_and_limit_covers_latency() -> None:
-    body = _msgs.tbf(3, "eth0", 8000, 20000, 40).body
-    q = _msgs.parse_qdisc(memoryview(body))
+    body = _tc.tbf(3, "eth0", 8000, 20000, 40).body
+    q = _tc.parse_qdisc(memoryview(body))
     assert q.kind == "tbf" and q.rate_bps == 1_000_000
-    opts = _nl.parse_attrs(_nl.parse_attrs(memoryview(body), 20)[_msgs.TCA_OPTIONS])
-    limit = struct.unpack_from("=I", opts[_msgs.TCA_TBF_PARMS], 24)[0]
+    opts = _nl.parse_attrs(_nl.parse_attrs(memoryview(body), 20)[_tc.TCA_OPTIONS])
+    limit = struct.unpack_from("=I", opts[_tc.TCA_TBF_PARMS], 24)[0]
     assert limit == 40_000 + 20_000
 
 
