@@ -46,9 +46,11 @@ class Containers:
 
 
 class Recorder:
-    """A RuntimeListener that records every call as (method, argument)."""
+    """A RuntimeListener that records every call as (method, argument), for the containers of
+    one :class:`Containers` (the shared dockerd holds other tests' and labs' containers too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, containers: Containers) -> None:
+        self.prefix = containers.prefix
         self.calls: list[tuple[str, Any]] = []
         self._changed = trio.Event()
 
@@ -58,7 +60,7 @@ class Recorder:
         self._changed = trio.Event()
 
     def owns(self, info: ContainerInfo) -> bool:
-        return True  # records every container; tests look at their own with about()
+        return info.labels.get(TEST_LABEL) == self.prefix
 
     async def on_resync(self, snapshot: RuntimeSnapshot) -> None:
         self._add("resync", snapshot)

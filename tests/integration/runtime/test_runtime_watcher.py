@@ -29,7 +29,7 @@ async def start_watcher(nursery: trio.Nursery, rec: Recorder) -> RuntimeWatcher:
 
 
 async def test_labelled_container_started_restarted_removed(containers: Containers, nursery: trio.Nursery) -> None:
-    rec = Recorder()
+    rec = Recorder(containers)
     watcher = await start_watcher(nursery, rec)
     labels = {"meshd.network": "red", "meshd.ip": "10.1.0.5", "meshd.mac": "02:6D:0A:01:00:05",
               "meshd.rate_kbit": "2000", "meshd.latency_ms": "20"}  # fmt: skip
@@ -63,7 +63,7 @@ async def test_resync_picks_up_containers_started_before_the_watcher(
 ) -> None:
     early = await containers.run("early", labels={"meshd.network": "red,blue", "meshd.ip.blue": "10.2.0.9"})
     stopped = await containers.run("stopped", start=False)
-    rec = Recorder()
+    rec = Recorder(containers)
     await start_watcher(nursery, rec)
     (resync,) = [arg for name, arg in rec.calls if name == "resync"]
     assert early.id in resync.running and early.id in resync.existing
@@ -74,7 +74,7 @@ async def test_resync_picks_up_containers_started_before_the_watcher(
 
 
 async def test_seed_002_environment_container(containers: Containers, nursery: trio.Nursery) -> None:
-    rec = Recorder()
+    rec = Recorder(containers)
     await start_watcher(nursery, rec)
     env = {"TYPE": "vlan", "VLAN": "test1", "IP": "10.10.10.3/24", "GW": "10.10.10.1",
            "RATE": "500", "BRUST": "4096", "LATENCY": "70"}  # fmt: skip
@@ -87,7 +87,7 @@ async def test_seed_002_environment_container(containers: Containers, nursery: t
 
 
 async def test_bad_label_is_reported_and_the_watcher_goes_on(containers: Containers, nursery: trio.Nursery) -> None:
-    rec = Recorder()
+    rec = Recorder(containers)
     watcher = await start_watcher(nursery, rec)
     bad = await containers.run("bad", labels={"meshd.network": "red", "meshd.rate_kbit": "fast"})
     plain = await containers.run("plain")
@@ -99,3 +99,21 @@ async def test_bad_label_is_reported_and_the_watcher_goes_on(containers: Contain
     assert "whole number of kbit/s" in str(error) and "meshd.rate_kbit=500" in str(error)
     assert not rec.about(plain.id)[0][1].managed  # reported anyway: the agent may own API endpoints for it
     assert watcher.status().invalid == 1
+
+
+async def test_another_hosts_containers_are_not_parsed_or_counted(containers: Containers, nursery: trio.Nursery) -> None:
+    """Several agents share one dockerd: a container the listener does not own is ignored, even a malformed one."""
+
+    class HostH1(Recorder):
+        def owns(self, info) -> bool:
+            return super().owns(info) and info.labels.get("meshd.lab.host") == "h1"
+
+    rec = HostH1(containers)
+    watcher = await start_watcher(nursery, rec)
+    theirs = await containers.run("theirs", labels={"meshd.lab.host": "h2", "meshd.rate_kbit": "fast"})
+    mine = await containers.run("mine", labels={"meshd.lab.host": "h1", "meshd.network": "red"})
+    await rec.wait_for(lambda: names(rec.about(mine.id)) == ["started"])
+    with trio.fail_after(10):
+        while watcher.status().foreign < 1:
+            await trio.sleep(0.05)
+    assert rec.about(theirs.id) == [] and watcher.status().invalid == 0
