@@ -97,7 +97,7 @@ class ContainerListener:
         for ep in self.state.endpoints(host=self.name):
             if ep.endpoint_id == container_id:
                 try:
-                    await self._execute(st.Disconnect(container_id, ep.network))
+                    await self._execute(st.Disconnect(endpoint_id=container_id, network=ep.network))
                 except Exception as exc:  # retried at the next resync
                     log.warning("release of removed container failed container=%s error=%s", container_id, exc)
 
