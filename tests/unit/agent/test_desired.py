@@ -67,7 +67,9 @@ def test_remote_entries_only_in_networks_this_host_builds():
         s.execute(st.Connect(endpoint_id=f"x{i}", network="big", host="h2"), 101 + i)
     d = _desired(state=s)
     assert {(r.ip, r.vtep) for r in d.remote} == {("10.1.0.3", "192.0.2.12"), ("10.1.0.2", "192.0.2.13")}
-    s.execute(st.Connect(endpoint_id="c9", network="big", host="h1"), 200)  # now h1 builds "big": h2's endpoints there matter
+    s.execute(
+        st.Connect(endpoint_id="c9", network="big", host="h1"), 200
+    )  # now h1 builds "big": h2's endpoints there matter
     d = _desired(state=s, pids={"c1": 101, "c4": 104, "c9": 109})
     assert sum(r.vtep == "192.0.2.12" for r in d.remote) == 51
 

@@ -51,12 +51,32 @@ def state() -> NetworkState:
 
 CASES = [
     # (command, code, words the message must contain)
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0"), ErrorCode.INVALID_CIDR, ["'x'", "no prefix length", "10.9.0.0/24"]),
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/33"), ErrorCode.INVALID_CIDR, ["'x'", "not a valid IPv4 CIDR"]),
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.1/24"), ErrorCode.INVALID_CIDR, ["host bits", "did you mean 10.9.0.0/24"]),
-    (CreateNetwork(name="x", tenant="acme", subnet="banana/24"), ErrorCode.INVALID_CIDR, ["'banana/24'", "not a valid IPv4 CIDR"]),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0"),
+        ErrorCode.INVALID_CIDR,
+        ["'x'", "no prefix length", "10.9.0.0/24"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/33"),
+        ErrorCode.INVALID_CIDR,
+        ["'x'", "not a valid IPv4 CIDR"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.1/24"),
+        ErrorCode.INVALID_CIDR,
+        ["host bits", "did you mean 10.9.0.0/24"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="banana/24"),
+        ErrorCode.INVALID_CIDR,
+        ["'banana/24'", "not a valid IPv4 CIDR"],
+    ),
     (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/31"), ErrorCode.INVALID_CIDR, ["/31", "use /8 to /30"]),
-    (CreateNetwork(name="x", tenant="acme", subnet="fd00::/64"), ErrorCode.IPV6_UNSUPPORTED, ["subnet of network 'x'", "IPv4 only"]),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="fd00::/64"),
+        ErrorCode.IPV6_UNSUPPORTED,
+        ["subnet of network 'x'", "IPv4 only"],
+    ),
     (
         CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", gateway="10.8.0.1"),
         ErrorCode.GATEWAY_OUTSIDE_SUBNET,
@@ -67,15 +87,31 @@ CASES = [
         ErrorCode.GATEWAY_RESERVED,
         ["broadcast address", "e.g. 10.9.0.1"],
     ),
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", gateway="fe80::1"), ErrorCode.IPV6_UNSUPPORTED, ["gateway", "IPv4"]),
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", gateway="10.9.0"), ErrorCode.INVALID_IP, ["gateway of network 'x'"]),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", gateway="fe80::1"),
+        ErrorCode.IPV6_UNSUPPORTED,
+        ["gateway", "IPv4"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", gateway="10.9.0"),
+        ErrorCode.INVALID_IP,
+        ["gateway of network 'x'"],
+    ),
     (
         CreateNetwork(name="x", tenant="acme", subnet="10.1.0.128/25"),
         ErrorCode.SUBNET_OVERLAP,
         ["10.1.0.128/25", "'x'", "overlaps network 'blue' (10.1.0.0/24)", "tenant 'acme'", "disjoint"],
     ),
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", vni=0), ErrorCode.VNI_OUT_OF_RANGE, ["VNI 0", "1..16777215"]),
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", vni=1 << 24), ErrorCode.VNI_OUT_OF_RANGE, ["16777216", "omit it"]),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", vni=0),
+        ErrorCode.VNI_OUT_OF_RANGE,
+        ["VNI 0", "1..16777215"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", vni=1 << 24),
+        ErrorCode.VNI_OUT_OF_RANGE,
+        ["16777216", "omit it"],
+    ),
     (
         CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", vni=100),
         ErrorCode.VNI_TAKEN,
@@ -86,27 +122,67 @@ CASES = [
         ErrorCode.DUPLICATE_NETWORK,
         ["'blue' already exists", "tenant 'acme'", "pick another name"],
     ),
-    (CreateNetwork(name="bad name", tenant="acme", subnet="10.9.0.0/24"), ErrorCode.INVALID_FIELD, ["'bad name'", "1-64 letters"]),
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mtu=20), ErrorCode.INVALID_FIELD, ["MTU of network 'x'", "68..9000"]),
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat"), ErrorCode.INVALID_FIELD, ["'flat'", "not built yet"]),
-    (CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="ovs"), ErrorCode.INVALID_FIELD, ["'ovs'", "use one of vxlan"]),
-    (Connect(endpoint_id="c9", network="green", host="h1"), ErrorCode.UNKNOWN_NETWORK, ["'green' does not exist", "known: blue, red"]),
+    (
+        CreateNetwork(name="bad name", tenant="acme", subnet="10.9.0.0/24"),
+        ErrorCode.INVALID_FIELD,
+        ["'bad name'", "1-64 letters"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mtu=20),
+        ErrorCode.INVALID_FIELD,
+        ["MTU of network 'x'", "68..9000"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat"),
+        ErrorCode.INVALID_FIELD,
+        ["'flat'", "not built yet"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="ovs"),
+        ErrorCode.INVALID_FIELD,
+        ["'ovs'", "use one of vxlan"],
+    ),
+    (
+        Connect(endpoint_id="c9", network="green", host="h1"),
+        ErrorCode.UNKNOWN_NETWORK,
+        ["'green' does not exist", "known: blue, red"],
+    ),
     (DeleteNetwork(name="green"), ErrorCode.UNKNOWN_NETWORK, ["'green'", "create it first"]),
     (
         DeleteNetwork(name="blue"),
         ErrorCode.NETWORK_IN_USE,
         ["'blue' still has 1 endpoint", "'c1' on host 'h1'", "delete with force"],
     ),
-    (Connect(endpoint_id="c9", network="blue", host="h1", ip="10.1.0.300"), ErrorCode.INVALID_IP, ["'10.1.0.300'", "'c9'"]),
-    (Connect(endpoint_id="c9", network="blue", host="h1", ip="fd00::5"), ErrorCode.IPV6_UNSUPPORTED, ["'c9'", "IPv4 only"]),
+    (
+        Connect(endpoint_id="c9", network="blue", host="h1", ip="10.1.0.300"),
+        ErrorCode.INVALID_IP,
+        ["'10.1.0.300'", "'c9'"],
+    ),
+    (
+        Connect(endpoint_id="c9", network="blue", host="h1", ip="fd00::5"),
+        ErrorCode.IPV6_UNSUPPORTED,
+        ["'c9'", "IPv4 only"],
+    ),
     (
         Connect(endpoint_id="c9", network="blue", host="h1", ip="10.7.0.5"),
         ErrorCode.IP_OUTSIDE_SUBNET,
         ["10.7.0.5", "'c9'", "outside network 'blue' (10.1.0.0/24)", "omit the IP"],
     ),
-    (Connect(endpoint_id="c9", network="blue", host="h1", ip="10.1.0.0"), ErrorCode.IP_RESERVED, ["the network address", "'blue'"]),
-    (Connect(endpoint_id="c9", network="blue", host="h1", ip="10.1.0.1"), ErrorCode.IP_RESERVED, ["10.1.0.1", "the gateway"]),
-    (Connect(endpoint_id="c9", network="blue", host="h1", ip="10.1.0.255"), ErrorCode.IP_RESERVED, ["the broadcast address"]),
+    (
+        Connect(endpoint_id="c9", network="blue", host="h1", ip="10.1.0.0"),
+        ErrorCode.IP_RESERVED,
+        ["the network address", "'blue'"],
+    ),
+    (
+        Connect(endpoint_id="c9", network="blue", host="h1", ip="10.1.0.1"),
+        ErrorCode.IP_RESERVED,
+        ["10.1.0.1", "the gateway"],
+    ),
+    (
+        Connect(endpoint_id="c9", network="blue", host="h1", ip="10.1.0.255"),
+        ErrorCode.IP_RESERVED,
+        ["the broadcast address"],
+    ),
     (
         Connect(endpoint_id="c9", network="blue", host="h1", ip="10.1.0.2"),
         ErrorCode.IP_TAKEN,
@@ -117,9 +193,21 @@ CASES = [
         ErrorCode.POOL_EXHAUSTED,
         ["'red' (10.2.0.0/30)", "no free address left for 'c9'", "larger network"],
     ),
-    (Connect(endpoint_id="c9", network="blue", host="h1", mac="04:00:00:00:00"), ErrorCode.INVALID_MAC, ["'c9'", "not a MAC address"]),
-    (Connect(endpoint_id="c9", network="blue", host="h1", mac="01:00:5e:00:00:01"), ErrorCode.INVALID_MAC, ["multicast"]),
-    (Connect(endpoint_id="c9", network="blue", host="h1", mac="02:6d:0a:01:00:09"), ErrorCode.INVALID_MAC, ["prefix 02:6d", "omit the MAC"]),
+    (
+        Connect(endpoint_id="c9", network="blue", host="h1", mac="04:00:00:00:00"),
+        ErrorCode.INVALID_MAC,
+        ["'c9'", "not a MAC address"],
+    ),
+    (
+        Connect(endpoint_id="c9", network="blue", host="h1", mac="01:00:5e:00:00:01"),
+        ErrorCode.INVALID_MAC,
+        ["multicast"],
+    ),
+    (
+        Connect(endpoint_id="c9", network="blue", host="h1", mac="02:6d:0a:01:00:09"),
+        ErrorCode.INVALID_MAC,
+        ["prefix 02:6d", "omit the MAC"],
+    ),
     (
         Connect(endpoint_id="c9", network="blue", host="h1", mac="04:00:00:00:00:01"),
         ErrorCode.MAC_TAKEN,
@@ -135,16 +223,32 @@ CASES = [
         ErrorCode.HOST_MISMATCH,
         ["'c1' runs on host 'h1'", "not 'h2'", "connect it on 'h1', or move it first"],
     ),
-    (Connect(endpoint_id="c9", network="blue", host="bad host"), ErrorCode.INVALID_FIELD, ["host of endpoint 'c9'", "without spaces"]),
+    (
+        Connect(endpoint_id="c9", network="blue", host="bad host"),
+        ErrorCode.INVALID_FIELD,
+        ["host of endpoint 'c9'", "without spaces"],
+    ),
     (Connect(endpoint_id="", network="blue", host="h1"), ErrorCode.INVALID_FIELD, ["endpoint id ''"]),
     (
         Connect(endpoint_id="c9", network="blue", host="h1", qos=Qos(rate_kbit=1000)),
         ErrorCode.INVALID_FIELD,
         ["QoS of endpoint 'c9'", "without burst_bytes"],
     ),
-    (Connect(endpoint_id="c9", network="blue", host="h1", qos=Qos(-1, 0, 0)), ErrorCode.INVALID_FIELD, ["rate_kbit of endpoint 'c9'"]),
-    (Disconnect(endpoint_id="c9", network="blue"), ErrorCode.UNKNOWN_ENDPOINT, ["'c9' is not connected to network 'blue'"]),
-    (Disconnect(endpoint_id="c1", network="red"), ErrorCode.UNKNOWN_ENDPOINT, ["'c1' is not connected to network 'red'", "it is in 'blue'"]),
+    (
+        Connect(endpoint_id="c9", network="blue", host="h1", qos=Qos(-1, 0, 0)),
+        ErrorCode.INVALID_FIELD,
+        ["rate_kbit of endpoint 'c9'"],
+    ),
+    (
+        Disconnect(endpoint_id="c9", network="blue"),
+        ErrorCode.UNKNOWN_ENDPOINT,
+        ["'c9' is not connected to network 'blue'"],
+    ),
+    (
+        Disconnect(endpoint_id="c1", network="red"),
+        ErrorCode.UNKNOWN_ENDPOINT,
+        ["'c1' is not connected to network 'red'", "it is in 'blue'"],
+    ),
     (MoveEndpoint(endpoint_id="c9", host="h2"), ErrorCode.UNKNOWN_ENDPOINT, ["'c9' is not connected to any network"]),
     (SetQos(endpoint_id="c9", network="blue", qos=Qos()), ErrorCode.UNKNOWN_ENDPOINT, ["'c9'"]),
     (UpdateNetwork(name="blue", mtu=100_000), ErrorCode.INVALID_FIELD, ["MTU of network 'blue'"]),
@@ -155,11 +259,31 @@ CASES = [
         ErrorCode.DUPLICATE_POLICY,
         ["already exists as 'no-blue-to-red'"],
     ),
-    (AddPolicy(kind=PolicyKind.ISOLATE_WITHIN, network="blue", policy_id="no-blue-to-red"), ErrorCode.DUPLICATE_POLICY, ["id"]),
-    (AddPolicy(kind=PolicyKind.DENY_BOTH, network="blue"), ErrorCode.INVALID_POLICY, ["deny-both", "needs a peer network"]),
-    (AddPolicy(kind=PolicyKind.DENY_ALL, network="blue", peer="red"), ErrorCode.INVALID_POLICY, ["one network", "drop peer 'red'"]),
-    (AddPolicy(kind=PolicyKind.DENY_BOTH, network="blue", peer="blue"), ErrorCode.INVALID_POLICY, ["to itself", "isolate-within"]),
-    (AddPolicy(kind="allow-all", network="blue"), ErrorCode.INVALID_POLICY, ["'allow-all' is unknown", "isolate-within"]),
+    (
+        AddPolicy(kind=PolicyKind.ISOLATE_WITHIN, network="blue", policy_id="no-blue-to-red"),
+        ErrorCode.DUPLICATE_POLICY,
+        ["id"],
+    ),
+    (
+        AddPolicy(kind=PolicyKind.DENY_BOTH, network="blue"),
+        ErrorCode.INVALID_POLICY,
+        ["deny-both", "needs a peer network"],
+    ),
+    (
+        AddPolicy(kind=PolicyKind.DENY_ALL, network="blue", peer="red"),
+        ErrorCode.INVALID_POLICY,
+        ["one network", "drop peer 'red'"],
+    ),
+    (
+        AddPolicy(kind=PolicyKind.DENY_BOTH, network="blue", peer="blue"),
+        ErrorCode.INVALID_POLICY,
+        ["to itself", "isolate-within"],
+    ),
+    (
+        AddPolicy(kind="allow-all", network="blue"),
+        ErrorCode.INVALID_POLICY,
+        ["'allow-all' is unknown", "isolate-within"],
+    ),
     (AddPolicy(kind=PolicyKind.DENY_BOTH, network="blue", peer="green"), ErrorCode.UNKNOWN_NETWORK, ["'green'"]),
 ]
 

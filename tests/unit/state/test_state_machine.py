@@ -57,7 +57,10 @@ def test_create_network_defaults_gateway_and_vni():
     log = Log()
     created = log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
     assert (created.subnet, created.gateway, created.vni) == ("10.1.0.0/24", "10.1.0.1", 1)
-    assert log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24", gateway="10.2.0.254")).gateway == "10.2.0.254"
+    assert (
+        log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24", gateway="10.2.0.254")).gateway
+        == "10.2.0.254"
+    )
     info = log.state.network("red")
     assert (info.used, info.free) == (0, 253)
     assert log.ok(CreateNetwork(name="green", tenant="acme", subnet="10.3.0.0/16", vni=5000)).vni == 5000
@@ -67,7 +70,17 @@ def test_connect_allocates_next_free_ip_with_a_stable_derived_mac():
     log = Log()
     log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24", vni=42, mtu=1400))
     first = log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
-    assert first == Connected(endpoint_id="c1", network="blue", host="h1", ip="10.1.0.2", prefix_len=24, mac="02:6d:0a:01:00:02", gateway="10.1.0.1", vni=42, mtu=1400)
+    assert first == Connected(
+        endpoint_id="c1",
+        network="blue",
+        host="h1",
+        ip="10.1.0.2",
+        prefix_len=24,
+        mac="02:6d:0a:01:00:02",
+        gateway="10.1.0.1",
+        vni=42,
+        mtu=1400,
+    )
     assert log.ok(Connect(endpoint_id="c2", network="blue", host="h2")).ip == "10.1.0.3"
     # the same IP always gives the same MAC, whoever holds it
     log.ok(Disconnect(endpoint_id="c1", network="blue"))
@@ -99,7 +112,9 @@ def test_a_slash_8_network_allocates_from_its_own_range():
     log = Log()
     log.ok(CreateNetwork(name="huge", tenant="acme", subnet="10.0.0.0/8", gateway="10.255.255.254"))
     assert log.ok(Connect(endpoint_id="c1", network="huge", host="h1", ip="10.200.3.4")).mac == "02:6d:0a:c8:03:04"
-    assert log.ok(Connect(endpoint_id="c2", network="huge", host="h1")).ip == "10.0.0.1"  # the gateway is elsewhere: .1 is free
+    assert (
+        log.ok(Connect(endpoint_id="c2", network="huge", host="h1")).ip == "10.0.0.1"
+    )  # the gateway is elsewhere: .1 is free
     assert log.state.network("huge").free == 2**24 - 3 - 2
 
 
@@ -156,7 +171,9 @@ def test_a_restored_replica_answers_like_the_original_for_multi_network_containe
     copy.restore(log.state.snapshot())
     move = MoveEndpoint(endpoint_id="c1", host="h2")
     assert copy.execute(move, 10) == log.state.execute(move, 10)
-    assert log.state.execute(Disconnect(endpoint_id="c1", network="green"), 11) == copy.execute(Disconnect(endpoint_id="c1", network="green"), 11)
+    assert log.state.execute(Disconnect(endpoint_id="c1", network="green"), 11) == copy.execute(
+        Disconnect(endpoint_id="c1", network="green"), 11
+    )
     gone = Disconnect(endpoint_id="c9", network="blue")
     assert log.state.execute(gone, 12) == copy.execute(gone, 12)
 
@@ -197,7 +214,9 @@ def test_delete_network_with_force_releases_everything():
     assert (deleted.endpoints_removed, deleted.policies_removed) == (1, 1)
     assert log.state.policies() == ()
     assert [e.network for e in log.state.endpoints()] == ["red"]
-    assert log.ok(CreateNetwork(name="blue2", tenant="acme", subnet="10.1.0.0/24", vni=7)).vni == 7  # VNI and range are free again
+    assert (
+        log.ok(CreateNetwork(name="blue2", tenant="acme", subnet="10.1.0.0/24", vni=7)).vni == 7
+    )  # VNI and range are free again
 
 
 def test_policies_are_records_listed_and_removable():
@@ -265,7 +284,9 @@ def test_apply_speaks_bytes_and_rejects_garbage_deterministically():
     state = NetworkState()
     out = state.apply(1, encode_command(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24")))
     assert decode_result(out).vni == 1
-    out = decode_result(state.apply(2, encode_command(Connect(endpoint_id="c1", network="blue", host="h1", qos=Qos(1, 2, 3)))))
+    out = decode_result(
+        state.apply(2, encode_command(Connect(endpoint_id="c1", network="blue", host="h1", qos=Qos(1, 2, 3))))
+    )
     assert out.ip == "10.1.0.2"
     for i, garbage in enumerate([b"", b"\xc1", msgpack.packb([999, 1]), msgpack.packb([131, 1, 5])], 3):
         err = decode_result(state.apply(i, garbage))
@@ -277,7 +298,9 @@ def test_apply_speaks_bytes_and_rejects_garbage_deterministically():
 
 def test_commands_round_trip_through_their_encoding():
     for cmd in (
-        CreateNetwork(name="b", tenant="t", subnet="10.0.0.0/8", gateway="10.0.0.9", vni=3, mtu=9000, labels={"k": "v"}),
+        CreateNetwork(
+            name="b", tenant="t", subnet="10.0.0.0/8", gateway="10.0.0.9", vni=3, mtu=9000, labels={"k": "v"}
+        ),
         Connect(endpoint_id="c", network="b", host="h", ip="10.0.0.5", mac="04:00:00:00:00:01", qos=Qos(1, 2, 3)),
         AddPolicy(kind=PolicyKind.DENY_BOTH, network="a", peer="b", policy_id="id"),
         MarkHostStale(host="h", stale=False),
@@ -333,8 +356,19 @@ def test_format_1_snapshot_still_loads():
         "last_index": 9,
         "stale_hosts": ["h2"],
         "networks": [
-            {"name": "blue", "tenant": "acme", "subnet": "10.1.0.0/24", "gateway": "10.1.0.1", "vni": 5,
-             "mode": "vxlan", "mtu": 1450, "egress_kbit": 0, "external": False, "labels": {}, "created_index": 1},
+            {
+                "name": "blue",
+                "tenant": "acme",
+                "subnet": "10.1.0.0/24",
+                "gateway": "10.1.0.1",
+                "vni": 5,
+                "mode": "vxlan",
+                "mtu": 1450,
+                "egress_kbit": 0,
+                "external": False,
+                "labels": {},
+                "created_index": 1,
+            },
         ],  # fmt: skip
         "endpoints": [
             ["c1", "blue", "h1", "10.1.0.2", None, [0, 0, 0]],
@@ -351,7 +385,10 @@ def test_format_1_snapshot_still_loads():
     ]
     assert state.policies()[0].kind == PolicyKind.ISOLATE_WITHIN
     assert state.network("blue").used == 2
-    assert state.execute(Connect(endpoint_id="c3", network="blue", host="h1", ip="10.1.0.9"), 10).code == ErrorCode.IP_TAKEN
+    assert (
+        state.execute(Connect(endpoint_id="c3", network="blue", host="h1", ip="10.1.0.9"), 10).code
+        == ErrorCode.IP_TAKEN
+    )
     # and it is written back as the current format, which loads to the same state
     again = NetworkState()
     again.restore(state.snapshot())

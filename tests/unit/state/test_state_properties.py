@@ -97,9 +97,9 @@ PREAMBLE = [
     CreateNetwork(name="n1", tenant="t1", subnet="10.0.0.0/29", vni=2),
     CreateNetwork(name="n2", tenant="t0", subnet="10.0.1.0/29"),
 ]
-logs = st.tuples(st.sampled_from([PREAMBLE, PREAMBLE, PREAMBLE, PREAMBLE[:1], []]), st.lists(commands, min_size=15, max_size=50)).map(
-    lambda t: t[0] + t[1]
-)
+logs = st.tuples(
+    st.sampled_from([PREAMBLE, PREAMBLE, PREAMBLE, PREAMBLE[:1], []]), st.lists(commands, min_size=15, max_size=50)
+).map(lambda t: t[0] + t[1])
 
 
 def content(state: NetworkState) -> dict:
