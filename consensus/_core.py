@@ -10,11 +10,14 @@ once per ``RaftConfig.tick_interval_s``, and the requests ``propose``,
 ``propose_conf``, ``read_index``, ``transfer_leadership`` and ``campaign``.
 
 Outputs: ``ready()`` returns a :class:`Ready` batch. The application must
-handle it in this order, then call ``advance(ready)``:
+handle it in this order, then call ``advance(ready)`` --
+:func:`consensus.plan_ready` turns a Ready into exactly these steps, and the
+driver and the simulation only carry them out:
 
 1. persist ``snapshot`` (if any), then ``entries`` (replacing any stored
    entries at or after the first index) and ``hard_state`` -- one fsync for
-   the whole batch;
+   the whole batch, none when only the commit index changed (it need not
+   be durable; term and vote must);
 2. only then send ``messages`` (a message may reveal a vote or entries, so
    they must be durable first).  One exception, as in etcd and the thesis
    (§10.2.1): a leader whose term and vote are already durable may send
