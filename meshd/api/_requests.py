@@ -61,10 +61,8 @@ Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
 Ident = Annotated[str, Meta(min_length=1, max_length=MAX_ID)]
 Address = Annotated[str, Meta(min_length=1, max_length=MAX_ADDRESS)]
 Mac = Annotated[str, Meta(min_length=1, max_length=MAX_MAC)]
-Labels = Annotated[
-    dict[Annotated[str, Meta(min_length=1, max_length=MAX_LABEL_KEY)], Annotated[str, Meta(max_length=MAX_LABEL_VALUE)]],
-    Meta(max_length=MAX_LABELS),
-]
+LabelKey = Annotated[str, Meta(min_length=1, max_length=MAX_LABEL_KEY)]
+Labels = Annotated[dict[LabelKey, Annotated[str, Meta(max_length=MAX_LABEL_VALUE)]], Meta(max_length=MAX_LABELS)]
 Vni = Annotated[int, Meta(ge=st.VNI_MIN, le=st.VNI_MAX)]
 Mtu = Annotated[int, Meta(ge=st.MTU_MIN, le=st.MTU_MAX)]
 Kbit = Annotated[int, Meta(ge=0, le=st.RATE_MAX_KBIT)]
@@ -284,27 +282,37 @@ def explain(cls: type[Request], error: str) -> tuple[ApiError, str]:
         allowed = ", ".join(cls.__struct_fields__)
         return ApiError.UNKNOWN_FIELD, f"{where}: field '{m['field'][:64]}' is unknown: use only {allowed}"
     field = _FIELD.search(error)
+    if field is None and "`key` in `$`" in error:
+        return ApiError.NOT_MSGPACK, f"{where}: the body's map keys must be strings (field names)"
     if field is None:
         got = _WRONG_TYPE.search(error)
         what = _KIND_NAMES.get(got["got"], got["got"]) if got else "something else"
         return ApiError.NOT_A_MAP, f"{where}: the body must be a msgpack map of fields, got {what}"
     name = field["field"]
-    if (m := _WRONG_TYPE.search(error)) and "`key` in" not in error:
+    if m := _WRONG_TYPE.search(error):
         got = _KIND_NAMES.get(m["got"], m["got"])
         return ApiError.WRONG_TYPE, f"{where}: field '{name}' must be {_rule(cls, name)}, got {got}"
-    return ApiError.INVALID_VALUE, f"{where}: field '{name}' {_problem(error)}: use {_rule(cls, name)}"
+    return ApiError.INVALID_VALUE, f"{where}: field '{name}' {_problem(error, name)}: use {_rule(cls, name)}"
 
 
 _KIND_NAMES = {"int": "an integer", "str": "a string", "bool": "a boolean", "float": "a float", "null": "nil",
                "array": "an array", "object": "a map", "bytes": "binary data"}  # fmt: skip
 
 
-def _problem(error: str) -> str:
+def _problem(error: str, name: str) -> str:
+    """What is wrong, from a msgspec bound error about field ``name``."""
     if error.startswith("Invalid enum value"):
         return "has an unknown value"
-    if "of length" in error:
-        return "is too long" if "<=" in error else "is too short"
-    return "is out of range"
+    if "of length" not in error:
+        return "is out of range"
+    size = "long" if "<=" in error else "short"
+    if "`key` in" in error:
+        return f"has a key that is too {size}"
+    if f"`$.{name}[" in error:
+        return f"has an entry that is too {size}"
+    if error.startswith(("Expected `object`", "Expected `array`")):
+        return "has too many entries" if size == "long" else "is empty"
+    return f"is too {size}"
 
 
 def _rule(cls: type[Request], name: str) -> str:
@@ -330,7 +338,7 @@ def _describe(t: Any) -> str:
         return "one of " + ", ".join(repr(m.value) for m in t.cls)
     if isinstance(t, i.DictType):
         return (f"a map of at most {t.max_length} entries, keys of {_length(t.key_type)} characters, "
-                f"values of {_length(t.value_type)}")
+                f"values of {_length(t.value_type)} characters")
     if isinstance(t, i.ListType):
         return f"an array of {_length(t)} strings of {_length(t.item_type)} characters"
     return "a value of the documented type"

@@ -38,7 +38,7 @@ from meshd import state as st
 from meshd import wire
 
 from . import _requests as rq
-from ._frame import RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, MsgType, pack, split
+from ._frame import RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, pack, split
 
 log = logging.getLogger("meshd.api")
 

@@ -66,14 +66,15 @@ def test_the_limits_table_in_the_docs_matches_the_code():
     (MsgType.QOS_SET, {"container_id": "c", "network": "n", "burst_bytes": 2**32}, "burst_bytes", "0..4294967295"),
     (MsgType.NETWORK_CREATE, {"name": "a", "subnet": "10.0.0.0/24", "mtu": 65_000}, "mtu", "68..9000"),
     (MsgType.NETWORK_CREATE, {"name": "a", "subnet": "10.0.0.0/24", "labels": {str(i): "" for i in range(65)}},
-     "labels", "a map of at most 64 entries"),
+     "labels", "has too many entries: use a map of at most 64 entries"),
     (MsgType.NETWORK_CREATE, {"name": "a", "subnet": "10.0.0.0/24", "labels": {"k" * 64: "v"}},
-     "labels", "keys of 1..63 characters"),
-    (MsgType.NETWORK_UPDATE, {"name": "a", "labels": {"k": "v" * 256}}, "labels", "values of at most 255"),
+     "labels", "has a key that is too long: use a map of at most 64 entries, keys of 1..63 characters"),
+    (MsgType.NETWORK_UPDATE, {"name": "a", "labels": {"k": "v" * 256}}, "labels", "has an entry that is too long"),
     (MsgType.POLICY_ADD, {"kind": "deny-all", "network": "n", "policy_id": ""}, "policy_id", "is too short"),
-    (MsgType.CONTROL_JOIN, {"addresses": ["h"] * 65}, "addresses", "an array of 1..64 strings"),
+    (MsgType.CONTROL_JOIN, {"addresses": ["h"] * 65}, "addresses", "has too many entries: use an array of 1..64"),
 ])  # fmt: skip
-async def test_an_oversize_field_is_refused_by_name_and_nothing_is_committed(backend, msg_type, fields, field, fragment):
+async def test_an_oversize_field_is_refused_by_name_and_nothing_is_committed(
+        backend, msg_type, fields, field, fragment):
     service = SchedulerService(backend, control=True)  # the default 64 KiB frames: room for a 60 KB id
     body = await call(service, msg_type, **{"request_id": "r1", **fields})
     assert not body["ok"] and body["error"]["code"] == ApiError.INVALID_VALUE, body
@@ -131,7 +132,7 @@ def test_the_replay_cache_counts_what_the_process_really_holds():
     ids = [f"{i:0128d}" for i in range(20_000)]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    for rid, reply in zip(ids, replies):
+    for rid, reply in zip(ids, replies, strict=True):
         cache.put(rid, reply)
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()

@@ -60,7 +60,7 @@ async def test_state_errors_carry_offset_code_and_message(service):
     (777, {"request_id": "r"}, ApiError.UNKNOWN_TYPE, "unknown request type 777"),
     (MsgType.CONTROL_JOIN, {"request_id": "r", "addresses": ["192.0.2.11"]}, ApiError.NOT_ALLOWED, "control socket only"),
     (MsgType.CONTROL_JOIN, {"request_id": "r", "addresses": []}, ApiError.INVALID_VALUE,
-     "field 'addresses' is too short: use an array of 1..64 strings of 1..255 characters"),
+     "field 'addresses' is empty: use an array of 1..64 strings of 1..255 characters"),
     (MsgType.NETWORK_LIST, {}, ApiError.MISSING_FIELD, "'request_id' is required"),
 ])  # fmt: skip
 async def test_request_errors_name_the_field(service, backend, msg_type, fields, code, fragment):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from consensus import RaftConfig
+from consensus import MemoryNetwork, Message, RaftConfig
 from consensus._messages import (
     Append, AppendResp, ConfChange, ConfOp, DecodeError, Entry, Heartbeat, HeartbeatResp, InstallSnapshot,
     Propose, ReadIndex, ReadIndexResp, SnapshotResp, TimeoutNow, Vote, VoteResp, decode, encode,
@@ -132,3 +132,14 @@ def test_conf_changes_in_existing_logs_decode_and_encode_the_same() -> None:
     for bad in (msgpack.packb([9, "n", []]), msgpack.packb(["0", "n", []]), b"\xc1"):
         with pytest.raises(DecodeError, match="not a conf change"):
             ConfChange.decode(bad)
+
+
+async def test_every_message_crosses_a_transport_pair_unchanged() -> None:
+    """Through two MemoryTransport endpoints, as the driver sends and receives (h11's ConnectionPair)."""
+    assert {type(m) for m, _ in GOLDEN} == set(Message.__args__)
+    net = MemoryNetwork()
+    a, b = net.transport("h1"), net.transport("h2")
+    for msg, _ in GOLDEN:
+        await a.send("h2", encode(msg))
+        frm, frame = await b.receive()
+        assert (frm, decode(frame)) == ("h1", msg)
