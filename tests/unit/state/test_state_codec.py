@@ -87,7 +87,8 @@ def legacy_layout(cmd: Connect) -> bytes:
 
 
 @settings(max_examples=200, deadline=None)
-@given(cid=text, network=text, host=text, ip=st.none() | text, mac=st.none() | text, qos=st.builds(Qos, ints, ints, ints))
+@given(cid=text, network=text, host=text, ip=st.none() | text, mac=st.none() | text,
+       qos=st.builds(Qos, ints, ints, ints))
 def test_any_connect_is_laid_out_as_before(cid, network, host, ip, mac, qos):
     cmd = Connect(endpoint_id=cid, network=network, host=host, ip=ip, mac=mac, qos=qos)
     assert encode_command(cmd) == legacy_layout(cmd)
