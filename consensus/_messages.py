@@ -141,13 +141,13 @@ class _Message(msgspec.Struct, frozen=True, array_like=True, gc=False, repr_omit
     version: Annotated[int, msgspec.Meta(ge=1)] = VERSION
 
 
-class _Header(_Message, kw_only=True):
+class _Header(_Message, kw_only=True, frozen=True):
     term: NonNeg
     frm: str
     to: str
 
 
-class Append(_Header, tag=1, kw_only=True):
+class Append(_Header, tag=1, kw_only=True, frozen=True):
     """Leader -> follower: entries after (prev_index, prev_term); commit index."""
 
     prev_index: NonNeg
@@ -156,7 +156,7 @@ class Append(_Header, tag=1, kw_only=True):
     commit: NonNeg
 
 
-class AppendResp(_Header, tag=2, kw_only=True):
+class AppendResp(_Header, tag=2, kw_only=True, frozen=True):
     """Follower -> leader.  On success ``index`` is the last matching index.
 
     On reject ``index`` is the rejected prev_index and (hint_index, hint_term)
@@ -170,7 +170,7 @@ class AppendResp(_Header, tag=2, kw_only=True):
     hint_term: NonNeg = 0
 
 
-class Vote(_Header, tag=3, kw_only=True):
+class Vote(_Header, tag=3, kw_only=True, frozen=True):
     """Candidate -> voter.  ``pre`` marks a pre-vote (no term change yet);
     ``transfer`` marks an election started by leadership transfer, which
     voters grant even while they still hear from a leader."""
@@ -181,23 +181,23 @@ class Vote(_Header, tag=3, kw_only=True):
     transfer: bool = False
 
 
-class VoteResp(_Header, tag=4, kw_only=True):
+class VoteResp(_Header, tag=4, kw_only=True, frozen=True):
     granted: bool
     pre: bool = False
 
 
-class Heartbeat(_Header, tag=5, kw_only=True):
+class Heartbeat(_Header, tag=5, kw_only=True, frozen=True):
     """Leader -> follower: leadership claim, commit, and a read-round number."""
 
     commit: NonNeg
     read_round: NonNeg = 0
 
 
-class HeartbeatResp(_Header, tag=6, kw_only=True):
+class HeartbeatResp(_Header, tag=6, kw_only=True, frozen=True):
     read_round: NonNeg = 0
 
 
-class InstallSnapshot(_Header, tag=7, kw_only=True):
+class InstallSnapshot(_Header, tag=7, kw_only=True, frozen=True):
     """Leader -> follower: one chunk of the snapshot at (index, snap_term)."""
 
     index: NonNeg
@@ -209,30 +209,30 @@ class InstallSnapshot(_Header, tag=7, kw_only=True):
     done: bool
 
 
-class SnapshotResp(_Header, tag=8, kw_only=True):
+class SnapshotResp(_Header, tag=8, kw_only=True, frozen=True):
     """Follower -> leader: bytes of snapshot ``index`` received so far."""
 
     index: NonNeg
     received: NonNeg
 
 
-class TimeoutNow(_Header, tag=9, kw_only=True):
+class TimeoutNow(_Header, tag=9, kw_only=True, frozen=True):
     """Leader -> transfer target: start an election right now."""
 
 
-class Propose(_Header, tag=10, kw_only=True):
+class Propose(_Header, tag=10, kw_only=True, frozen=True):
     """Follower -> leader: forwarded command entries (term/index unset: 0/1)."""
 
     commands: tuple[bytes, ...]
 
 
-class ReadIndex(_Header, tag=11, kw_only=True):
+class ReadIndex(_Header, tag=11, kw_only=True, frozen=True):
     """Follower -> leader: ask for a linearizable read index (``ctx`` is the asker's)."""
 
     ctx: NonNeg
 
 
-class ReadIndexResp(_Header, tag=12, kw_only=True):
+class ReadIndexResp(_Header, tag=12, kw_only=True, frozen=True):
     ctx: NonNeg
     index: NonNeg
 
@@ -261,6 +261,6 @@ def decode(frame: bytes) -> Message:
     if len(frame) > MAX_FRAME_BYTES:
         raise DecodeError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
     try:
-        return _DECODER.decode(frame)  # type: ignore[no-any-return]
+        return _DECODER.decode(frame)
     except msgspec.DecodeError as exc:  # ValidationError included
         raise DecodeError(f"not a raft message: {exc}") from None

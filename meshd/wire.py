@@ -11,7 +11,8 @@ wire it is one msgpack array::
 
 ``version`` is the first field of every message (declared on
 :class:`Message`); the others follow in declaration order, so subclasses
-declare theirs ``kw_only=True`` and are built with keywords.  Nested records
+declare theirs ``kw_only=True`` and are built with keywords (they repeat
+``frozen=True``, which msgspec inherits anyway, for type checkers).  Nested records
 (:class:`Record`) are arrays of their fields, without tag or version.
 msgspec encodes and decodes them in C; its types drive both directions.
 
@@ -72,8 +73,8 @@ class DecodeError(ValueError):
 class Message(msgspec.Struct, frozen=True, array_like=True, gc=False, repr_omit_defaults=True):
     """Base of every tagged message: ``[tag, version, *fields]``.
 
-    Subclass as ``class Ping(wire.Message, tag=1, kw_only=True)`` and decorate
-    with :func:`message`.  ``gc=False``: messages hold only scalars, tuples,
+    Subclass as ``class Ping(wire.Message, tag=1, kw_only=True, frozen=True)``
+    and decorate with :func:`message`.  ``gc=False``: messages hold only scalars, tuples,
     string maps and records, never a cycle, so the cyclic GC need not track
     them (the state machine builds a million).
     """
@@ -127,7 +128,7 @@ class Decoder(Generic[T]):
         self.types = tuple(types)
         self.what = what
         self.max_bytes = max_bytes
-        self._decoder = msgspec.msgpack.Decoder(Union[self.types])  # type: ignore[valid-type]
+        self._decoder = msgspec.msgpack.Decoder(Union[self.types])
 
     def decode(self, data: bytes) -> T:
         """The message in ``data``.

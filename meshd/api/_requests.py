@@ -98,7 +98,7 @@ def request(msg_type: MsgType) -> Callable[[R], R]:
 
 
 @request(MsgType.NETWORK_CREATE)
-class NetworkCreate(Request):
+class NetworkCreate(Request, frozen=True):
     name: Name
     subnet: Address
     tenant: Name = "default"
@@ -112,13 +112,13 @@ class NetworkCreate(Request):
 
 
 @request(MsgType.NETWORK_DELETE)
-class NetworkDelete(Request):
+class NetworkDelete(Request, frozen=True):
     name: Name
     force: bool = False
 
 
 @request(MsgType.NETWORK_UPDATE)
-class NetworkUpdate(Request):
+class NetworkUpdate(Request, frozen=True):
     name: Name
     mtu: Mtu | None = None
     egress_kbit: Kbit | None = None
@@ -127,17 +127,17 @@ class NetworkUpdate(Request):
 
 
 @request(MsgType.NETWORK_LIST)
-class NetworkList(Request):
+class NetworkList(Request, frozen=True):
     tenant: Name | None = None
 
 
 @request(MsgType.QUERY_NETWORKS)
-class QueryNetworks(Request):
+class QueryNetworks(Request, frozen=True):
     tenant: Name | None = None
 
 
 @request(MsgType.ENDPOINT_CONNECT)
-class EndpointConnect(Request):
+class EndpointConnect(Request, frozen=True):
     container_id: Ident
     network: Name
     container_name: Annotated[str, Meta(max_length=MAX_CONTAINER_NAME)] | None = None
@@ -152,19 +152,19 @@ class EndpointConnect(Request):
 
 
 @request(MsgType.ENDPOINT_DISCONNECT)
-class EndpointDisconnect(Request):
+class EndpointDisconnect(Request, frozen=True):
     container_id: Ident
     network: Name
 
 
 @request(MsgType.ENDPOINT_MOVE)
-class EndpointMove(Request):
+class EndpointMove(Request, frozen=True):
     container_id: Ident
     host: Ident
 
 
 @request(MsgType.QOS_SET)
-class QosSet(Request):
+class QosSet(Request, frozen=True):
     container_id: Ident
     network: Name
     bandwidth_kbit: Kbit = 0
@@ -174,7 +174,7 @@ class QosSet(Request):
 
 
 @request(MsgType.POLICY_ADD)
-class PolicyAdd(Request):
+class PolicyAdd(Request, frozen=True):
     kind: st.PolicyKind
     network: Name
     peer: Name | None = None
@@ -182,38 +182,38 @@ class PolicyAdd(Request):
 
 
 @request(MsgType.POLICY_DELETE)
-class PolicyDelete(Request):
+class PolicyDelete(Request, frozen=True):
     policy_id: Ident
 
 
 @request(MsgType.POLICY_LIST)
-class PolicyList(Request):
+class PolicyList(Request, frozen=True):
     network: Name | None = None
 
 
 @request(MsgType.QUERY_MEMBERS)
-class QueryMembers(Request):
+class QueryMembers(Request, frozen=True):
     pass
 
 
 @request(MsgType.QUERY_STATUS)
-class QueryStatus(Request):
+class QueryStatus(Request, frozen=True):
     pass
 
 
 @request(MsgType.QUERY_ENDPOINTS)
-class QueryEndpoints(Request):
+class QueryEndpoints(Request, frozen=True):
     host: Ident | None = None
     network: Name | None = None
 
 
 @request(MsgType.CONTROL_JOIN)
-class ControlJoin(Request):
+class ControlJoin(Request, frozen=True):
     addresses: JoinAddresses
 
 
 @request(MsgType.CONTROL_LEAVE)
-class ControlLeave(Request):
+class ControlLeave(Request, frozen=True):
     pass
 
 
@@ -240,7 +240,7 @@ def parse_request(msg_type: int, body: bytes | memoryview | Mapping[str, Any]) -
                          msg_type, _request_id_of(body))
     try:
         if isinstance(body, Mapping):
-            return msgspec.convert(body, cls, strict=True)  # type: ignore[no-any-return]
+            return msgspec.convert(body, cls, strict=True)
         return _DECODERS[msg_type].decode(body)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
         code, message = explain(cls, str(exc))
@@ -285,8 +285,8 @@ def explain(cls: type[Request], error: str) -> tuple[ApiError, str]:
     if field is None and "`key` in `$`" in error:
         return ApiError.NOT_MSGPACK, f"{where}: the body's map keys must be strings (field names)"
     if field is None:
-        got = _WRONG_TYPE.search(error)
-        what = _KIND_NAMES.get(got["got"], got["got"]) if got else "something else"
+        kind = _WRONG_TYPE.search(error)
+        what = _KIND_NAMES.get(kind["got"], kind["got"]) if kind else "something else"
         return ApiError.NOT_A_MAP, f"{where}: the body must be a msgpack map of fields, got {what}"
     name = field["field"]
     if m := _WRONG_TYPE.search(error):

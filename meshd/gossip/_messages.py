@@ -35,7 +35,7 @@ class State(enum.IntEnum):
     LEFT = 4
 
 
-class Meta(wire.Record, kw_only=True):
+class Meta(wire.Record, kw_only=True, frozen=True):
     """A member's metadata, bounded to META_MAX_BYTES of text.
 
     It changes only with a fresh incarnation (``Gossip.update_meta``), so
@@ -70,7 +70,7 @@ class Meta(wire.Record, kw_only=True):
         return sum(len(t.encode()) for t in texts)
 
 
-class Update(wire.Record, kw_only=True):
+class Update(wire.Record, kw_only=True, frozen=True):
     """One membership fact: ``name`` is ``state`` at ``incarnation``.
 
     ``by`` is the member that asserts it (the suspecter for SUSPECT, the
@@ -92,7 +92,7 @@ class Update(wire.Record, kw_only=True):
             raise ValueError(f"incarnation {self.incarnation} of {self.name} is negative")
 
 
-class _GossipMessage(wire.Message):
+class _GossipMessage(wire.Message, frozen=True):
     """A gossip message: its ``updates`` (or ``members``) list is bounded,
     whether it is built here or decoded from a peer."""
 
@@ -106,7 +106,7 @@ class _GossipMessage(wire.Message):
 
 
 @wire.message
-class Ping(_GossipMessage, tag=1, kw_only=True):
+class Ping(_GossipMessage, tag=1, kw_only=True, frozen=True):
     """Direct probe of ``target``; answered with :class:`Ack` of the same seq."""
 
     seq: int
@@ -117,7 +117,7 @@ class Ping(_GossipMessage, tag=1, kw_only=True):
 
 
 @wire.message
-class Ack(_GossipMessage, tag=2, kw_only=True):
+class Ack(_GossipMessage, tag=2, kw_only=True, frozen=True):
     """Answer to a Ping (or, relayed, to an IndirectPing) from ``src``."""
 
     seq: int
@@ -127,7 +127,7 @@ class Ack(_GossipMessage, tag=2, kw_only=True):
 
 
 @wire.message
-class IndirectPing(_GossipMessage, tag=3, kw_only=True):
+class IndirectPing(_GossipMessage, tag=3, kw_only=True, frozen=True):
     """Ask the receiver to probe ``target`` for ``src`` and relay the ack."""
 
     seq: int
@@ -139,7 +139,7 @@ class IndirectPing(_GossipMessage, tag=3, kw_only=True):
 
 
 @wire.message
-class Nack(_GossipMessage, tag=4, kw_only=True):
+class Nack(_GossipMessage, tag=4, kw_only=True, frozen=True):
     """Lifeguard: the relay got no ack from the target in time (the relay is alive)."""
 
     seq: int
@@ -149,7 +149,7 @@ class Nack(_GossipMessage, tag=4, kw_only=True):
 
 
 @wire.message
-class Gossip(_GossipMessage, tag=5, kw_only=True):
+class Gossip(_GossipMessage, tag=5, kw_only=True, frozen=True):
     """Fan-out of queued updates to a few random members every gossip interval."""
 
     src: str
@@ -158,7 +158,7 @@ class Gossip(_GossipMessage, tag=5, kw_only=True):
 
 
 @wire.message
-class PushPullReq(_GossipMessage, tag=6, kw_only=True):
+class PushPullReq(_GossipMessage, tag=6, kw_only=True, frozen=True):
     """Full state of the sender; the receiver merges it and replies with its own."""
 
     src: str
@@ -168,7 +168,7 @@ class PushPullReq(_GossipMessage, tag=6, kw_only=True):
 
 
 @wire.message
-class PushPullResp(_GossipMessage, tag=7, kw_only=True):
+class PushPullResp(_GossipMessage, tag=7, kw_only=True, frozen=True):
     """Full state of the responder to a PushPullReq."""
 
     src: str
@@ -177,7 +177,7 @@ class PushPullResp(_GossipMessage, tag=7, kw_only=True):
 
 
 @wire.message
-class LeaveAck(_GossipMessage, tag=8, kw_only=True):
+class LeaveAck(_GossipMessage, tag=8, kw_only=True, frozen=True):
     """Confirms to a leaving member that its LEFT record was applied here."""
 
     src: str

@@ -21,7 +21,7 @@ def encode_command(command: object) -> bytes:
     Raises:
       TypeError: ``command`` is not a state command.
     """
-    if not isinstance(command, COMMAND_TYPES):
+    if not (isinstance(command, wire.Message) and isinstance(command, COMMAND_TYPES)):
         raise TypeError(f"{type(command).__qualname__} is not a state command")
     return wire.encode(command)
 
@@ -41,7 +41,7 @@ def encode_result(result: object) -> bytes:
     Raises:
       TypeError: ``result`` is not a state result or error.
     """
-    if not isinstance(result, RESULT_TYPES):
+    if not (isinstance(result, wire.Message) and isinstance(result, RESULT_TYPES)):
         raise TypeError(f"{type(result).__qualname__} is not a state result")
     return wire.encode(result)
 

@@ -28,7 +28,7 @@ from ._types import NO_QOS, Mode, PolicyKind, Qos
 
 
 @wire.message
-class CreateNetwork(wire.Message, tag=128, kw_only=True):
+class CreateNetwork(wire.Message, tag=128, kw_only=True, frozen=True):
     """Create a tenant network.  ``gateway`` defaults to the first host address,
     ``vni`` to the next free one; ``egress_kbit`` 0 means unlimited."""
 
@@ -45,7 +45,7 @@ class CreateNetwork(wire.Message, tag=128, kw_only=True):
 
 
 @wire.message
-class DeleteNetwork(wire.Message, tag=129, kw_only=True):
+class DeleteNetwork(wire.Message, tag=129, kw_only=True, frozen=True):
     """Delete a network; refused while it has endpoints unless ``force``."""
 
     name: str
@@ -53,7 +53,7 @@ class DeleteNetwork(wire.Message, tag=129, kw_only=True):
 
 
 @wire.message
-class UpdateNetwork(wire.Message, tag=130, kw_only=True):
+class UpdateNetwork(wire.Message, tag=130, kw_only=True, frozen=True):
     """Change a network's mutable fields; None leaves a field as it is."""
 
     name: str
@@ -64,7 +64,7 @@ class UpdateNetwork(wire.Message, tag=130, kw_only=True):
 
 
 @wire.message
-class Connect(wire.Message, tag=131, kw_only=True):
+class Connect(wire.Message, tag=131, kw_only=True, frozen=True):
     """Attach container ``endpoint_id`` on ``host`` to ``network``.
 
     ``ip`` requests a specific address (else the next free one); ``mac`` a
@@ -81,13 +81,13 @@ class Connect(wire.Message, tag=131, kw_only=True):
 
 
 @wire.message
-class Disconnect(wire.Message, tag=132, kw_only=True):
+class Disconnect(wire.Message, tag=132, kw_only=True, frozen=True):
     endpoint_id: str
     network: str
 
 
 @wire.message
-class MoveEndpoint(wire.Message, tag=133, kw_only=True):
+class MoveEndpoint(wire.Message, tag=133, kw_only=True, frozen=True):
     """Move container ``endpoint_id`` (all its networks) to ``host``, keeping IPs and MACs."""
 
     endpoint_id: str
@@ -95,14 +95,14 @@ class MoveEndpoint(wire.Message, tag=133, kw_only=True):
 
 
 @wire.message
-class SetQos(wire.Message, tag=134, kw_only=True):
+class SetQos(wire.Message, tag=134, kw_only=True, frozen=True):
     endpoint_id: str
     network: str
     qos: Qos
 
 
 @wire.message
-class AddPolicy(wire.Message, tag=135, kw_only=True):
+class AddPolicy(wire.Message, tag=135, kw_only=True, frozen=True):
     """Add an isolation policy; ``peer`` is required for the deny-between kinds
     and refused otherwise.  ``policy_id`` defaults to ``policy-<log index>``."""
 
@@ -113,12 +113,12 @@ class AddPolicy(wire.Message, tag=135, kw_only=True):
 
 
 @wire.message
-class RemovePolicy(wire.Message, tag=136, kw_only=True):
+class RemovePolicy(wire.Message, tag=136, kw_only=True, frozen=True):
     policy_id: str
 
 
 @wire.message
-class MarkHostStale(wire.Message, tag=137, kw_only=True):
+class MarkHostStale(wire.Message, tag=137, kw_only=True, frozen=True):
     """Mark (or with ``stale=False`` clear) a host as stale: its endpoints stay, no new ones go there."""
 
     host: str
@@ -126,7 +126,7 @@ class MarkHostStale(wire.Message, tag=137, kw_only=True):
 
 
 @wire.message
-class RemoveHost(wire.Message, tag=138, kw_only=True):
+class RemoveHost(wire.Message, tag=138, kw_only=True, frozen=True):
     """Disconnect every endpoint of ``host`` and release their addresses."""
 
     host: str
@@ -146,14 +146,14 @@ Command = (
     | RemoveHost
 )
 
-COMMAND_TYPES: tuple[type, ...] = Command.__args__  # type: ignore[attr-defined]
+COMMAND_TYPES: tuple[type, ...] = Command.__args__
 
 
 # --- results -----------------------------------------------------------------
 
 
 @wire.message
-class NetworkCreated(wire.Message, tag=160, kw_only=True):
+class NetworkCreated(wire.Message, tag=160, kw_only=True, frozen=True):
     name: str
     subnet: str
     gateway: str
@@ -161,19 +161,19 @@ class NetworkCreated(wire.Message, tag=160, kw_only=True):
 
 
 @wire.message
-class NetworkDeleted(wire.Message, tag=161, kw_only=True):
+class NetworkDeleted(wire.Message, tag=161, kw_only=True, frozen=True):
     name: str
     endpoints_removed: int
     policies_removed: int
 
 
 @wire.message
-class NetworkUpdated(wire.Message, tag=162, kw_only=True):
+class NetworkUpdated(wire.Message, tag=162, kw_only=True, frozen=True):
     name: str
 
 
 @wire.message
-class Connected(wire.Message, tag=163, kw_only=True):
+class Connected(wire.Message, tag=163, kw_only=True, frozen=True):
     """Everything a host needs to build the container's interface."""
 
     endpoint_id: str
@@ -188,14 +188,14 @@ class Connected(wire.Message, tag=163, kw_only=True):
 
 
 @wire.message
-class Disconnected(wire.Message, tag=164, kw_only=True):
+class Disconnected(wire.Message, tag=164, kw_only=True, frozen=True):
     endpoint_id: str
     network: str
     ip: str
 
 
 @wire.message
-class Moved(wire.Message, tag=165, kw_only=True):
+class Moved(wire.Message, tag=165, kw_only=True, frozen=True):
     endpoint_id: str
     host: str
     old_host: str
@@ -203,30 +203,30 @@ class Moved(wire.Message, tag=165, kw_only=True):
 
 
 @wire.message
-class QosSet(wire.Message, tag=166, kw_only=True):
+class QosSet(wire.Message, tag=166, kw_only=True, frozen=True):
     endpoint_id: str
     network: str
 
 
 @wire.message
-class PolicyAdded(wire.Message, tag=167, kw_only=True):
+class PolicyAdded(wire.Message, tag=167, kw_only=True, frozen=True):
     policy_id: str
 
 
 @wire.message
-class PolicyRemoved(wire.Message, tag=168, kw_only=True):
+class PolicyRemoved(wire.Message, tag=168, kw_only=True, frozen=True):
     policy_id: str
 
 
 @wire.message
-class HostMarked(wire.Message, tag=169, kw_only=True):
+class HostMarked(wire.Message, tag=169, kw_only=True, frozen=True):
     host: str
     stale: bool
     endpoints: int
 
 
 @wire.message
-class HostRemoved(wire.Message, tag=170, kw_only=True):
+class HostRemoved(wire.Message, tag=170, kw_only=True, frozen=True):
     host: str
     endpoints_removed: int
 
@@ -283,7 +283,7 @@ class ErrorCode(enum.IntEnum):
 
 
 @wire.message
-class CommandError(wire.Message, tag=191, kw_only=True):
+class CommandError(wire.Message, tag=191, kw_only=True, frozen=True):
     """A rejected command: it changed nothing.  ``message`` names the object and the fix."""
 
     code: ErrorCode
@@ -291,7 +291,7 @@ class CommandError(wire.Message, tag=191, kw_only=True):
 
 
 #: every record ``apply`` may return (the results and the error)
-RESULT_TYPES: tuple[type, ...] = (*Result.__args__, CommandError)  # type: ignore[attr-defined]
+RESULT_TYPES: tuple[type, ...] = (*Result.__args__, CommandError)
 
 
 class Reject(Exception):

@@ -60,7 +60,7 @@ class ChangeKind(enum.StrEnum):
     HOST_CLEARED = "host-cleared"
 
 
-class Qos(wire.Record):
+class Qos(wire.Record, frozen=True):
     """Traffic shaping of one endpoint (tc TBF).  All zeros = unlimited.
 
     On the wire (inside Connect and SetQos) the array ``[rate_kbit,
