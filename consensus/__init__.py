@@ -11,12 +11,14 @@ from ._messages import (
     HardState, Heartbeat, HeartbeatResp, InstallSnapshot, Message, Propose, ReadIndex,
     ReadIndexResp, SnapshotResp, TimeoutNow, Vote, VoteResp, decode, encode,
 )
+from ._ready import Action, Advance, AnswerReads, Apply, Persist, Report, Send, plan_ready
 from ._sessions import SessionExpired, StateMachine
 from ._storage import Recovery, Storage
 from ._transport import MemoryNetwork, MemoryTransport, Transport
 from ._types import CoreStatus, PeerStatus, ReadState, Ready, Role, Snapshot, SoftState
 
 __all__ = [
+    "Action", "Advance", "AnswerReads", "Apply", "Persist", "Report", "Send", "plan_ready",
     "Applied", "MemoryNetwork", "MemoryTransport", "NodeStatus", "RaftNode", "Recovery",
     "RoleChanged", "Storage", "Transport",
     "Append", "AppendResp", "ConfChange", "ConfChangeInProgress", "ConfOp", "ConfState",

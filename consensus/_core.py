@@ -10,11 +10,14 @@ once per ``RaftConfig.tick_interval_s``, and the requests ``propose``,
 ``propose_conf``, ``read_index``, ``transfer_leadership`` and ``campaign``.
 
 Outputs: ``ready()`` returns a :class:`Ready` batch. The application must
-handle it in this order, then call ``advance(ready)``:
+handle it in this order, then call ``advance(ready)`` --
+:func:`consensus.plan_ready` turns a Ready into exactly these steps, and the
+driver and the simulation only carry them out:
 
 1. persist ``snapshot`` (if any), then ``entries`` (replacing any stored
    entries at or after the first index) and ``hard_state`` -- one fsync for
-   the whole batch;
+   the whole batch, none when only the commit index changed (it need not
+   be durable; term and vote must);
 2. only then send ``messages`` (a message may reveal a vote or entries, so
    they must be durable first).  One exception, as in etcd and the thesis
    (§10.2.1): a leader whose term and vote are already durable may send
@@ -138,7 +141,7 @@ class RaftCore(LeaderMixin):
                 )
             self._append([(EntryKind.COMMAND, c) for c in commands])
         elif self.leader is not None and self.role == Role.FOLLOWER:
-            self._send(Propose(self.term, self.id, self.leader, tuple(commands)))
+            self._send(Propose(term=self.term, frm=self.id, to=self.leader, commands=tuple(commands)))
         else:
             raise NotLeader(self.id, None, "proposal")
 
@@ -175,7 +178,7 @@ class RaftCore(LeaderMixin):
         if self.role == Role.LEADER:
             self._queue_read(PendingRead(0, 0, self.id, ctx))
         elif self.leader is not None and self.role == Role.FOLLOWER:
-            self._send(ReadIndex(self.term, self.id, self.leader, ctx))
+            self._send(ReadIndex(term=self.term, frm=self.id, to=self.leader, ctx=ctx))
         else:
             raise NotLeader(self.id, None, "read")
 
@@ -204,9 +207,9 @@ class RaftCore(LeaderMixin):
         if m.term < self.term:
             if isinstance(m, (Append, Heartbeat)):
                 # A stale leader: tell it our term so it steps down.
-                self._send(AppendResp(self.term, self.id, m.frm, 0, reject=True))
+                self._send(AppendResp(term=self.term, frm=self.id, to=m.frm, index=0, reject=True))
             elif isinstance(m, Vote) and m.pre:
-                self._send(VoteResp(self.term, self.id, m.frm, False, pre=True))
+                self._send(VoteResp(term=self.term, frm=self.id, to=m.frm, granted=False, pre=True))
             return False
         return True
 
@@ -248,9 +251,10 @@ class RaftCore(LeaderMixin):
             self._won(pre)
             return
         for v in sorted(voters - {self.id}):
-            self._send(
-                Vote(term, self.id, v, self.log.last_index(), self.log.last_term(), pre, transfer)
-            )
+            self._send(Vote(
+                term=term, frm=self.id, to=v, last_index=self.log.last_index(), last_term=self.log.last_term(),
+                pre=pre, transfer=transfer,
+            ))
 
     def _won(self, pre: bool) -> None:
         if pre:
@@ -267,13 +271,13 @@ class RaftCore(LeaderMixin):
             or (m.pre and m.term > self.term)
         )
         if can_vote and self.log.is_up_to_date(m.last_index, m.last_term):
-            self._send(VoteResp(m.term, self.id, m.frm, True, m.pre))
+            self._send(VoteResp(term=m.term, frm=self.id, to=m.frm, granted=True, pre=m.pre))
             if not m.pre:
                 self.vote = m.frm
                 self.election_elapsed = 0
             self._note(f"{self.id} granted {'pre-' if m.pre else ''}vote to {m.frm} at term {m.term}")
         else:
-            self._send(VoteResp(self.term, self.id, m.frm, False, m.pre))
+            self._send(VoteResp(term=self.term, frm=self.id, to=m.frm, granted=False, pre=m.pre))
 
     def _on_vote_resp(self, m: VoteResp) -> None:
         if m.pre != (self.role == Role.PRE_CANDIDATE) or self.role not in (
@@ -300,45 +304,47 @@ class RaftCore(LeaderMixin):
     def _on_append(self, m: Append) -> None:
         self._accept_leader(m)
         if m.prev_index < self.log.commit:
-            self._send(AppendResp(self.term, self.id, m.frm, self.log.commit))
+            self._send(AppendResp(term=self.term, frm=self.id, to=m.frm, index=self.log.commit))
             return
         last_new = self.log.maybe_append(m.prev_index, m.prev_term, m.commit, m.entries)
         if last_new is not None:
-            self._send(AppendResp(self.term, self.id, m.frm, last_new))
+            self._send(AppendResp(term=self.term, frm=self.id, to=m.frm, index=last_new))
             return
         hint_index, hint_term = self.log.find_conflict_by_term(
             min(m.prev_index, self.log.last_index()), m.prev_term
         )
-        self._send(
-            AppendResp(self.term, self.id, m.frm, m.prev_index, True, hint_index, hint_term)
-        )
+        self._send(AppendResp(
+            term=self.term, frm=self.id, to=m.frm, index=m.prev_index, reject=True,
+            hint_index=hint_index, hint_term=hint_term,
+        ))
 
     def _on_heartbeat(self, m: Heartbeat) -> None:
         self._accept_leader(m)
         self.log.commit_to(m.commit)
-        self._send(HeartbeatResp(self.term, self.id, m.frm, m.read_round))
+        self._send(HeartbeatResp(term=self.term, frm=self.id, to=m.frm, read_round=m.read_round))
 
     def _on_install_snapshot(self, m: InstallSnapshot) -> None:
         self._accept_leader(m)
         if m.index <= self.log.commit:  # already have it (or a later one)
             self._incoming = None
-            self._send(AppendResp(self.term, self.id, m.frm, self.log.commit))
+            self._send(AppendResp(term=self.term, frm=self.id, to=m.frm, index=self.log.commit))
             return
         if m.offset == 0:
             self._incoming = (m.index, m.snap_term, bytearray())
         inc = self._incoming
         if inc is None or inc[0] != m.index or len(inc[2]) != m.offset:
             have = len(inc[2]) if inc is not None and inc[0] == m.index else 0
-            self._send(SnapshotResp(self.term, self.id, m.frm, m.index, have))
+            self._send(SnapshotResp(term=self.term, frm=self.id, to=m.frm, index=m.index, received=have))
             return
         inc[2].extend(m.chunk)
         if not m.done:
-            self._send(SnapshotResp(self.term, self.id, m.frm, m.index, len(inc[2])))
+            received = len(inc[2])
+            self._send(SnapshotResp(term=self.term, frm=self.id, to=m.frm, index=m.index, received=received))
             return
         self._incoming = None
         conf = ConfState(frozenset(m.voters), frozenset(m.learners))
         self._restore(Snapshot(m.index, m.snap_term, conf, bytes(inc[2])))
-        self._send(AppendResp(self.term, self.id, m.frm, self.log.commit))
+        self._send(AppendResp(term=self.term, frm=self.id, to=m.frm, index=self.log.commit))
 
     def _restore(self, snap: Snapshot) -> None:
         if snap.index <= self.log.commit:

@@ -8,11 +8,14 @@ One nursery, one task per concern:
 * ``_receiver`` decodes frames from the :class:`Transport` (undecodable or
   forged frames are dropped and counted) into ``step()`` inputs;
 * ``_loop`` is the only task that touches the core.  It steps every queued
-  input, then handles one :class:`Ready` in the documented order -- persist
-  (one fsync, in a worker thread), send, hand committed entries to the
-  applier, ``advance`` -- and repeats.  Inputs that arrive while the fsync
-  runs are stepped together afterwards, so one fsync covers them all
-  (group commit driven by the I/O, never by a timer);
+  input (typed requests: :class:`StepMessage`, :class:`ProposeCommand`, ...), then
+  carries out one :class:`Ready` as the actions :func:`plan_ready` orders --
+  persist (one fsync, in a worker thread, or none for a commit-only hard
+  state), send, hand committed entries to the applier, ``advance`` -- and
+  repeats.  The simulation in ``tests/sim/raft`` performs the same actions,
+  so it checks this ordering.  Inputs that arrive while the fsync runs are
+  stepped together afterwards, so one fsync covers them all (group commit
+  driven by the I/O, never by a timer);
 * ``_applier`` applies committed entries to the :class:`StateMachine`
   through the session :class:`Applier` and wakes waiting proposers/readers;
 * snapshots are serialized and written in worker threads while the loop
@@ -38,11 +41,16 @@ import trio
 from ._config import RaftConfig
 from ._core import RaftCore
 from ._errors import ConfChangeInProgress, NotLeader, ProposalDropped, Unavailable
+from ._inbox import (
+    CAMPAIGN, TICK, Campaign, CompactLog, ConfRequest, ProposeCommand, ReadRequest, Request, StepMessage, Tick,
+    TransferRequest, Waiter,
+)
 from ._messages import ConfChange, ConfOp, DecodeError, Entry, EntryKind, decode, encode
+from ._ready import Advance, AnswerReads, Apply, Persist, Report, Send, plan_ready
 from ._sessions import SESSION_EXPIRED, Applier, SessionExpired, StateMachine, encode_command
 from ._storage import Storage
 from ._transport import Transport
-from ._types import CoreStatus, Ready, Role, Snapshot
+from ._types import CoreStatus, Ready, Role, Snapshot, SoftState
 
 log = logging.getLogger("consensus.driver")
 
@@ -72,25 +80,6 @@ class NodeStatus(CoreStatus):
     dropped_events: int
     fsyncs: int
     pending_proposals: int
-
-
-class _Waiter:
-    """A request's outcome (``event``), and ``poke``: wake the current attempt
-    early (its result arrived, or a new leader appeared: retry now)."""
-
-    __slots__ = ("event", "poke", "value", "error")
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.poke = trio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def set(self, value: Any = None, error: BaseException | None = None) -> None:
-        if not self.event.is_set():
-            self.value, self.error = value, error
-            self.event.set()
-            self.poke.set()
 
 
 class RaftNode:
@@ -131,7 +120,7 @@ class RaftNode:
             self.applier.restore(snap.data, snap.index)
         if bootstrap is not None and not storage.last_index() and not storage.hard_state.term:
             self.core.bootstrap(list(bootstrap))
-        self._inbox: list[tuple] = []
+        self._inbox: list[Request] = []
         self._wake = trio.Event()
         self._apply_queue: deque[Entry | Snapshot] = deque()
         self._apply_wake = trio.Event()
@@ -142,11 +131,11 @@ class RaftNode:
         self._cid: str | None = None
         self._register_lock = trio.Lock()
         self._seq = 0
-        self._waiters: dict[tuple[str, int], _Waiter] = {}
-        self._reads: dict[int, _Waiter] = {}
-        self._attempts: set[_Waiter] = set()
+        self._waiters: dict[tuple[str, int], Waiter] = {}
+        self._reads: dict[int, Waiter] = {}
+        self._attempts: set[Waiter] = set()
         self._read_ctx = 0
-        self._conf_waiters: dict[int, tuple[int, _Waiter]] = {}
+        self._conf_waiters: dict[int, tuple[int, Waiter]] = {}
         self._subscribers: list[trio.MemorySendChannel] = []
         self._leader_changed = trio.Event()
         self.dropped_frames = self.dropped_events = 0
@@ -206,12 +195,12 @@ class RaftNode:
         with trio.move_on_after(timeout):
             cid = await self._register()
             self._seq += 1
-            key, waiter = (cid, self._seq), _Waiter()
+            key, waiter = (cid, self._seq), Waiter()
             self._waiters[key] = waiter
             try:
                 below = min(s for c, s in self._waiters if c == cid)
                 env = encode_command(cid, self._seq, below, command)
-                result = await self._until_done(("propose", env, waiter), waiter)
+                result = await self._until_done(ProposeCommand(env, waiter), waiter)
             finally:
                 del self._waiters[key]
             if result is SESSION_EXPIRED:
@@ -235,10 +224,10 @@ class RaftNode:
         with trio.move_on_after(timeout):
             while True:
                 self._read_ctx += 1
-                ctx, waiter = self._read_ctx, _Waiter()
+                ctx, waiter = self._read_ctx, Waiter()
                 self._reads[ctx] = waiter
                 try:
-                    index = await self._attempt(("read", ctx, waiter), waiter)
+                    index = await self._attempt(ReadRequest(ctx, waiter), waiter)
                 finally:
                     self._reads.pop(ctx, None)
                 if index is not None:
@@ -271,8 +260,8 @@ class RaftNode:
           Unavailable: ``target`` did not take over within the timeout.
         """
         timeout = self.cfg.propose_timeout_s if timeout_s is None else timeout_s
-        waiter = _Waiter()
-        self._submit(("transfer", target, waiter))
+        waiter = Waiter()
+        self._submit(TransferRequest(target, waiter))
         await waiter.event.wait()
         if waiter.error is not None:
             raise waiter.error
@@ -284,15 +273,15 @@ class RaftNode:
 
     async def campaign(self) -> None:
         """Start an election now (e.g. a freshly bootstrapped single node)."""
-        self._submit(("campaign",))
+        self._submit(CAMPAIGN)
 
     # --- request plumbing -----------------------------------------------------------------
 
-    def _submit(self, item: tuple) -> None:
+    def _submit(self, item: Request) -> None:
         self._inbox.append(item)
         self._wake.set()
 
-    async def _attempt(self, item: tuple, waiter: _Waiter) -> Any:
+    async def _attempt(self, item: Request, waiter: Waiter) -> Any:
         """One try: the waiter's value, or None after an election timeout, a
         leader change or NotLeader (the caller retries)."""
         waiter.poke = trio.Event()
@@ -310,7 +299,7 @@ class RaftNode:
             raise waiter.error
         return waiter.value if waiter.event.is_set() else None
 
-    async def _until_done(self, item: tuple, waiter: _Waiter) -> Any:
+    async def _until_done(self, item: Request, waiter: Waiter) -> Any:
         while True:
             value = await self._attempt(item, waiter)
             if waiter.event.is_set() and waiter.error is None:
@@ -322,11 +311,11 @@ class RaftNode:
         async with self._register_lock:
             while self._cid is None:
                 nonce = secrets.randbits(62)
-                waiter = _Waiter()
+                waiter = Waiter()
                 self._waiters[("", nonce)] = waiter
                 try:
                     env = encode_command("", nonce, 0, b"")
-                    self._cid = (await self._until_done(("propose", env, waiter), waiter)).decode()
+                    self._cid = (await self._until_done(ProposeCommand(env, waiter), waiter)).decode()
                 finally:
                     del self._waiters[("", nonce)]
             return self._cid
@@ -340,14 +329,14 @@ class RaftNode:
           Unavailable: not committed within the timeout.
         """
         timeout = self.cfg.propose_timeout_s if timeout_s is None else timeout_s
-        waiter = _Waiter()
-        self._submit(("conf", change, waiter))
+        waiter = Waiter()
+        self._submit(ConfRequest(change, waiter))
         with trio.move_on_after(timeout):
             await waiter.event.wait()
             if waiter.error is not None:
                 raise waiter.error
             index, term = waiter.value
-            done = _Waiter()
+            done = Waiter()
             self._conf_waiters[index] = (term, done)
             await done.event.wait()
             if done.error is not None:
@@ -361,7 +350,7 @@ class RaftNode:
     async def _ticker(self) -> None:
         while True:
             await trio.sleep(self.cfg.tick_interval_s)
-            self._submit(("tick",))
+            self._submit(TICK)
 
     async def _receiver(self) -> None:
         while True:
@@ -375,14 +364,14 @@ class RaftNode:
             if msg.frm != frm:
                 self.dropped_frames += 1
                 continue
-            self._submit(("msg", msg))
+            self._submit(StepMessage(msg))
 
     async def _loop(self) -> None:
         while True:
             items, self._inbox = self._inbox, []
-            proposals = [it for it in items if it[0] == "propose"]
+            proposals = [it for it in items if isinstance(it, ProposeCommand)]
             for item in items:
-                if item[0] != "propose":
+                if not isinstance(item, ProposeCommand):
                     self._handle(item)
             if proposals:  # one batch: one append per follower, one fsync
                 self._propose_batch(proposals)
@@ -392,81 +381,74 @@ class RaftNode:
                 await self._wake.wait()
                 self._wake = trio.Event()
 
-    def _handle(self, item: tuple) -> None:
-        kind = item[0]
-        if kind == "msg":
-            self.core.step(item[1])
-        elif kind == "tick":
-            self.core.tick()
-        elif kind == "campaign":
-            self.core.campaign()
-        elif kind == "compact":
-            self._compact(item[1], item[2])
-        else:
-            self._request(item)
-
-    def _propose_batch(self, items: list[tuple]) -> None:
+    def _handle(self, item: Request) -> None:
         try:
-            self.core.propose([it[1] for it in items])
+            match item:
+                case StepMessage(msg):
+                    self.core.step(msg)
+                case Tick():
+                    self.core.tick()
+                case Campaign():
+                    self.core.campaign()
+                case CompactLog(index, data):
+                    self._compact(index, data)
+                case ReadRequest(ctx, _):
+                    self.core.read_index(ctx)
+                case ConfRequest(change, waiter):
+                    waiter.set((self.core.propose_conf(change), self.core.term))
+                case TransferRequest(target, waiter):
+                    self.core.transfer_leadership(target)
+                    waiter.set()
+        except (NotLeader, ProposalDropped, ConfChangeInProgress, ValueError) as exc:
+            if isinstance(item, (ReadRequest, ConfRequest, TransferRequest)):
+                item.waiter.set(error=exc)
+            else:
+                raise
+
+    def _propose_batch(self, items: list[ProposeCommand]) -> None:
+        try:
+            self.core.propose([it.envelope for it in items])
         except (NotLeader, ProposalDropped) as exc:
             for it in items:
-                it[2].set(error=exc)
-
-    def _request(self, item: tuple) -> None:
-        kind = item[0]
-        try:
-            if kind == "read":
-                self.core.read_index(item[1])
-            elif kind == "conf":
-                index = self.core.propose_conf(item[1])
-                item[2].set((index, self.core.term))
-            elif kind == "transfer":
-                self.core.transfer_leadership(item[1])
-                item[2].set()
-        except (NotLeader, ProposalDropped, ConfChangeInProgress, ValueError) as exc:
-            item[-1].set(error=exc)
+                it.waiter.set(error=exc)
 
     async def _handle_ready(self, rd: Ready) -> None:
-        # A leader may send its entries before they are durable on its own
-        # disk (thesis §10.2.1): its own copy counts toward commit only after
-        # advance().  Its term and vote are already durable (must_sync false).
-        early = self.core.role == Role.LEADER and not self._must_sync(rd)
-        if early:
-            await self._send_all(rd)
-        if rd.snapshot is not None or rd.entries or self._must_sync(rd):
-            async with self._storage_lock:
-                await self._blocking(self.storage.save, rd.hard_state, rd.entries, rd.snapshot)
-        elif rd.hard_state is not None:
-            self.storage.save(rd.hard_state, ())  # commit only: no fsync, no thread
-        if not early:
-            await self._send_all(rd)
-        if rd.snapshot is not None:
-            self._apply_queue.append(rd.snapshot)
-        self._apply_queue.extend(rd.committed)
-        if rd.snapshot is not None or rd.committed:
-            self._apply_wake.set()
-        for rs in rd.read_states:
-            w = self._reads.get(rs.ctx)
-            if w is not None:
-                w.set(rs.index)
-        for line in rd.notes:
+        """Carry out ``rd`` as :func:`plan_ready` orders it (the simulation does the same)."""
+        for action in plan_ready(rd, leader=self.core.role == Role.LEADER, saved=self.storage.hard_state):
+            match action:
+                case Persist(hard_state, entries, snapshot, sync=True):
+                    async with self._storage_lock:
+                        await self._blocking(self.storage.save, hard_state, entries, snapshot)
+                case Persist(hard_state, sync=False):
+                    self.storage.save(hard_state, ())  # the commit index alone: no fsync, no thread
+                case Send(messages):
+                    for m in messages:
+                        await self.transport.send(m.to, encode(m))
+                case Apply(snapshot, entries):
+                    if snapshot is not None:
+                        self._apply_queue.append(snapshot)
+                    self._apply_queue.extend(entries)
+                    self._apply_wake.set()
+                case AnswerReads(read_states):
+                    for rs in read_states:
+                        w = self._reads.get(rs.ctx)
+                        if w is not None:
+                            w.set(rs.index)
+                case Report(notes, soft_state):
+                    self._report(notes, soft_state)
+                case Advance(ready):
+                    self.core.advance(ready)
+
+    def _report(self, notes: tuple[str, ...], soft: SoftState | None) -> None:
+        for line in notes:
             log.info("raft node=%s %s", self.id, line)
-        if rd.soft_state is not None:
-            if rd.soft_state.leader is not None:  # retry forwarded requests at once
+        if soft is not None:
+            if soft.leader is not None:  # retry forwarded requests at once
                 for w in self._attempts:
                     w.poke.set()
-            self._publish(RoleChanged(rd.soft_state.role, rd.soft_state.term, rd.soft_state.leader))
+            self._publish(RoleChanged(soft.role, soft.term, soft.leader))
             self._leader_changed.set()
             self._leader_changed = trio.Event()
-        self.core.advance(rd)
-
-    async def _send_all(self, rd: Ready) -> None:
-        for m in rd.messages:
-            await self.transport.send(m.to, encode(m))
-
-    def _must_sync(self, rd: Ready) -> bool:
-        hs, old = rd.hard_state, self.storage.hard_state
-        return hs is not None and (hs.term, hs.vote) != (old.term, old.vote)
 
     async def _applier(self) -> None:
         while True:
@@ -537,7 +519,7 @@ class RaftNode:
         async with self._snapshot_lock:  # applying pauses; replication does not
             index = self.applier.applied
             data = await self._blocking(self.applier.snapshot)
-        self._submit(("compact", index, data))
+        self._submit(CompactLog(index, data))
 
     def _compact(self, index: int, data: bytes) -> None:
         if index <= self.core.log.offset:  # a leader's snapshot got here first

@@ -116,7 +116,7 @@ class LeaderMixin(_Base):
         last = self.log.last_index()
         ready = [p for p in sorted(self.log.conf().voters) if self.progress[p].match == last]
         if ready:
-            self._send(TimeoutNow(self.term, self.id, ready[0]))
+            self._send(TimeoutNow(term=self.term, frm=self.id, to=ready[0]))
         self._note(f"{self.id} removed from the voters; stepping down")
         self._become_follower(self.term, None)
 
@@ -137,7 +137,10 @@ class LeaderMixin(_Base):
             ents = self.log.slice(pr.next, hi, self.cfg.max_append_bytes)
             if not ents and not allow_empty:
                 return
-            self._send(Append(self.term, self.id, p, prev, prev_term, tuple(ents), self.log.commit))
+            self._send(Append(
+                term=self.term, frm=self.id, to=p, prev_index=prev, prev_term=prev_term, entries=tuple(ents),
+                commit=self.log.commit,
+            ))
             pr.commit_sent = self.log.commit
             pr.sent(ents[-1].index if ents else prev)
             if not ents or pr.state != ProgressState.REPLICATE:
@@ -152,9 +155,9 @@ class LeaderMixin(_Base):
         end = pr.snap_offset + self.cfg.snapshot_chunk_bytes
         self._send(
             InstallSnapshot(
-                self.term, self.id, p, snap.index, snap.term, tuple(sorted(snap.conf.voters)),
-                tuple(sorted(snap.conf.learners)), pr.snap_offset, snap.data[pr.snap_offset : end],
-                end >= len(snap.data),
+                term=self.term, frm=self.id, to=p, index=snap.index, snap_term=snap.term,
+                voters=tuple(sorted(snap.conf.voters)), learners=tuple(sorted(snap.conf.learners)),
+                offset=pr.snap_offset, chunk=snap.data[pr.snap_offset : end], done=end >= len(snap.data),
             )
         )
         pr.idle_ticks = 0
@@ -162,7 +165,7 @@ class LeaderMixin(_Base):
     def _bcast_heartbeat(self) -> None:
         for p in sorted(self.progress):
             commit = min(self.progress[p].match, self.log.commit)
-            self._send(Heartbeat(self.term, self.id, p, commit, self.read_round))
+            self._send(Heartbeat(term=self.term, frm=self.id, to=p, commit=commit, read_round=self.read_round))
 
     # --- responses ----------------------------------------------------------------
 
@@ -191,7 +194,7 @@ class LeaderMixin(_Base):
         missed = pr.commit_sent < min(pr.match, self.log.commit) and not self.commit_dirty
         self._send_append(m.frm, allow_empty=missed)
         if m.frm == self.transferee and pr.match == self.log.last_index():
-            self._send(TimeoutNow(self.term, self.id, m.frm))
+            self._send(TimeoutNow(term=self.term, frm=self.id, to=m.frm))
 
     def _on_heartbeat_resp(self, m: HeartbeatResp) -> None:
         pr = self.progress.get(m.frm) if self.role == Role.LEADER else None
@@ -281,7 +284,8 @@ class LeaderMixin(_Base):
             if r.requester == self.id:
                 self._read_states.append(ReadState(r.ctx, r.index))
             else:
-                self._send(ReadIndexResp(self.term, self.id, r.requester, r.ctx, r.index))
+                resp = ReadIndexResp(term=self.term, frm=self.id, to=r.requester, ctx=r.ctx, index=r.index)
+                self._send(resp)
 
     def transfer_leadership(self, target: str) -> None:
         """Hand leadership to voter ``target`` once it has our whole log.
@@ -302,7 +306,7 @@ class LeaderMixin(_Base):
         self.election_elapsed = 0
         self._note(f"{self.id} transferring leadership to {target}")
         if self.progress[target].match == self.log.last_index():
-            self._send(TimeoutNow(self.term, self.id, target))
+            self._send(TimeoutNow(term=self.term, frm=self.id, to=target))
         else:
             self._send_append(target, allow_empty=True)
 

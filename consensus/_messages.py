@@ -1,30 +1,42 @@
-"""Raft's data types and wire messages, with their own msgpack codec.
+"""Raft's data types and wire messages: msgspec Structs, ``[tag, version, *fields]`` msgpack.
 
-Every message is a frozen, slotted dataclass registered under a numeric tag.
-On the wire a message is one msgpack array ``[tag, version, field, ...]``
-with the fields in declaration order; a log :class:`Entry` inside a message
-is the array ``[term, index, kind, data]``.  Decoding is strict (raw=False,
-strict_map_key=True, a bounded frame size, exact field types); anything that
-fails raises :class:`DecodeError`, which the driver counts and drops, so
-nothing undecodable reaches the core.
+Every message is a frozen ``msgspec.Struct`` (array-like, tagged with its
+number in the class keyword ``tag=N``).  On the wire a message is one msgpack
+array ``[tag, version, term, frm, to, field, ...]`` with the fields in
+declaration order; a log :class:`Entry` inside a message is the array
+``[term, index, kind, data]``.  Messages are built with keywords
+(``Heartbeat(term=3, frm="a", to="b", commit=7)``).
 
-Tags are part of the protocol: ONLY APPEND to ``_TAGS``, never renumber.
+:func:`decode` is a typed msgspec decoder of exactly these messages: a
+bounded frame, exact types, every integer non-negative, ``Entry`` checked by
+its own ``__post_init__``; anything else raises :class:`DecodeError`, which
+the driver counts and drops, so nothing undecodable reaches the core.  An
+older peer's message with fewer trailing fields takes the defaults; a newer
+peer's appended fields are ignored.
+
+This module does not import meshd (meshd.wire declares the same two base
+classes for its own messages): consensus stands alone, and the shared part
+is msgspec itself plus a dozen lines of configuration, kept here on purpose.
+
+Tags are part of the protocol: ONLY APPEND (``tag=13`` next), never renumber.
 All messages carry ``term``, ``frm`` (sender id) and ``to`` (receiver id).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Callable, Union
+from typing import Annotated, Union
 
-import msgpack
+import msgspec
 
-#: Protocol version written into every frame.
+#: Protocol version written into every frame (bump when appending fields).
 VERSION = 1
 #: Largest frame :func:`decode` accepts, bytes (a snapshot chunk plus headers).
 MAX_FRAME_BYTES = 64 << 20
+
+#: Terms, indexes, counters: never negative on the wire.
+NonNeg = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class DecodeError(ValueError):
@@ -42,9 +54,8 @@ class EntryKind(IntEnum):
     NOOP = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One log entry."""
+class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One log entry (``[term, index, kind, data]`` inside an Append)."""
 
     term: int
     index: int
@@ -58,7 +69,7 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class HardState:
-    """What must be durable before a node answers anyone: term, vote, commit."""
+    """What must be durable before a node answers anyone: term and vote (commit rides along)."""
 
     term: int = 0
     vote: str | None = None
@@ -75,16 +86,6 @@ class ConfState:
     def members(self) -> frozenset[str]:
         return self.voters | self.learners
 
-    def to_wire(self) -> list[list[str]]:
-        return [sorted(self.voters), sorted(self.learners)]
-
-    @classmethod
-    def from_wire(cls, obj: Any) -> "ConfState":
-        if not (isinstance(obj, list) and len(obj) == 2):
-            raise DecodeError("conf state must be [voters, learners]")
-        voters, learners = (_str_list(x, "conf state") for x in obj)
-        return cls(frozenset(voters), frozenset(learners))
-
 
 class ConfOp(IntEnum):
     """Single-server membership operations."""
@@ -97,29 +98,24 @@ class ConfOp(IntEnum):
     BOOTSTRAP = 4
 
 
-@dataclass(frozen=True, slots=True)
-class ConfChange:
-    """The payload of a CONF entry."""
+class ConfChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The payload of a CONF entry: ``[op, node, voters]`` msgpack."""
 
     op: ConfOp
     node: str = ""
     voters: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
-        return msgpack.packb([int(self.op), self.node, list(self.voters)], use_bin_type=True)
+        return _ENCODER.encode(self)
 
     @classmethod
-    def decode(cls, data: bytes) -> "ConfChange":
-        obj = _unpack(data)
-        if not (isinstance(obj, list) and len(obj) == 3 and type(obj[0]) is int):
-            raise DecodeError("conf change must be [op, node, voters]")
+    def decode(cls, data: bytes) -> ConfChange:
+        """Raises:
+        DecodeError: not a conf change (unknown op, wrong types)."""
         try:
-            op = ConfOp(obj[0])
-        except ValueError:
-            raise DecodeError(f"unknown conf op {obj[0]}") from None
-        if type(obj[1]) is not str:
-            raise DecodeError("conf change node must be a string")
-        return cls(op, obj[1], tuple(_str_list(obj[2], "conf change voters")))
+            return _CONF_DECODER.decode(data)
+        except msgspec.DecodeError as exc:
+            raise DecodeError(f"not a conf change: {exc}") from None
 
     def applied_to(self, conf: ConfState) -> ConfState:
         """The membership after this change (pure, deterministic)."""
@@ -138,24 +134,29 @@ class ConfChange:
         return ConfState(frozenset(voters), frozenset(learners))
 
 
-# --- messages -----------------------------------------------------------------
+class _Message(msgspec.Struct, frozen=True, array_like=True, gc=False, repr_omit_defaults=True):
+    """Base of every message: ``[tag, version, term, frm, to, ...]``."""
+
+    #: the protocol version the sender wrote
+    version: Annotated[int, msgspec.Meta(ge=1)] = VERSION
 
 
-@dataclass(frozen=True, slots=True)
-class Append:
-    """Leader -> follower: entries after (prev_index, prev_term); commit index."""
-
-    term: int
+class _Header(_Message, kw_only=True, frozen=True):
+    term: NonNeg
     frm: str
     to: str
-    prev_index: int
-    prev_term: int
+
+
+class Append(_Header, tag=1, kw_only=True, frozen=True):
+    """Leader -> follower: entries after (prev_index, prev_term); commit index."""
+
+    prev_index: NonNeg
+    prev_term: NonNeg
     entries: tuple[Entry, ...]
-    commit: int
+    commit: NonNeg
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResp:
+class AppendResp(_Header, tag=2, kw_only=True, frozen=True):
     """Follower -> leader.  On success ``index`` is the last matching index.
 
     On reject ``index`` is the rejected prev_index and (hint_index, hint_term)
@@ -163,121 +164,77 @@ class AppendResp:
     fast backtracking: one round trip per term instead of per entry).
     """
 
-    term: int
-    frm: str
-    to: str
-    index: int
+    index: NonNeg
     reject: bool = False
-    hint_index: int = 0
-    hint_term: int = 0
+    hint_index: NonNeg = 0
+    hint_term: NonNeg = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Vote:
+class Vote(_Header, tag=3, kw_only=True, frozen=True):
     """Candidate -> voter.  ``pre`` marks a pre-vote (no term change yet);
     ``transfer`` marks an election started by leadership transfer, which
     voters grant even while they still hear from a leader."""
 
-    term: int
-    frm: str
-    to: str
-    last_index: int
-    last_term: int
+    last_index: NonNeg
+    last_term: NonNeg
     pre: bool = False
     transfer: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class VoteResp:
-    term: int
-    frm: str
-    to: str
+class VoteResp(_Header, tag=4, kw_only=True, frozen=True):
     granted: bool
     pre: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(_Header, tag=5, kw_only=True, frozen=True):
     """Leader -> follower: leadership claim, commit, and a read-round number."""
 
-    term: int
-    frm: str
-    to: str
-    commit: int
-    read_round: int = 0
+    commit: NonNeg
+    read_round: NonNeg = 0
 
 
-@dataclass(frozen=True, slots=True)
-class HeartbeatResp:
-    term: int
-    frm: str
-    to: str
-    read_round: int = 0
+class HeartbeatResp(_Header, tag=6, kw_only=True, frozen=True):
+    read_round: NonNeg = 0
 
 
-@dataclass(frozen=True, slots=True)
-class InstallSnapshot:
+class InstallSnapshot(_Header, tag=7, kw_only=True, frozen=True):
     """Leader -> follower: one chunk of the snapshot at (index, snap_term)."""
 
-    term: int
-    frm: str
-    to: str
-    index: int
-    snap_term: int
+    index: NonNeg
+    snap_term: NonNeg
     voters: tuple[str, ...]
     learners: tuple[str, ...]
-    offset: int
+    offset: NonNeg
     chunk: bytes
     done: bool
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotResp:
+class SnapshotResp(_Header, tag=8, kw_only=True, frozen=True):
     """Follower -> leader: bytes of snapshot ``index`` received so far."""
 
-    term: int
-    frm: str
-    to: str
-    index: int
-    received: int
+    index: NonNeg
+    received: NonNeg
 
 
-@dataclass(frozen=True, slots=True)
-class TimeoutNow:
+class TimeoutNow(_Header, tag=9, kw_only=True, frozen=True):
     """Leader -> transfer target: start an election right now."""
 
-    term: int
-    frm: str
-    to: str
 
-
-@dataclass(frozen=True, slots=True)
-class Propose:
+class Propose(_Header, tag=10, kw_only=True, frozen=True):
     """Follower -> leader: forwarded command entries (term/index unset: 0/1)."""
 
-    term: int
-    frm: str
-    to: str
     commands: tuple[bytes, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ReadIndex:
+class ReadIndex(_Header, tag=11, kw_only=True, frozen=True):
     """Follower -> leader: ask for a linearizable read index (``ctx`` is the asker's)."""
 
-    term: int
-    frm: str
-    to: str
-    ctx: int
+    ctx: NonNeg
 
 
-@dataclass(frozen=True, slots=True)
-class ReadIndexResp:
-    term: int
-    frm: str
-    to: str
-    ctx: int
-    index: int
+class ReadIndexResp(_Header, tag=12, kw_only=True, frozen=True):
+    ctx: NonNeg
+    index: NonNeg
 
 
 Message = Union[
@@ -285,29 +242,14 @@ Message = Union[
     SnapshotResp, TimeoutNow, Propose, ReadIndex, ReadIndexResp,
 ]
 
-#: tag -> class.  ONLY APPEND; the numbers are part of the protocol.
-_TAGS: dict[int, type] = {
-    1: Append, 2: AppendResp, 3: Vote, 4: VoteResp, 5: Heartbeat, 6: HeartbeatResp,
-    7: InstallSnapshot, 8: SnapshotResp, 9: TimeoutNow, 10: Propose, 11: ReadIndex,
-    12: ReadIndexResp,
-}
-_TAG_OF = {cls: tag for tag, cls in _TAGS.items()}
-
-
-# --- codec --------------------------------------------------------------------
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(Message)
+_CONF_DECODER = msgspec.msgpack.Decoder(ConfChange)
 
 
 def encode(msg: Message) -> bytes:
     """One frame ``[tag, version, fields...]``."""
-    out: list[Any] = [_TAG_OF[type(msg)], VERSION]
-    for f in dataclasses.fields(msg):
-        value = getattr(msg, f.name)
-        if f.name == "entries":
-            value = [[e.term, e.index, e.kind, e.data] for e in value]
-        elif isinstance(value, tuple):
-            value = list(value)
-        out.append(value)
-    return msgpack.packb(out, use_bin_type=True)
+    return _ENCODER.encode(msg)
 
 
 def decode(frame: bytes) -> Message:
@@ -316,92 +258,9 @@ def decode(frame: bytes) -> Message:
     Raises:
       DecodeError: oversized, not msgpack, unknown tag, or bad fields.
     """
-    obj = _unpack(frame)
-    if not (isinstance(obj, list) and len(obj) >= 2):
-        raise DecodeError("a raft frame is an array [tag, version, fields...]")
-    tag, version, *values = obj
-    cls = _TAGS.get(tag) if type(tag) is int else None
-    if cls is None or type(version) is not int or version < 1:
-        raise DecodeError(f"unknown raft message tag {tag!r} version {version!r}")
-    specs = dataclasses.fields(cls)
-    required = sum(1 for f in specs if f.default is dataclasses.MISSING)
-    if len(values) < required:
-        raise DecodeError(f"{cls.__name__}: {len(values)} fields, need {required}")
-    kwargs = {}
-    for f, value in zip(specs, values):  # extra trailing fields (newer peer) ignored
-        check = _CHECKS[f.type]
-        kwargs[f.name] = check(value, f"{cls.__name__}.{f.name}")
+    if len(frame) > MAX_FRAME_BYTES:
+        raise DecodeError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise DecodeError(f"{cls.__name__}: {exc}") from None
-
-
-def _unpack(data: bytes) -> Any:
-    if len(data) > MAX_FRAME_BYTES:
-        raise DecodeError(f"frame of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
-    try:
-        unpacker = msgpack.Unpacker(
-            raw=False, strict_map_key=True, max_buffer_size=MAX_FRAME_BYTES
-        )
-        unpacker.feed(data)
-        obj = unpacker.unpack()
-        trailing = len(data) - unpacker.tell()
-    except Exception as exc:  # msgpack raises many types on garbage
-        raise DecodeError(f"not msgpack: {type(exc).__name__}: {exc}") from None
-    if trailing:
-        raise DecodeError(f"{trailing} bytes after the message")
-    return obj
-
-
-def _typed(kind: type) -> Callable[[Any, str], Any]:
-    def check(value: Any, where: str) -> Any:
-        if type(value) is not kind:
-            raise DecodeError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
-        if kind is int and value < 0:
-            raise DecodeError(f"{where}: negative ({value})")
-        return value
-
-    return check
-
-
-def _str_list(value: Any, where: str) -> list[str]:
-    if not isinstance(value, list) or any(type(v) is not str for v in value):
-        raise DecodeError(f"{where}: expected a list of strings")
-    return value
-
-
-def _bytes_tuple(value: Any, where: str) -> tuple[bytes, ...]:
-    if not isinstance(value, list) or any(type(v) is not bytes for v in value):
-        raise DecodeError(f"{where}: expected a list of bytes")
-    return tuple(value)
-
-
-def _entries(value: Any, where: str) -> tuple[Entry, ...]:
-    if not isinstance(value, list):
-        raise DecodeError(f"{where}: expected a list of entries")
-    out = []
-    for item in value:
-        if not (isinstance(item, list) and len(item) == 4):
-            raise DecodeError(f"{where}: an entry is [term, index, kind, data]")
-        term, index, kind, data = item
-        if type(term) is not int or type(index) is not int or type(kind) is not int:
-            raise DecodeError(f"{where}: entry term/index/kind must be integers")
-        if type(data) is not bytes:
-            raise DecodeError(f"{where}: entry data must be bytes")
-        try:
-            out.append(Entry(term, index, kind, data))
-        except ValueError as exc:
-            raise DecodeError(f"{where}: {exc}") from None
-    return tuple(out)
-
-
-_CHECKS: dict[str, Callable[[Any, str], Any]] = {
-    "int": _typed(int),
-    "str": _typed(str),
-    "bool": _typed(bool),
-    "bytes": _typed(bytes),
-    "tuple[str, ...]": lambda v, w: tuple(_str_list(v, w)),
-    "tuple[bytes, ...]": _bytes_tuple,
-    "tuple[Entry, ...]": _entries,
-}
+        return _DECODER.decode(frame)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise DecodeError(f"not a raft message: {exc}") from None

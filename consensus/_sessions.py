@@ -29,6 +29,7 @@ from collections import OrderedDict
 from typing import Protocol
 
 import msgpack
+import msgspec
 
 from ._errors import RaftError
 from ._messages import DecodeError, Entry, EntryKind
@@ -58,24 +59,36 @@ class SessionExpired(RaftError):
 SESSION_EXPIRED = object()
 
 
+class Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False, forbid_unknown_fields=True):
+    """A COMMAND entry's payload: exactly ``[client_id, seq, acked_below, command]`` msgpack
+    (as every meshd version wrote and read it: no field is ever appended here)."""
+
+    client_id: str
+    seq: int
+    acked_below: int
+    command: bytes
+
+
+_ENVELOPE = msgspec.msgpack.Decoder(Envelope)
+_ENCODER = msgspec.msgpack.Encoder()
+
+
 def encode_command(client_id: str, seq: int, acked_below: int, command: bytes) -> bytes:
     """The envelope of one command (client_id "" and seq=nonce: a registration)."""
-    return msgpack.packb([client_id, seq, acked_below, command], use_bin_type=True)
+    return _ENCODER.encode(Envelope(client_id, seq, acked_below, command))
 
 
 def decode_command(data: bytes) -> tuple[str, int, int, bytes]:
+    """(client_id, seq, acked_below, command) of an envelope.
+
+    Raises:
+      DecodeError: not an envelope (the entry is skipped on every replica alike).
+    """
     try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except Exception as exc:
-        raise DecodeError(f"command envelope is not msgpack: {exc}") from None
-    if not (isinstance(obj, list) and len(obj) == 4):
-        raise DecodeError("command envelope must be [client_id, seq, acked_below, command]")
-    cid, seq, below, cmd = obj
-    if type(cid) is not str or type(seq) is not int or type(below) is not int:
-        raise DecodeError("command envelope: bad client id / seq / acked_below")
-    if type(cmd) is not bytes:
-        raise DecodeError("command envelope: command must be bytes")
-    return cid, seq, below, cmd
+        env = _ENVELOPE.decode(data)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"not a command envelope [client_id, seq, acked_below, command]: {exc}") from None
+    return env.client_id, env.seq, env.acked_below, env.command
 
 
 class _Session:

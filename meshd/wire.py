@@ -1,25 +1,35 @@
-"""Typed messages on the wire: one frozen dataclass per message, msgpack encoding.
+"""Typed messages on the wire: msgspec Structs, encoded as msgpack arrays.
 
 Theory of operation
 -------------------
-Every message meshd sends between hosts is a frozen, slotted dataclass
-registered with :func:`message` under a numeric *tag*.  On the wire it is one
-msgpack array::
+Every message meshd sends between hosts, or writes into the Raft log, is a
+frozen :class:`Message` -- a ``msgspec.Struct`` -- with an integer *tag*
+(the class keyword ``tag=N``) and registered with :func:`message`.  On the
+wire it is one msgpack array::
 
     [tag, version, field_1, field_2, ...]
 
-Fields are written in declaration order.  A field's annotation drives both
-directions: ``int``, ``float``, ``str``, ``bytes``, ``bool``, ``X | None``,
-``tuple[X, ...]``, ``dict[str, X]`` and nested ``@struct`` dataclasses (written
-as arrays of their fields) are supported.  Decoding is strict: unknown tags,
-wrong arity, wrong types and anything the class's own ``__post_init__``
-rejects raise :class:`DecodeError`, which a receive loop catches and *counts*;
-nothing undecodable ever reaches a protocol core.
+``version`` is the first field of every message (declared on
+:class:`Message`); the others follow in declaration order, so subclasses
+declare theirs ``kw_only=True`` and are built with keywords (they repeat
+``frozen=True``, which msgspec inherits anyway, for type checkers).  Nested records
+(:class:`Record`) are arrays of their fields, without tag or version.
+msgspec encodes and decodes them in C; its types drive both directions.
+
+Decoding is typed and strict: a :class:`Decoder` knows one *family* of
+messages (``msgspec.msgpack.Decoder(Union[...])``).  An unknown tag, a value
+of the wrong type, a ``msgspec.Meta`` bound broken, or a message's own
+``__post_init__`` refusing it raises :class:`DecodeError`, which a receive
+loop catches and *counts*; nothing undecodable ever reaches a protocol core.
+(Note that msgspec checks types and bounds when *decoding*; a constructor
+call only runs ``__post_init__``.)
 
 Compatibility: a peer may send an older *version* of a message with fewer
 fields; the missing trailing fields take their defaults.  A newer peer may
-append fields; they are ignored.  Tags are part of the protocol: the registry
-is append-only (never renumber, never reuse a retired tag).
+append fields; they are ignored.  So a field is only ever appended, with a
+default, and ``version`` is bumped (redeclare ``version: Version = 2``).
+Tags are part of the protocol: the registry is append-only (never renumber,
+never reuse a retired tag).
 
 Tag ranges (so independent modules never collide):
 
@@ -30,26 +40,25 @@ Tag ranges (so independent modules never collide):
 192-    reserved
 ======= =============================================
 
-Raft messages live in ``consensus`` with their own codec (consensus must not
-import meshd); the scheduler API has its own seed-compatible framing.
+Raft messages use msgspec the same way in ``consensus`` (which must not
+import meshd, so it declares its own two base classes); the scheduler API
+has its own seed-compatible framing (``meshd.api``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from typing import Any, Callable, TypeVar
+import sys
+from collections.abc import Iterable
+from typing import Annotated, Any, Generic, TypeVar, Union
 
-import msgpack
+import msgspec
 
 #: Largest message body accepted by :func:`decode` (bytes).  Gossip and control
 #: messages are far smaller; anything bigger is dropped as oversized.
 MAX_MESSAGE_BYTES = 1 << 20
 
-_REGISTRY: dict[int, type] = {}
-_VERSIONS: dict[type, int] = {}
-_STRUCTS: set[type] = set()
+#: The type of :attr:`Message.version`: what the sender wrote, 1 or more.
+Version = Annotated[int, msgspec.Meta(ge=1)]
 
 T = TypeVar("T")
 
@@ -61,192 +70,110 @@ class DecodeError(ValueError):
     """
 
 
-def message(tag: int, version: int = 1) -> Callable[[type[T]], type[T]]:
-    """Register a frozen dataclass as a wire message under ``tag``.
+class Message(msgspec.Struct, frozen=True, array_like=True, gc=False, repr_omit_defaults=True):
+    """Base of every tagged message: ``[tag, version, *fields]``.
 
-    Args:
-      tag: the protocol number of this message; never reuse or renumber.
-      version: bumped when fields are appended.
-
-    Raises:
-      ValueError: the tag is already taken, or the class is not a frozen dataclass.
+    Subclass as ``class Ping(wire.Message, tag=1, kw_only=True, frozen=True)``
+    and decorate with :func:`message`.  ``gc=False``: messages hold only scalars, tuples,
+    string maps and records, never a cycle, so the cyclic GC need not track
+    them (the state machine builds a million).
     """
 
-    def register(cls: type[T]) -> type[T]:
-        _check_dataclass(cls)
-        if tag in _REGISTRY and _REGISTRY[tag] is not cls:
-            raise ValueError(
-                f"wire tag {tag} is already used by {_REGISTRY[tag].__qualname__}; "
-                f"pick a free tag for {cls.__qualname__} (the registry is append-only)"
-            )
-        if not 0 < tag < 2**16:
-            raise ValueError(f"wire tag {tag} for {cls.__qualname__} must be in 1..65535")
-        _REGISTRY[tag] = cls
-        _VERSIONS[cls] = version
-        cls.TAG = tag  # type: ignore[attr-defined]
-        cls.VERSION = version  # type: ignore[attr-defined]
-        return cls
-
-    return register
+    #: the message version the sender wrote (bump it when appending fields)
+    version: Version = 1
 
 
-def struct(cls: type[T]) -> type[T]:
-    """Mark a frozen dataclass usable as a nested field (encoded as an array)."""
-    _check_dataclass(cls)
-    _STRUCTS.add(cls)
+class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Base of a record nested in messages: an array of its fields."""
+
+
+_REGISTRY: dict[int, type[Message]] = {}
+_ENCODER = msgspec.msgpack.Encoder()
+
+M = TypeVar("M", bound=type[Message])
+
+
+def message(cls: M) -> M:
+    """Register a :class:`Message` subclass under its ``tag``.
+
+    Raises:
+      ValueError: the class is not a tagged Message, or its tag is out of range
+        or already taken (the registry is append-only).
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Message)):
+        raise ValueError(f"{getattr(cls, '__qualname__', cls)} must subclass meshd.wire.Message to go on the wire")
+    tag = cls.__struct_config__.tag
+    if type(tag) is not int or not 0 < tag < 2**16:
+        raise ValueError(f"{cls.__qualname__} needs an integer tag in 1..65535 (class keyword tag=N), got {tag!r}")
+    if tag in _REGISTRY and _REGISTRY[tag] is not cls:
+        raise ValueError(
+            f"wire tag {tag} is already used by {_REGISTRY[tag].__qualname__}; "
+            f"pick a free tag for {cls.__qualname__} (the registry is append-only)"
+        )
+    _REGISTRY[tag] = cls
+    cls.TAG = tag  # type: ignore[attr-defined]
     return cls
 
 
-def _check_dataclass(cls: type) -> None:
-    if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-        raise ValueError(f"{cls.__qualname__} must be a frozen dataclass to go on the wire")
+class Decoder(Generic[T]):
+    """A typed decoder of one family of messages (one msgpack frame each).
+
+    Args:
+      types: the message classes this decoder accepts (tags must differ).
+      what: the family's name for error messages ("gossip message", ...).
+      max_bytes: larger frames are refused before decoding.
+    """
+
+    def __init__(self, types: Iterable[type[T]], *, what: str, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self.types = tuple(types)
+        self.what = what
+        self.max_bytes = max_bytes
+        self._decoder = msgspec.msgpack.Decoder(Union[self.types])
+
+    def decode(self, data: bytes) -> T:
+        """The message in ``data``.
+
+        Raises:
+          DecodeError: oversized, not msgpack, trailing bytes, not one of
+            this family's tags, wrong field types or bounds, or refused by the
+            message's own ``__post_init__``.
+        """
+        if len(data) > self.max_bytes:
+            raise DecodeError(f"{self.what} of {len(data)} bytes exceeds the {self.max_bytes}-byte limit")
+        try:
+            return self._decoder.decode(data)  # type: ignore[no-any-return]
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise DecodeError(f"not a valid {self.what}: {exc}") from None
 
 
-def encode(msg: Any) -> bytes:
-    """Encode a registered message as ``[tag, version, *fields]`` msgpack bytes."""
+def encode(msg: Message) -> bytes:
+    """Encode a registered message as ``[tag, version, *fields]`` msgpack bytes.
+
+    Raises:
+      TypeError: ``msg`` is not a registered message.
+    """
     cls = type(msg)
-    if cls not in _VERSIONS:
+    if _REGISTRY.get(getattr(cls, "TAG", None)) is not cls:  # type: ignore[arg-type]
         raise TypeError(f"{cls.__qualname__} is not a registered wire message")
-    return msgpack.packb([cls.TAG, cls.VERSION, *_fields_out(msg)], use_bin_type=True)
+    return _ENCODER.encode(msg)
+
+
+_ANY: list[Decoder[Any]] = []
 
 
 def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
-    """Decode bytes made by :func:`encode` back into the message instance.
+    """Decode any registered message (prefer a family's :class:`Decoder`).
 
     Raises:
-      DecodeError: oversized, not msgpack, unknown tag, wrong shape or field
-        types, or rejected by the message's own validation.
+      DecodeError: as :meth:`Decoder.decode`.
     """
+    if not _ANY or len(_ANY[0].types) != len(_REGISTRY):
+        _ANY[:] = [Decoder(_REGISTRY.values(), what="message", max_bytes=sys.maxsize)]
     if len(data) > max_bytes:
         raise DecodeError(f"frame of {len(data)} bytes exceeds the {max_bytes}-byte limit")
-    try:
-        unpacker = msgpack.Unpacker(
-            raw=False, strict_map_key=True, max_buffer_size=max_bytes, use_list=True
-        )
-        unpacker.feed(data)
-        obj = unpacker.unpack()
-        if unpacker.tell() != len(data):
-            raise ValueError(f"{len(data) - unpacker.tell()} trailing bytes after the message")
-    except Exception as exc:  # msgpack raises many unrelated types on bad input
-        raise DecodeError(f"not valid msgpack: {exc.__class__.__name__}: {exc}") from None
-    if not isinstance(obj, list) or len(obj) < 2:
-        raise DecodeError("a message must be an array [tag, version, fields...]")
-    tag, version, *fields = obj
-    if type(tag) is not int or type(version) is not int:
-        raise DecodeError("message tag and version must be integers")
-    cls = _REGISTRY.get(tag)
-    if cls is None:
-        raise DecodeError(f"unknown message tag {tag}")
-    if version < 1:
-        raise DecodeError(f"{cls.__qualname__}: bad version {version}")
-    return _build(cls, fields)
+    return _ANY[0].decode(data)
 
 
-def registered() -> dict[int, type]:
+def registered() -> dict[int, type[Message]]:
     """A copy of the tag registry (for docs and tests)."""
     return dict(_REGISTRY)
-
-
-# --- field conversion -------------------------------------------------------
-
-
-def _fields_out(obj: Any) -> list[Any]:
-    return [_value_out(getattr(obj, f.name)) for f in dataclasses.fields(obj)]
-
-
-def _value_out(value: Any) -> Any:
-    if type(value) in _STRUCTS:
-        return _fields_out(value)
-    if isinstance(value, tuple):
-        return [_value_out(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _value_out(v) for k, v in value.items()}
-    return value
-
-
-def _build(cls: type[T], fields: list[Any]) -> T:
-    spec = dataclasses.fields(cls)  # type: ignore[arg-type]
-    hints = _hints(cls)
-    if len(fields) > len(spec):
-        fields = fields[: len(spec)]  # appended by a newer version: ignore
-    kwargs: dict[str, Any] = {}
-    for i, f in enumerate(spec):
-        if i < len(fields):
-            kwargs[f.name] = _value_in(hints[f.name], fields[i], f"{cls.__qualname__}.{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise DecodeError(f"{cls.__qualname__}: missing field {f.name!r}")
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise DecodeError(f"{cls.__qualname__}: {exc}") from None
-
-
-_HINT_CACHE: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINT_CACHE.get(cls)
-    if hints is None:
-        hints = typing.get_type_hints(cls)
-        _HINT_CACHE[cls] = hints
-    return hints
-
-
-def _value_in(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _value_in(arg, value, where)
-            except DecodeError as exc:
-                errors.append(str(exc))
-        raise DecodeError("; ".join(errors) or f"{where}: unexpected None")
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise DecodeError(f"{where}: expected an array, got {type(value).__name__}")
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_value_in(args[0], v, where) for v in value)
-        if len(args) != len(value):
-            raise DecodeError(f"{where}: expected {len(args)} items, got {len(value)}")
-        return tuple(_value_in(a, v, where) for a, v in zip(args, value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise DecodeError(f"{where}: expected a map, got {type(value).__name__}")
-        kt, vt = typing.get_args(hint)
-        return {_value_in(kt, k, where): _value_in(vt, v, where) for k, v in value.items()}
-    if hint in _STRUCTS:
-        if not isinstance(value, list):
-            raise DecodeError(f"{where}: expected an array for {hint.__qualname__}")
-        return _build(hint, value)
-    if hint is float:
-        if type(value) in (int, float):
-            return float(value)
-        raise DecodeError(f"{where}: expected a number, got {type(value).__name__}")
-    if hint is Any:
-        return value
-    if isinstance(hint, type) and issubclass(hint, int) and hint is not bool:
-        if type(value) is not int:
-            raise DecodeError(f"{where}: expected an integer, got {type(value).__name__}")
-        try:
-            return hint(value)  # IntEnum subclasses validate their range here
-        except ValueError as exc:
-            raise DecodeError(f"{where}: {exc}") from None
-    if isinstance(hint, type) and issubclass(hint, str) and hint is not str:
-        if type(value) is not str:
-            raise DecodeError(f"{where}: expected a string, got {type(value).__name__}")
-        try:
-            return hint(value)  # StrEnum
-        except ValueError as exc:
-            raise DecodeError(f"{where}: {exc}") from None
-    if hint in (str, bytes, bool):
-        if type(value) is not hint:
-            raise DecodeError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")
-        return value
-    raise DecodeError(f"{where}: unsupported field type {hint!r}")

@@ -136,7 +136,7 @@ class DockerListener:
             if ep.endpoint_id != container_id:
                 continue
             try:
-                await self._committer.commit(st.Disconnect(container_id, ep.network))
+                await self._committer.commit(st.Disconnect(endpoint_id=container_id, network=ep.network))
             except Unavailable as exc:
                 log.warning("release of removed container failed container=%s network=%s error=%s; its "
                             "address stays allocated until `meshd endpoint disconnect %s %s`",

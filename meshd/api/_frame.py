@@ -19,7 +19,7 @@ import enum
 import struct
 from typing import Any
 
-import msgpack
+import msgspec
 
 HEADER = struct.Struct("!II")
 #: Set in the type of every reply (``type | RESPONSE_FLAG``).
@@ -99,23 +99,20 @@ class FrameError(ValueError):
         self.request_id = request_id
 
 
+_ENCODER = msgspec.msgpack.Encoder()
+
+
 def pack(msg_type: int, body: dict[str, Any]) -> bytes:
     """One frame: header + msgpack map."""
-    data = msgpack.packb(body, use_bin_type=True)
+    data = _ENCODER.encode(body)
     return HEADER.pack(len(data), msg_type) + data
 
 
-def unpack(frame: bytes, *, max_bytes: int) -> tuple[int, dict[str, Any]]:
-    """Split and decode one frame.
-
-    Returns:
-      (message type, body map).  The type is returned as a plain int; callers
-      check it against :class:`MsgType` (unknown types get an error reply
-      naming the type).
+def split(frame: bytes, *, max_bytes: int) -> tuple[int, memoryview]:
+    """Check the header of one frame: (message type, body bytes, not decoded yet).
 
     Raises:
-      FrameError: truncated, oversized, length field wrong, body not a
-        msgpack map with string keys.
+      FrameError: truncated, oversized, or the length field is wrong.
     """
     if len(frame) > max_bytes:
         raise FrameError(ApiError.OVERSIZED, f"frame of {len(frame)} bytes exceeds the {max_bytes}-byte limit")
@@ -128,10 +125,29 @@ def unpack(frame: bytes, *, max_bytes: int) -> tuple[int, dict[str, Any]]:
             f"header says the body is {length} bytes but {len(frame) - HEADER.size} follow",
             msg_type,
         )
+    return msg_type, memoryview(frame)[HEADER.size:]
+
+
+def unpack(frame: bytes, *, max_bytes: int) -> tuple[int, dict[str, Any]]:
+    """Split and decode one frame (replies and events; requests go through
+    :func:`~meshd.api._requests.parse_request`, which decodes into the typed request).
+
+    Returns:
+      (message type, body map).  The type is returned as a plain int; callers
+      check it against :class:`MsgType` (unknown types get an error reply
+      naming the type).
+
+    Raises:
+      FrameError: truncated, oversized, length field wrong, body not a
+        msgpack map with string keys.
+    """
+    msg_type, data = split(frame, max_bytes=max_bytes)
     try:
-        body = msgpack.unpackb(frame[HEADER.size:], raw=False, strict_map_key=True)
-    except Exception as exc:  # msgpack raises many types on bad input
-        raise FrameError(ApiError.NOT_MSGPACK, f"body is not valid msgpack ({exc.__class__.__name__})", msg_type) from None
+        body = msgspec.msgpack.decode(data)
+    except msgspec.DecodeError as exc:
+        raise FrameError(ApiError.NOT_MSGPACK, f"body is not valid msgpack ({exc})", msg_type) from None
     if not isinstance(body, dict):
         raise FrameError(ApiError.NOT_A_MAP, f"body must be a msgpack map, got {type(body).__name__}", msg_type)
+    if not all(type(k) is str for k in body):
+        raise FrameError(ApiError.NOT_MSGPACK, "body map keys must be strings", msg_type)
     return msg_type, body

@@ -1,9 +1,17 @@
-"""Typed scheduler requests: one frozen dataclass per message type, parsed strictly.
+"""Typed scheduler requests: one msgspec Struct per message type, decoded strictly, every input bounded.
 
-A request body is a msgpack map.  :func:`parse_request` checks it against the
-dataclass of its type: every required field present, every value of the
-declared type, no unknown field (a misspelt ``netwrok`` is an error, not a
-silently ignored key).  ``request_id`` is common to all requests.
+A request body is a msgpack map.  :func:`parse_request` decodes it straight
+into the Struct of its type: every required field present, every value of
+the declared type and within its bounds (``msgspec.Meta``), no unknown field
+(a misspelt ``netwrok`` is an error, not a silently ignored key).  Every
+string, integer, list and map has a limit, so what one request can make a
+host hold is bounded whatever a client sends; docs/api.md lists them
+("Limits").  ``request_id`` is common to all requests.
+
+A refused request becomes one :class:`FrameError` line naming the message
+type and the field as the API names them, and the fix::
+
+    ENDPOINT_CONNECT: field 'bandwidth_kbit' is out of range: use an integer in 0..100000000
 
 The seed's ``SZmqConnection`` maps onto :class:`EndpointConnect`:
 ``ID`` → ``container_id``, ``Name`` → ``container_name``, ``PID`` → ``pid``,
@@ -16,226 +24,326 @@ without Open vSwitch; the rx/tx totals and rates are *outputs*, published in
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import typing
-from dataclasses import dataclass, field
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+from meshd import state as st
 
 from ._frame import ApiError, FrameError, MsgType
 
-_REQUESTS: dict[int, type] = {}
+# --- limits (docs/api.md "Limits" lists each; tests/unit/api/test_limits.py keeps them in step)
+
+#: ``request_id``: the replay cache keeps one per request, so it is short (a UUID is 32).
+MAX_REQUEST_ID = 128
+#: network and tenant names (the state's rule: 1-64 letters, digits, ``_ . -``)
+MAX_NAME = 64
+#: container ids, hosts, policy ids (the state's rule: 1-128 printable ASCII)
+MAX_ID = 128
+#: container names (Docker's are shorter)
+MAX_CONTAINER_NAME = 255
+#: textual addresses: IPs, CIDRs, gateways (IPv6 text included, so the state can say it is unsupported)
+MAX_ADDRESS = 64
+#: a MAC as ``aa:bb:cc:dd:ee:ff``
+MAX_MAC = 17
+#: labels of a network (as the state keeps them)
+MAX_LABELS, MAX_LABEL_KEY, MAX_LABEL_VALUE = 64, 63, 255
+#: CONTROL_JOIN addresses: how many, and each ``host`` or ``host:port``
+MAX_JOIN_ADDRESSES, MAX_JOIN_ADDRESS = 64, 255
+#: Linux's largest PID (``PID_MAX_LIMIT``); 0 means "not given"
+PID_MAX = 4_194_304
+
+RequestId = Annotated[str, Meta(max_length=MAX_REQUEST_ID)]
+Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
+Ident = Annotated[str, Meta(min_length=1, max_length=MAX_ID)]
+Address = Annotated[str, Meta(min_length=1, max_length=MAX_ADDRESS)]
+Mac = Annotated[str, Meta(min_length=1, max_length=MAX_MAC)]
+LabelKey = Annotated[str, Meta(min_length=1, max_length=MAX_LABEL_KEY)]
+Labels = Annotated[dict[LabelKey, Annotated[str, Meta(max_length=MAX_LABEL_VALUE)]], Meta(max_length=MAX_LABELS)]
+Vni = Annotated[int, Meta(ge=st.VNI_MIN, le=st.VNI_MAX)]
+Mtu = Annotated[int, Meta(ge=st.MTU_MIN, le=st.MTU_MAX)]
+Kbit = Annotated[int, Meta(ge=0, le=st.RATE_MAX_KBIT)]
+BurstBytes = Annotated[int, Meta(ge=0, le=st.BURST_MAX_BYTES)]
+Millis = Annotated[int, Meta(ge=0, le=st.LATENCY_MAX_MS)]
+Pid = Annotated[int, Meta(ge=0, le=PID_MAX)]
+JoinAddresses = Annotated[
+    list[Annotated[str, Meta(min_length=1, max_length=MAX_JOIN_ADDRESS)]],
+    Meta(min_length=1, max_length=MAX_JOIN_ADDRESSES),
+]
 
 
-def request(msg_type: MsgType):  # noqa: ANN201 - class decorator
-    def register(cls: type) -> type:
-        cls = dataclass(frozen=True, slots=True, kw_only=True)(cls)
-        cls.MSG_TYPE = msg_type  # type: ignore[attr-defined]
+class Request(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every request; ``MSG_TYPE`` is set by :func:`request`."""
+
+    MSG_TYPE: ClassVar[MsgType]
+    request_id: RequestId = ""
+
+
+_REQUESTS: dict[int, type[Request]] = {}
+_DECODERS: dict[int, msgspec.msgpack.Decoder[Any]] = {}
+R = TypeVar("R", bound=type[Request])
+
+
+def request(msg_type: MsgType) -> Callable[[R], R]:
+    def register(cls: R) -> R:
+        cls.MSG_TYPE = msg_type
         _REQUESTS[msg_type] = cls
+        _DECODERS[msg_type] = msgspec.msgpack.Decoder(cls)
         return cls
 
     return register
 
 
 @request(MsgType.NETWORK_CREATE)
-class NetworkCreate:
-    request_id: str = ""
-    name: str
-    subnet: str
-    tenant: str = "default"
-    gateway: str | None = None
-    vni: int | None = None
-    mode: str = "vxlan"
-    mtu: int = 1450
-    egress_kbit: int = 0
+class NetworkCreate(Request, frozen=True):
+    name: Name
+    subnet: Address
+    tenant: Name = "default"
+    gateway: Address | None = None
+    vni: Vni | None = None
+    mode: st.Mode = st.Mode.VXLAN
+    mtu: Mtu = 1450
+    egress_kbit: Kbit = 0
     external: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Labels = {}
 
 
 @request(MsgType.NETWORK_DELETE)
-class NetworkDelete:
-    request_id: str = ""
-    name: str
+class NetworkDelete(Request, frozen=True):
+    name: Name
     force: bool = False
 
 
 @request(MsgType.NETWORK_UPDATE)
-class NetworkUpdate:
-    request_id: str = ""
-    name: str
-    mtu: int | None = None
-    egress_kbit: int | None = None
+class NetworkUpdate(Request, frozen=True):
+    name: Name
+    mtu: Mtu | None = None
+    egress_kbit: Kbit | None = None
     external: bool | None = None
-    labels: dict[str, str] | None = None
+    labels: Labels | None = None
 
 
 @request(MsgType.NETWORK_LIST)
-class NetworkList:
-    request_id: str = ""
-    tenant: str | None = None
+class NetworkList(Request, frozen=True):
+    tenant: Name | None = None
 
 
 @request(MsgType.QUERY_NETWORKS)
-class QueryNetworks:
-    request_id: str = ""
-    tenant: str | None = None
+class QueryNetworks(Request, frozen=True):
+    tenant: Name | None = None
 
 
 @request(MsgType.ENDPOINT_CONNECT)
-class EndpointConnect:
-    request_id: str = ""
-    container_id: str
-    network: str
-    container_name: str | None = None
-    pid: int | None = None
-    host: str | None = None
-    ip: str | None = None
-    mac: str | None = None
-    bandwidth_kbit: int = 0
-    burst_bytes: int = 0
-    latency_ms: int = 0
-    delay_ms: int = 0
+class EndpointConnect(Request, frozen=True):
+    container_id: Ident
+    network: Name
+    container_name: Annotated[str, Meta(max_length=MAX_CONTAINER_NAME)] | None = None
+    pid: Pid | None = None
+    host: Ident | None = None
+    ip: Address | None = None
+    mac: Mac | None = None
+    bandwidth_kbit: Kbit = 0
+    burst_bytes: BurstBytes = 0
+    latency_ms: Millis = 0
+    delay_ms: Millis = 0
 
 
 @request(MsgType.ENDPOINT_DISCONNECT)
-class EndpointDisconnect:
-    request_id: str = ""
-    container_id: str
-    network: str
+class EndpointDisconnect(Request, frozen=True):
+    container_id: Ident
+    network: Name
 
 
 @request(MsgType.ENDPOINT_MOVE)
-class EndpointMove:
-    request_id: str = ""
-    container_id: str
-    host: str
+class EndpointMove(Request, frozen=True):
+    container_id: Ident
+    host: Ident
 
 
 @request(MsgType.QOS_SET)
-class QosSet:
-    request_id: str = ""
-    container_id: str
-    network: str
-    bandwidth_kbit: int = 0
-    burst_bytes: int = 0
-    latency_ms: int = 0
-    delay_ms: int = 0
+class QosSet(Request, frozen=True):
+    container_id: Ident
+    network: Name
+    bandwidth_kbit: Kbit = 0
+    burst_bytes: BurstBytes = 0
+    latency_ms: Millis = 0
+    delay_ms: Millis = 0
 
 
 @request(MsgType.POLICY_ADD)
-class PolicyAdd:
-    request_id: str = ""
-    kind: str
-    network: str
-    peer: str | None = None
-    policy_id: str | None = None
+class PolicyAdd(Request, frozen=True):
+    kind: st.PolicyKind
+    network: Name
+    peer: Name | None = None
+    policy_id: Ident | None = None
 
 
 @request(MsgType.POLICY_DELETE)
-class PolicyDelete:
-    request_id: str = ""
-    policy_id: str
+class PolicyDelete(Request, frozen=True):
+    policy_id: Ident
 
 
 @request(MsgType.POLICY_LIST)
-class PolicyList:
-    request_id: str = ""
-    network: str | None = None
+class PolicyList(Request, frozen=True):
+    network: Name | None = None
 
 
 @request(MsgType.QUERY_MEMBERS)
-class QueryMembers:
-    request_id: str = ""
+class QueryMembers(Request, frozen=True):
+    pass
 
 
 @request(MsgType.QUERY_STATUS)
-class QueryStatus:
-    request_id: str = ""
+class QueryStatus(Request, frozen=True):
+    pass
 
 
 @request(MsgType.QUERY_ENDPOINTS)
-class QueryEndpoints:
-    request_id: str = ""
-    host: str | None = None
-    network: str | None = None
+class QueryEndpoints(Request, frozen=True):
+    host: Ident | None = None
+    network: Name | None = None
 
 
 @request(MsgType.CONTROL_JOIN)
-class ControlJoin:
-    request_id: str = ""
-    addresses: list = field(default_factory=list)
+class ControlJoin(Request, frozen=True):
+    addresses: JoinAddresses
 
 
 @request(MsgType.CONTROL_LEAVE)
-class ControlLeave:
-    request_id: str = ""
+class ControlLeave(Request, frozen=True):
+    pass
 
 
 #: request types only the local control socket serves
 CONTROL_ONLY = (ControlJoin, ControlLeave)
 
 
-def request_types() -> dict[int, type]:
+def request_types() -> dict[int, type[Request]]:
     """``{message type: request class}`` (for docs and tests)."""
     return dict(_REQUESTS)
 
 
-def parse_request(msg_type: int, body: dict[str, Any]) -> Any:
-    """Build the typed request of ``msg_type`` from a decoded body map.
+def parse_request(msg_type: int, body: bytes | memoryview | Mapping[str, Any]) -> Request:
+    """The typed request of ``msg_type`` from its msgpack body (or an already decoded map).
 
     Raises:
-      FrameError: unknown type, missing/unknown field or wrong value type; the
-        message names the field and what it must be.
+      FrameError: unknown type, body not a msgpack map, a field missing, unknown,
+        of the wrong type or out of its bounds; the message names the field
+        and the fix.
     """
-    request_id = body.get("request_id", "")
-    request_id = request_id if isinstance(request_id, str) else ""
     cls = _REQUESTS.get(msg_type)
     if cls is None:
         raise FrameError(ApiError.UNKNOWN_TYPE, f"unknown request type {msg_type}; see docs/api.md for the types",
-                         msg_type, request_id)
-    hints, names = _schema(cls)
-    unknown = sorted(set(body) - set(names))
-    if unknown:
-        raise FrameError(ApiError.UNKNOWN_FIELD,
-                         f"{cls.__name__}: unknown field(s) {', '.join(map(repr, unknown))}; "
-                         f"allowed: {', '.join(names)}", msg_type, request_id)
-    kwargs = {}
-    for name, f in names.items():
-        if name not in body:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise FrameError(ApiError.MISSING_FIELD, f"{cls.__name__}: field {name!r} is required",
-                                 msg_type, request_id)
-            continue
-        problem = _type_problem(hints[name], body[name])
-        if problem:
-            raise FrameError(ApiError.WRONG_TYPE, f"{cls.__name__}: field {name!r} {problem}", msg_type, request_id)
-        kwargs[name] = body[name]
-    return cls(**kwargs)
+                         msg_type, _request_id_of(body))
+    try:
+        if isinstance(body, Mapping):
+            return msgspec.convert(body, cls, strict=True)
+        return _DECODERS[msg_type].decode(body)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        code, message = explain(cls, str(exc))
+        raise FrameError(code, message, msg_type, _request_id_of(body)) from None
+    except msgspec.DecodeError as exc:
+        raise FrameError(ApiError.NOT_MSGPACK, f"{MsgType(msg_type).name}: body is not valid msgpack ({exc})",
+                         msg_type) from None
 
 
-@functools.cache
-def _schema(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
-    """(type hints, fields by name) of a request class: resolved once, not per request."""
-    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+class _RequestIdOnly(msgspec.Struct):
+    request_id: RequestId = ""
 
 
-def _type_problem(hint: Any, value: Any) -> str:
-    """'' when ``value`` fits ``hint``, else what it must be."""
-    args = typing.get_args(hint)
-    if type(None) in args:
-        if value is None:
-            return ""
-        hint = next(a for a in args if a is not type(None))
-    if hint is list:
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return ""
-        return "must be a non-empty array of strings"
-    if typing.get_origin(hint) is dict:
-        if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            return ""
-        return "must be a map of strings to strings"
-    if hint is int and type(value) is int:
-        return "" if value >= 0 else "must not be negative"
-    if type(value) is hint:
+def _request_id_of(body: bytes | memoryview | Mapping[str, Any]) -> str:
+    """The body's ``request_id`` for an error reply, or "" when it is itself unusable."""
+    try:
+        if isinstance(body, Mapping):
+            return msgspec.convert(body, _RequestIdOnly, strict=True).request_id
+        return msgspec.msgpack.decode(body, type=_RequestIdOnly).request_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return ""
-    return f"must be {'an integer' if hint is int else 'a ' + hint.__name__}, got {type(value).__name__}"
+
+
+# --- msgspec's ValidationError text -> (ApiError, one line naming the field and the fix)
+
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]*)`")
+_WRONG_TYPE = re.compile(r"Expected `[^`]+`, got `(?P<got>[^`]+)`")
+_FIELD = re.compile(r"`\$\.(?P<field>\w+)")
+
+
+def explain(cls: type[Request], error: str) -> tuple[ApiError, str]:
+    """Translate one msgspec validation error about a ``cls`` body into (code, message)."""
+    where = MsgType(cls.MSG_TYPE).name
+    if m := _MISSING.search(error):
+        name = m["field"]
+        return ApiError.MISSING_FIELD, f"{where}: field '{name}' is required: give {_rule(cls, name)}"
+    if m := _UNKNOWN.search(error):
+        allowed = ", ".join(cls.__struct_fields__)
+        return ApiError.UNKNOWN_FIELD, f"{where}: field '{m['field'][:64]}' is unknown: use only {allowed}"
+    field = _FIELD.search(error)
+    if field is None and "`key` in `$`" in error:
+        return ApiError.NOT_MSGPACK, f"{where}: the body's map keys must be strings (field names)"
+    if field is None:
+        kind = _WRONG_TYPE.search(error)
+        what = _KIND_NAMES.get(kind["got"], kind["got"]) if kind else "something else"
+        return ApiError.NOT_A_MAP, f"{where}: the body must be a msgpack map of fields, got {what}"
+    name = field["field"]
+    if m := _WRONG_TYPE.search(error):
+        got = _KIND_NAMES.get(m["got"], m["got"])
+        return ApiError.WRONG_TYPE, f"{where}: field '{name}' must be {_rule(cls, name)}, got {got}"
+    return ApiError.INVALID_VALUE, f"{where}: field '{name}' {_problem(error, name)}: use {_rule(cls, name)}"
+
+
+_KIND_NAMES = {"int": "an integer", "str": "a string", "bool": "a boolean", "float": "a float", "null": "nil",
+               "array": "an array", "object": "a map", "bytes": "binary data"}  # fmt: skip
+
+
+def _problem(error: str, name: str) -> str:
+    """What is wrong, from a msgspec bound error about field ``name``."""
+    if error.startswith("Invalid enum value"):
+        return "has an unknown value"
+    if "of length" not in error:
+        return "is out of range"
+    size = "long" if "<=" in error else "short"
+    if "`key` in" in error:
+        return f"has a key that is too {size}"
+    if f"`$.{name}[" in error:
+        return f"has an entry that is too {size}"
+    if error.startswith(("Expected `object`", "Expected `array`")):
+        return "has too many entries" if size == "long" else "is empty"
+    return f"is too {size}"
+
+
+def _rule(cls: type[Request], name: str) -> str:
+    """What field ``name`` of ``cls`` accepts, in words (from its type and bounds)."""
+    for f in msgspec.inspect.type_info(cls).fields:  # type: ignore[attr-defined]
+        if f.name == name:
+            return _describe(f.type)
+    return "a known field"
+
+
+def _describe(t: Any) -> str:
+    i = msgspec.inspect
+    if isinstance(t, i.UnionType):
+        parts = [_describe(x) for x in t.types if not isinstance(x, i.NoneType)]
+        return " or ".join(parts) + (" (or nil)" if any(isinstance(x, i.NoneType) for x in t.types) else "")
+    if isinstance(t, i.IntType):
+        return f"an integer in {t.ge}..{t.le}"
+    if isinstance(t, i.StrType):
+        return f"a string of {_length(t)} characters"
+    if isinstance(t, i.BoolType):
+        return "true or false"
+    if isinstance(t, i.EnumType):
+        return "one of " + ", ".join(repr(m.value) for m in t.cls)
+    if isinstance(t, i.DictType):
+        return (f"a map of at most {t.max_length} entries, keys of {_length(t.key_type)} characters, "
+                f"values of {_length(t.value_type)} characters")
+    if isinstance(t, i.ListType):
+        return f"an array of {_length(t)} strings of {_length(t.item_type)} characters"
+    return "a value of the documented type"
+
+
+def _length(t: Any) -> str:
+    low = t.min_length or 0
+    return f"at most {t.max_length}" if not low else f"{low}..{t.max_length}"

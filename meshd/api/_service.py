@@ -5,10 +5,14 @@ Theory of operation
 :meth:`SchedulerService.handle` takes one raw frame and always returns one
 reply frame — it never raises, whatever the bytes.  Steps:
 
-1. :func:`~meshd.api._frame.unpack` (framing errors become error replies);
-2. :func:`~meshd.api._requests.parse_request` (field errors likewise);
+1. :func:`~meshd.api._frame.split` checks the header (framing errors become
+   error replies);
+2. :func:`~meshd.api._requests.parse_request` decodes the body straight into
+   the typed, bounded request (field errors likewise);
 3. de-duplication: a ``request_id`` seen before returns the first reply
-   (a request still in flight is waited for, not executed twice);
+   (a request still in flight is waited for, not executed twice).  Final
+   replies are kept in a :class:`ReplayCache` bounded by entries and by
+   bytes, oldest evicted first;
 4. commands are translated to :mod:`meshd.state` commands and executed by the
    backend (which commits them through Raft in the agent); queries read the
    backend's local replica.
@@ -23,15 +27,18 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import sys
 from collections import Counter, OrderedDict
 from typing import Any, Awaitable, Callable, Protocol
 
+import msgspec
 import trio
 
 from meshd import state as st
+from meshd import wire
 
 from . import _requests as rq
-from ._frame import RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, MsgType, pack, unpack
+from ._frame import RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, pack, split
 
 log = logging.getLogger("meshd.api")
 
@@ -73,16 +80,64 @@ class ApiBackend(Protocol):
         """Optional: wait until this host built the endpoint's interface; None, or why not."""
 
 
-class SchedulerService:
-    """Turns scheduler frames into replies; see the module docstring."""
+class ReplayCache:
+    """Final replies by ``request_id``, oldest evicted first, bounded by entries and bytes.
 
-    def __init__(self, backend: ApiBackend, *, max_frame_bytes: int = 64 << 10,
-                 dedupe_entries: int = 10_000, control: bool = False) -> None:
+    ``bytes`` counts each entry as the sizes of its id and reply objects plus
+    :attr:`ENTRY_OVERHEAD_BYTES` for its slot in the ordered dict, so the
+    bound holds for what the process really holds, whatever the ids and
+    replies a client makes the host keep.
+    """
+
+    #: the ordered dict's slot and link node for one entry (CPython 3.11, 64-bit; measured in tests)
+    ENTRY_OVERHEAD_BYTES = 104
+
+    def __init__(self, *, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._replies: OrderedDict[str, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+    def __contains__(self, request_id: str) -> bool:
+        return request_id in self._replies
+
+    def get(self, request_id: str) -> bytes | None:
+        return self._replies.get(request_id)
+
+    def put(self, request_id: str, reply: bytes) -> None:
+        """Keep ``reply`` for ``request_id``, evicting the oldest entries beyond either bound."""
+        if request_id in self._replies:
+            self.bytes -= self._cost(request_id, self._replies.pop(request_id))
+        self._replies[request_id] = reply
+        self.bytes += self._cost(request_id, reply)
+        while self._replies and (len(self._replies) > self.max_entries or self.bytes > self.max_bytes):
+            self.bytes -= self._cost(*self._replies.popitem(last=False))
+
+    def _cost(self, request_id: str, reply: bytes) -> int:
+        return sys.getsizeof(request_id) + sys.getsizeof(reply) + self.ENTRY_OVERHEAD_BYTES
+
+
+class SchedulerService:
+    """Turns scheduler frames into replies; see the module docstring.
+
+    Args:
+      backend: commits commands and answers queries.
+      max_frame_bytes: larger request frames are refused (OVERSIZED).
+      replay_entries, replay_bytes: bounds of the :class:`ReplayCache` of final
+        replies (retries with the same ``request_id`` within them get the first
+        reply again).
+      control: serve CONTROL_* requests (the root-only local socket).
+    """
+
+    def __init__(self, backend: ApiBackend, *, max_frame_bytes: int = 64 << 10, replay_entries: int = 10_000,
+                 replay_bytes: int = 8 << 20, control: bool = False) -> None:
         self.backend = backend
         self.control = control
         self.max_frame_bytes = max_frame_bytes
-        self._dedupe_entries = dedupe_entries
-        self._done: OrderedDict[str, bytes] = OrderedDict()
+        self.replays = ReplayCache(max_entries=replay_entries, max_bytes=replay_bytes)
         self._inflight: dict[str, trio.Event] = {}
         self.counters: Counter[str] = Counter()
         self._commands: dict[type, Callable[[Any], Awaitable[Any]]] = {
@@ -100,13 +155,13 @@ class SchedulerService:
         }
 
     def statistics(self) -> dict[str, int]:
-        return dict(self.counters)
+        return {**self.counters, "replay_entries": len(self.replays), "replay_bytes": self.replays.bytes}
 
     async def handle(self, frame: bytes, *, require_request_id: bool = True) -> bytes:
         """One reply frame for one request frame.  Never raises (but Cancelled)."""
         msg_type, request_id = 0, ""
         try:
-            msg_type, body = unpack(frame, max_bytes=self.max_frame_bytes)
+            msg_type, body = split(frame, max_bytes=self.max_frame_bytes)
             req = rq.parse_request(msg_type, body)
             request_id = req.request_id
             if isinstance(req, rq.CONTROL_ONLY) and not self.control:
@@ -126,21 +181,20 @@ class SchedulerService:
 
     async def _deduplicated(self, req: Any, msg_type: int) -> bytes:
         rid = req.request_id
-        if rid and rid in self._done:
+        done = self.replays.get(rid) if rid else None
+        if done is not None:
             self.counters["deduplicated"] += 1
-            return self._done[rid]
+            return done
         if rid and rid in self._inflight:
             self.counters["deduplicated"] += 1
             await self._inflight[rid].wait()
-            return self._done.get(rid) or await self._deduplicated(req, msg_type)
+            return self.replays.get(rid) or await self._deduplicated(req, msg_type)
         if rid:
             self._inflight[rid] = trio.Event()
         try:
             reply, final = await self._run(req, msg_type)
             if rid and final:
-                self._done[rid] = reply
-                if len(self._done) > self._dedupe_entries:
-                    self._done.popitem(last=False)
+                self.replays.put(rid, reply)
             return reply
         finally:
             if rid:
@@ -182,48 +236,42 @@ class SchedulerService:
     # --- commands -------------------------------------------------------------
 
     async def _network_create(self, r: rq.NetworkCreate) -> Any:
-        try:
-            mode = st.Mode(r.mode)
-        except ValueError:
-            raise FrameError(ApiError.INVALID_VALUE, f"mode {r.mode!r} is unknown; use one of "
-                             f"{', '.join(m.value for m in st.Mode)}", MsgType.NETWORK_CREATE, r.request_id) from None
         return await self.backend.execute(st.CreateNetwork(
-            r.name, r.tenant, r.subnet, r.gateway, r.vni, mode, r.mtu, r.egress_kbit, r.external, dict(r.labels)))
+            name=r.name, tenant=r.tenant, subnet=r.subnet, gateway=r.gateway, vni=r.vni, mode=r.mode, mtu=r.mtu,
+            egress_kbit=r.egress_kbit, external=r.external, labels=dict(r.labels)))
 
     async def _network_delete(self, r: rq.NetworkDelete) -> Any:
-        return await self.backend.execute(st.DeleteNetwork(r.name, r.force))
+        return await self.backend.execute(st.DeleteNetwork(name=r.name, force=r.force))
 
     async def _network_update(self, r: rq.NetworkUpdate) -> Any:
-        return await self.backend.execute(st.UpdateNetwork(r.name, r.mtu, r.egress_kbit, r.external, r.labels))
+        return await self.backend.execute(st.UpdateNetwork(
+            name=r.name, mtu=r.mtu, egress_kbit=r.egress_kbit, external=r.external, labels=r.labels))
 
     async def _connect(self, r: rq.EndpointConnect) -> Any:
         _refuse_delay(r)
         host = r.host or self.backend.local_host
         endpoint_id = await self.backend.resolve_container(r, host)
         qos = st.Qos(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
-        return await self.backend.execute(st.Connect(endpoint_id, r.network, host, r.ip, r.mac, qos))
+        return await self.backend.execute(
+            st.Connect(endpoint_id=endpoint_id, network=r.network, host=host, ip=r.ip, mac=r.mac, qos=qos))
 
     async def _disconnect(self, r: rq.EndpointDisconnect) -> Any:
-        return await self.backend.execute(st.Disconnect(r.container_id, r.network))
+        return await self.backend.execute(st.Disconnect(endpoint_id=r.container_id, network=r.network))
 
     async def _move(self, r: rq.EndpointMove) -> Any:
-        return await self.backend.execute(st.MoveEndpoint(r.container_id, r.host))
+        return await self.backend.execute(st.MoveEndpoint(endpoint_id=r.container_id, host=r.host))
 
     async def _qos_set(self, r: rq.QosSet) -> Any:
         _refuse_delay(r)
-        return await self.backend.execute(
-            st.SetQos(r.container_id, r.network, st.Qos(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)))
+        qos = st.Qos(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
+        return await self.backend.execute(st.SetQos(endpoint_id=r.container_id, network=r.network, qos=qos))
 
     async def _policy_add(self, r: rq.PolicyAdd) -> Any:
-        try:
-            kind = st.PolicyKind(r.kind)
-        except ValueError:
-            raise FrameError(ApiError.INVALID_VALUE, f"policy kind {r.kind!r} is unknown; use one of "
-                             f"{', '.join(k.value for k in st.PolicyKind)}", MsgType.POLICY_ADD, r.request_id) from None
-        return await self.backend.execute(st.AddPolicy(kind, r.network, r.peer, r.policy_id))
+        return await self.backend.execute(
+            st.AddPolicy(kind=r.kind, network=r.network, peer=r.peer, policy_id=r.policy_id))
 
     async def _policy_delete(self, r: rq.PolicyDelete) -> Any:
-        return await self.backend.execute(st.RemovePolicy(r.policy_id))
+        return await self.backend.execute(st.RemovePolicy(policy_id=r.policy_id))
 
     # --- queries --------------------------------------------------------------
 
@@ -256,7 +304,13 @@ def _refuse_delay(r: rq.EndpointConnect | rq.QosSet) -> None:
 
 
 def plain(obj: Any) -> Any:
-    """A dataclass tree as msgpack-ready maps, lists and scalars."""
+    """A tree of dataclasses and msgspec Structs as msgpack-ready maps, lists and scalars.
+
+    A wire message's ``version`` (a codec detail) is left out.
+    """
+    if isinstance(obj, msgspec.Struct):
+        skip = "version" if isinstance(obj, wire.Message) else None
+        return {name: plain(getattr(obj, name)) for name in obj.__struct_fields__ if name != skip}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, enum.Enum):

@@ -23,8 +23,9 @@ import zmq
 
 from meshd.transport import ClientKey, read_client_key
 
-from ._frame import RESPONSE_FLAG, MsgType, pack, unpack
 from ._control import CONTROL_SOCKET
+from ._frame import RESPONSE_FLAG, FrameError, MsgType, pack, unpack
+from ._requests import parse_request
 
 
 class ApiRequestError(Exception):
@@ -34,6 +35,16 @@ class ApiRequestError(Exception):
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message
+
+
+def _checked_frame(msg_type: int, fields: dict[str, Any]) -> bytes:
+    """The request frame, after the checks the agent will make (so a value msgpack
+    cannot even carry, like a 70-digit rate, is one clear error, not an OverflowError)."""
+    try:
+        parse_request(msg_type, fields)
+    except FrameError as exc:
+        raise ApiRequestError(int(exc.code), str(exc)) from None
+    return pack(msg_type, fields)
 
 
 class SchedulerClient:
@@ -78,11 +89,12 @@ class SchedulerClient:
         """Send one request and return its ``result`` map.
 
         Raises:
-          ApiRequestError: the API answered with an error.
+          ApiRequestError: the API answered with an error, or the request
+            would be refused (checked here first, with the agent's own rules).
           TimeoutError: no answer after ``retries`` + 1 attempts.
         """
         fields.setdefault("request_id", uuid.uuid4().hex)
-        frame = pack(msg_type, fields)
+        frame = _checked_frame(msg_type, fields)
         for _ in range(self.retries + 1):
             try:
                 self._dealer.send(frame)
@@ -99,9 +111,10 @@ class SchedulerClient:
 
     def publish(self, msg_type: MsgType, **fields: Any) -> None:
         """Fire-and-forget on the SUB port (seed 001 style); errors come back as events."""
+        frame = _checked_frame(msg_type, fields)
         if self._publisher is None:
             self._publisher = self._socket(zmq.PUB, "sub", immediate=False)
-        self._publisher.send(pack(msg_type, fields))
+        self._publisher.send(frame)
 
     def next_event(self, timeout_s: float | None = None) -> tuple[int, dict[str, Any]] | None:
         """The next ``(event type, body)`` from the PUB port, or None after ``timeout_s``.

@@ -27,6 +27,7 @@ import sys
 import time
 from typing import Any
 
+import msgspec
 import trio
 
 from meshd.transport import ClusterKeys, ZmqHost, read_secret
@@ -60,7 +61,7 @@ async def _signals(agent: GossipAgent, cancel: trio.CancelScope,
                      dropped_unconnected=st.transport.dropped_unconnected)
             elif sig == signal.SIGUSR2:
                 gen = int(agent.meta.labels.get("gen", "0")) + 1
-                agent.update_meta(dataclasses.replace(agent.meta, labels={**agent.meta.labels,
+                agent.update_meta(msgspec.structs.replace(agent.meta, labels={**agent.meta.labels,
                                                                          "gen": str(gen)}))
             else:
                 emit("left", confirmed=await agent.leave())

@@ -13,7 +13,6 @@ ONLY APPEND to the tags below: they are part of the protocol.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
 from meshd import wire
 
@@ -36,9 +35,7 @@ class State(enum.IntEnum):
     LEFT = 4
 
 
-@wire.struct
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Meta:
+class Meta(wire.Record, kw_only=True, frozen=True):
     """A member's metadata, bounded to META_MAX_BYTES of text.
 
     It changes only with a fresh incarnation (``Gossip.update_meta``), so
@@ -51,7 +48,7 @@ class Meta:
     api_addr: str = ""
     version: str = ""
     role: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = {}
 
     def __post_init__(self) -> None:
         if len(self.labels) > META_MAX_LABELS:
@@ -73,9 +70,7 @@ class Meta:
         return sum(len(t.encode()) for t in texts)
 
 
-@wire.struct
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Update:
+class Update(wire.Record, kw_only=True, frozen=True):
     """One membership fact: ``name`` is ``state`` at ``incarnation``.
 
     ``by`` is the member that asserts it (the suspecter for SUSPECT, the
@@ -97,10 +92,9 @@ class Update:
             raise ValueError(f"incarnation {self.incarnation} of {self.name} is negative")
 
 
-class _Bounded:
-    """Mixin: a message's ``updates`` (or ``members``) list is bounded."""
-
-    __slots__ = ()
+class _GossipMessage(wire.Message, frozen=True):
+    """A gossip message: its ``updates`` (or ``members``) list is bounded,
+    whether it is built here or decoded from a peer."""
 
     def __post_init__(self) -> None:
         updates = getattr(self, "updates", ())
@@ -111,9 +105,8 @@ class _Bounded:
             raise ValueError(f"{len(members)} member records exceed {MAX_MEMBERS_PER_PUSH_PULL}")
 
 
-@wire.message(1)
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ping(_Bounded):
+@wire.message
+class Ping(_GossipMessage, tag=1, kw_only=True, frozen=True):
     """Direct probe of ``target``; answered with :class:`Ack` of the same seq."""
 
     seq: int
@@ -123,9 +116,8 @@ class Ping(_Bounded):
     updates: tuple[Update, ...] = ()
 
 
-@wire.message(2)
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ack(_Bounded):
+@wire.message
+class Ack(_GossipMessage, tag=2, kw_only=True, frozen=True):
     """Answer to a Ping (or, relayed, to an IndirectPing) from ``src``."""
 
     seq: int
@@ -134,9 +126,8 @@ class Ack(_Bounded):
     updates: tuple[Update, ...] = ()
 
 
-@wire.message(3)
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IndirectPing(_Bounded):
+@wire.message
+class IndirectPing(_GossipMessage, tag=3, kw_only=True, frozen=True):
     """Ask the receiver to probe ``target`` for ``src`` and relay the ack."""
 
     seq: int
@@ -147,9 +138,8 @@ class IndirectPing(_Bounded):
     updates: tuple[Update, ...] = ()
 
 
-@wire.message(4)
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Nack(_Bounded):
+@wire.message
+class Nack(_GossipMessage, tag=4, kw_only=True, frozen=True):
     """Lifeguard: the relay got no ack from the target in time (the relay is alive)."""
 
     seq: int
@@ -158,9 +148,8 @@ class Nack(_Bounded):
     updates: tuple[Update, ...] = ()
 
 
-@wire.message(5)
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Gossip(_Bounded):
+@wire.message
+class Gossip(_GossipMessage, tag=5, kw_only=True, frozen=True):
     """Fan-out of queued updates to a few random members every gossip interval."""
 
     src: str
@@ -168,9 +157,8 @@ class Gossip(_Bounded):
     updates: tuple[Update, ...] = ()
 
 
-@wire.message(6)
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PushPullReq(_Bounded):
+@wire.message
+class PushPullReq(_GossipMessage, tag=6, kw_only=True, frozen=True):
     """Full state of the sender; the receiver merges it and replies with its own."""
 
     src: str
@@ -179,9 +167,8 @@ class PushPullReq(_Bounded):
     members: tuple[Update, ...] = ()
 
 
-@wire.message(7)
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PushPullResp(_Bounded):
+@wire.message
+class PushPullResp(_GossipMessage, tag=7, kw_only=True, frozen=True):
     """Full state of the responder to a PushPullReq."""
 
     src: str
@@ -189,9 +176,8 @@ class PushPullResp(_Bounded):
     members: tuple[Update, ...] = ()
 
 
-@wire.message(8)
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LeaveAck:
+@wire.message
+class LeaveAck(_GossipMessage, tag=8, kw_only=True, frozen=True):
     """Confirms to a leaving member that its LEFT record was applied here."""
 
     src: str
@@ -201,3 +187,7 @@ class LeaveAck:
 
 #: Every gossip message class, by tag (for the driver's decoder check and tests).
 MESSAGES: tuple[type, ...] = (Ping, Ack, IndirectPing, Nack, Gossip, PushPullReq, PushPullResp, LeaveAck)
+#: The typed decoder of gossip frames (anything else is a DecodeError).
+DECODER: wire.Decoder[Ping | Ack | IndirectPing | Nack | Gossip | PushPullReq | PushPullResp | LeaveAck] = wire.Decoder(
+    MESSAGES, what="gossip message"
+)

@@ -37,6 +37,7 @@ from ._commands import (
     UpdateNetwork,
 )
 from ._machine import NetworkState, replay
+from ._validate import BURST_MAX_BYTES, LATENCY_MAX_MS, MTU_MAX, MTU_MIN, RATE_MAX_KBIT
 from ._types import (
     MAC_PREFIX,
     NO_QOS,
@@ -56,7 +57,8 @@ from ._types import (
 )
 
 __all__ = [
-    "AddPolicy", "BitVector", "COMMAND_TYPES", "Change", "ChangeKind", "ChangeSet", "Command",
+    "AddPolicy", "BURST_MAX_BYTES", "BitVector", "COMMAND_TYPES", "Change", "ChangeKind", "ChangeSet", "Command",
+    "LATENCY_MAX_MS", "MTU_MAX", "MTU_MIN", "RATE_MAX_KBIT",
     "CommandError", "Connect", "Connected", "CreateNetwork", "DeleteNetwork", "Disconnect",
     "Disconnected", "Endpoint", "ErrorCode", "HostMarked", "HostRemoved", "MAC_PREFIX",
     "MarkHostStale", "Mode", "MoveEndpoint", "Moved", "NO_QOS", "Network", "NetworkCreated",

@@ -1,37 +1,34 @@
 """Commands the Raft log carries, their results, and the typed error.
 
-Every command is a frozen dataclass registered in :mod:`meshd.wire` under a tag
-in 128..191 (the range this module owns), so the Raft log stores it as
-``[tag, version, fields...]`` msgpack.  Results use tags 160..190 and
-:class:`CommandError` tag 191.  Tags are part of the log format: append only.
+Every command is a :class:`meshd.wire.Message` under a tag in 128..159, so
+the Raft log stores it as ``[tag, version, fields...]`` msgpack; results use
+tags 160..190 and :class:`CommandError` tag 191.  Tags are part of the log
+format: append only.  They are built with keywords
+(``Connect(endpoint_id=..., network=..., host=...)``).
 
-Constructors check nothing beyond types (the wire decoder checks those); every
-rule about the *state* (unknown network, address taken, ...) is checked when
-the command is executed, so an invalid command becomes a :class:`CommandError`
-that every replica computes identically, and changes nothing.
+Decoding checks types only, never bounds: a log entry that some version of
+meshd once accepted must decode the same way on every later version, or
+replicas of different versions would apply different things.  Every rule
+about values and the *state* (name syntax, ranges, unknown network, address
+taken, ...) is checked when the command is executed, so an invalid command
+becomes a :class:`CommandError` that every replica computes identically, and
+changes nothing.  (Bounds for clients are enforced earlier, by the API.)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-from typing import Any, Callable
 
 from meshd import wire
 
 from ._types import NO_QOS, Mode, PolicyKind, Qos
 
 
-def _frozen(cls):  # noqa: ANN001, ANN202 - a class decorator
-    return dataclasses.dataclass(frozen=True, slots=True, kw_only=False)(cls)
-
-
 # --- commands ----------------------------------------------------------------
 
 
-@wire.message(128)
-@_frozen
-class CreateNetwork:
+@wire.message
+class CreateNetwork(wire.Message, tag=128, kw_only=True, frozen=True):
     """Create a tenant network.  ``gateway`` defaults to the first host address,
     ``vni`` to the next free one; ``egress_kbit`` 0 means unlimited."""
 
@@ -44,21 +41,19 @@ class CreateNetwork:
     mtu: int = 1450
     egress_kbit: int = 0
     external: bool = False
-    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    labels: dict[str, str] = {}
 
 
-@wire.message(129)
-@_frozen
-class DeleteNetwork:
+@wire.message
+class DeleteNetwork(wire.Message, tag=129, kw_only=True, frozen=True):
     """Delete a network; refused while it has endpoints unless ``force``."""
 
     name: str
     force: bool = False
 
 
-@wire.message(130)
-@_frozen
-class UpdateNetwork:
+@wire.message
+class UpdateNetwork(wire.Message, tag=130, kw_only=True, frozen=True):
     """Change a network's mutable fields; None leaves a field as it is."""
 
     name: str
@@ -68,9 +63,8 @@ class UpdateNetwork:
     labels: dict[str, str] | None = None
 
 
-@wire.message(131)
-@_frozen
-class Connect:
+@wire.message
+class Connect(wire.Message, tag=131, kw_only=True, frozen=True):
     """Attach container ``endpoint_id`` on ``host`` to ``network``.
 
     ``ip`` requests a specific address (else the next free one); ``mac`` a
@@ -86,33 +80,29 @@ class Connect:
     qos: Qos = NO_QOS
 
 
-@wire.message(132)
-@_frozen
-class Disconnect:
+@wire.message
+class Disconnect(wire.Message, tag=132, kw_only=True, frozen=True):
     endpoint_id: str
     network: str
 
 
-@wire.message(133)
-@_frozen
-class MoveEndpoint:
+@wire.message
+class MoveEndpoint(wire.Message, tag=133, kw_only=True, frozen=True):
     """Move container ``endpoint_id`` (all its networks) to ``host``, keeping IPs and MACs."""
 
     endpoint_id: str
     host: str
 
 
-@wire.message(134)
-@_frozen
-class SetQos:
+@wire.message
+class SetQos(wire.Message, tag=134, kw_only=True, frozen=True):
     endpoint_id: str
     network: str
     qos: Qos
 
 
-@wire.message(135)
-@_frozen
-class AddPolicy:
+@wire.message
+class AddPolicy(wire.Message, tag=135, kw_only=True, frozen=True):
     """Add an isolation policy; ``peer`` is required for the deny-between kinds
     and refused otherwise.  ``policy_id`` defaults to ``policy-<log index>``."""
 
@@ -122,24 +112,21 @@ class AddPolicy:
     policy_id: str | None = None
 
 
-@wire.message(136)
-@_frozen
-class RemovePolicy:
+@wire.message
+class RemovePolicy(wire.Message, tag=136, kw_only=True, frozen=True):
     policy_id: str
 
 
-@wire.message(137)
-@_frozen
-class MarkHostStale:
+@wire.message
+class MarkHostStale(wire.Message, tag=137, kw_only=True, frozen=True):
     """Mark (or with ``stale=False`` clear) a host as stale: its endpoints stay, no new ones go there."""
 
     host: str
     stale: bool = True
 
 
-@wire.message(138)
-@_frozen
-class RemoveHost:
+@wire.message
+class RemoveHost(wire.Message, tag=138, kw_only=True, frozen=True):
     """Disconnect every endpoint of ``host`` and release their addresses."""
 
     host: str
@@ -159,38 +146,34 @@ Command = (
     | RemoveHost
 )
 
-COMMAND_TYPES: tuple[type, ...] = Command.__args__  # type: ignore[attr-defined]
+COMMAND_TYPES: tuple[type, ...] = Command.__args__
 
 
 # --- results -----------------------------------------------------------------
 
 
-@wire.message(160)
-@_frozen
-class NetworkCreated:
+@wire.message
+class NetworkCreated(wire.Message, tag=160, kw_only=True, frozen=True):
     name: str
     subnet: str
     gateway: str
     vni: int
 
 
-@wire.message(161)
-@_frozen
-class NetworkDeleted:
+@wire.message
+class NetworkDeleted(wire.Message, tag=161, kw_only=True, frozen=True):
     name: str
     endpoints_removed: int
     policies_removed: int
 
 
-@wire.message(162)
-@_frozen
-class NetworkUpdated:
+@wire.message
+class NetworkUpdated(wire.Message, tag=162, kw_only=True, frozen=True):
     name: str
 
 
-@wire.message(163)
-@_frozen
-class Connected:
+@wire.message
+class Connected(wire.Message, tag=163, kw_only=True, frozen=True):
     """Everything a host needs to build the container's interface."""
 
     endpoint_id: str
@@ -204,53 +187,46 @@ class Connected:
     mtu: int
 
 
-@wire.message(164)
-@_frozen
-class Disconnected:
+@wire.message
+class Disconnected(wire.Message, tag=164, kw_only=True, frozen=True):
     endpoint_id: str
     network: str
     ip: str
 
 
-@wire.message(165)
-@_frozen
-class Moved:
+@wire.message
+class Moved(wire.Message, tag=165, kw_only=True, frozen=True):
     endpoint_id: str
     host: str
     old_host: str
     networks: tuple[str, ...]
 
 
-@wire.message(166)
-@_frozen
-class QosSet:
+@wire.message
+class QosSet(wire.Message, tag=166, kw_only=True, frozen=True):
     endpoint_id: str
     network: str
 
 
-@wire.message(167)
-@_frozen
-class PolicyAdded:
+@wire.message
+class PolicyAdded(wire.Message, tag=167, kw_only=True, frozen=True):
     policy_id: str
 
 
-@wire.message(168)
-@_frozen
-class PolicyRemoved:
+@wire.message
+class PolicyRemoved(wire.Message, tag=168, kw_only=True, frozen=True):
     policy_id: str
 
 
-@wire.message(169)
-@_frozen
-class HostMarked:
+@wire.message
+class HostMarked(wire.Message, tag=169, kw_only=True, frozen=True):
     host: str
     stale: bool
     endpoints: int
 
 
-@wire.message(170)
-@_frozen
-class HostRemoved:
+@wire.message
+class HostRemoved(wire.Message, tag=170, kw_only=True, frozen=True):
     host: str
     endpoints_removed: int
 
@@ -268,22 +244,6 @@ Result = (
     | HostMarked
     | HostRemoved
 )
-
-
-def fast_constructor(cls: type) -> Callable[..., Any]:
-    """A positional constructor for a frozen, slotted dataclass without ``__post_init__``.
-
-    The generated ``__init__`` of a frozen dataclass looks each slot up by name
-    through ``object.__setattr__``; this one calls the slot descriptors
-    directly, about twice as fast (the connect hot path builds one result per
-    command).  The object is the same as ``cls(*values)`` builds.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]
-    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    env.update({f"set_{n}": getattr(cls, n).__set__ for n in names})
-    body = "".join(f"    set_{n}(obj, {n})\n" for n in names)
-    exec(f"def make({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", env)  # noqa: S102
-    return env["make"]
 
 
 # --- errors ------------------------------------------------------------------
@@ -322,13 +282,16 @@ class ErrorCode(enum.IntEnum):
     STALE_INDEX = 28
 
 
-@wire.message(191)
-@_frozen
-class CommandError:
+@wire.message
+class CommandError(wire.Message, tag=191, kw_only=True, frozen=True):
     """A rejected command: it changed nothing.  ``message`` names the object and the fix."""
 
     code: ErrorCode
     message: str
+
+
+#: every record ``apply`` may return (the results and the error)
+RESULT_TYPES: tuple[type, ...] = (*Result.__args__, CommandError)
 
 
 class Reject(Exception):
@@ -340,4 +303,4 @@ class Reject(Exception):
         self.message = message
 
     def error(self) -> CommandError:
-        return CommandError(self.code, self.message)
+        return CommandError(code=self.code, message=self.message)

@@ -20,7 +20,6 @@ from ._commands import (
     QosSet,
     Reject,
     SetQos,
-    fast_constructor,
 )
 from ._tables import HOST, IP, MAC, QOS, Ep, Net, qos_key
 from ._types import MAC_PREFIX, NO_QOS, ChangeKind, Qos, derived_mac, format_ipv4, format_mac
@@ -34,7 +33,6 @@ else:
 
 _ADDED = ChangeKind.ENDPOINT_ADDED
 _ID_OK = v._ID_RE.match
-_new_connected = fast_constructor(Connected)
 
 
 class EndpointCommands(_Base):
@@ -102,10 +100,10 @@ class EndpointCommands(_Base):
     def _connected(self, net: Net, cid: str, host: str, off: int, mac: int | None) -> Connected:
         ip = net.base + off
         n = net.net
-        return _new_connected(
-            cid, n.name, host, format_ipv4(ip), net.prefix,
-            format_mac(derived_mac(ip) if mac is None else mac), n.gateway, n.vni, n.mtu,
-        )  # fmt: skip
+        return Connected(
+            endpoint_id=cid, network=n.name, host=host, ip=format_ipv4(ip), prefix_len=net.prefix,
+            mac=format_mac(derived_mac(ip) if mac is None else mac), gateway=n.gateway, vni=n.vni, mtu=n.mtu,
+        )
 
     def _reconnect(self, net: Net, cid: str, old: Ep, c: Connect) -> Connected:
         """The same connect again (a retry) returns the attachment; anything else is refused."""
@@ -172,7 +170,7 @@ class EndpointCommands(_Base):
         ep = self._ep(net, c.endpoint_id)
         self._drop_ep(net, c.endpoint_id)
         self._note(index, ChangeKind.ENDPOINT_REMOVED, c.network, c.endpoint_id, ep[HOST])
-        return Disconnected(c.endpoint_id, c.network, format_ipv4(net.base + ep[IP]))
+        return Disconnected(endpoint_id=c.endpoint_id, network=c.network, ip=format_ipv4(net.base + ep[IP]))
 
     def _drop_ep(self, net: Net, cid: str) -> Ep:
         """Remove one attachment and every index entry of it; no checks."""
@@ -211,7 +209,7 @@ class EndpointCommands(_Base):
         host = v.check_id(f"host of endpoint {cid!r}", c.host)
         old_host = self._nets[nets_of[0]].eps[cid][HOST]
         if host == old_host:
-            return Moved(cid, host, old_host, nets_of)
+            return Moved(endpoint_id=cid, host=host, old_host=old_host, networks=nets_of)
         if host in self._stale:
             raise Reject(
                 ErrorCode.HOST_STALE,
@@ -223,7 +221,7 @@ class EndpointCommands(_Base):
             self._count_host(old_host, name, -1)
             self._count_host(host, name, +1)
             self._note(index, ChangeKind.ENDPOINT_MOVED, name, cid, host, old_host)
-        return Moved(cid, host, old_host, nets_of)
+        return Moved(endpoint_id=cid, host=host, old_host=old_host, networks=nets_of)
 
     def _on_set_qos(self, c: SetQos, index: int) -> QosSet:
         net = self._net(c.network)
@@ -232,7 +230,7 @@ class EndpointCommands(_Base):
         if qos != ep[QOS]:
             net.eps[c.endpoint_id] = (*ep[:QOS], qos)
             self._note(index, ChangeKind.ENDPOINT_QOS, c.network, c.endpoint_id, ep[HOST])
-        return QosSet(c.endpoint_id, c.network)
+        return QosSet(endpoint_id=c.endpoint_id, network=c.network)
 
     def _qos_key(self, where: str, qos: object) -> tuple[int, int, int] | None:
         """Validate a QoS and return its internal form, interned (equal values share one tuple)."""

@@ -38,7 +38,7 @@ from typing import Any, Callable, Container, Iterable
 from meshd import wire
 
 from . import _snapshot
-from ._codec import decode_for_apply, encode_result_fast
+from ._codec import decode_command, encode_result
 from ._bitvec import BitVector
 from ._commands import (
     COMMAND_TYPES,
@@ -57,7 +57,6 @@ from ._commands import (
     Result,
     SetQos,
     UpdateNetwork,
-    fast_constructor,
 )
 from ._epcmds import EndpointCommands
 from ._netcmds import NetworkCommands
@@ -73,6 +72,7 @@ from ._types import (
     Policy,
     StateStatus,
     derived_mac,
+    fast_constructor,
     format_ipv4,
     format_mac,
 )
@@ -140,14 +140,14 @@ class NetworkState(NetworkCommands, EndpointCommands):
 
         Raises:
           TypeError: only if a field does not have its annotated type at all
-            (e.g. a list for a name); commands decoded by :func:`meshd.wire.decode`
+            (e.g. a list for a name); commands decoded by :func:`meshd.state.decode_command`
             or built by typed callers never do.
         """
         if index <= self.last_index:
             self.rejected += 1
             return CommandError(
-                ErrorCode.STALE_INDEX,
-                f"log index {index} is not after the last applied index {self.last_index}: "
+                code=ErrorCode.STALE_INDEX,
+                message=f"log index {index} is not after the last applied index {self.last_index}: "
                 "entries apply once, in order",
             )
         self.last_index = index
@@ -155,8 +155,8 @@ class NetworkState(NetworkCommands, EndpointCommands):
         if handler is None:
             self.rejected += 1
             return CommandError(
-                ErrorCode.BAD_COMMAND,
-                f"{type(command).__qualname__} is not a state command: use one of "
+                code=ErrorCode.BAD_COMMAND,
+                message=f"{type(command).__qualname__} is not a state command: use one of "
                 f"{', '.join(t.__name__ for t in COMMAND_TYPES)}",
             )
         try:
@@ -172,7 +172,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
     def apply(self, index: int, command: bytes) -> bytes:
         """Decode a log entry, execute it, return the encoded result or error."""
         try:
-            cmd = decode_for_apply(command)
+            cmd = decode_command(command)
         except wire.DecodeError as exc:
             cmd = exc
         if not isinstance(cmd, COMMAND_TYPES):
@@ -181,11 +181,11 @@ class NetworkState(NetworkCommands, EndpointCommands):
             if index > self.last_index:
                 self.last_index = index
             result: Result | CommandError = CommandError(
-                ErrorCode.BAD_COMMAND, f"log entry {index} is not a state command ({what}); it was skipped"
+                code=ErrorCode.BAD_COMMAND, message=f"log entry {index} is not a state command ({what}); it was skipped"
             )
         else:
             result = self.execute(cmd, index)
-        return encode_result_fast(result)
+        return encode_result(result)
 
     def snapshot(self) -> bytes:
         """The whole state as versioned msgpack (see ``_snapshot``)."""

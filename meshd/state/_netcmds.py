@@ -75,7 +75,7 @@ class NetworkCommands(_Base):
         )  # fmt: skip
         self._add_net(Net(net, base, prefix, gw_off, Net.new_vector(size, gw_off)))
         self._note(index, ChangeKind.NETWORK_CREATED, name)
-        return NetworkCreated(name, subnet, net.gateway, vni)
+        return NetworkCreated(name=name, subnet=subnet, gateway=net.gateway, vni=vni)
 
     def _add_net(self, net: Net) -> None:
         self._nets[net.net.name] = net
@@ -161,7 +161,7 @@ class NetworkCommands(_Base):
         del self._nets[c.name]
         self._ranges.remove(net.net.tenant, net.base, net.base + net.size, c.name)
         self._note(index, ChangeKind.NETWORK_DELETED, c.name)
-        return NetworkDeleted(c.name, count, len(doomed))
+        return NetworkDeleted(name=c.name, endpoints_removed=count, policies_removed=len(doomed))
 
     def _on_update_network(self, c: UpdateNetwork, index: int) -> NetworkUpdated:
         net = self._net(c.name)
@@ -182,7 +182,7 @@ class NetworkCommands(_Base):
         if new != net.net:
             net.net = new
             self._note(index, ChangeKind.NETWORK_UPDATED, c.name)
-        return NetworkUpdated(c.name)
+        return NetworkUpdated(name=c.name)
 
     # --- policies ------------------------------------------------------------
 
@@ -222,7 +222,7 @@ class NetworkCommands(_Base):
         pid = self._policy_id(c.policy_id, index)
         self._policies[pid] = Policy(pid, kind, c.network, c.peer, index)
         self._note(index, ChangeKind.POLICY_ADDED, c.network, policy_id=pid)
-        return PolicyAdded(pid)
+        return PolicyAdded(policy_id=pid)
 
     def _policy_id(self, given: str | None, index: int) -> str:
         if given is not None:
@@ -247,7 +247,7 @@ class NetworkCommands(_Base):
                 f"policy {c.policy_id!r} does not exist (known: {known}): list policies to find its id",
             )
         self._note(index, ChangeKind.POLICY_REMOVED, policy.network, policy_id=c.policy_id)
-        return PolicyRemoved(c.policy_id)
+        return PolicyRemoved(policy_id=c.policy_id)
 
     # --- hosts ---------------------------------------------------------------
 
@@ -262,7 +262,7 @@ class NetworkCommands(_Base):
         elif not c.stale and host in self._stale:
             self._stale.discard(host)
             self._note(index, ChangeKind.HOST_CLEARED, host=host)
-        return HostMarked(host, c.stale, count)
+        return HostMarked(host=host, stale=c.stale, endpoints=count)
 
     def _on_remove_host(self, c: RemoveHost, index: int) -> HostRemoved:
         host = v.check_id("host", c.host)
@@ -276,4 +276,4 @@ class NetworkCommands(_Base):
         if host in self._stale:
             self._stale.discard(host)
             self._note(index, ChangeKind.HOST_CLEARED, host=host)
-        return HostRemoved(host, removed)
+        return HostRemoved(host=host, endpoints_removed=removed)

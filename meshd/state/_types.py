@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import Any, Callable
 
 from meshd import wire
 
@@ -59,10 +60,12 @@ class ChangeKind(enum.StrEnum):
     HOST_CLEARED = "host-cleared"
 
 
-@wire.struct
-@dataclasses.dataclass(frozen=True, slots=True)
-class Qos:
-    """Traffic shaping of one endpoint (tc TBF).  All zeros = unlimited."""
+class Qos(wire.Record, frozen=True):
+    """Traffic shaping of one endpoint (tc TBF).  All zeros = unlimited.
+
+    On the wire (inside Connect and SetQos) the array ``[rate_kbit,
+    burst_bytes, latency_ms]``; an older two-field array gets latency 0.
+    """
 
     rate_kbit: int = 0
     burst_bytes: int = 0
@@ -170,6 +173,22 @@ class StateStatus:
     commands_applied: int
     commands_rejected: int
     undecodable_commands: int
+
+
+def fast_constructor(cls: type) -> Callable[..., Any]:
+    """A positional constructor for a frozen, slotted dataclass without ``__post_init__``.
+
+    The generated ``__init__`` of a frozen dataclass looks each slot up by name
+    through ``object.__setattr__``; this one calls the slot descriptors
+    directly, about twice as fast (queries build one :class:`Endpoint` per
+    row).  The object is the same as ``cls(*values)`` builds.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    env.update({f"set_{n}": getattr(cls, n).__set__ for n in names})
+    body = "".join(f"    set_{n}(obj, {n})\n" for n in names)
+    exec(f"def make({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", env)  # noqa: S102
+    return env["make"]  # type: ignore[no-any-return]
 
 
 _DEC = [str(i) for i in range(256)]

@@ -40,13 +40,13 @@ def build_commands(connects: int, hosts: int) -> tuple[list, list]:
     """(network creations, connects) for the workload described above."""
     in_big = connects // 2
     n24 = -(-(connects - in_big) // _PER_24)
-    nets = [CreateNetwork("big", "bench", "10.0.0.0/12")]
-    nets += [CreateNetwork(f"n{i}", "bench", f"10.{16 + i // 256}.{i % 256}.0/24") for i in range(n24)]
+    nets = [CreateNetwork(name="big", tenant="bench", subnet="10.0.0.0/12")]
+    nets += [CreateNetwork(name=f"n{i}", tenant="bench", subnet=f"10.{16 + i // 256}.{i % 256}.0/24") for i in range(n24)]
     qos = Qos(rate_kbit=10_000, burst_bytes=32_768, latency_ms=50)
     cmds = []
     for i in range(connects):
         net = "big" if i < in_big else f"n{(i - in_big) // _PER_24}"
-        cmds.append(Connect(f"{i:012x}", net, f"host-{i % hosts:04d}", qos=qos if i % 10 == 0 else Qos()))
+        cmds.append(Connect(endpoint_id=f"{i:012x}", network=net, host=f"host-{i % hosts:04d}", qos=qos if i % 10 == 0 else Qos()))
     return nets, cmds
 
 

@@ -9,21 +9,26 @@ Each node is a :class:`consensus.RaftCore` plus the real session
 :class:`Applier` over a key/value state machine, and a :class:`SimDisk` that
 keeps what was written but not yet fsynced separately: a crash keeps a random
 prefix of the unsynced writes (the last one possibly torn) and loses the
-rest.  A node handles one Ready at a time: persist, wait for the fsync,
-send, apply, advance -- the order the real driver follows.
+rest.  A node handles one Ready at a time by carrying out the actions of
+:func:`consensus.plan_ready` in order -- the same function the trio driver
+runs, so this checks the driver's ordering and durability rule: a
+:class:`Persist` with ``sync`` waits for a simulated fsync before the next
+action; a commit-only one (``sync=False``) is written and not waited for, and
+may be lost in a crash.
 
 Safety is checked while running and at the end; any violation raises
-:class:`Violation` naming the seed.  Checks: one leader per term; log
-matching; leader completeness; state-machine safety (same entry applied at
-an index everywhere); commit monotonic across restarts; every acknowledged
-write applied; a retried command applied once; each snapshot of an index
-identical everywhere; final states equal a fresh replay of the log; the
-client history is linearizable (``checker``).
+:class:`Violation` naming the seed.  Checks: one leader per term; no node
+grants its vote to two candidates in one term (across restarts: term and
+vote are durable); log matching; leader completeness; state-machine safety
+(same entry applied at an index everywhere); the durable commit index never
+goes back across restarts; every acknowledged write applied; a retried
+command applied once; each snapshot of an index identical everywhere; final
+states equal a fresh replay of the log; the client history is linearizable
+(``checker``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import heapq
 import math
@@ -36,9 +41,10 @@ import msgpack
 from consensus._config import RaftConfig
 from consensus._core import RaftCore
 from consensus._errors import ConfChangeInProgress, NotLeader, ProposalDropped
-from consensus._messages import ConfChange, ConfOp, Entry, EntryKind, HardState, Message, decode, encode
+from consensus._messages import ConfChange, ConfOp, Entry, EntryKind, HardState, Message, VoteResp, decode, encode
+from consensus._ready import Action, Advance, AnswerReads, Apply, Persist, Report, Send, plan_ready
 from consensus._sessions import Applier, encode_command
-from consensus._types import Ready, Snapshot
+from consensus._types import Ready, Role, Snapshot
 
 from .checker import Op, check_history
 
@@ -71,17 +77,20 @@ class SimDisk:
 
     def __init__(self) -> None:
         self.hs = HardState()
+        #: the hard state last written, durable or not (the driver's ``storage.hard_state``)
+        self.saved = HardState()
         self.snapshot: Snapshot | None = None
         self.entries: list[Entry] = []
         self.pending: list[tuple[str, Any]] = []
 
-    def write_ready(self, rd: Ready) -> None:
-        if rd.snapshot is not None:
-            self.pending.append(("install", rd.snapshot))
-        if rd.entries:
-            self.pending.append(("entries", list(rd.entries)))
-        if rd.hard_state is not None:
-            self.pending.append(("hs", rd.hard_state))
+    def write(self, p: Persist) -> None:
+        if p.snapshot is not None:
+            self.pending.append(("install", p.snapshot))
+        if p.entries:
+            self.pending.append(("entries", list(p.entries)))
+        if p.hard_state is not None:
+            self.pending.append(("hs", p.hard_state))
+            self.saved = p.hard_state
 
     def sync(self) -> None:
         for op in self.pending:
@@ -96,6 +105,7 @@ class SimDisk:
             ents = self.pending[keep][1]
             self._apply(("entries", ents[: rng.randrange(len(ents))]))  # torn write
         self.pending.clear()
+        self.saved = self.hs
 
     def _apply(self, op: tuple[str, Any]) -> None:
         kind, x = op
@@ -200,6 +210,7 @@ class Sim:
         self.applied_at: dict[tuple[str, int], int] = {}
         self.acked: set[tuple[str, int]] = set()
         self.snap_hash: dict[int, bytes] = {}
+        self.votes: dict[tuple[str, int], str] = {}  # (voter, term) -> the candidate it granted
         self.stats = {"msgs": 0, "dropped": 0, "crashes": 0, "restores": 0, "ops": 0,
                       "conf_changes": 0}
 
@@ -290,42 +301,47 @@ class Sim:
             return
         rd = n.core.ready()
         self._check_ready(n, rd)
-        hs, old = rd.hard_state, n.disk.hs
-        if n.core.role.value == "leader" and (hs is None or (hs.term, hs.vote) == (old.term, old.vote)):
-            for m in rd.messages:  # the driver's leader early send (thesis 10.2.1)
-                self._send(m)
-            rd = dataclasses.replace(rd, messages=())
-        n.disk.write_ready(rd)
-        if rd.entries or rd.hard_state or rd.snapshot:
-            n.busy = True
-            self.at(self.rng.uniform(*self.p.disk_ms), self._fsynced, n, n.incarnation, rd)
-        else:
-            self._finish(n, rd)
+        actions = plan_ready(rd, leader=n.core.role == Role.LEADER, saved=n.disk.saved)
+        n.busy = True
+        self._carry_out(n, n.incarnation, actions)
 
-    def _fsynced(self, n: SimNode, inc: int, rd: Ready) -> None:
-        if inc != n.incarnation:
-            return
-        n.disk.sync()
-        if rd.hard_state is not None:
-            n.last_commit = max(n.last_commit, rd.hard_state.commit)
-        self._finish(n, rd)
-
-    def _finish(self, n: SimNode, rd: Ready) -> None:
-        for m in rd.messages:
-            self._send(m)
-        if rd.snapshot is not None:
-            self._restore(n, rd.snapshot)
-        for e in rd.committed:
-            self._apply(n, e)
-        for rs in rd.read_states:
-            for r in n.reads:
-                if r[1] == rs.ctx:
-                    r[2] = rs.index
-        n.core.advance(rd)
+    def _carry_out(self, n: SimNode, inc: int, actions: tuple[Action, ...]) -> None:
+        """Perform ``actions`` in order; a synced Persist waits for its fsync first."""
+        for i, action in enumerate(actions):
+            match action:
+                case Persist(sync=sync):
+                    n.disk.write(action)
+                    if sync:
+                        self.at(self.rng.uniform(*self.p.disk_ms), self._fsynced, n, inc, actions[i + 1 :])
+                        return
+                case Send(messages):
+                    for m in messages:
+                        self._send(n, m)
+                case Apply(snapshot, entries):
+                    if snapshot is not None:
+                        self._restore(n, snapshot)
+                    for e in entries:
+                        self._apply(n, e)
+                case AnswerReads(read_states):
+                    for rs in read_states:
+                        for r in n.reads:
+                            if r[1] == rs.ctx:
+                                r[2] = rs.index
+                case Report():
+                    pass  # roles are checked in _check_ready
+                case Advance(ready):
+                    n.core.advance(ready)
         n.busy = False
         self._answer_reads(n)
         self._maybe_snapshot(n)
         self._drain(n)
+
+    def _fsynced(self, n: SimNode, inc: int, rest: tuple[Action, ...]) -> None:
+        if inc != n.incarnation:
+            return
+        n.disk.sync()
+        n.last_commit = max(n.last_commit, n.disk.hs.commit)
+        self._carry_out(n, inc, rest)
 
     def _tick(self, n: SimNode, inc: int) -> None:
         if inc != n.incarnation or not n.up:
@@ -338,7 +354,11 @@ class Sim:
     def _delay(self) -> float:
         return self.rng.uniform(*self.p.delay_ms)
 
-    def _send(self, m: Message) -> None:
+    def _send(self, n: SimNode, m: Message) -> None:
+        if isinstance(m, VoteResp) and m.granted and not m.pre:
+            other = self.votes.setdefault((n.id, m.term), m.to)
+            if other != m.to:
+                self.fail(f"{n.id} voted for {other} and for {m.to} in term {m.term}")
         self.stats["msgs"] += 1
         if self.faulty and (self.rng.random() < self.p.loss or frozenset((m.frm, m.to)) in self.cut):
             self.stats["dropped"] += 1

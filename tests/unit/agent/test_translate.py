@@ -10,15 +10,15 @@ def _state():
     s = st.NetworkState()
     idx = itertools.count(1)
     run = lambda cmd: s.execute(cmd, next(idx))  # noqa: E731
-    run(st.CreateNetwork("blue", "t1", "10.1.0.0/24"))
-    run(st.CreateNetwork("red", "t2", "10.1.0.0/24"))          # overlaps blue: another tenant
-    run(st.CreateNetwork("green", "t1", "10.3.0.0/24", egress_kbit=5000, external=True))
-    run(st.Connect("c1", "blue", "h1", qos=st.Qos(1000, 32768, 20)))
-    run(st.Connect("c1", "green", "h1"))
-    run(st.Connect("c2", "blue", "h2"))
-    run(st.Connect("c3", "red", "h3"))
-    run(st.Connect("c4", "red", "h1"))
-    run(st.AddPolicy(st.PolicyKind.DENY_ONE_WAY, "blue", "green", "p1"))
+    run(st.CreateNetwork(name="blue", tenant="t1", subnet="10.1.0.0/24"))
+    run(st.CreateNetwork(name="red", tenant="t2", subnet="10.1.0.0/24"))          # overlaps blue: another tenant
+    run(st.CreateNetwork(name="green", tenant="t1", subnet="10.3.0.0/24", egress_kbit=5000, external=True))
+    run(st.Connect(endpoint_id="c1", network="blue", host="h1", qos=st.Qos(1000, 32768, 20)))
+    run(st.Connect(endpoint_id="c1", network="green", host="h1"))
+    run(st.Connect(endpoint_id="c2", network="blue", host="h2"))
+    run(st.Connect(endpoint_id="c3", network="red", host="h3"))
+    run(st.Connect(endpoint_id="c4", network="red", host="h1"))
+    run(st.AddPolicy(kind=st.PolicyKind.DENY_ONE_WAY, network="blue", peer="green", policy_id="p1"))
     return s
 
 
@@ -62,12 +62,14 @@ def test_policies_are_translated_by_vni():
 
 def test_remote_entries_only_in_networks_this_host_builds():
     s = _state()
-    s.execute(st.CreateNetwork("big", "t3", "10.0.0.0/8"), 100)
+    s.execute(st.CreateNetwork(name="big", tenant="t3", subnet="10.0.0.0/8"), 100)
     for i in range(50):  # another host's endpoints in a network h1 has nothing in
-        s.execute(st.Connect(f"x{i}", "big", "h2"), 101 + i)
+        s.execute(st.Connect(endpoint_id=f"x{i}", network="big", host="h2"), 101 + i)
     d = _desired(state=s)
     assert {(r.ip, r.vtep) for r in d.remote} == {("10.1.0.3", "192.0.2.12"), ("10.1.0.2", "192.0.2.13")}
-    s.execute(st.Connect("c9", "big", "h1"), 200)  # now h1 builds "big": h2's endpoints there matter
+    s.execute(
+        st.Connect(endpoint_id="c9", network="big", host="h1"), 200
+    )  # now h1 builds "big": h2's endpoints there matter
     d = _desired(state=s, pids={"c1": 101, "c4": 104, "c9": 109})
     assert sum(r.vtep == "192.0.2.12" for r in d.remote) == 51
 

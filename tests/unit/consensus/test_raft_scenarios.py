@@ -267,7 +267,7 @@ def test_vote_rejected_for_stale_log() -> None:
     env.propose("1", b"a")
     n2 = env.nodes["2"]
     env.forget_leader("2")
-    n2.step(Vote(9, "3", "2", last_index=1, last_term=1))
+    n2.step(Vote(term=9, frm="3", to="2", last_index=1, last_term=1))
     rd = n2.ready()
     assert [(type(m).__name__, m.granted) for m in rd.messages] == [("VoteResp", False)]
     n2.advance(rd)

@@ -24,10 +24,13 @@ def test_network_state_has_every_method_of_the_consensus_protocol_with_the_same_
 
 def test_apply_snapshot_restore_as_the_log_drives_them():
     leader, follower = NetworkState(), NetworkState()
-    log = [encode_command(CreateNetwork("blue", "acme", "10.1.0.0/24")), encode_command(Connect("c1", "blue", "h1"))]
+    log = [
+        encode_command(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24")),
+        encode_command(Connect(endpoint_id="c1", network="blue", host="h1")),
+    ]
     results = [leader.apply(i, data) for i, data in enumerate(log, 1)]
     follower.restore(leader.snapshot())  # InstallSnapshot at index 2
-    entry3 = encode_command(Connect("c2", "blue", "h2"))
+    entry3 = encode_command(Connect(endpoint_id="c2", network="blue", host="h2"))
     assert leader.apply(3, entry3) == follower.apply(3, entry3)
     assert decode_result(results[1]).ip == "10.1.0.2"
     assert follower.state_hash() == leader.state_hash()

@@ -55,73 +55,88 @@ class Log:
 
 def test_create_network_defaults_gateway_and_vni():
     log = Log()
-    created = log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
+    created = log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
     assert (created.subnet, created.gateway, created.vni) == ("10.1.0.0/24", "10.1.0.1", 1)
-    assert log.ok(CreateNetwork("red", "acme", "10.2.0.0/24", gateway="10.2.0.254")).gateway == "10.2.0.254"
+    assert (
+        log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24", gateway="10.2.0.254")).gateway
+        == "10.2.0.254"
+    )
     info = log.state.network("red")
     assert (info.used, info.free) == (0, 253)
-    assert log.ok(CreateNetwork("green", "acme", "10.3.0.0/16", vni=5000)).vni == 5000
+    assert log.ok(CreateNetwork(name="green", tenant="acme", subnet="10.3.0.0/16", vni=5000)).vni == 5000
 
 
 def test_connect_allocates_next_free_ip_with_a_stable_derived_mac():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24", vni=42, mtu=1400))
-    first = log.ok(Connect("c1", "blue", "h1"))
-    assert first == Connected("c1", "blue", "h1", "10.1.0.2", 24, "02:6d:0a:01:00:02", "10.1.0.1", 42, 1400)
-    assert log.ok(Connect("c2", "blue", "h2")).ip == "10.1.0.3"
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24", vni=42, mtu=1400))
+    first = log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
+    assert first == Connected(
+        endpoint_id="c1",
+        network="blue",
+        host="h1",
+        ip="10.1.0.2",
+        prefix_len=24,
+        mac="02:6d:0a:01:00:02",
+        gateway="10.1.0.1",
+        vni=42,
+        mtu=1400,
+    )
+    assert log.ok(Connect(endpoint_id="c2", network="blue", host="h2")).ip == "10.1.0.3"
     # the same IP always gives the same MAC, whoever holds it
-    log.ok(Disconnect("c1", "blue"))
-    again = log.ok(Connect("c1", "blue", "h1", ip="10.1.0.2"))
+    log.ok(Disconnect(endpoint_id="c1", network="blue"))
+    again = log.ok(Connect(endpoint_id="c1", network="blue", host="h1", ip="10.1.0.2"))
     assert again.mac == first.mac
 
 
 def test_a_released_address_is_not_reused_at_once():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
-    log.ok(Connect("c1", "blue", "h1"))
-    log.ok(Disconnect("c1", "blue"))
-    assert log.ok(Connect("c2", "blue", "h1")).ip == "10.1.0.3"
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
+    log.ok(Disconnect(endpoint_id="c1", network="blue"))
+    assert log.ok(Connect(endpoint_id="c2", network="blue", host="h1")).ip == "10.1.0.3"
 
 
 def test_a_full_network_refuses_then_reuses_the_released_address_after_wrapping():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
-    ips = [log.ok(Connect(f"c{i}", "blue", "h1")).ip for i in range(253)]
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    ips = [log.ok(Connect(endpoint_id=f"c{i}", network="blue", host="h1")).ip for i in range(253)]
     assert ips[0] == "10.1.0.2" and ips[-1] == "10.1.0.254" and len(set(ips)) == 253
-    assert log.err(Connect("late", "blue", "h1")).code == ErrorCode.POOL_EXHAUSTED
-    log.ok(Disconnect("c100", "blue"))
-    assert log.ok(Connect("late", "blue", "h1")).ip == ips[100]
+    assert log.err(Connect(endpoint_id="late", network="blue", host="h1")).code == ErrorCode.POOL_EXHAUSTED
+    log.ok(Disconnect(endpoint_id="c100", network="blue"))
+    assert log.ok(Connect(endpoint_id="late", network="blue", host="h1")).ip == ips[100]
     info = log.state.network("blue")
     assert (info.used, info.free) == (253, 0)
 
 
 def test_a_slash_8_network_allocates_from_its_own_range():
     log = Log()
-    log.ok(CreateNetwork("huge", "acme", "10.0.0.0/8", gateway="10.255.255.254"))
-    assert log.ok(Connect("c1", "huge", "h1", ip="10.200.3.4")).mac == "02:6d:0a:c8:03:04"
-    assert log.ok(Connect("c2", "huge", "h1")).ip == "10.0.0.1"  # the gateway is elsewhere: .1 is free
+    log.ok(CreateNetwork(name="huge", tenant="acme", subnet="10.0.0.0/8", gateway="10.255.255.254"))
+    assert log.ok(Connect(endpoint_id="c1", network="huge", host="h1", ip="10.200.3.4")).mac == "02:6d:0a:c8:03:04"
+    assert (
+        log.ok(Connect(endpoint_id="c2", network="huge", host="h1")).ip == "10.0.0.1"
+    )  # the gateway is elsewhere: .1 is free
     assert log.state.network("huge").free == 2**24 - 3 - 2
 
 
 def test_connect_is_idempotent_for_retries():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
     qos = Qos(10_000, 32_768, 50)
-    first = log.ok(Connect("c1", "blue", "h1", qos=qos))
+    first = log.ok(Connect(endpoint_id="c1", network="blue", host="h1", qos=qos))
     changes_before = len(log.state.changes_since(0).changes)
-    assert log.ok(Connect("c1", "blue", "h1", qos=Qos(10_000, 32_768, 50))) == first
-    assert log.ok(Connect("c1", "blue", "h1", ip=first.ip, qos=qos)) == first
+    assert log.ok(Connect(endpoint_id="c1", network="blue", host="h1", qos=Qos(10_000, 32_768, 50))) == first
+    assert log.ok(Connect(endpoint_id="c1", network="blue", host="h1", ip=first.ip, qos=qos)) == first
     assert len(log.state.changes_since(0).changes) == changes_before
     assert log.state.network("blue").used == 1
 
 
 def test_one_container_in_several_networks_moves_as_one():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
-    log.ok(CreateNetwork("red", "acme", "10.2.0.0/24"))
-    log.ok(Connect("c1", "blue", "h1"))
-    log.ok(Connect("c1", "red", "h1", ip="10.2.0.77", mac="06:00:00:00:00:07"))
-    moved = log.ok(MoveEndpoint("c1", "h2"))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
+    log.ok(Connect(endpoint_id="c1", network="red", host="h1", ip="10.2.0.77", mac="06:00:00:00:00:07"))
+    moved = log.ok(MoveEndpoint(endpoint_id="c1", host="h2"))
     assert (moved.old_host, moved.host, moved.networks) == ("h1", "h2", ("blue", "red"))
     eps = log.state.endpoints(host="h2")
     assert [(e.network, e.ip, e.mac) for e in eps] == [
@@ -130,15 +145,15 @@ def test_one_container_in_several_networks_moves_as_one():
     ]
     assert log.state.endpoints(host="h1") == ()
     assert log.state.hosts() == ("h2",)
-    log.ok(Disconnect("c1", "blue"))
+    log.ok(Disconnect(endpoint_id="c1", network="blue"))
     assert [e.network for e in log.state.endpoints(host="h2")] == ["red"]
 
 
 def test_endpoints_on_filters_one_network_by_host():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
     for cid, host in (("c1", "h1"), ("c2", "h2"), ("c3", "h3"), ("c4", "h2")):
-        log.ok(Connect(cid, "blue", host))
+        log.ok(Connect(endpoint_id=cid, network="blue", host=host))
     assert [e.endpoint_id for e in log.state.endpoints_on("blue", {"h2", "h3"})] == ["c2", "c3", "c4"]
     assert log.state.endpoints_on("blue", set()) == ()
     assert log.state.endpoints_on("nope", {"h1"}) == ()
@@ -148,26 +163,28 @@ def test_endpoints_on_filters_one_network_by_host():
 
 def test_a_restored_replica_answers_like_the_original_for_multi_network_containers():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
-    log.ok(CreateNetwork("red", "acme", "10.2.0.0/24"))
-    log.ok(Connect("c1", "red", "h1"))  # connected to the later network first
-    log.ok(Connect("c1", "blue", "h1"))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="red", host="h1"))  # connected to the later network first
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
     copy = NetworkState()
     copy.restore(log.state.snapshot())
-    move = MoveEndpoint("c1", "h2")
+    move = MoveEndpoint(endpoint_id="c1", host="h2")
     assert copy.execute(move, 10) == log.state.execute(move, 10)
-    assert log.state.execute(Disconnect("c1", "green"), 11) == copy.execute(Disconnect("c1", "green"), 11)
-    gone = Disconnect("c9", "blue")
+    assert log.state.execute(Disconnect(endpoint_id="c1", network="green"), 11) == copy.execute(
+        Disconnect(endpoint_id="c1", network="green"), 11
+    )
+    gone = Disconnect(endpoint_id="c9", network="blue")
     assert log.state.execute(gone, 12) == copy.execute(gone, 12)
 
 
 def test_set_qos_and_update_network():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24", labels={"team": "a"}))
-    log.ok(Connect("c1", "blue", "h1"))
-    log.ok(SetQos("c1", "blue", Qos(5000, 16000, 20)))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24", labels={"team": "a"}))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
+    log.ok(SetQos(endpoint_id="c1", network="blue", qos=Qos(5000, 16000, 20)))
     assert log.state.endpoint("c1", "blue").qos == Qos(5000, 16000, 20)
-    log.ok(UpdateNetwork("blue", mtu=1400, egress_kbit=100_000, external=True, labels={"team": "b"}))
+    log.ok(UpdateNetwork(name="blue", mtu=1400, egress_kbit=100_000, external=True, labels={"team": "b"}))
     net = log.state.network("blue").network
     assert (net.mtu, net.egress_kbit, net.external, net.labels) == (1400, 100_000, True, {"team": "b"})
     assert (net.subnet, net.vni) == ("10.1.0.0/24", 1)
@@ -177,43 +194,45 @@ def test_set_qos_and_update_network():
 
 def test_overlapping_subnets_are_allowed_across_tenants_only():
     log = Log()
-    log.ok(CreateNetwork("a-net", "tenant-a", "10.1.0.0/24"))
-    b = log.ok(CreateNetwork("b-net", "tenant-b", "10.1.0.0/24"))
+    log.ok(CreateNetwork(name="a-net", tenant="tenant-a", subnet="10.1.0.0/24"))
+    b = log.ok(CreateNetwork(name="b-net", tenant="tenant-b", subnet="10.1.0.0/24"))
     assert b.vni == 2
-    assert log.err(CreateNetwork("a-2", "tenant-a", "10.1.0.64/26")).code == ErrorCode.SUBNET_OVERLAP
-    assert log.err(CreateNetwork("a-3", "tenant-a", "10.0.0.0/15")).code == ErrorCode.SUBNET_OVERLAP
-    log.ok(CreateNetwork("a-4", "tenant-a", "10.1.1.0/24"))  # adjacent is fine
+    assert log.err(CreateNetwork(name="a-2", tenant="tenant-a", subnet="10.1.0.64/26")).code == ErrorCode.SUBNET_OVERLAP
+    assert log.err(CreateNetwork(name="a-3", tenant="tenant-a", subnet="10.0.0.0/15")).code == ErrorCode.SUBNET_OVERLAP
+    log.ok(CreateNetwork(name="a-4", tenant="tenant-a", subnet="10.1.1.0/24"))  # adjacent is fine
     assert [n.network.name for n in log.state.networks(tenant="tenant-a")] == ["a-4", "a-net"]
 
 
 def test_delete_network_with_force_releases_everything():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24", vni=7))
-    log.ok(CreateNetwork("red", "acme", "10.2.0.0/24"))
-    log.ok(Connect("c1", "blue", "h1"))
-    log.ok(Connect("c1", "red", "h1"))
-    log.ok(AddPolicy(PolicyKind.DENY_BOTH, "red", "blue"))
-    deleted = log.ok(DeleteNetwork("blue", force=True))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24", vni=7))
+    log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
+    log.ok(Connect(endpoint_id="c1", network="red", host="h1"))
+    log.ok(AddPolicy(kind=PolicyKind.DENY_BOTH, network="red", peer="blue"))
+    deleted = log.ok(DeleteNetwork(name="blue", force=True))
     assert (deleted.endpoints_removed, deleted.policies_removed) == (1, 1)
     assert log.state.policies() == ()
     assert [e.network for e in log.state.endpoints()] == ["red"]
-    assert log.ok(CreateNetwork("blue2", "acme", "10.1.0.0/24", vni=7)).vni == 7  # VNI and range are free again
+    assert (
+        log.ok(CreateNetwork(name="blue2", tenant="acme", subnet="10.1.0.0/24", vni=7)).vni == 7
+    )  # VNI and range are free again
 
 
 def test_policies_are_records_listed_and_removable():
     log = Log()
     for name, subnet in (("a", "10.1.0.0/24"), ("b", "10.2.0.0/24"), ("c", "10.3.0.0/24")):
-        log.ok(CreateNetwork(name, "acme", subnet))
-    p1 = log.ok(AddPolicy(PolicyKind.ISOLATE_WITHIN, "a")).policy_id
-    p2 = log.ok(AddPolicy(PolicyKind.DENY_ONE_WAY, "a", "b")).policy_id
-    p3 = log.ok(AddPolicy(PolicyKind.DENY_BOTH, "b", "c", policy_id="bc")).policy_id
-    p4 = log.ok(AddPolicy(PolicyKind.DENY_ALL, "c")).policy_id
+        log.ok(CreateNetwork(name=name, tenant="acme", subnet=subnet))
+    p1 = log.ok(AddPolicy(kind=PolicyKind.ISOLATE_WITHIN, network="a")).policy_id
+    p2 = log.ok(AddPolicy(kind=PolicyKind.DENY_ONE_WAY, network="a", peer="b")).policy_id
+    p3 = log.ok(AddPolicy(kind=PolicyKind.DENY_BOTH, network="b", peer="c", policy_id="bc")).policy_id
+    p4 = log.ok(AddPolicy(kind=PolicyKind.DENY_ALL, network="c")).policy_id
     assert (p1, p2, p3) == ("policy-4", "policy-5", "bc")
     # one-way is directional; both-ways is not
-    log.ok(AddPolicy(PolicyKind.DENY_ONE_WAY, "b", "a"))
-    assert log.err(AddPolicy(PolicyKind.DENY_BOTH, "c", "b")).code == ErrorCode.DUPLICATE_POLICY
+    log.ok(AddPolicy(kind=PolicyKind.DENY_ONE_WAY, network="b", peer="a"))
+    assert log.err(AddPolicy(kind=PolicyKind.DENY_BOTH, network="c", peer="b")).code == ErrorCode.DUPLICATE_POLICY
     assert [p.policy_id for p in log.state.policies(network="c")] == ["bc", p4]
-    log.ok(RemovePolicy("bc"))
+    log.ok(RemovePolicy(policy_id="bc"))
     assert "bc" not in [p.policy_id for p in log.state.policies()]
     kinds = [p.kind for p in log.state.policies()]
     assert kinds == [PolicyKind.ISOLATE_WITHIN, PolicyKind.DENY_ONE_WAY, PolicyKind.DENY_ALL, PolicyKind.DENY_ONE_WAY]
@@ -221,16 +240,16 @@ def test_policies_are_records_listed_and_removable():
 
 def test_host_lifecycle_stale_then_removed():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
-    log.ok(CreateNetwork("red", "acme", "10.2.0.0/24"))
-    log.ok(Connect("c1", "blue", "h1"))
-    log.ok(Connect("c1", "red", "h1"))
-    log.ok(Connect("c2", "blue", "h2"))
-    marked = log.ok(MarkHostStale("h1"))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
+    log.ok(Connect(endpoint_id="c1", network="red", host="h1"))
+    log.ok(Connect(endpoint_id="c2", network="blue", host="h2"))
+    marked = log.ok(MarkHostStale(host="h1"))
     assert (marked.stale, marked.endpoints) == (True, 2)
     assert [e.stale for e in log.state.endpoints(network="blue")] == [True, False]
     assert log.state.stale_hosts() == ("h1",)
-    removed = log.ok(RemoveHost("h1"))
+    removed = log.ok(RemoveHost(host="h1"))
     assert removed.endpoints_removed == 2
     assert [e.endpoint_id for e in log.state.endpoints()] == ["c2"]
     assert log.state.stale_hosts() == ()
@@ -239,10 +258,10 @@ def test_host_lifecycle_stale_then_removed():
 
 def test_change_stream_reports_what_changed_at_which_index():
     log = Log(change_log_size=5)
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))  # 1
-    log.ok(Connect("c1", "blue", "h1"))  # 2
-    log.ok(MoveEndpoint("c1", "h2"))  # 3
-    log.ok(SetQos("c1", "blue", Qos(1000, 4000, 10)))  # 4
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))  # 1
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))  # 2
+    log.ok(MoveEndpoint(endpoint_id="c1", host="h2"))  # 3
+    log.ok(SetQos(endpoint_id="c1", network="blue", qos=Qos(1000, 4000, 10)))  # 4
     changes = log.state.changes_since(1)
     assert changes.complete and changes.last_index == 4
     assert [(c.index, c.kind, c.endpoint_id, c.host, c.old_host) for c in changes.changes] == [
@@ -252,7 +271,7 @@ def test_change_stream_reports_what_changed_at_which_index():
     ]
     assert log.state.changes_since(4).changes == ()
     for i in range(3):
-        log.ok(Connect(f"x{i}", "blue", "h1"))
+        log.ok(Connect(endpoint_id=f"x{i}", network="blue", host="h1"))
     assert not log.state.changes_since(1).complete  # the bounded log no longer reaches index 2
     assert log.state.changes_since(3).complete
     restored = NetworkState()
@@ -263,9 +282,11 @@ def test_change_stream_reports_what_changed_at_which_index():
 
 def test_apply_speaks_bytes_and_rejects_garbage_deterministically():
     state = NetworkState()
-    out = state.apply(1, encode_command(CreateNetwork("blue", "acme", "10.1.0.0/24")))
+    out = state.apply(1, encode_command(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24")))
     assert decode_result(out).vni == 1
-    out = decode_result(state.apply(2, encode_command(Connect("c1", "blue", "h1", qos=Qos(1, 2, 3)))))
+    out = decode_result(
+        state.apply(2, encode_command(Connect(endpoint_id="c1", network="blue", host="h1", qos=Qos(1, 2, 3))))
+    )
     assert out.ip == "10.1.0.2"
     for i, garbage in enumerate([b"", b"\xc1", msgpack.packb([999, 1]), msgpack.packb([131, 1, 5])], 3):
         err = decode_result(state.apply(i, garbage))
@@ -277,43 +298,45 @@ def test_apply_speaks_bytes_and_rejects_garbage_deterministically():
 
 def test_commands_round_trip_through_their_encoding():
     for cmd in (
-        CreateNetwork("b", "t", "10.0.0.0/8", gateway="10.0.0.9", vni=3, mtu=9000, labels={"k": "v"}),
-        Connect("c", "b", "h", ip="10.0.0.5", mac="04:00:00:00:00:01", qos=Qos(1, 2, 3)),
-        AddPolicy(PolicyKind.DENY_BOTH, "a", "b", "id"),
-        MarkHostStale("h", False),
+        CreateNetwork(
+            name="b", tenant="t", subnet="10.0.0.0/8", gateway="10.0.0.9", vni=3, mtu=9000, labels={"k": "v"}
+        ),
+        Connect(endpoint_id="c", network="b", host="h", ip="10.0.0.5", mac="04:00:00:00:00:01", qos=Qos(1, 2, 3)),
+        AddPolicy(kind=PolicyKind.DENY_BOTH, network="a", peer="b", policy_id="id"),
+        MarkHostStale(host="h", stale=False),
     ):
         assert decode_command(encode_command(cmd)) == cmd
-    with pytest.raises(wire.DecodeError, match="not a state command"):
-        decode_command(wire.encode(Disconnected("c", "b", "10.0.0.1")))
+    with pytest.raises(wire.DecodeError, match="not a valid state command"):
+        decode_command(wire.encode(Disconnected(endpoint_id="c", network="b", ip="10.0.0.1")))
     with pytest.raises(TypeError, match="not a state command"):
-        encode_command(Disconnected("c", "b", "10.0.0.1"))
+        encode_command(Disconnected(endpoint_id="c", network="b", ip="10.0.0.1"))
 
 
 def test_snapshot_round_trip_keeps_cursors_so_replicas_stay_identical():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
-    log.ok(Connect("c1", "blue", "h1", mac="04:00:00:00:00:01", qos=Qos(1000, 4000, 1)))
-    log.ok(Connect("c2", "blue", "h2"))
-    log.ok(Disconnect("c1", "blue"))
-    log.ok(AddPolicy(PolicyKind.ISOLATE_WITHIN, "blue"))
-    log.ok(MarkHostStale("h9"))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1", mac="04:00:00:00:00:01", qos=Qos(1000, 4000, 1)))
+    log.ok(Connect(endpoint_id="c2", network="blue", host="h2"))
+    log.ok(Disconnect(endpoint_id="c1", network="blue"))
+    log.ok(AddPolicy(kind=PolicyKind.ISOLATE_WITHIN, network="blue"))
+    log.ok(MarkHostStale(host="h9"))
     copy = NetworkState()
     copy.restore(log.state.snapshot())
     assert copy == log.state
     assert copy.endpoints() == log.state.endpoints() and copy.policies() == log.state.policies()
     assert copy.stale_hosts() == ("h9",)
     # both allocate the same next IP and VNI: the cursors were restored
-    nxt = Connect("c3", "blue", "h1")
+    nxt = Connect(endpoint_id="c3", network="blue", host="h1")
     assert copy.execute(nxt, 10) == log.state.execute(nxt, 10)
-    net = CreateNetwork("red", "acme", "10.2.0.0/24")
+    net = CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24")
     assert copy.execute(net, 11) == log.state.execute(net, 11)
     assert copy.state_hash() == log.state.state_hash()
 
 
 def test_restore_refuses_corrupt_or_unknown_snapshots_and_keeps_the_state():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
-    log.ok(Connect("c1", "blue", "h1"))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
     good = log.state.snapshot()
     doc = msgpack.unpackb(good, raw=False, strict_map_key=False)
     doc["networks"][0][12] = b"\x00" * 32  # IP bit vector with no bits set
@@ -333,8 +356,19 @@ def test_format_1_snapshot_still_loads():
         "last_index": 9,
         "stale_hosts": ["h2"],
         "networks": [
-            {"name": "blue", "tenant": "acme", "subnet": "10.1.0.0/24", "gateway": "10.1.0.1", "vni": 5,
-             "mode": "vxlan", "mtu": 1450, "egress_kbit": 0, "external": False, "labels": {}, "created_index": 1},
+            {
+                "name": "blue",
+                "tenant": "acme",
+                "subnet": "10.1.0.0/24",
+                "gateway": "10.1.0.1",
+                "vni": 5,
+                "mode": "vxlan",
+                "mtu": 1450,
+                "egress_kbit": 0,
+                "external": False,
+                "labels": {},
+                "created_index": 1,
+            },
         ],  # fmt: skip
         "endpoints": [
             ["c1", "blue", "h1", "10.1.0.2", None, [0, 0, 0]],
@@ -351,7 +385,10 @@ def test_format_1_snapshot_still_loads():
     ]
     assert state.policies()[0].kind == PolicyKind.ISOLATE_WITHIN
     assert state.network("blue").used == 2
-    assert state.execute(Connect("c3", "blue", "h1", ip="10.1.0.9"), 10).code == ErrorCode.IP_TAKEN
+    assert (
+        state.execute(Connect(endpoint_id="c3", network="blue", host="h1", ip="10.1.0.9"), 10).code
+        == ErrorCode.IP_TAKEN
+    )
     # and it is written back as the current format, which loads to the same state
     again = NetworkState()
     again.restore(state.snapshot())
@@ -360,10 +397,10 @@ def test_format_1_snapshot_still_loads():
 
 def test_replay_gives_the_same_state_hash():
     cmds = [
-        CreateNetwork("blue", "acme", "10.1.0.0/24"),
-        Connect("c1", "blue", "h1"),
-        Connect("c2", "blue", "h2", qos=Qos(5, 5, 5)),
-        MoveEndpoint("c1", "h2"),
+        CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"),
+        Connect(endpoint_id="c1", network="blue", host="h1"),
+        Connect(endpoint_id="c2", network="blue", host="h2", qos=Qos(5, 5, 5)),
+        MoveEndpoint(endpoint_id="c1", host="h2"),
     ]
     assert replay(cmds).state_hash() == replay(cmds).state_hash()
     assert replay(cmds).state_hash() != replay(cmds[:-1]).state_hash()
@@ -371,9 +408,9 @@ def test_replay_gives_the_same_state_hash():
 
 def test_status_counts():
     log = Log()
-    log.ok(CreateNetwork("blue", "acme", "10.1.0.0/24"))
-    log.ok(Connect("c1", "blue", "h1"))
-    log.err(Connect("c1", "blue", "h2"))
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1"))
+    log.err(Connect(endpoint_id="c1", network="blue", host="h2"))
     status = log.state.status()
     assert (status.networks, status.endpoints, status.hosts, status.vnis_used) == (1, 1, 1, 1)
     assert (status.commands_applied, status.commands_rejected, status.last_index) == (2, 1, 3)

@@ -62,41 +62,44 @@ QOS = [NO_QOS, Qos(), Qos(1000, 4000, 5), Qos(1000, 0, 0)]
 name = st.sampled_from(["n0", "n0", "n1", "n1", "n2", "n3"])  # n3 is never in the preamble
 ep = st.sampled_from(EPS)
 host = st.sampled_from(HOSTS)
-connects = st.builds(Connect, ep, name, host, st.sampled_from(IPS), st.sampled_from(MACS), st.sampled_from(QOS))
+connects = st.builds(
+    Connect, endpoint_id=ep, network=name, host=host, ip=st.sampled_from(IPS), mac=st.sampled_from(MACS),
+    qos=st.sampled_from(QOS),
+)
 commands = st.one_of(
     connects,
     connects,
-    st.builds(Connect, ep, name, host),
-    st.builds(Connect, ep, name, host),
+    st.builds(Connect, endpoint_id=ep, network=name, host=host),
+    st.builds(Connect, endpoint_id=ep, network=name, host=host),
     st.builds(
         CreateNetwork,
-        name,
-        st.sampled_from(["t0", "t1"]),
-        st.sampled_from(SUBNETS),
+        name=name,
+        tenant=st.sampled_from(["t0", "t1"]),
+        subnet=st.sampled_from(SUBNETS),
         gateway=st.sampled_from([None, None, "10.0.0.6", "10.0.0.9"]),
         vni=st.sampled_from([None, None, 1, 2, 3, 0, VNI_MAX]),
     ),
-    st.builds(DeleteNetwork, name, st.booleans()),
-    st.builds(UpdateNetwork, name, mtu=st.sampled_from([None, 1400, 10])),
-    st.builds(Disconnect, ep, name),
-    st.builds(MoveEndpoint, ep, host),
-    st.builds(SetQos, ep, name, st.sampled_from(QOS)),
-    st.builds(AddPolicy, st.sampled_from(list(PolicyKind)), name, st.sampled_from([None, *NETS])),
-    st.builds(RemovePolicy, st.sampled_from(["policy-3", "policy-5", "policy-8", "x"])),
-    st.builds(MarkHostStale, host, st.booleans()),
-    st.builds(RemoveHost, host),
+    st.builds(DeleteNetwork, name=name, force=st.booleans()),
+    st.builds(UpdateNetwork, name=name, mtu=st.sampled_from([None, 1400, 10])),
+    st.builds(Disconnect, endpoint_id=ep, network=name),
+    st.builds(MoveEndpoint, endpoint_id=ep, host=host),
+    st.builds(SetQos, endpoint_id=ep, network=name, qos=st.sampled_from(QOS)),
+    st.builds(AddPolicy, kind=st.sampled_from(list(PolicyKind)), network=name, peer=st.sampled_from([None, *NETS])),
+    st.builds(RemovePolicy, policy_id=st.sampled_from(["policy-3", "policy-5", "policy-8", "x"])),
+    st.builds(MarkHostStale, host=host, stale=st.booleans()),
+    st.builds(RemoveHost, host=host),
 )
 
 
 #: most sequences start from a few networks, so that endpoint commands have somewhere to go
 PREAMBLE = [
-    CreateNetwork("n0", "t0", "10.0.0.0/28"),
-    CreateNetwork("n1", "t1", "10.0.0.0/29", vni=2),
-    CreateNetwork("n2", "t0", "10.0.1.0/29"),
+    CreateNetwork(name="n0", tenant="t0", subnet="10.0.0.0/28"),
+    CreateNetwork(name="n1", tenant="t1", subnet="10.0.0.0/29", vni=2),
+    CreateNetwork(name="n2", tenant="t0", subnet="10.0.1.0/29"),
 ]
-logs = st.tuples(st.sampled_from([PREAMBLE, PREAMBLE, PREAMBLE, PREAMBLE[:1], []]), st.lists(commands, min_size=15, max_size=50)).map(
-    lambda t: t[0] + t[1]
-)
+logs = st.tuples(
+    st.sampled_from([PREAMBLE, PREAMBLE, PREAMBLE, PREAMBLE[:1], []]), st.lists(commands, min_size=15, max_size=50)
+).map(lambda t: t[0] + t[1])
 
 
 def content(state: NetworkState) -> dict:

@@ -1,7 +1,5 @@
 """Mesh: CURVE admission, dead peers, malformed frames — real ZeroMQ over loopback TCP."""
 
-from dataclasses import dataclass
-
 import msgpack
 import pytest
 import trio
@@ -14,9 +12,8 @@ from meshd.transport import Mesh, PeerTransport, new_secret
 pytestmark = pytest.mark.timeout(120)  # a lost wake-up must fail here, with stacks, not stall CI
 
 
-@wire.message(127)
-@dataclass(frozen=True, slots=True)
-class Probe:
+@wire.message
+class Probe(wire.Message, tag=127, kw_only=True):
     """A test-only message (tag 127, the end of the control range)."""
 
     seq: int
@@ -75,7 +72,7 @@ def _rss_kib():
 async def test_malformed_truncated_oversized_frames_are_dropped_and_counted(hosts):
     server = await _mesh(hosts, "server", max_payload_bytes=1024)
     raw = server.host.dial(zmq.DEALER, server.endpoint)  # a different host would behave alike
-    good = wire.encode(Probe(1, "raw"))
+    good = wire.encode(Probe(seq=1, sender="raw"))
     bad_frames = [
         [b"one-part-only"],                                  # wrong part count
         [b"raw", b"a", b"b"],                                # too many parts
@@ -97,7 +94,7 @@ async def test_malformed_truncated_oversized_frames_are_dropped_and_counted(host
             await raw.send_multipart([b"raw", body])
         await raw.send_multipart([b"raw", good])
         sender, msg = await server.receive_message()
-    assert (sender, msg) == ("raw", Probe(1, "raw"))
+    assert (sender, msg) == ("raw", Probe(seq=1, sender="raw"))
     stats = server.statistics()
     assert stats.malformed == len(bad_frames)
     assert stats.undecodable == len(undecodable)
