@@ -43,9 +43,11 @@ def tcp_probe(src, dst, ip: str, port: int) -> str:
     else:
         raise AssertionError(f"nc -l -p {port} in {dst.name} did not listen within 10 s")
     dexec(src, "sh", "-c", f"echo hello-from-{src.name} | nc -w1 {ip} {port}")
-    time.sleep(0.2)
+    deadline = time.monotonic() + 3  # under load the listener may write what it got a little later
+    while not (got := dexec(dst, "cat", "/tmp/got").stdout.strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
     dexec(dst, "sh", "-c", f"pkill -f 'nc -l -p {port}' || true")
-    return dexec(dst, "cat", "/tmp/got").stdout.strip()
+    return got
 
 
 def netns_of(c) -> str:
