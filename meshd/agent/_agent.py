@@ -116,6 +116,7 @@ class Agent:
         self.api: SchedulerApi | None = None
         self.control: SchedulerService | None = None
         self.autopilot: Autopilot | None = None
+        self.committer: Committer | None = None
         self._nursery: trio.Nursery | None = None
 
     # --- lifecycle --------------------------------------------------------------------
@@ -150,7 +151,7 @@ class Agent:
             await members.join(self.join_addrs)
         else:
             nursery.start_soon(self._rejoin)
-        committer = Committer(replica, timeout_s=cfg.raft.propose_timeout_s)
+        committer = self.committer = Committer(replica, timeout_s=cfg.raft.propose_timeout_s)
         await nursery.start(self.reconciler.run)
         if self.runtime is not None:
             listener = DockerListener(host=self.name, containers=self.containers, committer=committer,
@@ -386,6 +387,7 @@ class Agent:
             "gossip": members.gossip_status, "reconcile": self.reconciler.status,
             "api": lambda: dict(api.counters) | dict(api.service.counters),
             "control": lambda: dict(control.counters) if control is not None else {},
+            "commit": lambda: dict(self.committer.counters) if self.committer is not None else {},
             "endpoint": self._endpoint_metrics,
         }
 

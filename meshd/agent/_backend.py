@@ -21,7 +21,7 @@ import trio
 
 from meshd import state as st
 from meshd.api import ApiError, FrameError, MsgType
-from meshd.api._requests import EndpointConnect
+from meshd.api._requests import EndpointConnect, EndpointMove
 from meshd.runtime import ContainerNotFound, ContainerNotRunning, DockerError, DockerRuntime
 
 from ._commit import Committer
@@ -88,9 +88,28 @@ class AgentBackend:
             return f"the interface was not built within {timeout_s:.0f}s; see the agent log"
         return None if problem is None else problem.error
 
-    async def resolve_container(self, req: EndpointConnect, host: str) -> str:
+    def is_running(self, endpoint_id: str) -> bool:
+        return endpoint_id in self._containers.pids
+
+    def check_host(self, host: str, req: EndpointConnect | EndpointMove) -> None:
+        """A connect or move names a host that gossip or the state knows, or says it is expected."""
+        if host == self.local_host or req.host_expected:
+            return
+        members = self._members.as_maps()
+        if host in self._replica.state.hosts() or any(m["name"] == host and m["state"] != "left" for m in members):
+            return
+        live = sorted(m["name"] for m in members if m["state"] in ("alive", "suspect"))
+        raise FrameError(ApiError.UNKNOWN_HOST,
+                         f"host {host!r} is not a member of this cluster (members: {', '.join(live) or 'none'}): "
+                         "check the name, or set host_expected (CLI --host-expected) for a host that joins later",
+                         req.MSG_TYPE, req.request_id)
+
+    async def resolve_container(self, req: EndpointConnect, host: str) -> tuple[str, str | None]:
         if host != self.local_host:
-            return req.container_id  # another host's container: its agent knows it by this id
+            self.check_host(host, req)
+            known = self._replica.state.find_endpoints(req.container_id)
+            # another host's container: by a name or prefix connected before, else its agent knows this id
+            return (known[0] if len(known) == 1 else req.container_id), None
         if self._runtime is not None:
             try:
                 info = await self._runtime.resolve(req.container_id)
@@ -106,10 +125,10 @@ class AgentBackend:
                                      f"{', '.join(self._containers.labels)}): connect it through its own host",
                                      MsgType.ENDPOINT_CONNECT, req.request_id)
                 self._containers.started(info.id, info.pid)
-                return info.id
+                return info.id, info.name or None
         if req.pid:
             self._containers.started(req.container_id, req.pid)
-            return req.container_id
+            return req.container_id, None
         raise FrameError(
             ApiError.UNKNOWN_CONTAINER,
             f"container {req.container_id!r} is not known to Docker on {host}: give its full id or name, "

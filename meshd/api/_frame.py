@@ -84,6 +84,7 @@ class ApiError(enum.IntEnum):
     INTERNAL = 14
     NOT_ALLOWED = 15
     INTERFACE_FAILED = 16
+    UNKNOWN_HOST = 17
 
 
 STATE_ERROR_OFFSET = 1000

@@ -149,6 +149,8 @@ class EndpointConnect(Request, frozen=True):
     burst_bytes: BurstBytes = 0
     latency_ms: Millis = 0
     delay_ms: Millis = 0
+    #: ``host`` is not a member yet (it joins later): allocate for it anyway
+    host_expected: bool = False
 
 
 @request(MsgType.ENDPOINT_DISCONNECT)
@@ -161,6 +163,8 @@ class EndpointDisconnect(Request, frozen=True):
 class EndpointMove(Request, frozen=True):
     container_id: Ident
     host: Ident
+    #: ``host`` is not a member yet (it joins later): move there anyway
+    host_expected: bool = False
 
 
 @request(MsgType.QOS_SET)

@@ -66,15 +66,21 @@ class ApiBackend(Protocol):
     def status(self) -> dict[str, Any]:
         """This host's status as a plain map."""
 
-    async def resolve_container(self, req: rq.EndpointConnect, host: str) -> str:
-        """The endpoint id (full container id) for a connect on ``host``.
-        Raises :class:`FrameError` (UNKNOWN_CONTAINER) when it cannot."""
+    async def resolve_container(self, req: rq.EndpointConnect, host: str) -> tuple[str, str | None]:
+        """The endpoint id (full container id) and the container's name, if known, for a connect
+        on ``host``.  Raises :class:`FrameError` (UNKNOWN_CONTAINER or UNKNOWN_HOST) when it cannot."""
 
     async def join(self, addresses: list[str]) -> dict[str, Any]:
         """Join gossip through any of ``addresses`` (local control only)."""
 
     async def leave(self) -> dict[str, Any]:
         """Leave the cluster gracefully (local control only)."""
+
+    def is_running(self, endpoint_id: str) -> bool:
+        """Whether a container of this host runs (its PID is known)."""
+
+    def check_host(self, host: str, req: Any) -> None:
+        """Refuse (FrameError UNKNOWN_HOST) a host that is not a member, unless ``req.host_expected``."""
 
     async def wait_endpoint_up(self, endpoint_id: str, vni: int) -> str | None:
         """Optional: wait until this host built the endpoint's interface; None, or why not."""
@@ -250,21 +256,37 @@ class SchedulerService:
     async def _connect(self, r: rq.EndpointConnect) -> Any:
         _refuse_delay(r)
         host = r.host or self.backend.local_host
-        endpoint_id = await self.backend.resolve_container(r, host)
+        endpoint_id, name = await self.backend.resolve_container(r, host)
         qos = st.Qos(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
-        return await self.backend.execute(
-            st.Connect(endpoint_id=endpoint_id, network=r.network, host=host, ip=r.ip, mac=r.mac, qos=qos))
+        return await self.backend.execute(st.Connect(endpoint_id=endpoint_id, network=r.network, host=host, ip=r.ip,
+                                                     mac=r.mac, qos=qos, name=name or r.container_name or None))
 
     async def _disconnect(self, r: rq.EndpointDisconnect) -> Any:
-        return await self.backend.execute(st.Disconnect(endpoint_id=r.container_id, network=r.network))
+        endpoint_id = self._endpoint_id(r.container_id, r)
+        return await self.backend.execute(st.Disconnect(endpoint_id=endpoint_id, network=r.network))
 
     async def _move(self, r: rq.EndpointMove) -> Any:
-        return await self.backend.execute(st.MoveEndpoint(endpoint_id=r.container_id, host=r.host))
+        endpoint_id = self._endpoint_id(r.container_id, r)
+        self.backend.check_host(r.host, r)
+        return await self.backend.execute(st.MoveEndpoint(endpoint_id=endpoint_id, host=r.host))
 
     async def _qos_set(self, r: rq.QosSet) -> Any:
         _refuse_delay(r)
         qos = st.Qos(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
-        return await self.backend.execute(st.SetQos(endpoint_id=r.container_id, network=r.network, qos=qos))
+        endpoint_id = self._endpoint_id(r.container_id, r)
+        return await self.backend.execute(st.SetQos(endpoint_id=endpoint_id, network=r.network, qos=qos))
+
+    def _endpoint_id(self, ref: str, r: Any) -> str:
+        """The endpoint a request names by container id, name or unique id prefix (any host's).
+
+        A ``ref`` that names nothing is passed on: the state answers which network it is not in.
+        """
+        ids = self.backend.state().find_endpoints(ref)
+        if len(ids) > 1:
+            raise FrameError(ApiError.INVALID_VALUE, f"{ref!r} names {len(ids)} containers "
+                             f"({', '.join(i[:12] for i in ids[:5])}{', ...' if len(ids) > 5 else ''}): "
+                             "give more of the id, or the full id", r.MSG_TYPE, r.request_id)
+        return ids[0] if ids else ref
 
     async def _policy_add(self, r: rq.PolicyAdd) -> Any:
         return await self.backend.execute(
@@ -284,7 +306,12 @@ class SchedulerService:
         return {"policies": [plain(p) for p in self.backend.state().policies(network=r.network)]}
 
     def _endpoints(self, r: rq.QueryEndpoints) -> dict[str, Any]:
-        return {"endpoints": [plain(e) for e in self.backend.state().endpoints(host=r.host, network=r.network)]}
+        """The endpoints, each with ``running``: whether its container runs, as this host knows it
+        (true/false for this host's containers, null for other hosts')."""
+        here = self.backend.local_host
+        return {"endpoints": [
+            {**plain(e), "running": self.backend.is_running(e.endpoint_id) if e.host == here else None}
+            for e in self.backend.state().endpoints(host=r.host, network=r.network)]}
 
     # --- replies ----------------------------------------------------------------
 

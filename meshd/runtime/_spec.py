@@ -101,7 +101,7 @@ class ConnectRequest:
         """The replicated-state command that attaches this endpoint on ``host``."""
         return Connect(
             endpoint_id=self.container_id, network=self.network, host=host,
-            ip=self.ip, mac=self.mac, qos=self.qos,
+            ip=self.ip, mac=self.mac, qos=self.qos, name=self.container_name or None,
         )  # fmt: skip
 
 

@@ -37,6 +37,7 @@ from ._commands import (
     UpdateNetwork,
 )
 from ._machine import NetworkState, replay
+from ._precheck import precheck
 from ._validate import BURST_MAX_BYTES, LATENCY_MAX_MS, MTU_MAX, MTU_MIN, RATE_MAX_KBIT
 from ._types import (
     MAC_PREFIX,
@@ -65,5 +66,5 @@ __all__ = [
     "NetworkDeleted", "NetworkInfo", "NetworkState", "NetworkUpdated", "Policy", "PolicyAdded",
     "PolicyKind", "PolicyRemoved", "Qos", "QosSet", "RemoveHost", "RemovePolicy", "Result",
     "SetQos", "StateStatus", "UpdateNetwork", "VNI_MAX", "VNI_MIN", "decode_command",
-    "decode_result", "encode_command", "encode_result", "replay",
+    "decode_result", "encode_command", "encode_result", "precheck", "replay",
 ]  # fmt: skip

@@ -70,14 +70,18 @@ class Connect(wire.Message, tag=131, kw_only=True, frozen=True):
     ``ip`` requests a specific address (else the next free one); ``mac`` a
     specific MAC (else one derived from the IP).  Connecting again with the same
     host and compatible ip/mac returns the existing attachment (idempotent).
+    ``name`` is the container's name (version 2), kept with the endpoint so any
+    host can find it by name.
     """
 
+    version: wire.Version = 2
     endpoint_id: str
     network: str
     host: str
     ip: str | None = None
     mac: str | None = None
     qos: Qos = NO_QOS
+    name: str | None = None
 
 
 @wire.message

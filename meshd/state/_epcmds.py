@@ -21,7 +21,7 @@ from ._commands import (
     Reject,
     SetQos,
 )
-from ._tables import HOST, IP, MAC, QOS, Ep, Net, qos_key
+from ._tables import HOST, IP, MAC, NAME, QOS, Ep, Net, qos_key
 from ._types import MAC_PREFIX, NO_QOS, ChangeKind, Qos, derived_mac, format_ipv4, format_mac
 
 if TYPE_CHECKING:
@@ -54,6 +54,9 @@ class EndpointCommands(_Base):
         else:
             qos = self._qos_key(f"endpoint {cid!r}", qos)
         mac = None if c.mac is None else self._check_mac(net, cid, c.mac)
+        name = c.name
+        if name is not None:
+            v.check_container_name(f"name of endpoint {cid!r}", name)
         if c.ip is not None:
             off = self._requested_offset(net, cid, c.ip)
             net.vec.set(off)
@@ -66,18 +69,18 @@ class EndpointCommands(_Base):
                     "disconnect unused endpoints or create a larger network",
                 )
         # --- validated: from here on nothing can fail
-        net.eps[cid] = (host, off, mac, qos)
+        net.eps[cid] = (host, off, mac, qos, name)
         if mac is not None:
             net.macs[mac] = cid
-        name = c.network
+        network = c.network
         # a container's networks are kept sorted, so the order cannot depend on history
-        self._containers[cid] = (name,) if nets_of is None else tuple(sorted((*nets_of, name)))
+        self._containers[cid] = (network,) if nets_of is None else tuple(sorted((*nets_of, network)))
         on_host = self._hosts.get(host)
         if on_host is None:
-            self._hosts[host] = {name: 1}
+            self._hosts[host] = {network: 1}
         else:
-            on_host[name] = on_host.get(name, 0) + 1
-        self._changes.append((index, _ADDED, name, cid, host, None, None))
+            on_host[network] = on_host.get(network, 0) + 1
+        self._changes.append((index, _ADDED, network, cid, host, None, None))
         return self._connected(net, cid, host, off, mac)
 
     def _check_placement(self, cid: str, host: str, nets_of: tuple[str, ...] | None) -> None:
@@ -200,21 +203,9 @@ class EndpointCommands(_Base):
 
     def _on_move_endpoint(self, c: MoveEndpoint, index: int) -> Moved:
         cid = c.endpoint_id
-        nets_of = self._containers.get(cid)
-        if nets_of is None:
-            raise Reject(
-                ErrorCode.UNKNOWN_ENDPOINT,
-                f"endpoint {cid!r} is not connected to any network: connect it instead of moving it",
-            )
-        host = v.check_id(f"host of endpoint {cid!r}", c.host)
-        old_host = self._nets[nets_of[0]].eps[cid][HOST]
+        nets_of, host, old_host = self._check_move(c)
         if host == old_host:
             return Moved(endpoint_id=cid, host=host, old_host=old_host, networks=nets_of)
-        if host in self._stale:
-            raise Reject(
-                ErrorCode.HOST_STALE,
-                f"host {host!r} is marked stale: clear the mark before moving {cid!r} there",
-            )
         for name in nets_of:
             eps = self._nets[name].eps
             eps[cid] = (host, *eps[cid][IP:])
@@ -223,12 +214,30 @@ class EndpointCommands(_Base):
             self._note(index, ChangeKind.ENDPOINT_MOVED, name, cid, host, old_host)
         return Moved(endpoint_id=cid, host=host, old_host=old_host, networks=nets_of)
 
+    def _check_move(self, c: MoveEndpoint) -> tuple[tuple[str, ...], str, str]:
+        """(the endpoint's networks, the new host, the old host), or the move's refusal; changes nothing."""
+        cid = c.endpoint_id
+        nets_of = self._containers.get(cid)
+        if nets_of is None:
+            raise Reject(
+                ErrorCode.UNKNOWN_ENDPOINT,
+                f"endpoint {cid!r} is not connected to any network: connect it instead of moving it",
+            )
+        host = v.check_id(f"host of endpoint {cid!r}", c.host)
+        old_host = self._nets[nets_of[0]].eps[cid][HOST]
+        if host != old_host and host in self._stale:
+            raise Reject(
+                ErrorCode.HOST_STALE,
+                f"host {host!r} is marked stale: clear the mark before moving {cid!r} there",
+            )
+        return nets_of, host, old_host
+
     def _on_set_qos(self, c: SetQos, index: int) -> QosSet:
         net = self._net(c.network)
         ep = self._ep(net, c.endpoint_id)
         qos = self._qos_key(f"endpoint {c.endpoint_id!r}", c.qos)
         if qos != ep[QOS]:
-            net.eps[c.endpoint_id] = (*ep[:QOS], qos)
+            net.eps[c.endpoint_id] = (*ep[:QOS], qos, ep[NAME])
             self._note(index, ChangeKind.ENDPOINT_QOS, c.network, c.endpoint_id, ep[HOST])
         return QosSet(endpoint_id=c.endpoint_id, network=c.network)
 

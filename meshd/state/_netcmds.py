@@ -41,6 +41,19 @@ class NetworkCommands(_Base):
     # --- networks ------------------------------------------------------------
 
     def _on_create_network(self, c: CreateNetwork, index: int) -> NetworkCreated:
+        name, tenant, base, prefix, gw_off, mode, labels = self._check_create_network(c)
+        vni = self._take_vni(name, c.vni)
+        subnet = f"{format_ipv4(base)}/{prefix}"
+        net = Network(
+            name, tenant, subnet, format_ipv4(base + gw_off), vni, mode, c.mtu, c.egress_kbit,
+            c.external, labels, index,
+        )  # fmt: skip
+        self._add_net(Net(net, base, prefix, gw_off, Net.new_vector(1 << (32 - prefix), gw_off)))
+        self._note(index, ChangeKind.NETWORK_CREATED, name)
+        return NetworkCreated(name=name, subnet=subnet, gateway=net.gateway, vni=vni)
+
+    def _check_create_network(self, c: CreateNetwork) -> tuple[str, str, int, int, int, Mode, dict[str, str]]:
+        """Everything a CreateNetwork is refused for, but running out of VNIs; changes nothing."""
         name = v.check_name("network name", c.name)
         if name in self._nets:
             old = self._nets[name].net
@@ -67,15 +80,9 @@ class NetworkCommands(_Base):
         labels = v.check_labels(f"network {name!r}", c.labels)
         if type(c.external) is not bool:
             raise Reject(ErrorCode.INVALID_FIELD, f"external of network {name!r} must be true or false")
-        vni = self._take_vni(name, c.vni)
-        subnet = f"{format_ipv4(base)}/{prefix}"
-        net = Network(
-            name, tenant, subnet, format_ipv4(base + gw_off), vni, mode, c.mtu, c.egress_kbit,
-            c.external, labels, index,
-        )  # fmt: skip
-        self._add_net(Net(net, base, prefix, gw_off, Net.new_vector(size, gw_off)))
-        self._note(index, ChangeKind.NETWORK_CREATED, name)
-        return NetworkCreated(name=name, subnet=subnet, gateway=net.gateway, vni=vni)
+        if c.vni is not None:
+            self._check_vni(name, c.vni)
+        return name, tenant, base, prefix, gw_off, mode, labels
 
     def _add_net(self, net: Net) -> None:
         self._nets[net.net.name] = net
@@ -117,6 +124,7 @@ class NetworkCommands(_Base):
         return gw - base
 
     def _take_vni(self, name: str, vni: int | None) -> int:
+        """The VNI asked for (already checked by :meth:`_check_create_network`), or the next free one."""
         if vni is None:
             got = self._vnis.allocate_next()
             if got is None:
@@ -125,6 +133,10 @@ class NetworkCommands(_Base):
                     f"no free VNI is left for network {name!r}: delete unused networks first",
                 )
             return got
+        self._vnis.set(vni)
+        return vni
+
+    def _check_vni(self, name: str, vni: object) -> None:
         if type(vni) is not int or not VNI_MIN <= vni <= VNI_MAX:
             raise Reject(
                 ErrorCode.VNI_OUT_OF_RANGE,
@@ -138,10 +150,8 @@ class NetworkCommands(_Base):
                 f"VNI {vni} asked for by network {name!r} is already used by network {owner!r}: "
                 "pick another VNI or omit it to get a free one",
             )
-        self._vnis.set(vni)
-        return vni
 
-    def _on_delete_network(self, c: DeleteNetwork, index: int) -> NetworkDeleted:
+    def _check_delete_network(self, c: DeleteNetwork) -> Net:
         net = self._net(c.name)
         count = len(net.eps)
         if count and not c.force:
@@ -151,6 +161,11 @@ class NetworkCommands(_Base):
                 f"network {c.name!r} still has {count} endpoint(s) (e.g. {sample!r} on host "
                 f"{net.eps[sample][HOST]!r}): disconnect them first, or delete with force",
             )
+        return net
+
+    def _on_delete_network(self, c: DeleteNetwork, index: int) -> NetworkDeleted:
+        net = self._check_delete_network(c)
+        count = len(net.eps)
         for cid in list(net.eps):
             self._drop_ep(net, cid)
         doomed = [p.policy_id for p in self._policies.values() if c.name in (p.network, p.peer)]
@@ -187,6 +202,14 @@ class NetworkCommands(_Base):
     # --- policies ------------------------------------------------------------
 
     def _on_add_policy(self, c: AddPolicy, index: int) -> PolicyAdded:
+        kind = self._check_add_policy(c)
+        pid = self._policy_id(c.policy_id, index)
+        self._policies[pid] = Policy(pid, kind, c.network, c.peer, index)
+        self._note(index, ChangeKind.POLICY_ADDED, c.network, policy_id=pid)
+        return PolicyAdded(policy_id=pid)
+
+    def _check_add_policy(self, c: AddPolicy) -> PolicyKind:
+        """Everything an AddPolicy is refused for but its policy id; changes nothing."""
         try:
             kind = PolicyKind(c.kind)
         except ValueError:
@@ -219,10 +242,7 @@ class NetworkCommands(_Base):
                     ErrorCode.DUPLICATE_POLICY,
                     f"the same {kind.value} policy already exists as {p.policy_id!r}: nothing to add",
                 )
-        pid = self._policy_id(c.policy_id, index)
-        self._policies[pid] = Policy(pid, kind, c.network, c.peer, index)
-        self._note(index, ChangeKind.POLICY_ADDED, c.network, policy_id=pid)
-        return PolicyAdded(policy_id=pid)
+        return kind
 
     def _policy_id(self, given: str | None, index: int) -> str:
         if given is not None:
@@ -238,14 +258,19 @@ class NetworkCommands(_Base):
             pid, n = f"policy-{index}-{n}", n + 1
         return pid
 
-    def _on_remove_policy(self, c: RemovePolicy, index: int) -> PolicyRemoved:
-        policy = self._policies.pop(c.policy_id, None)
+    def _check_remove_policy(self, c: RemovePolicy) -> Policy:
+        policy = self._policies.get(c.policy_id)
         if policy is None:
             known = ", ".join(sorted(self._policies)[:10]) or "none"
             raise Reject(
                 ErrorCode.UNKNOWN_POLICY,
                 f"policy {c.policy_id!r} does not exist (known: {known}): list policies to find its id",
             )
+        return policy
+
+    def _on_remove_policy(self, c: RemovePolicy, index: int) -> PolicyRemoved:
+        policy = self._check_remove_policy(c)
+        del self._policies[c.policy_id]
         self._note(index, ChangeKind.POLICY_REMOVED, policy.network, policy_id=c.policy_id)
         return PolicyRemoved(policy_id=c.policy_id)
 

@@ -1,6 +1,10 @@
 """Snapshot format of the network state: versioned msgpack, columnar.
 
-Format 2 (written now) is one msgpack map::
+Format 3 (written now) is format 2 with one more column at the end of each
+network row: ``names``, ``{position: container name}`` of the endpoints whose
+connect gave a name (sparse, like ``macs``).
+
+Format 2 is one msgpack map::
 
     {"format": 2, "last_index": int, "vni_cursor": int,
      "stale_hosts": [str, ...] (sorted),
@@ -12,7 +16,8 @@ Format 2 (written now) is one msgpack map::
                    host_table, host_code, host_idx,  # hosts interned: array bytes
                    ip_code, ip_offs,              # IP offsets in the subnet: array bytes
                    macs,                          # {position: explicit MAC int}
-                   qos_table, qos_code, qos_idx], ...]}
+                   qos_table, qos_code, qos_idx,
+                   names], ...]}                  # format 3 only
 
 Columns are little-endian ``array`` bytes with the smallest type code that
 fits ('B', 'H' or 'I'), so a million endpoints cost about 16 bytes each
@@ -49,7 +54,7 @@ from ._types import Mode, Network, Policy, PolicyKind, Qos, format_ipv4
 if TYPE_CHECKING:
     from ._machine import NetworkState
 
-FORMAT = 2
+FORMAT = 3
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -120,21 +125,23 @@ def _dump_net(net: Net) -> list[Any]:
         n.external, n.labels, n.created_index, net.vec.cursor, net.vec.to_bytes(), list(eps),
     ]  # fmt: skip
     if eps:
-        hosts, ips, macs, qoss = zip(*eps.values())
+        hosts, ips, macs, qoss, names = zip(*eps.values())
     else:
-        hosts = ips = macs = qoss = ()
+        hosts = ips = macs = qoss = names = ()
     host_table = list(dict.fromkeys(hosts))
     host_pos = {h: i for i, h in enumerate(host_table)}
     # sorted, so that the table does not depend on which endpoint came first
     qos_table = sorted(set(qoss), key=_qos_sort_key)
     qos_pos = {q: i for i, q in enumerate(qos_table)}
     explicit = {} if macs.count(None) == len(macs) else {i: m for i, m in enumerate(macs) if m is not None}
+    named = {} if names.count(None) == len(names) else {i: m for i, m in enumerate(names) if m is not None}
     hcode, qcode, icode = _code(len(host_table)), _code(len(qos_table)), _code(net.size)
     return head + [
         host_table, hcode, _pack(hcode, map(host_pos.__getitem__, hosts)),
         icode, _pack(icode, ips),
         explicit,
         [list(_qos_sort_key(q)) for q in qos_table], qcode, _pack(qcode, map(qos_pos.__getitem__, qoss)),
+        named,
     ]  # fmt: skip
 
 
@@ -154,9 +161,9 @@ def load(st: NetworkState, data: bytes) -> None:
     if not isinstance(doc, dict) or "format" not in doc:
         raise ValueError("snapshot is not a meshd network-state snapshot (no format field)")
     version = doc["format"]
-    loader = {1: _load_v1, 2: _load_v2}.get(version)
+    loader = {1: _load_v1, 2: _load_v2, 3: _load_v2}.get(version)
     if loader is None:
-        raise ValueError(f"snapshot format {version!r} is not supported (this meshd reads 1 and 2): upgrade meshd")
+        raise ValueError(f"snapshot format {version!r} is not supported (this meshd reads 1 to 3): upgrade meshd")
     try:
         with _gc_paused():
             loader(st, doc)
@@ -215,7 +222,8 @@ def _load_v2(st: NetworkState, doc: dict) -> None:
     # the biggest network first: the container index then starts presized
     for row in sorted(doc["networks"], key=lambda row: -len(row[13])):
         net = _make_net(*row[:11])
-        cursor, bits, cids, host_table, hcode, hidx, icode, ips, macs, qos_table, qcode, qidx = row[11:]
+        cursor, bits, cids, host_table, hcode, hidx, icode, ips, macs, qos_table, qcode, qidx = row[11:23]
+        named = row[23] if doc["format"] >= 3 else {}
         net.vec = BitVector.from_bytes(net.size, bits, cursor)
         hosts = list(map(host_table.__getitem__, _unpack(hcode, hidx)))
         offs = _unpack(icode, ips)
@@ -227,15 +235,19 @@ def _load_v2(st: NetworkState, doc: dict) -> None:
             net.macs[mac] = cids[pos]
         if not len(cids) == len(hosts) == len(offs) == len(qos):
             raise ValueError(f"network {row[0]!r}: endpoint columns differ in length")
-        _fill(st, net, cids, hosts, offs, col, qos)
+        names: list[str | None] = [None] * len(cids)
+        for pos, name in named.items():
+            names[pos] = name
+        _fill(st, net, cids, hosts, offs, col, qos, names)
     st._nets = {row[0]: st._nets[row[0]] for row in doc["networks"]}  # back in snapshot order
 
 
-def _fill(st: NetworkState, net: Net, cids: list, hosts: list, offs: Any, macs: list, qos: list) -> None:
+def _fill(st: NetworkState, net: Net, cids: list, hosts: list, offs: Any, macs: list, qos: list,
+          names: list) -> None:
     """Install a network's endpoint columns and index them (bulk operations only:
     a restore of a million endpoints must not run Python code per endpoint)."""
     name = net.net.name
-    net.eps = dict(zip(cids, zip(hosts, offs, macs, qos)))
+    net.eps = dict(zip(cids, zip(hosts, offs, macs, qos, names)))
     if len(net.eps) != len(cids):
         raise ValueError(f"network {name!r} lists an endpoint twice")
     if name in st._nets:
@@ -278,4 +290,4 @@ def _load_v1(st: NetworkState, doc: dict) -> None:
         cids = [r[0] for r in rows[name]]
         net.macs = {m: c for m, c in zip(macs, cids) if m is not None}
         qos = [_qos_in(st, r[4]) for r in rows[name]]
-        _fill(st, net, cids, [r[1] for r in rows[name]], offs, macs, qos)
+        _fill(st, net, cids, [r[1] for r in rows[name]], offs, macs, qos, [None] * len(cids))

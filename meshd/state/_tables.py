@@ -24,7 +24,7 @@ from ._types import NO_QOS, Network, Qos
 #: CPython's cyclic GC stops tracking such tuples: a million endpoints then
 #: cost the collector nothing, and building them in bulk is twice as fast.
 Ep = tuple
-HOST, IP, MAC, QOS = 0, 1, 2, 3
+HOST, IP, MAC, QOS, NAME = 0, 1, 2, 3, 4
 
 QosKey = tuple[int, int, int] | None
 

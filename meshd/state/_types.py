@@ -119,6 +119,8 @@ class Endpoint:
     qos: Qos
     #: the host is marked stale by an operator (its endpoints are kept)
     stale: bool
+    #: the container's name, when the connect gave one
+    name: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -44,6 +44,20 @@ def check_id(what: str, value: object) -> str:
     return value
 
 
+#: a container name as Docker allows them (and the CNI's container names), at most 255 characters
+_CONTAINER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z")
+
+
+def check_container_name(what: str, value: object) -> str:
+    if not isinstance(value, str) or not _CONTAINER_NAME_RE.match(value):
+        raise Reject(
+            ErrorCode.INVALID_FIELD,
+            f"{what} {value!r} is not a valid container name: use 1-255 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit",
+        )
+    return value
+
+
 def check_range(what: str, value: object, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:
         raise Reject(ErrorCode.INVALID_FIELD, f"{what} {value!r} is out of range: use {low}..{high}")

@@ -33,11 +33,20 @@ class LocalBackend:
     def status(self) -> dict[str, Any]:
         return {"host": self.local_host, "last_index": self._state.last_index}
 
-    async def resolve_container(self, req, host: str) -> str:
+    async def resolve_container(self, req, host: str) -> tuple[str, str | None]:
+        if host != self.local_host:
+            self.check_host(host, req)
         if req.container_id in self.unknown:
             raise FrameError(ApiError.UNKNOWN_CONTAINER, f"container {req.container_id!r} does not exist on {host}",
                              MsgType.ENDPOINT_CONNECT, req.request_id)
-        return req.container_id
+        return req.container_id, None
+
+    def is_running(self, endpoint_id: str) -> bool:
+        return True
+
+    def check_host(self, host: str, req) -> None:
+        if host not in (self.local_host, "h2", "h3") and not req.host_expected:
+            raise FrameError(ApiError.UNKNOWN_HOST, f"host {host!r} is not a member", req.MSG_TYPE, req.request_id)
 
 
 @pytest.fixture

@@ -129,3 +129,31 @@ async def test_a_connect_on_the_owning_host_waits_for_the_interface(service, bac
     other = await call(service, MsgType.ENDPOINT_CONNECT, request_id="r", container_id="c2", network="blue",
                        host="h2")
     assert other["ok"]  # another host's container: answered when committed
+
+
+async def test_containers_are_named_by_id_unique_prefix_or_name_everywhere(service):
+    await call(service, MsgType.NETWORK_CREATE, request_id="n", name="blue", subnet="10.1.0.0/24")
+    for cid, name in (("abc123" + "0" * 58, "web"), ("abd999" + "0" * 58, "db")):
+        assert (await call(service, MsgType.ENDPOINT_CONNECT, request_id=f"c-{name}", container_id=cid,
+                           network="blue", container_name=name))["ok"]
+    eps = (await call(service, MsgType.QUERY_ENDPOINTS, request_id="q"))["result"]["endpoints"]
+    assert sorted((e["name"], e["running"]) for e in eps) == [("db", True), ("web", True)]
+    body = await call(service, MsgType.QOS_SET, request_id="qos", container_id="web", network="blue",
+                      bandwidth_kbit=1000, burst_bytes=4000, latency_ms=10)
+    assert body["ok"], body
+    body = await call(service, MsgType.QOS_SET, request_id="qos2", container_id="ab", network="blue")
+    assert body["error"]["code"] == ApiError.INVALID_VALUE and "'ab' names 2 containers" in body["error"]["message"]
+    assert (await call(service, MsgType.ENDPOINT_MOVE, request_id="mv", container_id="abd9", host="h2"))["ok"]
+    body = await call(service, MsgType.ENDPOINT_DISCONNECT, request_id="d", container_id="web", network="blue")
+    assert body["ok"] and body["result"]["endpoint_id"].startswith("abc123")
+
+
+async def test_a_host_that_is_no_member_is_refused_unless_expected(service, backend):
+    await call(service, MsgType.NETWORK_CREATE, request_id="n", name="blue", subnet="10.1.0.0/24")
+    body = await call(service, MsgType.ENDPOINT_CONNECT, request_id="c", container_id="c1", network="blue",
+                      host="h9")
+    assert body["error"]["code"] == ApiError.UNKNOWN_HOST and "h9" in body["error"]["message"]
+    assert backend.executed == [backend.executed[0]]  # nothing allocated for it
+    body = await call(service, MsgType.ENDPOINT_CONNECT, request_id="c2", container_id="c1", network="blue",
+                      host="h9", host_expected=True)
+    assert body["ok"] and body["result"]["host"] == "h9"

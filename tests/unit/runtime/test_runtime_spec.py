@@ -54,7 +54,8 @@ def test_one_network_with_every_label() -> None:
     assert (req.container_id, req.container_name, req.pid, req.network) == (CID, "web", 4242, "red")
     assert (req.ip, req.prefix_len, req.mac) == ("10.1.0.5", None, "02:6d:0a:01:00:05")
     assert req.qos == Qos(500, 8000, 25)
-    assert req.to_connect("h1") == Connect(endpoint_id=CID, network="red", host="h1", ip="10.1.0.5", mac="02:6d:0a:01:00:05", qos=Qos(500, 8000, 25))
+    assert req.to_connect("h1") == Connect(endpoint_id=CID, network="red", host="h1", ip="10.1.0.5", mac="02:6d:0a:01:00:05",
+                                         qos=Qos(500, 8000, 25), name="web")
 
 
 def test_bare_network_label_lets_the_state_allocate() -> None:

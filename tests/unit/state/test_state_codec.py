@@ -9,6 +9,7 @@ commands, and today's encoder must write the same bytes.
 from __future__ import annotations
 
 import msgpack
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,9 +43,10 @@ GOLDEN_COMMANDS = [
      "9ccc8001a4626c7565a461636d65ab31302e312e302e302f3234aa31302e312e302e3235342aa576786c616ecd2328cd1388c381a3656e"
      "76a470726f64"),
     (Connect(endpoint_id="c1", network="blue", host="h1", ip="10.1.0.5", mac="02:00:00:00:00:01",
-             qos=Qos(1000, 32768, 20)),
-     "98cc8301a26331a4626c7565a26831a831302e312e302e35b130323a30303a30303a30303a30303a303193cd03e8cd800014"),
-    (Connect(endpoint_id="c2", network="blue", host="h2"), "98cc8301a26332a4626c7565a26832c0c093000000"),
+             qos=Qos(1000, 32768, 20), name="web-1"),
+     "99cc8302a26331a4626c7565a26831a831302e312e302e35b130323a30303a30303a30303a30303a303193cd03e8cd800014a5776562"
+     "2d31"),
+    (Connect(endpoint_id="c2", network="blue", host="h2"), "99cc8302a26332a4626c7565a26832c0c093000000c0"),
     (UpdateNetwork(name="blue", mtu=1400), "97cc8201a4626c7565cd0578c0c0c0"),
     (SetQos(endpoint_id="c1", network="blue", qos=Qos(5, 6, 7)), "95cc8601a26331a4626c756593050607"),
     (AddPolicy(kind=PolicyKind.DENY_BOTH, network="blue", peer="red", policy_id="p1"),
@@ -69,6 +71,25 @@ def test_commands_are_byte_compatible_with_existing_raft_logs(command, golden):
     assert decode_command(bytes.fromhex(golden)) == command
 
 
+#: version 1 of Connect (before it carried the container's name): what existing logs hold
+GOLDEN_CONNECT_V1 = [
+    (Connect(version=1, endpoint_id="c1", network="blue", host="h1", ip="10.1.0.5", mac="02:00:00:00:00:01",
+             qos=Qos(1000, 32768, 20)),
+     "98cc8301a26331a4626c7565a26831a831302e312e302e35b130323a30303a30303a30303a30303a303193cd03e8cd800014"),
+    (Connect(version=1, endpoint_id="c2", network="blue", host="h2"), "98cc8301a26332a4626c7565a26832c0c093000000"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command,golden", GOLDEN_CONNECT_V1, ids=["c1", "c2"])
+def test_version_1_connects_in_existing_logs_still_apply(command, golden):
+    decoded = decode_command(bytes.fromhex(golden))
+    assert decoded == command and decoded.name is None
+    state = NetworkState()
+    state.execute(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"), 1)
+    assert state.apply(2, bytes.fromhex(golden))  # applies as before
+    assert state.endpoint(command.endpoint_id, "blue").name is None
+
+
 @pytest.mark.parametrize("result,golden", GOLDEN_RESULTS, ids=lambda x: type(x).__name__)
 def test_results_are_byte_compatible_with_existing_session_tables(result, golden):
     assert encode_result(result).hex() == golden
@@ -88,22 +109,25 @@ def legacy_layout(cmd: Connect) -> bytes:
 
 @settings(max_examples=200, deadline=None)
 @given(cid=text, network=text, host=text, ip=st.none() | text, mac=st.none() | text,
-       qos=st.builds(Qos, ints, ints, ints))
-def test_any_connect_is_laid_out_as_before(cid, network, host, ip, mac, qos):
-    cmd = Connect(endpoint_id=cid, network=network, host=host, ip=ip, mac=mac, qos=qos)
-    assert encode_command(cmd) == legacy_layout(cmd)
-    assert decode_command(legacy_layout(cmd)) == cmd
+       qos=st.builds(Qos, ints, ints, ints), name=st.none() | text)
+def test_any_connect_is_laid_out_as_before_plus_its_name(cid, network, host, ip, mac, qos, name):
+    cmd = Connect(endpoint_id=cid, network=network, host=host, ip=ip, mac=mac, qos=qos, name=name)
+    legacy = legacy_layout(cmd)
+    assert encode_command(cmd) == legacy[:1].replace(b"\x98", b"\x99") + b"\xcc\x83\x02" + legacy[4:] + \
+        msgpack.packb(name)  # version 2: one element more, the name appended
+    assert decode_command(legacy) == msgspec.structs.replace(cmd, version=1, name=None)
 
 
 def test_an_older_qos_without_latency_takes_the_default():
     data = msgpack.packb([131, 1, "c", "n", "h", None, None, [100, 200]], use_bin_type=True)
-    assert decode_command(data) == Connect(endpoint_id="c", network="n", host="h", qos=Qos(100, 200, 0))
+    assert decode_command(data) == Connect(version=1, endpoint_id="c", network="n", host="h", qos=Qos(100, 200, 0))
 
 
 def test_a_newer_version_with_appended_fields_is_accepted():
-    newer = msgpack.packb([131, 2, "c", "n", "h", None, None, [0, 0, 0, "qos-v2"], "future"], use_bin_type=True)
+    newer = msgpack.packb([131, 3, "c", "n", "h", None, None, [0, 0, 0, "qos-v2"], "web", "future"],
+                          use_bin_type=True)
     cmd = decode_command(newer)
-    assert (cmd.endpoint_id, cmd.network, cmd.host, cmd.qos, cmd.version) == ("c", "n", "h", Qos(), 2)
+    assert (cmd.endpoint_id, cmd.network, cmd.host, cmd.qos, cmd.name, cmd.version) == ("c", "n", "h", Qos(), "web", 3)
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ from meshd.state import (
     UpdateNetwork,
     decode_result,
     encode_command,
+    precheck,
     replay,
 )
 
@@ -64,7 +65,7 @@ ep = st.sampled_from(EPS)
 host = st.sampled_from(HOSTS)
 connects = st.builds(
     Connect, endpoint_id=ep, network=name, host=host, ip=st.sampled_from(IPS), mac=st.sampled_from(MACS),
-    qos=st.sampled_from(QOS),
+    qos=st.sampled_from(QOS), name=st.sampled_from([None, None, "web", "db-1", "-bad name"]),
 )
 commands = st.one_of(
     connects,
@@ -117,14 +118,14 @@ def check_invariants(state: NetworkState) -> None:
     containers: dict[str, list[str]] = collections.defaultdict(list)
     hosts: dict[str, dict[str, int]] = collections.defaultdict(lambda: collections.defaultdict(int))
     for nname, net in state._nets.items():
-        offs = [off for _, off, _, _ in net.eps.values()]
+        offs = [off for _, off, _, _, _ in net.eps.values()]
         assert len(set(offs)) == len(offs), f"an IP is held twice in {nname}"
         reserved = {0, net.size - 1, net.gw_off}
         assert not reserved & set(offs), f"a reserved address was handed out in {nname}"
         assert net.vec.used() == sorted(reserved | set(offs))
         assert net.vec.count == net.vec.popcount() == len(offs) + 3
-        assert net.macs == {mac: cid for cid, (_, _, mac, _) in net.eps.items() if mac is not None}
-        for cid, (ep_host, _, _, qos) in net.eps.items():
+        assert net.macs == {mac: cid for cid, (_, _, mac, _, _) in net.eps.items() if mac is not None}
+        for cid, (ep_host, _, _, qos, _) in net.eps.items():
             containers[cid].append(nname)
             hosts[ep_host][nname] += 1
             assert qos is None or (qos != (0, 0, 0) and state._qos_pool[qos] is qos), "QoS not interned"
@@ -206,3 +207,21 @@ def test_replaying_the_log_gives_the_same_state_hash_and_results(cmds):
     assert again.state_hash() == first.state_hash()
     third = NetworkState()
     assert [third.execute(c, i) for i, c in enumerate(cmds, 1)] == results
+
+
+@settings(settings.get_profile(PROFILE))
+@given(cmds=logs)
+def test_a_precheck_refusal_is_exactly_the_refusal_apply_gives_and_changes_nothing(cmds):
+    """What the committer refuses without a log entry is what the state would have answered."""
+    state = NetworkState()
+    rejected = refused = 0
+    for index, cmd in enumerate(cmds, start=1):
+        before = state.state_hash()
+        early = precheck(state, cmd)
+        assert state.state_hash() == before, f"precheck of {cmd!r} changed the state"
+        result = state.execute(cmd, index)
+        rejected += isinstance(result, CommandError)
+        if early is not None:
+            refused += 1
+            assert result == early, f"precheck said {early!r}, apply said {result!r} for {cmd!r}"
+    event(f"rejections refused early: {10 * refused // max(rejected, 1) * 10}%")
