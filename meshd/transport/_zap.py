@@ -16,7 +16,9 @@ Who refused what (a refused client gets no answer at all, only silence, so
 the server's log is where the cause is told):
 
 * a plaintext client (no CURVE) fails the handshake with a *mechanism
-  mismatch* before ZAP is asked: cause ``plaintext``;
+  mismatch* before ZAP is asked: cause ``plaintext``; often the client sees
+  the mismatch first and hangs up, and the server only sees the peer go
+  away mid-handshake: cause ``hung_up`` (also port scans, TCP health checks);
 * a client that expects another server key (another cluster secret; a
   scheduler key file made for another cluster) cannot be decrypted: the
   handshake fails as *cryptographic*: cause ``wrong_server_key``;
@@ -48,14 +50,18 @@ API_DOMAIN = "meshd-api"
 _MAX_LOGGED_PEERS = 4096
 
 #: why a connection was refused: the ``reason`` label of meshd_transport_connections_refused_total
-PLAINTEXT, WRONG_SERVER_KEY, UNKNOWN_CLIENT_KEY, HANDSHAKE_FAILED = (
-    "plaintext", "wrong_server_key", "unknown_client_key", "handshake_failed")
+PLAINTEXT, HUNG_UP, WRONG_SERVER_KEY, UNKNOWN_CLIENT_KEY, HANDSHAKE_FAILED = (
+    "plaintext", "hung_up", "wrong_server_key", "unknown_client_key", "handshake_failed")
 
 #: (cause, scheduler API?) -> what the log says: the likely cause and its fix
 _EXPLAIN = {
     (PLAINTEXT, True): "the client does not use CURVE: a scheduler client needs its NAME.key "
                        "(meshd keygen --client NAME; meshd.api.client.SchedulerClient(key_file=...))",
     (PLAINTEXT, False): "the peer does not use CURVE: only meshd agents with the cluster secret may connect",
+    (HUNG_UP, True): "the client hung up during the CURVE handshake: most likely a plaintext client (a "
+                     "scheduler client needs its NAME.key), else a port scan or TCP health check",
+    (HUNG_UP, False): "the peer hung up during the CURVE handshake: most likely a plaintext client (only "
+                      "meshd agents with the cluster secret may connect), else a port scan or TCP health check",
     (WRONG_SERVER_KEY, True): "the client expects another server key: its NAME.key was made with another "
                               "cluster secret; make it again with `meshd keygen --client NAME` on a member",
     (WRONG_SERVER_KEY, False): "the peer holds another cluster secret: copy this cluster's secret file to it",
@@ -77,6 +83,8 @@ def handshake_cause(event: int, value: int) -> str | None:
         return PLAINTEXT
     if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
         return WRONG_SERVER_KEY
+    if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        return HUNG_UP
     return HANDSHAKE_FAILED
 
 
