@@ -49,8 +49,8 @@ from meshd import __version__
 from meshd import state as st
 from meshd.api import ApiError, FrameError, MsgType, SchedulerApi, SchedulerService
 from meshd.api._control import ControlServer
-from meshd.config import Config
-from meshd.metrics import MetricsServer, latency_histograms, make_registry
+from meshd.config import LOG_LEVELS, Config
+from meshd.metrics import AgentMetrics, MetricsServer
 from meshd.reconcile import HostDesired, Reconciler, plan_additions
 from meshd.runtime import DockerRuntime, RuntimeWatcher
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, ZmqHost, load_client_keys, read_secret
@@ -60,6 +60,7 @@ from ._backend import AgentBackend
 from ._containers import ContainerListener
 from ._desired import host_desired
 from ._local import DataDirLock, detect_advertise_address
+from ._status import metric_sources
 from ._members import JoinError, MemberBook
 
 log = logging.getLogger("meshd.agent")
@@ -80,6 +81,10 @@ class Agent(ContainerListener):
         self.use_docker = docker
         self.state = st.NetworkState()
         self.pids: dict[str, int] = {}
+        #: this host's containers: their names, and the last error that stopped an attach
+        #: ({"step", "network", "error", "time"}; see _status.py, key ``attach``)
+        self.container_names: dict[str, str] = {}
+        self.container_errors: dict[str, dict[str, Any]] = {}
         self.events: deque[dict[str, Any]] = deque(maxlen=_EVENT_HISTORY)
         self.started = time.time()
         self.advertise = ""
@@ -88,6 +93,10 @@ class Agent(ContainerListener):
         self.members: MemberBook | None = None
         self.reconciler: Reconciler | None = None
         self.api: SchedulerApi | None = None
+        self.host: ZmqHost | None = None
+        self._control_service: SchedulerService | None = None
+        #: latency histograms and the collector of every status; served when api.metrics_port != 0
+        self.metrics = AgentMetrics(metric_sources(self))
         self.runtime: DockerRuntime | None = None
         self._autopilot_wake = trio.Event()
         self._reconcile_wake = trio.Event()
@@ -113,7 +122,7 @@ class Agent(ContainerListener):
             keys = ClusterKeys.from_secret(read_secret(cfg.agent.secret_file))
             self.advertise = cfg.agent.advertise_address or await trio.to_thread.run_sync(detect_advertise_address)
             self.underlay = await trio.to_thread.run_sync(netops.underlay_for, self.advertise)
-            host = ZmqHost(keys, cfg.transport)
+            host = self.host = ZmqHost(keys, cfg.transport)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(host.run)
@@ -151,9 +160,7 @@ class Agent(ContainerListener):
                                                            control=True)
         await nursery.start(ControlServer(host, control, cfg.agent.run_dir).run)
         if cfg.api.metrics_port:
-            registry = make_registry(self._metric_sources(host))
-            self._histograms = latency_histograms(registry)
-            await nursery.start(MetricsServer(registry, cfg.api.metrics_address, cfg.api.metrics_port).run)
+            await nursery.start(MetricsServer(self.metrics.registry, cfg.api.metrics_address, cfg.api.metrics_port).run)
         nursery.start_soon(self._autopilot)
         nursery.start_soon(self._endpoint_stats)
 
@@ -219,6 +226,18 @@ class Agent(ContainerListener):
         assert self._nursery is not None
         self._nursery.start_soon(self._stop_soon)
         return {"left": True}
+
+    def set_log_level(self, level: str) -> dict[str, Any]:
+        """Change this process's log level now (CONTROL_LOG_LEVEL, ``meshd log-level``); not persisted:
+        a restart uses ``agent.log_level`` again."""
+        if level not in LOG_LEVELS:
+            raise FrameError(ApiError.INVALID_VALUE, f"log level {level!r} is unknown; use one of "
+                             f"{', '.join(LOG_LEVELS)}", MsgType.CONTROL_LOG_LEVEL)
+        root = logging.getLogger()
+        previous = logging.getLevelName(root.level).lower()
+        root.setLevel(level.upper())
+        log.warning("log level changed from %s to %s (until the agent restarts)", previous, level)
+        return {"level": level, "previous": previous}
 
     async def _stop_soon(self) -> None:
         await trio.sleep(0.2)  # let the reply go out
@@ -352,8 +371,7 @@ class Agent(ContainerListener):
             report = await self.reconciler.run_pass(desired)
         if self.reconciler.mtu_pending and self._nursery is not None:
             self._nursery.start_soon(self.reconciler.check_pending_mtu)
-        if self._histograms is not None:
-            self._histograms["reconcile"].observe(report.duration_s)
+        self.metrics.reconcile_seconds.observe(report.duration_s)
         if report.ops:
             log.debug("reconcile applied %s", ", ".join(_describe(op) for op in report.ops))
         return report
@@ -425,8 +443,7 @@ class Agent(ContainerListener):
         with trio.move_on_after(timeout_s):
             while True:
                 if (endpoint_id, vni) in self._up:
-                    if self._histograms is not None:
-                        self._histograms["attach"].observe(trio.current_time() - start)
+                    self.metrics.attach_seconds.observe(trio.current_time() - start)
                     return None
                 if (endpoint_id, vni) in self._attach_errors:
                     return self._attach_errors[endpoint_id, vni]
@@ -501,32 +518,6 @@ class Agent(ContainerListener):
         from ._status import status_map
 
         return status_map(self)
-
-    def _endpoint_metrics(self) -> dict[str, dict[str, float]]:
-        """Per local endpoint (label ``key`` = ``<container id 12>/<vni>``): bytes and rates."""
-        out: dict[str, dict[str, float]] = {f: {} for f in ("rx_bytes", "tx_bytes", "rx_bps", "tx_bps")}
-        for (key, vni), stats in self.endpoint_stats.items():
-            for field in out:
-                out[field][f"{key[:12]}/{vni}"] = float(stats[field])
-        return out
-
-    def _metric_sources(self, host: ZmqHost) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        sources: dict[str, Any] = {"transport": host.status, "state": self.state.status}
-        if self.raft is not None:
-            sources["raft"] = lambda: {k: v for k, v in asdict(self.raft.status()).items()
-                                       if isinstance(v, (int, float))}
-        if self.members is not None:
-            sources["gossip"] = self.members.gossip_status
-        if self.reconciler is not None:
-            sources["reconcile"] = self.reconciler.status
-        if self.api is not None:
-            sources["api"] = lambda: dict(self.api.counters) | dict(self.api.service.counters)
-        if self._control_service is not None:
-            sources["control"] = lambda: dict(self._control_service.counters)
-        sources["endpoint"] = self._endpoint_metrics
-        return sources
 
 
 def _describe(op: Any) -> str:

@@ -11,9 +11,11 @@ lab) only containers carrying those labels belong to this host.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from meshd import state as st
+from meshd._attach import ADDRESS, LABELS
 from meshd import wire
 from meshd.runtime import ConnectRequest, ContainerInfo, ContainerSpec, DockerError, RuntimeSnapshot, SpecError
 
@@ -31,6 +33,8 @@ class ContainerListener:
     raft: Any
     runtime: Any
     pids: dict[str, int]
+    container_names: dict[str, str]
+    container_errors: dict[str, dict[str, Any]]
 
     async def on_resync(self, snapshot: RuntimeSnapshot) -> None:
         self._resync_pending = set(snapshot.running)  # their started calls follow
@@ -59,6 +63,7 @@ class ContainerListener:
         mine = await self._is_mine(spec.container_id)
         if mine:
             self.pids[spec.container_id] = spec.pid
+            self.container_names[spec.container_id] = spec.container_name
         self._resync_seen(spec.container_id)
         if not mine:
             return
@@ -73,20 +78,31 @@ class ContainerListener:
         except Exception as exc:  # the watcher must go on with the next container
             log.warning("connect from labels failed container=%s network=%s error=%s",
                         spec.container_name, req.network, exc)
+            self._attach_failed(spec.container_id, ADDRESS, str(exc), req.network)
             return
         if isinstance(result, st.CommandError):
             log.warning("connect from labels refused container=%s network=%s error=%s",
                         spec.container_name, req.network, result.message)
             self._note("error", f"{spec.container_name}: {result.message}")
+            self._attach_failed(spec.container_id, ADDRESS, result.message, req.network)
+        else:
+            self.container_errors.pop(spec.container_id, None)
+
+    def _attach_failed(self, container_id: str, step: str, error: str, network: str = "") -> None:
+        """Remember why a container got no network (``meshd why``)."""
+        self.container_errors[container_id] = {"step": step, "network": network, "error": error,
+                                               "time": time.time()}
 
     async def on_container_invalid(self, info: ContainerInfo, error: SpecError) -> None:
         mine = await self._is_mine(info.id)
         if mine:
             self.pids[info.id] = info.pid  # its API-made endpoints still need the PID
+            self.container_names[info.id] = info.name
         self._resync_seen(info.id)
         if not mine:
             return
-        self._note("error", f"container {info}: {error}")
+        self._note("error", str(error))  # the SpecError names the container
+        self._attach_failed(info.id, LABELS, str(error))
 
     async def on_container_stopped(self, container_id: str) -> None:
         self.pids.pop(container_id, None)
@@ -94,6 +110,8 @@ class ContainerListener:
 
     async def on_container_removed(self, container_id: str) -> None:
         self.pids.pop(container_id, None)
+        self.container_names.pop(container_id, None)
+        self.container_errors.pop(container_id, None)
         for ep in self.state.endpoints(host=self.name):
             if ep.endpoint_id == container_id:
                 try:
