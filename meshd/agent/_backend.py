@@ -64,6 +64,9 @@ class AgentBackend:
     async def leave(self) -> dict[str, Any]:
         return await self._agent.leave()
 
+    async def set_log_level(self, level: str) -> dict[str, Any]:
+        return self._agent.set_log_level(level)
+
     async def resolve_container(self, req: EndpointConnect, host: str) -> str:
         if host != self.local_host:
             return req.container_id  # another host's container: its agent knows it by this id

@@ -171,8 +171,14 @@ class ControlLeave:
     request_id: str = ""
 
 
+@request(MsgType.CONTROL_LOG_LEVEL)
+class ControlLogLevel:
+    request_id: str = ""
+    level: str
+
+
 #: request types only the local control socket serves
-CONTROL_ONLY = (ControlJoin, ControlLeave)
+CONTROL_ONLY = (ControlJoin, ControlLeave, ControlLogLevel)
 
 
 def request_types() -> dict[int, type]:
