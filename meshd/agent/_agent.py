@@ -95,6 +95,7 @@ class Agent(ContainerListener):
         self.api: SchedulerApi | None = None
         self.host: ZmqHost | None = None
         self._control_service: SchedulerService | None = None
+        self._client_keys: dict[bytes, str] = {}
         #: latency histograms and the collector of every status; served when api.metrics_port != 0
         self.metrics = AgentMetrics(metric_sources(self))
         self.runtime: DockerRuntime | None = None
@@ -120,6 +121,7 @@ class Agent(ContainerListener):
         cfg = self.cfg
         with DataDirLock(cfg.agent.data_dir):
             keys = ClusterKeys.from_secret(read_secret(cfg.agent.secret_file))
+            self._client_keys = load_client_keys(cfg.api.clients_dir)  # a NAME.key there stops the start now
             self.advertise = cfg.agent.advertise_address or await trio.to_thread.run_sync(detect_advertise_address)
             self.underlay = await trio.to_thread.run_sync(netops.underlay_for, self.advertise)
             host = self.host = ZmqHost(keys, cfg.transport)
@@ -153,8 +155,7 @@ class Agent(ContainerListener):
                                propose_timeout_s=cfg.raft.propose_timeout_s,
                                interface_timeout_s=cfg.api.interface_timeout_s)
         service = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes)
-        self.api = SchedulerApi(host, service, cfg.api, server_keys=keys.api,
-                                client_keys=load_client_keys(cfg.api.clients_dir))
+        self.api = SchedulerApi(host, service, cfg.api, server_keys=keys.api, client_keys=self._client_keys)
         await nursery.start(self.api.run)
         control = self._control_service = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes,
                                                            control=True)
