@@ -79,15 +79,17 @@ def cell(value: Any) -> str:
 
 def _endpoint_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     named = any(r.get("container") or r.get("container_name") for r in rows)
+    states = any("state" in r or "running" in r for r in rows)  # when the agent reports them
     stale = any(r.get("stale") for r in rows)
     headers = ["endpoint", *(["name"] if named else []), "network", "host", "ip", "mac", "rate limit",
-               *(["stale"] if stale else [])]
+               *(["state"] if states else []), *(["stale"] if stale else [])]
     out = []
     for r in rows:
         qos = r.get("qos") or {}
         out.append([hz.short_id(r.get("endpoint_id")),
                     *([r.get("container") or r.get("container_name") or ""] if named else []),
                     r.get("network"), r.get("host"), r.get("ip"), r.get("mac"), hz.kbit(qos.get("rate_kbit")),
+                    *([r.get("state") or endpoint_state(r)] if states else []),
                     *(["stale" if r.get("stale") else ""] if stale else [])])
     return headers, out
 

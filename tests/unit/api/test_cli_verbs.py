@@ -211,7 +211,7 @@ def _argv(data, verb: list[str]) -> list[str]:
     positionals = [a for a in actions if not a.option_strings]
     flags = [a for a in actions if a.option_strings and a.dest not in ("help", "run_dir", "timeout_s")]
     argv, slots = list(verb), []
-    for action in positionals:
+    for _ in positionals:
         slots.append(len(argv))
         argv.append(data.draw(PLAIN_TEXT))
     for action in flags:
