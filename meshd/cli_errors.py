@@ -54,8 +54,9 @@ _REWRITES: tuple[tuple[re.Pattern[str], object], ...] = (
     (re.compile(r"field\(s\) ((?:'\w+'(?:, )?)+)"),
      lambda m: ", ".join(FIELD_WORDS.get(f, f) for f in re.findall(r"'(\w+)'", m[1]))),
     # "rate_kbit=10000" -> "--rate-kbit 10000"; "without burst_bytes" -> "without --burst-bytes"
-    (re.compile(rf"\b({_QOS})=(\S+)"), lambda m: f"{FIELD_WORDS[m[1]]} {m[2]}"),
-    (re.compile(rf"\b({_QOS})\b"), lambda m: FIELD_WORDS[m[1]]),
+    # (not inside a label name such as meshd.rate_kbit)
+    (re.compile(rf"(?<![\w.-])({_QOS})=(\S+)"), lambda m: f"{FIELD_WORDS[m[1]]} {m[2]}"),
+    (re.compile(rf"(?<![\w.-])({_QOS})\b"), lambda m: FIELD_WORDS[m[1]]),
     (re.compile(r"\buse move / set-qos\b"), "use `meshd endpoint move` / `meshd endpoint qos`"),
     (re.compile(r"\bdelete with force\b"), "delete with --force"),
     # a full container id is shown as docker ps shows it

@@ -109,7 +109,9 @@ def test_metrics_of_a_running_agent_pass_promtool_and_refusals_are_told_by_cause
         assert sample in text, sample
     assert re.search(r'meshd_transport_connections_refused_total\{reason="(plaintext|hung_up)"\} [1-9]', text)
     log = cluster.agents["h1"].log.read_text()
-    assert re.search(r"refused connection peer=192\.0\.2\.12 .*cause=(plaintext|hung_up): .*NAME\.key", log), log[-3000:]
+    # the address is best effort: "unknown" when the connection was gone before the monitor looked
+    assert re.search(r"refused connection peer=(192\.0\.2\.12|unknown) .*cause=(plaintext|hung_up): .*NAME\.key",
+                     log), log[-3000:]
     assert "wrong cluster secret?" not in log
 
 
