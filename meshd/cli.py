@@ -1,8 +1,9 @@
 """The ``meshd`` command line.
 
-Every subcommand prints one line per error with a hint and exits non-zero;
-``--debug`` shows the traceback instead.  Exit codes: 0 ok, 1 the operation
-failed, 2 the command line was wrong.
+Every subcommand prints one line per error with a hint and exits non-zero,
+whatever goes wrong (an unexpected exception too: it is a bug, reported in
+one line); ``--debug`` shows the traceback instead.  Exit codes: 0 ok, 1 the
+operation failed, 2 the command line was wrong, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Callable
 
 from meshd import __version__
 from meshd.cli_agent import add_agent_commands
-from meshd.cli_verbs import CliError, add_verbs
+from meshd.cli_errors import CliError
+from meshd.cli_verbs import add_verbs
 from meshd.config import DEFAULT_CONFIG_PATH, ConfigError, load
 
 EPILOG = """\
@@ -24,8 +26,11 @@ First host:   meshd keygen --out /etc/meshd/secret   (copy the file to every hos
 Check config: meshd config check /etc/meshd/meshd.toml
 Show config:  meshd config show --profile local --set gossip.probe_interval_s=0.5
 On a host with a running agent:
-              meshd status ; meshd members ; meshd network create blue 10.1.0.0/24
-              meshd endpoint connect CONTAINER blue --rate-kbit 10000 --burst-bytes 32768
+              meshd status ; meshd members ; meshd top
+              meshd network create blue 10.1.0.0/24 ; meshd network ls ; meshd network inspect blue
+              meshd endpoint connect CONTAINER blue --rate-kbit 10000 ; meshd endpoint inspect CONTAINER
+              meshd why CONTAINER        (a container without its network: which step failed)
+              meshd log-level debug      (until the agent restarts)
 Docs: docs/operators-guide.md in the meshd source tree.
 """
 
@@ -118,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="meshd: peer-to-peer container networking (SWIM gossip, Raft, VXLAN).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--version", action="version", version=f"meshd {__version__}",
+                        help="print meshd's version (`meshd version` adds its libraries')")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("version", help="print meshd's version and its libraries'")
@@ -167,14 +174,34 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (CliError, ConfigError, OSError, ValueError) as exc:
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `meshd ... | head`: the reader has all it wanted
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # every error is one line (plus a hint); --debug shows the traceback
         if args.debug:
             raise
-        print(f"meshd: error: {exc}", file=sys.stderr)
-        hint = getattr(exc, "hint", "")
+        message, hint, code = describe_error(exc)
+        print(f"meshd: error: {message}", file=sys.stderr)
         if hint:
             print(f"hint: {hint}", file=sys.stderr)
-        return 1
+        return code
+
+
+def describe_error(exc: Exception) -> tuple[str, str, int]:
+    """(message, hint, exit code) of an exception that ended a command."""
+    if isinstance(exc, CliError):
+        return str(exc), exc.hint, exc.exit_code
+    if isinstance(exc, ConfigError):
+        return str(exc), "", 1
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}", "", 1
+    if isinstance(exc, (OSError, ValueError)):
+        return str(exc), "", 1
+    return (f"internal error: {type(exc).__name__}: {exc}",
+            "this is a meshd bug: run the command again with --debug for the traceback, and report it", 1)
 
 
 if __name__ == "__main__":

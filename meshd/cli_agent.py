@@ -9,8 +9,8 @@ import sys
 import trio
 
 from meshd.api import MsgType
-from meshd.api.client import ApiRequestError, SchedulerClient
-from meshd.cli_verbs import CliError
+from meshd.api.client import AgentNotRunning, ApiRequestError, SchedulerClient
+from meshd.cli_errors import CliError
 from meshd.config import DEFAULT_CONFIG_PATH, Config, load
 
 log = logging.getLogger("meshd.agent")
@@ -48,24 +48,31 @@ def cmd_agent(args: argparse.Namespace, join: list[str] | None = None) -> int:
 def cmd_join(args: argparse.Namespace) -> int:
     """Tell the running agent to join through ADDRESS, or start one that does."""
     cfg = _config(args)
-    client = SchedulerClient.local(cfg.agent.run_dir, timeout_s=2.0)
     try:
-        result = client.request(MsgType.CONTROL_JOIN, addresses=args.addresses)
-    except TimeoutError:
-        client.close()
+        client = SchedulerClient.local(cfg.agent.run_dir, timeout_s=30.0)
+    except AgentNotRunning:
         print(f"no agent runs on this host: starting one that joins through {', '.join(args.addresses)}",
               file=sys.stderr)
         return cmd_agent(args, join=args.addresses)
+    try:
+        result = client.request(MsgType.CONTROL_JOIN, addresses=args.addresses)
     except ApiRequestError as exc:
         raise CliError(f"join failed: {exc.message}", "check the address and that this host has the cluster "
                        "secret of the others") from None
-    client.close()
+    except TimeoutError as exc:
+        raise CliError(str(exc), "look at the agent's log (journalctl -u meshd)") from None
+    finally:
+        client.close()
     print(f"joined: {result.get('members', '?')} members known")
     return 0
 
 
 def cmd_leave(args: argparse.Namespace) -> int:
-    client = SchedulerClient.local(args.run_dir, timeout_s=15.0)
+    try:
+        client = SchedulerClient.local(args.run_dir, timeout_s=15.0)
+    except AgentNotRunning as exc:
+        raise CliError(f"{exc}: there is nothing to leave", "a stopped agent is no member already; "
+                       "the others see it as failed until it leaves or is removed") from None
     try:
         client.request(MsgType.CONTROL_LEAVE)
     except TimeoutError as exc:
@@ -87,7 +94,10 @@ def _agent_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", help="runtime directory with the control socket (agent.run_dir)")
     p.add_argument("--secret", metavar="FILE", help="cluster secret file (agent.secret_file)")
     p.add_argument("--no-docker", action="store_true", help="do not watch Docker (containers given by PID only)")
-    p.add_argument("--router-prefix", help=argparse.SUPPRESS)  # several agents on one machine (the lab)
+    p.add_argument("--router-prefix", metavar="PREFIX",
+                   help="name prefix of this agent's tenant-router network namespaces (default 'meshd-r-'); give "
+                        "each agent its own when several agents share one machine (the lab uses "
+                        "'<lab prefix>-r<N>-'), or they would share and tear down each other's routers")
 
 
 def add_agent_commands(sub: argparse._SubParsersAction) -> None:

@@ -1,31 +1,60 @@
-"""CLI verbs that talk to the local agent: status, members, network, endpoint, policy.
+"""CLI verbs that talk to the local agent: status, members, network, endpoint, policy, log-level.
 
-Each verb is one scheduler request (docs/api.md) sent over the root-only
-control socket ``<agent.run_dir>/control.sock``; ``--json`` prints the raw
-result, otherwise a table.
+Each verb is one or a few scheduler requests (docs/api.md) sent over the
+root-only control socket ``<agent.run_dir>/control.sock``; ``--json`` prints
+the raw result, otherwise a summary or a table.  Values are range-checked
+here, before anything is sent, with the same limits the agent applies; the
+agent's refusals are put in the CLI's words (:mod:`meshd.cli_errors`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any, Callable
 
-from rich.console import Console
-from rich.table import Table
-
 from meshd.api import MsgType
-from meshd.api.client import ApiRequestError, SchedulerClient
+from meshd.api._control import CONTROL_SOCKET
+from meshd.api.client import AgentNotRunning, ApiRequestError, SchedulerClient, probe_control_socket
+from meshd.cli_errors import START_AGENT_HINT, CliError, UsageError, explain
+from meshd.state import VNI_MAX, VNI_MIN
+from meshd.state._validate import BURST_MAX_BYTES, LATENCY_MAX_MS, MTU_MAX, MTU_MIN, RATE_MAX_KBIT
 
 Builder = Callable[[argparse.Namespace], dict[str, Any]]
 
+#: the largest PID Linux hands out (pid_max's ceiling, 2^22)
+PID_MAX = 4_194_304
 
-class CliError(Exception):
-    """A failure the user can fix: printed as one line plus a hint."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
+# --- argument types: refuse bad values before anything is sent ------------------------
+
+
+def int_in(low: int, high: int, unit: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number in ``low..high``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: use {low}..{high}"
+                                             + (f" ({unit})" if unit else ""))
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in some messages
+    return parse
+
+
+def label(text: str) -> tuple[str, str]:
+    """An argparse type: ``KEY=VALUE`` with a non-empty key."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} must look like KEY=VALUE (e.g. team=blue)")
+    return key.strip(), value
+
+
+# --- request fields --------------------------------------------------------------------
 
 
 def _fields(*names: str) -> Builder:
@@ -33,32 +62,59 @@ def _fields(*names: str) -> Builder:
     return lambda a: {n: getattr(a, n) for n in names if getattr(a, n, None) is not None}
 
 
-def _qos_fields(a: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in (("bandwidth_kbit", a.rate_kbit), ("burst_bytes", a.burst_bytes),
-                              ("latency_ms", a.latency_ms)) if v is not None}
+def qos_fields(a: argparse.Namespace) -> dict[str, Any]:
+    """``--rate-kbit`` (with ``--burst-bytes`` and ``--latency-ms`` defaulted as for container
+    labels: docs/runtime.md) as request fields.
+
+    Raises:
+      UsageError: a burst or latency without a rate above 0.
+    """
+    from meshd.runtime._spec import DEFAULT_LATENCY_MS, default_burst_bytes
+
+    if not a.rate_kbit:
+        extra = [flag for flag, v in (("--burst-bytes", a.burst_bytes), ("--latency-ms", a.latency_ms)) if v]
+        if extra:
+            raise UsageError(f"{' and '.join(extra)} shape a rate limit, but no --rate-kbit above 0 is given",
+                             "add --rate-kbit KBIT (kbit/s), or drop " + " and ".join(extra))
+        return {} if a.rate_kbit is None else {"bandwidth_kbit": 0}
+    return {"bandwidth_kbit": a.rate_kbit, "burst_bytes": a.burst_bytes or default_burst_bytes(a.rate_kbit),
+            "latency_ms": a.latency_ms or DEFAULT_LATENCY_MS}
+
+
+def _qos_change(a: argparse.Namespace) -> dict[str, Any]:
+    qos = qos_fields(a)
+    if not qos:
+        raise UsageError("endpoint qos: nothing to change",
+                         "give --rate-kbit KBIT (kbit/s; --rate-kbit 0 removes the limit)")
+    return {**_fields("container_id", "network")(a), **qos}
 
 
 def _labels(a: argparse.Namespace) -> dict[str, Any]:
-    if not a.label:
-        return {}
-    pairs = [item.partition("=") for item in a.label]
-    return {"labels": {k: v for k, _, v in pairs}}
+    return {"labels": dict(a.label)} if a.label else {}
+
+
+def _network_update(a: argparse.Namespace) -> dict[str, Any]:
+    fields = {**_fields("name", "mtu", "egress_kbit", "external")(a), **_labels(a)}
+    if len(fields) == 1:
+        raise UsageError("network update: nothing to change",
+                         "give --mtu, --egress-kbit, --external/--no-external or --label")
+    return fields
 
 
 # verb name -> (message type, field builder, result key holding rows or None)
 VERBS: dict[str, tuple[MsgType, Builder, str | None]] = {
-    "status": (MsgType.QUERY_STATUS, _fields(), None),
     "members": (MsgType.QUERY_MEMBERS, _fields(), "members"),
     "network create": (MsgType.NETWORK_CREATE, lambda a: {
         **_fields("name", "subnet", "tenant", "gateway", "vni", "mode", "mtu", "egress_kbit")(a),
         "external": a.external, **_labels(a)}, None),
     "network delete": (MsgType.NETWORK_DELETE, lambda a: {"name": a.name, "force": a.force}, None),
+    "network update": (MsgType.NETWORK_UPDATE, _network_update, None),
     "network list": (MsgType.NETWORK_LIST, _fields("tenant"), "networks"),
     "endpoint connect": (MsgType.ENDPOINT_CONNECT, lambda a: {
-        **_fields("container_id", "network", "host", "ip", "mac", "pid")(a), **_qos_fields(a)}, None),
+        **_fields("container_id", "network", "host", "ip", "mac", "pid")(a), **qos_fields(a)}, None),
     "endpoint disconnect": (MsgType.ENDPOINT_DISCONNECT, _fields("container_id", "network"), None),
     "endpoint move": (MsgType.ENDPOINT_MOVE, _fields("container_id", "host"), None),
-    "endpoint qos": (MsgType.QOS_SET, lambda a: {**_fields("container_id", "network")(a), **_qos_fields(a)}, None),
+    "endpoint qos": (MsgType.QOS_SET, _qos_change, None),
     "endpoint list": (MsgType.QUERY_ENDPOINTS, _fields("host", "network"), "endpoints"),
     "policy add": (MsgType.POLICY_ADD, _fields("kind", "network", "peer", "policy_id"), None),
     "policy delete": (MsgType.POLICY_DELETE, _fields("policy_id"), None),
@@ -66,143 +122,213 @@ VERBS: dict[str, tuple[MsgType, Builder, str | None]] = {
 }
 
 
-def run_verb(verb: str, args: argparse.Namespace) -> int:
-    msg_type, build, rows_key = VERBS[verb]
-    client = SchedulerClient.local(args.run_dir, timeout_s=args.timeout_s)
+def call(args: argparse.Namespace, verb: str, msg_type: MsgType, **fields: Any) -> dict[str, Any]:
+    """One request to this host's agent; every failure becomes a :class:`CliError`."""
     try:
-        result = client.request(msg_type, **build(args))
+        client = SchedulerClient.local(args.run_dir, timeout_s=args.timeout_s)
+    except AgentNotRunning as exc:
+        raise CliError(str(exc), START_AGENT_HINT) from None
+    except PermissionError as exc:
+        raise CliError(exc.strerror or str(exc), "the control socket admits root only") from None
+    try:
+        return client.request(msg_type, **fields)
     except ApiRequestError as exc:
-        raise CliError(f"{verb}: {exc.message}", f"error code {exc.code}; see docs/api.md") from None
+        raise explain(verb, exc.code, exc.message) from None
     except TimeoutError as exc:
-        raise CliError(str(exc), "start it with `meshd agent` (or systemctl start meshd)") from None
+        raise CliError(str(exc), "look at the agent's log (journalctl -u meshd), or retry with a larger "
+                       "--timeout-s") from None
     finally:
         client.close()
+
+
+def run_verb(verb: str, args: argparse.Namespace) -> int:
+    from meshd import cli_show
+
+    msg_type, build, rows_key = VERBS[verb]
+    result = call(args, verb, msg_type, **build(args))
+    if rows_key is not None and not result.get(rows_key):
+        check_filters(args, rows_key)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
+    elif rows_key == "members":
+        cli_show.print_members(result["members"], call(args, "members", MsgType.QUERY_STATUS).get("raft", {}))
     elif rows_key is not None:
-        _print_rows(result.get(rows_key, []), rows_key)
+        cli_show.print_rows(result.get(rows_key, []), rows_key)
     else:
-        _print_map(result)
+        cli_show.print_map(result)
     return 0
 
 
-#: the columns of each list, in order (``--json`` shows every field)
-COLUMNS = {
-    "networks": ("name", "tenant", "subnet", "gateway", "vni", "mtu", "used", "free", "hosts"),
-    "endpoints": ("endpoint_id", "network", "host", "ip", "mac", "qos", "stale"),
-    "policies": ("policy_id", "kind", "network", "peer"),
-}
+def check_filters(args: argparse.Namespace, rows_key: str) -> None:
+    """An empty list filtered by a network, tenant or host that does not exist is an error, not "none"."""
+    network, host = getattr(args, "network", None), getattr(args, "host", None)
+    if network:
+        names = [n["name"] for n in call(args, "network list", MsgType.NETWORK_LIST)["networks"]]
+        if network not in names:
+            raise CliError(f"network {network!r} does not exist (networks: {', '.join(names) or 'none'})",
+                           "list them with `meshd network ls`")
+    if host and rows_key == "endpoints":
+        members = [m["name"] for m in call(args, "members", MsgType.QUERY_MEMBERS)["members"]]
+        if host not in members:
+            raise CliError(f"host {host!r} is not a member and holds no endpoints (members: "
+                           f"{', '.join(members)})", "list them with `meshd members`")
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from meshd import cli_show
+
+    status = call(args, "status", MsgType.QUERY_STATUS)
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        cli_show.print_status(status)
+    return 0
+
+
+def _cmd_log_level(args: argparse.Namespace) -> int:
+    if args.level is None:
+        print(call(args, "log-level", MsgType.QUERY_STATUS).get("log_level", "?"))
+        return 0
+    result = call(args, "log-level", MsgType.CONTROL_LOG_LEVEL, level=args.level)
+    print(f"log level {result['previous']} -> {result['level']} (until the agent restarts; "
+          "agent.log_level sets it for good)")
+    return 0
 
 
 def _cmd_top(args: argparse.Namespace) -> int:
     from meshd.tui import control_poll, run_top
 
+    try:
+        probe_control_socket(Path(args.run_dir) / CONTROL_SOCKET)
+    except AgentNotRunning as exc:
+        raise CliError(str(exc), START_AGENT_HINT) from None
+    except PermissionError as exc:
+        raise CliError(exc.strerror or str(exc), "the control socket admits root only") from None
     return run_top(control_poll(args.run_dir, min(args.timeout_s, args.interval_s * 2)),
                    interval_s=args.interval_s, once=args.once)
 
 
-def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
-    console = Console() if Console().is_terminal else Console(width=160)
-    if not rows:
-        console.print(f"no {title}")
-        return
-    table = Table(title=title)
-    columns = [c for c in COLUMNS.get(title, tuple(rows[0])) if c in rows[0]]
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-    console.print(table)
+# --- the parser ------------------------------------------------------------------------
+
+_RATE = int_in(0, RATE_MAX_KBIT, "kbit/s")
+_RATE_HELP = ("egress rate limit, kbit/s (tc TBF; 0 = unlimited); the burst defaults to 10 ms at the rate "
+              "(at least 32 KiB) and the latency to 50 ms, as for container labels")
 
 
-def _print_map(result: dict[str, Any]) -> None:
-    width = max((len(k) for k in result), default=0)
-    for key, value in result.items():
-        print(f"{key:<{width}}  {_cell(value)}")
+def _qos_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate-kbit", type=_RATE, metavar="KBIT", help=_RATE_HELP)
+    p.add_argument("--burst-bytes", type=int_in(1, BURST_MAX_BYTES, "bytes"), metavar="BYTES",
+                   help="TBF bucket size, bytes (needs --rate-kbit)")
+    p.add_argument("--latency-ms", type=int_in(1, LATENCY_MAX_MS, "ms"), metavar="MS",
+                   help="TBF queueing limit, ms (needs --rate-kbit)")
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items())
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return "" if value is None else str(value)
+def _network_verbs(net: argparse._SubParsersAction, verb: Callable[..., argparse.ArgumentParser]) -> None:
+    from meshd import cli_inspect
+
+    p = verb(net, "create", "network create", "create a tenant network (replicated to every host)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("subnet", metavar="SUBNET", help="IPv4 CIDR, e.g. 10.1.0.0/24")
+    p.add_argument("--tenant", help="tenant owning it (subnets may overlap across tenants); default 'default'")
+    p.add_argument("--gateway", help="default: the first host address")
+    p.add_argument("--vni", type=int_in(VNI_MIN, VNI_MAX), help="VXLAN network id; default: the first free one")
+    p.add_argument("--mode", choices=("vxlan", "routed", "flat", "dhcp"),
+                   help="how the network is built; only vxlan is built today")
+    p.add_argument("--mtu", type=int_in(MTU_MIN, MTU_MAX, "bytes"), help="containers' MTU; default 1450")
+    p.add_argument("--egress-kbit", type=_RATE, metavar="KBIT",
+                   help="egress limit of the whole network on each host, kbit/s")
+    p.add_argument("--external", action="store_true", help="let endpoints reach outside (masquerade)")
+    p.add_argument("--label", action="append", type=label, metavar="KEY=VALUE", help="a label (repeatable)")
+    p = verb(net, "update", "network update", "change a network's MTU, egress limit, external access or labels")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--mtu", type=int_in(MTU_MIN, MTU_MAX, "bytes"))
+    p.add_argument("--egress-kbit", type=_RATE, metavar="KBIT", help="0 removes the limit")
+    p.add_argument("--external", action=argparse.BooleanOptionalAction, default=None,
+                   help="let endpoints reach outside (masquerade), or not")
+    p.add_argument("--label", action="append", type=label, metavar="KEY=VALUE",
+                   help="the network's labels (repeatable; replaces all of them)")
+    p = verb(net, "delete", "network delete", "delete a tenant network", aliases=["rm"])
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--force", action="store_true", help="also disconnect its endpoints")
+    p = verb(net, "list", "network list", "networks with used and free addresses", aliases=["ls"])
+    p.add_argument("--tenant")
+    p = verb(net, "inspect", "network inspect", "one network: settings, endpoints and policies",
+             func=cli_inspect.cmd_network_inspect)
+    p.add_argument("name", metavar="NAME")
+
+
+def _endpoint_verbs(ep: argparse._SubParsersAction, verb: Callable[..., argparse.ArgumentParser]) -> None:
+    from meshd import cli_inspect
+
+    p = verb(ep, "connect", "endpoint connect", "connect a container to a network")
+    p.add_argument("container_id", metavar="CONTAINER", help="container id (or name, on this host)")
+    p.add_argument("network", metavar="NETWORK")
+    p.add_argument("--host", help="host running the container; default this one")
+    p.add_argument("--ip", help="address to give it; default the next free one")
+    p.add_argument("--mac", help="MAC to give it; default derived from the IP")
+    p.add_argument("--pid", type=int_in(1, PID_MAX), help="the container's PID, if Docker does not know it")
+    _qos_flags(p)
+    p = verb(ep, "qos", "endpoint qos", "change an endpoint's rate limit")
+    p.add_argument("container_id", metavar="CONTAINER", help="container id (or name, on this host)")
+    p.add_argument("network", metavar="NETWORK")
+    _qos_flags(p)
+    p = verb(ep, "disconnect", "endpoint disconnect", "disconnect a container from a network (frees its IP)")
+    p.add_argument("container_id", metavar="CONTAINER")
+    p.add_argument("network", metavar="NETWORK")
+    p = verb(ep, "move", "endpoint move", "move a container's endpoints to another host, keeping IPs")
+    p.add_argument("container_id", metavar="CONTAINER")
+    p.add_argument("host", metavar="HOST")
+    p = verb(ep, "list", "endpoint list", "endpoints, optionally of one host or network", aliases=["ls"])
+    p.add_argument("--host")
+    p.add_argument("--network")
+    p = verb(ep, "inspect", "endpoint inspect", "one container's endpoints in every network, with its attach "
+             "state and rates when it runs on this host", func=cli_inspect.cmd_endpoint_inspect)
+    p.add_argument("container_id", metavar="CONTAINER", help="container id, unique id prefix or name")
 
 
 def add_verbs(sub: argparse._SubParsersAction) -> None:
     """Add the agent-talking subcommands to the top-level parser."""
+    from meshd import cli_inspect
+    from meshd.config import LOG_LEVELS
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the raw result as JSON")
     common.add_argument("--run-dir", default="/run/meshd", help="the agent's run dir (agent.run_dir)")
-    common.add_argument("--timeout-s", type=float, default=10.0, help="how long to wait for the agent")
+    common.add_argument("--timeout-s", type=float, default=10.0,
+                        help="how long to wait for an answer from a running agent; default 10")
 
-    def verb(parent, name: str, full: str, help_text: str) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help_text, description=help_text, parents=[common])
-        p.set_defaults(func=lambda a, v=full: run_verb(v, a))
+    def verb(parent, name: str, full: str, help_text: str, *, func=None, aliases=()) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text, description=help_text, parents=[common], aliases=list(aliases))
+        p.set_defaults(func=func or (lambda a, v=full: run_verb(v, a)), verb=full)
         return p
 
-    verb(sub, "status", "status", "this host's agent: member, Raft and data-plane status")
-    p = sub.add_parser("top", help="live status view of this host's agent (Ctrl-C to quit)",
-                       description="A live view of members, Raft, networks, local endpoints with rx/tx "
-                                   "rates, tunnels and recent events, polled from the local agent.",
-                       parents=[common])
+    verb(sub, "status", "status", "this host's agent: Raft, members, networks, endpoints, health, events",
+         func=_cmd_status)
+    p = verb(sub, "top", "top", "live status view of this host's agent (Ctrl-C quits)", func=_cmd_top)
     p.add_argument("--interval-s", type=float, default=1.0, help="refresh period; default 1 s")
     p.add_argument("--once", action="store_true", help="print one frame and exit")
-    p.set_defaults(func=_cmd_top)
-    verb(sub, "members", "members", "gossip members as this host sees them")
+    verb(sub, "members", "members", "gossip members as this host sees them, with their Raft role")
+    p = verb(sub, "why", "why", "why a container has no network: each attach step and the one that failed, "
+             "with its last error", func=cli_inspect.cmd_why)
+    p.add_argument("container_id", metavar="CONTAINER", help="container id, unique id prefix or name")
+    p = verb(sub, "log-level", "log-level", "show or change the running agent's log level (no restart)",
+             func=_cmd_log_level)
+    p.add_argument("level", nargs="?", choices=LOG_LEVELS, help="the new level; none: print the current one")
 
-    net = sub.add_parser("network", help="create, delete and list tenant networks").add_subparsers(
-        dest="network_command", metavar="ACTION", required=True)
-    p = verb(net, "create", "network create", "create a tenant network (replicated to every host)")
-    p.add_argument("name")
-    p.add_argument("subnet", help="IPv4 CIDR, e.g. 10.1.0.0/24")
-    p.add_argument("--tenant", help="tenant owning it (subnets may overlap across tenants); default 'default'")
-    p.add_argument("--gateway", help="default: the first host address")
-    p.add_argument("--vni", type=int, help="VXLAN network id; default: the first free one")
-    p.add_argument("--mode", choices=("vxlan", "routed", "flat", "dhcp"))
-    p.add_argument("--mtu", type=int)
-    p.add_argument("--egress-kbit", type=int, help="egress limit of the whole network on each host")
-    p.add_argument("--external", action="store_true", help="let endpoints reach outside (masquerade)")
-    p.add_argument("--label", action="append", metavar="KEY=VALUE")
-    p = verb(net, "delete", "network delete", "delete a tenant network")
-    p.add_argument("name")
-    p.add_argument("--force", action="store_true", help="also disconnect its endpoints")
-    p = verb(net, "list", "network list", "networks with used and free addresses")
-    p.add_argument("--tenant")
-
-    ep = sub.add_parser("endpoint", help="connect and disconnect containers").add_subparsers(
-        dest="endpoint_command", metavar="ACTION", required=True)
-    for name, full, text in (("connect", "endpoint connect", "connect a container to a network"),
-                             ("qos", "endpoint qos", "change an endpoint's rate limit")):
-        p = verb(ep, name, full, text)
-        p.add_argument("container_id", help="container id (or name, on this host)")
-        p.add_argument("network")
-        if name == "connect":
-            p.add_argument("--host", help="host running the container; default this one")
-            p.add_argument("--ip")
-            p.add_argument("--mac")
-            p.add_argument("--pid", type=int, help="the container's PID, if Docker does not know it")
-        p.add_argument("--rate-kbit", type=int)
-        p.add_argument("--burst-bytes", type=int)
-        p.add_argument("--latency-ms", type=int)
-    p = verb(ep, "disconnect", "endpoint disconnect", "disconnect a container from a network")
-    p.add_argument("container_id")
-    p.add_argument("network")
-    p = verb(ep, "move", "endpoint move", "move a container's endpoints to another host, keeping IPs")
-    p.add_argument("container_id")
-    p.add_argument("host")
-    p = verb(ep, "list", "endpoint list", "endpoints, optionally of one host or network")
-    p.add_argument("--host")
-    p.add_argument("--network")
+    net = sub.add_parser("network", help="create, update, inspect, list and delete tenant networks")
+    _network_verbs(net.add_subparsers(dest="network_command", metavar="ACTION", required=True), verb)
+    ep = sub.add_parser("endpoint", help="connect, inspect and disconnect containers")
+    _endpoint_verbs(ep.add_subparsers(dest="endpoint_command", metavar="ACTION", required=True), verb)
 
     pol = sub.add_parser("policy", help="isolation policies (seed 000 Table 4)").add_subparsers(
         dest="policy_command", metavar="ACTION", required=True)
     p = verb(pol, "add", "policy add", "add an isolation policy")
-    p.add_argument("kind", choices=("isolate-within", "deny-one-way", "deny-both", "deny-all"))
-    p.add_argument("network")
+    p.add_argument("kind", metavar="KIND", choices=("isolate-within", "deny-one-way", "deny-both", "deny-all"),
+                   help="isolate-within, deny-one-way, deny-both or deny-all")
+    p.add_argument("network", metavar="NETWORK")
     p.add_argument("--peer", help="the other network (deny-one-way: NETWORK -> PEER is blocked)")
     p.add_argument("--policy-id")
-    p = verb(pol, "delete", "policy delete", "delete a policy by id")
-    p.add_argument("policy_id")
-    p = verb(pol, "list", "policy list", "policies, optionally of one network")
+    p = verb(pol, "delete", "policy delete", "delete a policy by id", aliases=["rm"])
+    p.add_argument("policy_id", metavar="POLICY_ID")
+    p = verb(pol, "list", "policy list", "policies, optionally of one network", aliases=["ls"])
     p.add_argument("--network")

@@ -43,6 +43,8 @@ from meshd.transport._config import TransportConfig
 
 #: Where ``meshd`` looks for its configuration file when none is given.
 DEFAULT_CONFIG_PATH = Path("/etc/meshd/meshd.toml")
+#: the values of ``agent.log_level`` (and of ``meshd log-level``)
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class ConfigError(ValueError):
@@ -114,7 +116,9 @@ class ApiConfig:
     #: PUB socket announcing results and events.
     pub_port: int = 30029
     #: Directory of scheduler client public keys (``meshd keygen --client``)
-    #: allowed to talk to the API; one ``*.key`` file per client.
+    #: allowed to talk to the API: one ``NAME.pub`` file per client, the same
+    #: on every host, read at start.  Never put a client's ``NAME.key`` here
+    #: (the agent refuses to start): that secret stays with the client.
     clients_dir: str = "/etc/meshd/clients"
     #: Largest scheduler frame accepted (header + msgpack body), bytes.
     max_frame_bytes: int = 64 << 10
@@ -240,18 +244,11 @@ class Config:
         Raises:
           ConfigError: an unknown section or field, or a value of the wrong type.
         """
-        pairs = _parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides)
-        nested: dict[str, dict[str, Any]] = {}
         problems: list[str] = []
-        for dotted, value in pairs.items():
-            section, _, name = dotted.partition(".")
-            if not name:
-                problems.append(f"override {dotted!r} must look like section.field=value")
-                continue
-            nested.setdefault(section, {})[name] = value
+        cfg = _merge(self, _nest_overrides(overrides, problems), problems)
         if problems:
             raise ConfigError(problems, "command-line overrides")
-        return _merge(self, nested, "command-line overrides")
+        return cfg
 
     def to_toml(self) -> str:
         """The whole configuration as TOML text that :func:`load` reads back."""
@@ -282,12 +279,18 @@ def load(
     source = "configuration"
     if path is None and DEFAULT_CONFIG_PATH.exists():
         path = DEFAULT_CONFIG_PATH
+    # one round: unknown keys, wrong types and invalid values are all reported together
+    # (a setting of the wrong type keeps its default for the value checks)
+    problems: list[str] = []
     if path is not None:
         source = str(path)
-        cfg = _merge(cfg, _read_toml(Path(path)), source)
+        cfg = _merge(cfg, _read_toml(Path(path)), problems)
     if overrides:
-        cfg = cfg.with_overrides(overrides)  # type: ignore[arg-type]
-    return cfg.validate(source)
+        cfg = _merge(cfg, _nest_overrides(overrides, problems, "--set "), problems)
+    problems += cfg.problems()
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
 
 
 # --- helpers ----------------------------------------------------------------
@@ -305,8 +308,31 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
 
 
-def _merge(cfg: Config, data: Mapping[str, Any], source: str) -> Config:
-    problems: list[str] = []
+def _nest_overrides(overrides: Mapping[str, Any] | list[str], problems: list[str],
+                    origin: str = "") -> dict[str, dict[str, Any]]:
+    """``{"gossip.x": v}`` or ``["gossip.x=v"]`` -> ``{"gossip": {"x": v}}``; bad items go to ``problems``."""
+    if isinstance(overrides, list):
+        pairs = {}
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                problems.append(f"{origin}override {item!r} must look like section.field=value")
+                continue
+            pairs[key.strip()] = _toml_value(raw.strip())
+    else:
+        pairs = dict(overrides)
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in pairs.items():
+        section, _, name = dotted.partition(".")
+        if not name:
+            problems.append(f"{origin}override {dotted!r} must look like section.field=value")
+            continue
+        nested.setdefault(section, {})[name] = value
+    return nested
+
+
+def _merge(cfg: Config, data: Mapping[str, Any], problems: list[str]) -> Config:
+    """``cfg`` with the valid settings of ``data``; each invalid one is added to ``problems``."""
     sections: dict[str, Any] = {}
     for section, values in data.items():
         if section not in _SECTIONS:
@@ -318,8 +344,6 @@ def _merge(cfg: Config, data: Mapping[str, Any], source: str) -> Config:
         current = getattr(cfg, section)
         changes = _coerce_section(current, section, values, problems)
         sections[section] = dataclasses.replace(current, **changes)
-    if problems:
-        raise ConfigError(problems, source)
     return dataclasses.replace(cfg, **sections)
 
 
@@ -358,17 +382,12 @@ def _unknown(kind: str, name: str, known: Any) -> str:
     return f"unknown {kind} {name!r}{hint}"
 
 
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError([f"override {item!r} must look like section.field=value"], "command-line overrides")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = raw.strip()
-    return out
+def _toml_value(raw: str) -> Any:
+    """A flag's value parsed as TOML (``0.5``, ``true``, ``["a"]``), else the string itself."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
 
 
 def _section_dict(section: Any) -> dict[str, Any]:
@@ -413,8 +432,8 @@ def _agent_problems(a: AgentConfig) -> list[str]:
     for label in a.container_labels:
         if "=" not in label:
             out.append(f"agent.container_labels: {label!r} must look like key=value")
-    if a.log_level not in ("debug", "info", "warning", "error"):
-        out.append(f"agent.log_level ({a.log_level!r}) must be one of debug, info, warning, error")
+    if a.log_level not in LOG_LEVELS:
+        out.append(f"agent.log_level ({a.log_level!r}) must be one of {', '.join(LOG_LEVELS)}")
     if len(a.name) > 64 or any(c.isspace() for c in a.name):
         out.append(f"agent.name ({a.name!r}) must be at most 64 characters without spaces")
     for path_field in ("data_dir", "run_dir", "secret_file"):

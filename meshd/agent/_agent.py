@@ -61,8 +61,8 @@ from meshd import __version__
 from meshd import state as st
 from meshd.api import ApiError, FrameError, MsgType, SchedulerApi, SchedulerService
 from meshd.api._control import ControlServer
-from meshd.config import Config
-from meshd.metrics import MetricsServer, latency_histograms, make_registry
+from meshd.config import LOG_LEVELS, Config
+from meshd.metrics import AgentMetrics, MetricsServer
 from meshd.reconcile import HostDesired, PassKind, PassReport, Reconciler
 from meshd.runtime import DockerRuntime, RuntimeWatcher
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, ZmqHost, load_client_keys, read_secret
@@ -80,6 +80,7 @@ from ._pilot import Autopilot
 from ._probe import DataPlaneProbe
 from ._replica import Replica
 from ._stats import EndpointStats
+from ._status import metric_sources, status_map
 from ._translate import host_desired
 
 log = logging.getLogger("meshd.agent")
@@ -100,9 +101,10 @@ class Agent:
         self.runtime = DockerRuntime() if docker else None
         self.reconciler = Reconciler(self._desired, interval_s=cfg.dataplane.reconcile_interval_s,
                                      ready=self._wait_ready_to_reconcile)
-        self._observe: dict[str, Callable[[float], None]] = {}
+        #: latency histograms and the collector of every status; served when api.metrics_port != 0
+        self.metrics = AgentMetrics(metric_sources(self))
         self.tracker = EndpointTracker(self.name, self.events, self.reconciler.trigger,
-                                       observe_attach=lambda s: self._observed("attach", s))
+                                       observe_attach=self.metrics.attach_seconds.observe)
         self.reconciler.listen(self._on_pass)
         self.reconciler.listen_mtu(self._on_mtu_check)
         self.stats = EndpointStats(self.name, self.tracker, self.events, cfg.api.stats_interval_s)
@@ -110,6 +112,8 @@ class Agent:
         self.probe = DataPlaneProbe(self.liveness, cfg.dataplane.probe_interval_s, self._on_liveness)
         # made in run(): they need the data dir lock, the secret, the advertise address or the transport
         self.advertise = ""
+        self.host: ZmqHost | None = None
+        self._client_keys: dict[bytes, str] = {}
         self.underlay: netops.Underlay | None = None
         self.replica: Replica | None = None
         self.members: MemberBook | None = None
@@ -125,9 +129,10 @@ class Agent:
         cfg = self.cfg
         with DataDirLock(cfg.agent.data_dir):
             keys = ClusterKeys.from_secret(read_secret(cfg.agent.secret_file))
+            self._client_keys = load_client_keys(cfg.api.clients_dir)  # a NAME.key there stops the start now
             self.advertise = cfg.agent.advertise_address or await trio.to_thread.run_sync(detect_advertise_address)
             self.underlay = await trio.to_thread.run_sync(netops.underlay_for, self.advertise)
-            host = ZmqHost(keys, cfg.transport)
+            host = self.host = ZmqHost(keys, cfg.transport)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(host.run)
@@ -161,16 +166,14 @@ class Agent:
                                liveness=self.liveness, containers=self.containers, tracker=self.tracker, runtime=self.runtime,
                                control=self, interface_timeout_s=cfg.api.interface_timeout_s)
         api = self.api = SchedulerApi(host, SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes),
-                                      cfg.api, server_keys=keys.api, client_keys=load_client_keys(cfg.api.clients_dir))
+                                      cfg.api, server_keys=keys.api, client_keys=self._client_keys)
         self.events.subscribe(_publisher(api))
         await nursery.start(api.run)
         self.control = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes, control=True)
         await nursery.start(ControlServer(host, self.control, cfg.agent.run_dir).run)
         if cfg.api.metrics_port:
-            registry = make_registry(self._metric_sources(host))
-            histograms = latency_histograms(registry)
-            self._observe = {name: h.observe for name, h in histograms.items()}
-            await nursery.start(MetricsServer(registry, cfg.api.metrics_address, cfg.api.metrics_port).run)
+            await nursery.start(MetricsServer(self.metrics.registry, cfg.api.metrics_address,
+                                              cfg.api.metrics_port).run)
         self.autopilot = Autopilot(self.name, replica, members, self.events,
                                    ap.AutopilotConfig(fail_grace_s=cfg.agent.voter_fail_grace_s,
                                                       stable_s=cfg.agent.learner_stable_s))
@@ -205,6 +208,18 @@ class Agent:
         assert self._nursery is not None
         self._nursery.start_soon(self._stop_soon)
         return {"left": True}
+
+    def set_log_level(self, level: str) -> dict[str, Any]:
+        """Change this process's log level now (CONTROL_LOG_LEVEL, ``meshd log-level``); not persisted:
+        a restart uses ``agent.log_level`` again."""
+        if level not in LOG_LEVELS:
+            raise FrameError(ApiError.INVALID_VALUE, f"log level {level!r} is unknown; use one of "
+                             f"{', '.join(LOG_LEVELS)}", MsgType.CONTROL_LOG_LEVEL)
+        root = logging.getLogger()
+        previous = logging.getLevelName(root.level).lower()
+        root.setLevel(level.upper())
+        log.warning("log level changed from %s to %s (until the agent restarts)", previous, level)
+        return {"level": level, "previous": previous}
 
     async def _stop_soon(self) -> None:
         await trio.sleep(0.2)  # let the reply go out
@@ -298,7 +313,7 @@ class Agent:
     def _on_pass(self, report: PassReport) -> None:
         self.tracker.on_pass(report)
         if report.kind is not PassKind.SKIPPED:
-            self._observed("reconcile", report.duration_s)
+            self.metrics.reconcile_seconds.observe(report.duration_s)
         if report.applied:
             log.debug("reconcile applied %s", ", ".join(_describe(op) for op in report.applied))
 
@@ -321,11 +336,6 @@ class Agent:
                 f"carries; lower their MTU (`meshd network update NAME --mtu N`, at most the underlay MTU minus "
                 f"{overhead}) or raise the underlay MTU")
         return {"remote": check.remote_ip, "host": host, "frame_bytes": check.mtu, "networks": nets, "text": text}
-
-    def _observed(self, histogram: str, seconds: float) -> None:
-        observe = self._observe.get(histogram)
-        if observe is not None:
-            observe(seconds)
 
     def _kick(self) -> None:
         if self.autopilot is not None:
@@ -364,32 +374,7 @@ class Agent:
     # --- status ------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        from ._status import status_map
-
         return status_map(self)
-
-    def _endpoint_metrics(self) -> dict[str, dict[str, float]]:
-        """Per local endpoint (label ``key`` = ``<container id 12>/<vni>``): bytes and rates."""
-        out: dict[str, dict[str, float]] = {f: {} for f in ("rx_bytes", "tx_bytes", "rx_bps", "tx_bps")}
-        for (key, vni), stats in self.stats.stats.items():
-            for field in out:
-                out[field][f"{key[:12]}/{vni}"] = float(stats[field])
-        return out
-
-    def _metric_sources(self, host: ZmqHost) -> dict[str, Callable[[], Any]]:
-        from dataclasses import asdict
-
-        assert self.replica is not None and self.members is not None and self.api is not None
-        replica, members, api, control = self.replica, self.members, self.api, self.control
-        return {
-            "transport": host.status, "state": lambda: replica.state.status(),
-            "raft": lambda: {k: v for k, v in asdict(replica.raft.status()).items() if isinstance(v, (int, float))},
-            "gossip": members.gossip_status, "reconcile": self.reconciler.status,
-            "api": lambda: dict(api.counters) | dict(api.service.counters),
-            "control": lambda: dict(control.counters) if control is not None else {},
-            "commit": lambda: dict(self.committer.counters) if self.committer is not None else {},
-            "endpoint": self._endpoint_metrics,
-        }
 
 
 def _publisher(api: SchedulerApi) -> Callable[[Event], None]:

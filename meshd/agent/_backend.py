@@ -40,6 +40,8 @@ class AgentControl(Protocol):
 
     async def leave(self) -> dict[str, Any]: ...
 
+    def set_log_level(self, level: str) -> dict[str, Any]: ...
+
     def status(self) -> dict[str, Any]: ...
 
 
@@ -77,6 +79,9 @@ class AgentBackend:
 
     async def leave(self) -> dict[str, Any]:
         return await self._control.leave()
+
+    async def set_log_level(self, level: str) -> dict[str, Any]:
+        return self._control.set_log_level(level)
 
     async def wait_endpoint_up(self, endpoint_id: str, vni: int) -> str | None:
         timeout_s = self._interface_timeout_s
@@ -125,6 +130,7 @@ class AgentBackend:
                                      f"{', '.join(self._containers.labels)}): connect it through its own host",
                                      MsgType.ENDPOINT_CONNECT, req.request_id)
                 self._containers.started(info.id, info.pid)
+                self._containers.names[info.id] = info.name
                 return info.id, info.name or None
         if req.pid:
             self._containers.started(req.container_id, req.pid)

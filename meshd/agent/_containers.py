@@ -2,8 +2,9 @@
 
 * :class:`LocalContainers` is the one owner of ``{container id: PID}`` for the
   containers running on this host (Docker's, and those given by PID through
-  the API), and knows when Docker's list has been read once after a start
-  (the first reconcile pass waits for it).
+  the API), of their names, and of why a container got no network before a
+  reconcile pass could try (``meshd why``); it knows when Docker's list has
+  been read once after a start (the first reconcile pass waits for it).
 * :class:`DockerListener` is the :class:`meshd.runtime.RuntimeListener` of the
   agent: containers started with ``meshd.*`` labels (or the seed-002
   environment) are connected through the :class:`~meshd.agent._commit.Committer`;
@@ -16,12 +17,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import trio
 
 from meshd import state as st
+from meshd._attach import ADDRESS, LABELS
 from meshd.api import Unavailable
 from meshd.runtime import ConnectRequest, ContainerInfo, ContainerSpec, RuntimeSnapshot, SpecError
 
@@ -49,6 +53,10 @@ class LocalContainers:
     def __init__(self, *, labels: tuple[str, ...] = (), docker: bool = True) -> None:
         self.labels = labels
         self._pids: dict[str, int] = {}
+        #: Docker's names of this host's containers
+        self.names: dict[str, str] = {}
+        #: why a container got no network before a pass tried: {"step", "network", "error", "time"}
+        self.errors: dict[str, dict[str, Any]] = {}
         self._listed = trio.Event()
         self._unlisted: set[str | None] = {None}  # None: Docker's list not read yet
         if not docker:
@@ -69,6 +77,15 @@ class LocalContainers:
 
     def stopped(self, container_id: str) -> None:
         self._pids.pop(container_id, None)
+
+    def removed(self, container_id: str) -> None:
+        self._pids.pop(container_id, None)
+        self.names.pop(container_id, None)
+        self.errors.pop(container_id, None)
+
+    def failed(self, container_id: str, step: str, error: str, network: str = "") -> None:
+        """Remember why a container got no network (``meshd why``; steps in :mod:`meshd._attach`)."""
+        self.errors[container_id] = {"step": step, "network": network, "error": error, "time": time.time()}
 
     def listed(self, snapshot: RuntimeSnapshot) -> None:
         """Docker's list of this host's containers; a ``started`` call for each running one follows."""
@@ -117,6 +134,7 @@ class DockerListener:
 
     async def on_container_started(self, spec: ContainerSpec) -> None:
         self._containers.started(spec.container_id, spec.pid)
+        self._containers.names[spec.container_id] = spec.container_name
         for req in spec.requests:
             if self._replica.state.endpoint(spec.container_id, req.network) is None:
                 await self._connect(spec, req)
@@ -124,14 +142,16 @@ class DockerListener:
 
     async def on_container_invalid(self, info: ContainerInfo, error: SpecError) -> None:
         self._containers.started(info.id, info.pid)  # its API-made endpoints still need the PID
-        self._events.note("error", f"container {info}: {error}")
+        self._containers.names[info.id] = info.name
+        self._events.note("error", str(error))  # the SpecError names the container
+        self._containers.failed(info.id, LABELS, str(error))
 
     async def on_container_stopped(self, container_id: str) -> None:
         self._containers.stopped(container_id)
         self._trigger()
 
     async def on_container_removed(self, container_id: str) -> None:
-        self._containers.stopped(container_id)
+        self._containers.removed(container_id)
         for ep in self._replica.state.endpoints(host=self._host):
             if ep.endpoint_id != container_id:
                 continue
@@ -150,6 +170,7 @@ class DockerListener:
                         refusal)
             self._events.note("error", f"container {spec.container_name} ({spec.container_id[:12]}) refused: "
                                        f"{refusal}")
+            self._containers.failed(spec.container_id, LABELS, refusal, req.network)
             return
         if req.seed_type == "vlan":
             self._events.note("endpoint", f"{spec.container_name}: TYPE=vlan joins {req.network} as a VXLAN "
@@ -160,11 +181,15 @@ class DockerListener:
             log.warning("connect from labels failed container=%s network=%s error=%s",
                         spec.container_name, req.network, exc)
             self._events.note("error", f"{spec.container_name}: cannot connect to {req.network}: {exc}")
+            self._containers.failed(spec.container_id, ADDRESS, str(exc), req.network)
             return
         if isinstance(result, st.CommandError):
             log.warning("connect from labels refused container=%s network=%s error=%s",
                         spec.container_name, req.network, result.message)
             self._events.note("error", f"{spec.container_name}: {result.message}")
+            self._containers.failed(spec.container_id, ADDRESS, result.message, req.network)
+        else:
+            self._containers.errors.pop(spec.container_id, None)
 
 
 def seed_refusal(req: ConnectRequest, network: st.Network | None) -> str | None:

@@ -48,6 +48,7 @@ class MsgType(enum.IntEnum):
     # local control socket only (refused with NOT_ALLOWED on the scheduler sockets)
     CONTROL_JOIN = 64
     CONTROL_LEAVE = 65
+    CONTROL_LOG_LEVEL = 66
     # events (PUB 30029)
     EVENT_ENDPOINT_UP = 100
     EVENT_ENDPOINT_DOWN = 101

@@ -221,8 +221,14 @@ class ControlLeave(Request, frozen=True):
     pass
 
 
+@request(MsgType.CONTROL_LOG_LEVEL)
+class ControlLogLevel(Request, frozen=True):
+    #: debug, info, warning or error (the agent names the choices when it is another)
+    level: Annotated[str, Meta(min_length=1, max_length=16)]
+
+
 #: request types only the local control socket serves
-CONTROL_ONLY = (ControlJoin, ControlLeave)
+CONTROL_ONLY = (ControlJoin, ControlLeave, ControlLogLevel)
 
 
 def request_types() -> dict[int, type[Request]]:

@@ -24,14 +24,12 @@ import trio
 import zmq
 
 from meshd.config import ApiConfig
-from meshd.transport import KeyPair, TrioSocket, ZmqHost
+from meshd.transport import API_DOMAIN, KeyPair, TrioSocket, ZmqHost
 
 from ._frame import RESPONSE_FLAG, ApiError, MsgType, pack, unpack
 from ._service import SchedulerService
 
 log = logging.getLogger("meshd.api")
-
-API_DOMAIN = "meshd-api"
 
 _MULTIPART_ERROR = pack(RESPONSE_FLAG, {"ok": False, "request_id": "", "error": {
     "code": int(ApiError.TRUNCATED), "message": "a request is exactly one ZeroMQ frame (header + body)"}})

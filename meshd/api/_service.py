@@ -76,6 +76,9 @@ class ApiBackend(Protocol):
     async def leave(self) -> dict[str, Any]:
         """Leave the cluster gracefully (local control only)."""
 
+    async def set_log_level(self, level: str) -> dict[str, Any]:
+        """Change the running agent's log level (local control only)."""
+
     def is_running(self, endpoint_id: str) -> bool:
         """Whether a container of this host runs (its PID is known)."""
 
@@ -152,6 +155,7 @@ class SchedulerService:
             rq.EndpointDisconnect: self._disconnect, rq.EndpointMove: self._move,
             rq.QosSet: self._qos_set, rq.PolicyAdd: self._policy_add, rq.PolicyDelete: self._policy_delete,
             rq.ControlJoin: lambda r: self.backend.join(r.addresses), rq.ControlLeave: lambda r: self.backend.leave(),
+            rq.ControlLogLevel: lambda r: self.backend.set_log_level(r.level),
         }
         self._queries: dict[type, Callable[[Any], Any]] = {
             rq.NetworkList: self._networks, rq.QueryNetworks: self._networks,

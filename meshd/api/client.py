@@ -16,7 +16,10 @@ id) is sent again up to ``retries`` times, so a command is never applied twice.
 
 from __future__ import annotations
 
+import errno
+import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -47,6 +50,33 @@ def _checked_frame(msg_type: int, fields: dict[str, Any]) -> bytes:
     return pack(msg_type, fields)
 
 
+class AgentNotRunning(ConnectionError):
+    """No agent listens on the local control socket (known at once, without waiting)."""
+
+
+def probe_control_socket(path: str | Path) -> None:
+    """Check that an agent listens on the control socket at ``path``.
+
+    ZeroMQ connects lazily and would only time out; a missing socket file, or
+    one nobody accepts on (left by an agent that died), is known at once.
+
+    Raises:
+      AgentNotRunning: no socket file, or nobody listens on it.
+      PermissionError: the socket (root-only) is not reachable for this user.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except (FileNotFoundError, NotADirectoryError):
+            raise AgentNotRunning(f"no meshd agent runs on this host: {path} does not exist") from None
+        except ConnectionRefusedError:
+            raise AgentNotRunning(f"no meshd agent runs on this host: nobody listens on {path} "
+                                  "(an agent that stopped left it)") from None
+        except PermissionError:
+            raise PermissionError(errno.EACCES, f"the control socket {path} is root-only: run this as root "
+                                  "(sudo meshd ...)") from None
+
+
 class SchedulerClient:
     """Blocking client: ROUTER requests, PUB fire-and-forget, SUB events."""
 
@@ -61,7 +91,13 @@ class SchedulerClient:
     @classmethod
     def local(cls, run_dir: str = "/run/meshd", *, timeout_s: float = 10.0) -> SchedulerClient:
         """A client of this host's agent over its root-only control socket (no CURVE:
-        the socket file's permissions admit root only).  Requests only; no events."""
+        the socket file's permissions admit root only).  Requests only; no events.
+
+        Raises:
+          AgentNotRunning: no agent listens there (said at once, not after a timeout).
+          PermissionError: not root.
+        """
+        probe_control_socket(Path(run_dir) / CONTROL_SOCKET)
         self = cls.__new__(cls)
         self._setup({"router": f"ipc://{run_dir}/{CONTROL_SOCKET}"}, None, timeout_s, 0)
         return self
@@ -106,8 +142,10 @@ class SchedulerClient:
                     return reply
         raise TimeoutError(
             f"no answer from the meshd agent at {self.endpoints['router']} after {self.retries + 1} attempt(s): "
-            + ("is `meshd agent` running on this host (and are you root)?" if self.key is None else
-               "is the agent running, the port open, and this client's .pub file in api.clients_dir?"))
+            + ("it is running but busy or stuck; its log says why" if self.key is None else
+               "is the agent running and the port open? A client the agent does not admit gets no answer "
+               "at all: check that this client's NAME.pub is in api.clients_dir on that host and that "
+               "NAME.key was made for this cluster (the agent logs the refusal and its likely cause)"))
 
     def publish(self, msg_type: MsgType, **fields: Any) -> None:
         """Fire-and-forget on the SUB port (seed 001 style); errors come back as events."""

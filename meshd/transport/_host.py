@@ -30,7 +30,7 @@ import zmq
 from ._config import TransportConfig
 from ._security import ClusterKeys, KeyPair
 from ._socket import TrioSocket
-from ._zap import Refusals, SecurityStats, ZapHandler
+from ._zap import Refusals, SecurityStats, ZapHandler, handshake_cause
 
 log = logging.getLogger("meshd.transport")
 
@@ -126,7 +126,7 @@ class ZmqHost:
             zs.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
             zs.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
             monitor = TrioSocket(zs.get_monitor_socket(_MONITOR_EVENTS))
-            self._nursery.start_soon(self._watch_handshakes, monitor, sock)
+            self._nursery.start_soon(self._watch_handshakes, monitor, sock, domain)
         zs.bind(endpoint)
         return sock
 
@@ -170,24 +170,25 @@ class ZmqHost:
         self._sockets.append(sock)
         return sock
 
-    async def _watch_handshakes(self, monitor: TrioSocket, server: TrioSocket) -> None:
-        """Attribute failed CURVE handshakes to the peer address of the connection."""
+    async def _watch_handshakes(self, monitor: TrioSocket, server: TrioSocket, domain: str) -> None:
+        """Attribute failed CURVE handshakes (and their likely cause) to the peer address of the
+        connection: the failure event carries the cause, the disconnect that follows the peer."""
         peers: dict[int, str] = {}
-        pending_failures = 0
+        causes: list[str | None] = []
         try:
             while True:
                 frames = await monitor.recv_multipart()
-                event, value = struct.unpack("=hi", frames[0][:6])
+                event, value = struct.unpack("=hI", frames[0][:6])
                 if event == zmq.EVENT_ACCEPTED:
                     peers[value] = _peer_of_fd(value)
                 elif event & _FAILED:
-                    pending_failures += 1
-                    self._handshake_failures += 1
+                    causes.append(handshake_cause(event, value))
+                    self._handshake_failures += event != zmq.EVENT_HANDSHAKE_FAILED_AUTH
                 elif event == zmq.EVENT_DISCONNECTED:
                     peer = peers.pop(value, "unknown")
-                    if pending_failures:
-                        pending_failures -= 1
-                        self.refusals.refuse(peer, bound_endpoint(server), "CURVE handshake failed: wrong cluster secret?")
+                    cause = causes.pop(0) if causes else None
+                    if cause is not None:  # a ZAP refusal (None) was counted by the ZAP handler
+                        self.refusals.refuse(peer, bound_endpoint(server), cause, domain)
         except (trio.ClosedResourceError, zmq.ZMQError):
             return
         finally:

@@ -206,15 +206,24 @@ def load_client_keys(directory: str | Path) -> dict[bytes, str]:
     """Public keys allowed on the scheduler API: ``{public_key: client name}``.
 
     Reads every ``*.pub`` file in ``directory``; a missing directory means no
-    clients.  Malformed files raise :class:`SecretError` naming the file.
+    clients.  A client's secret key has no business on the hosts: a ``*.key``
+    file, or any file holding a secret key, is refused.
+
+    Raises:
+      SecretError: a malformed ``.pub`` file, or a secret key file in the
+        directory; the message names the file and the fix.
     """
     directory = Path(directory)
     if not directory.is_dir():
         return {}
+    secret_fix = ("a client's NAME.key must stay with the client: remove it from api.clients_dir on every "
+                  "host and copy NAME.pub there instead (`meshd keygen --client NAME` wrote both)")
+    for path in sorted(directory.glob("*.key")):
+        raise SecretError(f"{path} is a scheduler client's secret key file; {secret_fix}")
     allowed: dict[bytes, str] = {}
     for path in sorted(directory.glob("*.pub")):
         key = parse_client_key(path.read_text(), str(path))
         if isinstance(key, ClientKey):
-            raise SecretError(f"{path} holds a client's secret key; copy only NAME.pub to the hosts")
+            raise SecretError(f"{path} holds a scheduler client's secret key; {secret_fix}")
         allowed[key[1]] = key[0]
     return allowed

@@ -68,21 +68,3 @@ def test_client_without_an_admitted_key_and_host_with_another_secret_are_refused
     assert out.returncode != 0
     assert "same cluster secret" in out.stderr
     assert cluster.members("h1") == {"h1": "alive"}
-
-
-def test_metrics_of_a_running_agent(make_cluster):
-    lab, cluster = make_cluster(hosts=1)
-    cluster.query("h1", MsgType.NETWORK_CREATE, name="m", subnet="10.7.0.0/24")
-    c = lab.container("h1", "m1")
-    cluster.query("h1", MsgType.ENDPOINT_CONNECT, container_id=c.id, network="m")
-    fetch = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9477/metrics').read().decode())"
-
-    def scrape():
-        text = lab.exec("h1", sys.executable, "-c", fetch).stdout
-        return "meshd_endpoint_rx_bytes{" in text and text
-
-    text = cluster.wait("metrics served", scrape, timeout_s=20)
-    for name in ("meshd_raft_commit", "meshd_state_networks 1.0", "meshd_gossip_gossip_members_alive",
-                 "meshd_transport_security_refused", "meshd_reconcile_passes", "meshd_control_committed 2.0",
-                 'meshd_attach_seconds_count 1.0', f'meshd_endpoint_tx_bytes{{key="{c.id[:12]}/1"}}'):
-        assert name in text, name

@@ -53,7 +53,10 @@ def test_keygen_client_pair_is_loadable(tmp_path, capsys):
     key = read_client_key(tmp_path / "sched-1.key")
     assert key.name == "sched-1"
     assert key.api_server_public == ClusterKeys.from_secret(read_secret(secret)).api.public
-    assert load_client_keys(tmp_path) == {key.pair.public: "sched-1"}
+    clients = tmp_path / "clients"  # api.clients_dir on a host: the .pub only
+    clients.mkdir()
+    (clients / "sched-1.pub").write_text((tmp_path / "sched-1.pub").read_text())
+    assert load_client_keys(clients) == {key.pair.public: "sched-1"}
 
 
 @pytest.mark.parametrize("text,fragment", [

@@ -140,3 +140,28 @@ def test_deploy_sample_is_current_and_uncommented_gives_the_defaults(tmp_path):
     assert load(path) == Config.lan()
     documented = sum(1 for line in sample.splitlines() if line.startswith("# ") and not setting.match(line))
     assert documented > 60  # every field carries its documentation
+
+
+def test_type_errors_and_value_errors_are_reported_in_one_round(tmp_path):
+    """A wrong type does not hide the invalid values behind it (one `config check`, every problem)."""
+    path = tmp_path / "meshd.toml"
+    path.write_text("[agent]\ngossip_port = 'x'\nlog_level = 'loud'\n[gossip]\nprobe_timeout_s = 5.0\n"
+                    "[api]\nmetrics_prt = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load(path, overrides=["dataplane.vxlan_port=0", "agent.nmae=h1"])
+    problems = info.value.problems
+    for fragment in ("agent.gossip_port ('x') must be an integer", "agent.log_level ('loud') must be one of",
+                     "gossip.probe_timeout_s (5.0) must be smaller", "did you mean 'api.metrics_port'?",
+                     "dataplane.vxlan_port (0) must be a TCP/UDP port", "did you mean 'agent.name'?"):
+        assert sum(fragment in p for p in problems) == 1, (fragment, problems)
+    assert len(problems) == 6
+
+
+def test_cli_config_check_reports_everything_at_once(tmp_path, capsys):
+    from meshd.cli import main
+
+    path = tmp_path / "meshd.toml"
+    path.write_text("[agent]\ngossip_port = 'x'\nlog_level = 'loud'\n")
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err and "gossip_port" in err and "log_level" in err

@@ -98,13 +98,19 @@ def test_every_limit_accepts_its_largest_value():
 
 
 def test_the_client_refuses_what_msgpack_cannot_carry_with_the_same_error(tmp_path):
-    client = SchedulerClient.local(str(tmp_path), timeout_s=0.1)  # no agent: nothing may be sent
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # something listens; nothing may be sent to it
+    listener.bind(str(tmp_path / "control.sock"))
+    listener.listen()
+    client = SchedulerClient.local(str(tmp_path), timeout_s=0.1)
     try:
         with pytest.raises(ApiRequestError) as info:
             client.request(MsgType.ENDPOINT_CONNECT, container_id="c", network="n",
                            bandwidth_kbit=999999999999999999999)
     finally:
         client.close()
+        listener.close()
     assert info.value.code == ApiError.INVALID_VALUE
     assert info.value.message == ("ENDPOINT_CONNECT: field 'bandwidth_kbit' is out of range: "
                                   "use an integer in 0..100000000")
