@@ -18,8 +18,8 @@ from meshd.api import MsgType
 from meshd.api._control import CONTROL_SOCKET
 from meshd.api.client import AgentNotRunning, ApiRequestError, SchedulerClient, probe_control_socket
 from meshd.cli_errors import START_AGENT_HINT, CliError, UsageError, explain
-from meshd.state import VNI_MAX, VNI_MIN
-from meshd.state._validate import BURST_MAX_BYTES, LATENCY_MAX_MS, MTU_MAX, MTU_MIN, RATE_MAX_KBIT
+from meshd import state as st
+from meshd.state import BURST_MAX_BYTES, LATENCY_MAX_MS, MTU_MAX, MTU_MIN, RATE_MAX_KBIT, VNI_MAX, VNI_MIN
 
 Builder = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -69,7 +69,6 @@ def qos_fields(a: argparse.Namespace) -> dict[str, Any]:
     Raises:
       UsageError: a burst or latency without a rate above 0.
     """
-    from meshd.runtime._spec import DEFAULT_LATENCY_MS, default_burst_bytes
 
     if not a.rate_kbit:
         extra = [flag for flag, v in (("--burst-bytes", a.burst_bytes), ("--latency-ms", a.latency_ms)) if v]
@@ -77,8 +76,8 @@ def qos_fields(a: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"{' and '.join(extra)} shape a rate limit, but no --rate-kbit above 0 is given",
                              "add --rate-kbit KBIT (kbit/s), or drop " + " and ".join(extra))
         return {} if a.rate_kbit is None else {"bandwidth_kbit": 0}
-    return {"bandwidth_kbit": a.rate_kbit, "burst_bytes": a.burst_bytes or default_burst_bytes(a.rate_kbit),
-            "latency_ms": a.latency_ms or DEFAULT_LATENCY_MS}
+    qos = st.qos_with_defaults(a.rate_kbit, a.burst_bytes or 0, a.latency_ms or 0)
+    return {"bandwidth_kbit": qos.rate_kbit, "burst_bytes": qos.burst_bytes, "latency_ms": qos.latency_ms}
 
 
 def _qos_change(a: argparse.Namespace) -> dict[str, Any]:
@@ -111,9 +110,11 @@ VERBS: dict[str, tuple[MsgType, Builder, str | None]] = {
     "network update": (MsgType.NETWORK_UPDATE, _network_update, None),
     "network list": (MsgType.NETWORK_LIST, _fields("tenant"), "networks"),
     "endpoint connect": (MsgType.ENDPOINT_CONNECT, lambda a: {
-        **_fields("container_id", "network", "host", "ip", "mac", "pid")(a), **qos_fields(a)}, None),
+        **_fields("container_id", "network", "host", "ip", "mac", "pid")(a), **qos_fields(a),
+        **({"host_expected": True} if a.host_expected else {})}, None),
     "endpoint disconnect": (MsgType.ENDPOINT_DISCONNECT, _fields("container_id", "network"), None),
-    "endpoint move": (MsgType.ENDPOINT_MOVE, _fields("container_id", "host"), None),
+    "endpoint move": (MsgType.ENDPOINT_MOVE, lambda a: {
+        **_fields("container_id", "host")(a), **({"host_expected": True} if a.host_expected else {})}, None),
     "endpoint qos": (MsgType.QOS_SET, _qos_change, None),
     "endpoint list": (MsgType.QUERY_ENDPOINTS, _fields("host", "network"), "endpoints"),
     "policy add": (MsgType.POLICY_ADD, _fields("kind", "network", "peer", "policy_id"), None),
@@ -232,7 +233,7 @@ def _network_verbs(net: argparse._SubParsersAction, verb: Callable[..., argparse
     p.add_argument("--tenant", help="tenant owning it (subnets may overlap across tenants); default 'default'")
     p.add_argument("--gateway", help="default: the first host address")
     p.add_argument("--vni", type=int_in(VNI_MIN, VNI_MAX), help="VXLAN network id; default: the first free one")
-    p.add_argument("--mode", choices=("vxlan", "routed", "flat", "dhcp"),
+    p.add_argument("--mode", choices=[m.value for m in st.Mode],
                    help="how the network is built; only vxlan is built today")
     p.add_argument("--mtu", type=int_in(MTU_MIN, MTU_MAX, "bytes"), help="containers' MTU; default 1450")
     p.add_argument("--egress-kbit", type=_RATE, metavar="KBIT",
@@ -261,23 +262,28 @@ def _endpoint_verbs(ep: argparse._SubParsersAction, verb: Callable[..., argparse
     from meshd import cli_inspect
 
     p = verb(ep, "connect", "endpoint connect", "connect a container to a network")
-    p.add_argument("container_id", metavar="CONTAINER", help="container id (or name, on this host)")
+    p.add_argument("container_id", metavar="CONTAINER",
+                   help="container id, name or unique id prefix (a name: of this host's Docker, or of a container "
+                        "connected before)")
     p.add_argument("network", metavar="NETWORK")
-    p.add_argument("--host", help="host running the container; default this one")
+    p.add_argument("--host", help="host running the container (a member); default this one")
+    p.add_argument("--host-expected", action="store_true",
+                   help="--host is not a member yet (it joins later): allocate the address anyway")
     p.add_argument("--ip", help="address to give it; default the next free one")
     p.add_argument("--mac", help="MAC to give it; default derived from the IP")
     p.add_argument("--pid", type=int_in(1, PID_MAX), help="the container's PID, if Docker does not know it")
     _qos_flags(p)
     p = verb(ep, "qos", "endpoint qos", "change an endpoint's rate limit")
-    p.add_argument("container_id", metavar="CONTAINER", help="container id (or name, on this host)")
+    p.add_argument("container_id", metavar="CONTAINER", help="container id, name or unique id prefix (any host's)")
     p.add_argument("network", metavar="NETWORK")
     _qos_flags(p)
     p = verb(ep, "disconnect", "endpoint disconnect", "disconnect a container from a network (frees its IP)")
-    p.add_argument("container_id", metavar="CONTAINER")
+    p.add_argument("container_id", metavar="CONTAINER", help="container id, name or unique id prefix (any host's)")
     p.add_argument("network", metavar="NETWORK")
     p = verb(ep, "move", "endpoint move", "move a container's endpoints to another host, keeping IPs")
-    p.add_argument("container_id", metavar="CONTAINER")
-    p.add_argument("host", metavar="HOST")
+    p.add_argument("container_id", metavar="CONTAINER", help="container id, name or unique id prefix (any host's)")
+    p.add_argument("host", metavar="HOST", help="a member")
+    p.add_argument("--host-expected", action="store_true", help="HOST is not a member yet: move anyway")
     p = verb(ep, "list", "endpoint list", "endpoints, optionally of one host or network", aliases=["ls"])
     p.add_argument("--host")
     p.add_argument("--network")
@@ -323,8 +329,8 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     pol = sub.add_parser("policy", help="isolation policies (seed 000 Table 4)").add_subparsers(
         dest="policy_command", metavar="ACTION", required=True)
     p = verb(pol, "add", "policy add", "add an isolation policy")
-    p.add_argument("kind", metavar="KIND", choices=("isolate-within", "deny-one-way", "deny-both", "deny-all"),
-                   help="isolate-within, deny-one-way, deny-both or deny-all")
+    p.add_argument("kind", metavar="KIND", choices=[k.value for k in st.PolicyKind],
+                   help=", ".join(k.value for k in st.PolicyKind))
     p.add_argument("network", metavar="NETWORK")
     p.add_argument("--peer", help="the other network (deny-one-way: NETWORK -> PEER is blocked)")
     p.add_argument("--policy-id")

@@ -101,4 +101,5 @@ def _built_network(vni: int, tenant: str, subnet: str, gateway: str | None, mtu:
 def _qos(q: st.Qos) -> Qos | None:
     if not q.rate_kbit:
         return None
-    return Qos(rate_kbit=q.rate_kbit, burst_bytes=q.burst_bytes or 32 * 1024, latency_ms=float(q.latency_ms or 50))
+    full = st.qos_with_defaults(q.rate_kbit, q.burst_bytes, q.latency_ms)  # older entries may lack a latency
+    return Qos(rate_kbit=full.rate_kbit, burst_bytes=full.burst_bytes, latency_ms=float(full.latency_ms))

@@ -261,7 +261,7 @@ class SchedulerService:
         _refuse_delay(r)
         host = r.host or self.backend.local_host
         endpoint_id, name = await self.backend.resolve_container(r, host)
-        qos = st.Qos(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
+        qos = st.qos_with_defaults(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
         return await self.backend.execute(st.Connect(endpoint_id=endpoint_id, network=r.network, host=host, ip=r.ip,
                                                      mac=r.mac, qos=qos, name=name or r.container_name or None))
 
@@ -276,7 +276,7 @@ class SchedulerService:
 
     async def _qos_set(self, r: rq.QosSet) -> Any:
         _refuse_delay(r)
-        qos = st.Qos(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
+        qos = st.qos_with_defaults(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
         endpoint_id = self._endpoint_id(r.container_id, r)
         return await self.backend.execute(st.SetQos(endpoint_id=endpoint_id, network=r.network, qos=qos))
 

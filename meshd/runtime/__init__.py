@@ -23,7 +23,6 @@ from ._spec import (
     ConnectRequest,
     ContainerSpec,
     Source,
-    default_burst_bytes,
     parse_spec,
 )
 from ._types import (
@@ -42,6 +41,6 @@ __all__ = [
     "LABEL_NETWORK", "ConnectRequest", "ContainerInfo", "ContainerNotFound", "ContainerNotRunning",
     "ContainerSpec", "DockerApiError", "DockerError", "DockerRuntime", "DockerUnavailable", "EventKind",
     "EventStream", "RuntimeEvent", "RuntimeListener", "RuntimeSnapshot", "RuntimeStatus", "RuntimeWatcher",
-    "Source", "SpecError", "WatcherStatus", "backoff_delay", "default_burst_bytes", "info_from_inspect",
+    "Source", "SpecError", "WatcherStatus", "backoff_delay", "info_from_inspect",
     "parse_event", "parse_spec",
 ]  # fmt: skip

@@ -33,7 +33,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from meshd.state import Connect, Qos
+from meshd.state import BURST_MAX_BYTES, LATENCY_MAX_MS, RATE_MAX_KBIT, Connect, Qos, qos_with_defaults
 
 from ._errors import SpecError
 from ._types import ContainerInfo
@@ -48,13 +48,6 @@ SEED_TYPES = ("flat", "dhcp", "vlan")
 #: env variables that name the network, in order of precedence
 ENV_NETWORK_KEYS = ("NETWORK", "VLAN", "VLANID")
 
-# Same limits as meshd.state's validation, so a spec that parses is not rejected later.
-RATE_MAX_KBIT = 100_000_000
-BURST_MAX_BYTES = 2**32 - 1
-LATENCY_MAX_MS = 60_000
-#: defaults filled in when only a rate is given (netops' TBF needs all three)
-DEFAULT_LATENCY_MS = 50
-MIN_DEFAULT_BURST_BYTES = 32 * 1024
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
@@ -369,9 +362,5 @@ def _parse_qos(
                 rate_key, flag = ("env RATE", "-e RATE") if env else ("meshd.rate_kbit", "--label meshd.rate_kbit")
                 raise SpecError(ctx, *kv, f"is set without {rate_key}", f"add {flag}=<kbit/s> (or drop it)")
         return 0, 0, 0
-    return rate, burst or default_burst_bytes(rate), latency or DEFAULT_LATENCY_MS
-
-
-def default_burst_bytes(rate_kbit: int) -> int:
-    """Burst for a rate given alone: 10 ms of traffic at that rate, at least 32 KiB."""
-    return max(MIN_DEFAULT_BURST_BYTES, rate_kbit * 125 // 100)
+    qos = qos_with_defaults(rate, burst, latency)  # the state's limits and defaults: a spec that parses is accepted
+    return qos.rate_kbit, qos.burst_bytes, qos.latency_ms

@@ -72,6 +72,25 @@ class Qos(wire.Record, frozen=True):
     latency_ms: int = 0
 
 
+#: QoS defaults, the same for every door (API, CLI, Docker labels, seed-002 environment): a rate given
+#: alone gets a burst of 10 ms of traffic at that rate, at least 32 KiB, and TBF latency 50 ms
+DEFAULT_LATENCY_MS = 50
+MIN_DEFAULT_BURST_BYTES = 32 * 1024
+
+
+def default_burst_bytes(rate_kbit: int) -> int:
+    """The burst for a rate given alone: 10 ms of traffic at that rate, at least 32 KiB."""
+    return max(MIN_DEFAULT_BURST_BYTES, rate_kbit * 125 // 100)
+
+
+def qos_with_defaults(rate_kbit: int, burst_bytes: int = 0, latency_ms: int = 0) -> Qos:
+    """A :class:`Qos` with the defaults filled in when only a rate is given (no rate: unlimited,
+    and the other two as given, for the state to refuse)."""
+    if not rate_kbit:
+        return Qos(rate_kbit, burst_bytes, latency_ms)
+    return Qos(rate_kbit, burst_bytes or default_burst_bytes(rate_kbit), latency_ms or DEFAULT_LATENCY_MS)
+
+
 #: the shared "unlimited" value, so endpoints without QoS cost no extra object
 NO_QOS = Qos()
 

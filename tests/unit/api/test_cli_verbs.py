@@ -22,7 +22,7 @@ from meshd.api._control import ControlServer
 from meshd.cli import build_parser, describe_error, main
 from meshd.cli_errors import in_cli_words
 from meshd.cli_verbs import label
-from meshd.runtime import default_burst_bytes
+from meshd.state import default_burst_bytes
 from meshd.transport import ZmqHost
 
 CID = "a47f5346b4efe9b4dd6b9d5a4db82c9c288f0a7e0bc0da51294d5902ab00b034"

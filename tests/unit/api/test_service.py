@@ -157,3 +157,13 @@ async def test_a_host_that_is_no_member_is_refused_unless_expected(service, back
     body = await call(service, MsgType.ENDPOINT_CONNECT, request_id="c2", container_id="c1", network="blue",
                       host="h9", host_expected=True)
     assert body["ok"] and body["result"]["host"] == "h9"
+
+
+async def test_a_rate_alone_gets_the_same_defaults_as_labels_and_the_cli(service):
+    await call(service, MsgType.NETWORK_CREATE, request_id="n", name="blue", subnet="10.1.0.0/24")
+    body = await call(service, MsgType.ENDPOINT_CONNECT, request_id="c", container_id="c1", network="blue",
+                      bandwidth_kbit=10_000)
+    assert body["ok"], body
+    [ep] = (await call(service, MsgType.QUERY_ENDPOINTS, request_id="q"))["result"]["endpoints"]
+    assert ep["qos"] == {"rate_kbit": 10_000, "burst_bytes": st.default_burst_bytes(10_000),
+                         "latency_ms": st.DEFAULT_LATENCY_MS}

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshd.runtime import ContainerInfo, Source, SpecError, default_burst_bytes, parse_spec
+from meshd.runtime import ContainerInfo, Source, SpecError, parse_spec
+from meshd.state import default_burst_bytes
 from meshd.state import Connect, Qos
 
 CID = "3f2a" + "0" * 60
