@@ -489,6 +489,8 @@ class GossipCore(Transitions):
             if now - rec.since >= keep:
                 del self._members[name], self._gone[name]
                 self._reconnected_at.pop(name, None)
+                if all(m.addr != rec.addr for m in self._members.values()):
+                    self._forgotten.append(rec.addr)
                 self._note(f"event=reaped member={name} state={rec.state.name}")
 
     @staticmethod
@@ -503,8 +505,10 @@ class GossipCore(Transitions):
         self._msgs: list[tuple[str, Any]] = []
         self._events: list[Event] = []
         self._notes: list[str] = []
+        self._forgotten: list[str] = []
 
     def _flush(self) -> Outbox:
-        out = Outbox(tuple(self._msgs), tuple(self._events), tuple(self._notes))
+        out = Outbox(tuple(self._msgs), tuple(self._events), tuple(self._notes),
+                     tuple(self._forgotten))
         self._reset_out()
         return out

@@ -146,3 +146,11 @@ def test_a_dead_member_is_pinged_and_when_it_answers_full_state_is_exchanged_onc
     assert isinstance(pp, PushPullReq) and any(u.name == "a" and u.state == State.DEAD for u in pp.members)
     again = core.step(gossip("a"), now + CFG.reconnect_interval_s / 2)
     assert not [m for addr, m in again.messages if isinstance(m, PushPullReq)]  # once per interval
+
+
+def test_a_reaped_member_s_address_is_handed_back_so_its_connection_can_close():
+    core = core_with("a", "b")
+    t = declare_dead(core, "a")
+    outs = run(core, t + CFG.reconnect_timeout_s + 2 * P)
+    assert [o.forgotten for o in outs if o.forgotten] == [("a",)]
+    assert core.member("a") is None
