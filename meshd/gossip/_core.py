@@ -256,7 +256,7 @@ class GossipCore(Transitions):
         self._reply_to, self._from_gone = msg.src_addr, not self._credible(msg.src)
         handler(self, msg)
         self._reply_to, self._from_gone = "", False
-        if sender is not None and sender.state == State.DEAD and type(msg) in _CONTACT:
+        if sender is not None and sender.state == State.DEAD and type(msg) in _CONTACT and not self.leaving:
             self._reconnect_with(msg.src)
         self._tell_suspect(msg.src, msg.src_addr)
         return self._flush()
