@@ -10,7 +10,7 @@ memberlist's ``TransmitLimitedQueue`` rule.
 from __future__ import annotations
 
 import math
-from typing import Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -63,6 +63,13 @@ class BroadcastQueue(Generic[T]):
     def get(self, key: str) -> T | None:
         """The queued item about ``key``, if any."""
         return self._item.get(key)
+
+    def drop(self, unwanted: Callable[[T], bool]) -> int:
+        """Forget every queued item for which ``unwanted(item)`` is true; returns how many."""
+        keys = [key for key, item in self._item.items() if unwanted(item)]
+        for key in keys:
+            self._discard(key)
+        return len(keys)
 
     def _discard(self, key: str) -> None:
         transmits = self._count.pop(key, None)

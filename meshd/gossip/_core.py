@@ -30,15 +30,14 @@ Dissemination.  Each update is queued (``_broadcast``) and piggybacked on
 pings, acks, nacks and a gossip fan-out (``gossip_nodes`` random members every
 ``gossip_interval_s``), each at most ``retransmit_mult * ceil(log10(n+1))``
 times.  A periodic push-pull exchanges full tables with one random member
-(and with the seeds at join), so nothing one-shot is lost; a periodic
-push-pull with one random *failed* member heals partitions.
+(and with the seeds at join), so nothing one-shot is lost.
 
-Precedence (the transitions, all in :meth:`GossipCore._apply`): for a member
-at incarnation ``i``, ALIVE(j) wins if ``j > i``; SUSPECT(j) wins over ALIVE
-if ``j >= i``; DEAD/LEFT(j) win over ALIVE and SUSPECT if ``j >= i``; LEFT
-also upgrades DEAD.  DEAD and LEFT are never un-done except by a higher ALIVE.
-Facts about unknown members are ignored unless they are ALIVE.  Facts about
-this node that contradict it (SUSPECT, DEAD, or a higher ALIVE) are refuted.
+State transitions (precedence, refutation, and the rules that let a partition
+heal without failing live members) are all in ``_transitions.py``, the base
+class of :class:`GossipCore`.  The core adds reconnection: every
+``reconnect_interval_s`` it pings one random DEAD member, and a member held
+DEAD that answers or speaks first gets a full-state push-pull, so each side
+learns what the other holds against it and refutes.
 
 Leave.  :meth:`leave` raises the incarnation, marks this node LEFT, queues
 the fact and sends it to every live member directly; each replies LeaveAck.
@@ -59,11 +58,13 @@ from ._messages import (
     Ack, Gossip, IndirectPing, LeaveAck, Meta, Nack, Ping, PushPullReq, PushPullResp,
     State, Update,
 )
-from ._suspicion import Suspicion
 from ._table import Peers, Record
-from ._types import Event, EventKind, GossipStatus, Member, Outbox
+from ._transitions import LIVE, Transitions
+from ._types import Event, GossipStatus, Member, Outbox
 
-_LIVE = (State.ALIVE, State.SUSPECT)
+#: Messages whose arrival from a member held DEAD starts a push-pull with it
+#: (a push-pull carries full state already; a LeaveAck ends a conversation).
+_CONTACT = (Ping, Ack, IndirectPing, Nack, Gossip)
 
 
 @dataclass(slots=True)
@@ -84,7 +85,7 @@ class _Relay:
     deadline: float
 
 
-class GossipCore:
+class GossipCore(Transitions):
     """One member's SWIM state machine.
 
     Args:
@@ -110,7 +111,7 @@ class GossipCore:
         self._order_pos = 0
         self._probe: _Probe | None = None
         self._relays: dict[int, _Relay] = {}
-        self._suspicions: dict[str, Suspicion] = {}
+        self._suspicions = {}
         self._queue: BroadcastQueue[Update] = BroadcastQueue(config.retransmit_mult)
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._seq = 0
@@ -128,6 +129,8 @@ class GossipCore:
         self._next_reap = now + c.probe_interval_s
         self._now = now
         self._reply_to = ""
+        self._from_gone = False  # the message being stepped comes from a member we hold DEAD/LEFT
+        self._reconnected_at: dict[str, float] = {}  # DEAD member -> last push-pull on contact
         self._reset_out()
 
     # --- public API ------------------------------------------------------
@@ -249,9 +252,12 @@ class GossipCore:
             return self._flush()
         self._counters["messages_in"] += 1
         self._now = now
-        self._reply_to = msg.src_addr
+        sender = self._members.get(msg.src)
+        self._reply_to, self._from_gone = msg.src_addr, not self._credible(msg.src)
         handler(self, msg)
-        self._reply_to = ""
+        self._reply_to, self._from_gone = "", False
+        if sender is not None and sender.state == State.DEAD and type(msg) in _CONTACT and not self.leaving:
+            self._reconnect_with(msg.src)
         self._tell_suspect(msg.src, msg.src_addr)
         return self._flush()
 
@@ -265,9 +271,11 @@ class GossipCore:
                                                   src_addr=self.addr, updates=self._piggyback()))
         for name in [n for n, s in self._suspicions.items() if s.deadline <= now]:
             rec = self._members[name]
+            assert isinstance(rec, Record)  # a suspected member's record is ours
             self._note(f"event=suspicion_expired member={name} "
                        f"confirmations={self._suspicions[name].confirmations}")
-            self._apply(Update(name=name, state=State.DEAD, incarnation=rec.incarnation, by=self.name))
+            self._apply_gone(Update(name=name, state=State.DEAD, incarnation=rec.incarnation,
+                                    by=self.name), rec)
         if now >= self._next_gossip:
             self._next_gossip = now + self.config.gossip_interval_s
             self._gossip_round()
@@ -276,8 +284,7 @@ class GossipCore:
             self._push_pull_with(self._peers.sample(self._rng, 1))
         if now >= self._next_reconnect and not self.leaving:
             self._next_reconnect = now + self.config.reconnect_interval_s
-            dead = [n for n in self._gone if self._members[n].state == State.DEAD]
-            self._push_pull_with(self._rng.sample(dead, min(1, len(dead))))
+            self._ping_a_dead_member()
         if now >= self._next_reap:
             self._next_reap = now + self.config.probe_interval_s
             self._reap(now)
@@ -301,7 +308,7 @@ class GossipCore:
                 name = self._order[self._order_pos]
                 self._order_pos += 1
                 rec = self._members.get(name)
-                if rec is not None and rec.state in _LIVE:
+                if rec is not None and rec.state in LIVE:
                     return name
             self._order = list(self._peers.items)
             self._rng.shuffle(self._order)
@@ -328,7 +335,7 @@ class GossipCore:
     def _send_indirect(self, p: _Probe) -> None:
         p.indirect_sent = True
         rec = self._members.get(p.target)
-        if rec is None or rec.state not in _LIVE:
+        if rec is None or rec.state not in LIVE:
             return
         helpers = self._peers.sample(self._rng, self.config.indirect_checks, exclude=p.target)
         p.expected_nacks = len(helpers)
@@ -344,7 +351,7 @@ class GossipCore:
         missing = p.expected_nacks - p.nacks if p.expected_nacks else 1
         self._awareness.apply_delta(missing)
         rec = self._members.get(p.target)
-        if rec is None or rec.state not in _LIVE:
+        if rec is None or rec.state not in LIVE:
             return
         self._note(f"event=probe_failed member={p.target} nacks={p.nacks}/{p.expected_nacks} "
                    f"health={self._awareness.score}")
@@ -417,155 +424,7 @@ class GossipCore:
         LeaveAck: _on_leave_ack,
     }
 
-    # --- state transitions ---------------------------------------------------
-
-    def _merge(self, updates: Iterable[Update], *, push_pull: bool = False) -> None:
-        members = self._members
-        for u in updates:
-            if push_pull:
-                rec = members.get(u.name)
-                if rec is not None and rec.incarnation == u.incarnation and rec.state == u.state:
-                    continue  # nothing new (most of a full table, most of the time)
-                if u.state in (State.SUSPECT, State.DEAD):
-                    # memberlist's mergeState: a remote DEAD is only a suspicion
-                    # here, so a member healed from a partition can refute it.
-                    if u.name not in self._members and u.state == State.SUSPECT:
-                        self._apply(Update(name=u.name, state=State.ALIVE, incarnation=u.incarnation,
-                                           by=u.name, addr=u.addr, meta=u.meta))
-                    u = Update(name=u.name, state=State.SUSPECT, incarnation=u.incarnation, by=u.by)
-            self._apply(u)
-
-    def _apply(self, u: Update) -> None:
-        """The only place member state changes (the precedence rules above)."""
-        if u.name == self.name:
-            self._about_me(u)
-            return
-        rec = self._members.get(u.name)
-        if type(rec) is Member:
-            if rec.incarnation > u.incarnation or (
-                    rec.incarnation == u.incarnation and u.state == State.ALIVE):
-                return  # old news about an untouched preloaded member
-            rec = self._members[u.name] = Record.of(rec, self._now)
-        if u.state == State.ALIVE:
-            self._apply_alive(u, rec)
-        elif rec is None or u.incarnation < rec.incarnation:
-            return  # unknown members are only learnt from ALIVE; stale facts are old news
-        elif u.state == State.SUSPECT:
-            self._apply_suspect(u, rec)
-        else:
-            self._apply_gone(u, rec)
-
-    def _about_me(self, u: Update) -> None:
-        me = self._members[self.name]
-        if self.leaving:
-            return
-        contradicts = (u.state == State.ALIVE and u.incarnation > me.incarnation) or (
-            u.state != State.ALIVE and u.incarnation >= me.incarnation)
-        if not contradicts:
-            if u.state != State.ALIVE and self._reply_to:
-                # An accusation I already refuted: its messenger missed my
-                # refutation, so hand it over directly.
-                self._send(self._reply_to, Gossip(src=self.name, src_addr=self.addr,
-                                                  updates=(self._alive_fact(),)))
-            return
-        me.incarnation = u.incarnation + 1
-        self._counters["refutations"] += 1
-        self._awareness.apply_delta(1)
-        self._queue.push(self.name, self._alive_fact())
-        if self._reply_to:  # the accusation's messenger hears the answer first-hand
-            self._send(self._reply_to, Gossip(src=self.name, src_addr=self.addr,
-                                              updates=(self._alive_fact(),)))
-        self._note(f"event=refute claim={u.state.name} by={u.by} incarnation={me.incarnation}")
-
-    def _apply_alive(self, u: Update, rec: Record | None) -> None:
-        meta = u.meta if u.meta is not None else Meta()
-        if rec is None:
-            rec = self._members[u.name] = Record(u.name, u.addr, u.incarnation, meta, self._now)
-            self._peers.add(u.name)
-            self._insert_in_order(u.name)
-            self._queue.push(u.name, u)
-            self.joined = True
-            self._event(EventKind.JOIN, rec)
-            return
-        if u.incarnation <= rec.incarnation:
-            return
-        old_state, changed = rec.state, (rec.addr, rec.meta) != (u.addr, meta)
-        rec.incarnation, rec.addr, rec.meta, rec.state = u.incarnation, u.addr, meta, State.ALIVE
-        self._suspicions.pop(u.name, None)
-        self._queue.push(u.name, u)
-        if old_state in _LIVE:
-            if old_state == State.SUSPECT:
-                self._event(EventKind.ALIVE, rec)
-            if changed:
-                self._event(EventKind.UPDATE, rec)
-            return
-        rec.since = self._now
-        self._gone.pop(u.name, None)
-        self._peers.add(u.name)
-        self._insert_in_order(u.name)
-        self._event(EventKind.JOIN, rec)
-
-    def _apply_suspect(self, u: Update, rec: Record) -> None:
-        if rec.state == State.SUSPECT:
-            sus = self._suspicions.get(u.name)
-            if sus is not None and sus.confirm(u.by):
-                self._queue.push(u.name, u)
-            return
-        if rec.state != State.ALIVE:
-            return
-        rec.state, rec.incarnation, rec.since = State.SUSPECT, u.incarnation, self._now
-        self._suspicions[u.name] = self._new_suspicion(u.by)
-        self._queue.push(u.name, u)
-        self._event(EventKind.SUSPECT, rec)
-
-    def _apply_gone(self, u: Update, rec: Record) -> None:
-        left = u.state == State.LEFT
-        if rec.state == State.LEFT or (rec.state == State.DEAD and not left):
-            return
-        rec.state = State.LEFT if left else State.DEAD
-        rec.incarnation, rec.since = u.incarnation, self._now
-        self._suspicions.pop(u.name, None)
-        self._peers.discard(u.name)
-        self._gone[u.name] = None
-        self._queue.push(u.name, u)
-        self._event(EventKind.LEAVE if left else EventKind.FAIL, rec)
-
-    def _tell_suspect(self, name: str, addr: str) -> None:
-        """A member we suspect just spoke to us: tell it (at most once per
-        probe interval) so it refutes now.
-
-        Lifeguard carries suspicions to the suspect on probes; this also does
-        it when the suspect is the one talking, so a refutation lost on the
-        way is asked for again before the suspicion can expire.
-        """
-        sus = self._suspicions.get(name)
-        if sus is None or self._now - sus.told_at < self.config.probe_interval_s:
-            return
-        sus.told_at = self._now
-        rec = self._members[name]
-        fact = Update(name=name, state=State.SUSPECT, incarnation=rec.incarnation, by=self.name)
-        self._send(addr, Gossip(src=self.name, src_addr=self.addr, updates=(fact,)))
-
-    def _new_suspicion(self, by: str) -> Suspicion:
-        c, n = self.config, len(self._peers) + 1
-        k = c.suspicion_mult - 2
-        if n - 2 < k:
-            k = 0
-        min_s = c.suspicion_mult * max(1.0, math.log10(max(1, n))) * c.probe_interval_s
-        return Suspicion(by=by, k=k, min_s=min_s, max_s=c.suspicion_max_timeout_mult * min_s,
-                         start=self._now)
-
     # --- helpers -------------------------------------------------------------
-
-    def _insert_in_order(self, name: str) -> None:
-        """New members go to a random place in the probe round (as memberlist does)."""
-        lo = self._order_pos
-        self._order.insert(self._rng.randint(lo, len(self._order)), name)
-
-    def _alive_fact(self) -> Update:
-        me = self._members[self.name]
-        return Update(name=self.name, state=State.ALIVE, incarnation=me.incarnation,
-                      by=self.name, addr=me.addr, meta=me.meta)
 
     def _full_state(self) -> tuple[Update, ...]:
         return tuple(
@@ -602,6 +461,26 @@ class GossipCore:
             self._send(self._members[name].addr, PushPullReq(
                 src=self.name, src_addr=self.addr, join=False, members=self._full_state()))
 
+    def _ping_a_dead_member(self) -> None:
+        """Partition heal, part 1: ping one random DEAD member (cheap; over TCP
+        it is not even sent while the member is unreachable)."""
+        dead = [n for n in self._gone if self._members[n].state == State.DEAD]
+        for name in self._rng.sample(dead, min(1, len(dead))):
+            self._seq += 1
+            self._send(self._members[name].addr, Ping(seq=self._seq, target=name, src=self.name,
+                                                      src_addr=self.addr))
+
+    def _reconnect_with(self, name: str) -> None:
+        """Partition heal, part 2: a member we hold DEAD reached us (its ping, its
+        ack to ours, its gossip): exchange full state with it, at most once per
+        reconnect interval, so each side hears what the other holds against it
+        and refutes."""
+        if self._now - self._reconnected_at.get(name, -math.inf) < self.config.reconnect_interval_s:
+            return
+        self._reconnected_at[name] = self._now
+        self._note(f"event=reconnect member={name}")
+        self._push_pull_with([name])
+
     def _reap(self, now: float) -> None:
         c = self.config
         for name in list(self._gone):
@@ -609,18 +488,14 @@ class GossipCore:
             keep = c.dead_reap_s if rec.state == State.LEFT else c.reconnect_timeout_s
             if now - rec.since >= keep:
                 del self._members[name], self._gone[name]
+                self._reconnected_at.pop(name, None)
+                if all(m.addr != rec.addr for m in self._members.values()):
+                    self._forgotten.append(rec.addr)
                 self._note(f"event=reaped member={name} state={rec.state.name}")
 
     @staticmethod
     def _snap(rec: Record | Member) -> Member:
         return rec if type(rec) is Member else rec.snapshot()
-
-    def _event(self, kind: EventKind, rec: Record) -> None:
-        self._events.append(Event(kind, rec.snapshot(), self._now))
-        self._note(f"event={kind.value} member={rec.name} incarnation={rec.incarnation}")
-
-    def _note(self, text: str) -> None:
-        self._notes.append(f"node={self.name} {text}")
 
     def _send(self, addr: str, msg: Any) -> None:
         self._counters["messages_out"] += 1
@@ -630,8 +505,10 @@ class GossipCore:
         self._msgs: list[tuple[str, Any]] = []
         self._events: list[Event] = []
         self._notes: list[str] = []
+        self._forgotten: list[str] = []
 
     def _flush(self) -> Outbox:
-        out = Outbox(tuple(self._msgs), tuple(self._events), tuple(self._notes))
+        out = Outbox(tuple(self._msgs), tuple(self._events), tuple(self._notes),
+                     tuple(self._forgotten))
         self._reset_out()
         return out

@@ -16,7 +16,9 @@ and ``_tick`` calls ``tick`` at the core's ``next_deadline``.  Every
    first contacted less than ``connect_grace_s`` ago (a joiner, a new member)
    gets one bounded retry in its own task, so the first reply to a new member
    is not lost while its TCP/CURVE handshake completes.
-3. notes: logged under ``meshd.gossip`` (INFO for membership transitions).
+3. notes: logged under ``meshd.gossip`` (INFO for membership transitions);
+4. forgotten addresses (reaped members): their connections are closed, so
+   the transport stops trying to reach them.
 
 A TCP disconnect is never taken as proof of death: only SWIM decides.
 """
@@ -206,6 +208,9 @@ class GossipAgent:
         for note in out.notes:
             log.log(logging.INFO if "event=" in note and "probe_failed" not in note
                     else logging.DEBUG, "%s", note)
+        for addr in out.forgotten:
+            self.mesh.forget(addr)
+            self._first_contact.pop(addr, None)
         self._wake.set()  # the next deadline may have moved
         self._changed.set()
         self._changed = trio.Event()

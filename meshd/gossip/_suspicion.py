@@ -37,9 +37,11 @@ class Suspicion:
       start: when the suspicion started (the caller's clock).
     """
 
-    __slots__ = ("k", "min_s", "max_s", "start", "told_at", "_seen", "_deadline")
+    __slots__ = ("by", "k", "min_s", "max_s", "start", "told_at", "_seen", "_deadline", "_cap")
 
     def __init__(self, *, by: str, k: int, min_s: float, max_s: float, start: float) -> None:
+        #: The member that started it (its probe failed, or it declared the member dead).
+        self.by = by
         self.k = k
         self.min_s = min_s
         self.max_s = max_s
@@ -48,6 +50,7 @@ class Suspicion:
         self.told_at = -math.inf
         self._seen = {by}
         self._deadline = start + suspicion_timeout_s(0, k, min_s, max_s)
+        self._cap = math.inf  # expire_by(): another member already declared it dead
 
     @property
     def confirmations(self) -> int:
@@ -56,7 +59,11 @@ class Suspicion:
     @property
     def deadline(self) -> float:
         """When the member is declared dead unless it refutes first."""
-        return self._deadline
+        return min(self._deadline, self._cap)
+
+    def expire_by(self, at: float) -> None:
+        """Expire no later than ``at`` (confirmations never push it back)."""
+        self._cap = min(self._cap, at)
 
     def confirm(self, by: str) -> bool:
         """Count an independent confirmation; True if ``by`` was new (re-gossip it)."""

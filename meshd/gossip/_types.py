@@ -46,12 +46,15 @@ class Outbox:
 
     ``messages`` are ``(gossip address, message)`` pairs to send (in any order,
     each independently: losing one is tolerated); ``events`` go to
-    subscribers; ``notes`` are key=value log lines for the driver to log.
+    subscribers; ``notes`` are key=value log lines for the driver to log;
+    ``forgotten`` are addresses no member uses any more (members reaped):
+    the driver may close their connections.
     """
 
     messages: tuple[tuple[str, Any], ...] = ()
     events: tuple[Event, ...] = ()
     notes: tuple[str, ...] = ()
+    forgotten: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

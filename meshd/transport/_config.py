@@ -16,8 +16,20 @@ class TransportConfig:
     recv_hwm_msgs: int = 1000
     #: First reconnect delay to a peer that went away, milliseconds.
     reconnect_ivl_ms: int = 100
-    #: Reconnect backoff cap, milliseconds (ZeroMQ doubles up to this).
-    reconnect_ivl_max_ms: int = 5000
+    #: Reconnect backoff cap, milliseconds (ZeroMQ doubles up to this).  A
+    #: peer back from a partition is reached within about this plus
+    #: connect_timeout_ms; each attempt at an unreachable peer costs one SYN.
+    reconnect_ivl_max_ms: int = 500
+    #: A connection attempt unanswered this long is abandoned and retried,
+    #: milliseconds (the kernel's own SYN retries back off to a minute).
+    connect_timeout_ms: int = 500
+    #: A connection whose sent data stays unacknowledged this long is dropped
+    #: with every frame queued on it, milliseconds (TCP_USER_TIMEOUT, set via
+    #: ZMQ_TCP_MAXRT).  A frame is thus delivered within about this long or
+    #: never, as a datagram would be: without it, what was queued for a peer
+    #: behind a partition arrives in a burst after the heal, at the next TCP
+    #: retransmission (up to ~13 s after a 15 s cut).
+    tcp_user_timeout_ms: int = 1000
     #: Largest inbound message accepted; bigger frames are dropped by ZeroMQ
     #: itself (ZMQ_MAXMSGSIZE) and the connection is reset.
     max_message_bytes: int = 16 << 20

@@ -6,7 +6,12 @@ Every inter-host socket is made here, so every one follows the rules:
 * bounded ``SNDHWM``/``RCVHWM`` and ``MAXMSGSIZE``: memory per peer is bounded;
 * dialers set ``IMMEDIATE``: nothing is queued for a peer that is not
   connected, so a dead peer costs nothing (sends to it fail at once);
-* bounded reconnect interval with backoff, TCP keepalive;
+* ``TCP_MAXRT`` (TCP_USER_TIMEOUT): a connection whose data goes
+  unacknowledged for ``tcp_user_timeout_ms`` is dropped, and with IMMEDIATE
+  its queue with it, so frames for a peer behind a partition are lost (as
+  datagrams would be) instead of delivered late, in a burst, after the heal;
+* bounded connect timeout and reconnect interval with backoff, so a peer is
+  reached again within about a second of a partition healing; TCP keepalive;
 * CURVE: listeners present the cluster *server* key and ask the ZAP handler
   (domain ``meshd``) to admit only the cluster *client* key; dialers present
   the client key and expect the server key.
@@ -162,6 +167,8 @@ class ZmqHost:
         zs.setsockopt(zmq.RCVHWM, c.recv_hwm_msgs)
         zs.setsockopt(zmq.RECONNECT_IVL, c.reconnect_ivl_ms)
         zs.setsockopt(zmq.RECONNECT_IVL_MAX, c.reconnect_ivl_max_ms)
+        zs.setsockopt(zmq.CONNECT_TIMEOUT, c.connect_timeout_ms)
+        zs.setsockopt(zmq.TCP_MAXRT, c.tcp_user_timeout_ms)
         zs.setsockopt(zmq.MAXMSGSIZE, c.max_message_bytes)
         zs.setsockopt(zmq.TCP_KEEPALIVE, 1)
         zs.setsockopt(zmq.TCP_KEEPALIVE_IDLE, c.tcp_keepalive_idle_s)

@@ -21,12 +21,16 @@ def write_secret(path: Path) -> Path:
 
 
 class Agent(Member):
-    """One agent process with the local (fast) profile, CURVE from ``secret``."""
+    """One agent process with the local (fast) profile, CURVE from ``secret``.
+
+    ``inside`` prefixes the command (e.g. ``lab.exec_argv(host)``: run it in a
+    lab host's netns, where ``extra=["--bind", "tcp://<its address>:0"]``).
+    """
 
     def __init__(self, name: str, secret: Path, *, join: list[str] = (), profile: str = "local",
-                 extra: list[str] = ()) -> None:
-        cmd = [sys.executable, "-m", "meshd.gossip", "--name", name, "--secret-file", str(secret),
-               "--profile", profile, *extra]
+                 extra: list[str] = (), inside: list[str] = ()) -> None:
+        cmd = [*inside, sys.executable, "-m", "meshd.gossip", "--name", name,
+               "--secret-file", str(secret), "--profile", profile, *extra]
         for addr in join:
             cmd += ["--join", addr]
         super().__init__(name, cmd, _meshd_parse)

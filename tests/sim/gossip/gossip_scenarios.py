@@ -103,3 +103,50 @@ def join_scenario(n: int, *, seed: int = 1, seeds: int = 3, spread_s: float = 10
     full = sum(1 for c in sim.cores.values() if c.status().members_alive == n)
     return sim, {"members": n, "seed": seed, "members_with_full_view": full,
                  "false_failures": len(sim.false_failures())}
+
+
+#: The cut kinds of :func:`heal_scenario` (and of the lab: ``lab.cut``).
+CUTS = ("host", "pair", "oneway")
+
+
+def heal_scenario(n: int, *, seed: int = 1, cut: str = "host", cut_s: float = 15.0,
+                  hold: bool = True, flush_within_s: float = 13.0, after_s: float = 20.0,
+                  loss: float = 0.0, config: GossipConfig | None = None) -> tuple[Sim, dict]:
+    """Cut one member (``cut``: from everyone, from one peer, or one way to it), heal, watch.
+
+    With ``hold`` every message across the cut is delivered late, after the
+    heal (a TCP backlog; see :class:`Sim`).  Reports what the *healthy*
+    members (all but the cut one) said about each other from the cut on —
+    ``false_failures`` and ``suspicions`` must be 0 and few — and how long
+    after the heal every member saw every member alive (``healed_after_s``;
+    None if not within ``after_s``, or if anyone was not alive at the end).
+    """
+    cfg = config or GossipConfig.local()
+    sim = Sim(cfg, seed=seed, loss=loss, delay_s=(0.0005, 0.002))
+    names = sim.converged(n)
+    victim, peer = names[n // 2], names[0]
+    sim.run_until(10 * cfg.probe_interval_s)
+    t_cut = sim.now
+    if cut == "host":
+        sim.cut({victim}, hold=hold)
+    else:
+        sim.block(victim, peer, oneway=cut == "oneway", hold=hold)
+    sim.run_until(t_cut + cut_s)
+    cut_state = sim.state_of(peer, victim)
+    t_heal = sim.now
+    sim.heal(flush_within_s)
+    healed_at = None
+    while sim.now < t_heal + after_s:
+        sim.run_until(sim.now + cfg.probe_interval_s / 4)
+        if healed_at is None and all(c.status().members_alive == n for c in sim.cores.values()):
+            healed_at = sim.now
+    healthy = set(names) - {victim}
+    if not all(c.status().members_alive == n for c in sim.cores.values()):
+        healed_at = None
+    return sim, {
+        "members": n, "seed": seed, "cut": cut, "cut_s": cut_s, "hold": hold,
+        "victim_seen_by_peer_during_cut": cut_state.name if cut_state else None,
+        "false_failures": len(sim.reports(EventKind.FAIL, among=healthy, since=t_cut)),
+        "suspicions": len(sim.reports(EventKind.SUSPECT, among=healthy, since=t_cut)),
+        "healed_after_s": None if healed_at is None else round(healed_at - t_heal, 2),
+    }

@@ -54,6 +54,10 @@ class Sim:
         self._seq = 0
         self._next_tick: dict[str, float] = {}
         self._side: dict[str, int] = {}
+        self._blocked: set[tuple[str, str]] = set()  # directed (src, dst) pairs
+        self._hold = False
+        self._held: dict[tuple[str, str], list[Any]] = {}
+        self._flush_at: dict[tuple[str, str], float] = {}  # link -> when its backlog lands
 
     # --- building ---------------------------------------------------------
 
@@ -85,12 +89,32 @@ class Sim:
     def crash(self, name: str) -> None:
         self.crashed.add(name)
 
-    def cut(self, *groups: set[str]) -> None:
-        """Partition: members in different groups cannot reach each other."""
+    def cut(self, *groups: set[str], hold: bool = False) -> None:
+        """Partition: members in different groups (those in none form one more
+        group) cannot reach each other; ``hold`` queues instead of dropping."""
         self._side = {name: i for i, g in enumerate(groups) for name in g}
+        self._hold = hold
 
-    def heal(self) -> None:
-        self._side = {}
+    def block(self, a: str, b: str, *, oneway: bool = False, hold: bool = False) -> None:
+        """Cut the link between ``a`` and ``b`` (only ``a`` -> ``b`` if ``oneway``)."""
+        self._blocked |= {(a, b)} if oneway else {(a, b), (b, a)}
+        self._hold = hold
+
+    def heal(self, flush_within_s: float = 0.0) -> None:
+        """Remove every cut; held backlogs land within ``flush_within_s``, each link in order."""
+        self._side, self._blocked = {}, set()
+        for link, msgs in self._held.items():
+            t = self.now + self._rng.uniform(0.0, flush_within_s)
+            for msg in msgs:
+                t += 1e-6
+                self._push(t, "msg", link[1], msg)
+            self._flush_at[link] = t
+        self._held = {}
+
+    def _is_cut(self, src: str, dst: str) -> bool:
+        if self._side and self._side.get(src, -1) != self._side.get(dst, -1):
+            return True
+        return (src, dst) in self._blocked
 
     def freeze(self, name: str, every_s: float, stop_s: float) -> None:
         self.frozen[name] = Freeze(every_s, stop_s, self._rng.uniform(0, every_s))
@@ -127,9 +151,18 @@ class Sim:
             self.sent[src] += 1
             if self.loss and self._rng.random() < self.loss:
                 continue
-            if self._side and self._side.get(src, -1) != self._side.get(dst, -1):
+            if self._is_cut(src, dst):
+                if self._hold:
+                    self._held.setdefault((src, dst), []).append(msg)
                 continue
-            self._push(self.now + self._rng.uniform(*self.delay_s), "msg", dst, msg)
+            at = self.now + self._rng.uniform(*self.delay_s)
+            flush = self._flush_at.get((src, dst))
+            if flush is not None:  # behind the link's backlog, as on one TCP stream
+                if flush <= self.now:
+                    del self._flush_at[(src, dst)]
+                else:
+                    at = max(at, flush + 1e-6)
+            self._push(at, "msg", dst, msg)
         for ev in out.events:
             self.events.append((self.now, src, ev.kind, ev.member.name, ev.member.incarnation))
         self._schedule_tick(src)
@@ -162,6 +195,11 @@ class Sim:
         """FAIL events about members that never crashed: (time, observer, member)."""
         return [(t, o, m) for t, o, k, m, _ in self.events
                 if k == EventKind.FAIL and m not in self.crashed]
+
+    def reports(self, kind: EventKind, *, among: set[str], since: float = 0.0) -> list[tuple[float, str, str]]:
+        """``kind`` events one member of ``among`` reported about another: (time, observer, member)."""
+        return [(t, o, m) for t, o, k, m, _ in self.events
+                if k == kind and t >= since and o in among and m in among]
 
     def state_of(self, observer: str, member: str) -> State | None:
         m = self.cores[observer].member(member)
