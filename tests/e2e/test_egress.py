@@ -70,15 +70,16 @@ def test_tenant_egress_holds_the_total_while_each_container_keeps_its_own_rate(m
           + f" = {sum(limited) / MBIT:.2f} Mbit/s (frames)")
     assert abs(sum(limited) - TENANT_KBIT * 1000) <= 0.05 * TENANT_KBIT * 1000, \
         f"tenant total {sum(limited) / MBIT:.1f} Mbit/s, limit {TENANT_KBIT / 1000:g} ({limited})"
-    for got, rate in zip(limited, RATES_KBIT):
+    for got, rate in zip(limited, RATES_KBIT, strict=True):
         assert got <= 1.05 * rate * 1000, f"a container sent {got / MBIT:.1f} Mbit/s above its own {rate / 1000:g}"
 
     # without the tenant limit, the same three at once each get their own rate: the cap was the tenant's
     cluster.query("h2", MsgType.NETWORK_UPDATE, name="tx", egress_kbit=0)
-    cluster.wait("tenant TBF removed", lambda: "tbf" not in lab.exec("h1", "tc", "qdisc", "show", "dev", f"mx-{net['vni']}").stdout,
+    vxlan = f"mx-{net['vni']}"
+    cluster.wait("tenant TBF removed", lambda: "tbf" not in lab.exec("h1", "tc", "qdisc", "show", "dev", vxlan).stdout,
                  timeout_s=20)
     free = _iperf_together(pairs)
     print("unlimited: " + ", ".join(f"{g / MBIT:.2f}" for g in free) + " Mbit/s (frames)")
-    for got, rate in zip(free, RATES_KBIT):
+    for got, rate in zip(free, RATES_KBIT, strict=True):
         assert abs(got - rate * 1000) <= 0.05 * rate * 1000, \
             f"container at {got / MBIT:.1f} Mbit/s, its TBF says {rate / 1000:g} ({free})"
