@@ -3,7 +3,7 @@
 import pytest
 
 from tools.chaos import _checks as ck
-from tools.chaos._report import report, table
+from tools.chaos._report import as_json, report, table
 from tools.chaos._schedule import TIMING
 from tools.chaos._topology import ICMP, UDP, Expect, Probe
 
@@ -153,10 +153,11 @@ def test_false_failed_findings_say_who_declared_whom_and_the_faults_then():
     tally = ck.Tally()
     events = [ck.MemberEvent(40.5, "h1", "fail", "h2"), ck.MemberEvent(12, "h2", "fail", "h1"),
               ck.MemberEvent(45, "h3", "fail", "h1")]
-    ck.check_events(tally, events, WINDOWS, T, t0=1.5)
+    ck.check_events(tally, events, WINDOWS, T, run_time=lambda t: t - 1.5)
     assert tally.checks[ck.FALSE_FAILED] == 3
-    assert tally.details[ck.FALSE_FAILED] == ["h1 declared h2 failed at 39.0s (faults then: #1 cut h3)",
-                                              "h3 declared h1 failed at 43.5s (faults then: none)"]
+    assert tally.details[ck.FALSE_FAILED] == [
+        "h1 declared h2 failed at 39.0s (faults then: #1 cut h3; #0 kill h1 ended 20.5 s before)",
+        "h3 declared h1 failed at 43.5s (faults then: none; #1 cut h3 ended 5.0 s before)"]
 
 
 # ---------------------------------------------------------------- tally and report
@@ -183,3 +184,13 @@ def test_report_has_a_row_per_invariant_the_findings_and_the_replay_command():
     assert "false FAILED (issue 13 item 2): 1 violation(s), first 1:\n  - h1 declared h2 failed at 40.0s" in text
     assert "notes:\n  - agent h2 exited with 1" in text
     assert text.endswith("FAIL: invariants violated; replay this schedule with: python -m tools.chaos --seed 9")
+
+
+def test_json_has_every_invariant_with_its_findings():
+    tally = ck.Tally()
+    tally.add(ck.LEAKS, 10, ["h1: device mb-9 leaked"])
+    doc = as_json(tally, 5, "seed 5: 1 cut")
+    assert doc["seed"] == 5 and doc["ok"] is False
+    assert [r["invariant"] for r in doc["invariants"]] == list(ck.INVARIANTS)
+    leaks = next(r for r in doc["invariants"] if r["invariant"] == ck.LEAKS)
+    assert leaks == {"invariant": ck.LEAKS, "checks": 10, "violations": 1, "findings": ["h1: device mb-9 leaked"]}

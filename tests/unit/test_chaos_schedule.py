@@ -2,6 +2,8 @@
 
 import pytest
 
+from tools.chaos.__main__ import main, params_from, parse_args, replay_command
+
 from tools.chaos._schedule import (
     AGENT_FAULTS, CUT, CUT_FAULTS, CUT_ONEWAY, CUT_PAIR, KILL, LEADER, RESTART, TIMING, WARMUP_S, ChaosParams,
     LifecycleStep, ScheduleError, Toggle, make_schedule,
@@ -86,3 +88,15 @@ def test_no_faults_still_has_a_final_checkpoint():
     assert s.faults == () and s.api_ops == ()
     assert [c.final for c in s.checkpoints] == [True]
     assert "no faults" in s.summary()
+
+
+def test_cli_quick_preset_takes_overrides_and_replay_sets_the_seed(capsys):
+    p = params_from(parse_args(["--quick", "--kills", "5", "--seed", "9"]))
+    assert (p.hosts, p.replica_count, p.kills, p.cuts, p.seed) == (3, 2, 5, 1, 9)
+    assert params_from(parse_args(["--seed", "1"])).hosts == 5
+    assert replay_command(["--quick", "--seed", "3", "--prefix", "x"], 77) == \
+        "python -m tools.chaos --quick --prefix x --seed 77"
+    assert main(["--quick", "--seed", "54", "--dry-run"]) == 0
+    assert "seed 54: 1 cut-pair, 3 kill, 1 restart" in capsys.readouterr().out
+    assert main(["--hosts", "2", "--seed", "1", "--dry-run"]) == 2
+    assert "error: --hosts 2: use 3 or more" in capsys.readouterr().err

@@ -11,6 +11,7 @@ any invariant is violated, 2 on a usage or setup error.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import random
 import shlex
@@ -18,7 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tools.chaos._report import report
+from tools.chaos._report import as_json, report
 from tools.chaos._runner import run
 from tools.chaos._schedule import ChaosParams, ScheduleError, make_schedule
 from tools.lab import LabError
@@ -45,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a short run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     p.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"lab prefix (default {DEFAULT_PREFIX})")
     p.add_argument("--workdir", type=Path, help="agent data and logs (default /tmp/meshd-chaos-PREFIX)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the table and findings as JSON")
     p.add_argument("--dry-run", action="store_true", help="print the schedule and exit")
     p.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
     return p.parse_args(argv)
@@ -57,8 +59,9 @@ def params_from(args: argparse.Namespace) -> ChaosParams:
     return ChaosParams(seed=args.seed, profile=args.profile, duration_s=args.duration, **{**base, **given})
 
 
-def replay_command(args: argparse.Namespace, seed: int) -> str:
-    argv = [a for a in sys.argv[1:]]
+def replay_command(argv: list[str], seed: int) -> str:
+    """The command line that replays this run's schedule: its arguments with ``--seed`` set."""
+    argv = list(argv)
     if "--seed" in argv:
         i = argv.index("--seed")
         del argv[i:i + 2]
@@ -71,11 +74,10 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         params = params_from(args)
         if args.dry_run:
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             for f in schedule.faults:
                 print(f"{f.start_s:8.1f}s  {f.describe()} until {f.end_s:.1f}s")
             return 0
+        logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+        signal.signal(signal.SIGTERM, _interrupt)
         workdir = args.workdir or Path(f"/tmp/meshd-chaos-{args.prefix}")
         result = run(params, prefix=args.prefix, workdir=workdir)
     except (ScheduleError, LabError, RuntimeError) as exc:
@@ -94,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interrupted; everything was torn down (seed {args.seed})", file=sys.stderr)
         return 130
-    print(report(result.tally, result.schedule.summary(), replay_command(args, args.seed), result.notes))
+    print(report(result.tally, result.schedule.summary(), replay_command(argv, args.seed), result.notes))
     print(f"agent logs: {result.workdir}")
+    if args.json:
+        doc = as_json(result.tally, args.seed, result.schedule.summary(), result.notes)
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
     return 0 if result.tally.ok() else 1
 
 

@@ -8,7 +8,7 @@ pings, member events) together with what it did (the fault windows).
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tools.chaos._schedule import AGENT_FAULTS, CUT, CUT_FAULTS, KILL, Timing
@@ -308,12 +308,20 @@ def false_failed(event: MemberEvent, windows: Sequence[Window], grace_s: float) 
 
 
 def check_events(tally: Tally, events: Sequence[MemberEvent], windows: Sequence[Window], timing: Timing,
-                 t0: float) -> None:
-    by_fid = {w.fid: w for w in windows}
+                 run_time: Callable[[float], float]) -> None:
+    """Every member event is a check; each false FAILED a finding naming the faults around it.
+
+    ``run_time`` turns a monotonic time into the run's own clock (the one its log lines show).
+    """
     findings = []
     for e in events:
-        if false_failed(e, windows, timing.fail_grace_s):
-            active = [by_fid[w.fid].label for w in windows if w.start <= e.at <= w.end + timing.fail_grace_s]
-            findings.append(f"{e.observer} declared {e.name} failed at {e.at - t0:.1f}s"
-                            f" (faults then: {', '.join(active) or 'none'})")
+        if not false_failed(e, windows, timing.fail_grace_s):
+            continue
+        active = [w.label for w in windows if w.start <= e.at <= w.end + timing.fail_grace_s]
+        ended = [w for w in windows if w.end + timing.fail_grace_s < e.at]
+        last = max(ended, key=lambda w: w.end, default=None)
+        context = f"faults then: {', '.join(active) or 'none'}"
+        if last is not None:
+            context += f"; {last.label} ended {e.at - last.end:.1f} s before"
+        findings.append(f"{e.observer} declared {e.name} failed at {run_time(e.at):.1f}s ({context})")
     tally.add(FALSE_FAILED, len(events), findings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from tools.chaos._checks import Tally
 
@@ -40,3 +41,10 @@ def report(tally: Tally, summary: str, replay: str, notes: Sequence[str] = ()) -
     verdict = "PASS: no invariant violated" if tally.ok() else "FAIL: invariants violated"
     parts += ["", f"{verdict}; replay this schedule with: {replay}"]
     return "\n".join(parts)
+
+
+def as_json(tally: Tally, seed: int, summary: str, notes: Sequence[str] = ()) -> dict[str, Any]:
+    """The same content for machines: ``{"seed", "summary", "ok", "invariants": [...], "notes"}``."""
+    rows = [{"invariant": i, "checks": c, "violations": v, "findings": list(tally.details[i])}
+            for i, c, v in tally.rows()]
+    return {"seed": seed, "summary": summary, "ok": tally.ok(), "invariants": rows, "notes": list(notes)}

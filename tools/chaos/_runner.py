@@ -68,7 +68,7 @@ class Runner:
         self._ops: queue.Queue = queue.Queue()
         self._open: dict[int, tuple[str, float]] = {}  # fault id -> (resolved host, start)
         self._t0 = time.monotonic()  # reset when the fault phase begins
-        self._paused = 0.0
+        self._pauses: list[tuple[float, float]] = []  # checkpoints during the fault phase (monotonic)
 
     def run(self) -> RunResult:
         log.info("%s", self.s.summary())
@@ -84,13 +84,17 @@ class Runner:
             for label, a, b in labels:
                 ck.check_pings(self.tally, ck.PingPair(label, a.host, b.host), pings.results(label),
                                self.result.windows, self.timing)
-            ck.check_events(self.tally, ev.events, self.result.windows, self.timing, self._t0)
+            ck.check_events(self.tally, ev.events, self.result.windows, self.timing, self.run_time)
         return self.result
 
     # ------------------------------------------------------------ the timeline
     def now(self) -> float:
         """Schedule time: seconds since the fault phase began, checkpoint pauses excluded."""
-        return time.monotonic() - self._t0 - self._paused
+        return self.run_time(time.monotonic())
+
+    def run_time(self, mono: float) -> float:
+        """A monotonic time as schedule time (what the log lines and findings show)."""
+        return mono - self._t0 - sum(min(end, mono) - start for start, end in self._pauses if start < mono)
 
     def _play(self) -> None:
         items: list[tuple[float, int, object]] = [(c.at_s, 0, c) for c in self.s.checkpoints]
@@ -109,7 +113,7 @@ class Runner:
                     self._ops.join()
                     paused = time.monotonic()
                     self.checkpoint("final" if item.final else f"after {at:.0f}s", final=item.final)
-                    self._paused += time.monotonic() - paused
+                    self._pauses.append((paused, time.monotonic()))
                 elif isinstance(item, tuple):
                     self._fault(*item)
                 else:
