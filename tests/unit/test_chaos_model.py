@@ -79,11 +79,21 @@ def test_matrix_covers_every_ordered_pair_and_gateway_but_skips_addresses_withou
 def test_ping_pairs_one_per_host_pair_both_ways_reachable():
     placed = _placed()
     pairs = ping_pairs(TOPO, placed, random.Random(1))
-    assert {frozenset((a.host, b.host)) for a, b in pairs} == {frozenset(p) for p in (("h1", "h2"), ("h1", "h3"),
-                                                                                       ("h2", "h3"))}
+    # h2 and h3 share no tenant whose containers may reach each other (h3 has a-dark and tenant b only)
+    assert {frozenset((a.host, b.host)) for a, b in pairs} == {frozenset(p) for p in (("h1", "h2"), ("h1", "h3"))}
     for a, b in pairs:
         assert expect(TOPO, placed, a, b.ip, ICMP).passes and expect(TOPO, placed, b, a.ip, ICMP).passes
     assert pairs == ping_pairs(TOPO, placed, random.Random(1))
+
+
+def test_ping_pairs_never_cross_tenants_through_a_shared_address():
+    # red1 (tenant b) and blue1 (tenant a) both hold 10.1.0.2; blue2's 10.1.0.3 is held in b by red9 on h3:
+    # a "pair" red1 -> blue2 would really ping red9
+    placed = (Placed("blue1", "h1", "a-blue", "a", "10.1.0.2"), Placed("blue2", "h2", "a-blue", "a", "10.1.0.3"),
+              Placed("red1", "h1", "b-red", "b", "10.1.0.2"), Placed("red9", "h3", "b-red", "b", "10.1.0.3"))
+    for seed in range(20):
+        for a, b in ping_pairs(TOPO, placed, random.Random(seed)):
+            assert a.tenant == b.tenant, (a, b)
 
 
 # ---------------------------------------------------------------- expected kernel

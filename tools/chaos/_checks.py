@@ -23,7 +23,7 @@ PING_HEALTHY = "ping loss, healthy pairs"
 PING_AGENT = "ping loss, agent down (issue 13 item 1)"
 PING_AFTER = "ping loss, after recovery time (items 1, 3)"
 FALSE_FAILED = "false FAILED (issue 13 item 2)"
-CRASHED = "agents that exited unasked"
+CRASHED = "agents that exited unasked or hung"
 INVARIANTS = (LOST, DUPLICATES, KERNEL, LEAKS, ISOLATION, PING_HEALTHY, PING_AGENT, PING_AFTER, FALSE_FAILED,
               CRASHED)
 MAX_DETAILS = 25  # findings kept per invariant (all are counted)

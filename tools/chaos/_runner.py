@@ -27,7 +27,7 @@ from tools.chaos._schedule import (
     KILL, LEADER, RESTART, Checkpoint, ChaosParams, Fault, LifecycleStep, Schedule, Toggle, make_schedule,
 )
 from tools.chaos._topology import matrix, ping_pairs, topology
-from tools.chaos._world import World, make_world, wait_until
+from tools.chaos._world import API_TIMEOUT_S, World, make_world, wait_until
 from tools.lab import Lab
 
 log = logging.getLogger("tools.chaos")
@@ -110,8 +110,8 @@ class Runner:
                 if (delay := at - self.now()) > 0:
                     time.sleep(delay)
                 if isinstance(item, Checkpoint):
+                    paused = time.monotonic()  # the drain counts as pause too: no burst of late faults after it
                     self._ops.join()
-                    paused = time.monotonic()
                     self.checkpoint("final" if item.final else f"after {at:.0f}s", final=item.final)
                     self._pauses.append((paused, time.monotonic()))
                 elif isinstance(item, tuple):
@@ -120,7 +120,7 @@ class Runner:
                     self._ops.put(item)
         finally:
             self._ops.put(None)
-            worker.join(timeout=2 * 5.0 * 2)
+            worker.join(timeout=4 * API_TIMEOUT_S)  # at most one request in flight, sent twice
 
     def _api_worker(self) -> None:
         while (op := self._ops.get()) is not None:
@@ -193,43 +193,59 @@ class Runner:
         every acknowledged operation)."""
         self._revive_crashed()
         t = time.monotonic()
-        seen = wait_until("convergence", self._converged, self.timing.converge_timeout_s) or self._observe()
-        replicas, diffs = seen
-        log.info("[%6.1fs] checkpoint %s: converged=%s after %.1f s", self.now(), label,
-                 all(d.clean for d in diffs.values()), time.monotonic() - t)
-        for host, st in replicas.items():
-            ck.check_duplicates(self.tally, host, list(st.networks), list(st.endpoints))
-        first = next(iter(replicas.values()))
-        for host, st in replicas.items():
-            if st != first:
-                self.tally.add(ck.KERNEL, 1, [f"{label}: {host}'s replica still differs from "
-                                              f"{next(iter(replicas))}'s after {self.timing.converge_timeout_s:g} s"])
-        for diff in diffs.values():
-            self.tally.add(ck.KERNEL, diff.compared, [f"{label}: {x}" for x in diff.wrong])
-            self.tally.add(ck.LEAKS, diff.compared, [f"{label}: {x}" for x in diff.leaked])
+        seen = wait_until("convergence", lambda: (o := self._observe()).converged and o,
+                          self.timing.converge_timeout_s) or self._observe()
+        log.info("[%6.1fs] checkpoint %s: converged=%s after %.1f s", self.now(), label, seen.converged,
+                 time.monotonic() - t)
+        self.tally.add(ck.CRASHED, len(self.w.topo.hosts),
+                       [f"{label}: agent {h} does not answer on its control socket" for h in seen.silent])
+        if not seen.replicas:
+            return
+        self._check_state(label, seen)
+        first = next(iter(seen.replicas.values()))
         taken = frozenset((net["tenant"], e["ip"]) for e in first.endpoints for net in first.networks
                           if net["name"] == e["network"])
         probes = matrix(self.w.topo, self.w.placed, taken)
         ck.check_matrix(self.tally, label, probes, probe_all(probes, self.w.pids()))
         if final:
             ck.check_ledger(self.tally, self.w.ledger, {h: (list(st.networks), list(st.endpoints))
-                                                        for h, st in replicas.items()})
+                                                        for h, st in seen.replicas.items()})
 
-    def _observe(self) -> tuple[dict[str, StateView], dict[str, KernelDiff]]:
-        w = self.w
-        replicas = {h: w.replica(h) for h in w.topo.hosts}
-        live = {h: w.lab.host(h).underlay_ip for h in w.topo.hosts}
-        diffs = {}
-        for host, st in replicas.items():
+    def _check_state(self, label: str, seen: Observation) -> None:
+        (first_host, first), *_ = seen.replicas.items()
+        for host, st in seen.replicas.items():
+            ck.check_duplicates(self.tally, host, list(st.networks), list(st.endpoints))
+            if st != first:
+                self.tally.add(ck.KERNEL, 1, [f"{label}: {host}'s replica still differs from {first_host}'s "
+                                              f"after {self.timing.converge_timeout_s:g} s"])
+        for diff in seen.diffs.values():
+            self.tally.add(ck.KERNEL, diff.compared, [f"{label}: {x}" for x in diff.wrong])
+            self.tally.add(ck.LEAKS, diff.compared, [f"{label}: {x}" for x in diff.leaked])
+
+    def _observe(self) -> Observation:
+        """Every replica (through the control sockets) and every kernel, against each other."""
+        w, seen = self.w, Observation()
+        for h in w.topo.hosts:
+            try:
+                seen.replicas[h] = w.replica(h)
+            except TimeoutError:
+                seen.silent.append(h)
+        live = {h: w.lab.host(h).underlay_ip for h in w.topo.hosts}  # at a checkpoint every agent runs
+        for host, st in seen.replicas.items():
             prefix = f"{w.lab.prefix}-r{host[1:]}-"
             want = expected_kernel(host, st, live, w.running_ids(host), prefix)
-            diffs[host] = diff_kernel(host, want, read_kernel(w.lab, host, prefix))
-        return replicas, diffs
+            seen.diffs[host] = diff_kernel(host, want, read_kernel(w.lab, host, prefix))
+        return seen
 
-    def _converged(self) -> tuple[dict[str, StateView], dict[str, KernelDiff]] | None:
-        replicas, diffs = seen = self._observe()
-        first = next(iter(replicas.values()))
-        if all(st == first for st in replicas.values()) and all(d.clean for d in diffs.values()):
-            return seen
-        return None
 
+@dataclass
+class Observation:
+    replicas: dict[str, StateView] = field(default_factory=dict)
+    diffs: dict[str, KernelDiff] = field(default_factory=dict)
+    silent: list[str] = field(default_factory=list)  # hosts whose agent did not answer
+
+    @property
+    def converged(self) -> bool:
+        states = list(self.replicas.values())
+        return (not self.silent and all(st == states[0] for st in states)
+                and all(d.clean for d in self.diffs.values()))

@@ -201,14 +201,19 @@ def matrix(topo: Topology, placed: tuple[Placed, ...], taken: frozenset[tuple[st
 
 
 def ping_pairs(topo: Topology, placed: tuple[Placed, ...], rng: random.Random) -> list[tuple[Placed, Placed]]:
-    """One pair of containers per pair of hosts whose pings must pass both ways (the background pings)."""
+    """One pair of containers per pair of hosts whose pings must pass both ways (the background pings).
+
+    Each must reach the other itself: a container of another tenant whose address the sender's
+    tenant also holds would be answered by that holder, on some other host.
+    """
+    def reaches(a: Placed, b: Placed) -> bool:
+        e = expect(topo, placed, a, b.ip, ICMP)
+        return e.passes and e.responder == b.name
+
     pairs = []
     for ha, hb in itertools.combinations(topo.hosts, 2):
-        candidates = [
-            (a, b) for a in placed for b in placed
-            if a.host == ha and b.host == hb
-            and expect(topo, placed, a, b.ip, ICMP).passes and expect(topo, placed, b, a.ip, ICMP).passes
-        ]
+        candidates = [(a, b) for a in placed for b in placed
+                      if a.host == ha and b.host == hb and reaches(a, b) and reaches(b, a)]
         if candidates:
             pairs.append(rng.choice(sorted(candidates, key=lambda ab: (ab[0].name, ab[1].name))))
     return pairs
