@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import shlex
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from tools.chaos._report import as_json, report
 from tools.chaos._runner import run
-from tools.chaos._schedule import ChaosParams, ScheduleError, make_schedule
+from tools.chaos._schedule import ChaosParams, Schedule, ScheduleError, make_schedule
 from tools.lab import LabError
 
 DEFAULT_PREFIX = "mchaos"
@@ -69,6 +70,16 @@ def replay_command(argv: list[str], seed: int) -> str:
     return shlex.join(["python", "-m", "tools.chaos", *argv, "--seed", str(seed)])
 
 
+def _print_schedule(schedule: Schedule) -> int:
+    try:
+        print(schedule.summary())
+        for f in schedule.faults:
+            print(f"{f.start_s:8.1f}s  {f.describe()} until {f.end_s:.1f}s")
+    except BrokenPipeError:  # `... --dry-run | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM tears down like Ctrl-C
 
@@ -81,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = params_from(args)
         if args.dry_run:
-            schedule = make_schedule(params)
-            print(schedule.summary())
-            for f in schedule.faults:
-                print(f"{f.start_s:8.1f}s  {f.describe()} until {f.end_s:.1f}s")
-            return 0
+            return _print_schedule(make_schedule(params))
         logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
         signal.signal(signal.SIGTERM, _interrupt)
         workdir = args.workdir or Path(f"/tmp/meshd-chaos-{args.prefix}")
