@@ -10,10 +10,14 @@ The run happens once (module fixture); each test asserts one invariant of
 its table. Two fail on every run of today's code: pings lost while an
 agent is down (issue 13 item 1) and traffic not back within 2 s of a restart
 or heal (items 1 and 3); they are marked xfail(strict=True), so they turn
-red (XPASS) when the fixes land and the marks must go. False FAILED holds in
-this schedule on today's code (0 in 3 runs); ``--quick --seed 8`` reproduces
-item 2 (in 3 of 4 runs: after a one-way cut heals, h1 and h3 declare each
-other failed while h2 is dead), too unreliably for a strict xfail.
+red (XPASS) when the fixes land and the marks must go.
+
+False FAILED (item 2) fails in some runs only: in 1 of 5 runs of this
+schedule h2 and h3 declared each other failed about 4 s after their
+pairwise cut healed, while h1 was killed (``--quick --seed 8`` does the
+same in 3 of 4 runs). A strict xfail would turn red in the other runs, a
+plain assertion in these, so it is xfail(strict=False) until item 2 lands;
+then it becomes a plain assertion.
 """
 
 from __future__ import annotations
@@ -88,5 +92,7 @@ def test_traffic_is_back_within_the_recovery_time(chaos):
     _holds(chaos, ck.PING_AFTER)
 
 
+@pytest.mark.xfail(strict=False, reason="issue 13 item 2: healthy hosts declared failed after a heal "
+                                        "(about 1 run in 5 of this schedule)")
 def test_no_false_failed(chaos):
     _holds(chaos, ck.FALSE_FAILED)
