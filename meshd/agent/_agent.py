@@ -263,15 +263,20 @@ class Agent:
                     log.warning("leadership transfer failed target=%s error=%s", target, exc)
 
     async def _rejoin(self) -> None:
-        """Restarted without --join: rejoin through the members remembered from the last run."""
+        """Restarted without --join: rejoin through the members remembered from the last run,
+        again and again (backing off to a minute) while none answers and nobody found this host."""
         assert self.members is not None
         seeds = self.members.remembered()
-        if not seeds:
-            return
-        try:
-            await self.members.join(seeds)
-        except JoinError as exc:
-            log.warning("could not rejoin through the remembered members (they will find this host): %s", exc)
+        pause_s = 1.0
+        while seeds and len(self.members.alive_names() - {self.name}) == 0:
+            try:
+                await self.members.join(seeds)
+                return
+            except JoinError as exc:
+                log.warning("could not rejoin through the remembered members %s; trying again in %.0fs: %s",
+                            ", ".join(seeds), pause_s, exc)
+            await trio.sleep(pause_s)
+            pause_s = min(60.0, pause_s * 2)
 
     # --- reactions ---------------------------------------------------------------------
 
@@ -352,17 +357,24 @@ class Agent:
 
     async def _wait_ready_to_reconcile(self) -> None:
         """After a restart the kernel already holds this host's data plane.  Before the
-        first pass: the state has replayed the log up to the commit index it had, Docker
+        first pass: a Raft read barrier has confirmed that the state holds every write
+        committed anywhere (until a quorum answers, the kernel is left exactly as it is:
+        a replica that only has its own log may lack what its containers need), Docker
         has listed the running containers (their PIDs), and gossip has found the other
         hosts (bounded), so the first pass does not tear down what is right."""
         assert self.replica is not None and self.members is not None
-        raft = self.replica.raft
-        try:  # every write committed anywhere before now is in the local state
-            await raft.read_barrier(timeout_s=max(5.0, self.cfg.raft.propose_timeout_s))
-        except consensus.RaftError:
-            log.warning("no Raft quorum to confirm the state: building from the local log (index %d)",
-                        self.replica.commit_at_start)
-            await raft.wait_applied(self.replica.commit_at_start)
+        timeout_s = max(5.0, self.cfg.raft.propose_timeout_s)
+        warned = False
+        while True:
+            try:
+                await self.replica.raft.read_barrier(timeout_s=timeout_s)
+                break
+            except consensus.RaftError:
+                if not warned:
+                    log.warning("no Raft quorum to confirm the state: the data plane is left as it is (running "
+                                "containers keep their interfaces) until a quorum answers")
+                    self.events.note("raft", "no quorum: the data plane waits, unchanged")
+                    warned = True
         await self.containers.wait_listed()
         others = {e.host for e in self.replica.state.endpoints()} - {self.name}
         with trio.move_on_after(max(3.0, 10 * self.cfg.gossip.probe_interval_s)):

@@ -7,7 +7,9 @@ Every host keeps a full replica; at most five are *voters*, the rest
 changes (and on a timer) and carries out the one change it returns; Raft
 allows one membership change in flight, so one step at a time is natural.
 
-Target voter count, from the number of members gossip sees alive (``n``)::
+Target voter count, from the number of members that have not left
+(``n``: alive, suspected and failed ones — a failed host may come back, and
+shrinking the voters when one fails only makes the next failure fatal)::
 
     n >= 5 -> 5,   3 <= n < 5 -> 3,   n < 3 -> 1
 
@@ -19,7 +21,10 @@ The steps, in priority order:
 2. a live member that is not in the configuration is added as a learner;
 3. a voter that has been failed for ``fail_grace_s`` is replaced: first a
    healthy learner is promoted (if the voters still alive would be a
-   majority of the bigger set), then the failed voter is removed;
+   majority of the bigger set), then the failed voter is removed; without a
+   learner to replace it, it is removed only while at least three voters
+   stay (a 3-voter cluster keeps it: going to 2 and 1 voters would not
+   tolerate any more failures, and the host may come back);
 4. while voters < target, the healthiest learner (alive at least
    ``stable_s``, caught up within ``max_lag`` entries; oldest first) is promoted;
 5. while voters > target (the cluster shrank), a voter that is not the
@@ -106,14 +111,17 @@ def decide(*, leader: str, voters: Iterable[str], learners: Iterable[str], membe
     candidates = [m for m in by_name.values() if m.name in learners and _promotable(m, now, cfg)]
     candidates.sort(key=lambda m: (m.joined_at, m.name))
     failed_voters = sorted(v for v in voters - {leader} if _failed_for(by_name, v, now) >= cfg.fail_grace_s)
-    target = target_voters(len(alive), cfg.max_voters)
+    staying = {n for n, m in by_name.items() if m.health is not Health.LEFT} | {leader}
+    target = target_voters(len(staying), cfg.max_voters)
     if failed_voters:
         alive_voters = len(voters & alive)
         # promote the replacement first while that keeps the alive voters a majority of the bigger set
         if (candidates and alive_voters < target and len(voters) <= cfg.max_voters
                 and alive_voters + 1 > (len(voters) + 1) // 2):
             return Action(Op.PROMOTE, candidates[0].name, f"replaces failed voter {failed_voters[0]}")
-        if _safe_to_remove(failed_voters[0], voters, alive):
+        # remove it once replaced, or while at least 3 voters stay (5 with 2 failed tolerate no
+        # further failure, the 3 alive ones alone tolerate one); never 3 -> 2 -> 1
+        if (alive_voters >= target or len(voters) > 3) and _safe_to_remove(failed_voters[0], voters, alive):
             return Action(Op.REMOVE, failed_voters[0], f"voter failed for {cfg.fail_grace_s:.0f}s or more")
     if len(voters) < target and candidates:
         return Action(Op.PROMOTE, candidates[0].name, f"{len(voters)} voters, want {target}")

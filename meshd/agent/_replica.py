@@ -46,8 +46,6 @@ class Replica:
         self.state = st.NetworkState()
         self._raft: consensus.RaftNode | None = None
         self._stop: tuple[trio.CancelScope, trio.Event] | None = None
-        #: the commit index the log had when it was opened (what a restart must replay)
-        self.commit_at_start = 0
 
     @property
     def raft(self) -> consensus.RaftNode:
@@ -66,7 +64,6 @@ class Replica:
         one-voter cluster of this host.
         """
         storage = consensus.Storage.open(self._dir)
-        self.commit_at_start = storage.hard_state.commit
         fresh = not storage.last_index() and not storage.hard_state.term
         bootstrap = [self.name] if fresh and may_bootstrap else None
         raft = consensus.RaftNode(self.name, config=self._cfg.raft, transport=self._transport,

@@ -50,10 +50,21 @@ def test_failed_voter_replaced_after_grace_promote_first_then_remove():
     assert (act.op, act.node) == (Op.REMOVE, "h3")
 
 
-def test_failed_voter_without_replacement_is_removed_when_safe():
+def test_failed_voter_without_replacement_stays_in_a_three_voter_cluster():
+    """3 -> 2 -> 1 voters would not tolerate one failure more, and the failed host may come back."""
     specs = [("h1", A, 0, 0), ("h2", A, 0, 0), ("h3", F, 0, None)]
-    act = step({"h1", "h2", "h3"}, set(), specs)
-    assert (act.op, act.node) == (Op.REMOVE, "h3")
+    assert step({"h1", "h2", "h3"}, set(), specs) is None
+
+
+def test_failed_voters_of_five_without_replacement_are_removed_down_to_three():
+    """5 voters with 2 failed tolerate no further failure; the 3 alive ones alone tolerate one."""
+    specs = [("h1", A, 0, 0), ("h2", A, 0, 0), ("h3", A, 0, 0), ("h4", F, 0, None), ("h5", F, 0, None)]
+    voters = {"h1", "h2", "h3", "h4", "h5"}
+    act = step(voters, set(), specs)
+    assert (act.op, act.node) == (Op.REMOVE, "h4")
+    act = step(voters - {"h4"}, set(), specs)
+    assert (act.op, act.node) == (Op.REMOVE, "h5")
+    assert step({"h1", "h2", "h3"}, set(), specs) is None
 
 
 def test_never_removes_when_alive_voters_would_lose_majority():
