@@ -7,17 +7,10 @@ lifecycle and a stream of connects/disconnects through random hosts' APIs.
 The same run, by hand: ``sudo .venv/bin/python -m tools.chaos --quick --seed 54``.
 
 The run happens once (module fixture); each test asserts one invariant of
-its table. Two fail on every run of today's code: pings lost while an
-agent is down (issue 13 item 1) and traffic not back within 2 s of a restart
-or heal (items 1 and 3); they are marked xfail(strict=True), so they turn
-red (XPASS) when the fixes land and the marks must go.
-
-False FAILED (item 2) fails in some runs only: in 1 of 5 runs of this
-schedule h2 and h3 declared each other failed about 4 s after their
-pairwise cut healed, while h1 was killed (``--quick --seed 8`` does the
-same in 3 of 4 runs). A strict xfail would turn red in the other runs, a
-plain assertion in these, so it is xfail(strict=False) until item 2 lands;
-then it becomes a plain assertion.
+its table. All of them hold on today's code: no ping is lost while an agent
+is down (its host stays in every FDB as "agent down"), traffic is back within
+the recovery time after a restart or heal, and a healed cut declares no
+healthy host failed (issue 13 items 1-3).
 """
 
 from __future__ import annotations
@@ -82,17 +75,13 @@ def test_no_ping_lost_between_healthy_hosts(chaos):
     _holds(chaos, ck.PING_HEALTHY)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 1: a dead agent's host is withdrawn from every FDB")
 def test_no_ping_lost_while_an_agent_is_down(chaos):
     _holds(chaos, ck.PING_AGENT)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 items 1 and 3: traffic returns only after the rejoin (seconds)")
 def test_traffic_is_back_within_the_recovery_time(chaos):
     _holds(chaos, ck.PING_AFTER)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 13 item 2: healthy hosts declared failed after a heal "
-                                        "(about 1 run in 5 of this schedule)")
 def test_no_false_failed(chaos):
     _holds(chaos, ck.FALSE_FAILED)
