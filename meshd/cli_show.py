@@ -140,11 +140,11 @@ _STATE_STYLE = {"alive": "green", "suspect": "yellow", "failed": "red", "left": 
 def member_rows(members: list[dict[str, Any]], raft: dict[str, Any]) -> list[list[Any]]:
     roles = raft_roles(raft)
     return [[m.get("name"), m.get("address"), Text(str(m.get("state")), style=_STATE_STYLE.get(m.get("state"), "")),
-             roles.get(m.get("name"), "-"), m.get("version", "")] for m in members]
+             roles.get(m.get("name"), "-"), m.get("underlay_mtu") or "-", m.get("version", "")] for m in members]
 
 
 def print_members(members: list[dict[str, Any]], raft: dict[str, Any]) -> None:
-    emit(table(["name", "address", "state", "raft", "version"], member_rows(members, raft)))
+    emit(table(["name", "address", "state", "raft", "underlay mtu", "version"], member_rows(members, raft)))
 
 
 # --- meshd status ----------------------------------------------------------------------
@@ -170,7 +170,7 @@ def reconcile_line(rec: dict[str, Any]) -> str:
     errors = rec.get("last_errors") or []
     counts = (f"{rec.get('passes', 0)} passes ({rec.get('passes_skipped', 0)} skipped), last "
               f"{rec.get('last_pass_ms', 0):.1f} ms, {rec.get('errors_total', 0)} errors since start")
-    mtu = f"; {rec['mtu_failures']} path-MTU check(s) FAILED" if rec.get("mtu_failures") else ""
+    mtu = "".join(f"; MTU PROBLEM: {p.get('text', p)}" for p in rec.get("mtu_problems") or [])
     if errors:
         return f"FAILING: {len(errors)} error(s) in the last pass, first: {errors[0]} ({counts}{mtu})"
     return f"ok: {counts}{mtu}"
@@ -200,7 +200,7 @@ def status_summary(status: dict[str, Any], now: float, events: int) -> list[Any]
                     ("Reconcile", reconcile_line(status.get("reconcile", {}))),
                     ("Members", f"{alive} of {len(members)} alive")])]
     sections = [
-        ("Members", ["name", "address", "state", "raft", "version"], member_rows(members, status.get("raft", {}))),
+        ("Members", ["name", "address", "state", "raft", "underlay mtu", "version"], member_rows(members, status.get("raft", {}))),
         ("Networks", ["name", "tenant", "subnet", "vni", "used", "free"],
          [[n.get("name"), n.get("tenant"), n.get("subnet"), n.get("vni"), n.get("used"), n.get("free")]
           for n in status.get("networks", [])]),

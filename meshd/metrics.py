@@ -248,8 +248,9 @@ CATALOGUE: tuple[Metric, ...] = (
            "new remote VTEP).", field("reconcile", "mtu_checks")),
     Metric("meshd_reconcile_mtu_failures", COUNTER, "Path-MTU self-checks of tunnels that failed.",
            field("reconcile", "mtu_failures")),
-    Metric("meshd_reconcile_mtu_problems", GAUGE, "Remote VTEPs that a network's full-size frames do not reach "
-           "now (a blackhole: meshd status names the host, the networks and the fix).",
+    Metric("meshd_reconcile_mtu_problems", GAUGE, "MTU problems now: remote VTEPs that a network's full-size frames "
+           "do not reach (path-MTU check), and members whose advertised underlay MTU is too small for a network "
+           "(meshd status names the host, the networks and the fix).",
            field("reconcile", "mtu_problems")),
     Metric("meshd_reconcile_last_pass_duration_seconds", GAUGE, "Duration of the last full pass.",
            field("reconcile", "last_pass_ms", scale=0.001)),

@@ -247,8 +247,9 @@ def _summary(status: dict[str, Any], note: str) -> list[tuple[str, str]]:
         pieces.append((f"reconcile FAILING ({len(rec['last_errors'])} errors)", "bold red"))
     elif rec:
         pieces.append((f"reconcile ok ({rec.get('last_pass_ms', 0):.0f} ms)", "green"))
-    if rec.get("mtu_failures"):
-        pieces.append((f"path-MTU check FAILED ×{rec['mtu_failures']}", "bold red"))
+    if rec.get("mtu_problems"):
+        hosts = sorted({p.get("host", "?") for p in rec["mtu_problems"]})
+        pieces.append((f"MTU too large for {', '.join(hosts)} (meshd status)", "bold red"))
     stuck = sum(1 for a in status.get("attach", []) if a.get("error"))
     if stuck:
         pieces.append((f"{stuck} without network (meshd why)", "yellow"))

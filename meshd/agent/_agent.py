@@ -76,6 +76,7 @@ from ._events import Event, Events
 from ._liveness import Gossip, HostState, Liveness, Transition
 from ._local import DataDirLock, detect_advertise_address
 from ._members import JoinError, MemberBook, MemberEvent
+from ._mtu import UnderlayProblem, underlay_problems
 from ._pilot import Autopilot
 from ._probe import DataPlaneProbe
 from ._replica import Replica
@@ -122,6 +123,7 @@ class Agent:
         self.autopilot: Autopilot | None = None
         self.committer: Committer | None = None
         self._nursery: trio.Nursery | None = None
+        self._underlays_told: set[tuple[str, str, int]] = set()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -148,7 +150,8 @@ class Agent:
         raft_mesh.open()
         replica = self.replica = Replica(self.name, cfg, PeerTransport(raft_mesh), self)
         await replica.start(nursery, may_bootstrap=not self.join_addrs)
-        members = self.members = MemberBook(host, self.name, cfg, advertise=self.advertise, version=__version__)
+        members = self.members = MemberBook(host, self.name, cfg, advertise=self.advertise, version=__version__,
+                                                  underlay_mtu=self.underlay.mtu)
         await nursery.start(self.probe.run)
         await nursery.start(members.run)
         nursery.start_soon(self._on_members, members.subscribe())
@@ -290,6 +293,8 @@ class Agent:
             gossip = _GOSSIP.get(event.kind)
             if gossip is not None and event.name != self.name:
                 self._on_liveness(self.liveness.on_gossip(event.name, event.address, gossip, trio.current_time()))
+            if event.kind in ("join", "update"):
+                self._report_underlays()
             self._kick()
 
     def _on_liveness(self, transitions: list[Transition]) -> None:
@@ -313,6 +318,8 @@ class Agent:
         """:class:`~meshd.agent._replica.ReplicaListener`: entries were applied to the state."""
         for change in changes:
             self.events.emit(_change_event(change))
+        if any(c.kind in (st.ChangeKind.NETWORK_CREATED, st.ChangeKind.NETWORK_UPDATED) for c in changes):
+            self._report_underlays()
         self.reconciler.trigger()
 
     def _on_pass(self, report: PassReport) -> None:
@@ -341,6 +348,23 @@ class Agent:
                 f"carries; lower their MTU (`meshd network update NAME --mtu N`, at most the underlay MTU minus "
                 f"{overhead}) or raise the underlay MTU")
         return {"remote": check.remote_ip, "host": host, "frame_bytes": check.mtu, "networks": nets, "text": text}
+
+    def underlay_problems(self) -> list[UnderlayProblem]:
+        """Networks whose MTU some member's underlay cannot carry (see :mod:`._mtu`)."""
+        if self.members is None or self.replica is None or not self.replica.started:
+            return []
+        nets = ((i.network.name, i.network.mtu) for i in self.replica.state.networks())
+        return underlay_problems(nets, self.members.underlay_mtus())
+
+    def _report_underlays(self) -> None:
+        """A member joined (or a network changed) so that a network's MTU is too large for a
+        member's underlay: an event and a warning, once per (host, network, MTU)."""
+        for problem in self.underlay_problems():
+            new = {(problem.host, net, problem.underlay_mtu) for net in problem.networks} - self._underlays_told
+            if new:
+                self._underlays_told |= new
+                log.warning("%s", problem.text)
+                self.events.emit(Event("mtu", problem.text, MsgType.EVENT_MTU_PROBLEM, problem.as_map()))
 
     def _kick(self) -> None:
         if self.autopilot is not None:

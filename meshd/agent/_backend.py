@@ -29,6 +29,7 @@ from ._containers import LocalContainers
 from ._endpoints import EndpointTracker
 from ._liveness import Liveness
 from ._members import MemberBook
+from ._mtu import mtu_refusal
 from ._replica import Replica
 from ._status import member_maps
 
@@ -108,6 +109,12 @@ class AgentBackend:
                          f"host {host!r} is not a member of this cluster (members: {', '.join(live) or 'none'}): "
                          "check the name, or set host_expected (CLI --host-expected) for a host that joins later",
                          req.MSG_TYPE, req.request_id)
+
+    def check_mtu(self, network: str, mtu: int, req: Any) -> None:
+        """A network MTU that some member's underlay cannot carry is refused (see :mod:`._mtu`)."""
+        why = mtu_refusal(network, mtu, self._members.underlay_mtus())
+        if why is not None:
+            raise FrameError(ApiError.MTU_TOO_LARGE, why, req.MSG_TYPE, req.request_id)
 
     async def resolve_container(self, req: EndpointConnect, host: str) -> tuple[str, str | None]:
         if host != self.local_host:

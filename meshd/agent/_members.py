@@ -53,13 +53,15 @@ def gossip_address(addr: str, default_port: int) -> str:
 class MemberBook:
     """Gossip membership of one agent; see the module docstring."""
 
-    def __init__(self, host: ZmqHost, name: str, cfg: Config, *, advertise: str, version: str) -> None:
+    def __init__(self, host: ZmqHost, name: str, cfg: Config, *, advertise: str, version: str,
+                 underlay_mtu: int = 0) -> None:
         self.name = name
         self._peers_file = Path(cfg.agent.data_dir) / "gossip-peers"
         self.cfg = cfg
         a = cfg.agent
         meta = Meta(vtep=advertise, raft_addr=f"tcp://{advertise}:{a.raft_port}",
-                    api_addr=f"tcp://{advertise}:{cfg.api.router_port}", version=version, role="agent")
+                    api_addr=f"tcp://{advertise}:{cfg.api.router_port}", version=version, role="agent",
+                    underlay_mtu=underlay_mtu)
         self.gossip = GossipAgent(host, name=name, bind=f"tcp://{a.bind_address}:{a.gossip_port}",
                                   config=cfg.gossip, advertise_host=advertise, meta=meta)
         self._subscribers: list[trio.MemorySendChannel] = []
@@ -141,6 +143,11 @@ class MemberBook:
     def live_vteps(self) -> dict[str, str]:
         return {m.name: m.meta.vtep for m in self._live() if m.meta.vtep}
 
+    def underlay_mtus(self) -> dict[str, int]:
+        """Every member's advertised underlay MTU (0: not said), except members that left:
+        a failed member's data plane may still carry traffic."""
+        return {m.name: m.meta.underlay_mtu for m in self._members() if m.state is not State.LEFT}
+
     def alive_names(self) -> set[str]:
         return {m.name for m in self._live()}
 
@@ -158,7 +165,8 @@ class MemberBook:
 
     def as_maps(self) -> list[dict[str, Any]]:
         return [{"name": m.name, "state": _STATE_NAMES[m.state], "incarnation": m.incarnation,
-                 "address": m.meta.vtep, "gossip": m.addr, "role": m.meta.role, "version": m.meta.version}
+                 "address": m.meta.vtep, "gossip": m.addr, "role": m.meta.role, "version": m.meta.version,
+                 "underlay_mtu": m.meta.underlay_mtu or None}
                 for m in sorted(self._members(), key=lambda m: m.name)]
 
     def gossip_status(self) -> Any:

@@ -62,7 +62,8 @@ def status_map(agent: Agent) -> dict[str, Any]:
                         "ops_applied": r.ops_applied, "errors_total": r.errors_total,
                         "last_errors": list(r.last_errors), "last_pass_ms": r.last_pass_ms,
                         "mtu_checks": r.mtu_checks, "mtu_failures": r.mtu_failures,
-                        "mtu_problems": [agent.mtu_problem(c) for c in agent.reconciler.mtu_problems.values()]}
+                        "mtu_problems": [agent.mtu_problem(c) for c in agent.reconciler.mtu_problems.values()]
+                        + [p.as_map() for p in agent.underlay_problems()]}
     return out
 
 
@@ -154,7 +155,9 @@ def metric_sources(agent: Agent) -> dict[str, Callable[[], Any]]:
         return agent.replica if agent.replica is not None and agent.replica.started else None
 
     def reconcile() -> dict[str, Any]:
-        return dataclasses.asdict(agent.reconciler.status())
+        out = dataclasses.asdict(agent.reconciler.status())
+        out["mtu_problems"] += len(agent.underlay_problems())
+        return out
 
     return {
         "transport": lambda: agent.host.status() if agent.host is not None else None,

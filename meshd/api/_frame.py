@@ -86,6 +86,7 @@ class ApiError(enum.IntEnum):
     NOT_ALLOWED = 15
     INTERFACE_FAILED = 16
     UNKNOWN_HOST = 17
+    MTU_TOO_LARGE = 18
 
 
 STATE_ERROR_OFFSET = 1000

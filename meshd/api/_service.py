@@ -66,6 +66,9 @@ class ApiBackend(Protocol):
     def status(self) -> dict[str, Any]:
         """This host's status as a plain map."""
 
+    def check_mtu(self, network: str, mtu: int, req: Any) -> None:
+        """Refuse (FrameError MTU_TOO_LARGE) a network MTU that some member's underlay cannot carry."""
+
     async def resolve_container(self, req: rq.EndpointConnect, host: str) -> tuple[str, str | None]:
         """The endpoint id (full container id) and the container's name, if known, for a connect
         on ``host``.  Raises :class:`FrameError` (UNKNOWN_CONTAINER or UNKNOWN_HOST) when it cannot."""
@@ -246,6 +249,7 @@ class SchedulerService:
     # --- commands -------------------------------------------------------------
 
     async def _network_create(self, r: rq.NetworkCreate) -> Any:
+        self.backend.check_mtu(r.name, r.mtu, r)
         return await self.backend.execute(st.CreateNetwork(
             name=r.name, tenant=r.tenant, subnet=r.subnet, gateway=r.gateway, vni=r.vni, mode=r.mode, mtu=r.mtu,
             egress_kbit=r.egress_kbit, external=r.external, labels=dict(r.labels)))
@@ -254,6 +258,8 @@ class SchedulerService:
         return await self.backend.execute(st.DeleteNetwork(name=r.name, force=r.force))
 
     async def _network_update(self, r: rq.NetworkUpdate) -> Any:
+        if r.mtu is not None:
+            self.backend.check_mtu(r.name, r.mtu, r)
         return await self.backend.execute(st.UpdateNetwork(
             name=r.name, mtu=r.mtu, egress_kbit=r.egress_kbit, external=r.external, labels=r.labels))
 

@@ -49,6 +49,7 @@ class Meta(wire.Record, kw_only=True, frozen=True):
     version: str = ""
     role: str = ""
     labels: dict[str, str] = {}
+    underlay_mtu: int = 0  #: the member's underlay device MTU (0: not said)
 
     def __post_init__(self) -> None:
         if len(self.labels) > META_MAX_LABELS:

@@ -75,13 +75,13 @@ def test_many_endpoints_fold_and_unhealthy_members_come_first():
 
 def test_health_problems_are_in_the_summary():
     st = status(reconcile={"passes": 9, "last_errors": ["mb-100: File exists"], "last_pass_ms": 3.0,
-                           "mtu_failures": 2},
+                           "mtu_failures": 2, "mtu_problems": [{"host": "h3", "networks": ["blue"]}]},
                 attach=[{"container_id": "0023456789abcdef", "network": "blue", "step": "interface",
                          "error": "veth: File exists"}])
     st["raft"]["leader"] = None
     text = screen(st, 80, 24)
     assert "raft NO LEADER (term 7)" in text
-    assert "reconcile FAILING (1 errors)" in text and "path-MTU check FAILED ×2" in text
+    assert "reconcile FAILING (1 errors)" in text and "MTU too large for h3" in text
     assert "1 without network (meshd why)" in text and "FAILED" in screen(st, 200, 50)
 
 

@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 
 from meshd import state as st
+from meshd.agent._mtu import mtu_refusal
 from meshd.api import FrameError, SchedulerService
 from meshd.api._frame import ApiError, MsgType
 
@@ -19,6 +20,7 @@ class LocalBackend:
         self._index = itertools.count(1)
         self.executed: list[Any] = []
         self.unknown: set[str] = set()
+        self.underlays: dict[str, int] = {host: 1500}  #: member underlay MTUs, as gossip would say
 
     async def execute(self, command: Any) -> Any:
         self.executed.append(command)
@@ -43,6 +45,11 @@ class LocalBackend:
 
     def is_running(self, endpoint_id: str) -> bool:
         return True
+
+    def check_mtu(self, network: str, mtu: int, req) -> None:
+        why = mtu_refusal(network, mtu, self.underlays)
+        if why is not None:
+            raise FrameError(ApiError.MTU_TOO_LARGE, why, req.MSG_TYPE, req.request_id)
 
     def check_host(self, host: str, req) -> None:
         if host not in (self.local_host, "h2", "h3") and not req.host_expected:

@@ -167,3 +167,20 @@ async def test_a_rate_alone_gets_the_same_defaults_as_labels_and_the_cli(service
     [ep] = (await call(service, MsgType.QUERY_ENDPOINTS, request_id="q"))["result"]["endpoints"]
     assert ep["qos"] == {"rate_kbit": 10_000, "burst_bytes": st.default_burst_bytes(10_000),
                          "latency_ms": st.DEFAULT_LATENCY_MS}
+
+
+async def test_a_network_mtu_some_underlay_cannot_carry_is_refused_before_any_commit(service, backend):
+    backend.underlays = {"h1": 1500, "h2": 1400, "h3": 0}  # h3: an agent that does not say
+    body = await call(service, MsgType.NETWORK_CREATE, request_id="r1", name="jumbo", subnet="10.9.0.0/24", mtu=9000)
+    assert not body["ok"] and body["error"]["code"] == ApiError.MTU_TOO_LARGE
+    message = body["error"]["message"]
+    assert "h2" in message and "1400" in message and "--mtu 1350" in message, message
+    assert backend.executed == []
+    body = await call(service, MsgType.NETWORK_CREATE, request_id="r2", name="blue", subnet="10.1.0.0/24")
+    assert not body["ok"] and "--mtu 1350" in body["error"]["message"]  # the default 1450 is too large here too
+    assert (await call(service, MsgType.NETWORK_CREATE, request_id="r3", name="blue", subnet="10.1.0.0/24",
+                       mtu=1350))["ok"]
+    body = await call(service, MsgType.NETWORK_UPDATE, request_id="r4", name="blue", mtu=1351)
+    assert not body["ok"] and body["error"]["code"] == ApiError.MTU_TOO_LARGE
+    assert (await call(service, MsgType.NETWORK_UPDATE, request_id="r5", name="blue", egress_kbit=1000))["ok"]
+    assert [type(c).__name__ for c in backend.executed] == ["CreateNetwork", "UpdateNetwork"]
