@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from meshd.api._frame import STATE_ERROR_OFFSET, ApiError
+from meshd.api import STATE_ERROR_OFFSET, ApiError
 from meshd.state import ErrorCode
 
 #: the hint of every "no agent" error

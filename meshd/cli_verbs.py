@@ -14,8 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from meshd.api import MsgType
-from meshd.api._control import CONTROL_SOCKET
+from meshd.api import CONTROL_SOCKET, MsgType
 from meshd.api.client import AgentNotRunning, ApiRequestError, SchedulerClient, probe_control_socket
 from meshd.cli_errors import START_AGENT_HINT, CliError, UsageError, explain
 from meshd import state as st

@@ -39,7 +39,7 @@ import tomli_w
 
 from consensus import RaftConfig
 from meshd.gossip import GossipConfig
-from meshd.transport._config import TransportConfig
+from meshd.transport import TransportConfig
 
 #: Where ``meshd`` looks for its configuration file when none is given.
 DEFAULT_CONFIG_PATH = Path("/etc/meshd/meshd.toml")

@@ -59,8 +59,7 @@ import consensus
 import netops
 from meshd import __version__
 from meshd import state as st
-from meshd.api import ApiError, FrameError, MsgType, SchedulerApi, SchedulerService
-from meshd.api._control import ControlServer
+from meshd.api import ApiError, ControlServer, FrameError, MsgType, SchedulerApi, SchedulerService
 from meshd.config import LOG_LEVELS, Config
 from meshd.metrics import AgentMetrics, MetricsServer
 from meshd.reconcile import HostDesired, PassKind, PassReport, Reconciler

@@ -20,8 +20,7 @@ from typing import Any, Protocol
 import trio
 
 from meshd import state as st
-from meshd.api import ApiError, FrameError, MsgType
-from meshd.api._requests import EndpointConnect, EndpointMove
+from meshd.api import ApiError, EndpointConnect, EndpointMove, FrameError, MsgType
 from meshd.runtime import ContainerNotFound, ContainerNotRunning, DockerError, DockerRuntime
 
 from ._commit import Committer

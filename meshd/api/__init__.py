@@ -4,18 +4,20 @@
 * :mod:`._requests` — one typed request per message type, parsed strictly;
 * :class:`SchedulerService` — frames in, replies out, over an :class:`ApiBackend`;
 * :class:`SchedulerApi` — the SUB/ROUTER/PUB sockets with CURVE client keys;
+* :class:`ControlServer` — the same service on the root-only local control socket;
 * :mod:`meshd.api.client` — a blocking Python client.
 
 The wire format is specified in docs/api.md.
 """
 
 from ._frame import HEADER, RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, MsgType, pack, unpack
-from ._requests import parse_request, request_types
+from ._control import CONTROL_SOCKET, ControlServer
+from ._requests import EndpointConnect, EndpointMove, parse_request, request_types
 from ._server import API_DOMAIN, SchedulerApi
-from ._service import ApiBackend, SchedulerService, Unavailable, plain
+from ._service import ApiBackend, Refused, Reply, SchedulerService, Unavailable, plain
 
 __all__ = [
-    "API_DOMAIN", "ApiBackend", "ApiError", "FrameError", "HEADER", "MsgType", "RESPONSE_FLAG",
-    "STATE_ERROR_OFFSET", "SchedulerApi", "SchedulerService", "Unavailable", "pack", "parse_request",
-    "plain", "request_types", "unpack",
+    "API_DOMAIN", "ApiBackend", "ApiError", "CONTROL_SOCKET", "ControlServer", "EndpointConnect", "EndpointMove",
+    "FrameError", "HEADER", "MsgType", "RESPONSE_FLAG", "Refused", "Reply", "STATE_ERROR_OFFSET", "SchedulerApi",
+    "SchedulerService", "Unavailable", "pack", "parse_request", "plain", "request_types", "unpack",
 ]

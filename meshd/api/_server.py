@@ -26,7 +26,7 @@ import zmq
 from meshd.config import ApiConfig
 from meshd.transport import API_DOMAIN, KeyPair, TrioSocket, ZmqHost
 
-from ._frame import RESPONSE_FLAG, ApiError, MsgType, pack, unpack
+from ._frame import RESPONSE_FLAG, ApiError, MsgType, pack
 from ._service import SchedulerService
 
 log = logging.getLogger("meshd.api")
@@ -118,11 +118,10 @@ class SchedulerApi:
 
     async def _run_published(self, frame: bytes) -> None:
         try:
-            reply = await self.service.handle(frame, require_request_id=False)
-            msg_type, body = unpack(reply, max_bytes=len(reply))
-            if not body.get("ok"):
+            refused = (await self.service.handle_reply(frame, require_request_id=False)).refused
+            if refused is not None:
                 self.publish(MsgType.EVENT_ERROR, {
-                    "request_type": msg_type & ~RESPONSE_FLAG, "request_id": body.get("request_id", ""),
-                    "error": body["error"]})
+                    "request_type": refused.msg_type, "request_id": refused.request_id,
+                    "error": {"code": refused.code, "message": refused.message}})
         finally:
             self._limit.release()

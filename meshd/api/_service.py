@@ -132,6 +132,25 @@ class ReplayCache:
         return sys.getsizeof(request_id) + sys.getsizeof(reply) + self.ENTRY_OVERHEAD_BYTES
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refused:
+    """Why a request was refused, as its error reply says."""
+
+    msg_type: int  #: the request's type
+    request_id: str
+    code: int
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    """One reply frame and, for an error reply made now, its :class:`Refused` (a replayed
+    reply carries none: its first answer told it)."""
+
+    frame: bytes
+    refused: Refused | None = None
+
+
 class SchedulerService:
     """Turns scheduler frames into replies; see the module docstring.
 
@@ -172,6 +191,10 @@ class SchedulerService:
 
     async def handle(self, frame: bytes, *, require_request_id: bool = True) -> bytes:
         """One reply frame for one request frame.  Never raises (but Cancelled)."""
+        return (await self.handle_reply(frame, require_request_id=require_request_id)).frame
+
+    async def handle_reply(self, frame: bytes, *, require_request_id: bool = True) -> Reply:
+        """:meth:`handle`, with the refusal (if any) beside the reply frame."""
         msg_type, request_id = 0, ""
         try:
             msg_type, body = split(frame, max_bytes=self.max_frame_bytes)
@@ -192,28 +215,29 @@ class SchedulerService:
             log.exception("request failed type=%s request_id=%s", msg_type, request_id)
             return self._error(msg_type, request_id, ApiError.INTERNAL, f"internal error: {exc!r}; see the agent log")
 
-    async def _deduplicated(self, req: Any, msg_type: int) -> bytes:
+    async def _deduplicated(self, req: Any, msg_type: int) -> Reply:
         rid = req.request_id
         done = self.replays.get(rid) if rid else None
         if done is not None:
             self.counters["deduplicated"] += 1
-            return done
+            return Reply(done)  # the first reply told its refusal
         if rid and rid in self._inflight:
             self.counters["deduplicated"] += 1
             await self._inflight[rid].wait()
-            return self.replays.get(rid) or await self._deduplicated(req, msg_type)
+            done = self.replays.get(rid)
+            return Reply(done) if done is not None else await self._deduplicated(req, msg_type)
         if rid:
             self._inflight[rid] = trio.Event()
         try:
             reply, final = await self._run(req, msg_type)
             if rid and final:
-                self.replays.put(rid, reply)
+                self.replays.put(rid, reply.frame)
             return reply
         finally:
             if rid:
                 self._inflight.pop(rid).set()
 
-    async def _run(self, req: Any, msg_type: int) -> tuple[bytes, bool]:
+    async def _run(self, req: Any, msg_type: int) -> tuple[Reply, bool]:
         """(reply, final): a final reply is what every retry of this request_id gets;
         queries and "unavailable" are not final (a retry runs again)."""
         query = self._queries.get(type(req))
@@ -325,12 +349,13 @@ class SchedulerService:
 
     # --- replies ----------------------------------------------------------------
 
-    def _ok(self, msg_type: int, request_id: str, result: Any) -> bytes:
-        return pack(msg_type | RESPONSE_FLAG, {"ok": True, "request_id": request_id, "result": result})
+    def _ok(self, msg_type: int, request_id: str, result: Any) -> Reply:
+        return Reply(pack(msg_type | RESPONSE_FLAG, {"ok": True, "request_id": request_id, "result": result}))
 
-    def _error(self, msg_type: int, request_id: str, code: int, message: str) -> bytes:
-        return pack((msg_type & ~RESPONSE_FLAG & 0xFFFF_FFFF) | RESPONSE_FLAG, {
-            "ok": False, "request_id": request_id, "error": {"code": int(code), "message": message}})
+    def _error(self, msg_type: int, request_id: str, code: int, message: str) -> Reply:
+        refused = Refused(msg_type & ~RESPONSE_FLAG & 0xFFFF_FFFF, request_id, int(code), message)
+        return Reply(pack(refused.msg_type | RESPONSE_FLAG, {
+            "ok": False, "request_id": request_id, "error": {"code": refused.code, "message": message}}), refused)
 
 
 def _refuse_delay(r: rq.EndpointConnect | rq.QosSet) -> None:

@@ -29,7 +29,7 @@ from ._commands import (
     NetworkUpdated,
     PolicyAdded,
     PolicyRemoved,
-    QosSet,
+    QosUpdated,
     RemoveHost,
     RemovePolicy,
     Result,
@@ -68,7 +68,7 @@ __all__ = [
     "Disconnected", "Endpoint", "ErrorCode", "HostMarked", "HostRemoved", "MAC_PREFIX",
     "MarkHostStale", "Mode", "MoveEndpoint", "Moved", "NO_QOS", "Network", "NetworkCreated",
     "NetworkDeleted", "NetworkInfo", "NetworkState", "NetworkUpdated", "Policy", "PolicyAdded",
-    "PolicyKind", "PolicyRemoved", "Qos", "QosSet", "RemoveHost", "RemovePolicy", "Result",
+    "PolicyKind", "PolicyRemoved", "Qos", "QosUpdated", "RemoveHost", "RemovePolicy", "Result",
     "SetQos", "StateStatus", "UpdateNetwork", "VNI_MAX", "VNI_MIN", "decode_command",
     "decode_result", "encode_command", "encode_result", "precheck", "replay",
 ]  # fmt: skip

@@ -207,7 +207,7 @@ class Moved(wire.Message, tag=165, kw_only=True, frozen=True):
 
 
 @wire.message
-class QosSet(wire.Message, tag=166, kw_only=True, frozen=True):
+class QosUpdated(wire.Message, tag=166, kw_only=True, frozen=True):
     endpoint_id: str
     network: str
 
@@ -242,7 +242,7 @@ Result = (
     | Connected
     | Disconnected
     | Moved
-    | QosSet
+    | QosUpdated
     | PolicyAdded
     | PolicyRemoved
     | HostMarked

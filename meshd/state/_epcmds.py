@@ -17,7 +17,7 @@ from ._commands import (
     ErrorCode,
     MoveEndpoint,
     Moved,
-    QosSet,
+    QosUpdated,
     Reject,
     SetQos,
 )
@@ -232,14 +232,14 @@ class EndpointCommands(_Base):
             )
         return nets_of, host, old_host
 
-    def _on_set_qos(self, c: SetQos, index: int) -> QosSet:
+    def _on_set_qos(self, c: SetQos, index: int) -> QosUpdated:
         net = self._net(c.network)
         ep = self._ep(net, c.endpoint_id)
         qos = self._qos_key(f"endpoint {c.endpoint_id!r}", c.qos)
         if qos != ep[QOS]:
             net.eps[c.endpoint_id] = (*ep[:QOS], qos, ep[NAME])
             self._note(index, ChangeKind.ENDPOINT_QOS, c.network, c.endpoint_id, ep[HOST])
-        return QosSet(endpoint_id=c.endpoint_id, network=c.network)
+        return QosUpdated(endpoint_id=c.endpoint_id, network=c.network)
 
     def _qos_key(self, where: str, qos: object) -> tuple[int, int, int] | None:
         """Validate a QoS and return its internal form, interned (equal values share one tuple)."""

@@ -157,7 +157,7 @@ EVERY_MESSAGE = [
                  gateway="10.1.0.1", vni=7, mtu=1450),
     st.Disconnected(endpoint_id="c1", network="blue", ip="10.1.0.5"),
     st.Moved(endpoint_id="c1", host="h2", old_host="h1", networks=("blue", "red")),
-    st.QosSet(endpoint_id="c1", network="blue"),
+    st.QosUpdated(endpoint_id="c1", network="blue"),
     st.PolicyAdded(policy_id="p1"),
     st.PolicyRemoved(policy_id="p1"),
     st.HostMarked(host="h3", stale=True, endpoints=2),

@@ -7,7 +7,7 @@ Every stage a connect crosses between the scheduler socket and ``apply`` and
 back, timed alone (CPU microseconds per connect, best of ``--repeat`` runs of
 ``--n`` distinct connects):
 
-* ``api_parse``: the scheduler frame -> typed request (``_frame.unpack`` and
+* ``api_parse``: the scheduler frame -> typed request (``unpack`` and
   ``parse_request``);
 * ``command_encode``: the state command -> log bytes (``encode_command``);
 * ``envelope``: the session envelope around it, encoded and decoded;
@@ -30,8 +30,7 @@ from typing import Any, Callable
 
 import consensus
 from consensus import _sessions
-from meshd.api import _frame
-from meshd.api._requests import parse_request
+from meshd.api import MsgType, pack, parse_request, unpack
 from meshd.state import Connect, Connected, Qos, decode_command, decode_result, encode_command, encode_result
 
 
@@ -45,7 +44,7 @@ def _connects(n: int) -> list[Connect]:
 
 def _stages(connects: list[Connect]) -> dict[str, tuple[Callable[[Any], Any], list[Any]]]:
     frames = [
-        _frame.pack(_frame.MsgType.ENDPOINT_CONNECT, {
+        pack(MsgType.ENDPOINT_CONNECT, {
             "request_id": f"req-{i}", "container_id": c.endpoint_id, "network": c.network, "host": c.host,
             "bandwidth_kbit": c.qos.rate_kbit, "burst_bytes": c.qos.burst_bytes, "latency_ms": c.qos.latency_ms,
         })
@@ -65,7 +64,7 @@ def _stages(connects: list[Connect]) -> dict[str, tuple[Callable[[Any], Any], li
     ]  # fmt: skip
 
     def api(frame: bytes) -> Any:
-        msg_type, body = _frame.unpack(frame, max_bytes=1 << 16)
+        msg_type, body = unpack(frame, max_bytes=1 << 16)
         return parse_request(msg_type, body)
 
     return {
