@@ -12,7 +12,7 @@ from ._messages import (
     ReadIndexResp, SnapshotResp, TimeoutNow, Vote, VoteResp, decode, encode,
 )
 from ._ready import Action, Advance, AnswerReads, Apply, Persist, Report, Send, plan_ready
-from ._sessions import SessionExpired, StateMachine
+from ._sessions import SessionExpired, StateMachine, decode_command, encode_command
 from ._storage import Recovery, Storage
 from ._transport import MemoryNetwork, MemoryTransport, Transport
 from ._types import CoreStatus, PeerStatus, ReadState, Ready, Role, Snapshot, SoftState
@@ -20,7 +20,7 @@ from ._types import CoreStatus, PeerStatus, ReadState, Ready, Role, Snapshot, So
 __all__ = [
     "Action", "Advance", "AnswerReads", "Apply", "Persist", "Report", "Send", "plan_ready",
     "Applied", "MemoryNetwork", "MemoryTransport", "NodeStatus", "RaftNode", "Recovery",
-    "RoleChanged", "Storage", "Transport",
+    "RoleChanged", "Storage", "Transport", "decode_command", "encode_command",
     "Append", "AppendResp", "ConfChange", "ConfChangeInProgress", "ConfOp", "ConfState",
     "CoreStatus", "DecodeError", "Entry", "EntryKind", "HardState", "Heartbeat",
     "HeartbeatResp", "InstallSnapshot", "Message", "NotLeader", "PeerStatus", "Propose",

@@ -34,7 +34,7 @@ from meshd.transport import (
     ClusterKeys, KeyPair, format_client_key, format_secret, new_secret, read_client_key, write_private,
 )
 from tools.lab import Lab, LabHost
-from tools.lab._docker import LABEL_HOST, LABEL_PREFIX
+from tools.lab import LABEL_HOST, LABEL_PREFIX
 
 MESHD = [sys.executable, "-m", "meshd"]
 

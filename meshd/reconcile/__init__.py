@@ -23,10 +23,12 @@ from meshd.reconcile._loop import Reconciler, ReconcilerStatus, ReportListener
 from meshd.reconcile._pass import apply_additions, reconcile_once
 from meshd.reconcile._plan import endpoint_stamp, leg_stamp, plan, plan_additions
 from meshd.reconcile._report import EndpointKey, PassKind, PassReport
+from meshd.reconcile._rules import FAMILY as NFT_FAMILY
+from meshd.reconcile._rules import TABLE as NFT_TABLE
 from netops import Qos
 
 __all__ = [
-    "EndpointKey", "HostDesired", "LocalEndpoint", "Network", "PassKind", "PassReport", "Policy", "PolicyKind",
+    "EndpointKey", "HostDesired", "LocalEndpoint", "NFT_FAMILY", "NFT_TABLE", "Network", "PassKind", "PassReport", "Policy", "PolicyKind",
     "Qos", "Reconciler", "ReconcilerStatus", "RemoteEndpoint", "ReportListener", "active_vnis", "apply_additions",
     "endpoint_stamp", "host_if_name", "leg_stamp", "plan", "plan_additions", "reconcile_once", "router_name",
 ]

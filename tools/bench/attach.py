@@ -256,7 +256,8 @@ def start_cluster(stack: contextlib.ExitStack, workdir: Path) -> tuple[Any, Any]
 
 def docker_networks(stack: contextlib.ExitStack) -> Any:
     """A user bridge and a macvlan network (parent: one end of a veth pair); removed by ``stack``."""
-    from tools.lab._docker import client, ensure_image
+    from tools.lab import docker_client as client
+    from tools.lab import ensure_image
 
     cli = client()
     ensure_image(cli)
@@ -354,7 +355,7 @@ class Bench:
 
 def docker_run_round(bench: Bench, rep: int) -> dict[str, list[float]]:
     """``containers.run`` wall times per network kind, kinds alternating (rotated each turn)."""
-    from tools.lab._docker import IMAGE
+    from tools.lab import IMAGE
 
     network = {"none": {"network_mode": "none"}, "bridge": {}, "user_bridge": {"network": USER_BRIDGE},
                "macvlan": {"network": MACVLAN_NET}}

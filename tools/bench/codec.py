@@ -29,7 +29,6 @@ import time
 from typing import Any, Callable
 
 import consensus
-from consensus import _sessions
 from meshd.api import MsgType, pack, parse_request, unpack
 from meshd.state import Connect, Connected, Qos, decode_command, decode_result, encode_command, encode_result
 
@@ -51,7 +50,7 @@ def _stages(connects: list[Connect]) -> dict[str, tuple[Callable[[Any], Any], li
         for i, c in enumerate(connects)
     ]  # fmt: skip
     logged = [encode_command(c) for c in connects]
-    envelopes = [_sessions.encode_command("17", i + 1, i + 1, data) for i, data in enumerate(logged)]
+    envelopes = [consensus.encode_command("17", i + 1, i + 1, data) for i, data in enumerate(logged)]
     appends = [
         consensus.Append(term=7, frm="h1", to="h2", prev_index=i, prev_term=7, commit=i,
                          entries=(consensus.Entry(7, i + 1, consensus.EntryKind.COMMAND, env),))
@@ -70,7 +69,7 @@ def _stages(connects: list[Connect]) -> dict[str, tuple[Callable[[Any], Any], li
     return {
         "api_parse": (api, frames),
         "command_encode": (encode_command, connects),
-        "envelope": (lambda c: _sessions.decode_command(_sessions.encode_command("17", 1, 1, c)), logged),
+        "envelope": (lambda c: consensus.decode_command(consensus.encode_command("17", 1, 1, c)), logged),
         "raft_append": (lambda m: consensus.decode(consensus.encode(m)), appends),
         "apply_decode": (decode_command, logged),
         "result": (lambda r: decode_result(encode_result(r)), results),

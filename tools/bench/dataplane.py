@@ -115,7 +115,8 @@ class Paths:
         self.targets["handbuilt"] = (m1, m2, "10.71.0.3")
 
     def _docker(self, stack: contextlib.ExitStack) -> None:
-        from tools.lab._docker import IMAGE, client, ensure_image
+        from tools.lab import IMAGE, ensure_image
+        from tools.lab import docker_client as client
 
         cli = client()
         ensure_image(cli)

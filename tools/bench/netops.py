@@ -35,8 +35,8 @@ import sys
 import time
 
 import netops
-from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, plan, reconcile_once
-from meshd.reconcile import _rules
+from meshd.reconcile import (NFT_FAMILY, NFT_TABLE, HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, plan,
+                             reconcile_once)
 from tools.lab import Lab, unique_prefix
 
 VNI = 4000
@@ -98,7 +98,7 @@ def attach_detach(b: Bench) -> dict:
         base = b.desired([])
         assert reconcile_once(base, check_mtu=False).failures == ()
         first = plan(b.desired([endpoint(0, paths[0])]), netops.dump_owned(base.router_prefix),
-                     netops.dump_table(_rules.FAMILY, _rules.TABLE))
+                     netops.dump_table(NFT_FAMILY, NFT_TABLE))
         assert netops.apply([o for o in first if not isinstance(o, netops.AttachEndpoint)]).errors == ()
         times = []
         for i, path in enumerate(paths):
@@ -149,7 +149,7 @@ def tenants_scenario(b: Bench) -> dict:
         netops.dump_owned(alone.router_prefix)
         out["dump_1000_ms"] = round((time.perf_counter() - t) * 1000, 1)
         t = time.perf_counter()
-        netops.dump_table(_rules.FAMILY, _rules.TABLE)
+        netops.dump_table(NFT_FAMILY, NFT_TABLE)
         out["nft_dump_ms"] = round((time.perf_counter() - t) * 1000, 1)
         out["noop_pass_endpoints"] = len(local)
     return out
@@ -164,7 +164,7 @@ def _replace(d: HostDesired, **kw) -> HostDesired:
 def _timed_delta(before: HostDesired, after: HostDesired) -> tuple[float, float, int]:
     """Plan from a dump taken before; time the plan and the apply of the difference separately."""
     actual = netops.dump_owned(before.router_prefix)
-    nft = netops.dump_table(_rules.FAMILY, _rules.TABLE)
+    nft = netops.dump_table(NFT_FAMILY, NFT_TABLE)
     t = time.perf_counter()
     ops = plan(after, actual, nft)
     t1 = time.perf_counter()

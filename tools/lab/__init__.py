@@ -7,14 +7,17 @@ Public API (used by tests and the demo)::
 See docs/lab.md. CLI: `python -m tools.lab --help`.
 """
 
-from tools.lab._docker import IMAGE, Container, docker_available, ensure_image
+from tools.lab._docker import IMAGE, LABEL_HOST, LABEL_PREFIX, Container, docker_available, ensure_image
+from tools.lab._docker import client as docker_client
 from tools.lab._lab import DEFAULT_PREFIX, DownReport, HostStatus, Lab, LabStatus, lab_prefixes, unique_prefix
 from tools.lab._net import LabHost
-from tools.lab._sh import LabError
+from tools.lab._sh import LabError, run
 
 __all__ = [
     "DEFAULT_PREFIX",
     "IMAGE",
+    "LABEL_HOST",
+    "LABEL_PREFIX",
     "Container",
     "DownReport",
     "HostStatus",
@@ -23,7 +26,9 @@ __all__ = [
     "LabHost",
     "LabStatus",
     "docker_available",
+    "docker_client",
     "ensure_image",
     "lab_prefixes",
+    "run",
     "unique_prefix",
 ]
