@@ -45,3 +45,12 @@ def test_a_private_module_belongs_to_the_package_that_holds_it():
     assert not may_import("meshd.agent._backend", "meshd.api._requests")
     assert not may_import("tools.bench.codec", "consensus._sessions")
     assert not may_import("meshd.apix", "meshd.api._requests")  # a name prefix is not a package
+
+
+def test_test_modules_have_unique_basenames():
+    """pytest imports test modules by basename (rootdir mode, no packages): two files named
+    alike make the whole collection fail, as it did in CI once (tests/*/test_mtu.py)."""
+    seen: dict[str, Path] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        assert path.name not in seen, f"{path} and {seen[path.name]} share a name: rename one"
+        seen[path.name] = path
