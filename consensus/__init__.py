@@ -4,12 +4,36 @@ from ._config import RaftConfig
 from ._core import RaftCore
 from ._driver import Applied, NodeStatus, RaftNode, RoleChanged
 from ._errors import (
-    ConfChangeInProgress, NotLeader, ProposalDropped, RaftError, StorageCorrupt, Unavailable,
+    ConfChangeInProgress,
+    NotLeader,
+    ProposalDropped,
+    RaftError,
+    StorageCorrupt,
+    Unavailable,
 )
 from ._messages import (
-    Append, AppendResp, ConfChange, ConfOp, ConfState, DecodeError, Entry, EntryKind,
-    HardState, Heartbeat, HeartbeatResp, InstallSnapshot, Message, Propose, ReadIndex,
-    ReadIndexResp, SnapshotResp, TimeoutNow, Vote, VoteResp, decode, encode,
+    Append,
+    AppendResp,
+    ConfChange,
+    ConfOp,
+    ConfState,
+    DecodeError,
+    Entry,
+    EntryKind,
+    HardState,
+    Heartbeat,
+    HeartbeatResp,
+    InstallSnapshot,
+    Message,
+    Propose,
+    ReadIndex,
+    ReadIndexResp,
+    SnapshotResp,
+    TimeoutNow,
+    Vote,
+    VoteResp,
+    decode,
+    encode,
 )
 from ._ready import Action, Advance, AnswerReads, Apply, Persist, Report, Send, plan_ready
 from ._sessions import SessionExpired, StateMachine, decode_command, encode_command

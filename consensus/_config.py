@@ -46,12 +46,12 @@ class RaftConfig:
     propose_timeout_s: float = 5.0
 
     @classmethod
-    def lan(cls) -> "RaftConfig":
+    def lan(cls) -> RaftConfig:
         """Defaults for hosts on one LAN (etcd-like 100 ms tick, 1 s election)."""
         return cls()
 
     @classmethod
-    def local(cls) -> "RaftConfig":
+    def local(cls) -> RaftConfig:
         """Fast timing for tests and the lab on one machine."""
         return cls(tick_interval_s=0.02, election_ticks=10, propose_timeout_s=2.0)
 

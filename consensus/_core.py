@@ -47,13 +47,35 @@ from ._errors import ConfChangeInProgress, NotLeader, ProposalDropped
 from ._leader import LeaderMixin
 from ._log import RaftLog, SafetyError
 from ._messages import (
-    Append, AppendResp, ConfChange, ConfOp, ConfState, Entry, EntryKind, HardState, Heartbeat,
-    HeartbeatResp, InstallSnapshot, Message, Propose, ReadIndex, ReadIndexResp, SnapshotResp,
-    TimeoutNow, Vote, VoteResp,
+    Append,
+    AppendResp,
+    ConfChange,
+    ConfOp,
+    ConfState,
+    Entry,
+    EntryKind,
+    HardState,
+    Heartbeat,
+    HeartbeatResp,
+    InstallSnapshot,
+    Message,
+    Propose,
+    ReadIndex,
+    ReadIndexResp,
+    SnapshotResp,
+    TimeoutNow,
+    Vote,
+    VoteResp,
 )
 from ._quorum import vote_result
 from ._types import (
-    CoreStatus, PendingRead, ReadState, Ready, Role, Snapshot, SoftState,
+    CoreStatus,
+    PendingRead,
+    ReadState,
+    Ready,
+    Role,
+    Snapshot,
+    SoftState,
 )
 
 __all__ = ["RaftCore", "Ready", "ReadState", "Role", "Snapshot", "SoftState", "CoreStatus"]

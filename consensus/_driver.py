@@ -42,8 +42,18 @@ from ._config import RaftConfig
 from ._core import RaftCore
 from ._errors import ConfChangeInProgress, NotLeader, ProposalDropped, Unavailable
 from ._inbox import (
-    CAMPAIGN, TICK, Campaign, CompactLog, ConfRequest, ProposeCommand, ReadRequest, Request, StepMessage, Tick,
-    TransferRequest, Waiter,
+    CAMPAIGN,
+    TICK,
+    Campaign,
+    CompactLog,
+    ConfRequest,
+    ProposeCommand,
+    ReadRequest,
+    Request,
+    StepMessage,
+    Tick,
+    TransferRequest,
+    Waiter,
 )
 from ._messages import ConfChange, ConfOp, DecodeError, Entry, EntryKind, decode, encode
 from ._ready import Advance, AnswerReads, Apply, Persist, Report, Send, plan_ready
@@ -502,10 +512,10 @@ class RaftNode:
 
         Returns (index, size in bytes) once the snapshot file is durable.
         """
-        while self._snapshotting:
+        while self._snapshotting:  # noqa: ASYNC110 (an operator's rare call: a tick-long poll is enough)
             await trio.sleep(self.cfg.tick_interval_s)
         await self._maybe_snapshot(force=True)
-        while self._snapshotting:
+        while self._snapshotting:  # noqa: ASYNC110
             await trio.sleep(self.cfg.tick_interval_s / 10)
         snap = self.core.snapshot
         return (snap.index, len(snap.data)) if snap else (0, 0)

@@ -27,8 +27,17 @@ from typing import TYPE_CHECKING
 from ._errors import NotLeader
 from ._log import SafetyError
 from ._messages import (
-    Append, AppendResp, ConfState, Entry, EntryKind, Heartbeat, HeartbeatResp, InstallSnapshot,
-    ReadIndexResp, SnapshotResp, TimeoutNow,
+    Append,
+    AppendResp,
+    ConfState,
+    Entry,
+    EntryKind,
+    Heartbeat,
+    HeartbeatResp,
+    InstallSnapshot,
+    ReadIndexResp,
+    SnapshotResp,
+    TimeoutNow,
 )
 from ._progress import Progress, ProgressState
 from ._quorum import committed_index, has_quorum

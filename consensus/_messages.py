@@ -237,7 +237,7 @@ class ReadIndexResp(_Header, tag=12, kw_only=True, frozen=True):
     index: NonNeg
 
 
-Message = Union[
+Message = Union[  # noqa: UP007 (one long union reads better as a list)
     Append, AppendResp, Vote, VoteResp, Heartbeat, HeartbeatResp, InstallSnapshot,
     SnapshotResp, TimeoutNow, Propose, ReadIndex, ReadIndexResp,
 ]

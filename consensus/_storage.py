@@ -94,7 +94,7 @@ class Storage:
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, segment_bytes: int = 64 << 20,
-             fsync: bool = True) -> "Storage":
+             fsync: bool = True) -> Storage:
         """Open (creating if needed) and recover the data directory ``path``.
 
         Raises:

@@ -39,7 +39,7 @@ class MemoryNetwork:
         self.cuts: set[frozenset[str]] = set()
         self.dropped = 0
 
-    def transport(self, node_id: str) -> "MemoryTransport":
+    def transport(self, node_id: str) -> MemoryTransport:
         t = MemoryTransport(self, node_id)
         self.endpoints[node_id] = t
         return t

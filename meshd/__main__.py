@@ -1,1 +1,5 @@
-from meshd.cli import main; import sys; sys.exit(main())
+import sys
+
+from meshd.cli import main
+
+sys.exit(main())

@@ -12,8 +12,8 @@ import argparse
 import logging
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from meshd import __version__
 from meshd.cli_agent import add_agent_commands

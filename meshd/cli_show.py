@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.padding import Padding
@@ -200,7 +201,8 @@ def status_summary(status: dict[str, Any], now: float, events: int) -> list[Any]
                     ("Reconcile", reconcile_line(status.get("reconcile", {}))),
                     ("Members", f"{alive} of {len(members)} alive")])]
     sections = [
-        ("Members", ["name", "address", "state", "raft", "underlay mtu", "version"], member_rows(members, status.get("raft", {}))),
+        ("Members", ["name", "address", "state", "raft", "underlay mtu", "version"],
+         member_rows(members, status.get("raft", {}))),
         ("Networks", ["name", "tenant", "subnet", "vni", "used", "free"],
          [[n.get("name"), n.get("tenant"), n.get("subnet"), n.get("vni"), n.get("used"), n.get("free")]
           for n in status.get("networks", [])]),

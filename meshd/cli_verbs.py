@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from meshd import state as st
 from meshd.api import CONTROL_SOCKET, MsgType
 from meshd.api.client import AgentNotRunning, ApiRequestError, SchedulerClient, probe_control_socket
 from meshd.cli_errors import START_AGENT_HINT, CliError, UsageError, explain
-from meshd import state as st
 from meshd.state import BURST_MAX_BYTES, LATENCY_MAX_MS, MTU_MAX, MTU_MIN, RATE_MAX_KBIT, VNI_MAX, VNI_MIN
 
 Builder = Callable[[argparse.Namespace], dict[str, Any]]

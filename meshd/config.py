@@ -31,9 +31,10 @@ import ipaddress
 import socket
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import tomli_w
 

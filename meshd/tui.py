@@ -32,8 +32,9 @@ Ctrl-C exits cleanly; ``--once`` prints one frame and exits (for scripts).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -86,7 +87,7 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[dict[str, Any]], width
     elif spare < 0:  # essential columns too wide: cut the widest
         i = widths.index(max(widths))
         widths[i] = max(3, widths[i] + spare)
-    return list(zip(chosen, widths))
+    return list(zip(chosen, widths, strict=True))
 
 
 def _plain(value: Any) -> str:
@@ -281,7 +282,7 @@ def _allocate(sections: list[Section], height: int, order: Sequence[int]) -> lis
     limits = [min(s.minimum, len(s.rows)) for s in sections]
 
     def spare() -> int:
-        return height - sum(s.height(limit) for s, limit in zip(sections, limits))
+        return height - sum(s.height(limit) for s, limit in zip(sections, limits, strict=True))
 
     for i in reversed(order):
         while spare() < 0 and limits[i]:
@@ -298,7 +299,7 @@ def _allocate(sections: list[Section], height: int, order: Sequence[int]) -> lis
 def _column(sections: list[Section], width: int, height: int, order: Sequence[int]) -> list[Text]:
     limits = _allocate(sections, height, order)
     out: list[Text] = []
-    for section, limit in zip(sections, limits):
+    for section, limit in zip(sections, limits, strict=True):
         out += section.lines(width, limit)
     return out[:height]
 

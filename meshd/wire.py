@@ -128,7 +128,7 @@ class Decoder(Generic[T]):
         self.types = tuple(types)
         self.what = what
         self.max_bytes = max_bytes
-        self._decoder = msgspec.msgpack.Decoder(Union[self.types])
+        self._decoder = msgspec.msgpack.Decoder(Union[self.types])  # noqa: UP007 (a union built from a tuple at run time)
 
     def decode(self, data: bytes) -> T:
         """The message in ``data``.

@@ -11,7 +11,9 @@ from netops._dump import Actual, Counters, counters, dump_owned, rates
 from netops._errors import NetopsError, UnsupportedSetting
 from netops._ethtool import set_tx_csum_offload, tx_csum_offload
 from netops._links import Link
-from netops._nft import NftTable, dump_table, list_table, run as nft_run
+from netops._nft import NftTable, dump_table, list_table
+from netops._nft import run as nft_run
+from netops._nl import InNetns as in_netns
 from netops._ops import (
     BRIDGE_PREFIX,
     LEG_PREFIX,
@@ -42,14 +44,17 @@ from netops._ops import (
     leg_name,
     vxlan_name,
 )
-from netops._nl import InNetns as in_netns
 from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 
 __all__ = [
-    "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "AttachUplink", "UPLINK_PREFIX", "BRIDGE_PREFIX", "ClearQdisc", "Counters",
+    "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "AttachUplink", "UPLINK_PREFIX",
+    "BRIDGE_PREFIX", "ClearQdisc", "Counters",
     "DeleteLink", "DeleteRouter", "EnsureBridge", "EnsureRouter", "EnsureVxlan", "FdbEntry", "LEG_PREFIX",
-    "NFT_TABLE", "NftTable", "dump_table", "NeighEntry", "NetopsError", "NftScript", "Op", "OpFailure", "Qos", "ROUTER_NETNS_PREFIX", "SetEndpointQos",
+    "NFT_TABLE", "NftTable", "dump_table", "NeighEntry", "NetopsError", "NftScript", "Op", "OpFailure", "Qos",
+    "ROUTER_NETNS_PREFIX", "SetEndpointQos",
     "SetTbf", "Underlay", "UnsupportedSetting", "VETH_PREFIX", "VXLAN_OVERHEAD", "VXLAN_PREFIX", "apply",
-    "MtuCheck", "bridge_name", "check_path_mtu", "counters", "in_netns", "dump_owned", "ensure_router", "is_owned_link", "leg_name", "list_table",
-    "netns_path", "nft_run", "rates", "remove_routers", "set_tx_csum_offload", "tx_csum_offload", "underlay_for", "vxlan_name",
+    "MtuCheck", "bridge_name", "check_path_mtu", "counters", "in_netns", "dump_owned", "ensure_router", "is_owned_link",
+    "leg_name", "list_table",
+    "netns_path", "nft_run", "rates", "remove_routers", "set_tx_csum_offload", "tx_csum_offload", "underlay_for",
+    "vxlan_name",
 ]

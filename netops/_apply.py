@@ -43,7 +43,6 @@ from netops._ops import (
     SetTbf,
 )
 
-
 VXLAN_READY = "meshd:ready"
 
 
@@ -109,7 +108,7 @@ class _Applier:
         if self.doomed:
             self._end_doom()
         if self.queue:
-            owner = {id(msg): ops for msg, ops in zip(self.queue, self.owners)}
+            owner = {id(msg): ops for msg, ops in zip(self.queue, self.owners, strict=True)}
             for f in self.nl.batch(self.queue):
                 self.fail(owner[id(f.msg)], failure_error(f))
         self.queue, self.owners, self.queued_creates = [], [], False

@@ -100,13 +100,13 @@ def dump_owned(router_prefix: str = ROUTER_NETNS_PREFIX) -> Actual:
     """
     with NlSocket() as nl:
         all_links = _links(nl)
-        owned = {i: l for i, l in all_links.items() if is_owned_link(l.name)}
-        vx = {i: l.name for i, l in owned.items() if l.name.startswith(VXLAN_PREFIX)}
+        owned = {i: link for i, link in all_links.items() if is_owned_link(link.name)}
+        vx = {i: link.name for i, link in owned.items() if link.name.startswith(VXLAN_PREFIX)}
         return Actual(
-            links={l.name: l for l in owned.values()},
+            links={link.name: link for link in owned.values()},
             fdb=_fdb(nl, vx),
             neigh=_neigh(nl, vx),
-            tbf_bps=_tbf(nl, {i: l.name for i, l in owned.items()}),
+            tbf_bps=_tbf(nl, {i: link.name for i, link in owned.items()}),
             routers=routers(router_prefix),
         )
 
@@ -127,9 +127,9 @@ def counters(names: list[str] | None = None) -> dict[str, Counters]:
         links = _links(nl).values()
     wanted = set(names) if names is not None else None
     return {
-        l.name: Counters(l.rx_bytes, l.tx_bytes, l.rx_packets, l.tx_packets)
-        for l in links
-        if (l.name in wanted if wanted is not None else is_owned_link(l.name))
+        link.name: Counters(link.rx_bytes, link.tx_bytes, link.rx_packets, link.tx_packets)
+        for link in links
+        if (link.name in wanted if wanted is not None else is_owned_link(link.name))
     }
 
 

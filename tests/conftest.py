@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tools.lab import Lab, docker_available as _docker_up, unique_prefix
+from tools.lab import Lab, unique_prefix
+from tools.lab import docker_available as _docker_up
 
 
 @functools.cache
@@ -79,7 +80,7 @@ def make_lab() -> Iterator[Callable[..., Lab]]:
         for lab in labs:  # tear every lab down even if one fails
             try:
                 lab.down()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(exc)
         if errors:
             raise errors[0]

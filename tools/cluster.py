@@ -24,17 +24,23 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from meshd.api import MsgType
 from meshd.api.client import SchedulerClient
 from meshd.transport import (
-    ClusterKeys, KeyPair, format_client_key, format_secret, new_secret, read_client_key, write_private,
+    ClusterKeys,
+    KeyPair,
+    format_client_key,
+    format_secret,
+    new_secret,
+    read_client_key,
+    write_private,
 )
-from tools.lab import Lab, LabHost
-from tools.lab import LABEL_HOST, LABEL_PREFIX
+from tools.lab import LABEL_HOST, LABEL_PREFIX, Lab, LabHost
 
 MESHD = [sys.executable, "-m", "meshd"]
 
@@ -85,7 +91,8 @@ class Cluster:
         data.mkdir(parents=True, exist_ok=True)
         args = [*MESHD, "agent", "--profile", self.profile, "--name", h.name, "--advertise", h.underlay_ip,
                 "--data-dir", str(data), "--run-dir", str(run), "--secret", str(self.secret),
-                "--router-prefix", f"{self.lab.prefix}-r{index}-", *self._log_flags, "--set", f"api.clients_dir={self.clients}",
+                "--router-prefix", f"{self.lab.prefix}-r{index}-", *self._log_flags,
+                "--set", f"api.clients_dir={self.clients}",
                 "--set", f'agent.container_labels=["{LABEL_HOST}={h.name}", "{LABEL_PREFIX}={self.lab.prefix}"]',
                 *self.extra_args, *extra]
         for address in join:

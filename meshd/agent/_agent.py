@@ -165,7 +165,8 @@ class Agent:
                                       replica=replica, events=self.events, trigger=self.reconciler.trigger)
             nursery.start_soon(RuntimeWatcher(self.runtime, listener).run)
         backend = AgentBackend(local_host=self.name, replica=replica, committer=committer, members=members,
-                               liveness=self.liveness, containers=self.containers, tracker=self.tracker, runtime=self.runtime,
+                               liveness=self.liveness, containers=self.containers, tracker=self.tracker,
+                               runtime=self.runtime,
                                control=self, interface_timeout_s=cfg.api.interface_timeout_s)
         api = self.api = SchedulerApi(host, SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes),
                                       cfg.api, server_keys=keys.api, client_keys=self._client_keys)
@@ -401,7 +402,7 @@ class Agent:
         await self.containers.wait_listed()
         others = {e.host for e in self.replica.state.endpoints()} - {self.name}
         with trio.move_on_after(max(3.0, 10 * self.cfg.gossip.probe_interval_s)):
-            while others - set(self.liveness.kept_vteps()):
+            while others - set(self.liveness.kept_vteps()):  # noqa: ASYNC110 (probes answer from other hosts)
                 await trio.sleep(0.05)
         log.info("data plane: first reconcile pass (state at index %d, %d local containers known)",
                  self.replica.state.last_index, len(self.containers.pids))

@@ -40,8 +40,8 @@ voters short of a majority.  Pure: no clock, no I/O; ``now`` is a parameter.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 
 class Health(enum.Enum):

@@ -10,8 +10,8 @@
 The wire format is specified in docs/api.md.
 """
 
-from ._frame import HEADER, RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, MsgType, pack, unpack
 from ._control import CONTROL_SOCKET, ControlServer
+from ._frame import HEADER, RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, MsgType, pack, unpack
 from ._requests import EndpointConnect, EndpointMove, parse_request, request_types
 from ._server import API_DOMAIN, SchedulerApi
 from ._service import ApiBackend, Refused, Reply, SchedulerService, Unavailable, plain

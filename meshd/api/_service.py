@@ -29,7 +29,8 @@ import enum
 import logging
 import sys
 from collections import Counter, OrderedDict
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import msgspec
 import trio

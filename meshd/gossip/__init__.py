@@ -7,8 +7,18 @@ events and notes out); :class:`GossipAgent` runs it over meshd.transport.
 from ._config import GossipConfig
 from ._core import GossipCore
 from ._messages import (
-    MESSAGES, Ack, Gossip, IndirectPing, LeaveAck, Meta, Nack, Ping, PushPullReq,
-    PushPullResp, State, Update,
+    MESSAGES,
+    Ack,
+    Gossip,
+    IndirectPing,
+    LeaveAck,
+    Meta,
+    Nack,
+    Ping,
+    PushPullReq,
+    PushPullResp,
+    State,
+    Update,
 )
 from ._types import Event, EventKind, GossipStatus, Member, Outbox
 

@@ -10,7 +10,8 @@ memberlist's ``TransmitLimitedQueue`` rule.
 from __future__ import annotations
 
 import math
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -57,12 +57,12 @@ class GossipConfig:
     leave_timeout_s: float = 2.0
 
     @classmethod
-    def lan(cls) -> "GossipConfig":
+    def lan(cls) -> GossipConfig:
         """memberlist's LAN defaults (probe 1 s, timeout 500 ms, gossip 200 ms to 3)."""
         return cls()
 
     @classmethod
-    def local(cls) -> "GossipConfig":
+    def local(cls) -> GossipConfig:
         """Fast timing for tests, the lab and a quiet LAN: failures detected in ~2 s at 50 members."""
         return cls(
             probe_interval_s=0.2,

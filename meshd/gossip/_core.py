@@ -48,15 +48,25 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from ._awareness import Awareness
 from ._broadcast import BroadcastQueue
 from ._config import GossipConfig
 from ._messages import (
-    Ack, Gossip, IndirectPing, LeaveAck, Meta, Nack, Ping, PushPullReq, PushPullResp,
-    State, Update,
+    Ack,
+    Gossip,
+    IndirectPing,
+    LeaveAck,
+    Meta,
+    Nack,
+    Ping,
+    PushPullReq,
+    PushPullResp,
+    State,
+    Update,
 )
 from ._table import Peers, Record
 from ._transitions import LIVE, Transitions

@@ -31,7 +31,7 @@ class Record:
         return Member(self.name, self.addr, self.state, self.incarnation, self.meta)
 
     @classmethod
-    def of(cls, m: Member, since: float) -> "Record":
+    def of(cls, m: Member, since: float) -> Record:
         rec = cls(m.name, m.addr, m.incarnation, m.meta, since)
         rec.state = m.state
         return rec

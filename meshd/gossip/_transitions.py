@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ._awareness import Awareness
 from ._broadcast import BroadcastQueue

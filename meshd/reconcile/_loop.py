@@ -39,7 +39,6 @@ from typing import TypeVar
 import trio
 
 import netops
-
 from meshd.reconcile._desired import HostDesired
 from meshd.reconcile._pass import apply_additions, mtu_targets, reconcile_once
 from meshd.reconcile._plan import plan_additions

@@ -11,12 +11,11 @@ import time
 from collections.abc import Sequence
 
 import netops
-from netops import EnsureVxlan, FdbEntry, Op
-
 from meshd.reconcile._desired import HostDesired
 from meshd.reconcile._plan import ZERO_MAC, plan
 from meshd.reconcile._report import PassKind, PassReport
 from meshd.reconcile._rules import FAMILY, NAT_FAMILY, TABLE
+from netops import EnsureVxlan, FdbEntry, Op
 
 
 def reconcile_once(desired: HostDesired, check_mtu: bool = True) -> PassReport:

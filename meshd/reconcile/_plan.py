@@ -28,7 +28,10 @@ import hashlib
 import ipaddress
 
 import netops
+from meshd.reconcile import _rules
+from meshd.reconcile._desired import HostDesired, LocalEndpoint, Network, active_networks
 from netops import (
+    VXLAN_READY,
     AttachEndpoint,
     AttachLeg,
     AttachUplink,
@@ -39,20 +42,16 @@ from netops import (
     EnsureRouter,
     EnsureVxlan,
     FdbEntry,
+    Link,
     NeighEntry,
     NftScript,
     Op,
     SetEndpointQos,
     SetTbf,
-    VXLAN_READY,
-    Link,
     bridge_name,
     leg_name,
     vxlan_name,
 )
-
-from meshd.reconcile import _rules
-from meshd.reconcile._desired import HostDesired, LocalEndpoint, Network, active_networks
 
 ZERO_MAC = "00:00:00:00:00:00"
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import netops
-from netops import AttachEndpoint, DeleteLink, EnsureBridge, EnsureVxlan, Op, OpFailure, SetEndpointQos
-
 from meshd.reconcile._desired import HostDesired
+from netops import AttachEndpoint, DeleteLink, EnsureBridge, EnsureVxlan, Op, OpFailure, SetEndpointQos
 
 #: (endpoint key, VNI): one container's interface in one network
 EndpointKey = tuple[str, int]

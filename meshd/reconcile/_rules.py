@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import hashlib
 
-from netops import leg_name, vxlan_name
-
 from meshd.reconcile._desired import HostDesired, active_networks
+from netops import leg_name, vxlan_name
 
 FAMILY, TABLE = "bridge", "meshd"
 SETS = ("icc_off", "deny_all", "deny_to")

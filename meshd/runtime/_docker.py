@@ -326,7 +326,7 @@ class DockerRuntime:
                 trio.from_thread.run(send.send, event, trio_token=token)
         except (trio.Cancelled, trio.RunFinishedError, trio.BrokenResourceError, trio.ClosedResourceError):
             return
-        except Exception as exc:  # a torn or undecodable stream: reconnect  # noqa: BLE001
+        except Exception as exc:  # a torn or undecodable stream: reconnect
             self._c.last_error = f"event stream broke: {exc!r}"
 
     def status(self) -> RuntimeStatus:
@@ -380,6 +380,6 @@ def _close_quietly(api: Any, stream: Any) -> None:
     """Shut the stream's socket (unblocks the reading thread) and the client."""
     try:
         stream.close()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass  # already closed, or torn down by the peer: nothing left to release
     api.close()

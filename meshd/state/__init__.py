@@ -22,8 +22,8 @@ from ._commands import (
     HostMarked,
     HostRemoved,
     MarkHostStale,
-    MoveEndpoint,
     Moved,
+    MoveEndpoint,
     NetworkCreated,
     NetworkDeleted,
     NetworkUpdated,
@@ -38,13 +38,10 @@ from ._commands import (
 )
 from ._machine import NetworkState, replay
 from ._precheck import precheck
-from ._validate import BURST_MAX_BYTES, LATENCY_MAX_MS, MTU_MAX, MTU_MIN, RATE_MAX_KBIT
 from ._types import (
     DEFAULT_LATENCY_MS,
-    MIN_DEFAULT_BURST_BYTES,
-    default_burst_bytes,
-    qos_with_defaults,
     MAC_PREFIX,
+    MIN_DEFAULT_BURST_BYTES,
     NO_QOS,
     VNI_MAX,
     VNI_MIN,
@@ -59,10 +56,14 @@ from ._types import (
     PolicyKind,
     Qos,
     StateStatus,
+    default_burst_bytes,
+    qos_with_defaults,
 )
+from ._validate import BURST_MAX_BYTES, LATENCY_MAX_MS, MTU_MAX, MTU_MIN, RATE_MAX_KBIT
 
 __all__ = [
-    "AddPolicy", "BURST_MAX_BYTES", "DEFAULT_LATENCY_MS", "MIN_DEFAULT_BURST_BYTES", "default_burst_bytes", "qos_with_defaults", "BitVector", "COMMAND_TYPES", "Change", "ChangeKind", "ChangeSet", "Command",
+    "AddPolicy", "BURST_MAX_BYTES", "DEFAULT_LATENCY_MS", "MIN_DEFAULT_BURST_BYTES", "default_burst_bytes",
+    "qos_with_defaults", "BitVector", "COMMAND_TYPES", "Change", "ChangeKind", "ChangeSet", "Command",
     "LATENCY_MAX_MS", "MTU_MAX", "MTU_MIN", "RATE_MAX_KBIT",
     "CommandError", "Connect", "Connected", "CreateNetwork", "DeleteNetwork", "Disconnect",
     "Disconnected", "Endpoint", "ErrorCode", "HostMarked", "HostRemoved", "MAC_PREFIX",

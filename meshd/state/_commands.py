@@ -23,7 +23,6 @@ from meshd import wire
 
 from ._types import NO_QOS, Mode, PolicyKind, Qos
 
-
 # --- commands ----------------------------------------------------------------
 
 

@@ -33,13 +33,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from typing import Any, Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable
+from typing import Any
 
 from meshd import wire
 
 from . import _snapshot
-from ._codec import decode_command, encode_result
 from ._bitvec import BitVector
+from ._codec import decode_command, encode_result
 from ._commands import (
     COMMAND_TYPES,
     AddPolicy,
@@ -200,7 +201,8 @@ class NetworkState(NetworkCommands, EndpointCommands):
         """
         fresh = NetworkState(change_log_size=self._change_log_size)
         _snapshot.load(fresh, data)
-        for name in ("last_index", "_nets", "_ranges", "_vnis", "_containers", "_hosts", "_policies", "_stale", "_qos_pool"):
+        for name in ("last_index", "_nets", "_ranges", "_vnis", "_containers", "_hosts", "_policies", "_stale",
+                     "_qos_pool"):
             setattr(self, name, getattr(fresh, name))
         self._changes.clear()
         self._changes_floor = self.last_index

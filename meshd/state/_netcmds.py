@@ -220,7 +220,8 @@ class NetworkCommands(_Base):
         self._net(c.network)
         pair = kind in (PolicyKind.DENY_ONE_WAY, PolicyKind.DENY_BOTH)
         if pair and c.peer is None:
-            raise Reject(ErrorCode.INVALID_POLICY, f"a {kind.value} policy on network {c.network!r} needs a peer network")
+            raise Reject(ErrorCode.INVALID_POLICY,
+                         f"a {kind.value} policy on network {c.network!r} needs a peer network")
         if not pair and c.peer is not None:
             raise Reject(
                 ErrorCode.INVALID_POLICY,

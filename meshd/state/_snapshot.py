@@ -104,7 +104,7 @@ def _dump_net(net: Net) -> list[Any]:
         n.external, n.labels, n.created_index, net.vec.cursor, net.vec.to_bytes(), list(eps),
     ]  # fmt: skip
     if eps:
-        hosts, ips, macs, qoss, names = zip(*eps.values())
+        hosts, ips, macs, qoss, names = zip(*eps.values(), strict=True)
     else:
         hosts = ips = macs = qoss = names = ()
     host_table = list(dict.fromkeys(hosts))
@@ -181,7 +181,7 @@ def _ipv4(text: str) -> int:
     return a << 24 | b << 16 | c << 8 | d
 
 
-def _make_net(name, tenant, subnet, gateway, vni, mode, mtu, egress, external, labels, created) -> Net:  # noqa: ANN001
+def _make_net(name, tenant, subnet, gateway, vni, mode, mtu, egress, external, labels, created) -> Net:
     addr, _, plen = subnet.partition("/")
     base, prefix = _ipv4(addr), int(plen)
     size = 1 << (32 - prefix) if 8 <= prefix <= 30 else 0
@@ -225,7 +225,7 @@ def _fill(st: NetworkState, net: Net, cids: list, hosts: list, offs: Any, macs: 
     """Install a network's endpoint columns and index them (bulk operations only:
     a restore of a million endpoints must not run Python code per endpoint)."""
     name = net.net.name
-    net.eps = dict(zip(cids, zip(hosts, offs, macs, qos, names)))
+    net.eps = dict(zip(cids, zip(hosts, offs, macs, qos, names, strict=True), strict=True))
     if len(net.eps) != len(cids):
         raise ValueError(f"network {name!r} lists an endpoint twice")
     if name in st._nets:
@@ -266,6 +266,6 @@ def _load_v1(st: NetworkState, doc: dict) -> None:
             offs.append(off)
             macs.append(None if mac is None else int(mac.replace(":", ""), 16))
         cids = [r[0] for r in rows[name]]
-        net.macs = {m: c for m, c in zip(macs, cids) if m is not None}
+        net.macs = {m: c for m, c in zip(macs, cids, strict=True) if m is not None}
         qos = [_qos_in(st, r[4]) for r in rows[name]]
         _fill(st, net, cids, [r[1] for r in rows[name]], offs, macs, qos, [None] * len(cids))

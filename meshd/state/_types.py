@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from meshd import wire
 
@@ -208,7 +209,7 @@ def fast_constructor(cls: type) -> Callable[..., Any]:
     env: dict[str, Any] = {"new": object.__new__, "cls": cls}
     env.update({f"set_{n}": getattr(cls, n).__set__ for n in names})
     body = "".join(f"    set_{n}(obj, {n})\n" for n in names)
-    exec(f"def make({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", env)  # noqa: S102
+    exec(f"def make({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", env)
     return env["make"]  # type: ignore[no-any-return]
 
 

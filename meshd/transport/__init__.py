@@ -32,7 +32,8 @@ from ._socket import TrioSocket
 from ._zap import API_DOMAIN, SecurityStats
 
 __all__ = [
-    "API_DOMAIN", "CLUSTER_DOMAIN", "ClientKey", "ClusterKeys", "HostStatus", "KeyPair", "Mesh", "MeshStats", "PeerTransport",
+    "API_DOMAIN", "CLUSTER_DOMAIN", "ClientKey", "ClusterKeys", "HostStatus", "KeyPair", "Mesh", "MeshStats",
+    "PeerTransport",
     "SecretError", "SecurityStats", "TrioSocket", "ZmqHost", "bound_endpoint", "format_client_key",
     "format_secret", "load_client_keys", "new_secret", "parse_client_key", "parse_secret",
     "TransportConfig", "read_client_key", "read_secret", "write_private",

@@ -28,7 +28,7 @@ has sent nothing.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import trio
 import zmq

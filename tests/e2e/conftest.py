@@ -75,7 +75,7 @@ def container_addr(container_id: str, ifname: str = "eth0") -> tuple[str, str] |
                        capture_output=True, text=True, timeout=30)
     if r.returncode:
         return None
-    ip = next((w2 for w1, w2 in zip(r.stdout.split(), r.stdout.split()[1:]) if w1 == "inet"), None)
+    ip = next((w2 for w1, w2 in zip(r.stdout.split(), r.stdout.split()[1:], strict=False) if w1 == "inet"), None)
     link = subprocess.run(["docker", "exec", container_id, "cat", f"/sys/class/net/{ifname}/address"],
                           capture_output=True, text=True, timeout=30)
     return (ip, link.stdout.strip()) if ip else None

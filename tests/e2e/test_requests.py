@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshd.api import ApiError, MsgType, STATE_ERROR_OFFSET
+from meshd.api import STATE_ERROR_OFFSET, ApiError, MsgType
 from meshd.api.client import ApiRequestError
 from meshd.state import ErrorCode
 from tests.e2e.conftest import container_addr

@@ -66,7 +66,8 @@ def test_sigterm_and_kill9_restarts_leader_included_lose_no_ping(make_cluster):
     for h, box in boxes.items():
         with cluster.scheduler(h) as api:
             ips[h] = api.request(MsgType.ENDPOINT_CONNECT, container_id=box.id, network="blue", host=h)["ip"]
-        cluster.wait(f"{box.name} up", lambda: (a := container_addr(box.id)) and a[0].startswith(ips[h] + "/"))
+        cluster.wait(f"{box.name} up",
+                     lambda box=box, h=h: (a := container_addr(box.id)) and a[0].startswith(ips[h] + "/"))
     leader = _leader(cluster, "h1")
     follower = next(h for h in ("h2", "h3") if h != leader)
     third = next(h for h in ("h1", "h2", "h3") if h not in (leader, follower))
@@ -79,7 +80,7 @@ def test_sigterm_and_kill9_restarts_leader_included_lose_no_ping(make_cluster):
         observer = next(h for h in ("h1", "h2", "h3") if h != new_leader)
         _down_then_back(cluster, new_leader, "stop", observer=observer)  # systemctl restart of the new leader
         results = [p.stop() for p in pingers]
-    for (box, ip), (sent, received, out) in zip(pairs, results):
+    for (box, ip), (sent, received, out) in zip(pairs, results, strict=True):
         assert sent > 20 and received == sent, f"{box.name} -> {ip}: {sent - received} of {sent} pings lost\n{out}"
     for h in ("h1", "h2", "h3"):
         assert set(cluster.members(h).values()) == {"alive"}, cluster.members(h)

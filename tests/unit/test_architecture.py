@@ -3,34 +3,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
+from tests.unit.dev_tools import ROOT, dev_tool
 from tools.contracts import may_import, private_owner
-
-ROOT = Path(__file__).parents[2]
-
-
-def _tool(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    if path.exists():
-        return str(path)
-    found = shutil.which(name)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is missing: tools/setup.sh installs the test extra (pip install -e '.[test]')",
-                        pytrace=False)
-        pytest.skip(f"needs {name}: pip install -e '.[test]'")
-    return found
 
 
 def test_every_import_contract_is_kept():
-    r = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([dev_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "5 kept, 0 broken" in r.stdout, r.stdout
 

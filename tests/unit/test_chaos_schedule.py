@@ -3,10 +3,22 @@
 import pytest
 
 from tools.chaos.__main__ import main, params_from, parse_args, replay_command
-
 from tools.chaos._schedule import (
-    AGENT_FAULTS, CUT, CUT_FAULTS, CUT_ONEWAY, CUT_PAIR, KILL, LEADER, RESTART, TIMING, WARMUP_S, ChaosParams,
-    LifecycleStep, ScheduleError, Toggle, make_schedule,
+    AGENT_FAULTS,
+    CUT,
+    CUT_FAULTS,
+    CUT_ONEWAY,
+    CUT_PAIR,
+    KILL,
+    LEADER,
+    RESTART,
+    TIMING,
+    WARMUP_S,
+    ChaosParams,
+    LifecycleStep,
+    ScheduleError,
+    Toggle,
+    make_schedule,
 )
 
 

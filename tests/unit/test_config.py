@@ -35,10 +35,12 @@ def _problems(**sections):
 INVALID = [
     (dict(gossip=dataclasses.replace(GossipConfig.lan(), probe_timeout_s=2.0)),
      "gossip.probe_timeout_s (2.0) must be smaller than gossip.probe_interval_s (1.0)"),
-    (dict(gossip=dataclasses.replace(GossipConfig.lan(), gossip_nodes=0)), "gossip.gossip_nodes (0) must be greater than 0"),
+    (dict(gossip=dataclasses.replace(GossipConfig.lan(), gossip_nodes=0)),
+     "gossip.gossip_nodes (0) must be greater than 0"),
     (dict(raft=dataclasses.replace(RaftConfig.lan(), heartbeat_ticks=10)),
      "raft.heartbeat_ticks (10) must be smaller than raft.election_ticks (10)"),
-    (dict(raft=dataclasses.replace(RaftConfig.lan(), tick_interval_s=0.0)), "raft.tick_interval_s (0.0) must be greater than 0"),
+    (dict(raft=dataclasses.replace(RaftConfig.lan(), tick_interval_s=0.0)),
+     "raft.tick_interval_s (0.0) must be greater than 0"),
     (dict(agent=AgentConfig(gossip_port=70000)), "agent.gossip_port (70000) must be a TCP/UDP port"),
     (dict(agent=AgentConfig(gossip_port=7000, raft_port=7000)), "give Raft its own port"),
     (dict(agent=AgentConfig(bind_address="not-an-ip")), "agent.bind_address ('not-an-ip') must be an IP address"),
@@ -54,10 +56,12 @@ INVALID = [
     (dict(api=ApiConfig(metrics_port=-1)), "api.metrics_port (-1) must be a TCP/UDP port in 0..65535"),
     (dict(api=ApiConfig(max_frame_bytes=8)), "api.max_frame_bytes (8) must be at least 64"),
     (dict(api=ApiConfig(stats_interval_s=0.0)), "api.stats_interval_s (0.0) must be greater than 0"),
-    (dict(agent=AgentConfig(container_labels=("nolabel",))), "agent.container_labels: 'nolabel' must look like key=value"),
+    (dict(agent=AgentConfig(container_labels=("nolabel",))),
+     "agent.container_labels: 'nolabel' must look like key=value"),
     (dict(api=ApiConfig(metrics_address="localhost")), "api.metrics_address ('localhost') must be an IP address"),
     (dict(dataplane=DataplaneConfig(vxlan_port=0)), "dataplane.vxlan_port (0) must be a TCP/UDP port"),
-    (dict(dataplane=DataplaneConfig(reconcile_interval_s=-1.0)), "dataplane.reconcile_interval_s (-1.0) must be greater than 0"),
+    (dict(dataplane=DataplaneConfig(reconcile_interval_s=-1.0)),
+     "dataplane.reconcile_interval_s (-1.0) must be greater than 0"),
 ]
 
 

@@ -125,7 +125,8 @@ async def test_promtool_accepts_the_exposition(sources):
 
 def test_promtool_catches_what_the_old_names_did_wrong():
     """The check can fail: the names of the first exposition are refused."""
-    old = "# HELP meshd_reconcile_last_pass_ms x\n# TYPE meshd_reconcile_last_pass_ms gauge\nmeshd_reconcile_last_pass_ms 1\n"
+    old = ("# HELP meshd_reconcile_last_pass_ms x\n# TYPE meshd_reconcile_last_pass_ms gauge\n"
+           "meshd_reconcile_last_pass_ms 1\n")
     assert promtool_check(old).returncode != 0
 
 

@@ -120,7 +120,17 @@ def test_registry_is_append_only():
 
 from meshd import state as st  # noqa: E402
 from meshd.gossip import (  # noqa: E402
-    Ack, Gossip, IndirectPing, LeaveAck, Meta, Nack, Ping, PushPullReq, PushPullResp, State, Update,
+    Ack,
+    Gossip,
+    IndirectPing,
+    LeaveAck,
+    Meta,
+    Nack,
+    Ping,
+    PushPullReq,
+    PushPullResp,
+    State,
+    Update,
 )
 from meshd.transport import ClusterKeys, Mesh, ZmqHost, new_secret  # noqa: E402
 

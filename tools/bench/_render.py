@@ -178,7 +178,8 @@ def render(report: dict[str, Any], sections: list[Section], plotdir: Path) -> st
         "Runs whose figures are shown (a section's setup line names its run by date and commit):",
         "",
         *[f"- {r.get('started', '?')} to {r.get('finished', '?')}, meshd {r.get('meshd_commit', '?')}: "
-          f"`{r.get('command', '?')}`{' (**quick sizes**: a smoke run, not figures to quote)' if r.get('quick') else ''}"
+          f"`{r.get('command', '?')}`"
+          f"{' (**quick sizes**: a smoke run, not figures to quote)' if r.get('quick') else ''}"
           for r in report.get("runs", [])],
         "",
         "## Machine and versions (of the last run)",

@@ -41,10 +41,11 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 
@@ -490,7 +491,8 @@ def _section(budget: Budget, secs: float) -> Section:
             "state accepts it and allocates the next free address, the reply comes once the change is committed "
             "and applied, and no kernel work follows (no agent owns the container; a host without a live VTEP "
             "gets no FDB entries) — each applied entry still wakes every agent's reconcile loop, which recomputes "
-            "its desired state, finds nothing new for its host and skips the kernel pass. The client is pipelined: one DEALER, made by `SchedulerClient` inside a lab host's "
+            "its desired state, finds nothing new for its host and skips the kernel pass. The client is pipelined: "
+            "one DEALER, made by `SchedulerClient` inside a lab host's "
             "netns, keeps N requests in flight (each reply sends the next) and times each request from send "
             "to reply; run against the leader's ROUTER and against a follower's (it forwards the proposal to "
             "the leader). Allocated endpoints are never disconnected, so meshd's state grows through the run "

@@ -26,7 +26,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import consensus
 from meshd.api import MsgType, pack, parse_request, unpack

@@ -50,10 +50,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tools.bench._figures import Budget, Plot, Section, percentile, section_main
 from tools.bench._proc import die_with_parent

@@ -27,8 +27,9 @@ import contextlib
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tools.bench._docker_nets import BENCH_LABEL, macvlan_network, macvlan_parent, remove_leftovers
 from tools.bench._figures import Budget, Plot, Section, section_main
@@ -95,8 +96,10 @@ class Paths:
             with cluster.scheduler(c.host) as api:
                 ips[c.name] = api.request(MsgType.ENDPOINT_CONNECT, container_id=c.id, network="bench",
                                           host=c.host)["ip"]
-        ok = lambda src, ip: subprocess.run(["nsenter", "-t", str(src.pid), "-n", "ping", "-c1", "-W1", ip],
-                                            capture_output=True).returncode == 0
+        def ok(src, ip) -> bool:
+            return subprocess.run(["nsenter", "-t", str(src.pid), "-n", "ping", "-c1", "-W1", ip],
+                                  capture_output=True).returncode == 0
+
         cluster.wait("meshd containers reach each other", lambda: ok(c1, ips["ipb"]) and ok(c1, ips["ipc"]),
                      timeout_s=60)
         self.targets["meshd"] = (_netns_of(c1.pid), _netns_of(c2.pid), ips["ipb"])
@@ -131,7 +134,8 @@ class Paths:
             ip = pair[1].attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
             self.targets[kind] = (_netns_of(pair[0].attrs["State"]["Pid"]),
                                   _netns_of(pair[1].attrs["State"]["Pid"]), ip)
-        self.setup["docker_macvlan"] = {"parent": f"veth {MACVLAN_PARENT} (its peer unconnected)", "subnet": MACVLAN_SUBNET}
+        self.setup["docker_macvlan"] = {"parent": f"veth {MACVLAN_PARENT} (its peer unconnected)",
+                                        "subnet": MACVLAN_SUBNET}
 
 
 def _remove_docker_leftovers(cli: Any) -> None:

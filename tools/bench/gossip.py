@@ -39,8 +39,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _SERF_EVENT = re.compile(r"serf: EventMember(Join|Leave|Failed|Update|Reap): (\S+)")
@@ -281,9 +282,9 @@ def _idle_usage(members: list[Member], idle_s: float) -> dict[str, Any]:
     after = [m.usage() for m in members]
     k = len(members)
     return {
-        "idle_cpu_pct": round(sum(a[0] - b[0] for a, b in zip(after, before)) / idle_s / k * 100, 2),
+        "idle_cpu_pct": round(sum(a[0] - b[0] for a, b in zip(after, before, strict=True)) / idle_s / k * 100, 2),
         "rss_mib": round(sum(a[1] for a in after) / k / 2**20, 1),
-        "bytes_written_per_s": round(sum(a[2] - b[2] for a, b in zip(after, before)) / idle_s / k),
+        "bytes_written_per_s": round(sum(a[2] - b[2] for a, b in zip(after, before, strict=True)) / idle_s / k),
     }
 
 

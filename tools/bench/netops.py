@@ -35,8 +35,17 @@ import sys
 import time
 
 import netops
-from meshd.reconcile import (NFT_FAMILY, NFT_TABLE, HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, plan,
-                             reconcile_once)
+from meshd.reconcile import (
+    NFT_FAMILY,
+    NFT_TABLE,
+    HostDesired,
+    LocalEndpoint,
+    Network,
+    Policy,
+    RemoteEndpoint,
+    plan,
+    reconcile_once,
+)
 from tools.lab import Lab, unique_prefix
 
 VNI = 4000
@@ -216,7 +225,8 @@ def iperf(client_ns: str, server_ns: str, ip: str, streams: int, seconds: float)
             return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
         except (ValueError, KeyError) as exc:
             err = out.stdout[-300:] if isinstance(exc, ValueError) else json.loads(out.stdout).get("error", "")
-            raise IperfError(f"iperf3 to {ip} ({streams} stream(s)) gave no result: {err} {out.stderr[-200:]}")
+            raise IperfError(
+                f"iperf3 to {ip} ({streams} stream(s)) gave no result: {err} {out.stderr[-200:]}") from None
     finally:
         try:
             server.wait(timeout=10)

@@ -44,14 +44,23 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tools.bench._figures import Budget, Section
 from tools.bench.converge import (
-    EV_FAIL, EV_JOIN, EXPECTED, EventWatch, NeighWatch, Subject, dump_kinds, first_complete, first_empty,
+    EV_FAIL,
+    EV_JOIN,
+    EXPECTED,
+    EventWatch,
+    NeighWatch,
+    Subject,
+    dump_kinds,
+    first_complete,
+    first_empty,
 )
 
 PREFIX = "bpt"

@@ -462,7 +462,7 @@ def etcd_bench(base: Path, secs: float, trials: int) -> dict:
 
 def ratios(ours: dict, theirs: dict) -> dict:
     out = {}
-    for a, b in zip(ours["throughput"], theirs["throughput"]):
+    for a, b in zip(ours["throughput"], theirs["throughput"], strict=True):
         out[f"commits_per_s_{a['clients']}c"] = round(a["commits_per_s"] / b["commits_per_s"], 2)
         out[f"p50_{a['clients']}c"] = round(a["p50_ms"] / b["p50_ms"], 2)
     out["failover_median"] = round(ours["failover"]["median_s"] / theirs["failover"]["median_s"], 2)

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(report: dict[str, Any], names: list[str], args: argparse.Namespace) -> None:
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     logdir = Path("/var/tmp/meshd-bench-logs")
     logdir.mkdir(exist_ok=True)
     report["machine"] = machine_info()
@@ -160,13 +160,13 @@ def measure(report: dict[str, Any], names: list[str], args: argparse.Namespace) 
             continue
         print(f"report: {name}: {reps} repetition(s), about {est / 60:.1f} min", file=sys.stderr, flush=True)
         section = run_section(name, reps, args.quick, est, logdir)
-        section.setup["measured"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        section.setup["measured"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         section.setup["quick"] = args.quick
         section.setup["meshd_commit"] = run["meshd_commit"]
         report["sections"][name] = section.to_json()
         print(f"report: {name}: done in {section.seconds:.0f} s{' — ' + section.error if section.error else ''}",
               file=sys.stderr, flush=True)
-    run["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    run["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     report["machine"]["load_avg_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 

@@ -29,7 +29,7 @@ import json
 import sys
 import time
 import tracemalloc
-from typing import Iterator
+from collections.abc import Iterator
 
 from meshd.state import Connect, CreateNetwork, NetworkState, Qos, encode_command
 
@@ -41,12 +41,14 @@ def build_commands(connects: int, hosts: int) -> tuple[list, list]:
     in_big = connects // 2
     n24 = -(-(connects - in_big) // _PER_24)
     nets = [CreateNetwork(name="big", tenant="bench", subnet="10.0.0.0/12")]
-    nets += [CreateNetwork(name=f"n{i}", tenant="bench", subnet=f"10.{16 + i // 256}.{i % 256}.0/24") for i in range(n24)]
+    nets += [CreateNetwork(name=f"n{i}", tenant="bench", subnet=f"10.{16 + i // 256}.{i % 256}.0/24")
+             for i in range(n24)]
     qos = Qos(rate_kbit=10_000, burst_bytes=32_768, latency_ms=50)
     cmds = []
     for i in range(connects):
         net = "big" if i < in_big else f"n{(i - in_big) // _PER_24}"
-        cmds.append(Connect(endpoint_id=f"{i:012x}", network=net, host=f"host-{i % hosts:04d}", qos=qos if i % 10 == 0 else Qos()))
+        cmds.append(Connect(endpoint_id=f"{i:012x}", network=net, host=f"host-{i % hosts:04d}",
+                            qos=qos if i % 10 == 0 else Qos()))
     return nets, cmds
 
 

@@ -7,8 +7,7 @@ import os
 
 from netops import is_owned_link
 from tools.chaos._expect import NFT_SETS, KernelView
-from tools.lab import Lab
-from tools.lab import run
+from tools.lab import Lab, run
 
 NETNS_DIR = "/run/netns"
 

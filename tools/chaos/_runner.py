@@ -24,7 +24,16 @@ from tools.chaos._expect import KernelDiff, StateView, diff_kernel, expected_ker
 from tools.chaos._kernel import read_kernel
 from tools.chaos._probe import PingStream, UdpResponders, probe_all
 from tools.chaos._schedule import (
-    KILL, LEADER, RESTART, Checkpoint, ChaosParams, Fault, LifecycleStep, Schedule, Toggle, make_schedule,
+    KILL,
+    LEADER,
+    RESTART,
+    ChaosParams,
+    Checkpoint,
+    Fault,
+    LifecycleStep,
+    Schedule,
+    Toggle,
+    make_schedule,
 )
 from tools.chaos._topology import matrix, ping_pairs, topology
 from tools.chaos._world import API_TIMEOUT_S, World, make_world, wait_until

@@ -105,7 +105,8 @@ class World:
         """``host``'s replica as its control socket lists it."""
         q = self.cluster.query
         # ``running`` is what the host knows of its own containers, not replicated state
-        endpoints = ({k: v for k, v in e.items() if k != "running"} for e in q(host, MsgType.QUERY_ENDPOINTS)["endpoints"])
+        endpoints = ({k: v for k, v in e.items() if k != "running"}
+                     for e in q(host, MsgType.QUERY_ENDPOINTS)["endpoints"])
         return StateView(tuple(q(host, MsgType.NETWORK_LIST)["networks"]),
                          tuple(endpoints),
                          tuple(q(host, MsgType.POLICY_LIST)["policies"]))

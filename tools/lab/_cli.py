@@ -108,7 +108,8 @@ def _demo(lab: Lab, console: Console, wait: bool) -> int:
                 pass  # no terminal (CI, a pipe): end of input counts as Enter
     finally:
         report = lab.down()
-        console.print(f"lab {lab.prefix} down: {len(report.removed_netns)} netns, {report.removed_containers} containers")
+        console.print(f"lab {lab.prefix} down: {len(report.removed_netns)} netns, "
+                      f"{report.removed_containers} containers")
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gossip_procs import Agent, write_secret  # noqa: E402
+from gossip_procs import Agent, write_secret
 
 N = 10
 

@@ -45,7 +45,8 @@ def test_no_namespace_routes_outside_the_lab(lab3: Lab) -> None:
         outside = lab3.exec(h, "ip", "route", "get", "198.51.100.1", check=False)
         assert outside.returncode != 0 and "unreachable" in outside.stderr
     ul = f"{lab3.prefix}-ul"
-    assert subprocess.run(["ip", "-n", ul, "-4", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout == ""
+    addrs = subprocess.run(["ip", "-n", ul, "-4", "addr", "show", "scope", "global"], capture_output=True, text=True)
+    assert addrs.stdout == ""
 
 
 def test_up_is_idempotent_and_repairs(lab3: Lab) -> None:
@@ -152,14 +153,15 @@ def test_container_per_host_in_its_own_netns(lab3: Lab) -> None:
     assert [(c.host, c.name) for c in containers] == [("h1", "c1"), ("h2", "c1"), ("h3", "c1")]
     assert len({c.id for c in containers}) == 3
     root_ns = netns_inode("/proc/self/ns/net")
-    for c, h in zip(containers, lab3.hosts()):
+    for c, h in zip(containers, lab3.hosts(), strict=True):
         c_ns = netns_inode(f"/proc/{c.pid}/ns/net")
         assert c_ns not in (root_ns, netns_inode(f"/run/netns/{h.netns}"))
         links = subprocess.run(["nsenter", "-t", str(c.pid), "-n", "ip", "-o", "link"], capture_output=True, text=True)
         assert [line.split(":")[1].strip() for line in links.stdout.splitlines()] == ["lo"]  # --network none
     assert lab3.container("h1", "c1") == containers[0]  # idempotent
     assert lab3.containers() == sorted(containers, key=lambda c: c.host)
-    out = subprocess.run(["docker", "exec", containers[0].docker_name, "sh", "-c", "echo hi"], capture_output=True, text=True)
+    out = subprocess.run(["docker", "exec", containers[0].docker_name, "sh", "-c", "echo hi"],
+                         capture_output=True, text=True)
     assert out.stdout == "hi\n", f"{IMAGE} shell does not work: {out.stderr}"
 
 

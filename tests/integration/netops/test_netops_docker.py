@@ -228,7 +228,7 @@ def test_killed_in_the_middle_of_an_attach_the_next_pass_finishes_exactly(lab2d)
     assert proc.returncode == -9
     with netops.in_netns(f"/run/netns/{h1.netns}"):
         half = netops.dump_owned(f"{h1.netns}-r-")
-    aliases = sorted(l.alias for n, l in half.links.items() if n.startswith("mv"))
+    aliases = sorted(link.alias for n, link in half.links.items() if n.startswith("mv"))
     assert len(aliases) == 3 and aliases[-1] == "meshd:building"  # two complete, the third half-built
     c.reconcile_all()
     assert c.reconcile_all() == 0

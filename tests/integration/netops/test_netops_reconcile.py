@@ -213,10 +213,10 @@ def test_external_access_is_masqueraded_per_tenant_and_only_where_asked(two_host
     assert can_ping(eps[0].netns, outside) and can_ping(eps[1].netns, outside)  # same address, both tenants
     assert not can_ping(eps[2].netns, outside, "-W0.5")
     a = owned(h1)
-    uplinks = [l for n, l in a.links.items() if n.startswith(netops.UPLINK_PREFIX)]
+    uplinks = [link for n, link in a.links.items() if n.startswith(netops.UPLINK_PREFIX)]
     assert len(uplinks) == 2
     # tenants never meet on the host: red cannot reach blue's router through the uplinks
-    blue_router_ip = next(l.alias.split()[-1] for l in uplinks if "blue" in l.alias)
+    blue_router_ip = next(link.alias.split()[-1] for link in uplinks if "blue" in link.alias)
     assert not can_ping(eps[0].netns, blue_router_ip, "-W0.5")
     nets = [dataclasses.replace(n, external=False) for n in nets]
     c.networks = nets

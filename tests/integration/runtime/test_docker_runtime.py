@@ -18,7 +18,6 @@ from meshd.runtime import (
     EventStream,
     RuntimeEvent,
 )
-
 from tests.integration.runtime.docker_proxy import DockerProxy
 from tests.integration.runtime.runtime_helpers import Containers
 

@@ -101,7 +101,8 @@ async def test_bad_label_is_reported_and_the_watcher_goes_on(containers: Contain
     assert watcher.status().invalid == 1
 
 
-async def test_another_hosts_containers_are_not_parsed_or_counted(containers: Containers, nursery: trio.Nursery) -> None:
+async def test_another_hosts_containers_are_not_parsed_or_counted(
+        containers: Containers, nursery: trio.Nursery) -> None:
     """Several agents share one dockerd: a container the listener does not own is ignored, even a malformed one."""
 
     class HostH1(Recorder):

@@ -26,11 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gossip_scenarios import (  # noqa: E402
-    CUTS, crash_scenario, heal_scenario, join_scenario, load_per_member, partition_scenario,
+from gossip_scenarios import (
+    CUTS,
+    crash_scenario,
+    heal_scenario,
+    join_scenario,
+    load_per_member,
+    partition_scenario,
 )
 
-from meshd.gossip import GossipConfig  # noqa: E402
+from meshd.gossip import GossipConfig
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,12 @@ import json
 
 import pytest
 from gossip_scenarios import (
-    CUTS, crash_scenario, heal_scenario, join_scenario, load_per_member, partition_scenario,
+    CUTS,
+    crash_scenario,
+    heal_scenario,
+    join_scenario,
+    load_per_member,
+    partition_scenario,
 )
 
 from meshd.gossip import EventKind, GossipConfig, State

@@ -33,8 +33,9 @@ import hashlib
 import heapq
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import msgpack
 
@@ -163,7 +164,7 @@ class Params:
     duration_ms: float
 
     @classmethod
-    def draw(cls, rng: random.Random, duration_ms: float) -> "Params":
+    def draw(cls, rng: random.Random, duration_ms: float) -> Params:
         return cls(
             nodes=rng.choice([3, 3, 5]),
             loss=rng.choice([0.0, 0.01, 0.05, 0.15]),

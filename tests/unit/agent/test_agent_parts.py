@@ -16,8 +16,7 @@ from meshd.agent._events import Event, Events
 from meshd.api import MsgType
 from meshd.reconcile import HostDesired, LocalEndpoint, Network, PassKind, PassReport
 from meshd.reconcile._plan import attach_op
-from meshd.runtime import ConnectRequest, ContainerInfo, RuntimeSnapshot
-from meshd.runtime import Source
+from meshd.runtime import ConnectRequest, ContainerInfo, RuntimeSnapshot, Source
 
 NETS = (Network(vni=1, tenant="a", subnet="10.1.0.0/24"), Network(vni=2, tenant="a", subnet="10.2.0.0/24"))
 

@@ -131,7 +131,8 @@ def test_api_words_are_put_in_cli_words():
         "use `meshd endpoint move` / `meshd endpoint qos`")
     assert in_cli_words("QosSet: unknown field(s) 'netwrok', 'burst_bytes'; allowed: ...").startswith(
         "unknown netwrok, --burst-bytes")
-    assert in_cli_words("meshd.rate_kbit='fast' is not a whole number") == "meshd.rate_kbit='fast' is not a whole number"
+    said = "meshd.rate_kbit='fast' is not a whole number"
+    assert in_cli_words(said) == said
 
 
 def test_no_agent_is_said_at_once_with_how_to_start_it(tmp_path):

@@ -41,7 +41,8 @@ async def test_allowed_client_creates_and_connects(api):
     def scenario():
         with _client(api, api.allowed) as c:
             c.request(MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24")
-            ep = c.request(MsgType.ENDPOINT_CONNECT, container_id="c1", network="blue", bandwidth_kbit=1000, burst_bytes=32768)
+            ep = c.request(MsgType.ENDPOINT_CONNECT, container_id="c1", network="blue", bandwidth_kbit=1000,
+                           burst_bytes=32768)
             with pytest.raises(ApiRequestError, match="already"):
                 c.request(MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24")
             return ep

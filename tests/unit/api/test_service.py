@@ -56,9 +56,11 @@ async def test_state_errors_carry_offset_code_and_message(service):
      ApiError.INVALID_VALUE, "needs the netem qdisc"),
     (MsgType.POLICY_ADD, {"request_id": "r", "kind": "allow-all", "network": "n"}, ApiError.INVALID_VALUE,
      "POLICY_ADD: field 'kind' has an unknown value: use one of 'isolate-within', "),
-    (MsgType.ENDPOINT_CONNECT, {"request_id": "r", "container_id": "ghost", "network": "n"}, ApiError.UNKNOWN_CONTAINER, "ghost"),
+    (MsgType.ENDPOINT_CONNECT, {"request_id": "r", "container_id": "ghost", "network": "n"},
+     ApiError.UNKNOWN_CONTAINER, "ghost"),
     (777, {"request_id": "r"}, ApiError.UNKNOWN_TYPE, "unknown request type 777"),
-    (MsgType.CONTROL_JOIN, {"request_id": "r", "addresses": ["192.0.2.11"]}, ApiError.NOT_ALLOWED, "control socket only"),
+    (MsgType.CONTROL_JOIN, {"request_id": "r", "addresses": ["192.0.2.11"]},
+     ApiError.NOT_ALLOWED, "control socket only"),
     (MsgType.CONTROL_JOIN, {"request_id": "r", "addresses": []}, ApiError.INVALID_VALUE,
      "field 'addresses' is empty: use an array of 1..64 strings of 1..255 characters"),
     (MsgType.NETWORK_LIST, {}, ApiError.MISSING_FIELD, "'request_id' is required"),
@@ -92,7 +94,8 @@ async def test_concurrent_duplicates_execute_once(service, backend):
     replies = []
 
     async def one():
-        replies.append(await call(service, MsgType.ENDPOINT_CONNECT, request_id="dup", container_id="c9", network="blue"))
+        replies.append(await call(service, MsgType.ENDPOINT_CONNECT, request_id="dup", container_id="c9",
+                                  network="blue"))
 
     async with trio.open_nursery() as nursery:
         for _ in range(5):

@@ -13,7 +13,7 @@ from collections import Counter
 
 from consensus._config import RaftConfig
 from consensus._core import RaftCore
-from consensus._messages import ConfChange, ConfOp, Message, encode, decode
+from consensus._messages import ConfChange, ConfOp, Message, decode, encode
 from consensus._sessions import Applier, encode_command
 
 

@@ -7,8 +7,24 @@ import pytest
 
 from consensus import MemoryNetwork, Message, RaftConfig
 from consensus._messages import (
-    Append, AppendResp, ConfChange, ConfOp, DecodeError, Entry, Heartbeat, HeartbeatResp, InstallSnapshot,
-    Propose, ReadIndex, ReadIndexResp, SnapshotResp, TimeoutNow, Vote, VoteResp, decode, encode,
+    Append,
+    AppendResp,
+    ConfChange,
+    ConfOp,
+    DecodeError,
+    Entry,
+    Heartbeat,
+    HeartbeatResp,
+    InstallSnapshot,
+    Propose,
+    ReadIndex,
+    ReadIndexResp,
+    SnapshotResp,
+    TimeoutNow,
+    Vote,
+    VoteResp,
+    decode,
+    encode,
 )
 
 

@@ -7,11 +7,10 @@ lines and resulting state.
 from __future__ import annotations
 
 import pytest
+from raft_harness import Env
 
 from consensus._errors import ConfChangeInProgress, NotLeader, ProposalDropped
 from consensus._messages import ConfChange, ConfOp, Vote
-
-from raft_harness import Env
 
 
 def elect(env: Env, node: str) -> None:

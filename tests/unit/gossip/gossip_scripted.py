@@ -8,8 +8,9 @@ tests can assert on what each member reported.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from meshd.gossip import Event, EventKind, GossipConfig, GossipCore, Meta, Outbox
 

@@ -7,8 +7,16 @@ import random
 from gossip_scripted import Net
 
 from meshd.gossip import (
-    EventKind, Gossip, GossipConfig, GossipCore, IndirectPing, Meta, Ping, PushPullResp,
-    State, Update,
+    EventKind,
+    Gossip,
+    GossipConfig,
+    GossipCore,
+    IndirectPing,
+    Meta,
+    Ping,
+    PushPullResp,
+    State,
+    Update,
 )
 
 NAMES = ["a", "b", "c", "d", "e"]

@@ -11,8 +11,18 @@ from __future__ import annotations
 import random
 
 from meshd.gossip import (
-    Ack, EventKind, Gossip, GossipConfig, GossipCore, Member, Meta, Outbox, Ping, PushPullReq,
-    State, Update,
+    Ack,
+    EventKind,
+    Gossip,
+    GossipConfig,
+    GossipCore,
+    Member,
+    Meta,
+    Outbox,
+    Ping,
+    PushPullReq,
+    State,
+    Update,
 )
 
 CFG = GossipConfig.local()

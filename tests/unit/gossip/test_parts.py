@@ -8,8 +8,19 @@ import pytest
 
 from meshd import wire
 from meshd.gossip import (
-    MESSAGES, Ack, Gossip, GossipConfig, IndirectPing, LeaveAck, Meta, Nack, Ping,
-    PushPullReq, PushPullResp, State, Update,
+    MESSAGES,
+    Ack,
+    Gossip,
+    GossipConfig,
+    IndirectPing,
+    LeaveAck,
+    Meta,
+    Nack,
+    Ping,
+    PushPullReq,
+    PushPullResp,
+    State,
+    Update,
 )
 from meshd.gossip._awareness import Awareness
 from meshd.gossip._broadcast import BroadcastQueue, retransmit_limit

@@ -50,7 +50,8 @@ def test_tbf_rate_is_bytes_per_second_and_limit_covers_latency() -> None:
 
 def test_errors_name_the_object_and_the_fix() -> None:
     err = netops.NetopsError("move veth mv3a1c into", "netns of PID 4121", errno.ESRCH)
-    assert str(err) == "cannot move veth mv3a1c into netns of PID 4121: no such process (no such process — container exited?)"
+    assert str(err) == ("cannot move veth mv3a1c into netns of PID 4121: no such process"
+                        " (no such process — container exited?)")
     assert (err.op, err.obj, err.errno) == ("move veth mv3a1c into", "netns of PID 4121", errno.ESRCH)
 
 

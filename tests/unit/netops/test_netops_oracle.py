@@ -23,8 +23,8 @@ from pyroute2.netlink import (
     NLM_F_EXCL,
     NLM_F_REPLACE,
     NLM_F_REQUEST,
+    rtnl,
 )
-from pyroute2.netlink import rtnl
 from pyroute2.netlink.rtnl import TC_H_ROOT, rt_proto, rt_scope, rt_type
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg

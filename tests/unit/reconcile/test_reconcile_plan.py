@@ -15,11 +15,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import netops
-from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, plan, plan_additions
-from meshd.reconcile import _rules
+from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, _rules, plan, plan_additions
 from netops import (
-    AttachEndpoint, AttachLeg, ClearQdisc, DeleteLink, DeleteRouter, EnsureBridge, EnsureRouter, EnsureVxlan,
-    FdbEntry, Link, NeighEntry, NftScript, SetEndpointQos, SetTbf,
+    AttachEndpoint,
+    AttachLeg,
+    ClearQdisc,
+    DeleteLink,
+    DeleteRouter,
+    EnsureBridge,
+    EnsureRouter,
+    EnsureVxlan,
+    FdbEntry,
+    Link,
+    NeighEntry,
+    NftScript,
+    SetEndpointQos,
+    SetTbf,
 )
 
 
@@ -105,7 +116,7 @@ class SimKernel:
 
     def do_DeleteRouter(self, op: DeleteRouter) -> None:
         self.routers.discard(op.name)
-        for name in [n for n, l in self.links.items() if n.startswith(("mg-", "mu")) and op.name in l.alias]:
+        for name in [n for n, link in self.links.items() if n.startswith(("mg-", "mu")) and op.name in link.alias]:
             self._delete(name)  # the leg's peer lived in the router: the pair dies with it
 
     def do_AttachLeg(self, op: AttachLeg) -> None:
@@ -206,7 +217,8 @@ def test_a_dead_vtep_loses_exactly_its_entries() -> None:
     remotes = (RemoteEndpoint(vni=100, ip="10.1.0.3", mac="02:aa:00:00:00:03", vtep="192.0.2.12"),
                RemoteEndpoint(vni=100, ip="10.1.0.4", mac="02:aa:00:00:00:04", vtep="192.0.2.13"))
     k = SimKernel()
-    both = host(local=(ep("r1", 100, "10.1.0.2"),), remote=remotes, vteps={100: frozenset({"192.0.2.12", "192.0.2.13"})})
+    both = host(local=(ep("r1", 100, "10.1.0.2"),), remote=remotes,
+                vteps={100: frozenset({"192.0.2.12", "192.0.2.13"})})
     k.converge(both)
     ops = k.converge(dataclasses.replace(both, vteps={100: frozenset({"192.0.2.12"})}))
     assert sorted(kinds(ops)) == ["FdbEntry"] * 3 + ["NeighEntry"]

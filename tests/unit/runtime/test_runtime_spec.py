@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshd.runtime import ContainerInfo, Source, SpecError, parse_spec
-from meshd.state import default_burst_bytes
-from meshd.state import Connect, Qos
+from meshd.state import Connect, Qos, default_burst_bytes
 
 CID = "3f2a" + "0" * 60
 
@@ -49,14 +48,15 @@ def test_containers_without_meshd_requests_are_unmanaged(labels: dict[str, str],
 
 def test_one_network_with_every_label() -> None:
     spec = parse_spec(info({"meshd.network": "red", "meshd.ip": "10.1.0.5", "meshd.mac": "02:6D:0A:01:00:05",
-                            "meshd.rate_kbit": "500", "meshd.burst_bytes": "8000", "meshd.latency_ms": "25"}))  # fmt: skip
+                            "meshd.rate_kbit": "500", "meshd.burst_bytes": "8000",
+                            "meshd.latency_ms": "25"}))
     (req,) = spec.requests
     assert spec.source is Source.LABELS and spec.networks == ("red",)
     assert (req.container_id, req.container_name, req.pid, req.network) == (CID, "web", 4242, "red")
     assert (req.ip, req.prefix_len, req.mac) == ("10.1.0.5", None, "02:6d:0a:01:00:05")
     assert req.qos == Qos(500, 8000, 25)
-    assert req.to_connect("h1") == Connect(endpoint_id=CID, network="red", host="h1", ip="10.1.0.5", mac="02:6d:0a:01:00:05",
-                                         qos=Qos(500, 8000, 25), name="web")
+    assert req.to_connect("h1") == Connect(endpoint_id=CID, network="red", host="h1", ip="10.1.0.5",
+                                           mac="02:6d:0a:01:00:05", qos=Qos(500, 8000, 25), name="web")
 
 
 def test_bare_network_label_lets_the_state_allocate() -> None:
@@ -66,7 +66,8 @@ def test_bare_network_label_lets_the_state_allocate() -> None:
 
 def test_several_networks_with_shared_qos_and_per_network_overrides() -> None:
     spec = parse_spec(info({"meshd.network": "red, blue,a.b", "meshd.rate_kbit": "1000",
-                            "meshd.ip.blue": "10.2.0.9", "meshd.rate_kbit.a.b": "64", "meshd.mac.red": "02:00:00:00:00:01"}))  # fmt: skip
+                            "meshd.ip.blue": "10.2.0.9", "meshd.rate_kbit.a.b": "64",
+                            "meshd.mac.red": "02:00:00:00:00:01"}))
     red, blue, ab = spec.requests
     assert spec.networks == ("red", "blue", "a.b")
     assert (red.ip, red.mac, red.rate_kbit) == (None, "02:00:00:00:00:01", 1000)

@@ -8,7 +8,6 @@ import zmq
 from meshd import wire
 from meshd.transport import Mesh, PeerTransport, new_secret
 
-
 pytestmark = pytest.mark.timeout(120)  # a lost wake-up must fail here, with stacks, not stall CI
 
 

@@ -8,7 +8,6 @@ import zmq
 
 from meshd.transport import bound_endpoint
 
-
 pytestmark = pytest.mark.timeout(120)  # a lost wake-up must fail here, with stacks, not stall CI
 
 
