@@ -41,6 +41,8 @@ snapshots.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 from ._config import RaftConfig
 from ._errors import ConfChangeInProgress, NotLeader, ProposalDropped
@@ -475,7 +477,8 @@ class RaftCore(LeaderMixin):
         )
 
 
-_HANDLERS = {
+# each handler takes the message type of its key (which a dict's type cannot say: hence Any)
+_HANDLERS: dict[type[Message], Callable[[RaftCore, Any], None]] = {
     Vote: RaftCore._on_vote,
     VoteResp: RaftCore._on_vote_resp,
     Append: RaftCore._on_append,

@@ -34,7 +34,7 @@ import secrets
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -146,7 +146,7 @@ class RaftNode:
         self._attempts: set[Waiter] = set()
         self._read_ctx = 0
         self._conf_waiters: dict[int, tuple[int, Waiter]] = {}
-        self._subscribers: list[trio.MemorySendChannel] = []
+        self._subscribers: list[trio.MemorySendChannel[Applied | RoleChanged]] = []
         self._leader_changed = trio.Event()
         self.dropped_frames = self.dropped_events = 0
         self._blocking = trio.to_thread.run_sync if io_in_thread else _inline
@@ -168,13 +168,13 @@ class RaftNode:
         """Tell the transport where peers are (node id -> address)."""
         self.transport.set_peers(peers)
 
-    def subscribe(self, max_buffer: int = 1024) -> trio.MemoryReceiveChannel:
+    def subscribe(self, max_buffer: int = 1024) -> trio.MemoryReceiveChannel[Applied | RoleChanged]:
         """A stream of :class:`Applied` and :class:`RoleChanged` events.
 
         A subscriber that falls ``max_buffer`` events behind loses events
         (counted in ``status().dropped_events``), never stalls the node.
         """
-        send, recv = trio.open_memory_channel(max_buffer)
+        send, recv = trio.open_memory_channel[Applied | RoleChanged](max_buffer)
         self._subscribers.append(send)
         return recv
 
@@ -210,13 +210,13 @@ class RaftNode:
             try:
                 below = min(s for c, s in self._waiters if c == cid)
                 env = encode_command(cid, self._seq, below, command)
-                result = await self._until_done(ProposeCommand(env, waiter), waiter)
+                result: object = await self._until_done(ProposeCommand(env, waiter), waiter)
             finally:
                 del self._waiters[key]
             if result is SESSION_EXPIRED:
                 self._cid = None
                 raise SessionExpired(f"raft node {self.id}: session {cid} expired; command not applied")
-            return result
+            return cast(bytes, result)  # a command's waiter carries the state machine's result
         raise Unavailable(
             f"raft node {self.id}: no result for a proposal within {timeout}s "
             f"(leader {self.core.leader}); it may still be applied"
@@ -237,7 +237,7 @@ class RaftNode:
                 ctx, waiter = self._read_ctx, Waiter()
                 self._reads[ctx] = waiter
                 try:
-                    index = await self._attempt(ReadRequest(ctx, waiter), waiter)
+                    index: int | None = await self._attempt(ReadRequest(ctx, waiter), waiter)
                 finally:
                     self._reads.pop(ctx, None)
                 if index is not None:

@@ -44,14 +44,30 @@ from ._quorum import committed_index, has_quorum
 from ._types import PeerStatus, PendingRead, ReadState, Role
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._core import RaftCore
+    from ._config import RaftConfig
+    from ._log import RaftLog
+    from ._messages import Message
+    from ._types import Snapshot
 
-    _Base = RaftCore
-else:
-    _Base = object
 
+class LeaderMixin:
+    if TYPE_CHECKING:  # pragma: no cover
+        # what the mixin uses of RaftCore (which subclasses it, so it cannot be the base here)
+        id: str
+        cfg: RaftConfig
+        term: int
+        role: Role
+        leader: str | None
+        log: RaftLog
+        snapshot: Snapshot | None
+        election_elapsed: int
+        heartbeat_elapsed: int
+        _read_states: list[ReadState]
 
-class LeaderMixin(_Base):
+        def _send(self, m: Message) -> None: ...
+        def _note(self, line: str) -> None: ...
+        def _become_follower(self, term: int, leader: str | None) -> None: ...
+
     def _init_leader_state(self) -> None:
         self.progress: dict[str, Progress] = {}
         self.transferee: str | None = None

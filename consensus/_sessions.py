@@ -162,7 +162,8 @@ class Applier:
         table = [
             [cid, s.floor, sorted(s.results.items())] for cid, s in self.sessions.items()
         ]
-        return msgpack.packb([SNAPSHOT_VERSION, table, self.sm.snapshot()], use_bin_type=True)
+        blob: bytes = msgpack.packb([SNAPSHOT_VERSION, table, self.sm.snapshot()], use_bin_type=True)
+        return blob
 
     def restore(self, data: bytes, index: int) -> None:
         version, table, inner = msgpack.unpackb(data, raw=False, strict_map_key=True)

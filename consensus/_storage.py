@@ -30,11 +30,13 @@ Rules:
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import crc32c
 import msgpack
@@ -86,14 +88,14 @@ class Storage:
         self.hard_state = HardState()
         self.snapshot: Snapshot | None = None
         self.segments: list[_Segment] = []
-        self._file = None
+        self._file: io.BufferedRandom | None = None
         self.recovery = Recovery(0, 0, 0, 0)
         self.fsyncs = 0
 
     # --- opening and recovery ---------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, segment_bytes: int = 64 << 20,
+    def open(cls, path: str | os.PathLike[str], *, segment_bytes: int = 64 << 20,
              fsync: bool = True) -> Storage:
         """Open (creating if needed) and recover the data directory ``path``.
 
@@ -243,7 +245,7 @@ class Storage:
         if seg.size >= self.segment_bytes:
             self._close_active()
 
-    def _active(self, next_index: int):
+    def _active(self, next_index: int) -> io.BufferedRandom:
         if self._file is None:
             if self.segments and self.segments[-1].size < self.segment_bytes:
                 seg = self.segments[-1]
@@ -328,7 +330,7 @@ class Storage:
         os.replace(tmp, path)
         self._sync_dir()
 
-    def _sync(self, f) -> None:
+    def _sync(self, f: IO[bytes]) -> None:
         if self.fsync:
             os.fdatasync(f.fileno())
             self.fsyncs += 1
@@ -396,7 +398,7 @@ def _framed(raw: bytes, p: Path) -> tuple[bytes, int]:
     return body, 8 + length
 
 
-def _checked_unpack(raw: bytes, p: Path):
+def _checked_unpack(raw: bytes, p: Path) -> object:
     body, _ = _framed(raw, p)
     try:
         return msgpack.unpackb(body)

@@ -6,8 +6,6 @@ checks the common case first and builds nothing it does not return.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import _validate as v
 from ._commands import (
     Connect,
@@ -21,21 +19,14 @@ from ._commands import (
     Reject,
     SetQos,
 )
-from ._tables import HOST, IP, MAC, NAME, QOS, Ep, Net, qos_key
+from ._tables import HOST, IP, MAC, NAME, QOS, Ep, Net, QosKey, Tables, qos_key
 from ._types import MAC_PREFIX, NO_QOS, ChangeKind, Qos, derived_mac, format_ipv4, format_mac
-
-if TYPE_CHECKING:
-    from ._machine import NetworkState
-
-    _Base = NetworkState
-else:
-    _Base = object
 
 _ADDED = ChangeKind.ENDPOINT_ADDED
 _ID_OK = v._ID_RE.match
 
 
-class EndpointCommands(_Base):
+class EndpointCommands(Tables):
     def _on_connect(self, c: Connect, index: int) -> Connected:
         net = self._nets.get(c.network) or self._net(c.network)
         cid, host = c.endpoint_id, c.host
@@ -49,14 +40,16 @@ class EndpointCommands(_Base):
                 return self._reconnect(net, cid, net.eps[cid], c)
             self._check_placement(cid, host, nets_of)
         qos = c.qos
+        key: QosKey
         if qos is NO_QOS or type(qos) is Qos and not (qos.rate_kbit or qos.burst_bytes or qos.latency_ms):
-            qos = None
+            key = None
         else:
-            qos = self._qos_key(f"endpoint {cid!r}", qos)
+            key = self._qos_key(f"endpoint {cid!r}", qos)
         mac = None if c.mac is None else self._check_mac(net, cid, c.mac)
         name = c.name
         if name is not None:
             v.check_container_name(f"name of endpoint {cid!r}", name)
+        off: int | None
         if c.ip is not None:
             off = self._requested_offset(net, cid, c.ip)
             net.vec.set(off)
@@ -69,7 +62,7 @@ class EndpointCommands(_Base):
                     "disconnect unused endpoints or create a larger network",
                 )
         # --- validated: from here on nothing can fail
-        net.eps[cid] = (host, off, mac, qos, name)
+        net.eps[cid] = (host, off, mac, key, name)
         if mac is not None:
             net.macs[mac] = cid
         network = c.network

@@ -44,6 +44,7 @@ from ._codec import decode_command, encode_result
 from ._commands import (
     COMMAND_TYPES,
     AddPolicy,
+    Command,
     CommandError,
     Connect,
     CreateNetwork,
@@ -61,7 +62,7 @@ from ._commands import (
 )
 from ._epcmds import EndpointCommands
 from ._netcmds import NetworkCommands
-from ._tables import HOST, NAME, Net, TenantRanges, qos_of
+from ._tables import HOST, NAME, ChangeRow, Net, TenantRanges, qos_of
 from ._types import (
     NO_QOS,
     VNI_MAX,
@@ -126,7 +127,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
         self._stale: set[str] = set()
         #: equal QoS values share one object (memory, and fast snapshots)
         self._qos_pool: dict[tuple[int, int, int], tuple[int, int, int]] = {}
-        self._changes: collections.deque[tuple] = collections.deque(maxlen=self._change_log_size)
+        self._changes: collections.deque[ChangeRow] = collections.deque(maxlen=self._change_log_size)
         #: changes after this index are all in ``_changes`` (restore resets it)
         self._changes_floor = 0
 
@@ -172,6 +173,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
 
     def apply(self, index: int, command: bytes) -> bytes:
         """Decode a log entry, execute it, return the encoded result or error."""
+        cmd: Command | wire.DecodeError
         try:
             cmd = decode_command(command)
         except wire.DecodeError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from . import _validate as v
 from ._commands import (
@@ -24,20 +23,13 @@ from ._commands import (
     RemovePolicy,
     UpdateNetwork,
 )
-from ._tables import HOST, Net
+from ._tables import HOST, Net, Tables
 from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
-
-if TYPE_CHECKING:
-    from ._machine import NetworkState
-
-    _Base = NetworkState
-else:
-    _Base = object
 
 _BUILT_MODES = (Mode.VXLAN,)
 
 
-class NetworkCommands(_Base):
+class NetworkCommands(Tables):
     # --- networks ------------------------------------------------------------
 
     def _on_create_network(self, c: CreateNetwork, index: int) -> NetworkCreated:
@@ -88,7 +80,7 @@ class NetworkCommands(_Base):
         self._nets[net.net.name] = net
         self._ranges.add(net.net.tenant, net.base, net.base + net.size, net.net.name)
 
-    def _check_mode(self, name: str, mode: object) -> Mode:
+    def _check_mode(self, name: str, mode: str) -> Mode:
         try:
             mode = Mode(mode)
         except ValueError:

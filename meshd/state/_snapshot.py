@@ -41,6 +41,7 @@ import collections
 import ipaddress
 import sys
 from array import array
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -68,7 +69,7 @@ def _pack(code: str, values: Any) -> bytes:
     return arr.tobytes()
 
 
-def _unpack(code: str, data: bytes) -> array:
+def _unpack(code: str, data: bytes) -> array[int]:
     if code not in ("B", "H", "I"):
         raise ValueError(f"snapshot column type {code!r} is not one of B, H, I")
     arr = array(code)
@@ -93,7 +94,8 @@ def dump(st: NetworkState) -> bytes:
         "policies": [[p.policy_id, p.kind.value, p.network, p.peer, p.created_index] for p in st._policies.values()],
         "networks": [_dump_net(net) for net in st._nets.values()],
     }
-    return msgpack.packb(doc, use_bin_type=True)
+    blob: bytes = msgpack.packb(doc, use_bin_type=True)
+    return blob
 
 
 def _dump_net(net: Net) -> list[Any]:
@@ -150,7 +152,7 @@ def load(st: NetworkState, data: bytes) -> None:
         raise ValueError(f"snapshot format {version} is corrupt: {exc.__class__.__name__}: {exc}") from None
 
 
-def _load_common(st: NetworkState, doc: dict) -> None:
+def _load_common(st: NetworkState, doc: dict[str, Any]) -> None:
     st.last_index = _int(doc["last_index"])
     for pid, kind, network, peer, created in doc["policies"]:
         if network not in st._nets or (peer is not None and peer not in st._nets):
@@ -181,7 +183,8 @@ def _ipv4(text: str) -> int:
     return a << 24 | b << 16 | c << 8 | d
 
 
-def _make_net(name, tenant, subnet, gateway, vni, mode, mtu, egress, external, labels, created) -> Net:
+def _make_net(name: str, tenant: str, subnet: str, gateway: str, vni: object, mode: str, mtu: object, egress: object,
+              external: object, labels: Mapping[str, str], created: object) -> Net:
     addr, _, plen = subnet.partition("/")
     base, prefix = _ipv4(addr), int(plen)
     size = 1 << (32 - prefix) if 8 <= prefix <= 30 else 0
@@ -195,7 +198,7 @@ def _make_net(name, tenant, subnet, gateway, vni, mode, mtu, egress, external, l
     return Net(network, base, prefix, gw_off, Net.new_vector(size, gw_off))
 
 
-def _load_v2(st: NetworkState, doc: dict) -> None:
+def _load_v2(st: NetworkState, doc: dict[str, Any]) -> None:
     st._vnis.cursor = _int(doc["vni_cursor"])
     # the biggest network first: the container index then starts presized
     for row in sorted(doc["networks"], key=lambda row: -len(row[13])):
@@ -207,7 +210,7 @@ def _load_v2(st: NetworkState, doc: dict) -> None:
         offs = _unpack(icode, ips)
         qtab = [_qos_in(st, t) for t in qos_table]
         qos = list(map(qtab.__getitem__, _unpack(qcode, qidx)))
-        col = [None] * len(cids)
+        col: list[int | None] = [None] * len(cids)
         for pos, mac in macs.items():
             col[pos] = mac
             net.macs[mac] = cids[pos]
@@ -220,8 +223,8 @@ def _load_v2(st: NetworkState, doc: dict) -> None:
     st._nets = {row[0]: st._nets[row[0]] for row in doc["networks"]}  # back in snapshot order
 
 
-def _fill(st: NetworkState, net: Net, cids: list, hosts: list, offs: Any, macs: list, qos: list,
-          names: list) -> None:
+def _fill(st: NetworkState, net: Net, cids: list[str], hosts: list[str], offs: Iterable[int],
+          macs: list[int | None], qos: list[QosKey], names: list[str | None]) -> None:
     """Install a network's endpoint columns and index them (bulk operations only:
     a restore of a million endpoints must not run Python code per endpoint)."""
     name = net.net.name
@@ -241,24 +244,27 @@ def _fill(st: NetworkState, net: Net, cids: list, hosts: list, offs: Any, macs: 
         st._hosts.setdefault(host, {})[name] = count
 
 
-def _qos_in(st: NetworkState, row: list) -> QosKey:
+def _qos_in(st: NetworkState, row: Iterable[object]) -> QosKey:
     """A QoS row of a snapshot in its internal, interned form."""
     key = qos_key(Qos(*map(_int, row)))
     return None if key is None else st._qos_pool.setdefault(key, key)
 
 
-def _load_v1(st: NetworkState, doc: dict) -> None:
+def _load_v1(st: NetworkState, doc: dict[str, Any]) -> None:
     rows: dict[str, list[list[Any]]] = {}
     for n in doc["networks"]:
-        keys = ("name", "tenant", "subnet", "gateway", "vni", "mode", "mtu", "egress_kbit", "external", "labels")
-        net = _make_net(*(n[k] for k in keys), n.get("created_index", 0))
+        net = _make_net(
+            n["name"], n["tenant"], n["subnet"], n["gateway"], n["vni"], n["mode"], n["mtu"], n["egress_kbit"],
+            n["external"], n["labels"], n.get("created_index", 0),
+        )  # fmt: skip
         st._nets[net.net.name] = net
         rows[net.net.name] = []
     for cid, network, host, ip, mac, qos in doc["endpoints"]:
         rows[network].append([cid, host, ip, mac, qos])
     nets, st._nets = st._nets, {}
     for name, net in nets.items():
-        offs, macs = [], []
+        offs: list[int] = []
+        macs: list[int | None] = []
         for cid, _host, ip, mac, _qos in rows[name]:
             off = int(ipaddress.IPv4Address(ip)) - net.base
             if net.reserved(off) or not net.vec.set(off):

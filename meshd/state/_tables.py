@@ -7,10 +7,12 @@ Public queries never hand these out; they build the frozen records of
 from __future__ import annotations
 
 import bisect
+import collections
 import functools
+from typing import TYPE_CHECKING, Final
 
 from ._bitvec import BitVector
-from ._types import NO_QOS, Network, Qos
+from ._types import NO_QOS, ChangeKind, Network, Policy, Qos
 
 #: One attachment is a plain tuple ``(host, ip, mac, qos)`` (container id and
 #: network are its keys):
@@ -23,10 +25,14 @@ from ._types import NO_QOS, Network, Qos
 #: Plain tuples of atomic values, not named tuples or dataclasses, because
 #: CPython's cyclic GC stops tracking such tuples: a million endpoints then
 #: cost the collector nothing, and building them in bulk is twice as fast.
-Ep = tuple
-HOST, IP, MAC, QOS, NAME = 0, 1, 2, 3, 4
-
 QosKey = tuple[int, int, int] | None
+#: ``name`` is the container's name, or None when it has none
+Ep = tuple[str, int, int | None, QosKey, str | None]
+HOST: Final = 0
+IP: Final = 1
+MAC: Final = 2
+QOS: Final = 3
+NAME: Final = 4
 
 
 def qos_key(qos: Qos) -> QosKey:
@@ -107,3 +113,39 @@ class TenantRanges:
         ranges.remove((start, end, name))
         if not ranges:
             del self._by_tenant[tenant]
+
+
+#: One entry of the change log: (index, kind, network, endpoint_id, host, old_host, policy_id).
+ChangeRow = tuple[int, ChangeKind, str | None, str | None, str | None, str | None, str | None]
+
+
+class Tables:
+    """The tables of NetworkState (its ``_clear`` fills them), declared here for the command mixins
+    that NetworkState is built from."""
+
+    _nets: dict[str, Net]
+    _ranges: TenantRanges
+    _vnis: BitVector
+    _containers: dict[str, tuple[str, ...]]
+    _hosts: dict[str, dict[str, int]]
+    _policies: dict[str, Policy]
+    _stale: set[str]
+    _qos_pool: dict[tuple[int, int, int], tuple[int, int, int]]
+    _changes: collections.deque[ChangeRow]
+
+    if TYPE_CHECKING:  # pragma: no cover
+        # defined by NetworkState and EndpointCommands
+        def _net(self, name: str) -> Net: ...
+
+        def _note(
+            self,
+            index: int,
+            kind: ChangeKind,
+            network: str | None = None,
+            endpoint_id: str | None = None,
+            host: str | None = None,
+            old_host: str | None = None,
+            policy_id: str | None = None,
+        ) -> None: ...
+
+        def _drop_ep(self, net: Net, cid: str) -> Ep: ...

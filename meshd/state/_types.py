@@ -9,13 +9,18 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from meshd import wire
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: VNIs a network may use (24-bit VXLAN space; 0 is never allocated).
 VNI_MIN = 1
 VNI_MAX = 16_777_215
+
+_T = TypeVar("_T", bound="DataclassInstance")
 
 #: First octets of a MAC derived from an IPv4 address: 02:6d:<a>:<b>:<c>:<d>.
 #: 0x02 = locally administered, unicast; 0x6d = "m" for meshd.
@@ -197,7 +202,7 @@ class StateStatus:
     undecodable_commands: int
 
 
-def fast_constructor(cls: type) -> Callable[..., Any]:
+def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
     """A positional constructor for a frozen, slotted dataclass without ``__post_init__``.
 
     The generated ``__init__`` of a frozen dataclass looks each slot up by name
@@ -210,7 +215,8 @@ def fast_constructor(cls: type) -> Callable[..., Any]:
     env.update({f"set_{n}": getattr(cls, n).__set__ for n in names})
     body = "".join(f"    set_{n}(obj, {n})\n" for n in names)
     exec(f"def make({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", env)
-    return env["make"]  # type: ignore[no-any-return]
+    make: Callable[..., _T] = env["make"]
+    return make
 
 
 _DEC = [str(i) for i in range(256)]
