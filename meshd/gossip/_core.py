@@ -48,9 +48,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ._awareness import Awareness
 from ._broadcast import BroadcastQueue
@@ -114,7 +114,7 @@ class GossipCore(Transitions):
         now: float, meta: Meta = Meta(), incarnation: int = 0,
     ) -> None:
         self.name, self.addr, self.config, self._rng = name, addr, config, rng
-        self._members: dict[str, Record] = {name: Record(name, addr, incarnation, meta, now)}
+        self._members: dict[str, Record | Member] = {name: Record(name, addr, incarnation, meta, now)}
         self._peers = Peers()  # live (ALIVE or SUSPECT) members other than us
         self._gone: dict[str, None] = {}  # DEAD and LEFT members, until reaped
         self._order: list[str] = []
@@ -231,7 +231,7 @@ class GossipCore(Transitions):
         self._now = now
         if self.leaving:
             return self._flush()
-        me = self._members[self.name]
+        me = self._record(self.name)
         me.incarnation += 1
         me.state, me.since, self.leaving = State.LEFT, now, True
         fact = Update(name=self.name, state=State.LEFT, incarnation=me.incarnation, by=self.name)
@@ -247,7 +247,7 @@ class GossipCore(Transitions):
     def update_meta(self, meta: Meta, now: float) -> Outbox:
         """Publish new metadata under a fresh incarnation."""
         self._now = now
-        me = self._members[self.name]
+        me = self._record(self.name)
         me.meta = meta
         me.incarnation += 1
         self._queue.push(self.name, self._alive_fact())
@@ -428,7 +428,8 @@ class GossipCore(Transitions):
         if self.leaving and msg.incarnation == self.incarnation:
             self._leave_waiting.discard(msg.src)
 
-    _HANDLERS = {
+    # each handler takes the message type of its key (hence Any)
+    _HANDLERS: ClassVar[dict[type, Callable[[GossipCore, Any], None]]] = {
         Ping: _on_ping, Ack: _on_ack, IndirectPing: _on_indirect_ping, Nack: _on_nack,
         Gossip: _on_gossip, PushPullReq: _on_push_pull_req, PushPullResp: _on_push_pull_resp,
         LeaveAck: _on_leave_ack,
@@ -494,7 +495,7 @@ class GossipCore(Transitions):
     def _reap(self, now: float) -> None:
         c = self.config
         for name in list(self._gone):
-            rec = self._members[name]
+            rec = self._record(name)
             keep = c.dead_reap_s if rec.state == State.LEFT else c.reconnect_timeout_s
             if now - rec.since >= keep:
                 del self._members[name], self._gone[name]

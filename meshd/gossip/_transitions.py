@@ -103,6 +103,13 @@ class Transitions:
                                    by=u.name, addr=u.addr, meta=u.meta))
             self._apply(u)
 
+    def _record(self, name: str) -> Record:
+        """The table's entry of a member that changed since it was preloaded (this node, a
+        suspect, a gone member): a Record, since only untouched ALIVE members are shared Members."""
+        rec = self._members[name]
+        assert type(rec) is Record
+        return rec
+
     def _credible(self, name: str) -> bool:
         """False for a member we hold DEAD or LEFT: what it says about others was
         not seen from where we stand (it could not reach us, so maybe nobody)."""
@@ -132,7 +139,7 @@ class Transitions:
             self._apply_gone(u, rec)
 
     def _about_me(self, u: Update) -> None:
-        me = self._members[self.name]
+        me = self._record(self.name)
         if self.leaving:
             return
         contradicts = (u.state == State.ALIVE and u.incarnation > me.incarnation) or (
@@ -166,7 +173,7 @@ class Transitions:
         mine = [n for n, sus in self._suspicions.items() if sus.by == self.name]
         for name in mine:
             del self._suspicions[name]
-            rec = self._members[name]
+            rec = self._record(name)
             if rec.state == State.SUSPECT:
                 rec.state, rec.since = State.ALIVE, self._now
                 self._event(EventKind.ALIVE, rec)

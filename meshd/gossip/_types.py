@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, final
 
 from ._messages import Meta, State
 
@@ -20,6 +20,7 @@ class EventKind(enum.Enum):
     LEAVE = "leave"  #: a member left gracefully
 
 
+@final  # the core tells a shared Member from its own Record by type(rec) is Member
 @dataclass(frozen=True, slots=True)
 class Member:
     """A snapshot of one member as this node sees it."""
