@@ -47,7 +47,9 @@ def sample_toml(cfg: Config | None = None) -> str:
     out = [HEADER]
     for section in dataclasses.fields(cfg):
         value = getattr(cfg, section.name)
-        out.append(f"\n[{section.name}]\n# {inspect.getdoc(type(value)).splitlines()[0]}\n")
+        doc = inspect.getdoc(type(value))
+        assert doc is not None, f"config section {type(value).__name__} has no docstring"
+        out.append(f"\n[{section.name}]\n# {doc.splitlines()[0]}\n")
         docs = field_docs(type(value))
         for f in dataclasses.fields(value):
             for line in docs.get(f.name, []):

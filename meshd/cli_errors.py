@@ -11,6 +11,7 @@ docs".  The numeric code stays available under ``--debug``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from meshd.api import STATE_ERROR_OFFSET, ApiError
 from meshd.state import ErrorCode
@@ -47,7 +48,7 @@ FIELD_WORDS = {
 }
 
 _QOS = "|".join(("bandwidth_kbit", "rate_kbit", "burst_bytes", "latency_ms", "egress_kbit"))
-_REWRITES: tuple[tuple[re.Pattern[str], object], ...] = (
+_REWRITES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     # "NetworkCreate: field 'vni' must be ..." -> "--vni must be ..."
     (re.compile(r"^[A-Z][A-Za-z]+: "), ""),
     (re.compile(r"field '(\w+)'"), lambda m: FIELD_WORDS.get(m[1], m[1])),
@@ -88,7 +89,7 @@ _HINTS: dict[int, str] = {
 def in_cli_words(message: str) -> str:
     """``message`` with API field names, state verbs and full ids in the CLI's words."""
     for pattern, repl in _REWRITES:
-        message = pattern.sub(repl, message)  # type: ignore[arg-type]
+        message = pattern.sub(repl, message)
     return message
 
 

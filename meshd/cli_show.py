@@ -140,8 +140,9 @@ _STATE_STYLE = {"alive": "green", "suspect": "yellow", "failed": "red", "left": 
 
 def member_rows(members: list[dict[str, Any]], raft: dict[str, Any]) -> list[list[Any]]:
     roles = raft_roles(raft)
-    return [[m.get("name"), m.get("address"), Text(str(m.get("state")), style=_STATE_STYLE.get(m.get("state"), "")),
-             roles.get(m.get("name"), "-"), m.get("underlay_mtu") or "-", m.get("version", "")] for m in members]
+    return [[m.get("name"), m.get("address"),
+             Text(str(m.get("state")), style=_STATE_STYLE.get(m.get("state") or "", "")),
+             roles.get(m.get("name") or "", "-"), m.get("underlay_mtu") or "-", m.get("version", "")] for m in members]
 
 
 def print_members(members: list[dict[str, Any]], raft: dict[str, Any]) -> None:

@@ -142,6 +142,8 @@ def _raft_sizes(attr: str) -> Callable[[Mapping[str, Any]], Samples]:
 
 def _follower_lag(snap: Mapping[str, Any]) -> Samples:
     raft = snap.get("raft")
+    if raft is None:
+        return
     for peer in getattr(raft, "peers", ()) or ():
         yield (peer.id,), float(raft.last_index - peer.match)
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from netops import _links, _nft, _tc, _vxlan
 from netops._endpoint import attach_endpoint, attach_leg, attach_uplink, set_endpoint_qos
@@ -208,7 +209,8 @@ class _Applier:
         self.guarded(_nft.run, op.script, op.netns)
 
 
-_SIMPLE = {
+# each handler takes the op type of its key (hence Any)
+_SIMPLE: dict[type, Callable[[_Applier, Any], None]] = {
     EnsureBridge: _Applier.bridge,
     EnsureVxlan: _Applier.vxlan,
     DeleteLink: _Applier.delete,
@@ -217,7 +219,7 @@ _SIMPLE = {
     SetTbf: _Applier.tbf,
     ClearQdisc: _Applier.clear_qdisc,
 }
-_COMPOSITE = {
+_COMPOSITE: dict[type, Callable[[_Applier, Any], None]] = {
     AttachEndpoint: _Applier.endpoint,
     SetEndpointQos: _Applier.endpoint_qos,
     AttachLeg: _Applier.leg,

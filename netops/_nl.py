@@ -30,6 +30,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
+from typing import TypeVar
 
 # netlink header flags and types
 NLM_F_REQUEST = 0x1
@@ -109,17 +110,17 @@ def cstr(kind: int, value: str) -> bytes:
 
 
 _TL = struct.Struct("=HH")
+_Buf = TypeVar("_Buf", bytes, memoryview)
 
 
-def parse_attrs(data: bytes | memoryview, offset: int = 0,
-                wanted: frozenset[int] | None = None) -> dict[int, memoryview]:
+def parse_attrs(data: _Buf, offset: int = 0, wanted: frozenset[int] | None = None) -> dict[int, _Buf]:
     """Attributes of one message body as {type: payload} (last one wins).
 
     With ``wanted``, only those types are kept (a link message carries ~50
     attributes; dumps of 1,000 links parse only the few the caller reads).
     """
     view = data
-    out: dict[int, memoryview] = {}
+    out: dict[int, _Buf] = {}
     end = len(view)
     unpack = _TL.unpack_from
     while offset + 4 <= end:
@@ -246,7 +247,7 @@ class NlSocket:
         """A dump request; returns (message type, body) of every answer."""
         seq = self._next_seq()
         self.sock.send(frame(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, body))
-        out = []
+        out: list[tuple[int, memoryview]] = []
         while True:
             for mtype, _flags, mseq, payload in self._recv():
                 if mseq != seq:

@@ -40,7 +40,10 @@ def underlay_for(ip: str) -> Underlay:
             attrs = _nl.parse_attrs(body, 8)
             local = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
             if local is not None and socket.inet_ntoa(bytes(local)) == ip:
-                link = parse_link(nl.get(_nl.RTM_GETLINK, ifinfo(index)))
+                answer = nl.get(_nl.RTM_GETLINK, ifinfo(index))
+                if answer is None:
+                    continue  # the device went away since the dump
+                link = parse_link(answer)
                 return Underlay(ip, link.name, link.mtu)
     raise NetopsError("find the underlay device of", ip, errno.EADDRNOTAVAIL,
                       "no interface has this address — check the configured underlay IP")

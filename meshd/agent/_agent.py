@@ -145,6 +145,7 @@ class Agent:
 
     async def _start_parts(self, nursery: trio.Nursery, host: ZmqHost, keys: ClusterKeys) -> None:
         cfg = self.cfg
+        assert self.underlay is not None  # run() finds it before the parts start
         raft_mesh = Mesh(host, self.name, f"tcp://{cfg.agent.bind_address}:{cfg.agent.raft_port}")
         raft_mesh.open()
         replica = self.replica = Replica(self.name, cfg, PeerTransport(raft_mesh), self)

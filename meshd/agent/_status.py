@@ -94,7 +94,7 @@ def _name(agent: Agent, ep: st.Endpoint) -> str:
 
 
 def _endpoints(agent: Agent, state: st.NetworkState) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     vnis = {i.network.name: i.network.vni for i in state.networks()}
     pids = agent.containers.pids
     for ep in state.endpoints(host=agent.name):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import TypedDict
 
 from meshd import state as st
 from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, active_vnis
@@ -79,10 +80,16 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
         Policy(kind=_POLICY_KINDS[p.kind], a=nets[p.network].vni,  # type: ignore[arg-type]
                b=nets[p.peer].vni if p.peer in nets else None)
         for p in state.policies() if p.network in nets and (p.peer is None or p.peer in nets))
-    extra = {} if router_prefix is None else {"router_prefix": router_prefix}
+    extra: _Defaulted = {} if router_prefix is None else {"router_prefix": router_prefix}
     return HostDesired(underlay_ip=underlay_ip, underlay_dev=underlay_dev, underlay_mtu=underlay_mtu,
                        networks=networks, local=tuple(local), remote=tuple(remote),
                        vteps={v: frozenset(s) for v, s in vteps.items()}, policies=policies, **extra)
+
+
+class _Defaulted(TypedDict, total=False):
+    """The HostDesired fields passed only when set (else the field's default)."""
+
+    router_prefix: str
 
 
 def _network(n: st.Network) -> Network:

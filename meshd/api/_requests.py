@@ -251,7 +251,7 @@ def parse_request(msg_type: int, body: bytes | memoryview | Mapping[str, Any]) -
     try:
         if isinstance(body, Mapping):
             return msgspec.convert(body, cls, strict=True)
-        return _DECODERS[msg_type].decode(body)  # type: ignore[no-any-return]
+        return _DECODERS[msg_type].decode(body)
     except msgspec.ValidationError as exc:
         code, message = explain(cls, str(exc))
         raise FrameError(code, message, msg_type, _request_id_of(body)) from None

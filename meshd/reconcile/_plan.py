@@ -173,7 +173,7 @@ class _Plan:
         stamp = endpoint_stamp(ep, net, mtu)
         link = self.link(ep.host_if, "veth")
         same_cfg = link is not None and link.alias.split(" q=")[0] == stamp.split(" q=")[0]
-        if same_cfg and self.master_ok(link, ep.vni):
+        if link is not None and same_cfg and self.master_ok(link, ep.vni):
             if link.alias != stamp:
                 self.endpoints.append(SetEndpointQos(ep.host_if, ep.netns, ep.ifname, ep.qos, stamp))
             return
@@ -234,6 +234,7 @@ class _Plan:
             if not ok:
                 if leg_name(vni) in self.actual.links:
                     self.removals.append(DeleteLink(leg_name(vni)))
+                assert net.gateway  # routed networks are those with one
                 self.routers.append(AttachLeg(router, vni, bridge_name(vni), net.gateway,
                                               net.prefixlen, mtu, stamp))
 

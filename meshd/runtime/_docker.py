@@ -216,8 +216,10 @@ class DockerRuntime:
 
         try:
             if self.base_url is None:
-                return docker.from_env(timeout=timeout_s).api
-            return docker.APIClient(base_url=self.base_url, timeout=timeout_s)
+                # docker passes the timeout on to requests, which takes a float or None (no limit):
+                # types-docker says int
+                return docker.from_env(timeout=timeout_s).api  # type: ignore[arg-type]
+            return docker.APIClient(base_url=self.base_url, timeout=timeout_s)  # type: ignore[arg-type]
         except docker.errors.DockerException as exc:
             raise self._unavailable(exc) from None
 

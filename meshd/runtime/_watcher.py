@@ -98,8 +98,8 @@ class RuntimeWatcher:
     def __init__(self, runtime: DockerRuntime, listener: RuntimeListener) -> None:
         self._runtime = runtime
         self._listener = listener
-        self._n = dict.fromkeys(WatcherStatus.__slots__, 0)
-        self._n["last_error"] = ""
+        self._n = dict.fromkeys((s for s in WatcherStatus.__slots__ if s != "last_error"), 0)
+        self._last_error = ""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with self._runtime.events() as stream:
@@ -171,8 +171,8 @@ class RuntimeWatcher:
 
     def _error(self, message: str) -> None:
         self._n["errors"] += 1
-        self._n["last_error"] = message
+        self._last_error = message
         log.warning("event=runtime-error error=%r", message)
 
     def status(self) -> WatcherStatus:
-        return WatcherStatus(**self._n)
+        return WatcherStatus(**self._n, last_error=self._last_error)

@@ -29,6 +29,7 @@ has sent nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import trio
 import zmq
@@ -44,7 +45,7 @@ class TrioSocket:
 
     def __init__(self, sock: zmq.Socket) -> None:
         self._sock = sock
-        self._fd = sock.getsockopt(zmq.FD)
+        self._fd = sock.fileno()  # its ZMQ_FD
         self._fd_scope: trio.CancelScope | None = None
         self._lot = trio.lowlevel.ParkingLot()
         self._closed = False
@@ -152,7 +153,7 @@ class TrioSocket:
 
     def _events(self) -> int:
         try:
-            return self._sock.getsockopt(zmq.EVENTS)
+            return cast(int, self._sock.getsockopt(zmq.EVENTS))  # an int option
         except zmq.ZMQError as exc:  # the context was terminated under us
             self._closed = True
             raise trio.ClosedResourceError(f"ZeroMQ socket is gone: {exc}") from None
