@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ class Cluster:
     def __exit__(self, *exc: object) -> None:
         self.down()
 
-    def start(self, host: str | LabHost, *, join: list[str] = (), extra: tuple[str, ...] = ()) -> AgentProcess:
+    def start(self, host: str | LabHost, *, join: Sequence[str] = (), extra: tuple[str, ...] = ()) -> AgentProcess:
         """Start ``meshd agent`` in ``host`` (joining through ``join`` addresses if given)."""
         h = self.lab.host(host)
         index = int(h.name.lstrip("h") or 0)

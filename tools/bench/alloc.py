@@ -438,7 +438,14 @@ def _measure_rep(section: Section, meshd: MeshdSide, etcd: EtcdSide, rep: int, s
         samples[f"etcd cas, {n}c"] = run.lat_s
     section.figure("alloc.meshd.64c.ratio_to_etcd_put", "meshd via leader, 64 in flight / etcd put, 64 clients",
                    "×", goal=(">=", 2.0)).add(
-        section.get("alloc.meshd.leader.64c.per_s").values[-1] / section.get("alloc.etcd.put.64c.per_s").values[-1])
+        _last(section, "alloc.meshd.leader.64c.per_s") / _last(section, "alloc.etcd.put.64c.per_s"))
+
+
+def _last(section: Section, key: str) -> float:
+    """The latest value of figure ``key`` (added earlier in the same rep)."""
+    fig = section.get(key)
+    assert fig is not None, f"no figure {key}"
+    return fig.values[-1]
 
 
 def _note_errors(section: Section, what: str, run: Run) -> None:

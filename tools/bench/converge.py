@@ -272,6 +272,16 @@ class Rig:
     def observers(self) -> list[str]:
         return [f"h{i}" for i in range(1, self.n + 1)]
 
+    @property
+    def neigh_watch(self) -> NeighWatch:
+        assert self.neigh is not None, "the rig is not built yet"
+        return self.neigh
+
+    @property
+    def event_watch(self) -> EventWatch:
+        assert self.events is not None, "the rig is not built yet"
+        return self.events
+
 
 @contextlib.contextmanager
 def rig(n: int, spares: int) -> Iterator[Rig]:
@@ -452,7 +462,7 @@ def _subject(r: Rig, host: str) -> Subject:
     # not Cluster.query: its own first argument is called "host"
     ep = _request(r, "h1", MsgType.ENDPOINT_CONNECT, container_id=f"conv-{host}", network=NETWORK, host=host)
     s = Subject(host, r.lab.host(host).underlay_ip, ep["ip"], ep["mac"])
-    r.neigh.watch(s)
+    r.neigh_watch.watch(s)
     return s
 
 
@@ -460,7 +470,7 @@ def _wait_all(r: Rig, what: str, fn: Any, since: float, timeout_s: float) -> dic
     """Poll the watcher until ``fn(events)`` gives a time for every observer; returns them (None = never)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        tl = r.neigh.timeline(what, since)
+        tl = r.neigh_watch.timeline(what, since)
         times = {h: fn(tl.get(h, [])) for h in r.observers()}
         if all(v is not None for v in times.values()) or time.monotonic() > deadline:
             return times
@@ -493,13 +503,13 @@ def join_trial(r: Rig, notes: list[str]) -> dict[str, Any]:
     t_start = time.time()
     agent = r.cluster.start(host, join=["192.0.2.11"])
     times = _wait_all(r, host, first_complete, t_start, JOIN_TIMEOUT_S)
-    tl = r.neigh.timeline(host, t_start)
+    tl = r.neigh_watch.timeline(host, t_start)
     first_seen = min((ev[0][0] for ev in tl.values() if ev), default=math.nan)
     done, missing = _settled(r, subj, times, True, notes,
                              f"join of {host}: observers that never had all {EXPECTED} entries")
     return {"host": host, "subject": subj, "t_start": t_start, "first_kernel": first_seen,
             "from_start": [v - t_start for v in done], "from_first": [v - first_seen for v in done],
-            "member_join": r.events.first(EV_JOIN, host, t_start), "startup_s": _startup(agent.log, t_start),
+            "member_join": r.event_watch.first(EV_JOIN, host, t_start), "startup_s": _startup(agent.log, t_start),
             "missing": len(missing)}
 
 
@@ -526,8 +536,8 @@ def withdraw_trial(r: Rig, subj: Subject, how: str, notes: list[str]) -> dict[st
     done, missing = _settled(r, subj, times, False, notes,
                              f"{how} of {subj.host}: observers whose entries stayed")
     done = [v - t0 for v in done]
-    fail = r.events.first(EV_FAIL, subj.host, t0)
-    leave = r.events.first(EV_LEAVE, subj.host, t0)
+    fail = r.event_watch.first(EV_FAIL, subj.host, t0)
+    leave = r.event_watch.first(EV_LEAVE, subj.host, t0)
     return {"t0": t0, "all_s": max(done) if done and not missing else math.nan, "per_host": done,
             "fail_s": (fail - t0) if fail else math.nan, "leave_s": (leave - t0) if leave else math.nan,
             "reported_fail": fail is not None}
@@ -540,7 +550,7 @@ def one_rep(r: Rig, section: Section, rep: int, samples: dict[str, list[float]])
     kill = withdraw_trial(r, ja["subject"], "kill", notes)
     jb = join_trial(r, notes)
     leave = withdraw_trial(r, jb["subject"], "leave", notes)
-    false_fails = [m for m in r.events.fails(t_rep, time.time()) if m not in (ja["host"], jb["host"])]
+    false_fails = [m for m in r.event_watch.fails(t_rep, time.time()) if m not in (ja["host"], jb["host"])]
     if false_fails:
         notes.append(f"N={r.n} rep {rep + 1}: MEMBER_FAIL for hosts nobody killed: {false_fails}")
     _add(section, r.n, ja, jb, kill, leave, len(false_fails))
@@ -619,7 +629,7 @@ def run(budget: Budget) -> Section:
                 section.setup[f"n{n}"] = r.setup
                 for rep in range(budget.reps):
                     one_rep(r, section, rep, samples)
-                section.setup[f"n{n}"]["netlink_overruns"] = r.neigh.overruns
+                section.setup[f"n{n}"]["netlink_overruns"] = r.neigh_watch.overruns
                 section.setup[f"n{n}"]["memory_end"] = _memory(r)
     except Exception as exc:  # reported, not raised: the figures so far stay
         section.error = f"{type(exc).__name__}: {exc}"[:2000]

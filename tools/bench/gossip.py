@@ -56,6 +56,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _proc_int(pattern: str, path: Path) -> int:
+    """The number ``pattern``'s group 1 matches in the /proc file ``path``."""
+    m = re.search(pattern, path.read_text())
+    if m is None:
+        raise RuntimeError(f"{path} has no {pattern!r}")
+    return int(m[1])
+
+
 class Member:
     """One member process; a reader thread turns its output into stamped events.
 
@@ -115,8 +123,8 @@ class Member:
         pid = self.proc.pid
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         cpu = (int(stat[11]) + int(stat[12])) / CLK_TCK
-        rss = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())[1]) * 1024
-        wchar = int(re.search(r"wchar: (\d+)", Path(f"/proc/{pid}/io").read_text())[1])
+        rss = _proc_int(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status")) * 1024
+        wchar = _proc_int(r"wchar: (\d+)", Path(f"/proc/{pid}/io"))
         return cpu, rss, wchar
 
 
@@ -314,7 +322,12 @@ def fault_run(impl: Any, fault: str, seconds: float) -> dict[str, Any]:
 def _apply_fault(fault: str, target: Member, seconds: float) -> Callable[[], None]:
     if fault == "cpu_hog":
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
-        return lambda: [h.kill() or h.wait() for h in hogs] and None
+
+        def undo_hogs() -> None:
+            for h in hogs:
+                h.kill()
+                h.wait()
+        return undo_hogs
     if fault.startswith("freeze_"):
         stop_ms = int(fault.split("_")[1])
         done = threading.Event()
@@ -328,7 +341,12 @@ def _apply_fault(fault: str, target: Member, seconds: float) -> Callable[[], Non
 
         thread = threading.Thread(target=cycle, daemon=True)
         thread.start()
-        return lambda: (done.set(), thread.join(), target.signal(signal.SIGCONT)) and None
+
+        def undo_freeze() -> None:
+            done.set()
+            thread.join()
+            target.signal(signal.SIGCONT)
+        return undo_freeze
     if fault == "cpu_quota":
         cg = Path("/sys/fs/cgroup/cpu/gossipbench")
         cg.mkdir(exist_ok=True)
@@ -348,8 +366,10 @@ def _apply_fault(fault: str, target: Member, seconds: float) -> Callable[[], Non
                  f"  tcp dport {target.port} numgen random mod 100 < 10 drop\n"
                  f"  udp dport {target.port} numgen random mod 100 < 10 drop\n }}\n}}\n")
         subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
-        return lambda: subprocess.run(["nft", "delete", "table", "inet", "gossipbench"],
-                                      check=False) and None
+
+        def undo_loss() -> None:
+            subprocess.run(["nft", "delete", "table", "inet", "gossipbench"], check=False)
+        return undo_loss
     raise ValueError(f"unknown fault {fault!r}; choose cpu_hog, freeze_<ms>, cpu_quota or loss")
 
 
@@ -384,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         args.faults = [f for f in args.faults if f not in ("cpu_quota", "loss")]
     with tempfile.TemporaryDirectory(prefix="gossipbench-") as tmp:
-        impls = [Meshd(Path(tmp), args.profile)]
+        impls: list[Meshd | Serf] = [Meshd(Path(tmp), args.profile)]
         if not args.no_serf and shutil.which("serf"):
             impls.append(Serf(Path(tmp), args.profile))
         results: dict[tuple[str, Any], dict] = {}

@@ -79,7 +79,7 @@ def run(budget: Budget) -> Section:
         section.notes.append("serf is not installed (apt-get install serf): meshd figures only")
     raw: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-membership-", dir=budget.workdir) as tmp:
-        impls = [gossip.Meshd(Path(tmp), PROFILE)]
+        impls: list[gossip.Meshd | gossip.Serf] = [gossip.Meshd(Path(tmp), PROFILE)]
         if shutil.which("serf"):
             impls.append(gossip.Serf(Path(tmp), PROFILE))
         for rep in range(budget.reps):

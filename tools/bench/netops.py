@@ -184,7 +184,7 @@ def _timed_delta(before: HostDesired, after: HostDesired) -> tuple[float, float,
 
 def rebuild_3000(b: Bench) -> dict:
     """3,000 FDB/neighbour ops (10 tunnels x 75 remote endpoints x 4) applied from scratch."""
-    ops = []
+    ops: list[netops.Op] = []
     for t in range(10):
         vx = netops.vxlan_name(6000 + t)
         for e in range(75):
@@ -192,7 +192,7 @@ def rebuild_3000(b: Bench) -> dict:
             ops += [netops.FdbEntry(True, vx, mac, vtep), netops.FdbEntry(True, vx, mac, None),
                     netops.NeighEntry(True, vx, f"10.77.{t}.{e + 2}", mac),
                     netops.FdbEntry(True, vx, "00:00:00:00:00:00", vtep)]
-    setup = []
+    setup: list[netops.Op] = []
     for t in range(10):
         br, vx = netops.bridge_name(6000 + t), netops.vxlan_name(6000 + t)
         setup += [netops.EnsureBridge(br, 1450), netops.EnsureVxlan(vx, 6000 + t, b.h1.underlay_ip, b.u.dev, br, 1450)]

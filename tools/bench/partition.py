@@ -277,7 +277,8 @@ class _Pinger:
 
 
 def _latest(times: dict[str, float | None], t0: float) -> float | None:
-    return None if None in times.values() else round(max(times.values()) - t0, 3)  # type: ignore[type-var]
+    done = [t for t in times.values() if t is not None]
+    return None if len(done) < len(times) else round(max(done) - t0, 3)
 
 
 def _first_reconnect(cluster: Any, since: float) -> float | None:

@@ -97,7 +97,7 @@ async def serve_node(args: argparse.Namespace) -> None:
         node = RaftNode(args.id, config=node_config(args), transport=transport, storage=storage,
                         state_machine=sm, bootstrap=voters, io_in_thread=not args.inline_io)
         await nursery.start(node.run)
-        ctx = zmq.Context.instance()
+        ctx: zmq.Context = zmq.Context.instance()
         zs = ctx.socket(zmq.ROUTER)
         zs.setsockopt(zmq.LINGER, 0)
         zs.bind(args.client)
@@ -109,6 +109,7 @@ async def serve_node(args: argparse.Namespace) -> None:
 
 async def _serve_request(node: RaftNode, sm: KV, sock: TrioSocket, ident: bytes, body: bytes) -> None:
     rid, op, arg = msgpack.unpackb(body)
+    result: object
     try:
         if op == "put":
             result = (await node.propose(arg)).decode()
@@ -181,7 +182,7 @@ class Client:
     """One DEALER per concurrent caller; requests are answered in order."""
 
     def __init__(self, address: str) -> None:
-        zs = zmq.Context.instance().socket(zmq.DEALER)
+        zs: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
         zs.setsockopt(zmq.LINGER, 0)
         zs.connect(address)
         self.sock = TrioSocket(zs)
@@ -527,7 +528,13 @@ def main(argv: list[str] | None = None) -> int:
             import cProfile
             prof = cProfile.Profile()
             out = f"{os.environ['RAFT_BENCH_PROFILE']}.{args.id}"
-            signal.signal(signal.SIGTERM, lambda *_: (prof.disable(), prof.dump_stats(out), os._exit(0)))
+
+            def dump_and_exit(*_: object) -> None:
+                prof.disable()
+                prof.dump_stats(out)
+                os._exit(0)
+
+            signal.signal(signal.SIGTERM, dump_and_exit)
             prof.enable()
         else:
             signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

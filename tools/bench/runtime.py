@@ -97,18 +97,24 @@ async def run_bench(count: int) -> dict[str, Any]:
     client = docker.from_env(timeout=60)
     ensure_image(client)
     prefix = f"mrb-{uuid.uuid4().hex[:8]}"
-    listener, stamps = _Listener(), {}
+    listener = _Listener()
+    stamps: dict[str, tuple[int, int]] = {}
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(_record_events, DockerRuntime(), stamps)
             watcher_rt = DockerRuntime()
             await nursery.start(RuntimeWatcher(watcher_rt, listener).run)
             await listener.resynced.wait()
-            for i in range(count):
-                await trio.to_thread.run_sync(lambda i=i: client.containers.run(
+
+            def start(i: int) -> None:
+                client.containers.run(
                     IMAGE, ["sleep", "3600"], name=f"{prefix}-{i}", detach=True, network_mode="none",
-                    labels={BENCH_LABEL: prefix, "meshd.network": "bench", "meshd.rate_kbit": "1000"}))  # fmt: skip
-            ids = {c.id for c in client.containers.list(filters={"label": f"{BENCH_LABEL}={prefix}"})}
+                    labels={BENCH_LABEL: prefix, "meshd.network": "bench", "meshd.rate_kbit": "1000"})  # fmt: skip
+
+            for i in range(count):
+                await trio.to_thread.run_sync(start, i)
+            # a listed container always has its Id
+            ids = {c.id for c in client.containers.list(filters={"label": f"{BENCH_LABEL}={prefix}"}) if c.id}
             with trio.fail_after(30):
                 while not ids <= listener.started_at.keys() or not ids <= stamps.keys():
                     await trio.sleep(0.05)

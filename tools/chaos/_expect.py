@@ -133,8 +133,8 @@ def diff_kernel(host: str, want: KernelView, have: KernelView) -> KernelDiff:
         wrong += [f"{host}: {what} {' '.join(filter(None, e))} stale" for e in sorted(h - w)]
     pairs = [("device", want.links, have.links), ("router netns", want.routers, have.routers)]
     pairs += [(f"nft {name}", want.nft.get(name, frozenset()), have.nft.get(name, frozenset())) for name in NFT_SETS]
-    for what, w, h in pairs:
-        wrong += [f"{host}: {what} {e} missing" for e in sorted(w - h)]
-        leaked += [f"{host}: {what} {e} leaked" for e in sorted(h - w)]
+    for what, ws, hs in pairs:
+        wrong += [f"{host}: {what} {e} missing" for e in sorted(ws - hs)]
+        leaked += [f"{host}: {what} {e} leaked" for e in sorted(hs - ws)]
     compared = sum(len(x | y) for _w, x, y in pairs) + len(want.fdb | have.fdb) + len(want.neigh | have.neigh)
     return KernelDiff(tuple(wrong), tuple(leaked), compared)

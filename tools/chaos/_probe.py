@@ -150,7 +150,7 @@ def _probe_round(probes: Sequence[Probe], todo: list[int], icmp: Mapping[str, so
 
 
 def _drain(sock: socket.socket, kind: str, probes: Sequence[Probe]) -> list[tuple[int, Answer]]:
-    out = []
+    out: list[tuple[int, Answer]] = []
     while True:
         try:
             data, (src_ip, _port) = sock.recvfrom(RECV_BYTES)

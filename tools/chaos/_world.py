@@ -71,6 +71,7 @@ class World:
             op = self.write_endpoint("connect", c, spec.network, rng.choice(hosts), ip=spec.ip)
             if op.outcome != ACKED:
                 raise RuntimeError(f"setup: connecting {spec.name} to {spec.network} failed: {op}")
+            assert op.ip is not None  # an acknowledged connect has its address
             placed.append(Placed(spec.name, spec.host, spec.network, self.topo.network(spec.network).tenant, op.ip))
         self.placed = tuple(placed)
 

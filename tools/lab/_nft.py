@@ -79,7 +79,7 @@ def cut_ports(prefix: str) -> set[str]:
 
 def cut_pairs(prefix: str) -> set[tuple[str, str]]:
     """Directed (from, to) port pairs whose frames are dropped."""
-    return {tuple(e["concat"]) for e in _elements(prefix, PAIRS)}  # type: ignore[misc]
+    return {tuple(e["concat"]) for e in _elements(prefix, PAIRS)}
 
 
 def _pair(a: str, b: str) -> str:
