@@ -31,7 +31,7 @@ import ipaddress
 import socket
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,7 +233,7 @@ class Config:
         """A copy with whole sections replaced (``cfg.replace(agent=...)``)."""
         return dataclasses.replace(self, **sections)
 
-    def with_overrides(self, overrides: Mapping[str, Any] | list[str]) -> Config:
+    def with_overrides(self, overrides: Mapping[str, Any] | Sequence[str]) -> Config:
         """A copy with ``section.field`` values replaced.
 
         Args:
@@ -261,7 +261,7 @@ def load(
     path: str | Path | None = None,
     *,
     profile: str = "lan",
-    overrides: list[str] | Mapping[str, Any] = (),  # type: ignore[assignment]
+    overrides: Sequence[str] | Mapping[str, Any] = (),
 ) -> Config:
     """Build and validate a configuration: profile, then the TOML file, then overrides.
 
@@ -309,10 +309,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
 
 
-def _nest_overrides(overrides: Mapping[str, Any] | list[str], problems: list[str],
+def _nest_overrides(overrides: Mapping[str, Any] | Sequence[str], problems: list[str],
                     origin: str = "") -> dict[str, dict[str, Any]]:
     """``{"gossip.x": v}`` or ``["gossip.x=v"]`` -> ``{"gossip": {"x": v}}``; bad items go to ``problems``."""
-    if isinstance(overrides, list):
+    if isinstance(overrides, Mapping):
+        pairs = dict(overrides)
+    else:
         pairs = {}
         for item in overrides:
             key, sep, raw = item.partition("=")
@@ -320,8 +322,6 @@ def _nest_overrides(overrides: Mapping[str, Any] | list[str], problems: list[str
                 problems.append(f"{origin}override {item!r} must look like section.field=value")
                 continue
             pairs[key.strip()] = _toml_value(raw.strip())
-    else:
-        pairs = dict(overrides)
     nested: dict[str, dict[str, Any]] = {}
     for dotted, value in pairs.items():
         section, _, name = dotted.partition(".")

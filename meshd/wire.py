@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Annotated, Any, Generic, TypeVar, Union
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, Union
 
 import msgspec
 
@@ -81,6 +81,8 @@ class Message(msgspec.Struct, frozen=True, array_like=True, gc=False, repr_omit_
 
     #: the message version the sender wrote (bump it when appending fields)
     version: Version = 1
+    #: the registered tag (set by :func:`message`)
+    TAG: ClassVar[int]
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -111,7 +113,7 @@ def message(cls: M) -> M:
             f"pick a free tag for {cls.__qualname__} (the registry is append-only)"
         )
     _REGISTRY[tag] = cls
-    cls.TAG = tag  # type: ignore[attr-defined]
+    cls.TAG = tag
     return cls
 
 
@@ -141,7 +143,8 @@ class Decoder(Generic[T]):
         if len(data) > self.max_bytes:
             raise DecodeError(f"{self.what} of {len(data)} bytes exceeds the {self.max_bytes}-byte limit")
         try:
-            return self._decoder.decode(data)  # type: ignore[no-any-return]
+            msg: T = self._decoder.decode(data)
+            return msg
         except msgspec.DecodeError as exc:  # ValidationError included
             raise DecodeError(f"not a valid {self.what}: {exc}") from None
 
@@ -153,7 +156,8 @@ def encode(msg: Message) -> bytes:
       TypeError: ``msg`` is not a registered message.
     """
     cls = type(msg)
-    if _REGISTRY.get(getattr(cls, "TAG", None)) is not cls:  # type: ignore[arg-type]
+    tag = getattr(cls, "TAG", None)
+    if tag is None or _REGISTRY.get(tag) is not cls:
         raise TypeError(f"{cls.__qualname__} is not a registered wire message")
     return _ENCODER.encode(msg)
 

@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from typing import TypedDict
 
 from meshd import state as st
-from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteEndpoint, active_vnis
+from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, PolicyKind, RemoteEndpoint, active_vnis
 from netops import Qos
 
-_POLICY_KINDS = {
+_POLICY_KINDS: dict[st.PolicyKind, PolicyKind] = {
     st.PolicyKind.ISOLATE_WITHIN: "isolate",
     st.PolicyKind.DENY_ONE_WAY: "deny",
     st.PolicyKind.DENY_BOTH: "deny_both",
@@ -77,7 +77,7 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
             remote.append(RemoteEndpoint(vni=net.vni, ip=ep.ip, mac=ep.mac, vtep=others[ep.host]))
             vteps.setdefault(net.vni, set()).add(others[ep.host])
     policies = tuple(
-        Policy(kind=_POLICY_KINDS[p.kind], a=nets[p.network].vni,  # type: ignore[arg-type]
+        Policy(kind=_POLICY_KINDS[p.kind], a=nets[p.network].vni,
                b=nets[p.peer].vni if p.peer in nets else None)
         for p in state.policies() if p.network in nets and (p.peer is None or p.peer in nets))
     extra: _Defaulted = {} if router_prefix is None else {"router_prefix": router_prefix}

@@ -327,6 +327,7 @@ def _problem(error: str, name: str) -> str:
 
 def _rule(cls: type[Request], name: str) -> str:
     """What field ``name`` of ``cls`` accepts, in words (from its type and bounds)."""
+    # a request class is a Struct, whose type_info is a StructType (type_info is typed as any msgspec type)
     for f in msgspec.inspect.type_info(cls).fields:  # type: ignore[attr-defined]
         if f.name == name:
             return _describe(f.type)

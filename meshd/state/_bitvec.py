@@ -182,7 +182,7 @@ class BitVector:
             return NotImplemented
         return (self.size, self.cursor, self._bits) == (other.size, other.cursor, other._bits)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable (typeshed wants a method here)
 
     def __repr__(self) -> str:
         return f"BitVector(size={self.size}, used={self.count}, cursor={self.cursor})"

@@ -67,7 +67,6 @@ from ._types import (
     NO_QOS,
     VNI_MAX,
     Change,
-    ChangeKind,
     ChangeSet,
     Endpoint,
     NetworkInfo,
@@ -281,8 +280,10 @@ class NetworkState(NetworkCommands, EndpointCommands):
 
     def endpoint(self, endpoint_id: str, network: str) -> Endpoint | None:
         net = self._nets.get(network)
-        ep = None if net is None else net.eps.get(endpoint_id)
-        return None if ep is None else self._endpoint(net, endpoint_id, ep)  # type: ignore[arg-type]
+        if net is None:
+            return None
+        ep = net.eps.get(endpoint_id)
+        return None if ep is None else self._endpoint(net, endpoint_id, ep)
 
     def _endpoint(self, net: Net, cid: str, ep: Any) -> Endpoint:
         host, off, mac, qos, name = ep
@@ -340,7 +341,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
             return NotImplemented
         return self.snapshot() == other.snapshot()
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable (typeshed wants a method here)
 
     # --- helpers for the handlers --------------------------------------------
 
@@ -353,18 +354,6 @@ class NetworkState(NetworkCommands, EndpointCommands):
                 f"network {name!r} does not exist (known: {known}): create it first or check the name",
             )
         return net
-
-    def _note(
-        self,
-        index: int,
-        kind: ChangeKind,
-        network: str | None = None,
-        endpoint_id: str | None = None,
-        host: str | None = None,
-        old_host: str | None = None,
-        policy_id: str | None = None,
-    ) -> None:
-        self._changes.append((index, kind, network, endpoint_id, host, old_host, policy_id))
 
 
 def replay(commands: Iterable[Any], *, first_index: int = 1) -> NetworkState:

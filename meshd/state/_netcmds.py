@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TypedDict
 
 from . import _validate as v
 from ._commands import (
@@ -27,6 +28,15 @@ from ._tables import HOST, Net, Tables
 from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
 
 _BUILT_MODES = (Mode.VXLAN,)
+
+
+class _NetworkChanges(TypedDict, total=False):
+    """The fields of a Network that UpdateNetwork may change."""
+
+    mtu: int
+    egress_kbit: int
+    external: bool
+    labels: dict[str, str]
 
 
 class NetworkCommands(Tables):
@@ -172,7 +182,7 @@ class NetworkCommands(Tables):
 
     def _on_update_network(self, c: UpdateNetwork, index: int) -> NetworkUpdated:
         net = self._net(c.name)
-        changes: dict[str, object] = {}
+        changes: _NetworkChanges = {}
         if c.mtu is not None:
             changes["mtu"] = v.check_range(f"MTU of network {c.name!r}", c.mtu, v.MTU_MIN, v.MTU_MAX)
         if c.egress_kbit is not None:
@@ -185,7 +195,7 @@ class NetworkCommands(Tables):
             changes["external"] = c.external
         if c.labels is not None:
             changes["labels"] = v.check_labels(f"network {c.name!r}", c.labels)
-        new = dataclasses.replace(net.net, **changes)  # type: ignore[arg-type]
+        new = dataclasses.replace(net.net, **changes)
         if new != net.net:
             net.net = new
             self._note(index, ChangeKind.NETWORK_UPDATED, c.name)
@@ -219,8 +229,8 @@ class NetworkCommands(Tables):
                 ErrorCode.INVALID_POLICY,
                 f"a {kind.value} policy applies to one network; drop peer {c.peer!r} or use deny-one-way/deny-both",
             )
-        if pair:
-            self._net(c.peer)  # type: ignore[arg-type]
+        if c.peer is not None:  # a pair (checked above)
+            self._net(c.peer)
             if c.peer == c.network:
                 raise Reject(
                     ErrorCode.INVALID_POLICY,

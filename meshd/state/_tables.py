@@ -121,7 +121,7 @@ ChangeRow = tuple[int, ChangeKind, str | None, str | None, str | None, str | Non
 
 class Tables:
     """The tables of NetworkState (its ``_clear`` fills them), declared here for the command mixins
-    that NetworkState is built from."""
+    that NetworkState is built from, and ``_note``, which adds to the change log."""
 
     _nets: dict[str, Net]
     _ranges: TenantRanges
@@ -133,19 +133,20 @@ class Tables:
     _qos_pool: dict[tuple[int, int, int], tuple[int, int, int]]
     _changes: collections.deque[ChangeRow]
 
+    def _note(
+        self,
+        index: int,
+        kind: ChangeKind,
+        network: str | None = None,
+        endpoint_id: str | None = None,
+        host: str | None = None,
+        old_host: str | None = None,
+        policy_id: str | None = None,
+    ) -> None:
+        self._changes.append((index, kind, network, endpoint_id, host, old_host, policy_id))
+
     if TYPE_CHECKING:  # pragma: no cover
         # defined by NetworkState and EndpointCommands
         def _net(self, name: str) -> Net: ...
-
-        def _note(
-            self,
-            index: int,
-            kind: ChangeKind,
-            network: str | None = None,
-            endpoint_id: str | None = None,
-            host: str | None = None,
-            old_host: str | None = None,
-            policy_id: str | None = None,
-        ) -> None: ...
 
         def _drop_ep(self, net: Net, cid: str) -> Ep: ...

@@ -26,6 +26,7 @@ import json
 import multiprocessing as mp
 import statistics
 import time
+from typing import Any
 
 import trio
 import zmq
@@ -142,7 +143,7 @@ def main() -> None:
     for _ in range(args.reps):
         for config in CONFIGS:
             runs[config].append(run_one(config, args.seconds))
-    out: dict[str, object] = {"bench": "transport", "seconds": args.seconds, "reps": args.reps}
+    out: dict[str, Any] = {"bench": "transport", "seconds": args.seconds, "reps": args.reps}
     for config, results in runs.items():
         rates = [r["rate"] for r in results]
         out[config] = {
@@ -151,9 +152,9 @@ def main() -> None:
             "p50_us": round(statistics.median(r["p50_us"] for r in results), 1),
             "p99_us": round(statistics.median(r["p99_us"] for r in results), 1),
         }
-    raw = out["raw"]["roundtrips_per_s"]  # type: ignore[index]
-    out["ratio_trio_to_raw"] = round(out["trio"]["roundtrips_per_s"] / raw, 3)  # type: ignore[index]
-    out["ratio_trio_curve_to_raw"] = round(out["trio_curve"]["roundtrips_per_s"] / raw, 3)  # type: ignore[index]
+    raw = out["raw"]["roundtrips_per_s"]
+    out["ratio_trio_to_raw"] = round(out["trio"]["roundtrips_per_s"] / raw, 3)
+    out["ratio_trio_curve_to_raw"] = round(out["trio_curve"]["roundtrips_per_s"] / raw, 3)
     print(json.dumps(out))
 
 

@@ -21,7 +21,9 @@ from tools.chaos._background import Background
 from tools.chaos._checks import MemberEvent
 from tools.lab import Lab
 
-KINDS = {MsgType.EVENT_MEMBER_JOIN: "join", MsgType.EVENT_MEMBER_FAIL: "fail", MsgType.EVENT_MEMBER_LEAVE: "leave"}
+KINDS: dict[int, str] = {
+    MsgType.EVENT_MEMBER_JOIN: "join", MsgType.EVENT_MEMBER_FAIL: "fail", MsgType.EVENT_MEMBER_LEAVE: "leave",
+}
 PUB_PORT = 30029
 
 
@@ -63,6 +65,6 @@ class EventWatcher(Background):
                     msg_type, body = unpack(sock.recv(zmq.NOBLOCK), max_bytes=1 << 20)
                 except (zmq.Again, ValueError):
                     continue
-                kind = KINDS.get(msg_type)  # type: ignore[call-overload]
+                kind = KINDS.get(msg_type)
                 if kind is not None:
                     self.events.append(MemberEvent(now, self._subs[sock], kind, str(body.get("name", ""))))

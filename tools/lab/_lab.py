@@ -19,7 +19,7 @@ import re
 import subprocess
 import uuid
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 from tools.lab import _docker, _net, _nft
 from tools.lab._docker import Container
@@ -142,9 +142,9 @@ class Lab:
         """The argv that runs a command in a host (for Popen of long-running daemons)."""
         return ["ip", "netns", "exec", self.host(host).netns, *argv]
 
-    def popen(self, host: LabHost | str, *argv: str, **kwargs: object) -> subprocess.Popen:
+    def popen(self, host: LabHost | str, *argv: str, **kwargs: Any) -> subprocess.Popen:
         """Start a long-running command (e.g. a meshd daemon) in a host; `down()` stops it."""
-        return subprocess.Popen(self.exec_argv(host, *argv), **kwargs)  # type: ignore[call-overload]
+        return subprocess.Popen(self.exec_argv(host, *argv), **kwargs)
 
     def container(self, host: LabHost | str, name: str) -> Container:
         """Start (or return the running) Docker container `name` on `host`."""
