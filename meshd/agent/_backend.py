@@ -32,6 +32,9 @@ from ._mtu import mtu_refusal
 from ._replica import Replica
 from ._status import member_maps
 
+#: the shortest id prefix a connect to another host resolves (Docker's short id)
+SHORT_ID = 12
+
 
 class AgentControl(Protocol):
     """What the control socket asks of the agent itself."""
@@ -118,8 +121,9 @@ class AgentBackend:
     async def resolve_container(self, req: EndpointConnect, host: str) -> tuple[str, str | None]:
         if host != self.local_host:
             self.check_host(host, req)
-            known = self._replica.state.find_endpoints(req.container_id)
-            # another host's container: by a name or prefix connected before, else its agent knows this id
+            # another host's container: by a name, or a short id (12 hex digits or more), connected
+            # before; else its agent knows this id (a new id is not scanned for as a prefix)
+            known = self._replica.state.find_endpoints(req.container_id, min_prefix=SHORT_ID)
             return (known[0] if len(known) == 1 else req.container_id), None
         if self._runtime is not None:
             try:

@@ -63,6 +63,9 @@ class EndpointCommands(Tables):
                 )
         # --- validated: from here on nothing can fail
         net.eps[cid] = (host, off, mac, key, name)
+        if name is not None:
+            named = self._named.setdefault(name, {})
+            named[cid] = named.get(cid, 0) + 1
         if mac is not None:
             net.macs[mac] = cid
         network = c.network
@@ -171,6 +174,13 @@ class EndpointCommands(Tables):
     def _drop_ep(self, net: Net, cid: str) -> Ep:
         """Remove one attachment and every index entry of it; no checks."""
         ep = net.eps.pop(cid)
+        if ep[NAME] is not None:
+            named = self._named[ep[NAME]]
+            named[cid] -= 1
+            if not named[cid]:
+                del named[cid]
+                if not named:
+                    del self._named[ep[NAME]]
         net.vec.clear(ep[IP])
         if ep[MAC] is not None:
             del net.macs[ep[MAC]]

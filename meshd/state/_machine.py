@@ -33,6 +33,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import re
 from collections.abc import Callable, Container, Iterable
 from typing import Any
 
@@ -62,7 +63,7 @@ from ._commands import (
 )
 from ._epcmds import EndpointCommands
 from ._netcmds import NetworkCommands
-from ._tables import HOST, NAME, ChangeRow, Net, TenantRanges, qos_of
+from ._tables import HOST, ChangeRow, Net, TenantRanges, qos_of
 from ._types import (
     NO_QOS,
     VNI_MAX,
@@ -82,6 +83,9 @@ _new_endpoint = fast_constructor(Endpoint)
 
 #: how many changes :meth:`NetworkState.changes_since` can reach back by default
 DEFAULT_CHANGE_LOG = 100_000
+
+
+_HEX = re.compile("[0-9a-f]+")  # container ids, as Docker writes them
 
 
 class NetworkState(NetworkCommands, EndpointCommands):
@@ -122,6 +126,8 @@ class NetworkState(NetworkCommands, EndpointCommands):
         self._containers: dict[str, tuple[str, ...]] = {}
         #: host -> network -> how many endpoints of that network the host has
         self._hosts: dict[str, dict[str, int]] = {}
+        #: container name -> container id -> in how many networks its endpoint carries that name
+        self._named: dict[str, dict[str, int]] = {}
         self._policies: dict[str, Policy] = {}
         self._stale: set[str] = set()
         #: equal QoS values share one object (memory, and fast snapshots)
@@ -202,8 +208,8 @@ class NetworkState(NetworkCommands, EndpointCommands):
         """
         fresh = NetworkState(change_log_size=self._change_log_size)
         _snapshot.load(fresh, data)
-        for name in ("last_index", "_nets", "_ranges", "_vnis", "_containers", "_hosts", "_policies", "_stale",
-                     "_qos_pool"):
+        for name in ("last_index", "_nets", "_ranges", "_vnis", "_containers", "_hosts", "_named", "_policies",
+                     "_stale", "_qos_pool"):
             setattr(self, name, getattr(fresh, name))
         self._changes.clear()
         self._changes_floor = self.last_index
@@ -264,19 +270,23 @@ class NetworkState(NetworkCommands, EndpointCommands):
             return ()
         return tuple(self._endpoint(net, cid, ep) for cid, ep in net.eps.items() if ep[HOST] in hosts)
 
-    def find_endpoints(self, ref: str) -> tuple[str, ...]:
+    def find_endpoints(self, ref: str, *, min_prefix: int = 1) -> tuple[str, ...]:
         """The endpoint ids ``ref`` names, for commands that name a container: ``ref`` itself
         when it is one; else every container of that name; else every id that begins with it.
 
-        Exact ids cost a lookup; names and prefixes a scan of the endpoints (milliseconds per
+        Ids are hexadecimal (Docker's), so only a ``ref`` of at least ``min_prefix`` hex digits is
+        taken as a prefix: a new id such as ``web-1`` never resolves to a container ``web-10``.
+        Exact ids and names cost a lookup; a prefix a scan of the container ids (milliseconds per
         hundred thousand).
         """
         if ref in self._containers:
             return (ref,)
-        named = sorted({cid for net in self._nets.values() for cid, ep in net.eps.items() if ep[NAME] == ref})
+        named = self._named.get(ref)
         if named:
-            return tuple(named)
-        return tuple(sorted(cid for cid in self._containers if cid.startswith(ref))) if ref else ()
+            return tuple(sorted(named))
+        if len(ref) < max(1, min_prefix) or not _HEX.fullmatch(ref):
+            return ()
+        return tuple(sorted(cid for cid in self._containers if cid.startswith(ref)))
 
     def endpoint(self, endpoint_id: str, network: str) -> Endpoint | None:
         net = self._nets.get(network)

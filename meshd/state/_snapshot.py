@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import itertools
 import sys
 from array import array
 from collections.abc import Iterable, Mapping
@@ -242,6 +243,10 @@ def _fill(st: NetworkState, net: Net, cids: list[str], hosts: list[str], offs: I
         containers[cid] = tuple(sorted((*nets_of, name)))
     for host, count in collections.Counter(hosts).items():
         st._hosts.setdefault(host, {})[name] = count
+    # names are sparse: compress() picks the named endpoints in C
+    for cid, cname in zip(itertools.compress(cids, names), filter(None, names), strict=True):
+        named = st._named.setdefault(cname, {})
+        named[cid] = named.get(cid, 0) + 1
 
 
 def _qos_in(st: NetworkState, row: Iterable[object]) -> QosKey:

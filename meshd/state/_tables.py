@@ -128,6 +128,7 @@ class Tables:
     _vnis: BitVector
     _containers: dict[str, tuple[str, ...]]
     _hosts: dict[str, dict[str, int]]
+    _named: dict[str, dict[str, int]]
     _policies: dict[str, Policy]
     _stale: set[str]
     _qos_pool: dict[tuple[int, int, int], tuple[int, int, int]]

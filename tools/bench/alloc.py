@@ -5,7 +5,8 @@
 meshd side: three real ``meshd agent`` processes (``tools.cluster``) in a lab
 of prefix ``bc``; one network with the largest subnet the state accepts (a
 /8). One allocation is one ENDPOINT_CONNECT of a new container id with
-``host`` set to a name that is no cluster member ("ghost-1"): the state
+``host`` set to a name that is no cluster member ("ghost-1", with
+``host_expected``, so the API takes it as a host that joins later): the state
 accepts it, the reply comes when the change is committed and applied, and no
 kernel work follows (no agent runs the container, and a host with no live
 VTEP gets no FDB entries). The client is pipelined: one CURVE DEALER (made
@@ -203,7 +204,7 @@ class MeshdSide:
     def next_fields(self) -> dict[str, Any]:
         self._seq += 1
         cid = f"c{self._seq}"
-        return {"request_id": cid, "container_id": cid, "network": NETWORK, "host": GHOST}
+        return {"request_id": cid, "container_id": cid, "network": NETWORK, "host": GHOST, "host_expected": True}
 
     def measure(self, host: str, in_flight: int, seconds: float) -> Run:
         """A pipelined run through ``host``'s ROUTER (the DEALER of its SchedulerClient)."""
@@ -494,8 +495,9 @@ def _section(budget: Budget, secs: float) -> Section:
             "**meshd**: three real `meshd agent` processes in lab network namespaces (`tools.cluster`, local "
             "profile but Raft timed like etcd: 100 ms heartbeat, 1 s election), one network "
             f"`{SUBNET}` (the largest subnet the state accepts). An allocation is one ENDPOINT_CONNECT (ROUTER "
-            f"30028, CURVE) of a new container id with `host=\"{GHOST}\"`, a name that is no cluster member: the "
-            "state accepts it and allocates the next free address, the reply comes once the change is committed "
+            f"30028, CURVE) of a new container id with `host=\"{GHOST}\"`, a name that is no cluster member "
+            "(`host_expected`, a host that joins later): the state accepts it and allocates the next free address, "
+            "the reply comes once the change is committed "
             "and applied, and no kernel work follows (no agent owns the container; a host without a live VTEP "
             "gets no FDB entries) — each applied entry still wakes every agent's reconcile loop, which recomputes "
             "its desired state, finds nothing new for its host and skips the kernel pass. The client is pipelined: "

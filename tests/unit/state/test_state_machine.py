@@ -414,3 +414,24 @@ def test_status_counts():
     status = log.state.status()
     assert (status.networks, status.endpoints, status.hosts, status.vnis_used) == (1, 1, 1, 1)
     assert (status.commands_applied, status.commands_rejected, status.last_index) == (2, 1, 3)
+
+
+def test_containers_are_found_by_id_name_or_hex_prefix_and_a_new_id_is_not_taken_for_another():
+    log = Log()
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24"))
+    docker_id = "3fa2c0ffee" + "0" * 54
+    log.ok(Connect(endpoint_id=docker_id, network="blue", host="h1", name="web"))
+    log.ok(Connect(endpoint_id=docker_id, network="red", host="h1", name="web"))
+    log.ok(Connect(endpoint_id="web-10", network="blue", host="h2"))
+    find = log.state.find_endpoints
+    assert find(docker_id) == find("web") == find("3fa2") == (docker_id,)
+    assert find("3fa2", min_prefix=12) == () and find(docker_id[:12], min_prefix=12) == (docker_id,)
+    assert find("web-1") == ()  # not hex: never a prefix, so a new container web-1 is not web-10
+    log.ok(Disconnect(endpoint_id=docker_id, network="blue"))
+    assert find("web") == (docker_id,)  # still named in red
+    restored = NetworkState()
+    restored.restore(log.state.snapshot())
+    assert restored.find_endpoints("web") == (docker_id,)
+    log.ok(Disconnect(endpoint_id=docker_id, network="red"))
+    assert find("web") == () and find("3fa2") == ()

@@ -117,6 +117,7 @@ def check_invariants(state: NetworkState) -> None:
     assert state._vnis.count == state._vnis.popcount() == len(vnis) + 1
     containers: dict[str, list[str]] = collections.defaultdict(list)
     hosts: dict[str, dict[str, int]] = collections.defaultdict(lambda: collections.defaultdict(int))
+    named: dict[str, dict[str, int]] = collections.defaultdict(lambda: collections.defaultdict(int))
     for nname, net in state._nets.items():
         offs = [off for _, off, _, _, _ in net.eps.values()]
         assert len(set(offs)) == len(offs), f"an IP is held twice in {nname}"
@@ -125,12 +126,15 @@ def check_invariants(state: NetworkState) -> None:
         assert net.vec.used() == sorted(reserved | set(offs))
         assert net.vec.count == net.vec.popcount() == len(offs) + 3
         assert net.macs == {mac: cid for cid, (_, _, mac, _, _) in net.eps.items() if mac is not None}
-        for cid, (ep_host, _, _, qos, _) in net.eps.items():
+        for cid, (ep_host, _, _, qos, ep_name) in net.eps.items():
+            if ep_name is not None:
+                named[ep_name][cid] += 1
             containers[cid].append(nname)
             hosts[ep_host][nname] += 1
             assert qos is None or (qos != (0, 0, 0) and state._qos_pool[qos] is qos), "QoS not interned"
     assert {c: sorted(n) for c, n in containers.items()} == {c: sorted(n) for c, n in state._containers.items()}
     assert {h: dict(n) for h, n in hosts.items()} == state._hosts
+    assert {name: dict(c) for name, c in named.items()} == state._named, "the name index differs from the endpoints"
     for cid, nets in state._containers.items():
         assert len({state._nets[n].eps[cid][0] for n in nets}) == 1, f"container {cid} is on two hosts"
     for info in state.networks():
