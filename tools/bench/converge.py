@@ -29,9 +29,12 @@ said. A SUB socket on three observers' event port (30029) stamps
 MEMBER_JOIN / MEMBER_FAIL / MEMBER_LEAVE.
 
 Per repetition and N: subject A joins (t0 = agent process start; and t0 =
-the first observer's kernel showing any entry of A), then is killed with
-SIGKILL; subject B joins (a second join sample, pooled with A's), then gets
-SIGTERM (graceful leave). Fresh hosts each time, never a restart: a restarted
+the first observer's kernel showing any entry of A), then dies: its agent is
+killed with SIGKILL and its underlay cut (a killed agent alone is "agent down"
+and keeps its entries while its kernel answers); subject B joins (a second join
+sample, pooled with A's), then leaves gracefully (CONTROL_LEAVE on its control
+socket, what `meshd leave` sends; sent from this process, so the CLI's own
+start-up is not timed). Fresh hosts each time, never a restart: a restarted
 host with a clean data dir under an old name would meet its own failed gossip
 record and Raft identity, which is another experiment.
 """
@@ -460,7 +463,8 @@ def _subject(r: Rig, host: str) -> Subject:
     from meshd.api import MsgType
 
     # not Cluster.query: its own first argument is called "host"
-    ep = _request(r, "h1", MsgType.ENDPOINT_CONNECT, container_id=f"conv-{host}", network=NETWORK, host=host)
+    ep = _request(r, "h1", MsgType.ENDPOINT_CONNECT, container_id=f"conv-{host}", network=NETWORK, host=host,
+                  host_expected=True)  # the subject's agent starts after its endpoint is allocated
     s = Subject(host, r.lab.host(host).underlay_ip, ep["ip"], ep["mac"])
     r.neigh_watch.watch(s)
     return s
@@ -531,7 +535,7 @@ def withdraw_trial(r: Rig, subj: Subject, how: str, notes: list[str]) -> dict[st
         r.cluster.kill(subj.host)
         r.lab.cut(subj.host)
     else:
-        r.cluster.leave(subj.host)
+        r.cluster.leave(subj.host, cli=False)
     times = _wait_all(r, subj.host, first_empty, t0, WITHDRAW_TIMEOUT_S)
     done, missing = _settled(r, subj, times, False, notes,
                              f"{how} of {subj.host}: observers whose entries stayed")
@@ -558,7 +562,7 @@ def one_rep(r: Rig, section: Section, rep: int, samples: dict[str, list[float]])
         samples[f"join N={r.n} (from first kernel)"] += j["from_first"]
         samples[f"join N={r.n} (from process start)"] += j["from_start"]
     samples[f"kill N={r.n} (from SIGKILL)"] += kill["per_host"]
-    samples[f"leave N={r.n} (from SIGTERM)"] += leave["per_host"]
+    samples[f"leave N={r.n} (from the leave request)"] += leave["per_host"]
 
 
 def _add(section: Section, n: int, ja: dict, jb: dict, kill: dict, leave: dict, false_fails: int) -> None:
@@ -591,9 +595,9 @@ def _add(section: Section, n: int, ja: dict, jb: dict, kill: dict, leave: dict, 
     fig(f"{k}.kill.detect_s", f"N={n}: kill -9 → first MEMBER_FAIL", "s").add(kill["fail_s"])
     fig(f"{k}.kill.after_detect_s", f"N={n}: kill: withdrawn everywhere − detection", "s",
         goal=("<=", 0.5)).add(kill["all_s"] - kill["fail_s"])
-    fig(f"{k}.leave.all_s", f"N={n}: SIGTERM (leave) → entries withdrawn on all hosts", "s",
+    fig(f"{k}.leave.all_s", f"N={n}: leave → entries withdrawn on all hosts", "s",
         goal=("<=", 1.0)).add(leave["all_s"])
-    fig(f"{k}.leave.event_s", f"N={n}: SIGTERM → first MEMBER_LEAVE", "s").add(leave["leave_s"])
+    fig(f"{k}.leave.event_s", f"N={n}: leave → first MEMBER_LEAVE", "s").add(leave["leave_s"])
     fig(f"{k}.leave.as_fail", f"N={n}: leave reported as MEMBER_FAIL", "count", goal=("<=", 0.0)).add(
         1.0 if leave["reported_fail"] else 0.0)
     fig(f"{k}.false_fail", f"N={n}: MEMBER_FAIL of hosts not killed (false failures)", "count",
@@ -623,7 +627,7 @@ def run(budget: Budget) -> Section:
     try:
         for n in sizes(budget):
             for key in (f"join N={n} (from first kernel)", f"join N={n} (from process start)",
-                        f"kill N={n} (from SIGKILL)", f"leave N={n} (from SIGTERM)"):
+                        f"kill N={n} (from SIGKILL)", f"leave N={n} (from the leave request)"):
                 samples[key] = []
             with rig(n, 2 * budget.reps) as r:
                 section.setup[f"n{n}"] = r.setup
@@ -656,17 +660,17 @@ def _code_version() -> str:
 _METHOD_TAIL = """
 
 Join figures pool the per-observer times of both joins of a repetition (2·N samples: N observers): p50, p99
-(nearest rank) and max. The goal (p99 ≤ 2 s) is checked against t0 = the first observer's kernel showing
-any entry of the new host, i.e. from the moment the cluster learns of it; the same from the agent process
-start is reported beside it, and the agent's own start-up (process start → its "joined through" log
-line) separately. Kill: all = until the last observer has none of the four objects; detection = the first
-MEMBER_FAIL on the subscribed observers; the goal is on their difference. Leave = SIGTERM → last observer
-clean. False failures = MEMBER_FAIL events (distinct hosts, on the subscribed observers) during a repetition for
-hosts that were neither killed nor leaving (a leave reported as a failure is its own figure).
-N = 20 and N = 50 are not interleaved: each needs its own cluster, and
-starting 50 agents costs minutes on this machine (see setup), so each N keeps one cluster for all its
-repetitions. Timestamps are wall-clock at the moment the benchmark's thread reads the notification; on
-a loaded 2-core machine that thread competes with the agents for CPU."""
+(nearest rank) and max. The goal (p99 ≤ 2 s) is checked against t0 = the first observer's kernel showing any
+entry of the new host, i.e. from the moment the cluster learns of it; the same from the agent process start is
+reported beside it, and the agent's own start-up (process start → its "joined through" log line) separately.
+Kill (SIGKILL and an underlay cut): all = until the last observer has none of the four objects; detection =
+the first MEMBER_FAIL on the subscribed observers; the goal is on their difference. Leave = the leave request
+sent → last observer clean. False failures = MEMBER_FAIL events (distinct hosts, on the subscribed observers)
+during a repetition for hosts that were neither killed nor leaving (a leave reported as a failure is its own
+figure). N = 20 and N = 50 are not interleaved: each needs its own cluster, and starting 50 agents costs
+minutes on this machine (see setup), so each N keeps one cluster for all its repetitions. Timestamps are
+wall-clock at the moment the benchmark's thread reads the notification; on a loaded 2-core machine that thread
+competes with the agents for CPU."""
 
 
 def main(argv: list[str] | None = None) -> int:
