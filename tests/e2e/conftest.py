@@ -28,25 +28,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def make_cluster(tmp_path: Path) -> Iterator:
-    """Factory: ``make_cluster(hosts=3, started=3)`` -> (lab, cluster) with h1 bootstrapped and
-    the others joined through it; everything is removed after the test."""
+    """Factory: ``make_cluster(hosts=3, started=3, profile="local")`` -> (lab, cluster) with h1
+    bootstrapped and the others joined through it; everything is removed after the test."""
     made: list[tuple[Lab, Cluster]] = []
 
-    def make(hosts: int = 3, started: int | None = None, extra_args: tuple[str, ...] = ()) -> tuple[Lab, Cluster]:
+    def make(hosts: int = 3, started: int | None = None, extra_args: tuple[str, ...] = (),
+             profile: str = "local") -> tuple[Lab, Cluster]:
         lab = Lab(unique_prefix())
         cluster = None
         try:
             lab.up(hosts)
-            cluster = Cluster(lab, tmp_path / lab.prefix, extra_args=extra_args)
+            cluster = Cluster(lab, tmp_path / lab.prefix, profile=profile, extra_args=extra_args)
             made.append((lab, cluster))
             started = hosts if started is None else started
             if started:
                 cluster.start("h1")
-                cluster.wait("h1 leads", lambda: cluster.query("h1", MsgType.QUERY_STATUS)["raft"]["role"] == "leader")
+                cluster.wait("h1 leads", lambda: cluster.query("h1", MsgType.QUERY_STATUS)["raft"]["role"] == "leader",
+                             timeout_s=60)
             for i in range(2, started + 1):
                 cluster.start(f"h{i}", join=["192.0.2.11"])
             if started:
-                cluster.wait_members("h1", started)
+                cluster.wait_members("h1", started, timeout_s=60)
         except BaseException:
             if cluster is not None:
                 cluster.down()

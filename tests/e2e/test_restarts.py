@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import pytest
 
 from meshd.api import MsgType
 from tests.e2e.conftest import container_addr
@@ -84,3 +87,41 @@ def test_sigterm_and_kill9_restarts_leader_included_lose_no_ping(make_cluster):
         assert sent > 20 and received == sent, f"{box.name} -> {ip}: {sent - received} of {sent} pings lost\n{out}"
     for h in ("h1", "h2", "h3"):
         assert set(cluster.members(h).values()) == {"alive"}, cluster.members(h)
+
+
+DEAD_S = 60.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["local", "lan"])
+def test_an_agent_dead_for_a_minute_then_restarted_loses_no_ping(make_cluster, profile):
+    """Issue 13 item 1's goal: while one agent is dead for 60 s, and when it comes back, pings
+    between containers (to, from and past its host) lose nothing, in both timing profiles."""
+    lab, cluster = make_cluster(hosts=3, profile=profile)
+    cluster.query("h1", MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24")
+    boxes = {h: lab.container(h, f"c{h[-1]}") for h in ("h1", "h2", "h3")}
+    ips = {}
+    for h, box in boxes.items():
+        ips[h] = cluster.query(h, MsgType.ENDPOINT_CONNECT, container_id=box.id, network="blue", host=h)["ip"]
+        cluster.wait(f"{box.name} up",
+                     lambda box=box, h=h: (a := container_addr(box.id)) and a[0].startswith(ips[h] + "/"))
+    dead, observer = "h3", "h1"
+    pairs = [(boxes["h1"], ips["h3"]), (boxes["h3"], ips["h2"]), (boxes["h2"], ips["h1"])]
+    with pinging(pairs) as pingers:
+        time.sleep(2)
+        killed = time.monotonic()
+        cluster.kill(dead)
+        cluster.wait(f"{observer} sees {dead}'s agent down",
+                     lambda: cluster.members(observer).get(dead) == "agent-down", timeout_s=DEAD_S)
+        time.sleep(max(0.0, DEAD_S - (time.monotonic() - killed)))
+        started = time.monotonic()
+        cluster.start(dead)
+        cluster.wait(f"{dead} alive again", lambda: cluster.members(observer).get(dead) == "alive", timeout_s=60,
+                     interval_s=0.05)
+        print(f"{profile}: {dead} alive in {observer}'s view {time.monotonic() - started:.2f} s after its agent "
+              f"was started (process start included), dead for {started - killed:.1f} s")
+        time.sleep(3)
+        results = [p.stop() for p in pingers]
+    for (box, ip), (sent, received, out) in zip(pairs, results, strict=True):
+        assert sent >= DEAD_S / 0.2 and received == sent, \
+            f"{profile}: {box.name} -> {ip}: {sent - received} of {sent} pings lost\n{out[-2000:]}"
