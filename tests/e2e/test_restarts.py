@@ -102,7 +102,8 @@ def test_an_agent_dead_for_a_minute_then_restarted_loses_no_ping(make_cluster, p
     boxes = {h: lab.container(h, f"c{h[-1]}") for h in ("h1", "h2", "h3")}
     ips = {}
     for h, box in boxes.items():
-        ips[h] = cluster.query(h, MsgType.ENDPOINT_CONNECT, container_id=box.id, network="blue", host=h)["ip"]
+        with cluster.scheduler(h) as api:
+            ips[h] = api.request(MsgType.ENDPOINT_CONNECT, container_id=box.id, network="blue", host=h)["ip"]
         cluster.wait(f"{box.name} up",
                      lambda box=box, h=h: (a := container_addr(box.id)) and a[0].startswith(ips[h] + "/"))
     dead, observer = "h3", "h1"
