@@ -11,7 +11,7 @@ import msgpack
 import pytest
 import trio
 
-from consensus import NotLeader, RaftConfig, Role, Unavailable
+from consensus import ConfChangeInProgress, NotLeader, RaftConfig, Role, Unavailable
 from consensus._driver import Applied, RaftNode, RoleChanged
 from consensus._storage import Storage
 from consensus._transport import MemoryNetwork
@@ -161,8 +161,12 @@ async def test_membership_learner_promote_remove_and_transfer(cluster) -> None:
     d = await cluster.start("d")  # joins empty
     await leader.add_learner("d")
     await cluster.settle()
-    peer = {p.id: p for p in leader.status().peers}["d"]
-    assert not peer.voter and peer.lag == 0 and peer.state == "replicate"
+    # the leader learns that d caught up from d's next acknowledgement: wait for it (virtual time)
+    # rather than assume it came with the apply (the driver's fsyncs run in real threads)
+    with trio.fail_after(10):
+        while (peer := {p.id: p for p in leader.status().peers}["d"]).lag or peer.state != "replicate":
+            await trio.sleep(0.01)
+    assert not peer.voter
     assert cluster.machines["d"].total == 4 and d.status().learners == ("d",)
     await leader.promote("d")
     assert leader.status().voters == ("a", "b", "c", "d")
@@ -170,7 +174,15 @@ async def test_membership_learner_promote_remove_and_transfer(cluster) -> None:
     assert (await cluster.leader()).id == "d"
     with pytest.raises(NotLeader):
         await leader.remove("a")
-    await d.remove(leader.id)
+    # a new leader takes membership changes once its term's first entry is committed; until then
+    # it says ConfChangeInProgress and asks to retry, as a caller does
+    with trio.fail_after(10):
+        while True:
+            try:
+                await d.remove(leader.id)
+                break
+            except ConfChangeInProgress:
+                await trio.sleep(0.05)
     assert leader.id not in d.status().voters
     assert await d.propose(b"1") == b"5"
 
