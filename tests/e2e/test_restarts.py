@@ -51,6 +51,20 @@ def _leader(cluster, asked: str) -> str:
     return cluster.wait("a Raft leader", lambda: cluster.query(asked, MsgType.QUERY_STATUS)["raft"]["leader"])
 
 
+def _one_container_per_host(lab, cluster) -> tuple[dict, dict[str, str]]:
+    """A network blue and one container on it per host, each connected through its own host's API
+    and up in its namespace: ({host: container}, {host: its address})."""
+    cluster.query("h1", MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24")
+    boxes = {h: lab.container(h, f"c{h[-1]}") for h in ("h1", "h2", "h3")}
+    ips = {}
+    for h, box in boxes.items():
+        with cluster.scheduler(h) as api:
+            ips[h] = api.request(MsgType.ENDPOINT_CONNECT, container_id=box.id, network="blue", host=h)["ip"]
+        cluster.wait(f"{box.name} up",
+                     lambda box=box, h=h: (a := container_addr(box.id)) and a[0].startswith(ips[h] + "/"))
+    return boxes, ips
+
+
 def _down_then_back(cluster, host: str, how: str, observer: str) -> None:
     """Stop ``host``'s agent (``stop``: SIGTERM, ``kill``: SIGKILL), wait until ``observer`` sees it
     agent-down (gossip declared it dead, its data plane answers), then start it again."""
@@ -63,14 +77,7 @@ def _down_then_back(cluster, host: str, how: str, observer: str) -> None:
 
 def test_sigterm_and_kill9_restarts_leader_included_lose_no_ping(make_cluster):
     lab, cluster = make_cluster(hosts=3)
-    cluster.query("h1", MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24")
-    boxes = {h: lab.container(h, f"c{h[-1]}") for h in ("h1", "h2", "h3")}
-    ips = {}
-    for h, box in boxes.items():
-        with cluster.scheduler(h) as api:
-            ips[h] = api.request(MsgType.ENDPOINT_CONNECT, container_id=box.id, network="blue", host=h)["ip"]
-        cluster.wait(f"{box.name} up",
-                     lambda box=box, h=h: (a := container_addr(box.id)) and a[0].startswith(ips[h] + "/"))
+    boxes, ips = _one_container_per_host(lab, cluster)
     leader = _leader(cluster, "h1")
     follower = next(h for h in ("h2", "h3") if h != leader)
     third = next(h for h in ("h1", "h2", "h3") if h not in (leader, follower))
@@ -98,14 +105,7 @@ def test_an_agent_dead_for_a_minute_then_restarted_loses_no_ping(make_cluster, p
     """Issue 13 item 1's goal: while one agent is dead for 60 s, and when it comes back, pings
     between containers (to, from and past its host) lose nothing, in both timing profiles."""
     lab, cluster = make_cluster(hosts=3, profile=profile)
-    cluster.query("h1", MsgType.NETWORK_CREATE, name="blue", subnet="10.1.0.0/24")
-    boxes = {h: lab.container(h, f"c{h[-1]}") for h in ("h1", "h2", "h3")}
-    ips = {}
-    for h, box in boxes.items():
-        with cluster.scheduler(h) as api:
-            ips[h] = api.request(MsgType.ENDPOINT_CONNECT, container_id=box.id, network="blue", host=h)["ip"]
-        cluster.wait(f"{box.name} up",
-                     lambda box=box, h=h: (a := container_addr(box.id)) and a[0].startswith(ips[h] + "/"))
+    boxes, ips = _one_container_per_host(lab, cluster)
     dead, observer = "h3", "h1"
     pairs = [(boxes["h1"], ips["h3"]), (boxes["h3"], ips["h2"]), (boxes["h2"], ips["h1"])]
     with pinging(pairs) as pingers:
