@@ -138,15 +138,22 @@ def raft_roles(raft: dict[str, Any]) -> dict[str, str]:
 _STATE_STYLE = {"alive": "green", "suspect": "yellow", "failed": "red", "left": "dim"}
 
 
+MEMBER_HEADERS = ["name", "address", "state", "raft", "underlay mtu", "kernel lacks", "version"]
+
+
 def member_rows(members: list[dict[str, Any]], raft: dict[str, Any]) -> list[list[Any]]:
+    """Rows under :data:`MEMBER_HEADERS`; "kernel lacks" names the link kinds a member's kernel
+    cannot create ("?": an agent too old to say)."""
     roles = raft_roles(raft)
     return [[m.get("name"), m.get("address"),
              Text(str(m.get("state")), style=_STATE_STYLE.get(m.get("state") or "", "")),
-             roles.get(m.get("name") or "", "-"), m.get("underlay_mtu") or "-", m.get("version", "")] for m in members]
+             roles.get(m.get("name") or "", "-"), m.get("underlay_mtu") or "-",
+             "?" if m.get("dataplane_missing") is None else ", ".join(m["dataplane_missing"]) or "-",
+             m.get("version", "")] for m in members]
 
 
 def print_members(members: list[dict[str, Any]], raft: dict[str, Any]) -> None:
-    emit(table(["name", "address", "state", "raft", "underlay mtu", "version"], member_rows(members, raft)))
+    emit(table(MEMBER_HEADERS, member_rows(members, raft)))
 
 
 # --- meshd status ----------------------------------------------------------------------
@@ -164,6 +171,13 @@ def raft_line(raft: dict[str, Any]) -> str:
             f"(applied {raft.get('applied_index', '?')}); voters {' '.join(raft.get('voters', [])) or '-'}"
             + (f"; learners {' '.join(raft['learners'])}" if raft.get("learners") else "")
             + (f"; {', '.join(lagging)}" if lagging else ""))
+
+
+def dataplane_line(dp: dict[str, Any]) -> str:
+    if not dp:
+        return "not probed"
+    return (f"this kernel creates {', '.join(dp.get('link_kinds') or []) or 'no'} links"
+            + (f"; it has no {', '.join(dp['missing'])}" if dp.get("missing") else ""))
 
 
 def reconcile_line(rec: dict[str, Any]) -> str:
@@ -200,10 +214,10 @@ def status_summary(status: dict[str, Any], now: float, events: int) -> list[Any]
                       + (f"  log level {status['log_level']}" if status.get("log_level") else "")),
         key_values([("Raft", raft_line(status.get("raft", {}))),
                     ("Reconcile", reconcile_line(status.get("reconcile", {}))),
-                    ("Members", f"{alive} of {len(members)} alive")])]
+                    ("Members", f"{alive} of {len(members)} alive"),
+                    ("Data plane", dataplane_line(status.get("dataplane", {})))])]
     sections = [
-        ("Members", ["name", "address", "state", "raft", "underlay mtu", "version"],
-         member_rows(members, status.get("raft", {}))),
+        ("Members", MEMBER_HEADERS, member_rows(members, status.get("raft", {}))),
         ("Networks", ["name", "tenant", "subnet", "vni", "used", "free"],
          [[n.get("name"), n.get("tenant"), n.get("subnet"), n.get("vni"), n.get("used"), n.get("free")]
           for n in status.get("networks", [])]),

@@ -10,6 +10,7 @@ from netops._apply import VXLAN_READY, ApplyReport, OpFailure, apply, ensure_rou
 from netops._dump import Actual, Counters, counters, dump_owned, rates
 from netops._errors import NetopsError, UnsupportedSetting
 from netops._ethtool import set_tx_csum_offload, tx_csum_offload
+from netops._kernel import LINK_KINDS, describe_link_kind, probe_link_kinds
 from netops._links import Link
 from netops._nft import NftTable, dump_table, list_table
 from netops._nft import run as nft_run
@@ -49,7 +50,8 @@ from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 __all__ = [
     "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "AttachUplink", "UPLINK_PREFIX",
     "BRIDGE_PREFIX", "ClearQdisc", "Counters",
-    "DeleteLink", "DeleteRouter", "EnsureBridge", "EnsureRouter", "EnsureVxlan", "FdbEntry", "LEG_PREFIX",
+    "DeleteLink", "LINK_KINDS", "describe_link_kind", "probe_link_kinds",
+    "DeleteRouter", "EnsureBridge", "EnsureRouter", "EnsureVxlan", "FdbEntry", "LEG_PREFIX",
     "NFT_TABLE", "NftTable", "dump_table", "NeighEntry", "NetopsError", "NftScript", "Op", "OpFailure", "Qos",
     "ROUTER_NETNS_PREFIX", "SetEndpointQos",
     "SetTbf", "Underlay", "UnsupportedSetting", "VETH_PREFIX", "VXLAN_OVERHEAD", "VXLAN_PREFIX", "apply",

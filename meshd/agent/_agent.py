@@ -115,6 +115,8 @@ class Agent:
         self.host: ZmqHost | None = None
         self._client_keys: dict[bytes, str] = {}
         self.underlay: netops.Underlay | None = None
+        #: the kernel link kinds this host can create, probed at start (see :mod:`._dataplane`)
+        self.dataplane: frozenset[str] = frozenset()
         self.replica: Replica | None = None
         self.members: MemberBook | None = None
         self.api: SchedulerApi | None = None
@@ -133,6 +135,7 @@ class Agent:
             self._client_keys = load_client_keys(cfg.api.clients_dir)  # a NAME.key there stops the start now
             self.advertise = cfg.agent.advertise_address or await trio.to_thread.run_sync(detect_advertise_address)
             self.underlay = await trio.to_thread.run_sync(netops.underlay_for, self.advertise)
+            self.dataplane = await trio.to_thread.run_sync(netops.probe_link_kinds)
             host = self.host = ZmqHost(keys, cfg.transport)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -141,6 +144,10 @@ class Agent:
                 nursery.start_soon(self._signals, nursery)
                 log.info("agent started name=%s advertise=%s underlay=%s mtu=%d version=%s",
                          self.name, self.advertise, self.underlay.dev, self.underlay.mtu, __version__)
+                log.info("data plane: this kernel creates %s links; missing: %s",
+                         ", ".join(sorted(self.dataplane)) or "no",
+                         ", ".join(netops.describe_link_kind(k) for k in netops.LINK_KINDS
+                                   if k not in self.dataplane) or "nothing")
                 task_status.started()
 
     async def _start_parts(self, nursery: trio.Nursery, host: ZmqHost, keys: ClusterKeys) -> None:
@@ -151,7 +158,7 @@ class Agent:
         replica = self.replica = Replica(self.name, cfg, PeerTransport(raft_mesh), self)
         await replica.start(nursery, may_bootstrap=not self.join_addrs)
         members = self.members = MemberBook(host, self.name, cfg, advertise=self.advertise, version=__version__,
-                                                  underlay_mtu=self.underlay.mtu)
+                                                  underlay_mtu=self.underlay.mtu, dataplane=self.dataplane)
         await nursery.start(self.probe.run)
         await nursery.start(members.run)
         nursery.start_soon(self._on_members, members.subscribe())
@@ -163,7 +170,8 @@ class Agent:
         await nursery.start(self.reconciler.run)
         if self.runtime is not None:
             listener = DockerListener(host=self.name, containers=self.containers, committer=committer,
-                                      replica=replica, events=self.events, trigger=self.reconciler.trigger)
+                                      replica=replica, events=self.events, trigger=self.reconciler.trigger,
+                                      dataplane=self.dataplane)
             nursery.start_soon(RuntimeWatcher(self.runtime, listener).run)
         backend = AgentBackend(local_host=self.name, replica=replica, committer=committer, members=members,
                                liveness=self.liveness, containers=self.containers, tracker=self.tracker,

@@ -25,6 +25,7 @@ from meshd.runtime import ContainerNotFound, ContainerNotRunning, DockerError, D
 
 from ._commit import Committer
 from ._containers import LocalContainers
+from ._dataplane import mode_refusal
 from ._endpoints import EndpointTracker
 from ._liveness import Liveness
 from ._members import MemberBook
@@ -117,6 +118,16 @@ class AgentBackend:
         why = mtu_refusal(network, mtu, self._members.underlay_mtus())
         if why is not None:
             raise FrameError(ApiError.MTU_TOO_LARGE, why, req.MSG_TYPE, req.request_id)
+
+    def check_mode(self, network: str, mode: str, host: str | None, req: Any) -> None:
+        """A network mode that a member's kernel cannot build is refused (see :mod:`._dataplane`):
+        on every member for a create (``host`` None), on ``host`` for a connect or move."""
+        kinds = self._members.dataplanes()
+        if host is not None:
+            kinds = {host: kinds[host]} if host in kinds else {}
+        why = mode_refusal(network, mode, kinds)
+        if why is not None:
+            raise FrameError(ApiError.MODE_UNSUPPORTED, why, req.MSG_TYPE, req.request_id)
 
     async def resolve_container(self, req: EndpointConnect, host: str) -> tuple[str, str | None]:
         if host != self.local_host:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -30,6 +30,7 @@ from meshd.api import Unavailable
 from meshd.runtime import ConnectRequest, ContainerInfo, ContainerSpec, RuntimeSnapshot, SpecError
 
 from ._commit import Committer
+from ._dataplane import mode_refusal
 from ._events import Events
 from ._replica import Replica
 
@@ -117,8 +118,9 @@ class DockerListener:
     """What the agent does on Docker's container events; see the module docstring."""
 
     def __init__(self, *, host: str, containers: LocalContainers, committer: Committer, replica: Replica,
-                 events: Events, trigger: Callable[[], None]) -> None:
+                 events: Events, trigger: Callable[[], None], dataplane: Iterable[str] = ()) -> None:
         self._host = host
+        self._dataplane = tuple(dataplane)  #: link kinds this host's kernel creates (empty: not probed)
         self._containers = containers
         self._committer = committer
         self._replica = replica
@@ -165,6 +167,8 @@ class DockerListener:
     async def _connect(self, spec: ContainerSpec, req: ConnectRequest) -> None:
         info = self._replica.state.network(req.network)
         refusal = seed_refusal(req, info.network if info is not None else None)
+        if refusal is None and info is not None:
+            refusal = mode_refusal(req.network, info.network.mode, {self._host: self._dataplane})
         if refusal is not None:
             log.warning("container refused container=%s network=%s reason=%r", spec.container_name, req.network,
                         refusal)

@@ -22,6 +22,7 @@ from meshd.config import Config
 from meshd.gossip import GossipAgent, Meta, State
 from meshd.gossip import JoinError as GossipJoinError
 from meshd.transport import ZmqHost
+from netops import LINK_KINDS
 
 from . import _autopilot as ap
 from ._local import AgentStartError
@@ -55,14 +56,14 @@ class MemberBook:
     """Gossip membership of one agent; see the module docstring."""
 
     def __init__(self, host: ZmqHost, name: str, cfg: Config, *, advertise: str, version: str,
-                 underlay_mtu: int = 0) -> None:
+                 underlay_mtu: int = 0, dataplane: Iterable[str] = ()) -> None:
         self.name = name
         self._peers_file = Path(cfg.agent.data_dir) / "gossip-peers"
         self.cfg = cfg
         a = cfg.agent
         meta = Meta(vtep=advertise, raft_addr=f"tcp://{advertise}:{a.raft_port}",
                     api_addr=f"tcp://{advertise}:{cfg.api.router_port}", version=version, role="agent",
-                    underlay_mtu=underlay_mtu)
+                    underlay_mtu=underlay_mtu, dataplane=tuple(sorted(dataplane)))
         self.gossip = GossipAgent(host, name=name, bind=f"tcp://{a.bind_address}:{a.gossip_port}",
                                   config=cfg.gossip, advertise_host=advertise, meta=meta)
         self._subscribers: list[trio.MemorySendChannel] = []
@@ -149,6 +150,11 @@ class MemberBook:
         a failed member's data plane may still carry traffic."""
         return {m.name: m.meta.underlay_mtu for m in self._members() if m.state is not State.LEFT}
 
+    def dataplanes(self) -> dict[str, tuple[str, ...]]:
+        """The link kinds every member said its kernel can create (empty: not said), except
+        members that left (see :mod:`._dataplane`)."""
+        return {m.name: m.meta.dataplane for m in self._members() if m.state is not State.LEFT}
+
     def alive_names(self) -> set[str]:
         return {m.name for m in self._live()}
 
@@ -167,7 +173,7 @@ class MemberBook:
     def as_maps(self) -> list[dict[str, Any]]:
         return [{"name": m.name, "state": _STATE_NAMES[m.state], "incarnation": m.incarnation,
                  "address": m.meta.vtep, "gossip": m.addr, "role": m.meta.role, "version": m.meta.version,
-                 "underlay_mtu": m.meta.underlay_mtu or None}
+                 "underlay_mtu": m.meta.underlay_mtu or None, **_dataplane_map(m.meta.dataplane)}
                 for m in sorted(self._members(), key=lambda m: m.name)]
 
     def gossip_status(self) -> Any:
@@ -175,3 +181,10 @@ class MemberBook:
 
 
 _STATE_NAMES = {State.ALIVE: "alive", State.SUSPECT: "suspect", State.DEAD: "failed", State.LEFT: "left"}
+
+
+def _dataplane_map(kinds: tuple[str, ...]) -> dict[str, list[str] | None]:
+    """A member's link kinds and those of :data:`netops.LINK_KINDS` it lacks (None: not said)."""
+    if not kinds:
+        return {"dataplane": None, "dataplane_missing": None}
+    return {"dataplane": list(kinds), "dataplane_missing": [k for k in LINK_KINDS if k not in kinds]}

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import netops
 from meshd import __version__
 from meshd import state as st
 from meshd._attach import INTERFACE, RUNNING, UP
@@ -44,6 +45,8 @@ def status_map(agent: Agent) -> dict[str, Any]:
         "host": agent.name, "version": __version__, "uptime_s": time.time() - agent.started,
         "advertise": agent.advertise, "log_level": logging.getLevelName(logging.getLogger().level).lower(),
         "events": agent.events.recent(),
+        "dataplane": {"link_kinds": sorted(agent.dataplane),
+                      "missing": [netops.describe_link_kind(k) for k in netops.LINK_KINDS if k not in agent.dataplane]},
     }
     if agent.members is not None:
         out["members"] = member_maps(agent.members, agent.liveness)

@@ -87,6 +87,7 @@ class ApiError(enum.IntEnum):
     INTERFACE_FAILED = 16
     UNKNOWN_HOST = 17
     MTU_TOO_LARGE = 18
+    MODE_UNSUPPORTED = 19
 
 
 STATE_ERROR_OFFSET = 1000

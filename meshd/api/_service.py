@@ -70,6 +70,10 @@ class ApiBackend(Protocol):
     def check_mtu(self, network: str, mtu: int, req: Any) -> None:
         """Refuse (FrameError MTU_TOO_LARGE) a network MTU that some member's underlay cannot carry."""
 
+    def check_mode(self, network: str, mode: str, host: str | None, req: Any) -> None:
+        """Refuse (FrameError MODE_UNSUPPORTED) a network mode the kernel of a member (``host``
+        None: any member) cannot build."""
+
     async def resolve_container(self, req: rq.EndpointConnect, host: str) -> tuple[str, str | None]:
         """The endpoint id (full container id) and the container's name, if known, for a connect
         on ``host``.  Raises :class:`FrameError` (UNKNOWN_CONTAINER or UNKNOWN_HOST) when it cannot."""
@@ -275,6 +279,7 @@ class SchedulerService:
 
     async def _network_create(self, r: rq.NetworkCreate) -> Any:
         self.backend.check_mtu(r.name, r.mtu, r)
+        self.backend.check_mode(r.name, r.mode, None, r)
         return await self.backend.execute(st.CreateNetwork(
             name=r.name, tenant=r.tenant, subnet=r.subnet, gateway=r.gateway, vni=r.vni, mode=r.mode, mtu=r.mtu,
             egress_kbit=r.egress_kbit, external=r.external, labels=dict(r.labels)))
@@ -291,6 +296,7 @@ class SchedulerService:
     async def _connect(self, r: rq.EndpointConnect) -> Any:
         _refuse_delay(r)
         host = r.host or self.backend.local_host
+        self._check_mode_on(r.network, host, r)
         endpoint_id, name = await self.backend.resolve_container(r, host)
         qos = st.qos_with_defaults(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
         return await self.backend.execute(st.Connect(endpoint_id=endpoint_id, network=r.network, host=host, ip=r.ip,
@@ -303,6 +309,8 @@ class SchedulerService:
     async def _move(self, r: rq.EndpointMove) -> Any:
         endpoint_id = self._endpoint_id(r.container_id, r)
         self.backend.check_host(r.host, r)
+        for network in self.backend.state().networks_of(endpoint_id):
+            self._check_mode_on(network, r.host, r)
         return await self.backend.execute(st.MoveEndpoint(endpoint_id=endpoint_id, host=r.host))
 
     async def _qos_set(self, r: rq.QosSet) -> Any:
@@ -310,6 +318,13 @@ class SchedulerService:
         qos = st.qos_with_defaults(r.bandwidth_kbit, r.burst_bytes, r.latency_ms)
         endpoint_id = self._endpoint_id(r.container_id, r)
         return await self.backend.execute(st.SetQos(endpoint_id=endpoint_id, network=r.network, qos=qos))
+
+    def _check_mode_on(self, network: str, host: str, r: Any) -> None:
+        """A connect or move to ``host`` of a network whose mode that host cannot build is refused;
+        a network that does not exist is left to the state to name."""
+        info = self.backend.state().network(network)
+        if info is not None:
+            self.backend.check_mode(network, info.network.mode, host, r)
 
     def _endpoint_id(self, ref: str, r: Any) -> str:
         """The endpoint a request names by container id, name or unique id prefix (any host's).

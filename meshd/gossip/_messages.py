@@ -50,12 +50,19 @@ class Meta(wire.Record, kw_only=True, frozen=True):
     role: str = ""
     labels: dict[str, str] = {}
     underlay_mtu: int = 0  #: the member's underlay device MTU (0: not said)
+    #: the kernel link kinds the member can create (``netops.probe_link_kinds``; empty: not said)
+    dataplane: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.labels) > META_MAX_LABELS:
             raise ValueError(
                 f"member metadata has {len(self.labels)} labels; at most "
                 f"{META_MAX_LABELS} are allowed, drop some labels"
+            )
+        if len(self.dataplane) > META_MAX_LABELS:
+            raise ValueError(
+                f"member metadata names {len(self.dataplane)} data-plane link kinds; at most "
+                f"{META_MAX_LABELS} are allowed"
             )
         size = self.size_bytes()
         if size > META_MAX_BYTES:
@@ -66,7 +73,7 @@ class Meta(wire.Record, kw_only=True, frozen=True):
 
     def size_bytes(self) -> int:
         """Bytes of text in every field and label (the bounded quantity)."""
-        texts = [self.vtep, self.raft_addr, self.api_addr, self.version, self.role]
+        texts = [self.vtep, self.raft_addr, self.api_addr, self.version, self.role, *self.dataplane]
         texts += list(self.labels) + list(self.labels.values())
         return sum(len(t.encode()) for t in texts)
 

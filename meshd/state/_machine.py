@@ -288,6 +288,10 @@ class NetworkState(NetworkCommands, EndpointCommands):
             return ()
         return tuple(sorted(cid for cid in self._containers if cid.startswith(ref)))
 
+    def networks_of(self, endpoint_id: str) -> tuple[str, ...]:
+        """The networks ``endpoint_id`` is connected to, by name (a lookup)."""
+        return self._containers.get(endpoint_id, ())
+
     def endpoint(self, endpoint_id: str, network: str) -> Endpoint | None:
         net = self._nets.get(network)
         if net is None:

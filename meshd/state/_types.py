@@ -34,6 +34,7 @@ class Mode(enum.StrEnum):
     ROUTED = "routed"
     FLAT = "flat"
     DHCP = "dhcp"
+    VLAN = "vlan"
 
 
 class PolicyKind(enum.StrEnum):

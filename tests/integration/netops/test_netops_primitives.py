@@ -208,3 +208,29 @@ def test_many_deletes_in_one_apply_remove_exactly_those_links(make_lab, make_ns)
     assert set(links) == {"mb-10", "mvk3"} and links["mvk3"].master == 0  # released from the old bridge
     assert "eth0" in sh("ip", "-n", h1.netns, "link").stdout  # the underlay is never touched
     assert "eth0" not in sh("ip", "-n", ns_name(nss[0]), "link").stdout
+
+
+# the same links made by iproute2, an implementation independent of netops, on a veth parent p0
+IP_LINK_ADD = {
+    "vxlan": "x0 type vxlan id 5 dstport 4789 dev p0",
+    "bridge": "b0 type bridge",
+    "veth": "v0 type veth peer name v1",
+    "macvlan": "m0 link p0 type macvlan mode bridge",
+    "vlan": "p0.5 link p0 type vlan id 5",
+    "ipvlan": "i0 link p0 type ipvlan mode l2",
+}
+
+
+def test_the_link_kind_probe_agrees_with_iproute2_and_leaves_nothing(make_ns):
+    ns = ns_name(make_ns())
+    sh("ip", "-n", ns, "link", "add", "p0", "type", "veth", "peer", "name", "p1")
+    before = sh("ip", "-n", ns, "-o", "link").stdout
+    with netops.in_netns(f"/run/netns/{ns}"):
+        found = netops.probe_link_kinds()
+        assert netops.probe_link_kinds(["no-such-kind"]) == frozenset()
+    assert sh("ip", "-n", ns, "-o", "link").stdout == before
+    assert set(IP_LINK_ADD) == set(netops.LINK_KINDS)
+    made = {kind for kind, args in IP_LINK_ADD.items()
+            if sh("ip", "-n", ns, "link", "add", *args.split(), check=False).returncode == 0}
+    assert found == made
+    assert {"vxlan", "bridge", "veth"} <= found  # what the VXLAN model, built today, needs

@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 
 from meshd import state as st
+from meshd.agent._dataplane import mode_refusal
 from meshd.agent._mtu import mtu_refusal
 from meshd.api import FrameError, SchedulerService
 from meshd.api._frame import ApiError, MsgType
@@ -21,6 +22,7 @@ class LocalBackend:
         self.executed: list[Any] = []
         self.unknown: set[str] = set()
         self.underlays: dict[str, int] = {host: 1500}  #: member underlay MTUs, as gossip would say
+        self.dataplanes: dict[str, tuple[str, ...]] = {}  #: member link kinds, as gossip would say
 
     async def execute(self, command: Any) -> Any:
         self.executed.append(command)
@@ -50,6 +52,12 @@ class LocalBackend:
         why = mtu_refusal(network, mtu, self.underlays)
         if why is not None:
             raise FrameError(ApiError.MTU_TOO_LARGE, why, req.MSG_TYPE, req.request_id)
+
+    def check_mode(self, network: str, mode: str, host: str | None, req) -> None:
+        kinds = self.dataplanes if host is None else {h: k for h, k in self.dataplanes.items() if h == host}
+        why = mode_refusal(network, mode, kinds)
+        if why is not None:
+            raise FrameError(ApiError.MODE_UNSUPPORTED, why, req.MSG_TYPE, req.request_id)
 
     def check_host(self, host: str, req) -> None:
         if host not in (self.local_host, "h2", "h3") and not req.host_expected:

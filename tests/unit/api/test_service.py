@@ -187,3 +187,27 @@ async def test_a_network_mtu_some_underlay_cannot_carry_is_refused_before_any_co
     assert not body["ok"] and body["error"]["code"] == ApiError.MTU_TOO_LARGE
     assert (await call(service, MsgType.NETWORK_UPDATE, request_id="r5", name="blue", egress_kbit=1000))["ok"]
     assert [type(c).__name__ for c in backend.executed] == ["CreateNetwork", "UpdateNetwork"]
+
+
+async def test_a_mode_some_members_kernel_cannot_build_is_refused_before_any_commit(service, backend):
+    backend.dataplanes = {"h1": ("bridge", "macvlan", "veth", "vxlan"), "h2": ("bridge", "veth", "macvlan"),
+                          "h3": ()}  # h2's kernel has no vxlan; h3: an agent that does not say
+    body = await call(service, MsgType.NETWORK_CREATE, request_id="r1", name="blue", subnet="10.1.0.0/24")
+    assert not body["ok"] and body["error"]["code"] == ApiError.MODE_UNSUPPORTED
+    message = body["error"]["message"]
+    assert "'blue' (mode vxlan) cannot be built on host h2" in message and "module vxlan" in message, message
+    assert backend.executed == []
+    backend.dataplanes["h2"] = ("bridge", "veth", "vxlan")
+    assert (await call(service, MsgType.NETWORK_CREATE, request_id="r2", name="blue", subnet="10.1.0.0/24"))["ok"]
+    body = await call(service, MsgType.NETWORK_CREATE, request_id="r3", name="lan", subnet="10.2.0.0/24",
+                      mode="vlan")
+    assert body["error"]["code"] == ApiError.MODE_UNSUPPORTED and "module 8021q" in body["error"]["message"]
+    # a connect or a move to a host that cannot build the network's mode
+    backend.dataplanes["h2"] = ("bridge", "veth")
+    body = await call(service, MsgType.ENDPOINT_CONNECT, request_id="c1", container_id="c1", network="blue",
+                      host="h2")
+    assert body["error"]["code"] == ApiError.MODE_UNSUPPORTED and "host h2" in body["error"]["message"]
+    assert (await call(service, MsgType.ENDPOINT_CONNECT, request_id="c2", container_id="c1", network="blue"))["ok"]
+    body = await call(service, MsgType.ENDPOINT_MOVE, request_id="m1", container_id="c1", host="h2")
+    assert body["error"]["code"] == ApiError.MODE_UNSUPPORTED, body
+    assert [type(c).__name__ for c in backend.executed] == ["CreateNetwork", "Connect"]

@@ -27,7 +27,8 @@ from meshd.gossip._broadcast import BroadcastQueue, retransmit_limit
 from meshd.gossip._suspicion import Suspicion, suspicion_timeout_s
 
 META = Meta(vtep="192.0.2.7", raft_addr="192.0.2.7:7947", api_addr="192.0.2.7:30028",
-            version="0.1.0", role="worker", labels={"rack": "r1", "zone": "a"})
+            version="0.1.0", role="worker", labels={"rack": "r1", "zone": "a"}, underlay_mtu=1500,
+            dataplane=("vxlan", "bridge", "veth", "macvlan"))
 ALIVE = Update(name="h7", state=State.ALIVE, incarnation=3, by="h7", addr="tcp://192.0.2.7:7946",
                meta=META)
 SUSPECT = Update(name="h8", state=State.SUSPECT, incarnation=1, by="h7")
@@ -67,6 +68,10 @@ def test_metadata_is_bounded_and_says_how_to_fix_it():
         Meta(labels={"k": "v" * 2000})
     with pytest.raises(ValueError, match="labels"):
         Meta(labels={str(i): "" for i in range(100)})
+    with pytest.raises(ValueError, match="link kinds"):
+        Meta(dataplane=("",) * 100)
+    with pytest.raises(ValueError, match="shorten"):
+        Meta(dataplane=("x" * 100,) * 11)
     assert META.size_bytes() < 200
 
 
