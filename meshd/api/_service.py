@@ -322,9 +322,9 @@ class SchedulerService:
     def _check_mode_on(self, network: str, host: str, r: Any) -> None:
         """A connect or move to ``host`` of a network whose mode that host cannot build is refused;
         a network that does not exist is left to the state to name."""
-        info = self.backend.state().network(network)
-        if info is not None:
-            self.backend.check_mode(network, info.network.mode, host, r)
+        mode = self.backend.state().mode_of(network)
+        if mode is not None:
+            self.backend.check_mode(network, mode, host, r)
 
     def _endpoint_id(self, ref: str, r: Any) -> str:
         """The endpoint a request names by container id, name or unique id prefix (any host's).

@@ -70,6 +70,7 @@ from ._types import (
     Change,
     ChangeSet,
     Endpoint,
+    Mode,
     NetworkInfo,
     Policy,
     StateStatus,
@@ -221,6 +222,11 @@ class NetworkState(NetworkCommands, EndpointCommands):
         if net is None:
             return None
         return self._info(net, [h for h, nets in self._hosts.items() if name in nets])
+
+    def mode_of(self, network: str) -> Mode | None:
+        """The mode of ``network`` (a lookup; :meth:`network` also collects its hosts), or None."""
+        net = self._nets.get(network)
+        return None if net is None else net.net.mode
 
     def networks(self, *, tenant: str | None = None) -> tuple[NetworkInfo, ...]:
         """Every network (of ``tenant``), by name, with used/free address counts and hosts."""

@@ -25,6 +25,9 @@ def test_members_say_what_their_kernels_build_and_an_unbuildable_mode_is_refused
         {"h1": (kinds, lacks), "h2": (kinds, lacks)}
     table = meshd(cluster, "h2", "members", check_code=0).stdout
     assert "KERNEL LACKS" in table and (", ".join(lacks) or "-") in table, table
+    logged = (f"data plane: this kernel creates {', '.join(kinds)} links; missing: "
+              f"{', '.join(netops.describe_link_kind(k) for k in lacks) or 'nothing'}")
+    assert logged in cluster.agents["h1"].log.read_text()
     status = meshd(cluster, "h1", "status", check_code=0).stdout
     assert f"this kernel creates {', '.join(kinds)} links" in status, status
 
