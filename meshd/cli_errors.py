@@ -41,7 +41,8 @@ class UsageError(CliError):
 FIELD_WORDS = {
     "bandwidth_kbit": "--rate-kbit", "rate_kbit": "--rate-kbit", "burst_bytes": "--burst-bytes",
     "latency_ms": "--latency-ms", "egress_kbit": "--egress-kbit", "vni": "--vni", "mtu": "--mtu",
-    "gateway": "--gateway", "tenant": "--tenant", "mode": "--mode", "labels": "--label", "ip": "--ip",
+    "gateway": "--gateway", "tenant": "--tenant", "mode": "--mode", "options": "--opt", "labels": "--label",
+    "ip": "--ip",
     "mac": "--mac", "pid": "--pid", "host": "--host", "peer": "--peer", "policy_id": "--policy-id",
     "external": "--external", "force": "--force", "container_id": "CONTAINER", "network": "NETWORK",
     "name": "NAME", "subnet": "SUBNET", "kind": "KIND", "level": "LEVEL", "addresses": "ADDRESS",

@@ -157,6 +157,7 @@ def cmd_network_inspect(args: argparse.Namespace) -> int:
         ("Gateway", net.get("gateway", "")), ("VNI", str(net.get("vni", ""))),
         ("Mode", net.get("mode", "")), ("MTU", str(net.get("mtu", ""))),
         ("Egress limit", hz.kbit(net.get("egress_kbit"))), ("External", "yes" if net.get("external") else "no"),
+        ("Options", " ".join(f"{k}={v}" for k, v in sorted((net.get("options") or {}).items())) or "-"),
         ("Labels", labels), ("Addresses", f"{net.get('used', 0)} used, {net.get('free', 0)} free"),
         ("Hosts", ", ".join(net.get("hosts") or []) or "-")])]
     for title, rows in (("endpoints", endpoints), ("policies", policies)):

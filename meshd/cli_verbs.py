@@ -105,7 +105,7 @@ VERBS: dict[str, tuple[MsgType, Builder, str | None]] = {
     "members": (MsgType.QUERY_MEMBERS, _fields(), "members"),
     "network create": (MsgType.NETWORK_CREATE, lambda a: {
         **_fields("name", "subnet", "tenant", "gateway", "vni", "mode", "mtu", "egress_kbit")(a),
-        "external": a.external, **_labels(a)}, None),
+        "external": a.external, **_labels(a), **({"options": dict(a.opt)} if a.opt else {})}, None),
     "network delete": (MsgType.NETWORK_DELETE, lambda a: {"name": a.name, "force": a.force}, None),
     "network update": (MsgType.NETWORK_UPDATE, _network_update, None),
     "network list": (MsgType.NETWORK_LIST, _fields("tenant"), "networks"),
@@ -234,8 +234,17 @@ def _network_verbs(net: argparse._SubParsersAction, verb: Callable[..., argparse
     p.add_argument("--gateway", help="default: the first host address")
     p.add_argument("--vni", type=int_in(VNI_MIN, VNI_MAX), help="VXLAN network id; default: the first free one")
     p.add_argument("--mode", choices=[m.value for m in st.Mode],
-                   help="how the network is built; only vxlan is built today")
-    p.add_argument("--mtu", type=int_in(MTU_MIN, MTU_MAX, "bytes"), help="containers' MTU; default 1450")
+                   help="how the network is built: vxlan (default; an overlay, one segment per network, "
+                        "subnets may overlap across tenants) or flat (macvlan on each host's LAN NIC: the "
+                        "containers' addresses are on the LAN; give a LAN subnet and its gateway); routed, "
+                        "dhcp and vlan are not built yet")
+    p.add_argument("-o", "--opt", action="append", type=label, metavar="KEY=VALUE",
+                   help="a mode option (repeatable): parent=NIC (flat: the host NIC the macvlans hang off; "
+                        "default: each host's dataplane.parent, else its underlay device), macvlan_mode=bridge|"
+                        "private (flat: private keeps containers on one host apart), ip_range=CIDR (addresses "
+                        "handed out come from this part of the subnet only)")
+    p.add_argument("--mtu", type=int_in(MTU_MIN, MTU_MAX, "bytes"),
+                   help="containers' MTU; default 1450 (vxlan), 1500 or the smallest member underlay's (flat)")
     p.add_argument("--egress-kbit", type=_RATE, metavar="KBIT",
                    help="egress limit of the whole network on each host, kbit/s")
     p.add_argument("--external", action="store_true", help="let endpoints reach outside (masquerade)")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import re
 import socket
 import tomllib
 import typing
@@ -142,6 +143,10 @@ class DataplaneConfig:
     #: Underlay device (VTEP source, MTU source); empty means the device of
     #: the advertise address.
     underlay_device: str = ""
+    #: The host NIC flat (macvlan) networks hang their containers' interfaces
+    #: off, when the network gives no ``parent`` option; empty means the
+    #: underlay device.
+    parent: str = ""
     #: UDP port of VXLAN (IANA 4789).
     vxlan_port: int = 4789
     #: Bytes VXLAN adds to each packet; container MTU = underlay MTU - this.
@@ -212,6 +217,10 @@ class Config:
         out += _api_problems(self.api)
         out += _positive_problems(self.dataplane, "dataplane")
         out += _port_problems("dataplane.vxlan_port", self.dataplane.vxlan_port)
+        parent = self.dataplane.parent
+        if parent and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", parent):
+            out.append(f"dataplane.parent ({parent!r}) must be an interface name of 1-15 letters, digits, '_', '.' "
+                       "or '-' (the host NIC flat networks use, e.g. eth0), or empty for the underlay device")
         if self.dataplane.probe_timeout_s <= self.dataplane.probe_interval_s:
             out.append(f"dataplane.probe_timeout_s ({self.dataplane.probe_timeout_s}) must be larger than "
                        f"dataplane.probe_interval_s ({self.dataplane.probe_interval_s}): a host gets at least two "

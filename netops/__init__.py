@@ -12,6 +12,7 @@ from netops._errors import NetopsError, UnsupportedSetting
 from netops._ethtool import set_tx_csum_offload, tx_csum_offload
 from netops._kernel import LINK_KINDS, describe_link_kind, probe_link_kinds
 from netops._links import Link
+from netops._macvlan import MACVLAN_MODES, MacvlanRecord, read_records
 from netops._nft import NftTable, dump_table, list_table
 from netops._nft import run as nft_run
 from netops._nl import InNetns as in_netns
@@ -19,6 +20,7 @@ from netops._ops import (
     BRIDGE_PREFIX,
     LEG_PREFIX,
     NFT_TABLE,
+    RECORDS_DIR,
     ROUTER_NETNS_PREFIX,
     UPLINK_PREFIX,
     VETH_PREFIX,
@@ -26,10 +28,12 @@ from netops._ops import (
     VXLAN_PREFIX,
     AttachEndpoint,
     AttachLeg,
+    AttachMacvlan,
     AttachUplink,
     ClearQdisc,
     DeleteLink,
     DeleteRouter,
+    DetachMacvlan,
     EnsureBridge,
     EnsureRouter,
     EnsureVxlan,
@@ -39,6 +43,7 @@ from netops._ops import (
     Op,
     Qos,
     SetEndpointQos,
+    SetMacvlanQos,
     SetTbf,
     bridge_name,
     is_owned_link,
@@ -48,6 +53,7 @@ from netops._ops import (
 from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 
 __all__ = [
+    "RECORDS_DIR", "AttachMacvlan", "DetachMacvlan", "SetMacvlanQos", "MACVLAN_MODES", "MacvlanRecord", "read_records",
     "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "AttachUplink", "UPLINK_PREFIX",
     "BRIDGE_PREFIX", "ClearQdisc", "Counters",
     "DeleteLink", "LINK_KINDS", "describe_link_kind", "probe_link_kinds",

@@ -25,14 +25,17 @@ from netops import _links, _nft, _tc, _vxlan
 from netops._endpoint import attach_endpoint, attach_leg, attach_uplink, set_endpoint_qos
 from netops._errors import NetopsError
 from netops._ethtool import set_tx_csum_offload
+from netops._macvlan import attach_macvlan, detach_macvlan, set_macvlan_qos
 from netops._nl import RTM_GETLINK, Failure, InNetns, Msg, NlSocket
 from netops._ops import (
     AttachEndpoint,
     AttachLeg,
+    AttachMacvlan,
     AttachUplink,
     ClearQdisc,
     DeleteLink,
     DeleteRouter,
+    DetachMacvlan,
     EnsureBridge,
     EnsureRouter,
     EnsureVxlan,
@@ -41,6 +44,7 @@ from netops._ops import (
     NftScript,
     Op,
     SetEndpointQos,
+    SetMacvlanQos,
     SetTbf,
 )
 
@@ -193,6 +197,15 @@ class _Applier:
     def endpoint_qos(self, op: SetEndpointQos) -> None:
         self.guarded(set_endpoint_qos, self.nl, op)
 
+    def macvlan(self, op: AttachMacvlan) -> None:
+        self.guarded(attach_macvlan, self.nl, self.links, op)
+
+    def macvlan_gone(self, op: DetachMacvlan) -> None:
+        self.guarded(detach_macvlan, op)
+
+    def macvlan_qos(self, op: SetMacvlanQos) -> None:
+        self.guarded(set_macvlan_qos, op)
+
     def leg(self, op: AttachLeg) -> None:
         self.guarded(attach_leg, self.nl, self.links, op)
 
@@ -222,6 +235,9 @@ _SIMPLE: dict[type, Callable[[_Applier, Any], None]] = {
 _COMPOSITE: dict[type, Callable[[_Applier, Any], None]] = {
     AttachEndpoint: _Applier.endpoint,
     SetEndpointQos: _Applier.endpoint_qos,
+    AttachMacvlan: _Applier.macvlan,
+    DetachMacvlan: _Applier.macvlan_gone,
+    SetMacvlanQos: _Applier.macvlan_qos,
     AttachLeg: _Applier.leg,
     AttachUplink: _Applier.uplink,
     EnsureRouter: _Applier.router,

@@ -1,17 +1,20 @@
-"""Read back what netops owns: links by name prefix, their FDB/neighbour entries, qdiscs, routers.
+"""Read back what netops owns: links by name prefix, their FDB/neighbour entries, qdiscs, routers,
+and the flat endpoints' records.
 
 One link dump, one AF_BRIDGE neighbour dump (the FDB), one AF_INET neighbour
-dump and one qdisc dump per call, whatever the number of endpoints.
+dump and one qdisc dump per call, whatever the number of endpoints; plus one
+link lookup inside each flat endpoint's container netns.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netops._links import Link, ifinfo, parse_link
+from netops._macvlan import MacvlanRecord, read_records
 from netops._nl import AF_BRIDGE, AF_INET, RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, NlSocket
-from netops._ops import ROUTER_NETNS_PREFIX, VXLAN_PREFIX, is_owned_link
+from netops._ops import RECORDS_DIR, ROUTER_NETNS_PREFIX, VXLAN_PREFIX, is_owned_link
 from netops._tc import parse_qdisc, tcmsg
 from netops._vxlan import NTF_SELF, NUD_NOARP, NUD_PERMANENT, ndmsg, parse_neigh
 
@@ -27,6 +30,7 @@ class Actual:
         neigh: permanent neighbour entries (dev, ip, mac) on VXLAN devices.
         tbf_bps: root TBF rate (bytes/s) by owned device name.
         routers: the tenant router namespaces (by name) present.
+        macvlans: the flat endpoints' records (netops._macvlan), by record name.
     """
 
     links: dict[str, Link]
@@ -34,6 +38,7 @@ class Actual:
     neigh: frozenset[tuple[str, str, str]]
     tbf_bps: dict[str, int]
     routers: frozenset[str]
+    macvlans: dict[str, MacvlanRecord] = field(default_factory=dict)
 
 
 def _links(nl: NlSocket) -> dict[int, Link]:
@@ -92,11 +97,12 @@ def routers(prefix: str = ROUTER_NETNS_PREFIX) -> frozenset[str]:
     return frozenset(n for n in names if n.startswith(prefix) and os.path.ismount(f"/run/netns/{n}"))
 
 
-def dump_owned(router_prefix: str = ROUTER_NETNS_PREFIX) -> Actual:
+def dump_owned(router_prefix: str = ROUTER_NETNS_PREFIX, records_dir: str = RECORDS_DIR) -> Actual:
     """Dump the owned objects of the calling thread's network namespace.
 
     Router namespaces are recognised by ``router_prefix`` (namespace names are
-    global to the machine, so several lab hosts on one machine need distinct ones).
+    global to the machine, so several lab hosts on one machine need distinct ones);
+    flat endpoints by their records in ``records_dir`` (one per host, too).
     """
     with NlSocket() as nl:
         all_links = _links(nl)
@@ -108,6 +114,7 @@ def dump_owned(router_prefix: str = ROUTER_NETNS_PREFIX) -> Actual:
             neigh=_neigh(nl, vx),
             tbf_bps=_tbf(nl, {i: link.name for i, link in owned.items()}),
             routers=routers(router_prefix),
+            macvlans=read_records(records_dir),
         )
 
 

@@ -17,6 +17,8 @@ UPLINK_PREFIX = "mu"
 ROUTER_NETNS_PREFIX = "meshd-r-"
 NFT_TABLE = "meshd"
 VXLAN_OVERHEAD = 50
+#: where netops keeps its records of flat (macvlan) endpoints by default (the agent uses <run_dir>/endpoints)
+RECORDS_DIR = "/run/meshd/endpoints"
 
 
 def bridge_name(vni: int) -> str:
@@ -157,6 +159,54 @@ class SetEndpointQos:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachMacvlan:
+    """A flat endpoint: a macvlan on ``parent`` (a host NIC) created as ``ifname`` inside ``netns``.
+
+    ``name`` keys its record in ``records_dir`` (see netops._macvlan: a macvlan
+    has no host-side device, so the record is how netops finds it again).
+    ``macvlan_mode``: "bridge" (endpoints on one parent reach each other) or
+    "private" (they do not). The other fields configure the container side as
+    for :class:`AttachEndpoint`; ``stamp`` goes to the interface's alias and
+    the record last.
+    """
+
+    name: str
+    records_dir: str
+    parent: str
+    macvlan_mode: str
+    netns: str
+    ifname: str
+    address: str
+    prefixlen: int
+    mac: str
+    mtu: int
+    gateway: str | None
+    qos: Qos | None
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class DetachMacvlan:
+    """Remove a flat endpoint: its interface (only while its alias is still ``stamp``) and its record."""
+
+    name: str
+    records_dir: str
+    netns: str
+    ifname: str
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetMacvlanQos:
+    name: str
+    records_dir: str
+    netns: str
+    ifname: str
+    qos: Qos | None
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
 class EnsureRouter:
     """A tenant's router namespace (``/run/netns/<name>``), forwarding on."""
 
@@ -225,6 +275,9 @@ Op = (
     | ClearQdisc
     | AttachEndpoint
     | SetEndpointQos
+    | AttachMacvlan
+    | DetachMacvlan
+    | SetMacvlanQos
     | EnsureRouter
     | DeleteRouter
     | AttachLeg

@@ -48,6 +48,7 @@ containers keep their traffic.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -75,7 +76,7 @@ from ._events import Event, Events
 from ._liveness import Gossip, HostState, Liveness, Transition
 from ._local import DataDirLock, detect_advertise_address
 from ._members import JoinError, MemberBook, MemberEvent
-from ._mtu import UnderlayProblem, underlay_problems
+from ._mtu import UnderlayProblem, mode_overhead, underlay_problems
 from ._pilot import Autopilot
 from ._probe import DataPlaneProbe
 from ._replica import Replica
@@ -362,7 +363,7 @@ class Agent:
         """Networks whose MTU some member's underlay cannot carry (see :mod:`._mtu`)."""
         if self.members is None or self.replica is None or not self.replica.started:
             return []
-        nets = ((i.network.name, i.network.mtu) for i in self.replica.state.networks())
+        nets = ((i.network.name, i.network.mtu, mode_overhead(i.network.mode)) for i in self.replica.state.networks())
         return underlay_problems(nets, self.members.underlay_mtus())
 
     def _report_underlays(self) -> None:
@@ -386,7 +387,9 @@ class Agent:
         assert self.underlay is not None and self.members is not None and self.replica is not None
         return host_desired(host=self.name, state=self.replica.state, live_vteps=self.liveness.kept_vteps(),
                             pids=self.containers.pids, underlay_ip=self.advertise, underlay_dev=self.underlay.dev,
-                            underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix)
+                            underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix,
+                            parent=self.cfg.dataplane.parent or None,
+                            records_dir=os.path.join(self.cfg.agent.run_dir, "endpoints"))
 
     async def _wait_ready_to_reconcile(self) -> None:
         """After a restart the kernel already holds this host's data plane.  Before the

@@ -29,7 +29,7 @@ from ._dataplane import mode_refusal
 from ._endpoints import EndpointTracker
 from ._liveness import Liveness
 from ._members import MemberBook
-from ._mtu import mtu_refusal
+from ._mtu import default_mtu, mode_overhead, mtu_refusal
 from ._replica import Replica
 from ._status import member_maps
 
@@ -113,11 +113,15 @@ class AgentBackend:
                          "check the name, or set host_expected (CLI --host-expected) for a host that joins later",
                          req.MSG_TYPE, req.request_id)
 
-    def check_mtu(self, network: str, mtu: int, req: Any) -> None:
-        """A network MTU that some member's underlay cannot carry is refused (see :mod:`._mtu`)."""
-        why = mtu_refusal(network, mtu, self._members.underlay_mtus())
+    def check_mtu(self, network: str, mode: str, mtu: int | None, req: Any) -> int:
+        """The MTU for ``network`` (``mtu``, or the mode's default when None); one that some
+        member's underlay cannot carry is refused (see :mod:`._mtu`)."""
+        underlays = self._members.underlay_mtus()
+        mtu = default_mtu(mode, underlays) if mtu is None else mtu
+        why = mtu_refusal(network, mtu, underlays, mode_overhead(mode))
         if why is not None:
             raise FrameError(ApiError.MTU_TOO_LARGE, why, req.MSG_TYPE, req.request_id)
+        return mtu
 
     def check_mode(self, network: str, mode: str, host: str | None, req: Any) -> None:
         """A network mode that a member's kernel cannot build is refused (see :mod:`._dataplane`):

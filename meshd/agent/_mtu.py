@@ -22,7 +22,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from meshd.state import Mode
 from netops import VXLAN_OVERHEAD
+
+#: modes whose frames cross the underlay without encapsulation (a macvlan on the parent NIC)
+_UNENCAPSULATED = (Mode.FLAT, Mode.DHCP, Mode.VLAN)
+
+
+def mode_overhead(mode: str) -> int:
+    """Bytes the underlay carries beyond a network's MTU: VXLAN's 50, or 0 for the macvlan modes."""
+    return 0 if mode in _UNENCAPSULATED else VXLAN_OVERHEAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +41,12 @@ class UnderlayProblem:
     host: str
     underlay_mtu: int
     networks: tuple[str, ...]
+    #: what the networks' frames add on the underlay (:func:`mode_overhead`)
+    overhead: int = VXLAN_OVERHEAD
 
     @property
     def largest_mtu(self) -> int:
-        return self.underlay_mtu - VXLAN_OVERHEAD
+        return self.underlay_mtu - self.overhead
 
     @property
     def text(self) -> str:
@@ -54,28 +65,47 @@ def smallest_underlay(underlays: Mapping[str, int]) -> tuple[str, int] | None:
     return (known[0][1], known[0][0]) if known else None
 
 
-def mtu_refusal(network: str, mtu: int, underlays: Mapping[str, int]) -> str | None:
-    """Why ``mtu`` for ``network`` does not work on every member's underlay, or None when it does."""
+def mtu_refusal(network: str, mtu: int, underlays: Mapping[str, int], overhead: int = VXLAN_OVERHEAD) -> str | None:
+    """Why ``mtu`` for ``network`` (whose frames carry ``overhead`` more bytes on the underlay: see
+    :func:`mode_overhead`) does not work on every member's underlay, or None when it does."""
     smallest = smallest_underlay(underlays)
     if smallest is None:
         return None
     host, underlay = smallest
-    largest = underlay - VXLAN_OVERHEAD
+    largest = underlay - overhead
     if mtu <= largest:
         return None
+    adds = f"VXLAN adds {overhead} bytes" if overhead else "a macvlan interface can be no larger than its parent"
     return (f"MTU {mtu} of network {network!r} is more than every member's underlay carries: host {host}'s "
-            f"underlay MTU is {underlay} and VXLAN adds {VXLAN_OVERHEAD} bytes, so the largest MTU that works "
+            f"underlay MTU is {underlay} and {adds}, so the largest MTU that works "
             f"is {largest}; use --mtu {largest} or less, or raise {host}'s underlay MTU first")
 
 
-def underlay_problems(networks: Iterable[tuple[str, int]], underlays: Mapping[str, int]) -> list[UnderlayProblem]:
-    """For each member with a known underlay MTU, the ``(name, mtu)`` networks too large for it."""
-    nets = sorted(networks)
+#: a network's MTU when the create gives none: VXLAN's fits a 1500-byte underlay
+DEFAULT_OVERLAY_MTU = 1450
+#: ... and a macvlan network's is the LAN's usual 1500, or the smallest member underlay's when smaller
+DEFAULT_LAN_MTU = 1500
+
+
+def default_mtu(mode: str, underlays: Mapping[str, int]) -> int:
+    """The MTU of a new network of ``mode`` that gives none."""
+    if not mode_overhead(mode):
+        smallest = smallest_underlay(underlays)
+        return DEFAULT_LAN_MTU if smallest is None else min(DEFAULT_LAN_MTU, smallest[1])
+    return DEFAULT_OVERLAY_MTU
+
+
+def underlay_problems(networks: Iterable[tuple[str, int] | tuple[str, int, int]],
+                      underlays: Mapping[str, int]) -> list[UnderlayProblem]:
+    """For each member with a known underlay MTU, the ``(name, mtu[, overhead])`` networks too large
+    for it (overhead: VXLAN's when not given)."""
+    nets = sorted((n[0], n[1], n[2] if len(n) > 2 else VXLAN_OVERHEAD) for n in networks)
     out = []
     for host, underlay in sorted(underlays.items()):
         if underlay <= 0:
             continue
-        too_large = tuple(name for name, mtu in nets if mtu > underlay - VXLAN_OVERHEAD)
-        if too_large:
-            out.append(UnderlayProblem(host, underlay, too_large))
+        for overhead in sorted({n[2] for n in nets}, reverse=True):
+            too_large = tuple(name for name, mtu, over in nets if over == overhead and mtu > underlay - overhead)
+            if too_large:
+                out.append(UnderlayProblem(host, underlay, too_large, overhead))
     return out

@@ -26,7 +26,16 @@ from collections.abc import Mapping
 from typing import TypedDict
 
 from meshd import state as st
-from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, PolicyKind, RemoteEndpoint, active_vnis
+from meshd.reconcile import (
+    HostDesired,
+    LocalEndpoint,
+    Network,
+    NetworkMode,
+    Policy,
+    PolicyKind,
+    RemoteEndpoint,
+    active_vnis,
+)
 from netops import Qos
 
 _POLICY_KINDS: dict[st.PolicyKind, PolicyKind] = {
@@ -39,7 +48,8 @@ _POLICY_KINDS: dict[st.PolicyKind, PolicyKind] = {
 
 def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, str], pids: Mapping[str, int],
                  underlay_ip: str, underlay_dev: str, underlay_mtu: int,
-                 router_prefix: str | None = None) -> HostDesired:
+                 router_prefix: str | None = None, parent: str | None = None,
+                 records_dir: str | None = None) -> HostDesired:
     """This host's desired data plane.
 
     Args:
@@ -51,11 +61,14 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
       underlay_ip, underlay_dev, underlay_mtu: this host's VTEP.
       router_prefix: tenant router netns prefix (only labs with several hosts
         on one machine set it).
+      parent: this host's NIC for flat networks without a ``parent`` option
+        (None: the underlay device).
+      records_dir: where netops keeps this host's flat endpoint records (None: netops' default).
     """
     infos = sorted(state.networks(), key=lambda i: (i.network.created_index, i.network.name))
     nets = {i.network.name: i.network for i in infos}
     order = {name: n for n, name in enumerate(nets)}
-    networks = tuple(_network(n) for n in nets.values())
+    networks = tuple(_network(n, parent or underlay_dev) for n in nets.values())
     local: list[LocalEndpoint] = []
     remote: list[RemoteEndpoint] = []
     vteps: dict[int, set[str]] = {}
@@ -71,8 +84,8 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
     others = {h: v for h, v in live_vteps.items() if h != host}
     active = set(active_vnis(networks, {ep.vni for ep in local}))
     for net in nets.values():
-        if net.vni not in active:
-            continue
+        if net.vni not in active or net.mode is not st.Mode.VXLAN:
+            continue  # a flat network's remote containers are reached on the LAN: no entries
         for ep in state.endpoints_on(net.name, others):
             remote.append(RemoteEndpoint(vni=net.vni, ip=ep.ip, mac=ep.mac, vtep=others[ep.host]))
             vteps.setdefault(net.vni, set()).add(others[ep.host])
@@ -81,6 +94,8 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
                b=nets[p.peer].vni if p.peer in nets else None)
         for p in state.policies() if p.network in nets and (p.peer is None or p.peer in nets))
     extra: _Defaulted = {} if router_prefix is None else {"router_prefix": router_prefix}
+    if records_dir is not None:
+        extra["records_dir"] = records_dir
     return HostDesired(underlay_ip=underlay_ip, underlay_dev=underlay_dev, underlay_mtu=underlay_mtu,
                        networks=networks, local=tuple(local), remote=tuple(remote),
                        vteps={v: frozenset(s) for v, s in vteps.items()}, policies=policies, **extra)
@@ -90,19 +105,24 @@ class _Defaulted(TypedDict, total=False):
     """The HostDesired fields passed only when set (else the field's default)."""
 
     router_prefix: str
+    records_dir: str
 
 
-def _network(n: st.Network) -> Network:
+def _network(n: st.Network, default_parent: str) -> Network:
+    if n.mode is st.Mode.FLAT:
+        return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, None, False, "flat",
+                              n.options.get("parent", default_parent), n.options.get("macvlan_mode", "bridge"))
     return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, n.egress_kbit or None, n.external)
 
 
 @functools.lru_cache(maxsize=4096)
 def _built_network(vni: int, tenant: str, subnet: str, gateway: str | None, mtu: int, egress_kbit: int | None,
-                   external: bool) -> Network:
+                   external: bool, mode: NetworkMode = "vxlan", parent: str | None = None,
+                   macvlan_mode: str = "bridge") -> Network:
     """One :class:`Network` per distinct description: its checks parse addresses, and every
     pass describes every network (the state's record is not hashable: it holds labels)."""
     return Network(vni=vni, tenant=tenant, subnet=subnet, gateway=gateway, mtu=mtu, egress_kbit=egress_kbit,
-                   external=external)
+                   external=external, mode=mode, parent=parent, macvlan_mode=macvlan_mode)
 
 
 def _qos(q: st.Qos) -> Qos | None:

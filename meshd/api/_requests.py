@@ -63,6 +63,9 @@ Address = Annotated[str, Meta(min_length=1, max_length=MAX_ADDRESS)]
 Mac = Annotated[str, Meta(min_length=1, max_length=MAX_MAC)]
 LabelKey = Annotated[str, Meta(min_length=1, max_length=MAX_LABEL_KEY)]
 Labels = Annotated[dict[LabelKey, Annotated[str, Meta(max_length=MAX_LABEL_VALUE)]], Meta(max_length=MAX_LABELS)]
+#: a network's mode options (``parent``, ``macvlan_mode``, ``ip_range``, ``vlan``); the state checks them
+Options = Annotated[dict[Annotated[str, Meta(min_length=1, max_length=32)], Annotated[str, Meta(max_length=64)]],
+                    Meta(max_length=8)]
 Vni = Annotated[int, Meta(ge=st.VNI_MIN, le=st.VNI_MAX)]
 Mtu = Annotated[int, Meta(ge=st.MTU_MIN, le=st.MTU_MAX)]
 Kbit = Annotated[int, Meta(ge=0, le=st.RATE_MAX_KBIT)]
@@ -105,10 +108,12 @@ class NetworkCreate(Request, frozen=True):
     gateway: Address | None = None
     vni: Vni | None = None
     mode: st.Mode = st.Mode.VXLAN
-    mtu: Mtu = 1450
+    #: None: 1450 for vxlan and routed, 1500 (or the smallest member underlay) for the macvlan modes
+    mtu: Mtu | None = None
     egress_kbit: Kbit = 0
     external: bool = False
     labels: Labels = {}
+    options: Options = {}
 
 
 @request(MsgType.NETWORK_DELETE)

@@ -67,8 +67,9 @@ class ApiBackend(Protocol):
     def status(self) -> dict[str, Any]:
         """This host's status as a plain map."""
 
-    def check_mtu(self, network: str, mtu: int, req: Any) -> None:
-        """Refuse (FrameError MTU_TOO_LARGE) a network MTU that some member's underlay cannot carry."""
+    def check_mtu(self, network: str, mode: str, mtu: int | None, req: Any) -> int:
+        """The MTU for ``network`` of ``mode`` (``mtu``, or the mode's default when None); refuse
+        (FrameError MTU_TOO_LARGE) one that some member's underlay cannot carry."""
 
     def check_mode(self, network: str, mode: str, host: str | None, req: Any) -> None:
         """Refuse (FrameError MODE_UNSUPPORTED) a network mode the kernel of a member (``host``
@@ -278,18 +279,18 @@ class SchedulerService:
     # --- commands -------------------------------------------------------------
 
     async def _network_create(self, r: rq.NetworkCreate) -> Any:
-        self.backend.check_mtu(r.name, r.mtu, r)
+        mtu = self.backend.check_mtu(r.name, r.mode, r.mtu, r)
         self.backend.check_mode(r.name, r.mode, None, r)
         return await self.backend.execute(st.CreateNetwork(
-            name=r.name, tenant=r.tenant, subnet=r.subnet, gateway=r.gateway, vni=r.vni, mode=r.mode, mtu=r.mtu,
-            egress_kbit=r.egress_kbit, external=r.external, labels=dict(r.labels)))
+            name=r.name, tenant=r.tenant, subnet=r.subnet, gateway=r.gateway, vni=r.vni, mode=r.mode, mtu=mtu,
+            egress_kbit=r.egress_kbit, external=r.external, labels=dict(r.labels), options=dict(r.options)))
 
     async def _network_delete(self, r: rq.NetworkDelete) -> Any:
         return await self.backend.execute(st.DeleteNetwork(name=r.name, force=r.force))
 
     async def _network_update(self, r: rq.NetworkUpdate) -> Any:
         if r.mtu is not None:
-            self.backend.check_mtu(r.name, r.mtu, r)
+            self.backend.check_mtu(r.name, self.backend.state().mode_of(r.name) or st.Mode.VXLAN, r.mtu, r)
         return await self.backend.execute(st.UpdateNetwork(
             name=r.name, mtu=r.mtu, egress_kbit=r.egress_kbit, external=r.external, labels=r.labels))
 

@@ -12,6 +12,7 @@ from meshd.reconcile._desired import (
     HostDesired,
     LocalEndpoint,
     Network,
+    NetworkMode,
     Policy,
     PolicyKind,
     RemoteEndpoint,
@@ -29,7 +30,7 @@ from netops import Qos
 
 __all__ = [
     "EndpointKey", "HostDesired", "LocalEndpoint", "NFT_FAMILY", "NFT_TABLE", "Network", "PassKind", "PassReport",
-    "Policy", "PolicyKind",
+    "NetworkMode", "Policy", "PolicyKind",
     "Qos", "Reconciler", "ReconcilerStatus", "RemoteEndpoint", "ReportListener", "active_vnis", "apply_additions",
     "endpoint_stamp", "host_if_name", "leg_stamp", "plan", "plan_additions", "reconcile_once", "router_name",
 ]

@@ -16,9 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from netops import ROUTER_NETNS_PREFIX, Qos
+from netops import MACVLAN_MODES, RECORDS_DIR, ROUTER_NETNS_PREFIX, Qos
 
 PolicyKind = Literal["isolate", "deny", "deny_both", "deny_all"]
+
+
+#: the network models the reconciler builds: the VXLAN overlay, and flat (macvlan on a host NIC)
+NetworkMode = Literal["vxlan", "flat"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,14 +30,22 @@ class Network:
     """A tenant network (one VNI).
 
     Attributes:
-        vni: VXLAN network identifier, 1..16777215.
+        vni: VXLAN network identifier, 1..16777215 (a flat network has one too:
+            it keys the network here, and nothing in the kernel).
         tenant: owner; networks of one tenant share a router namespace per host.
         subnet: CIDR, e.g. "10.1.0.0/24" (tenants may overlap each other).
-        gateway: the gateway address containers route through (None: L2 only).
+        gateway: the gateway address containers route through (None: L2 only);
+            a vxlan network's tenant router holds it, a flat network's is a
+            router on the LAN.
         mtu: container MTU; None means underlay MTU − 50.
         egress_kbit: TBF on the network's VXLAN device (tenant egress), or None.
         external: containers reach outside the cluster through the tenant
             router's uplink, masqueraded (needs a gateway).
+        mode: "vxlan" (bridge + VXLAN + veths) or "flat" (a macvlan per
+            container on ``parent``, no device of the network in the host).
+        parent: flat: this host's NIC the macvlans hang off.
+        macvlan_mode: flat: "bridge" or "private" (no traffic between the
+            network's containers on this host).
     """
 
     vni: int
@@ -43,10 +55,17 @@ class Network:
     mtu: int | None = None
     egress_kbit: int | None = None
     external: bool = False
+    mode: NetworkMode = "vxlan"
+    parent: str | None = None
+    macvlan_mode: str = "bridge"
 
     def __post_init__(self) -> None:
         if not 0 < self.vni < 1 << 24:
             raise ValueError(f"network vni {self.vni} out of range: use 1..16777215")
+        if self.mode == "flat" and (self.parent is None or self.macvlan_mode not in MACVLAN_MODES
+                                    or self.external or self.egress_kbit):
+            raise ValueError(f"flat network vni {self.vni} needs a parent and a macvlan mode, "
+                             "and takes no external access or egress limit")
         net = ipaddress.ip_network(self.subnet)
         if self.external and self.gateway is None:
             raise ValueError(f"network vni {self.vni} wants external access but has no gateway: set one")
@@ -118,6 +137,7 @@ class HostDesired:
         vxlan_tx_csum_offload: False turns tx checksum offload off on new
             VXLAN devices (broken offload: TCP near zero while ping works);
             None keeps the kernel default.
+        records_dir: where netops keeps this host's flat endpoints' records.
     """
 
     underlay_ip: str
@@ -130,6 +150,7 @@ class HostDesired:
     policies: tuple[Policy, ...] = ()
     router_prefix: str = ROUTER_NETNS_PREFIX
     vxlan_tx_csum_offload: bool | None = None
+    records_dir: str = RECORDS_DIR
 
     def router_name(self, tenant: str) -> str:
         return router_name(tenant, self.router_prefix)
@@ -137,7 +158,7 @@ class HostDesired:
 
 def active_networks(d: HostDesired) -> list[int]:
     """Networks built on this host: those with a local endpoint, plus every
-    routed network (one with a gateway) of a tenant that has a routed local
+    routed vxlan network (one with a gateway) of a tenant that has a routed local
     endpoint here — each host routes its own containers' traffic (distributed
     routing), so its tenant router needs a leg in each of the tenant's networks.
     """
@@ -148,8 +169,8 @@ def active_vnis(networks: Iterable[Network], local_vnis: Iterable[int]) -> list[
     """:func:`active_networks` from the networks and the VNIs of the local endpoints."""
     nets = {n.vni: n for n in networks}
     local = {v for v in local_vnis if v in nets}
-    tenants = {nets[v].tenant for v in local if nets[v].gateway}
-    return sorted(local | {n.vni for n in nets.values() if n.gateway and n.tenant in tenants})
+    tenants = {nets[v].tenant for v in local if nets[v].gateway and nets[v].mode == "vxlan"}
+    return sorted(local | {n.vni for n in nets.values() if n.gateway and n.mode == "vxlan" and n.tenant in tenants})
 
 
 @functools.lru_cache(maxsize=4096)

@@ -26,7 +26,7 @@ def reconcile_once(desired: HostDesired, check_mtu: bool = True) -> PassReport:
     the agent's loop leaves ``check_mtu`` off and checks afterwards.
     """
     start = time.perf_counter()
-    actual = netops.dump_owned(desired.router_prefix)
+    actual = netops.dump_owned(desired.router_prefix, desired.records_dir)
     ops = plan(desired, actual, netops.dump_table(FAMILY, TABLE), netops.dump_table(NAT_FAMILY, TABLE))
     indexes = {name: link.index for name, link in actual.links.items()}
     applied = netops.apply(ops, indexes) if ops else netops.ApplyReport(0, ())

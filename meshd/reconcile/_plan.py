@@ -34,10 +34,12 @@ from netops import (
     VXLAN_READY,
     AttachEndpoint,
     AttachLeg,
+    AttachMacvlan,
     AttachUplink,
     ClearQdisc,
     DeleteLink,
     DeleteRouter,
+    DetachMacvlan,
     EnsureBridge,
     EnsureRouter,
     EnsureVxlan,
@@ -47,6 +49,7 @@ from netops import (
     NftScript,
     Op,
     SetEndpointQos,
+    SetMacvlanQos,
     SetTbf,
     bridge_name,
     leg_name,
@@ -68,13 +71,33 @@ def attach_op(ep: LocalEndpoint, net: Network, mtu: int) -> AttachEndpoint:
                           net.gateway, ep.qos, endpoint_stamp(ep, net, mtu))
 
 
+def flat_stamp(ep: LocalEndpoint, net: Network, mtu: int) -> str:
+    """:func:`endpoint_stamp` of a flat endpoint: its parent and macvlan mode are configuration too."""
+    cfg = f"{ep.vni}|{ep.netns}|{ep.ifname}|{ep.ip}/{net.prefixlen}|{ep.mac}|{mtu}|{net.gateway}|" \
+          f"{net.parent}|{net.macvlan_mode}"
+    qos = ep.qos.stamp() if ep.qos else "-"
+    return f"meshd ep {hashlib.sha1(cfg.encode()).hexdigest()[:12]} q={qos}"
+
+
+def attach_flat_op(d: HostDesired, ep: LocalEndpoint, net: Network, mtu: int) -> AttachMacvlan:
+    assert net.parent is not None  # a flat Network checks it has one
+    return AttachMacvlan(ep.host_if, d.records_dir, net.parent, net.macvlan_mode, ep.netns, ep.ifname, ep.ip,
+                         net.prefixlen, ep.mac, mtu, net.gateway, ep.qos, flat_stamp(ep, net, mtu))
+
+
+def network_mtu(d: HostDesired, net: Network) -> int:
+    """The MTU of ``net``'s interfaces: its own, else what the underlay carries (VXLAN adds 50 bytes)."""
+    return net.mtu or d.underlay_mtu - (netops.VXLAN_OVERHEAD if net.mode == "vxlan" else 0)
+
+
 def plan_additions(before: HostDesired, after: HostDesired) -> list[Op] | None:
     """The operations from ``before`` to ``after`` without reading the kernel, or None.
 
     Valid only while the kernel matches ``before`` (the last pass was clean).
     Applies when ``after`` differs from ``before`` by new local endpoints in
-    networks this host already builds, and by nothing else: then the plan is
-    their veth pairs plus the rule-set elements they bring (an isolated or
+    networks this host already builds (or in flat networks, which have
+    nothing to build first), and by nothing else: then the plan is
+    their veth pairs (macvlans) plus the rule-set elements they bring (an isolated or
     deny-all network's sets), and no dump of every link is needed. Anything
     else (a removal, a changed endpoint, a new network, a member change, a
     policy) returns None: a full pass.
@@ -87,10 +110,12 @@ def plan_additions(before: HostDesired, after: HostDesired) -> list[Op] | None:
         return None  # nothing new, or something was removed or changed
     nets, active = {n.vni: n for n in after.networks}, set(active_networks(before))
     taken = {ep.host_if for ep in before.local}
-    if any(ep.vni not in active or ep.host_if in taken for ep in added):
+    flat = {v for v, n in nets.items() if n.mode == "flat"}
+    if any(ep.vni not in nets or (ep.vni not in active and ep.vni not in flat) or ep.host_if in taken
+           for ep in added):
         return None
-    mtu = lambda vni: nets[vni].mtu or after.underlay_mtu - netops.VXLAN_OVERHEAD  # noqa: E731
-    ops: list[Op] = [attach_op(ep, nets[ep.vni], mtu(ep.vni)) for ep in added]
+    ops: list[Op] = [attach_flat_op(after, ep, nets[ep.vni], network_mtu(after, nets[ep.vni])) if ep.vni in flat
+                     else attach_op(ep, nets[ep.vni], network_mtu(after, nets[ep.vni])) for ep in added]
     delta = _rules.delta_script(_rules.desired_sets(before), _rules.desired_sets(after))
     if delta:
         ops.append(NftScript(delta))
@@ -105,8 +130,9 @@ class _Plan:
     def __init__(self, d: HostDesired, actual: netops.Actual) -> None:
         self.d, self.actual = d, actual
         self.nets = {n.vni: n for n in d.networks}
-        self.local = [ep for ep in d.local if ep.vni in self.nets]
-        self.active = active_networks(d)
+        self.local = [ep for ep in d.local if ep.vni in self.nets and self.nets[ep.vni].mode == "vxlan"]
+        self.flat = [ep for ep in d.local if ep.vni in self.nets and self.nets[ep.vni].mode == "flat"]
+        self.active = [v for v in active_networks(d) if self.nets[v].mode == "vxlan"]
         self.removals: list[Op] = []
         self.tunnels: list[Op] = []
         self.routers: list[Op] = []
@@ -117,7 +143,7 @@ class _Plan:
         self.uplinks = False
 
     def mtu(self, vni: int) -> int:
-        return self.nets[vni].mtu or self.d.underlay_mtu - netops.VXLAN_OVERHEAD
+        return network_mtu(self.d, self.nets[vni])
 
     def link(self, name: str, kind: str) -> Link | None:
         link = self.actual.links.get(name)
@@ -180,6 +206,28 @@ class _Plan:
         if ep.host_if in self.actual.links:
             self.removals.append(DeleteLink(ep.host_if))
         self.endpoints.append(attach_op(ep, net, mtu))
+
+    # ------------------------------------------------------------ flat endpoints
+    def flat_ops(self) -> None:
+        """Flat endpoints against their records: stale ones detached, missing or changed ones (re)attached."""
+        d, records = self.d, self.actual.macvlans
+        wanted = {ep.host_if: ep for ep in self.flat}
+        for name, stale in sorted(records.items()):
+            if name not in wanted:
+                self.removals.append(DetachMacvlan(name, d.records_dir, stale.netns, stale.ifname, stale.stamp))
+        for ep in self.flat:
+            net = self.nets[ep.vni]
+            op = attach_flat_op(d, ep, net, self.mtu(ep.vni))
+            rec = records.get(ep.host_if)
+            if rec is not None and rec.alias == rec.stamp and (rec.netns, rec.ifname) == (ep.netns, ep.ifname) \
+                    and rec.stamp.split(" q=")[0] == op.stamp.split(" q=")[0]:
+                if rec.stamp != op.stamp:
+                    self.endpoints.append(SetMacvlanQos(ep.host_if, d.records_dir, ep.netns, ep.ifname, ep.qos,
+                                                        op.stamp))
+                continue
+            if rec is not None:
+                self.removals.append(DetachMacvlan(rec.name, d.records_dir, rec.netns, rec.ifname, rec.stamp))
+            self.endpoints.append(op)
 
     # ------------------------------------------------------------ L2 population
     def wanted_l2(self) -> tuple[set[tuple[str, str, str]], dict[tuple[str, str], str]]:
@@ -286,6 +334,7 @@ def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None,
     for vni in p.active:
         p.tunnel(vni)
     p.endpoints_ops()
+    p.flat_ops()
     p.router_ops()
     _uplink_ops(p)
     p.l2_ops()

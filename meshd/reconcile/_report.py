@@ -6,7 +6,7 @@ about an endpoint (announced up, why it is not up) is derived from the report,
 never from the text of an error:
 
 * a failure *concerns* the local endpoints of the objects its operation
-  touches: the endpoint's own veth (attach, QoS, delete), or the network's
+  touches: the endpoint's own veth or macvlan (attach, QoS, delete), or the network's
   bridge and VXLAN device (every local endpoint of that VNI);
 * an endpoint is *built* by a pass when it is in the pass's desired state and
   no failure of that pass concerns it.
@@ -24,7 +24,18 @@ from types import MappingProxyType
 
 import netops
 from meshd.reconcile._desired import HostDesired
-from netops import AttachEndpoint, DeleteLink, EnsureBridge, EnsureVxlan, Op, OpFailure, SetEndpointQos
+from netops import (
+    AttachEndpoint,
+    AttachMacvlan,
+    DeleteLink,
+    DetachMacvlan,
+    EnsureBridge,
+    EnsureVxlan,
+    Op,
+    OpFailure,
+    SetEndpointQos,
+    SetMacvlanQos,
+)
 
 #: (endpoint key, VNI): one container's interface in one network
 EndpointKey = tuple[str, int]
@@ -91,6 +102,8 @@ def _endpoint_failures(desired: HostDesired, failures: tuple[OpFailure, ...]) ->
         op = failure.op
         if isinstance(op, (AttachEndpoint, SetEndpointQos)):
             hit = [by_if[op.host_if]] if op.host_if in by_if else []
+        elif isinstance(op, (AttachMacvlan, DetachMacvlan, SetMacvlanQos)):
+            hit = [by_if[op.name]] if op.name in by_if else []
         elif isinstance(op, DeleteLink):
             hit = [by_if[op.name]] if op.name in by_if else []
         elif isinstance(op, EnsureVxlan):

@@ -135,6 +135,26 @@ class BitVector:
         self.cursor = i + 1 if i + 1 < self.size else 0
         return i
 
+    def allocate_in(self, first: int, last: int) -> int | None:
+        """Take the first free slot of ``first..last`` at or after the cursor (wrapping inside the range);
+        None when the range is full.  Linear in the range (a network's ``ip_range``, a few thousand
+        slots at most in practice); the cursor moves past the slot as in :meth:`allocate_next`."""
+        self._check(first)
+        self._check(last)
+        start = self.cursor if first <= self.cursor <= last else first
+        for lo, hi in ((start, last + 1), (first, start)):
+            i = lo
+            while i < hi:
+                if self._bits[i >> 3] == 0xFF:  # a full byte: skip to the next one
+                    i = (i | 7) + 1
+                    continue
+                if not self.test(i):
+                    self.set(i)
+                    self.cursor = i + 1 if i + 1 < self.size else 0
+                    return i
+                i += 1
+        return None
+
     def _find_free(self, c: int) -> int:
         """Set and return the first free slot at or after ``c`` (wrapping); one must exist."""
         bits = self._bits

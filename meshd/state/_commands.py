@@ -29,8 +29,10 @@ from ._types import NO_QOS, Mode, PolicyKind, Qos
 @wire.message
 class CreateNetwork(wire.Message, tag=128, kw_only=True, frozen=True):
     """Create a tenant network.  ``gateway`` defaults to the first host address,
-    ``vni`` to the next free one; ``egress_kbit`` 0 means unlimited."""
+    ``vni`` to the next free one; ``egress_kbit`` 0 means unlimited.  ``options``
+    (version 2) are the mode's options."""
 
+    version: wire.Version = 2
     name: str
     tenant: str
     subnet: str
@@ -41,6 +43,8 @@ class CreateNetwork(wire.Message, tag=128, kw_only=True, frozen=True):
     egress_kbit: int = 0
     external: bool = False
     labels: dict[str, str] = {}
+    #: per-mode options (``parent``, ``macvlan_mode``, ``ip_range``, ``vlan``), checked by ``_options``
+    options: dict[str, str] = {}
 
 
 @wire.message

@@ -54,12 +54,13 @@ class EndpointCommands(Tables):
             off = self._requested_offset(net, cid, c.ip)
             net.vec.set(off)
         else:
-            off = net.vec.allocate_next()
+            off = net.vec.allocate_next() if net.pool is None else net.vec.allocate_in(*net.pool)
             if off is None:
+                where = net.net.subnet if net.pool is None else f"ip_range {net.net.options['ip_range']}"
                 raise Reject(
                     ErrorCode.POOL_EXHAUSTED,
-                    f"network {c.network!r} ({net.net.subnet}) has no free address left for {cid!r}: "
-                    "disconnect unused endpoints or create a larger network",
+                    f"network {c.network!r} ({where}) has no free address left for {cid!r}: "
+                    "disconnect unused endpoints, give an explicit ip, or create a larger network",
                 )
         # --- validated: from here on nothing can fail
         net.eps[cid] = (host, off, mac, key, name)

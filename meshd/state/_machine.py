@@ -242,8 +242,8 @@ class NetworkState(NetworkCommands, EndpointCommands):
 
     def _info(self, net: Net, hosts: list[str]) -> NetworkInfo:
         n = net.net
-        if n.labels:  # the one mutable field: hand out a copy
-            n = dataclasses.replace(n, labels=dict(n.labels))
+        if n.labels or n.options:  # the mutable fields: hand out copies
+            n = dataclasses.replace(n, labels=dict(n.labels), options=dict(n.options))
         return NetworkInfo(n, len(net.eps), net.vec.free, tuple(sorted(hosts)))
 
     def endpoints(self, *, host: str | None = None, network: str | None = None) -> tuple[Endpoint, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TypedDict
 
+from . import _options
 from . import _validate as v
 from ._commands import (
     AddPolicy,
@@ -27,7 +28,7 @@ from ._commands import (
 from ._tables import HOST, Net, Tables
 from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
 
-_BUILT_MODES = (Mode.VXLAN,)
+_BUILT_MODES = (Mode.VXLAN, Mode.FLAT)
 
 
 class _NetworkChanges(TypedDict, total=False):
@@ -39,22 +40,43 @@ class _NetworkChanges(TypedDict, total=False):
     labels: dict[str, str]
 
 
+def _policy_on(net: Network) -> None:
+    """Policies are rules on a bridge meshd owns: a flat network has none."""
+    if net.mode is Mode.FLAT:
+        raise Reject(
+            ErrorCode.INVALID_POLICY,
+            f"network {net.name!r} is a flat (macvlan) network, whose traffic passes no bridge meshd owns, so "
+            "meshd cannot enforce policies on it: use macvlan_mode=private to stop traffic between its "
+            "containers on one host, or a vxlan network for policies",
+        )
+
+
+def _no_egress(name: str, mode: Mode) -> None:
+    raise Reject(
+        ErrorCode.INVALID_FIELD,
+        f"egress_kbit of network {name!r} shapes the VXLAN device of a vxlan network; a {mode.value} network "
+        "has none: drop it and give its endpoints a rate (QoS) instead",
+    )
+
+
 class NetworkCommands(Tables):
     # --- networks ------------------------------------------------------------
 
     def _on_create_network(self, c: CreateNetwork, index: int) -> NetworkCreated:
-        name, tenant, base, prefix, gw_off, mode, labels = self._check_create_network(c)
+        name, tenant, base, prefix, gw_off, mode, labels, options = self._check_create_network(c)
         vni = self._take_vni(name, c.vni)
         subnet = f"{format_ipv4(base)}/{prefix}"
         net = Network(
             name, tenant, subnet, format_ipv4(base + gw_off), vni, mode, c.mtu, c.egress_kbit,
-            c.external, labels, index,
+            c.external, labels, index, options,
         )  # fmt: skip
         self._add_net(Net(net, base, prefix, gw_off, Net.new_vector(1 << (32 - prefix), gw_off)))
         self._note(index, ChangeKind.NETWORK_CREATED, name)
         return NetworkCreated(name=name, subnet=subnet, gateway=net.gateway, vni=vni)
 
-    def _check_create_network(self, c: CreateNetwork) -> tuple[str, str, int, int, int, Mode, dict[str, str]]:
+    def _check_create_network(
+        self, c: CreateNetwork
+    ) -> tuple[str, str, int, int, int, Mode, dict[str, str], dict[str, str]]:
         """Everything a CreateNetwork is refused for, but running out of VNIs; changes nothing."""
         name = v.check_name("network name", c.name)
         if name in self._nets:
@@ -77,14 +99,39 @@ class NetworkCommands(Tables):
             )
         gw_off = self._gateway_offset(name, c.gateway, base, size)
         mode = self._check_mode(name, c.mode)
+        options = _options.check_options(name, mode, c.options, base, prefix)
+        if mode in _options.LAN_MODES:
+            self._check_lan_overlap(name, mode, tenant, base, size)
+        if mode is not Mode.VXLAN and c.external:
+            raise Reject(
+                ErrorCode.INVALID_FIELD,
+                f"external access of network {name!r} is built by the tenant router of vxlan networks: a "
+                f"{mode.value} network reaches outside through its gateway on the LAN; drop external",
+            )
         v.check_range(f"MTU of network {name!r}", c.mtu, v.MTU_MIN, v.MTU_MAX)
         v.check_range(f"egress_kbit of network {name!r}", c.egress_kbit, 0, v.RATE_MAX_KBIT)
+        if c.egress_kbit and mode is not Mode.VXLAN:
+            _no_egress(name, mode)
         labels = v.check_labels(f"network {name!r}", c.labels)
         if type(c.external) is not bool:
             raise Reject(ErrorCode.INVALID_FIELD, f"external of network {name!r} must be true or false")
         if c.vni is not None:
             self._check_vni(name, c.vni)
-        return name, tenant, base, prefix, gw_off, mode, labels
+        return name, tenant, base, prefix, gw_off, mode, labels, options
+
+    def _check_lan_overlap(self, name: str, mode: Mode, tenant: str, base: int, size: int) -> None:
+        """A network whose addresses appear on the hosts' LAN (flat, dhcp, routed) must not overlap
+        any other such network, of any tenant: the LAN cannot tell two owners of one address apart."""
+        for other in self._nets.values():
+            n = other.net
+            if n.mode in _options.LAN_MODES and other.base < base + size and base < other.base + other.size:
+                raise Reject(
+                    ErrorCode.SUBNET_OVERLAP,
+                    f"subnet {format_ipv4(base)}/{32 - (size.bit_length() - 1)} of {mode.value} network "
+                    f"{name!r} overlaps {n.mode.value} network {n.name!r} ({n.subnet}, tenant {n.tenant!r}): "
+                    f"both put their addresses on the hosts' LAN, so pick a disjoint subnet "
+                    f"(overlapping subnets of different tenants need mode vxlan)",
+                )
 
     def _add_net(self, net: Net) -> None:
         self._nets[net.net.name] = net
@@ -101,7 +148,8 @@ class NetworkCommands(Tables):
         if mode not in _BUILT_MODES:
             raise Reject(
                 ErrorCode.INVALID_FIELD,
-                f"mode {mode.value!r} of network {name!r} is not built yet: use 'vxlan'",
+                f"mode {mode.value!r} of network {name!r} is not built yet: use "
+                + " or ".join(repr(m.value) for m in _BUILT_MODES),
             )
         return mode
 
@@ -189,9 +237,15 @@ class NetworkCommands(Tables):
             changes["egress_kbit"] = v.check_range(
                 f"egress_kbit of network {c.name!r}", c.egress_kbit, 0, v.RATE_MAX_KBIT
             )
+            if c.egress_kbit and net.net.mode is not Mode.VXLAN:
+                _no_egress(c.name, net.net.mode)
         if c.external is not None:
             if type(c.external) is not bool:
                 raise Reject(ErrorCode.INVALID_FIELD, f"external of network {c.name!r} must be true or false")
+            if c.external and net.net.mode is not Mode.VXLAN:
+                raise Reject(ErrorCode.INVALID_FIELD,
+                             f"external access of network {c.name!r} is built by the tenant router of vxlan "
+                             f"networks; a {net.net.mode.value} network reaches outside through its LAN gateway")
             changes["external"] = c.external
         if c.labels is not None:
             changes["labels"] = v.check_labels(f"network {c.name!r}", c.labels)
@@ -219,7 +273,7 @@ class NetworkCommands(Tables):
                 ErrorCode.INVALID_POLICY,
                 f"policy kind {c.kind!r} is unknown: use one of {', '.join(k.value for k in PolicyKind)}",
             ) from None
-        self._net(c.network)
+        _policy_on(self._net(c.network).net)
         pair = kind in (PolicyKind.DENY_ONE_WAY, PolicyKind.DENY_BOTH)
         if pair and c.peer is None:
             raise Reject(ErrorCode.INVALID_POLICY,
@@ -230,7 +284,7 @@ class NetworkCommands(Tables):
                 f"a {kind.value} policy applies to one network; drop peer {c.peer!r} or use deny-one-way/deny-both",
             )
         if c.peer is not None:  # a pair (checked above)
-            self._net(c.peer)
+            _policy_on(self._net(c.peer).net)
             if c.peer == c.network:
                 raise Reject(
                     ErrorCode.INVALID_POLICY,

@@ -1,6 +1,9 @@
 """Snapshot format of the network state: versioned msgpack, columnar.
 
-Format 3 (written now) is format 2 with one more column at the end of each
+Format 4 (written now) is format 3 with one more column at the end of each
+network row: ``options``, the network's mode options (a str → str map).
+
+Format 3 is format 2 with one more column at the end of each
 network row: ``names``, ``{position: container name}`` of the endpoints whose
 connect gave a name (sparse, like ``macs``).
 
@@ -48,13 +51,14 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from ._bitvec import BitVector
+from ._commands import Reject
 from ._tables import Net, QosKey, qos_key
 from ._types import Mode, Network, Policy, PolicyKind, Qos, format_ipv4
 
 if TYPE_CHECKING:
     from ._machine import NetworkState
 
-FORMAT = 3
+FORMAT = 4
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -84,7 +88,7 @@ def _unpack(code: str, data: bytes) -> array[int]:
 
 
 def dump(st: NetworkState) -> bytes:
-    """The state as snapshot bytes (format 3).  Runs in a worker thread of the Raft driver; it
+    """The state as snapshot bytes (format 4).  Runs in a worker thread of the Raft driver; it
     leaves the process-global garbage collector alone (pausing it gained nothing measurable:
     1M endpoints dump in 0.2-0.4 s and load in 0.2-0.4 s either way)."""
     doc = {
@@ -123,7 +127,7 @@ def _dump_net(net: Net) -> list[Any]:
         icode, _pack(icode, ips),
         explicit,
         [list(_qos_sort_key(q)) for q in qos_table], qcode, _pack(qcode, map(qos_pos.__getitem__, qoss)),
-        named,
+        named, n.options,
     ]  # fmt: skip
 
 
@@ -143,13 +147,13 @@ def load(st: NetworkState, data: bytes) -> None:
     if not isinstance(doc, dict) or "format" not in doc:
         raise ValueError("snapshot is not a meshd network-state snapshot (no format field)")
     version = doc["format"]
-    loader = {1: _load_v1, 2: _load_v2, 3: _load_v2}.get(version)
+    loader = {1: _load_v1, 2: _load_v2, 3: _load_v2, 4: _load_v2}.get(version)
     if loader is None:
-        raise ValueError(f"snapshot format {version!r} is not supported (this meshd reads 1 to 3): upgrade meshd")
+        raise ValueError(f"snapshot format {version!r} is not supported (this meshd reads 1 to 4): upgrade meshd")
     try:
         loader(st, doc)
         _load_common(st, doc)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, Reject) as exc:
         raise ValueError(f"snapshot format {version} is corrupt: {exc.__class__.__name__}: {exc}") from None
 
 
@@ -185,7 +189,8 @@ def _ipv4(text: str) -> int:
 
 
 def _make_net(name: str, tenant: str, subnet: str, gateway: str, vni: object, mode: str, mtu: object, egress: object,
-              external: object, labels: Mapping[str, str], created: object) -> Net:
+              external: object, labels: Mapping[str, str], created: object,
+              options: Mapping[str, str] | None = None) -> Net:
     addr, _, plen = subnet.partition("/")
     base, prefix = _ipv4(addr), int(plen)
     size = 1 << (32 - prefix) if 8 <= prefix <= 30 else 0
@@ -194,7 +199,7 @@ def _make_net(name: str, tenant: str, subnet: str, gateway: str, vni: object, mo
         raise ValueError(f"network {name!r}: subnet {subnet} or its gateway {gateway} is invalid")
     network = Network(
         name, tenant, f"{format_ipv4(base)}/{prefix}", format_ipv4(base + gw_off), _int(vni), Mode(mode), _int(mtu),
-        _int(egress), bool(external), dict(labels), _int(created),
+        _int(egress), bool(external), dict(labels), _int(created), dict(options or {}),
     )  # fmt: skip
     return Net(network, base, prefix, gw_off, Net.new_vector(size, gw_off))
 
@@ -203,7 +208,7 @@ def _load_v2(st: NetworkState, doc: dict[str, Any]) -> None:
     st._vnis.cursor = _int(doc["vni_cursor"])
     # the biggest network first: the container index then starts presized
     for row in sorted(doc["networks"], key=lambda row: -len(row[13])):
-        net = _make_net(*row[:11])
+        net = _make_net(*row[:11], *([row[24]] if doc["format"] >= 4 else []))
         cursor, bits, cids, host_table, hcode, hidx, icode, ips, macs, qos_table, qcode, qidx = row[11:23]
         named = row[23] if doc["format"] >= 3 else {}
         net.vec = BitVector.from_bytes(net.size, bits, cursor)

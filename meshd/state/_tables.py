@@ -12,6 +12,7 @@ import functools
 from typing import TYPE_CHECKING, Final
 
 from ._bitvec import BitVector
+from ._options import ip_range
 from ._types import NO_QOS, ChangeKind, Network, Policy, Qos
 
 #: One attachment is a plain tuple ``(host, ip, mac, qos)`` (container id and
@@ -50,7 +51,7 @@ def qos_of(key: QosKey) -> Qos:
 class Net:
     """A network with its IP bit vector and its endpoints (container id -> Ep)."""
 
-    __slots__ = ("net", "base", "prefix", "gw_off", "vec", "eps", "macs")
+    __slots__ = ("net", "base", "prefix", "gw_off", "vec", "eps", "macs", "pool")
 
     def __init__(self, net: Network, base: int, prefix: int, gw_off: int, vec: BitVector) -> None:
         self.net = net
@@ -61,6 +62,10 @@ class Net:
         self.eps: dict[str, Ep] = {}
         #: explicit MAC -> container id (derived MACs are unique by IP)
         self.macs: dict[int, str] = {}
+        #: the slots addresses are handed out from (the ``ip_range`` option), or None: all
+        self.pool: tuple[int, int] | None = None
+        if "ip_range" in net.options:
+            self.pool = ip_range(net.name, net.options["ip_range"], base, prefix)
 
     @property
     def size(self) -> int:

@@ -28,7 +28,8 @@ MAC_PREFIX = 0x026D
 
 
 class Mode(enum.StrEnum):
-    """How a network reaches other hosts.  Only ``vxlan`` is built today."""
+    """How a network reaches other hosts: ``vxlan`` (the overlay) and ``flat`` (macvlan on the
+    hosts' LAN) are built; the others are refused at create ("not built yet")."""
 
     VXLAN = "vxlan"
     ROUTED = "routed"
@@ -117,6 +118,8 @@ class Network:
     external: bool
     labels: dict[str, str]
     created_index: int
+    #: the mode's options (``parent``, ``macvlan_mode``, ``ip_range``, ``vlan``: see ``_options``)
+    options: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def prefix_len(self) -> int:

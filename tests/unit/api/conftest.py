@@ -5,7 +5,7 @@ import pytest
 
 from meshd import state as st
 from meshd.agent._dataplane import mode_refusal
-from meshd.agent._mtu import mtu_refusal
+from meshd.agent._mtu import default_mtu, mode_overhead, mtu_refusal
 from meshd.api import FrameError, SchedulerService
 from meshd.api._frame import ApiError, MsgType
 
@@ -48,10 +48,12 @@ class LocalBackend:
     def is_running(self, endpoint_id: str) -> bool:
         return True
 
-    def check_mtu(self, network: str, mtu: int, req) -> None:
-        why = mtu_refusal(network, mtu, self.underlays)
+    def check_mtu(self, network: str, mode: str, mtu: int | None, req) -> int:
+        mtu = default_mtu(mode, self.underlays) if mtu is None else mtu
+        why = mtu_refusal(network, mtu, self.underlays, mode_overhead(mode))
         if why is not None:
             raise FrameError(ApiError.MTU_TOO_LARGE, why, req.MSG_TYPE, req.request_id)
+        return mtu
 
     def check_mode(self, network: str, mode: str, host: str | None, req) -> None:
         kinds = self.dataplanes if host is None else {h: k for h, k in self.dataplanes.items() if h == host}

@@ -19,9 +19,11 @@ from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, RemoteE
 from netops import (
     AttachEndpoint,
     AttachLeg,
+    AttachMacvlan,
     ClearQdisc,
     DeleteLink,
     DeleteRouter,
+    DetachMacvlan,
     EnsureBridge,
     EnsureRouter,
     EnsureVxlan,
@@ -30,6 +32,7 @@ from netops import (
     NeighEntry,
     NftScript,
     SetEndpointQos,
+    SetMacvlanQos,
     SetTbf,
 )
 
@@ -46,11 +49,13 @@ class SimKernel:
         self.nft: netops.NftTable | None = None
         self.nat: netops.NftTable | None = None
         self.next_index = 10
+        #: flat endpoints: their records as netops reads them back (alias: the interface's, None if gone)
+        self.macvlans: dict[str, netops.MacvlanRecord] = {}
 
     def actual(self) -> netops.Actual:
         return netops.Actual(dict(self.links), frozenset(self.fdb),
                              frozenset((d, ip, m) for (d, ip), m in self.neigh.items()), dict(self.tbf),
-                             frozenset(self.routers))
+                             frozenset(self.routers), dict(self.macvlans))
 
     def _add(self, name: str, kind: str, master: str | None = None, **kw) -> None:
         self.next_index += 1
@@ -111,6 +116,16 @@ class SimKernel:
     def do_SetEndpointQos(self, op: SetEndpointQos) -> None:
         self.links[op.host_if] = dataclasses.replace(self.links[op.host_if], alias=op.stamp)
 
+    def do_AttachMacvlan(self, op: AttachMacvlan) -> None:
+        assert op.name not in self.macvlans and op.parent == "eth0"
+        self.macvlans[op.name] = netops.MacvlanRecord(op.name, op.netns, op.ifname, op.stamp, op.stamp)
+
+    def do_DetachMacvlan(self, op: DetachMacvlan) -> None:
+        self.macvlans.pop(op.name, None)
+
+    def do_SetMacvlanQos(self, op: SetMacvlanQos) -> None:
+        self.macvlans[op.name] = dataclasses.replace(self.macvlans[op.name], stamp=op.stamp, alias=op.stamp)
+
     def do_EnsureRouter(self, op: EnsureRouter) -> None:
         self.routers.add(op.name)
 
@@ -154,6 +169,7 @@ class SimKernel:
 RED = Network(vni=100, tenant="red", subnet="10.1.0.0/24", gateway="10.1.0.1", external=True)
 BLUE = Network(vni=200, tenant="blue", subnet="10.1.0.0/24", gateway="10.1.0.1", egress_kbit=50_000)
 L2 = Network(vni=300, tenant="red", subnet="10.3.0.0/24")
+FLAT = Network(vni=400, tenant="red", subnet="10.4.0.0/24", gateway="10.4.0.1", mtu=1500, mode="flat", parent="eth0")
 
 
 def ep(key: str, vni: int, ip: str, qos: netops.Qos | None = None) -> LocalEndpoint:
@@ -162,7 +178,7 @@ def ep(key: str, vni: int, ip: str, qos: netops.Qos | None = None) -> LocalEndpo
 
 
 def host(**kw) -> HostDesired:
-    base = dict(underlay_ip="192.0.2.11", underlay_dev="eth0", underlay_mtu=1500, networks=(RED, BLUE, L2))
+    base = dict(underlay_ip="192.0.2.11", underlay_dev="eth0", underlay_mtu=1500, networks=(RED, BLUE, L2, FLAT))
     return HostDesired(**(base | kw))
 
 
@@ -258,7 +274,7 @@ def test_descriptions_validate_in_plain_words() -> None:
         Policy(kind="deny", a=1)
 
 
-_eps = st.lists(st.tuples(st.sampled_from([100, 200, 300]), st.integers(2, 9), st.booleans()), max_size=6,
+_eps = st.lists(st.tuples(st.sampled_from([100, 200, 300, 400]), st.integers(2, 9), st.booleans()), max_size=6,
                 unique_by=lambda t: (t[0], t[1]))
 _vteps = st.sets(st.sampled_from(["192.0.2.12", "192.0.2.13"]))
 _pol = st.lists(st.sampled_from([Policy(kind="isolate", a=100), Policy(kind="deny", a=100, b=200),
@@ -297,7 +313,8 @@ def test_plan_additions_reaches_what_a_full_pass_would(e1, v1, p1, more) -> None
     if ops is None:  # only when a new endpoint's network is not built yet (or nothing was added)
         assert not added or any(e.vni not in built and e.host_if in added for e in after.local)
         return
-    assert {o.host_if for o in ops if isinstance(o, AttachEndpoint)} == added
+    assert {o.host_if for o in ops if isinstance(o, AttachEndpoint)} | {
+        o.name for o in ops if isinstance(o, AttachMacvlan)} == added
     k.apply(ops)
     assert plan(after, k.actual(), k.nft, k.nat) == []
 
@@ -352,3 +369,62 @@ def test_the_pass_making_the_first_bridge_replaces_the_rules_table() -> None:
     second = k.converge(host(local=(ep("r1", 100, "10.1.0.2"), ep("b1", 200, "10.1.0.2"))))
     assert "EnsureBridge" in kinds(second)  # blue's bridge: not the first one any more
     assert not any(isinstance(o, NftScript) and "delete table" in o.script for o in second)
+
+
+# --- flat (macvlan) endpoints ------------------------------------------------------------
+
+
+def test_a_flat_endpoint_is_one_macvlan_on_the_parent_and_nothing_else() -> None:
+    k = SimKernel()
+    d = host(local=(ep("f1", 400, "10.4.0.2"),), remote=(
+        RemoteEndpoint(vni=400, ip="10.4.0.3", mac="02:aa:00:00:00:03", vtep="192.0.2.12"),),
+        vteps={400: frozenset({"192.0.2.12"})})
+    ops = k.converge(d)
+    assert kinds(ops) == ["AttachMacvlan", "NftScript"]  # the table every host has; no bridge, tunnel or router
+    [attach] = ops[:1]
+    assert (attach.parent, attach.macvlan_mode, attach.mtu, attach.gateway, attach.prefixlen, attach.ifname) == (
+        "eth0", "bridge", 1500, "10.4.0.1", 24, "eth0")
+    assert attach.name == d.local[0].host_if and attach.records_dir == netops.RECORDS_DIR
+    assert k.converge(d) == []
+    assert not any(name.startswith(("mb-", "mx-", "mg-")) for name in k.links)
+
+
+def test_flat_endpoint_changes_qos_in_place_and_rebuilds_on_a_new_address_or_parent() -> None:
+    k = SimKernel()
+    k.converge(host(local=(ep("f1", 400, "10.4.0.2"),)))
+    assert kinds(k.converge(host(local=(ep("f1", 400, "10.4.0.2", qos=netops.Qos(2000)),)))) == ["SetMacvlanQos"]
+    ops = k.converge(host(local=(ep("f1", 400, "10.4.0.7"),)))
+    assert kinds(ops) == ["DetachMacvlan", "AttachMacvlan"] and ops[1].address == "10.4.0.7"
+    private = dataclasses.replace(FLAT, macvlan_mode="private")
+    ops = k.converge(host(networks=(RED, private), local=(ep("f1", 400, "10.4.0.7"),)))
+    assert kinds(ops) == ["DetachMacvlan", "AttachMacvlan"] and ops[1].macvlan_mode == "private"
+
+
+def test_a_released_flat_endpoint_and_a_gone_or_half_built_one_are_detached() -> None:
+    k = SimKernel()
+    d = host(local=(ep("f1", 400, "10.4.0.2"), ep("f2", 400, "10.4.0.3")))
+    k.converge(d)
+    f1, f2 = (e.host_if for e in d.local)
+    # f1's container netns vanished under a PID that is still listed; f2's attach was interrupted
+    k.macvlans[f1] = dataclasses.replace(k.macvlans[f1], alias=None)
+    k.macvlans[f2] = dataclasses.replace(k.macvlans[f2], stamp="meshd:building", alias="meshd:building")
+    ops = k.converge(d)
+    assert kinds(ops) == ["DetachMacvlan", "DetachMacvlan", "AttachMacvlan", "AttachMacvlan"]
+    assert ops[1].stamp == "meshd:building"  # detached by the stamp it has, so netops deletes the leftover
+    assert k.converge(d) == []
+    ops = k.converge(host(local=(ep("f2", 400, "10.4.0.3"),)))  # f1 disconnected
+    assert kinds(ops) == ["DetachMacvlan"] and (ops[0].name, ops[0].netns, ops[0].ifname) == (
+        f1, d.local[0].netns, "eth0")
+    assert set(k.macvlans) == {f2}
+
+
+def test_flat_networks_get_no_router_leg_even_beside_a_routed_vxlan_network_of_their_tenant() -> None:
+    d = host(local=(ep("r1", 100, "10.1.0.2"), ep("f1", 400, "10.4.0.2")))
+    ops = plan(d, SimKernel().actual(), None)
+    assert [o.vni for o in ops if isinstance(o, AttachLeg)] == [100]
+    assert not any(isinstance(o, (EnsureBridge, EnsureVxlan)) and "400" in o.name for o in ops)
+
+
+def test_descriptions_refuse_a_flat_network_without_a_parent() -> None:
+    with pytest.raises(ValueError, match="needs a parent"):
+        Network(vni=1, tenant="t", subnet="10.0.0.0/24", mode="flat")

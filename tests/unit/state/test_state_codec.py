@@ -38,10 +38,10 @@ from meshd.state import (
 )
 
 GOLDEN_COMMANDS = [
-    (CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24", gateway="10.1.0.254", vni=42, mode=Mode.VXLAN,
-                   mtu=9000, egress_kbit=5000, external=True, labels={"env": "prod"}),
-     "9ccc8001a4626c7565a461636d65ab31302e312e302e302f3234aa31302e312e302e3235342aa576786c616ecd2328cd1388c381a3656e"
-     "76a470726f64"),
+    (CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24", gateway="10.1.0.254", vni=42, mode=Mode.FLAT,
+                   mtu=1500, labels={"env": "prod"}, options={"parent": "eth0", "ip_range": "10.1.0.128/25"}),
+     "9dcc8002a4626c7565a461636d65ab31302e312e302e302f3234aa31302e312e302e3235342aa4666c6174cd05dc00c281a3656e76a470"
+     "726f6482a6706172656e74a465746830a869705f72616e6765ad31302e312e302e3132382f3235"),
     (Connect(endpoint_id="c1", network="blue", host="h1", ip="10.1.0.5", mac="02:00:00:00:00:01",
              qos=Qos(1000, 32768, 20), name="web-1"),
      "99cc8302a26331a4626c7565a26831a831302e312e302e35b130323a30303a30303a30303a30303a303193cd03e8cd800014a5776562"
@@ -78,6 +78,24 @@ GOLDEN_CONNECT_V1 = [
      "98cc8301a26331a4626c7565a26831a831302e312e302e35b130323a30303a30303a30303a30303a303193cd03e8cd800014"),
     (Connect(version=1, endpoint_id="c2", network="blue", host="h2"), "98cc8301a26332a4626c7565a26832c0c093000000"),
 ]  # fmt: skip
+
+
+#: version 1 of CreateNetwork (before it carried the mode's options): what existing logs hold
+GOLDEN_CREATE_V1 = (
+    CreateNetwork(version=1, name="blue", tenant="acme", subnet="10.1.0.0/24", gateway="10.1.0.254", vni=42,
+                  mode=Mode.VXLAN, mtu=9000, egress_kbit=5000, external=True, labels={"env": "prod"}),
+    "9ccc8001a4626c7565a461636d65ab31302e312e302e302f3234aa31302e312e302e3235342aa576786c616ecd2328cd1388c381a3656e"
+    "76a470726f64",
+)  # fmt: skip
+
+
+def test_version_1_network_creates_in_existing_logs_still_apply():
+    command, golden = GOLDEN_CREATE_V1
+    decoded = decode_command(bytes.fromhex(golden))
+    assert decoded == command and decoded.options == {}
+    state = NetworkState()
+    assert state.apply(1, bytes.fromhex(golden))
+    assert state.network("blue").network.options == {}
 
 
 @pytest.mark.parametrize("command,golden", GOLDEN_CONNECT_V1, ids=["c1", "c2"])

@@ -133,9 +133,49 @@ CASES = [
         ["MTU of network 'x'", "68..9000"],
     ),
     (
-        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat"),
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="dhcp"),
         ErrorCode.INVALID_FIELD,
-        ["'flat'", "not built yet"],
+        ["'dhcp'", "not built yet", "'vxlan' or 'flat'"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat", options={"vni": "3"}),
+        ErrorCode.INVALID_FIELD,
+        ["option 'vni'", "'x'", "mode flat takes parent, macvlan_mode, ip_range"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", options={"parent": "eth0"}),
+        ErrorCode.INVALID_FIELD,
+        ["option 'parent'", "mode vxlan takes ip_range"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat", options={"parent": "eth0;rm"}),
+        ErrorCode.INVALID_FIELD,
+        ["parent 'eth0;rm'", "'x'", "interface name"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat", options={"macvlan_mode": "vepa"}),
+        ErrorCode.INVALID_FIELD,
+        ["macvlan_mode 'vepa'", "bridge or private"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat", options={"ip_range": "10.8.0.0/25"}),
+        ErrorCode.INVALID_FIELD,
+        ["ip_range 10.8.0.0/25", "'x'", "not inside its subnet"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", options={"ip_range": "10.9.0.1/25"}),
+        ErrorCode.INVALID_CIDR,
+        ["ip_range '10.9.0.1/25'", "'x'", "IPv4 CIDR"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat", egress_kbit=1000),
+        ErrorCode.INVALID_FIELD,
+        ["egress_kbit of network 'x'", "flat", "QoS"],
+    ),
+    (
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat", external=True),
+        ErrorCode.INVALID_FIELD,
+        ["external access of network 'x'", "flat", "drop external"],
     ),
     (
         CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="ovs"),
@@ -286,6 +326,54 @@ CASES = [
     ),
     (AddPolicy(kind=PolicyKind.DENY_BOTH, network="blue", peer="green"), ErrorCode.UNKNOWN_NETWORK, ["'green'"]),
 ]
+
+
+#: refusals that concern a flat network: run on the state above plus network "lan"
+LAN_CASES = [
+    (
+        CreateNetwork(name="x", tenant="other", subnet="10.50.0.128/25", mode="flat"),
+        ErrorCode.SUBNET_OVERLAP,
+        ["10.50.0.128/25", "'x'", "flat network 'lan'", "tenant 'acme'", "disjoint", "need mode vxlan"],
+    ),
+    (
+        Connect(endpoint_id="f2", network="lan", host="h1"),
+        ErrorCode.POOL_EXHAUSTED,
+        ["'lan'", "ip_range 10.50.0.0/30", "explicit ip"],
+    ),
+    (
+        UpdateNetwork(name="lan", egress_kbit=10),
+        ErrorCode.INVALID_FIELD,
+        ["egress_kbit of network 'lan'", "flat"],
+    ),
+    (
+        AddPolicy(kind=PolicyKind.ISOLATE_WITHIN, network="lan"),
+        ErrorCode.INVALID_POLICY,
+        ["'lan'", "flat (macvlan)", "macvlan_mode=private"],
+    ),
+    (
+        AddPolicy(kind=PolicyKind.DENY_BOTH, network="blue", peer="lan"),
+        ErrorCode.INVALID_POLICY,
+        ["'lan'", "flat (macvlan)"],
+    ),
+]
+
+
+@pytest.fixture
+def lan_state(state: NetworkState) -> NetworkState:
+    for i, cmd in enumerate([
+        CreateNetwork(name="lan", tenant="acme", subnet="10.50.0.0/24", mode="flat",
+                      options={"ip_range": "10.50.0.0/30"}),
+        # lan's ip_range 10.50.0.0/30 holds .2 and .3 (.0 is the subnet's network address, .1 its gateway)
+        Connect(endpoint_id="f1", network="lan", host="h1"),
+        Connect(endpoint_id="f1b", network="lan", host="h2"),
+    ], 50):
+        assert not isinstance(state.execute(cmd, i), CommandError), cmd
+    return state
+
+
+@pytest.mark.parametrize(("command", "code", "words"), LAN_CASES, ids=lambda x: getattr(x, "name", None))
+def test_flat_network_refusals_name_the_network_and_the_fix(lan_state, command, code, words):
+    test_rejected_command_has_a_clear_message_and_changes_nothing(lan_state, command, code, words)
 
 
 @pytest.mark.parametrize(("command", "code", "words"), CASES, ids=lambda x: getattr(x, "name", None))
