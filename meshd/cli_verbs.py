@@ -224,20 +224,38 @@ def _qos_flags(p: argparse.ArgumentParser) -> None:
                    help="TBF queueing limit, ms (needs --rate-kbit)")
 
 
-def _network_verbs(net: argparse._SubParsersAction, verb: Callable[..., argparse.ArgumentParser]) -> None:
-    from meshd import cli_inspect
+def _cmd_network_create(args: argparse.Namespace) -> int:
+    """``network create``; ``--mode auto`` first asks the advisor (:mod:`meshd.cli_advise`) which mode."""
+    from meshd import cli_advise
 
-    p = verb(net, "create", "network create", "create a tenant network (replicated to every host)")
+    if args.mode == "auto":
+        args.mode = cli_advise.resolve_auto_mode(args)
+    else:
+        given = [flag for need, flag in cli_advise.WEIGHT_FLAGS.items() if getattr(args, need) is not None]
+        given += [flag for flag, on in (("--l2-prefix", args.l2_prefix is not None),
+                                        ("--no-shared-l2", args.no_shared_l2)) if on]
+        if given:
+            raise UsageError(f"{', '.join(given)} only count{'s' if len(given) == 1 else ''} with --mode auto",
+                             "add --mode auto to let the advisor pick the mode, or drop them")
+    return run_verb("network create", args)
+
+
+def _network_verbs(net: argparse._SubParsersAction, verb: Callable[..., argparse.ArgumentParser]) -> None:
+    from meshd import cli_advise, cli_inspect
+
+    p = verb(net, "create", "network create", "create a tenant network (replicated to every host)",
+             func=_cmd_network_create)
     p.add_argument("name", metavar="NAME")
     p.add_argument("subnet", metavar="SUBNET", help="IPv4 CIDR, e.g. 10.1.0.0/24")
     p.add_argument("--tenant", help="tenant owning it (subnets may overlap across tenants); default 'default'")
     p.add_argument("--gateway", help="default: the first host address")
     p.add_argument("--vni", type=int_in(VNI_MIN, VNI_MAX), help="VXLAN network id; default: the first free one")
-    p.add_argument("--mode", choices=[m.value for m in st.Mode],
+    p.add_argument("--mode", choices=[*(m.value for m in st.Mode), "auto"],
                    help="how the network is built: vxlan (default; an overlay, one segment per network, "
                         "subnets may overlap across tenants) or flat (macvlan on each host's LAN NIC: the "
                         "containers' addresses are on the LAN; give a LAN subnet and its gateway); routed, "
-                        "dhcp and vlan are not built yet")
+                        "dhcp and vlan are not built yet; auto: the advisor picks vxlan or flat from --security, "
+                        "--scale, --throughput and --extensibility (see `meshd network advise --help`)")
     p.add_argument("-o", "--opt", action="append", type=label, metavar="KEY=VALUE",
                    help="a mode option (repeatable): parent=NIC (flat: the host NIC the macvlans hang off; "
                         "default: each host's dataplane.parent, else its underlay device), macvlan_mode=bridge|"
@@ -249,6 +267,14 @@ def _network_verbs(net: argparse._SubParsersAction, verb: Callable[..., argparse
                    help="egress limit of the whole network on each host, kbit/s")
     p.add_argument("--external", action="store_true", help="let endpoints reach outside (masquerade)")
     p.add_argument("--label", action="append", type=label, metavar="KEY=VALUE", help="a label (repeatable)")
+    cli_advise.add_weight_flags(p, required=False)
+    p = verb(net, "advise", "network advise", "which network model fits your needs: vxlan or flat",
+             func=cli_advise.cmd_advise)
+    p.description = cli_advise.ADVISE_HELP
+    p.add_argument("--tenant", help="the tenant the network is for: its networks must not need the overlay")
+    p.add_argument("--subnet", type=cli_advise.cidr, metavar="CIDR",
+                   help="the network's subnet: one that overlaps another tenant's network needs vxlan")
+    cli_advise.add_weight_flags(p, required=True)
     p = verb(net, "update", "network update", "change a network's MTU, egress limit, external access or labels")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--mtu", type=int_in(MTU_MIN, MTU_MAX, "bytes"))

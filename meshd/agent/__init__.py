@@ -6,7 +6,8 @@ theory of operation.  Pure parts: :mod:`._autopilot` (Raft voter choice) and
 """
 
 from ._agent import Agent
+from ._dataplane import NEEDS
 from ._local import AgentStartError
 from ._members import JoinError
 
-__all__ = ["Agent", "AgentStartError", "JoinError"]
+__all__ = ["NEEDS", "Agent", "AgentStartError", "JoinError"]

@@ -1,13 +1,17 @@
 import itertools
+import threading
 from typing import Any
 
 import pytest
+import trio
 
 from meshd import state as st
 from meshd.agent._dataplane import mode_refusal
 from meshd.agent._mtu import default_mtu, mode_overhead, mtu_refusal
 from meshd.api import FrameError, SchedulerService
+from meshd.api._control import ControlServer
 from meshd.api._frame import ApiError, MsgType
+from meshd.transport import ZmqHost
 
 
 class LocalBackend:
@@ -74,3 +78,25 @@ def backend():
 @pytest.fixture
 def service(backend):
     return SchedulerService(backend, max_frame_bytes=4096)
+
+
+@pytest.fixture
+def agent(tmp_path, backend):
+    """A control socket served from a thread (the CLI is blocking): ``(run dir, backend)``."""
+    run_dir = tmp_path / "run"
+    started, box = threading.Event(), {}
+
+    async def serve() -> None:
+        host = ZmqHost(None)
+        async with trio.open_nursery() as nursery:
+            box["stop"], box["token"] = nursery.cancel_scope.cancel, trio.lowlevel.current_trio_token()
+            await nursery.start(host.run)
+            await nursery.start(ControlServer(host, SchedulerService(backend, control=True), str(run_dir)).run)
+            started.set()
+
+    thread = threading.Thread(target=trio.run, args=(serve,), daemon=True)
+    thread.start()
+    assert started.wait(30), "the control server did not start"
+    yield str(run_dir), backend
+    trio.from_thread.run_sync(box["stop"], trio_token=box["token"])
+    thread.join(30)

@@ -9,45 +9,18 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
-import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from meshd import state as st
-from meshd.api import SchedulerService
-from meshd.api._control import ControlServer
 from meshd.cli import build_parser, describe_error, main
 from meshd.cli_errors import in_cli_words
 from meshd.cli_verbs import label
 from meshd.state import default_burst_bytes
-from meshd.transport import ZmqHost
 
 CID = "a47f5346b4efe9b4dd6b9d5a4db82c9c288f0a7e0bc0da51294d5902ab00b034"
-
-
-@pytest.fixture
-def agent(tmp_path, backend):
-    """A control socket served from a thread (the CLI is blocking): ``(run dir, backend)``."""
-    run_dir = tmp_path / "run"
-    started, box = threading.Event(), {}
-
-    async def serve() -> None:
-        host = ZmqHost(None)
-        async with trio.open_nursery() as nursery:
-            box["stop"], box["token"] = nursery.cancel_scope.cancel, trio.lowlevel.current_trio_token()
-            await nursery.start(host.run)
-            await nursery.start(ControlServer(host, SchedulerService(backend, control=True), str(run_dir)).run)
-            started.set()
-
-    thread = threading.Thread(target=trio.run, args=(serve,), daemon=True)
-    thread.start()
-    assert started.wait(30), "the control server did not start"
-    yield str(run_dir), backend
-    trio.from_thread.run_sync(box["stop"], trio_token=box["token"])
-    thread.join(30)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
