@@ -172,7 +172,8 @@ class Agent:
         if self.runtime is not None:
             listener = DockerListener(host=self.name, containers=self.containers, committer=committer,
                                       replica=replica, events=self.events, trigger=self.reconciler.trigger,
-                                      dataplane=self.dataplane)
+                                      dataplane=self.dataplane,
+                                      parent=cfg.dataplane.parent or (self.underlay.dev if self.underlay else ""))
             nursery.start_soon(RuntimeWatcher(self.runtime, listener).run)
         backend = AgentBackend(local_host=self.name, replica=replica, committer=committer, members=members,
                                liveness=self.liveness, containers=self.containers, tracker=self.tracker,

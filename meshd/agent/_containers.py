@@ -118,9 +118,11 @@ class DockerListener:
     """What the agent does on Docker's container events; see the module docstring."""
 
     def __init__(self, *, host: str, containers: LocalContainers, committer: Committer, replica: Replica,
-                 events: Events, trigger: Callable[[], None], dataplane: Iterable[str] = ()) -> None:
+                 events: Events, trigger: Callable[[], None], dataplane: Iterable[str] = (),
+                 parent: str = "") -> None:
         self._host = host
         self._dataplane = tuple(dataplane)  #: link kinds this host's kernel creates (empty: not probed)
+        self._parent = parent  #: this host's NIC for flat networks without a parent option
         self._containers = containers
         self._committer = committer
         self._replica = replica
@@ -166,7 +168,7 @@ class DockerListener:
 
     async def _connect(self, spec: ContainerSpec, req: ConnectRequest) -> None:
         info = self._replica.state.network(req.network)
-        refusal = seed_refusal(req, info.network if info is not None else None)
+        refusal = seed_refusal(req, info.network if info is not None else None, self._parent)
         if refusal is None and info is not None:
             refusal = mode_refusal(req.network, info.network.mode, {self._host: self._dataplane})
         if refusal is not None:
@@ -196,18 +198,31 @@ class DockerListener:
             self._containers.errors.pop(spec.container_id, None)
 
 
-def seed_refusal(req: ConnectRequest, network: st.Network | None) -> str | None:
+def seed_refusal(req: ConnectRequest, network: st.Network | None, parent: str = "") -> str | None:
     """Why a container's seed-002 environment cannot be honoured on ``network``, or None.
 
-    ``TYPE=flat`` and ``TYPE=dhcp`` need network models meshd does not build yet; a ``GW`` or
+    ``TYPE`` must match the network's model (``flat``: a flat network; ``vlan``: a vxlan
+    network, which carries seed-002 VLANs; ``dhcp`` is not built yet); ``HOSTIF`` must be
+    the NIC a flat network uses on this host (``parent``: this host's default); a ``GW`` or
     an ``IP=…/len`` that disagrees with the network would give the container a route or a
     mask that does not work. (A missing network is the state's refusal, with its own message.)
     """
-    if req.seed_type in ("flat", "dhcp"):
-        return (f"TYPE={req.seed_type} needs the {req.seed_type} network model (macvlan), which meshd does not "
-                f"build yet; use TYPE=vlan (or labels) to join the VXLAN network {req.network}")
+    if req.seed_type == "dhcp":
+        return ("TYPE=dhcp needs the dhcp network model (macvlan with a DHCP client), which meshd does not "
+                f"build yet; use TYPE=flat with a flat network, or TYPE=vlan to join the VXLAN network {req.network}")
     if network is None:
         return None
+    if req.seed_type == "flat" and network.mode is not st.Mode.FLAT:
+        return (f"TYPE=flat asks for a flat (macvlan) network, but {network.name} is a {network.mode.value} network: "
+                f"use TYPE=vlan to join it, or name a network created with --mode flat")
+    if req.seed_type == "vlan" and network.mode is st.Mode.FLAT:
+        return (f"TYPE=vlan joins a VXLAN segment, but {network.name} is a flat network: use TYPE=flat "
+                f"(with IP=<address>/{network.prefix_len}) to join it")
+    if req.hostif is not None and network.mode is st.Mode.FLAT:
+        nic = network.options.get("parent", parent)
+        if nic and req.hostif != nic:
+            return (f"HOSTIF={req.hostif} is not the NIC flat network {network.name} uses on this host ({nic}): "
+                    f"use HOSTIF={nic}, or drop HOSTIF")
     if req.gateway is not None and req.gateway != network.gateway:
         if not network.gateway:
             return f"GW={req.gateway} is set but network {network.name} has no gateway: drop GW"

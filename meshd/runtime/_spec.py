@@ -17,8 +17,9 @@ first:
   (CIDR or bare), ``GW``, ``VLAN``/``VLANID`` (the network's name), ``RATE``
   (kbit/s), ``BURST`` (also the seed's spelling ``BRUST``; bytes), ``LATENCY``
   (ms); meshd adds ``NETWORK`` to name the network for any ``TYPE``.
-  ``HOSTIF``, ``DISCOVER`` and ``PORT`` are accepted and ignored.  Used only
-  when the container has no ``meshd.network`` label.
+  ``HOSTIF`` (the host NIC of a flat network: the agent checks it) is kept;
+  ``DISCOVER`` and ``PORT`` are accepted and ignored.  Used only when the
+  container has no ``meshd.network`` label.
 
 Every bad value raises :class:`SpecError` naming the container, the key, and
 the fix.  Nothing here does I/O, so the watcher can run it on every event.
@@ -47,6 +48,7 @@ KNOWN_FIELDS = ("network", *ENDPOINT_FIELDS)
 SEED_TYPES = ("flat", "dhcp", "vlan")
 #: env variables that name the network, in order of precedence
 ENV_NETWORK_KEYS = ("NETWORK", "VLAN", "VLANID")
+_IFNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\Z")
 
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
@@ -85,6 +87,8 @@ class ConnectRequest:
     gateway: str | None = None
     source: Source = Source.LABELS
     seed_type: str | None = None
+    #: seed-002 ``HOSTIF``: the host NIC the container expects its flat interface on
+    hostif: str | None = None
 
     @property
     def qos(self) -> Qos:
@@ -232,10 +236,13 @@ def _from_env(ctx: str, info: ContainerInfo) -> list[ConnectRequest] | None:
     ip, prefix_len = _env_ip(ctx, env, seed_type)
     gateway = _env_gateway(ctx, env, ip, prefix_len)
     rate, burst, latency = _parse_qos(ctx, _env_kv(env, "RATE"), _env_burst(ctx, env), _env_kv(env, "LATENCY"))
+    hostif = _env_kv(env, "HOSTIF")
+    if hostif is not None and not _IFNAME_RE.match(hostif[1]):
+        raise SpecError(ctx, *hostif, "is not an interface name", "give the host NIC, e.g. HOSTIF=eth0")
     request = ConnectRequest(
         container_id=info.id, container_name=info.name, pid=info.pid, network=network,
         ip=ip, rate_kbit=rate, burst_bytes=burst, latency_ms=latency, prefix_len=prefix_len,
-        gateway=gateway, source=Source.ENV, seed_type=seed_type,
+        gateway=gateway, source=Source.ENV, seed_type=seed_type, hostif=hostif[1] if hostif else None,
     )  # fmt: skip
     return [request]
 

@@ -115,9 +115,9 @@ async def test_local_containers_are_listed_once_every_running_one_was_reported()
         containers.pids["z"] = 1  # type: ignore[index]
 
 
-def _net(gateway: str = "10.1.0.1") -> st.Network:
-    return st.Network(name="test1", tenant="a", subnet="10.1.0.0/24", gateway=gateway, vni=7, mode=st.Mode.VXLAN,
-                      mtu=1450, egress_kbit=0, external=False, labels={}, created_index=1)
+def _net(gateway: str = "10.1.0.1", mode: st.Mode = st.Mode.VXLAN, **options: str) -> st.Network:
+    return st.Network(name="test1", tenant="a", subnet="10.1.0.0/24", gateway=gateway, vni=7, mode=mode,
+                      mtu=1450, egress_kbit=0, external=False, labels={}, created_index=1, options=options)
 
 
 def _seed(**kw: object) -> ConnectRequest:
@@ -125,16 +125,28 @@ def _seed(**kw: object) -> ConnectRequest:
                           source=Source.ENV, **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kw,words", [
-    ({"seed_type": "flat", "ip": "10.1.0.5", "prefix_len": 24}, "TYPE=flat needs the flat network model"),
-    ({"seed_type": "dhcp"}, "TYPE=dhcp needs the dhcp network model"),
-    ({"seed_type": "vlan", "gateway": "10.1.0.254"}, "use GW=10.1.0.1"),
-    ({"seed_type": "vlan", "ip": "10.1.0.5", "prefix_len": 16}, "use /24"),
+FLAT = st.Mode.FLAT
+
+
+@pytest.mark.parametrize("kw,net,words", [
+    ({"seed_type": "flat", "ip": "10.1.0.5", "prefix_len": 24}, _net(),
+     "TYPE=flat asks for a flat (macvlan) network, but test1 is a vxlan network: use TYPE=vlan"),
+    ({"seed_type": "vlan"}, _net(mode=FLAT), "test1 is a flat network: use TYPE=flat (with IP=<address>/24)"),
+    ({"seed_type": "dhcp"}, _net(), "TYPE=dhcp needs the dhcp network model"),
+    ({"seed_type": "vlan", "gateway": "10.1.0.254"}, _net(), "use GW=10.1.0.1"),
+    ({"seed_type": "vlan", "ip": "10.1.0.5", "prefix_len": 16}, _net(), "use /24"),
+    ({"seed_type": "flat", "ip": "10.1.0.5", "hostif": "eth1"}, _net(mode=FLAT),
+     "HOSTIF=eth1 is not the NIC flat network test1 uses on this host (eth0): use HOSTIF=eth0"),
+    ({"seed_type": "flat", "ip": "10.1.0.5", "hostif": "eth0"}, _net(mode=FLAT, parent="bond0"),
+     "(bond0): use HOSTIF=bond0"),
 ])
-def test_seed_002_containers_the_network_cannot_honour_are_refused(kw: dict, words: str) -> None:
-    assert words in (seed_refusal(_seed(**kw), _net()) or "")
+def test_seed_002_containers_the_network_cannot_honour_are_refused(kw: dict, net: st.Network, words: str) -> None:
+    assert words in (seed_refusal(_seed(**kw), net, "eth0") or "")
 
 
-def test_seed_002_vlan_matching_the_network_is_accepted() -> None:
+def test_seed_002_vlan_and_flat_matching_the_network_are_accepted() -> None:
     assert seed_refusal(_seed(seed_type="vlan", ip="10.1.0.5", prefix_len=24, gateway="10.1.0.1"), _net()) is None
     assert seed_refusal(_seed(seed_type="vlan"), None) is None  # the state refuses an unknown network itself
+    flat = _seed(seed_type="flat", ip="10.1.0.5", prefix_len=24, gateway="10.1.0.1", hostif="eth0")
+    assert seed_refusal(flat, _net(mode=FLAT), "eth0") is None
+    assert seed_refusal(flat, _net(mode=FLAT, parent="eth0"), "bond0") is None
