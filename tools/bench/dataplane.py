@@ -10,6 +10,11 @@ iperf3 (TCP, 1 and 4 streams) runs between network namespaces with
 
 * ``meshd``: container on h1 → container on h2 through meshd's VXLAN;
 * ``meshd_local``: container → container on h1 through meshd's bridge;
+* ``meshd_flat``: container → container on h1 on a meshd flat network
+  (macvlan, bridge mode, on h1's underlay veth: the same packet path as
+  ``docker_macvlan``, built by meshd);
+* ``meshd_flat_x``: container on h1 → container on h2 on that flat network
+  (macvlan → the lab's LAN bridge → macvlan, no encapsulation);
 * ``underlay``: h1 → h2 on the lab's underlay veth pair and bridge (the
   reference: every figure is also a ratio to it, from the same repetition);
 * ``handbuilt``: a VXLAN + bridge + veth built by hand with iproute2 between
@@ -42,9 +47,12 @@ STREAMS = (1, 4)
 MACVLAN_PARENT = macvlan_parent(PREFIX)
 MACVLAN_SUBNET = "10.214.0.0/24"
 TENANT_SUBNET = "10.80.0.0/24"
+FLAT_SUBNET = "10.81.0.0/24"
 PATHS = {
     "meshd": "meshd VXLAN, container → container across two hosts",
     "meshd_local": "meshd bridge, container → container on one host",
+    "meshd_flat": "meshd flat (macvlan, bridge mode), container → container on one host",
+    "meshd_flat_x": "meshd flat (macvlan), container → container across two hosts",
     "underlay": "raw underlay, host → host",
     "handbuilt": "hand-built VXLAN + bridge (iproute2), across two hosts",
     "docker_bridge": "Docker default bridge, container → container on one host",
@@ -105,6 +113,25 @@ class Paths:
         self.targets["meshd"] = (_netns_of(c1.pid), _netns_of(c2.pid), ips["ipb"])
         self.targets["meshd_local"] = (_netns_of(c1.pid), _netns_of(c3.pid), ips["ipc"])
         self.setup["meshd"] = {"subnet": TENANT_SUBNET, "mtu": 1450, "profile": "lan"}
+        self._meshd_flat(lab, cluster, ok)
+
+    def _meshd_flat(self, lab: Any, cluster: Any, ok: Any) -> None:
+        from meshd.api import MsgType
+
+        cluster.query("h1", MsgType.NETWORK_CREATE, name="benchflat", subnet=FLAT_SUBNET, mode="flat")
+        f1, f2, f3 = lab.container("h1", "fla"), lab.container("h1", "flb"), lab.container("h2", "flc")
+        ips = {}
+        for c in (f1, f2, f3):
+            with cluster.scheduler(c.host) as api:
+                ips[c.name] = api.request(MsgType.ENDPOINT_CONNECT, container_id=c.id, network="benchflat",
+                                          host=c.host)["ip"]
+        cluster.wait("flat containers reach each other", lambda: ok(f1, ips["flb"]) and ok(f1, ips["flc"]),
+                     timeout_s=60)
+        self.targets["meshd_flat"] = (_netns_of(f1.pid), _netns_of(f2.pid), ips["flb"])
+        self.targets["meshd_flat_x"] = (_netns_of(f1.pid), _netns_of(f3.pid), ips["flc"])
+        net = next(n for n in cluster.query("h1", MsgType.NETWORK_LIST)["networks"] if n["name"] == "benchflat")
+        self.setup["meshd_flat"] = {"subnet": FLAT_SUBNET, "mtu": net["mtu"],
+                                    "parent": "each lab host's underlay veth"}
 
     def _underlay_and_handbuilt(self, lab: Any, stack: contextlib.ExitStack) -> None:
         from tools.bench.netops import Bench, hand_built

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.root
 
 
 def flat(name: str, ns: str, ip: str, records: str, parent: str, mode: str = "bridge", mtu: int = 1500,
-         qos: Qos | None = None, ifname: str = "eth0") -> AttachMacvlan:
+         qos: Qos | None = None, ifname: str = "eth0", gateway: str | None = "10.77.0.1") -> AttachMacvlan:
     mac = "02:6d:" + ":".join(f"{int(x):02x}" for x in ip.split("."))
-    return AttachMacvlan(name, records, parent, mode, ns, ifname, ip, 24, mac, mtu, "10.77.0.1", qos,
+    return AttachMacvlan(name, records, parent, mode, ns, ifname, ip, 24, mac, mtu, gateway, qos,
                          f"meshd ep {name} q=-")
 
 
@@ -63,6 +63,23 @@ def test_flat_endpoints_on_two_hosts_reach_each_other_on_the_lan_and_are_found_a
     assert in_host(h1, netops.apply, [detach, detach]).errors == ()
     assert link(c1, "eth0") is None and os.listdir(r1) == []
     assert not ping(c2, "10.77.0.2")
+
+
+def test_on_the_lans_own_subnet_other_hosts_reach_a_container_its_own_host_only_through_a_shim(
+        make_lab, make_ns, tmp_path):
+    """What the operator's guide says of a flat network whose subnet is the LAN's (192.0.2.0/24 in the lab)."""
+    h1, h2 = make_lab(2).hosts()[:2]
+    c = make_ns()
+    assert in_host(h1, netops.apply, [flat("mvl", c, "192.0.2.201", str(tmp_path), parent_of(h1),
+                                           gateway=None)]).errors == ()
+    assert ping(f"/run/netns/{h2.netns}", "192.0.2.201") and ping(c, h2.underlay_ip)
+    assert not ping(f"/run/netns/{h1.netns}", "192.0.2.201")  # macvlan: no traffic with its parent's host
+    p1 = parent_of(h1)
+    sh("ip", "-n", h1.netns, "link", "add", "shim0", "link", p1, "type", "macvlan", "mode", "bridge")
+    sh("ip", "-n", h1.netns, "addr", "add", "192.0.2.250/32", "dev", "shim0")
+    sh("ip", "-n", h1.netns, "link", "set", "shim0", "up")
+    sh("ip", "-n", h1.netns, "route", "add", "192.0.2.201/32", "dev", "shim0")
+    assert ping(f"/run/netns/{h1.netns}", "192.0.2.201")
 
 
 def test_private_mode_keeps_one_hosts_containers_apart_and_bridge_mode_does_not(make_lab, make_ns, tmp_path):
