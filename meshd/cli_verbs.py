@@ -253,14 +253,16 @@ def _network_verbs(net: argparse._SubParsersAction, verb: Callable[..., argparse
     p.add_argument("--mode", choices=[*(m.value for m in st.Mode), "auto"],
                    help="how the network is built: vxlan (default; an overlay, one segment per network, "
                         "subnets may overlap across tenants) or flat (macvlan on each host's LAN NIC: the "
-                        "containers' addresses are on the LAN; give a LAN subnet and its gateway); routed, "
-                        "dhcp and vlan are not built yet; auto: the advisor picks vxlan or flat from --security, "
+                        "containers' addresses are on the LAN; give a LAN subnet and its gateway) or vlan "
+                        "(flat on an 802.1Q VLAN of that NIC: -o vlan=ID; needs module 8021q on every host); "
+                        "routed and dhcp are not built yet; auto: the advisor picks vxlan or flat from --security, "
                         "--scale, --throughput and --extensibility (see `meshd network advise --help`)")
     p.add_argument("-o", "--opt", action="append", type=label, metavar="KEY=VALUE",
                    help="a mode option (repeatable): parent=NIC (flat: the host NIC the macvlans hang off; "
                         "default: each host's dataplane.parent, else its underlay device), macvlan_mode=bridge|"
                         "private (flat: private keeps containers on one host apart), ip_range=CIDR (addresses "
-                        "handed out come from this part of the subnet only)")
+                        "handed out come from this part of the subnet only), vlan=ID (vlan: the 802.1Q VLAN id, "
+                        "1..4094)")
     p.add_argument("--mtu", type=int_in(MTU_MIN, MTU_MAX, "bytes"),
                    help="containers' MTU; default 1450 (vxlan), 1500 or the smallest member underlay's (flat)")
     p.add_argument("--egress-kbit", type=_RATE, metavar="KBIT",

@@ -24,6 +24,7 @@ from netops._ops import (
     ROUTER_NETNS_PREFIX,
     UPLINK_PREFIX,
     VETH_PREFIX,
+    VLAN_PREFIX,
     VXLAN_OVERHEAD,
     VXLAN_PREFIX,
     AttachEndpoint,
@@ -36,6 +37,7 @@ from netops._ops import (
     DetachMacvlan,
     EnsureBridge,
     EnsureRouter,
+    EnsureVlan,
     EnsureVxlan,
     FdbEntry,
     NeighEntry,
@@ -48,11 +50,13 @@ from netops._ops import (
     bridge_name,
     is_owned_link,
     leg_name,
+    vlan_name,
     vxlan_name,
 )
 from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 
 __all__ = [
+    "EnsureVlan", "VLAN_PREFIX", "vlan_name",
     "RECORDS_DIR", "AttachMacvlan", "DetachMacvlan", "SetMacvlanQos", "MACVLAN_MODES", "MacvlanRecord", "read_records",
     "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "AttachUplink", "UPLINK_PREFIX",
     "BRIDGE_PREFIX", "ClearQdisc", "Counters",

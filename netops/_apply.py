@@ -38,6 +38,7 @@ from netops._ops import (
     DetachMacvlan,
     EnsureBridge,
     EnsureRouter,
+    EnsureVlan,
     EnsureVxlan,
     FdbEntry,
     NeighEntry,
@@ -167,6 +168,20 @@ class _Applier:
             self.queue_msg(msg)
         self.queue_msg(_links.set_link(index, op.name, alias=VXLAN_READY))  # last: marks it complete
 
+    def vlan(self, op: EnsureVlan) -> None:
+        """Composite, so that a kernel without 8021q gets its own hint."""
+        def make() -> None:
+            msgs = [_links.new_vlan(op.name, self.links.index(op.parent), op.parent, op.vid, op.mtu),
+                    *_links.quiet(0, op.name), _links.set_link(0, op.name, alias=op.stamp)]  # alias last
+            failures = self.nl.batch(msgs)
+            if failures:
+                f = failures[0]
+                hint = ("this kernel has no 802.1Q VLANs: load module 8021q (modprobe 8021q) and restart "
+                        "the agent" if f.errno == errno.EOPNOTSUPP else f.text)
+                raise NetopsError(f.msg.op, f.msg.obj, f.errno, hint)
+
+        self.guarded(make)
+
     def delete(self, op: DeleteLink) -> None:
         self._push(_links.doom(self.links.cache.pop(op.name, 0), op.name), (op,))
         self.doomed.append(op)
@@ -235,6 +250,7 @@ _SIMPLE: dict[type, Callable[[_Applier, Any], None]] = {
 _COMPOSITE: dict[type, Callable[[_Applier, Any], None]] = {
     AttachEndpoint: _Applier.endpoint,
     SetEndpointQos: _Applier.endpoint_qos,
+    EnsureVlan: _Applier.vlan,
     AttachMacvlan: _Applier.macvlan,
     DetachMacvlan: _Applier.macvlan_gone,
     SetMacvlanQos: _Applier.macvlan_qos,

@@ -73,6 +73,17 @@ def new_veth(host: str, peer: str, mtu: int, master: int, netns_fd: int, peer_ma
     return Msg(_nl.RTM_NEWLINK, CREATE, body, f"add veth pair with {peer} in the container netns of", host)
 
 
+IFLA_LINK = 5
+IFLA_VLAN_ID = 1
+
+
+def new_vlan(name: str, parent: int, parent_name: str, vid: int, mtu: int) -> Msg:
+    """An 802.1Q sub-interface ``name`` of link ``parent`` for VLAN ``vid`` (module 8021q), down."""
+    body = (ifinfo() + cstr(IFLA_IFNAME, name) + u32(IFLA_LINK, parent) + u32(IFLA_MTU, mtu)
+            + linkinfo("vlan", attr(IFLA_VLAN_ID, struct.pack("=H", vid))))
+    return Msg(_nl.RTM_NEWLINK, CREATE, body, f"add 802.1Q VLAN {vid} on {parent_name} as", name, THERE)
+
+
 def quiet(index: int, name: str) -> list[Msg]:
     """No IPv6 link-local address (``addrgenmode none``), then up.
 

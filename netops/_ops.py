@@ -7,6 +7,7 @@ plan computed from a stale dump is still safe to apply.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 BRIDGE_PREFIX = "mb-"
@@ -14,6 +15,7 @@ VXLAN_PREFIX = "mx-"
 VETH_PREFIX = "mv"
 LEG_PREFIX = "mg-"
 UPLINK_PREFIX = "mu"
+VLAN_PREFIX = "mq"
 ROUTER_NETNS_PREFIX = "meshd-r-"
 NFT_TABLE = "meshd"
 VXLAN_OVERHEAD = 50
@@ -34,8 +36,14 @@ def leg_name(vni: int) -> str:
     return f"{LEG_PREFIX}{vni}"
 
 
+def vlan_name(parent: str, vid: int) -> str:
+    """The 802.1Q sub-interface of ``parent`` for VLAN ``vid``: ``mq<vid>.<6 hex of the parent's name>``
+    (at most 13 characters, under IFNAMSIZ, whatever the parent is called)."""
+    return f"{VLAN_PREFIX}{vid}.{hashlib.sha1(parent.encode()).hexdigest()[:6]}"
+
+
 def is_owned_link(name: str) -> bool:
-    return name.startswith((BRIDGE_PREFIX, VXLAN_PREFIX, VETH_PREFIX, LEG_PREFIX, UPLINK_PREFIX))
+    return name.startswith((BRIDGE_PREFIX, VXLAN_PREFIX, VETH_PREFIX, LEG_PREFIX, UPLINK_PREFIX, VLAN_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,19 @@ class EnsureVxlan:
     bridge: str
     mtu: int
     tx_csum_offload: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureVlan:
+    """The 802.1Q sub-interface ``name`` of ``parent`` for VLAN ``vid`` (the parent of a vlan
+    network's macvlans), up, its alias ``stamp`` written last (a sub-interface whose alias is
+    not its stamp is half-built or of another configuration: deleted and made again)."""
+
+    name: str
+    parent: str
+    vid: int
+    mtu: int
+    stamp: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +289,7 @@ class NftScript:
 Op = (
     EnsureBridge
     | EnsureVxlan
+    | EnsureVlan
     | DeleteLink
     | FdbEntry
     | NeighEntry

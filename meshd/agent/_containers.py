@@ -201,8 +201,8 @@ class DockerListener:
 def seed_refusal(req: ConnectRequest, network: st.Network | None, parent: str = "") -> str | None:
     """Why a container's seed-002 environment cannot be honoured on ``network``, or None.
 
-    ``TYPE`` must match the network's model (``flat``: a flat network; ``vlan``: a vxlan
-    network, which carries seed-002 VLANs; ``dhcp`` is not built yet); ``HOSTIF`` must be
+    ``TYPE`` must match the network's model (``flat``: a flat network; ``vlan``: a vlan
+    network, or a vxlan one, which carries seed-002 VLANs over VXLAN; ``dhcp`` is not built yet); ``HOSTIF`` must be
     the NIC a flat network uses on this host (``parent``: this host's default); a ``GW`` or
     an ``IP=…/len`` that disagrees with the network would give the container a route or a
     mask that does not work. (A missing network is the state's refusal, with its own message.)
@@ -215,10 +215,10 @@ def seed_refusal(req: ConnectRequest, network: st.Network | None, parent: str = 
     if req.seed_type == "flat" and network.mode is not st.Mode.FLAT:
         return (f"TYPE=flat asks for a flat (macvlan) network, but {network.name} is a {network.mode.value} network: "
                 f"use TYPE=vlan to join it, or name a network created with --mode flat")
-    if req.seed_type == "vlan" and network.mode is st.Mode.FLAT:
-        return (f"TYPE=vlan joins a VXLAN segment, but {network.name} is a flat network: use TYPE=flat "
-                f"(with IP=<address>/{network.prefix_len}) to join it")
-    if req.hostif is not None and network.mode is st.Mode.FLAT:
+    if req.seed_type == "vlan" and network.mode not in (st.Mode.VXLAN, st.Mode.VLAN):
+        return (f"TYPE=vlan joins a vlan (802.1Q) or vxlan network, but {network.name} is a {network.mode.value} "
+                f"network: use TYPE={network.mode.value} to join it")
+    if req.hostif is not None and network.mode in (st.Mode.FLAT, st.Mode.VLAN):
         nic = network.options.get("parent", parent)
         if nic and req.hostif != nic:
             return (f"HOSTIF={req.hostif} is not the NIC flat network {network.name} uses on this host ({nic}): "

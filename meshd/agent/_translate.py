@@ -109,20 +109,21 @@ class _Defaulted(TypedDict, total=False):
 
 
 def _network(n: st.Network, default_parent: str) -> Network:
-    if n.mode is st.Mode.FLAT:
+    if n.mode in (st.Mode.FLAT, st.Mode.VLAN):  # vlan: a flat network on the parent's 802.1Q sub-interface
+        vlan = int(n.options["vlan"]) if n.mode is st.Mode.VLAN else None
         return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, None, False, "flat",
-                              n.options.get("parent", default_parent), n.options.get("macvlan_mode", "bridge"))
+                              n.options.get("parent", default_parent), n.options.get("macvlan_mode", "bridge"), vlan)
     return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, n.egress_kbit or None, n.external)
 
 
 @functools.lru_cache(maxsize=4096)
 def _built_network(vni: int, tenant: str, subnet: str, gateway: str | None, mtu: int, egress_kbit: int | None,
                    external: bool, mode: NetworkMode = "vxlan", parent: str | None = None,
-                   macvlan_mode: str = "bridge") -> Network:
+                   macvlan_mode: str = "bridge", vlan: int | None = None) -> Network:
     """One :class:`Network` per distinct description: its checks parse addresses, and every
     pass describes every network (the state's record is not hashable: it holds labels)."""
     return Network(vni=vni, tenant=tenant, subnet=subnet, gateway=gateway, mtu=mtu, egress_kbit=egress_kbit,
-                   external=external, mode=mode, parent=parent, macvlan_mode=macvlan_mode)
+                   external=external, mode=mode, parent=parent, macvlan_mode=macvlan_mode, vlan=vlan)
 
 
 def _qos(q: st.Qos) -> Qos | None:

@@ -46,6 +46,8 @@ class Network:
         parent: flat: this host's NIC the macvlans hang off.
         macvlan_mode: flat: "bridge" or "private" (no traffic between the
             network's containers on this host).
+        vlan: flat: the 802.1Q VLAN id (1..4094) whose sub-interface of
+            ``parent`` the macvlans hang off (seed 002's VLAN networks), or None.
     """
 
     vni: int
@@ -58,6 +60,7 @@ class Network:
     mode: NetworkMode = "vxlan"
     parent: str | None = None
     macvlan_mode: str = "bridge"
+    vlan: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.vni < 1 << 24:
@@ -66,6 +69,8 @@ class Network:
                                     or self.external or self.egress_kbit):
             raise ValueError(f"flat network vni {self.vni} needs a parent and a macvlan mode, "
                              "and takes no external access or egress limit")
+        if self.vlan is not None and (self.mode != "flat" or not 1 <= self.vlan <= 4094):
+            raise ValueError(f"network vni {self.vni}: a VLAN id (1..4094) is for flat networks only")
         net = ipaddress.ip_network(self.subnet)
         if self.external and self.gateway is None:
             raise ValueError(f"network vni {self.vni} wants external access but has no gateway: set one")

@@ -42,6 +42,7 @@ from netops import (
     DetachMacvlan,
     EnsureBridge,
     EnsureRouter,
+    EnsureVlan,
     EnsureVxlan,
     FdbEntry,
     Link,
@@ -53,6 +54,7 @@ from netops import (
     SetTbf,
     bridge_name,
     leg_name,
+    vlan_name,
     vxlan_name,
 )
 
@@ -74,15 +76,24 @@ def attach_op(ep: LocalEndpoint, net: Network, mtu: int) -> AttachEndpoint:
 def flat_stamp(ep: LocalEndpoint, net: Network, mtu: int) -> str:
     """:func:`endpoint_stamp` of a flat endpoint: its parent and macvlan mode are configuration too."""
     cfg = f"{ep.vni}|{ep.netns}|{ep.ifname}|{ep.ip}/{net.prefixlen}|{ep.mac}|{mtu}|{net.gateway}|" \
-          f"{net.parent}|{net.macvlan_mode}"
+          f"{net.parent}|{net.macvlan_mode}|{net.vlan}"
     qos = ep.qos.stamp() if ep.qos else "-"
     return f"meshd ep {hashlib.sha1(cfg.encode()).hexdigest()[:12]} q={qos}"
 
 
-def attach_flat_op(d: HostDesired, ep: LocalEndpoint, net: Network, mtu: int) -> AttachMacvlan:
+def macvlan_parent(net: Network) -> str:
+    """The link a flat network's macvlans hang off: its parent, or the parent's VLAN sub-interface."""
     assert net.parent is not None  # a flat Network checks it has one
-    return AttachMacvlan(ep.host_if, d.records_dir, net.parent, net.macvlan_mode, ep.netns, ep.ifname, ep.ip,
-                         net.prefixlen, ep.mac, mtu, net.gateway, ep.qos, flat_stamp(ep, net, mtu))
+    return net.parent if net.vlan is None else vlan_name(net.parent, net.vlan)
+
+
+def attach_flat_op(d: HostDesired, ep: LocalEndpoint, net: Network, mtu: int) -> AttachMacvlan:
+    return AttachMacvlan(ep.host_if, d.records_dir, macvlan_parent(net), net.macvlan_mode, ep.netns, ep.ifname,
+                         ep.ip, net.prefixlen, ep.mac, mtu, net.gateway, ep.qos, flat_stamp(ep, net, mtu))
+
+
+def vlan_stamp(parent: str, vid: int, mtu: int) -> str:
+    return f"meshd vlan {parent} {vid} mtu={mtu}"
 
 
 def network_mtu(d: HostDesired, net: Network) -> int:
@@ -114,6 +125,8 @@ def plan_additions(before: HostDesired, after: HostDesired) -> list[Op] | None:
     if any(ep.vni not in nets or (ep.vni not in active and ep.vni not in flat) or ep.host_if in taken
            for ep in added):
         return None
+    if any(nets[ep.vni].vlan is not None and ep.vni not in active for ep in added):
+        return None  # its VLAN sub-interface may not exist yet: a full pass makes it
     ops: list[Op] = [attach_flat_op(after, ep, nets[ep.vni], network_mtu(after, nets[ep.vni])) if ep.vni in flat
                      else attach_op(ep, nets[ep.vni], network_mtu(after, nets[ep.vni])) for ep in added]
     delta = _rules.delta_script(_rules.desired_sets(before), _rules.desired_sets(after))
@@ -140,6 +153,7 @@ class _Plan:
         self.endpoints: list[Op] = []
         self.fresh_bridges: set[str] = set()  # (re)created this pass: nothing on them survives
         self.fresh_vxlans: set[str] = set()
+        self.fresh_vlans: set[str] = set()  # VLAN sub-interfaces (re)created this pass
         self.uplinks = False
 
     def mtu(self, vni: int) -> int:
@@ -208,8 +222,29 @@ class _Plan:
         self.endpoints.append(attach_op(ep, net, mtu))
 
     # ------------------------------------------------------------ flat endpoints
+    def vlan_ops(self) -> None:
+        """The VLAN sub-interfaces the local flat endpoints of vlan networks hang off; stale ones deleted."""
+        wanted: dict[str, EnsureVlan] = {}
+        for ep in self.flat:
+            net = self.nets[ep.vni]
+            if net.vlan is not None and net.parent is not None:
+                name, mtu = vlan_name(net.parent, net.vlan), self.mtu(ep.vni)
+                if name not in wanted or wanted[name].mtu < mtu:
+                    wanted[name] = EnsureVlan(name, net.parent, net.vlan, mtu, vlan_stamp(net.parent, net.vlan, mtu))
+        for name in sorted(self.actual.links):
+            if name.startswith(netops.VLAN_PREFIX) and name not in wanted:
+                self.removals.append(DeleteLink(name))
+        for name, op in sorted(wanted.items()):
+            link = self.link(name, "vlan")
+            if link is None or link.alias != op.stamp:
+                if name in self.actual.links:
+                    self.removals.append(DeleteLink(name))
+                self.tunnels.append(op)
+                self.fresh_vlans.add(name)
+
     def flat_ops(self) -> None:
-        """Flat endpoints against their records: stale ones detached, missing or changed ones (re)attached."""
+        """Flat endpoints against their records: stale ones detached, missing or changed ones (re)attached
+        (also those on a VLAN sub-interface this pass makes again: deleting it took their macvlans)."""
         d, records = self.d, self.actual.macvlans
         wanted = {ep.host_if: ep for ep in self.flat}
         for name, stale in sorted(records.items()):
@@ -220,7 +255,7 @@ class _Plan:
             op = attach_flat_op(d, ep, net, self.mtu(ep.vni))
             rec = records.get(ep.host_if)
             if rec is not None and rec.alias == rec.stamp and (rec.netns, rec.ifname) == (ep.netns, ep.ifname) \
-                    and rec.stamp.split(" q=")[0] == op.stamp.split(" q=")[0]:
+                    and rec.stamp.split(" q=")[0] == op.stamp.split(" q=")[0] and op.parent not in self.fresh_vlans:
                 if rec.stamp != op.stamp:
                     self.endpoints.append(SetMacvlanQos(ep.host_if, d.records_dir, ep.netns, ep.ifname, ep.qos,
                                                         op.stamp))
@@ -334,6 +369,7 @@ def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None,
     for vni in p.active:
         p.tunnel(vni)
     p.endpoints_ops()
+    p.vlan_ops()
     p.flat_ops()
     p.router_ops()
     _uplink_ops(p)

@@ -28,7 +28,7 @@ from ._commands import (
 from ._tables import HOST, Net, Tables
 from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
 
-_BUILT_MODES = (Mode.VXLAN, Mode.FLAT)
+_BUILT_MODES = (Mode.VXLAN, Mode.FLAT, Mode.VLAN)
 
 
 class _NetworkChanges(TypedDict, total=False):
@@ -41,12 +41,12 @@ class _NetworkChanges(TypedDict, total=False):
 
 
 def _policy_on(net: Network) -> None:
-    """Policies are rules on a bridge meshd owns: a flat network has none."""
-    if net.mode is Mode.FLAT:
+    """Policies are rules on a bridge meshd owns: a macvlan network (flat, vlan) has none."""
+    if net.mode in (Mode.FLAT, Mode.VLAN, Mode.DHCP):
         raise Reject(
             ErrorCode.INVALID_POLICY,
-            f"network {net.name!r} is a flat (macvlan) network, whose traffic passes no bridge meshd owns, so "
-            "meshd cannot enforce policies on it: use macvlan_mode=private to stop traffic between its "
+            f"network {net.name!r} is a {net.mode.value} (macvlan) network, whose traffic passes no bridge meshd "
+            "owns, so meshd cannot enforce policies on it: use macvlan_mode=private to stop traffic between its "
             "containers on one host, or a vxlan network for policies",
         )
 
@@ -102,6 +102,8 @@ class NetworkCommands(Tables):
         options = _options.check_options(name, mode, c.options, base, prefix)
         if mode in _options.LAN_MODES:
             self._check_lan_overlap(name, mode, tenant, base, size)
+        if mode is Mode.VLAN:
+            self._check_vlan_owner(name, tenant, options)
         if mode is not Mode.VXLAN and c.external:
             raise Reject(
                 ErrorCode.INVALID_FIELD,
@@ -118,6 +120,19 @@ class NetworkCommands(Tables):
         if c.vni is not None:
             self._check_vni(name, c.vni)
         return name, tenant, base, prefix, gw_off, mode, labels, options
+
+    def _check_vlan_owner(self, name: str, tenant: str, options: dict[str, str]) -> None:
+        """A VLAN (id on a parent) is one L2 segment: it belongs to one tenant (whose networks on it
+        may not overlap each other, as any of one tenant's networks may not)."""
+        for other in self._nets.values():
+            n = other.net
+            if n.mode is Mode.VLAN and n.tenant != tenant and n.options.get("vlan") == options["vlan"] \
+                    and n.options.get("parent") == options.get("parent"):
+                raise Reject(
+                    ErrorCode.INVALID_FIELD,
+                    f"VLAN {options['vlan']} of network {name!r} already carries network {n.name!r} of tenant "
+                    f"{n.tenant!r}: a VLAN is one segment of one tenant, pick another VLAN id",
+                )
 
     def _check_lan_overlap(self, name: str, mode: Mode, tenant: str, base: int, size: int) -> None:
         """A network whose addresses appear on the hosts' LAN (flat, dhcp, routed) must not overlap

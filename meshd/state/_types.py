@@ -28,8 +28,9 @@ MAC_PREFIX = 0x026D
 
 
 class Mode(enum.StrEnum):
-    """How a network reaches other hosts: ``vxlan`` (the overlay) and ``flat`` (macvlan on the
-    hosts' LAN) are built; the others are refused at create ("not built yet")."""
+    """How a network reaches other hosts: ``vxlan`` (the overlay), ``flat`` (macvlan on the
+    hosts' LAN) and ``vlan`` (macvlan on an 802.1Q sub-interface) are built; the others are
+    refused at create ("not built yet")."""
 
     VXLAN = "vxlan"
     ROUTED = "routed"

@@ -125,3 +125,19 @@ def test_records_of_containers_that_exited_or_of_an_interrupted_attach_are_clean
     ops = [DetachMacvlan(r.name, rec, r.netns, r.ifname, r.stamp) for r in found.values()]
     assert in_host(h1, netops.apply, ops).errors == ()
     assert os.listdir(rec) == [] and link(c, "mvh") is None
+
+
+def test_a_vlan_sub_interface_is_made_where_the_kernel_has_8021q_and_refused_clearly_where_not(make_lab):
+    h1 = make_lab(1).hosts()[0]
+    parent = parent_of(h1)
+    name = netops.vlan_name(parent, 7)
+    report = in_host(h1, netops.apply, [netops.EnsureVlan(name, parent, 7, 1500, "meshd vlan x 7")])
+    if "vlan" not in netops.probe_link_kinds():
+        [err] = report.errors
+        assert f"cannot add 802.1Q VLAN 7 on {parent} as {name}" in str(err)
+        assert "load module 8021q (modprobe 8021q)" in str(err)
+        assert name not in sh("ip", "-n", h1.netns, "link").stdout
+        pytest.skip("this kernel has no 8021q: the refusal was checked, a VLAN sub-interface cannot be made")
+    assert report.errors == ()
+    link = json.loads(sh("ip", "-n", h1.netns, "-j", "-d", "link", "show", name).stdout)[0]
+    assert link["linkinfo"]["info_data"]["id"] == 7 and link["ifalias"] == "meshd vlan x 7"

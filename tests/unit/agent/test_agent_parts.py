@@ -131,7 +131,7 @@ FLAT = st.Mode.FLAT
 @pytest.mark.parametrize("kw,net,words", [
     ({"seed_type": "flat", "ip": "10.1.0.5", "prefix_len": 24}, _net(),
      "TYPE=flat asks for a flat (macvlan) network, but test1 is a vxlan network: use TYPE=vlan"),
-    ({"seed_type": "vlan"}, _net(mode=FLAT), "test1 is a flat network: use TYPE=flat (with IP=<address>/24)"),
+    ({"seed_type": "vlan"}, _net(mode=FLAT), "but test1 is a flat network: use TYPE=flat to join it"),
     ({"seed_type": "dhcp"}, _net(), "TYPE=dhcp needs the dhcp network model"),
     ({"seed_type": "vlan", "gateway": "10.1.0.254"}, _net(), "use GW=10.1.0.1"),
     ({"seed_type": "vlan", "ip": "10.1.0.5", "prefix_len": 16}, _net(), "use /24"),
@@ -150,3 +150,5 @@ def test_seed_002_vlan_and_flat_matching_the_network_are_accepted() -> None:
     flat = _seed(seed_type="flat", ip="10.1.0.5", prefix_len=24, gateway="10.1.0.1", hostif="eth0")
     assert seed_refusal(flat, _net(mode=FLAT), "eth0") is None
     assert seed_refusal(flat, _net(mode=FLAT, parent="eth0"), "bond0") is None
+    vlan = _seed(seed_type="vlan", ip="10.1.0.5", prefix_len=24, hostif="eth0")
+    assert seed_refusal(vlan, _net(mode=st.Mode.VLAN, vlan="100"), "eth0") is None

@@ -77,3 +77,24 @@ def test_remote_entries_only_in_networks_this_host_builds():
 def test_stopped_local_endpoints_do_not_pull_in_remote_entries():
     d = _desired(pids={"c4": 104})  # c1 (blue, green) is not running: h1 builds only red
     assert {(r.ip, r.vtep) for r in d.remote} == {("10.1.0.2", "192.0.2.13")}
+
+
+def test_flat_and_vlan_networks_become_macvlan_networks_on_the_hosts_parent_without_remote_entries():
+    s = _state()
+    index = itertools.count(100)
+    run = lambda cmd: s.execute(cmd, next(index))  # noqa: E731
+    run(st.CreateNetwork(name="lan", tenant="t1", subnet="10.9.0.0/24", mode=st.Mode.FLAT, mtu=1500))
+    run(st.CreateNetwork(name="v7", tenant="t1", subnet="10.8.0.0/24", mode=st.Mode.VLAN, mtu=1500,
+                         options={"vlan": "7", "parent": "bond0", "macvlan_mode": "private"}))
+    for cid, host in (("f1", "h1"), ("f2", "h2"), ("v1", "h1")):
+        run(st.Connect(endpoint_id=cid, network="v7" if cid == "v1" else "lan", host=host))
+    d = _desired(state=s, pids={"c1": 101, "f1": 201, "v1": 202}, parent="eth9", records_dir="/run/x/endpoints")
+    nets = {n.subnet: n for n in d.networks}
+    assert (nets["10.9.0.0/24"].mode, nets["10.9.0.0/24"].parent, nets["10.9.0.0/24"].vlan) == ("flat", "eth9", None)
+    assert (nets["10.8.0.0/24"].mode, nets["10.8.0.0/24"].parent, nets["10.8.0.0/24"].vlan,
+            nets["10.8.0.0/24"].macvlan_mode) == ("flat", "bond0", 7, "private")
+    flat_vnis = {nets["10.9.0.0/24"].vni, nets["10.8.0.0/24"].vni}
+    assert {e.key for e in d.local if e.vni in flat_vnis} == {"f1", "v1"}
+    assert not [r for r in d.remote if r.vni in flat_vnis] and not flat_vnis & set(d.vteps)  # f2: on the LAN
+    assert d.records_dir == "/run/x/endpoints"
+    assert _desired(state=s, pids={"f1": 201}).networks[3].parent == "eth0"  # no dataplane.parent: the underlay

@@ -26,6 +26,7 @@ from netops import (
     DetachMacvlan,
     EnsureBridge,
     EnsureRouter,
+    EnsureVlan,
     EnsureVxlan,
     FdbEntry,
     Link,
@@ -51,6 +52,7 @@ class SimKernel:
         self.next_index = 10
         #: flat endpoints: their records as netops reads them back (alias: the interface's, None if gone)
         self.macvlans: dict[str, netops.MacvlanRecord] = {}
+        self.macvlan_parent: dict[str, str] = {}
 
     def actual(self) -> netops.Actual:
         return netops.Actual(dict(self.links), frozenset(self.fdb),
@@ -73,6 +75,9 @@ class SimKernel:
         for other in list(self.links.values()):  # ports of a deleted bridge are released
             if other.master == gone.index:
                 self.links[other.name] = dataclasses.replace(other, master=0)
+        for rec_name, parent in self.macvlan_parent.items():  # macvlans die with their lower device
+            if parent == name and rec_name in self.macvlans:
+                self.macvlans[rec_name] = dataclasses.replace(self.macvlans[rec_name], alias=None)
 
     def apply(self, ops) -> None:
         for op in ops:
@@ -117,8 +122,13 @@ class SimKernel:
         self.links[op.host_if] = dataclasses.replace(self.links[op.host_if], alias=op.stamp)
 
     def do_AttachMacvlan(self, op: AttachMacvlan) -> None:
-        assert op.name not in self.macvlans and op.parent == "eth0"
+        assert op.name not in self.macvlans and (op.parent == "eth0" or self.links[op.parent].kind == "vlan")
         self.macvlans[op.name] = netops.MacvlanRecord(op.name, op.netns, op.ifname, op.stamp, op.stamp)
+        self.macvlan_parent[op.name] = op.parent
+
+    def do_EnsureVlan(self, op: EnsureVlan) -> None:
+        assert op.name not in self.links and op.parent == "eth0"
+        self._add(op.name, "vlan", mtu=op.mtu, alias=op.stamp)
 
     def do_DetachMacvlan(self, op: DetachMacvlan) -> None:
         self.macvlans.pop(op.name, None)
@@ -428,3 +438,36 @@ def test_flat_networks_get_no_router_leg_even_beside_a_routed_vxlan_network_of_t
 def test_descriptions_refuse_a_flat_network_without_a_parent() -> None:
     with pytest.raises(ValueError, match="needs a parent"):
         Network(vni=1, tenant="t", subnet="10.0.0.0/24", mode="flat")
+
+
+VLAN7 = Network(vni=500, tenant="red", subnet="10.5.0.0/24", gateway="10.5.0.1", mtu=1500, mode="flat",
+                parent="eth0", vlan=7)
+
+
+def test_a_vlan_network_hangs_its_macvlans_off_one_8021q_sub_interface_made_first() -> None:
+    k = SimKernel()
+    nets = (RED, FLAT, VLAN7)
+    d = host(networks=nets, local=(ep("v1", 500, "10.5.0.2"), ep("v2", 500, "10.5.0.3"), ep("f1", 400, "10.4.0.2")))
+    ops = k.converge(d)
+    sub = netops.vlan_name("eth0", 7)
+    assert kinds(ops) == ["EnsureVlan", "AttachMacvlan", "AttachMacvlan", "AttachMacvlan", "NftScript"]
+    assert (ops[0].name, ops[0].parent, ops[0].vid, ops[0].mtu) == (sub, "eth0", 7, 1500)
+    assert [o.parent for o in ops if isinstance(o, AttachMacvlan)] == [sub, sub, "eth0"]
+    assert k.converge(d) == []
+    # a sub-interface of another configuration (here: changed by hand) is made again, and the
+    # macvlans that hung off it (gone with it) are attached again
+    k.links[sub] = dataclasses.replace(k.links[sub], alias="")
+    ops = k.converge(d)
+    assert kinds(ops) == ["DeleteLink", "DetachMacvlan", "DetachMacvlan", "EnsureVlan", "AttachMacvlan",
+                          "AttachMacvlan"]
+    # the last endpoint of the VLAN gone: its sub-interface goes too
+    ops = k.converge(host(networks=nets, local=(ep("f1", 400, "10.4.0.2"),)))
+    assert sorted(kinds(ops)) == ["DeleteLink", "DetachMacvlan", "DetachMacvlan"] and sub not in k.links
+
+
+def test_a_new_endpoint_of_a_vlan_not_built_here_yet_needs_a_full_pass() -> None:
+    before = host(networks=(RED, VLAN7), local=(ep("r1", 100, "10.1.0.2"),))
+    after = dataclasses.replace(before, local=before.local + (ep("v1", 500, "10.5.0.2"),))
+    assert plan_additions(before, after) is None
+    more = dataclasses.replace(after, local=after.local + (ep("v2", 500, "10.5.0.3"),))
+    assert kinds(plan_additions(after, more)) == ["AttachMacvlan"]

@@ -73,3 +73,20 @@ def test_allocate_in_takes_free_slots_of_the_range_from_the_cursor_and_wraps():
     taken = {big.allocate_in(1000, 2999) for _ in range(500)}
     assert len(taken) == 500 and all(1000 <= i <= 2999 for i in taken)
     assert big.allocate_in(1000, 2999) is None and not big.test(999) and not big.test(3000)
+
+
+def test_a_vlan_network_needs_its_vlan_id_and_a_vlan_is_one_tenants_segment():
+    s = NetworkState()
+    missing = s.execute(CreateNetwork(name="v", tenant="a", subnet="10.90.0.0/24", mode=Mode.VLAN), 1)
+    assert isinstance(missing, CommandError) and "needs option vlan=ID with an ID of 1..4094" in missing.message
+    bad = s.execute(CreateNetwork(name="v", tenant="a", subnet="10.90.0.0/24", mode=Mode.VLAN,
+                                  options={"vlan": "4095"}), 2)
+    assert isinstance(bad, CommandError) and "not '4095'" in bad.message
+    _run(s, CreateNetwork(name="v", tenant="a", subnet="10.90.0.0/24", mode=Mode.VLAN, options={"vlan": "100"}),
+         CreateNetwork(name="v2", tenant="a", subnet="10.91.0.0/24", mode=Mode.VLAN, options={"vlan": "100"}),
+         CreateNetwork(name="w", tenant="b", subnet="10.90.0.0/24", mode=Mode.VLAN, options={"vlan": "101"}))
+    taken = s.execute(CreateNetwork(name="x", tenant="b", subnet="10.92.0.0/24", mode=Mode.VLAN,
+                                    options={"vlan": "100"}), 10)
+    assert isinstance(taken, CommandError)
+    assert "VLAN 100 of network 'x' already carries network 'v' of tenant 'a'" in taken.message
+    assert s.network("v").network.options == {"vlan": "100"}
