@@ -71,6 +71,7 @@ from . import _autopilot as ap
 from ._backend import AgentBackend
 from ._commit import Committer
 from ._containers import DockerListener, LocalContainers
+from ._dataplane import unbuildable
 from ._endpoints import EndpointTracker
 from ._events import Event, Events
 from ._liveness import Gossip, HostState, Liveness, Transition
@@ -126,6 +127,7 @@ class Agent:
         self.committer: Committer | None = None
         self._nursery: trio.Nursery | None = None
         self._underlays_told: set[tuple[str, str, int]] = set()
+        self._unbuildable_told: set[tuple[str, str]] = set()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -306,6 +308,7 @@ class Agent:
                 self._on_liveness(self.liveness.on_gossip(event.name, event.address, gossip, trio.current_time()))
             if event.kind in ("join", "update"):
                 self._report_underlays()
+                self._report_unbuildable()
             self._kick()
 
     def _on_liveness(self, transitions: list[Transition]) -> None:
@@ -366,6 +369,18 @@ class Agent:
             return []
         nets = ((i.network.name, i.network.mtu, mode_overhead(i.network.mode)) for i in self.replica.state.networks())
         return underlay_problems(nets, self.members.underlay_mtus())
+
+    def _report_unbuildable(self) -> None:
+        """A member joined whose kernel cannot build a network's mode (or a network was created
+        while it was away): a warning and an `error` event, once per (host, network)."""
+        if self.members is None or self.replica is None or not self.replica.started:
+            return
+        nets = [(i.network.name, i.network.mode.value) for i in self.replica.state.networks()]
+        for host, network, text in unbuildable(nets, self.members.dataplanes()):
+            if (host, network) not in self._unbuildable_told:
+                self._unbuildable_told.add((host, network))
+                log.warning("%s", text)
+                self.events.note("error", text)
 
     def _report_underlays(self) -> None:
         """A member joined (or a network changed) so that a network's MTU is too large for a

@@ -6,7 +6,9 @@ says which link kinds it can create in its gossip metadata
 network model needs the kinds in :data:`NEEDS`; a network create is refused
 when a member cannot build its mode, a connect or move when the target host
 cannot, with the host and the missing kernel feature named
-(:func:`mode_refusal`).
+(:func:`mode_refusal`).  A member that joins later with a kernel that cannot
+build networks already there is reported instead (:func:`unbuildable`): it
+cannot be refused, but its containers cannot join those networks.
 """
 
 from __future__ import annotations
@@ -52,3 +54,23 @@ def mode_refusal(network: str, mode: str, kinds_by_host: Mapping[str, Iterable[s
                     f"{features}; load the module on {host} (or boot a kernel that has it) and restart its agent, "
                     f"or pick another mode ({host}'s kernel creates {', '.join(sorted(kinds))} links)")
     return None
+
+
+def unbuildable(networks: Iterable[tuple[str, str]],
+                kinds_by_host: Mapping[str, Iterable[str]]) -> list[tuple[str, str, str]]:
+    """``(host, network, text)`` for each ``(name, mode)`` network a member's kernel cannot build
+    (an empty collection of kinds, from an agent too old to say, counts as able)."""
+    out = []
+    for host in sorted(kinds_by_host):
+        kinds = list(kinds_by_host[host])
+        for name, mode in sorted(networks):
+            try:
+                lacks = missing(Mode(mode), kinds) if kinds else []
+            except ValueError:
+                continue
+            if lacks:
+                features = " and ".join(describe_link_kind(k) for k in lacks)
+                out.append((host, name, f"host {host}'s kernel has no {features}: its containers cannot join "
+                                        f"network {name!r} (mode {mode}); load the module on {host} and restart "
+                                        "its agent"))
+    return out

@@ -33,3 +33,13 @@ def test_two_missing_features_are_both_named_and_the_first_host_by_name_is_repor
     why = mode_refusal("lan", "vlan", {"h9": ("vxlan",), "h3": ("veth",)})
     assert why is not None and "host h3" in why
     assert "802.1Q VLANs (module 8021q) and macvlan (module macvlan)" in why
+
+
+def test_a_member_that_cannot_build_an_existing_network_is_reported_once_per_network():
+    from meshd.agent._dataplane import unbuildable
+
+    nets = [("lan", "flat"), ("v7", "vlan"), ("blue", "vxlan")]
+    found = unbuildable(nets, {"h1": ALL, "h2": NO_8021Q, "h3": (), "h4": ("vxlan", "bridge", "veth")})
+    assert [(h, n) for h, n, _ in found] == [("h2", "v7"), ("h4", "lan"), ("h4", "v7")]
+    assert found[0][2] == ("host h2's kernel has no 802.1Q VLANs (module 8021q): its containers cannot join "
+                           "network 'v7' (mode vlan); load the module on h2 and restart its agent")
