@@ -7,7 +7,7 @@ synchronous; run it in a worker thread, one call per thread at a time.
 """
 
 from netops._apply import VXLAN_READY, ApplyReport, OpFailure, apply, ensure_router, netns_path, remove_routers
-from netops._dump import Actual, Counters, counters, dump_owned, rates
+from netops._dump import Actual, Counters, counters, counters_inside, dump_owned, rates
 from netops._errors import NetopsError, UnsupportedSetting
 from netops._ethtool import set_tx_csum_offload, tx_csum_offload
 from netops._kernel import LINK_KINDS, describe_link_kind, probe_link_kinds
@@ -56,7 +56,7 @@ from netops._ops import (
 from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 
 __all__ = [
-    "EnsureVlan", "VLAN_PREFIX", "vlan_name",
+    "EnsureVlan", "VLAN_PREFIX", "vlan_name", "counters_inside",
     "RECORDS_DIR", "AttachMacvlan", "DetachMacvlan", "SetMacvlanQos", "MACVLAN_MODES", "MacvlanRecord", "read_records",
     "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "AttachUplink", "UPLINK_PREFIX",
     "BRIDGE_PREFIX", "ClearQdisc", "Counters",

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from netops._links import Link, ifinfo, parse_link
+from netops._links import Link, get_link, ifinfo, parse_link
 from netops._macvlan import MacvlanRecord, read_records
-from netops._nl import AF_BRIDGE, AF_INET, RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, NlSocket
+from netops._nl import AF_BRIDGE, AF_INET, RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, NlSocket, socket_in_netns
 from netops._ops import RECORDS_DIR, ROUTER_NETNS_PREFIX, VXLAN_PREFIX, is_owned_link
 from netops._tc import parse_qdisc, tcmsg
 from netops._vxlan import NTF_SELF, NUD_NOARP, NUD_PERMANENT, ndmsg, parse_neigh
@@ -138,6 +138,23 @@ def counters(names: list[str] | None = None) -> dict[str, Counters]:
         for link in links
         if (link.name in wanted if wanted is not None else is_owned_link(link.name))
     }
+
+
+def counters_inside(targets: list[tuple[str, str, str]]) -> dict[str, Counters]:
+    """Counters of interfaces inside container netns — ``(key, netns, ifname)`` each, for endpoints
+    without a host-side device (flat) — as the host side of a veth would count them (rx and tx
+    swapped), so callers read every endpoint alike. A netns or interface that is gone is left out."""
+    out = {}
+    for key, netns, ifname in targets:
+        try:
+            with socket_in_netns(netns) as ns:
+                body = ns.get(RTM_GETLINK, get_link(ifname))
+        except OSError:
+            continue
+        if body is not None:
+            link = parse_link(body)
+            out[key] = Counters(link.tx_bytes, link.rx_bytes, link.tx_packets, link.rx_packets)
+    return out
 
 
 def rates(prev: Counters, cur: Counters, dt_s: float) -> Counters:

@@ -1,7 +1,8 @@
 """Counters of local endpoints: read from netlink every ``api.stats_interval_s``.
 
 The host side of each built endpoint's veth is read (its tx is the
-container's rx); bytes and rates are kept for ``meshd top``, QUERY_STATUS and
+container's rx); an endpoint without one (a flat network's macvlan) is read
+inside its container's netns; bytes and rates are kept for ``meshd top``, QUERY_STATUS and
 the metrics, and published as EVENT_ENDPOINT_STATS (not kept in the event
 history). The endpoints come from the :class:`~meshd.agent._endpoints.EndpointTracker`
 (what the last passes built), not from a new desired state.
@@ -36,6 +37,9 @@ class EndpointStats:
             await trio.sleep(self._interval_s)
             local = {e.host_if: e for e in self._tracker.built()}
             found = await trio.to_thread.run_sync(netops.counters, list(local))
+            inside = [(name, e.netns, e.ifname) for name, e in local.items() if name not in found]
+            if inside:  # no host-side veth: flat endpoints
+                found.update(await trio.to_thread.run_sync(netops.counters_inside, inside))
             now = trio.current_time()
             stats: dict[EndpointKey, dict[str, Any]] = {}
             for name, c in found.items():

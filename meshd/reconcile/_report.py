@@ -7,7 +7,7 @@ never from the text of an error:
 
 * a failure *concerns* the local endpoints of the objects its operation
   touches: the endpoint's own veth or macvlan (attach, QoS, delete), or the network's
-  bridge and VXLAN device (every local endpoint of that VNI);
+  bridge and VXLAN device, or its VLAN sub-interface (every local endpoint of that VNI);
 * an endpoint is *built* by a pass when it is in the pass's desired state and
   no failure of that pass concerns it.
 
@@ -30,6 +30,7 @@ from netops import (
     DeleteLink,
     DetachMacvlan,
     EnsureBridge,
+    EnsureVlan,
     EnsureVxlan,
     Op,
     OpFailure,
@@ -110,6 +111,9 @@ def _endpoint_failures(desired: HostDesired, failures: tuple[OpFailure, ...]) ->
             hit = by_vni.get(op.vni, [])
         elif isinstance(op, EnsureBridge):
             hit = by_vni.get(_vni_of_bridge(op.name), [])
+        elif isinstance(op, EnsureVlan):  # every endpoint of the networks on that VLAN sub-interface
+            hit = [key for n in desired.networks if n.vlan is not None and n.parent is not None
+                   and netops.vlan_name(n.parent, n.vlan) == op.name for key in by_vni.get(n.vni, [])]
         else:
             hit = []
         for key in hit:

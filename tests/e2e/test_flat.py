@@ -104,6 +104,12 @@ def test_flat_network_through_every_door_reaches_across_hosts_and_releases(make_
     for a, b in (("c1", "c2"), ("c2", "c3"), ("c3", "c1"), ("c4", "c3"), ("c1", "c4")):
         assert ping(cids[a], ips[b]), f"{a} -> {b} ({ips[b]})"
     assert _tcp(pids["c1"], pids["c2"], ips["c2"]) and _tcp(pids["c3"], pids["c4"], ips["c4"])
+    # the counters of a flat endpoint (read inside its netns: it has no host-side device) follow the TCP
+    def c1_stats():
+        ep = next(e for e in cluster.query("h1", MsgType.QUERY_STATUS)["endpoints"] if e["endpoint_id"] == c1.id)
+        return ep if ep.get("tx_bytes", 0) > 100_000 else None
+
+    assert cluster.wait("c1's counters", c1_stats)["rx_bytes"] > 0
 
     # another tenant may not put an overlapping subnet on the same LAN; its own flat network is not routed to
     with cluster.scheduler("h1") as api:

@@ -18,7 +18,8 @@ the send to the reply:
   over the mean of the last 10.
 * ``docker``: real Docker containers (``--network none``, labelled for h1)
   attached the same way, named by container id (the agent resolves them
-  through Docker).
+  through Docker); ``flat``: as many more, attached to a flat network
+  (a macvlan on h1's underlay veth), alternating with them.
 * ``remote``: Docker containers labelled for h2, requested through h1 with
   ``host=h2``. h1 answers at commit (``commit`` figure); the interface is up
   when h2 publishes ENDPOINT_UP on its PUB socket, which a thread subscribed
@@ -323,10 +324,10 @@ class Bench:
                 self.section.notes.append(f"{kind} connect of {fields['container_id'][:20]} failed: {exc}")
             return None, float("nan")
 
-    def network(self, name: str, subnet: str) -> None:
+    def network(self, name: str, subnet: str, **fields: Any) -> None:
         from meshd.api import MsgType
 
-        self.cluster.query("h1", MsgType.NETWORK_CREATE, name=name, subnet=subnet)
+        self.cluster.query("h1", MsgType.NETWORK_CREATE, name=name, subnet=subnet, **fields)
 
     def delete_network(self, name: str) -> None:
         from meshd.api import MsgType
@@ -374,24 +375,28 @@ def docker_run_round(bench: Bench, rep: int) -> dict[str, list[float]]:
 
 
 def docker_and_remote(bench: Bench, rep: int) -> dict[str, list[float]]:
-    """Docker containers on h1 and on h2 (through h1), attached alternately."""
-    net = f"ba-c{rep}"
+    """Docker containers on h1 (a vxlan and a flat network) and on h2 (through h1), attached alternately."""
+    net, flat = f"ba-c{rep}", f"ba-f{rep}"
     bench.network(net, f"10.212.{rep % 256}.0/24")
+    bench.network(flat, f"10.213.{rep % 256}.0/24", mode="flat")
     local = bench.containers("h1", [f"d{rep}-{i}" for i in range(bench.n["docker"])])
+    flats = bench.containers("h1", [f"f{rep}-{i}" for i in range(bench.n["docker"])])
     remote = bench.containers("h2", [f"r{rep}-{i}" for i in range(bench.n["remote"])])
-    out: dict[str, list[float]] = {"docker": [], "commit": [], "up": []}
+    out: dict[str, list[float]] = {"docker": [], "flat": [], "commit": [], "up": []}
     try:
         with bench.cluster.scheduler("h1", timeout_s=REQUEST_TIMEOUT_S) as api:
             for i in range(max(len(local), len(remote))):
                 if i < len(local):
-                    ms = bench.try_connect(api, "docker", container_id=local[i].id, network=net)[1]
-                    if not math.isnan(ms):
-                        out["docker"].append(ms)
+                    for kind, network, box in (("docker", net, local[i]), ("flat", flat, flats[i])):
+                        ms = bench.try_connect(api, kind, container_id=box.id, network=network)[1]
+                        if not math.isnan(ms):
+                            out[kind].append(ms)
                 if i < len(remote):
                     _remote_one(bench, api, remote[i].id, net, out)
     finally:
         bench.delete_network(net)
-        bench.remove_containers(local + remote)
+        bench.delete_network(flat)
+        bench.remove_containers(local + flats + remote)
     return out
 
 
@@ -490,6 +495,11 @@ def record_rep(section: Section, rep: int, local: list[float], scale0: dict[str,
     f("attach.docker.p50_ms", "local, real Docker containers: p50", "ms",
       ratio_to="attach.local.p50_ms").add(percentile(other["docker"], 50))
     f("attach.docker.p99_ms", "local, real Docker containers: p99", "ms").add(percentile(other["docker"], 99))
+    f("attach.flat.p50_ms", "local, real Docker containers, flat network (macvlan): p50", "ms",
+      anchor="the same containers on a vxlan network, alternating", ratio_to="attach.docker.p50_ms").add(
+        percentile(other["flat"], 50))
+    f("attach.flat.p99_ms", "local, real Docker containers, flat network: p99", "ms").add(
+        percentile(other["flat"], 99))
     f("attach.remote.commit_p50_ms", "other host: request on h1 → commit reply, p50", "ms").add(
         percentile(other["commit"], 50))
     f("attach.remote.up_p50_ms", "other host: request on h1 → ENDPOINT_UP from h2, p50", "ms",

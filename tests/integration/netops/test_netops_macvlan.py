@@ -46,6 +46,10 @@ def test_flat_endpoints_on_two_hosts_reach_each_other_on_the_lan_and_are_found_a
     assert in_host(h1, netops.apply, [flat("mvf1", c1, "10.77.0.2", r1, parent_of(h1))]).errors == ()
     assert in_host(h2, netops.apply, [flat("mvf2", c2, "10.77.0.3", r2, parent_of(h2))]).errors == ()
     assert ping(c1, "10.77.0.3") and ping(c2, "10.77.0.2")
+    # its counters are read inside the container, as a host-side veth would count them (rx/tx swapped)
+    seen = netops.counters_inside([("mvf1", c1, "eth0"), ("gone", "/run/netns/nosuch", "eth0")])
+    inside = json.loads(sh("ip", "-n", ns_name(c1), "-j", "-s", "link", "show", "eth0").stdout)[0]["stats64"]
+    assert set(seen) == {"mvf1"} and 0 < seen["mvf1"].tx_bytes <= inside["rx"]["bytes"]
     eth0 = link(c1, "eth0")
     assert eth0["linkinfo"]["info_kind"] == "macvlan" and eth0["linkinfo"]["info_data"]["mode"] == "bridge"
     assert eth0["address"] == "02:6d:0a:4d:00:02" and eth0["mtu"] == 1500 and eth0["ifalias"] == "meshd ep mvf1 q=-"

@@ -66,6 +66,21 @@ def test_a_tunnel_failure_fails_every_endpoint_of_its_network() -> None:
     assert report.built == {("c3", 2)} and not report.clean
 
 
+def test_a_failed_macvlan_or_vlan_sub_interface_fails_exactly_the_flat_endpoints_it_concerns() -> None:
+    from meshd.reconcile._plan import attach_flat_op
+
+    flat = Network(vni=3, tenant="a", subnet="10.3.0.0/24", mode="flat", parent="eth0")
+    vlan = Network(vni=4, tenant="a", subnet="10.4.0.0/24", mode="flat", parent="eth0", vlan=7)
+    legs = (ep("f1", 3, "10.3.0.2"), ep("f2", 3, "10.3.0.3"), ep("v1", 4, "10.4.0.2"), ep("c1", 1, "10.1.0.2"))
+    d = HostDesired(underlay_ip="192.0.2.11", underlay_dev="eth0", underlay_mtu=1500,
+                    networks=(*NETS, flat, vlan), local=legs)
+    sub = netops.EnsureVlan(netops.vlan_name("eth0", 7), "eth0", 7, 1500, "meshd vlan eth0 7 mtu=1500")
+    report = PassReport.of(PassKind.FULL, d, failures=(failing(attach_flat_op(d, legs[0], flat, 1500)),
+                                                       failing(sub)))
+    assert set(report.endpoint_failures) == {("f1", 3), ("v1", 4)}
+    assert report.built == {("f2", 3), ("c1", 1)}
+
+
 async def test_wait_up_answers_when_a_pass_built_it_or_says_why_not() -> None:
     tracker = EndpointTracker("h1", Events(), trigger=lambda: None)
     a, b = ep("c1", 1, "10.1.0.2"), ep("c2", 1, "10.1.0.3")
