@@ -2,15 +2,16 @@
 
 Theory of operation: pure — no I/O, no clock. ``plan(desired, actual, nft)``
 compares what should exist with what netops dumped (only objects meshd owns:
-name prefixes mb-/mx-/mv/mg-/mu, router namespaces meshd-r-*, tables bridge meshd and ip meshd)
+name prefixes mb-/mx-/mv/mg-/mu/mq, router namespaces meshd-r-*, tables bridge meshd and ip meshd,
+and the flat endpoints' records)
 and returns netops operations in a safe order:
 
 1. removals: stale endpoints and legs, withdrawn FDB/neighbour entries,
    tunnels and bridges of networks with no local endpoint left, routers;
-2. tunnels: bridge, VXLAN, tenant egress TBF;
+2. tunnels: bridge, VXLAN, tenant egress TBF; VLAN sub-interfaces of vlan networks;
 3. tenant routers and their legs (gateways);
 4. FDB/neighbour additions (L2 population);
-5. endpoint attaches and QoS changes;
+5. endpoint attaches (veths, and flat endpoints' macvlans) and QoS changes;
 6. nftables: the whole table when missing or of another rules version,
    otherwise set-element updates only.
 
