@@ -70,6 +70,12 @@ def test_flat_network_through_every_door_reaches_across_hosts_and_releases(make_
     assert "lan" in out.stdout
     shown = meshd(cluster, "h3", "network", "inspect", "lan", check_code=0).stdout
     assert "flat" in shown and "ip_range=10.77.0.128/26" in shown and "1500" in shown, shown
+    # the advisor (issue 15 item 5) picks flat for throughput alone, within the cluster's constraints
+    auto = meshd(cluster, "h1", "network", "create", "fast", "10.76.0.0/24", "--mode", "auto", "--security", "0",
+                 "--scale", "0", "--throughput", "10", "--extensibility", "0", "--l2-prefix", "24", check_code=0)
+    assert auto.stdout.startswith("mode auto: flat"), auto.stdout
+    assert next(n for n in cluster.query("h1", MsgType.NETWORK_LIST)["networks"] if n["name"] == "fast")[
+        "mode"] == "flat"
 
     # the API (h1), the CLI (h2), Docker labels (h3), the seed-002 environment (h1)
     c1, c2 = lab.container("h1", "c1"), lab.container("h2", "c2")
