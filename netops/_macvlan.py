@@ -14,11 +14,13 @@ has now (None when the netns or the interface is gone). An interface is
 deleted only when its alias is exactly the record's stamp, so a reused PID
 can never make netops delete another container's interface.
 
-Attach, in order: record (building); a macvlan on the parent in the host
-netns, named after the record, with its MAC and MTU and the alias
-``meshd:building``; moved into the container netns; there renamed to its
-interface name, lo up, address, IPv6 off, up, default route, TBF, alias =
-stamp; record = stamp. A failure removes the interface and the record.
+Attach, in order: record (building); a macvlan on the parent created
+directly inside the container netns (``IFLA_NET_NS_FD``: no move, which
+would wait for an RCU grace period), named after the record (``mv`` + a
+hash), with its MAC and MTU; there renamed to its interface name with the
+alias ``meshd:building`` in one request, then lo up, address, IPv6 off, up,
+default route, TBF, alias = stamp; record = stamp. A failure removes the
+interface and the record.
 """
 
 from __future__ import annotations
@@ -112,22 +114,19 @@ def read_records(records_dir: str) -> dict[str, MacvlanRecord]:
     return out
 
 
-def new_macvlan(name: str, parent: int, mode: str, mac: str, mtu: int) -> Msg:
-    """A macvlan ``name`` on ``parent`` (ifindex), in the calling thread's netns, down."""
+def new_macvlan(name: str, parent: int, mode: str, mac: str, mtu: int, netns_fd: int) -> Msg:
+    """A macvlan ``name`` on ``parent`` (an ifindex of the caller's netns), created down directly
+    inside the netns ``netns_fd`` (no move: moving a device waits for an RCU grace period)."""
     data = u32(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode])
     body = (ifinfo() + cstr(IFLA_IFNAME, name) + u32(IFLA_LINK, parent) + u32(IFLA_MTU, mtu)
-            + attr(IFLA_ADDRESS, _nl.mac_bytes(mac)) + linkinfo("macvlan", data))
+            + attr(IFLA_ADDRESS, _nl.mac_bytes(mac)) + u32(IFLA_NET_NS_FD, netns_fd) + linkinfo("macvlan", data))
     return Msg(_nl.RTM_NEWLINK, CREATE, body, "add macvlan", name)
 
 
-def move_into(index: int, name: str, netns_fd: int) -> Msg:
-    """Move link ``index`` (``name``) into the netns ``netns_fd``; it keeps its name there."""
-    body = ifinfo(index) + u32(IFLA_NET_NS_FD, netns_fd)
-    return Msg(_nl.RTM_NEWLINK, 0, body, f"move {name} into", "the container netns")
-
-
-def rename(index: int, name: str, new_name: str) -> Msg:
-    return Msg(_nl.RTM_NEWLINK, 0, ifinfo(index) + cstr(IFLA_IFNAME, new_name), f"rename {name} to", new_name)
+def rename(index: int, name: str, new_name: str, alias: str) -> Msg:
+    """Rename link ``index`` (down) and set its alias, in one request."""
+    body = ifinfo(index) + cstr(IFLA_IFNAME, new_name) + cstr(_links.IFLA_IFALIAS, alias)
+    return Msg(_nl.RTM_NEWLINK, 0, body, f"rename {name} to", new_name)
 
 
 def _run(nl: NlSocket, msgs: list[Msg]) -> None:
@@ -140,9 +139,11 @@ def _run(nl: NlSocket, msgs: list[Msg]) -> None:
 def attach_macvlan(nl: NlSocket, links, op: AttachMacvlan) -> None:
     """Create and configure one flat endpoint; on failure remove what was created.
 
-    The macvlan is made in the host netns under the record's name with alias
-    ``meshd:building``, then moved into the container netns under its final
-    name: an interface in a container is never unmarked, even half-built.
+    The macvlan is made directly inside the container netns under the record's
+    name (``mv`` + a hash: no other software names an interface so), then
+    renamed to its interface name with the alias ``meshd:building`` in one
+    request: a half-built interface is always recognisable, by its first name
+    or by that alias.
 
     Raises:
         NetopsError: naming the interface, the netns or the parent, and the cause.
@@ -156,31 +157,22 @@ def attach_macvlan(nl: NlSocket, links, op: AttachMacvlan) -> None:
         raise NetopsError("add macvlan", what, errno.ESRCH, "no such process — container exited?") from None
     _write(op.records_dir, op.name, op.netns, op.ifname, BUILDING)
     try:
-        try:
-            _run(nl, [new_macvlan(op.name, parent, op.macvlan_mode, op.mac, op.mtu),
-                      _links.set_link(0, op.name, alias=BUILDING)])
-        except NetopsError as exc:
-            hint = {errno.EINVAL: f"is MTU {op.mtu} larger than {op.parent}'s, or {op.parent} no Ethernet NIC?",
-                    errno.EBUSY: f"{op.parent} is enslaved or in a mode macvlan cannot share"}.get(exc.errno, exc.hint)
-            raise NetopsError(f"add macvlan on {op.parent} for", what, exc.errno, hint) from None
-        try:
-            _run(nl, [move_into(links.index(op.name), op.name, fd)])
-        except NetopsError:
-            nl.batch([_links.del_link(0, op.name)])
-            raise
-    except NetopsError:
+        _run(nl, [new_macvlan(op.name, parent, op.macvlan_mode, op.mac, op.mtu, fd)])
+    except NetopsError as exc:
         _remove(op.records_dir, op.name)
-        raise
+        hint = {errno.EINVAL: f"is MTU {op.mtu} larger than {op.parent}'s, or {op.parent} no Ethernet NIC?",
+                errno.EBUSY: f"{op.parent} is enslaved or in a mode macvlan cannot share"}.get(exc.errno, exc.hint)
+        raise NetopsError(f"add macvlan on {op.parent} for", what, exc.errno, hint) from None
     finally:
         os.close(fd)
     try:
         with socket_in_netns(op.netns) as ns:
             body = ns.get(RTM_GETLINK, _links.get_link(op.name))
             if body is None:
-                raise NetopsError("find the moved macvlan", f"{op.name} in {op.netns}", errno.ENODEV)
+                raise NetopsError("find the new macvlan", f"{op.name} in {op.netns}", errno.ENODEV)
             index = _links.parse_link(body).index
             try:
-                _run(ns, [rename(index, op.name, op.ifname)])
+                _run(ns, [rename(index, op.name, op.ifname, BUILDING)])
             except NetopsError as exc:
                 if exc.errno == errno.EEXIST:
                     raise NetopsError(f"rename macvlan {op.name} to", what, exc.errno,
@@ -197,7 +189,7 @@ def attach_macvlan(nl: NlSocket, links, op: AttachMacvlan) -> None:
         _write(op.records_dir, op.name, op.netns, op.ifname, op.stamp)
     except (NetopsError, OSError) as exc:
         _delete_in(op.netns, op.ifname, BUILDING)
-        _delete_in(op.netns, op.name, BUILDING)
+        _delete_in(op.netns, op.name, None)
         _remove(op.records_dir, op.name)
         if isinstance(exc, NetopsError):
             raise
@@ -224,8 +216,8 @@ def detach_macvlan(op: DetachMacvlan) -> None:
     after an interrupted attach (record ``meshd:building``), also the macvlan under its first name."""
     if op.netns:
         _delete_in(op.netns, op.ifname, op.stamp)
-        if op.stamp == BUILDING:
-            _delete_in(op.netns, op.name, BUILDING)
+        if op.stamp == BUILDING:  # the macvlan may still have its first name (ours alone)
+            _delete_in(op.netns, op.name, None)
     _remove(op.records_dir, op.name)
 
 

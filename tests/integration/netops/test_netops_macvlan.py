@@ -121,8 +121,8 @@ def test_records_of_containers_that_exited_or_of_an_interrupted_attach_are_clean
     ops = [flat("mvg", gone, "10.77.0.2", rec, parent_of(h1)), flat("mvh", c, "10.77.0.3", rec, parent_of(h1))]
     assert in_host(h1, netops.apply, ops).errors == ()
     sh("ip", "netns", "del", ns_name(gone))
-    # an attach interrupted after the move: the macvlan still has its first name and the building alias
-    sh("ip", "-n", ns_name(c), "link", "set", "eth0", "name", "mvh", "alias", "meshd:building")
+    # an attach interrupted right after creating the macvlan: it still has its first name (meshd's alone), no alias
+    sh("ip", "-n", ns_name(c), "link", "set", "eth0", "name", "mvh", "alias", "")
     (tmp_path / "mvh").write_text(json.dumps({"netns": c, "ifname": "eth0", "stamp": "meshd:building"}))
     found = in_host(h1, netops.read_records, rec)
     assert found["mvg"].alias is None and found["mvh"].alias is None and found["mvh"].stamp == "meshd:building"
