@@ -84,7 +84,7 @@ def test_regression_picks_and_reasons_name_the_largest_need_first():
     assert advice.mode == advice.regression_mode == "flat" and advice.probability == advice.p_flat > 0.5
     assert advice.reasons[1].startswith("throughput 10/10 weighed most, toward flat")
     assert advice.unchecked == ("the cluster's constraints (overlapping subnets, shared L2 segment, members' kernels)",)
-    vx = advisor.advise(6, 0, 7, 2)
+    vx = advisor.advise(10, 0, 0, 0)
     assert vx.mode == "vxlan" and vx.probability == pytest.approx(1 - vx.p_flat)
 
 
