@@ -29,10 +29,11 @@ function sparkline(key) {
   const samples = state.rates.get(key) || [];
   if (samples.length < 2) return '<svg class="spark" viewBox="0 0 80 16"></svg>';
   const max = Math.max(1, ...samples);
-  const step = 80 / (HISTORY - 1);
-  const start = 80 - step * (samples.length - 1);
-  const points = samples.map((v, i) => (start + i * step).toFixed(1) + "," + (15 - 14 * v / max).toFixed(1)).join(" ");
-  return '<svg class="spark" viewBox="0 0 80 16"><polyline points="' + points + '" fill="none" stroke="#2a7ab8" stroke-width="1.2"/></svg>';
+  const step = 80 / (samples.length - 1);
+  const points = samples.map((v, i) => (i * step).toFixed(1) + "," + (15 - 14 * v / max).toFixed(1)).join(" ");
+  return '<svg class="spark" viewBox="0 0 80 16"><title>rx + tx, the last ' + samples.length + ' readings (max ' +
+    rate(max) + ')</title><line x1="0" y1="15.5" x2="80" y2="15.5" stroke="#ddd"/><polyline points="' + points +
+    '" fill="none" stroke="#2a7ab8" stroke-width="1.5"/></svg>';
 }
 
 function matches(ep) {

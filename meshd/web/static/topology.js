@@ -18,7 +18,7 @@
 
   window.drawTopology = function (svg, c, tenantColour) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    const width = Math.max(760, 150 * Math.max(c.hosts.length, c.networks.length));
+    const width = Math.max(760, 190 * Math.max(c.hosts.length, c.networks.length));
     const height = 420;
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
     svg.setAttribute("width", String(width));
@@ -69,7 +69,7 @@
           fill: "none", stroke: colour, "stroke-width": 2, "stroke-dasharray": "6 4", class: "policy",
           "marker-end": p.kind === "deny-one-way" ? "url(#arrow)" : ""});
       } else {
-        shape = el(edges, "ellipse", {cx: a.x, cy: a.y, rx: 70, ry: 30, fill: "none", stroke: colour, "stroke-width": 2,
+        shape = el(edges, "ellipse", {cx: a.x, cy: a.y, rx: 92, ry: 32, fill: "none", stroke: colour, "stroke-width": 2,
           "stroke-dasharray": "6 4", class: "policy"});
       }
       el(shape, "title", {}, p.kind + " " + p.network + (p.peer ? " " + p.peer : ""));
@@ -79,7 +79,7 @@
     el(marker, "path", {d: "M0,0 L10,5 L0,10 z", fill: "#c62828"});
     for (const {n, x: nx, y: ny} of nets.values()) {
       const g = el(svg, "g", {class: "net-node", "data-network-node": n.name});
-      el(g, "rect", {x: nx - 62, y: ny - 22, width: 124, height: 44, rx: 8, fill: tenantColour(n.tenant), "fill-opacity": 0.15,
+      el(g, "rect", {x: nx - 80, y: ny - 22, width: 160, height: 44, rx: 8, fill: tenantColour(n.tenant), "fill-opacity": 0.15,
         stroke: tenantColour(n.tenant), "stroke-width": 2});
       el(g, "text", {x: nx, y: ny - 4, class: "node-title"}, n.name);
       el(g, "text", {x: nx, y: ny + 13, class: "node-sub"}, n.tenant + " · " + n.mode + " · " + n.subnet);
