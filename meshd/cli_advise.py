@@ -62,7 +62,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
     """``meshd network advise``."""
     subnet = args.subnet
     advice, constraints, why_unchecked = resolve(args, args.tenant, subnet)
-    command = create_command(advice.mode, args.tenant, subnet)
+    command = advisor.create_command(advice.mode, args.tenant, subnet)
     if args.json:
         print(json.dumps({**advice.as_map(), "weights": weights_map(args), "checked": constraints.checked,
                           "not_checked_because": why_unchecked or None, "command": command},
@@ -122,23 +122,14 @@ def resolve(args: argparse.Namespace, tenant: str | None, subnet: str | None
 def gather(args: argparse.Namespace, tenant: str | None, subnet: str | None) -> advisor.Constraints:
     """The hard constraints, from the running agent's networks, members and status."""
     from meshd.agent import NEEDS
-    from meshd.state import Mode
 
-    members = [m for m in call(args, "network advise", MsgType.QUERY_MEMBERS)["members"] if m.get("state") != "left"]
+    members = call(args, "network advise", MsgType.QUERY_MEMBERS)["members"]
     networks = call(args, "network advise", MsgType.NETWORK_LIST)["networks"]
-    overlaps, tenant_overlaps = advisor.subnet_overlaps(subnet, tenant or "default", networks)
-    not_checked = () if subnet else ("whether the new network's subnet overlaps another tenant's (no subnet given)",)
-    unbuildable = tuple((mode, str(m["name"]), tuple(k for k in NEEDS[Mode(mode)] if k in m["dataplane_missing"]))
-                        for m in members if m.get("dataplane_missing") for mode in advisor.MODES
-                        if any(k in m["dataplane_missing"] for k in NEEDS[Mode(mode)]))
-    shared_l2 = False if args.no_shared_l2 else None
-    if args.l2_prefix is not None:
-        local = call(args, "network advise", MsgType.QUERY_STATUS).get("advertise")
-        addresses = [m["address"] for m in members if m.get("address")]
-        if local:
-            shared_l2 = advisor.same_segment(addresses, local, args.l2_prefix)
-    return advisor.Constraints(checked=True, not_checked=not_checked, overlaps=overlaps,
-                               tenant_overlaps=tenant_overlaps, shared_l2=shared_l2, unbuildable=unbuildable)
+    local = call(args, "network advise", MsgType.QUERY_STATUS).get("advertise") if args.l2_prefix is not None else None
+    return advisor.cluster_constraints(members, networks, tenant or "default", subnet,
+                                       {str(mode): kinds for mode, kinds in NEEDS.items()},
+                                       shared_l2=False if args.no_shared_l2 else None,
+                                       l2_prefix=args.l2_prefix, local_address=local)
 
 
 def print_unchecked(advice: advisor.Advice, why: str, out: Any) -> None:
@@ -150,8 +141,3 @@ def print_unchecked(advice: advisor.Advice, why: str, out: Any) -> None:
 def weights_map(args: argparse.Namespace) -> dict[str, int]:
     return {n: getattr(args, n) for n in advisor.NEEDS}
 
-
-def create_command(mode: str, tenant: str | None, subnet: str | None) -> str:
-    """The ``meshd network create`` that makes such a network."""
-    return " ".join(["meshd network create NAME", subnet or "SUBNET", *(["--tenant", tenant] if tenant else []),
-                     "--mode", mode])

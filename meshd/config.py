@@ -128,6 +128,14 @@ class ApiConfig:
     metrics_port: int = 9477
     #: Address the metrics endpoint binds to.
     metrics_address: str = "127.0.0.1"
+    #: The web view's HTTP port on ``web_address`` (docs/web.md): a read-only
+    #: page of the whole cluster, its JSON and its live events; 0 disables it.
+    web_port: int = 9478
+    #: Address the web view binds to.  It shows tenant names, subnets and
+    #: container addresses to anyone who can connect and has no login of its
+    #: own: keep it on loopback and reach it through an SSH tunnel or a
+    #: reverse proxy with authentication (docs/web.md).
+    web_address: str = "127.0.0.1"
     #: A connect received by the container's own host is answered when its
     #: interface is up; after this long, with INTERFACE_FAILED instead, seconds.
     interface_timeout_s: float = 10.0
@@ -457,6 +465,9 @@ def _api_problems(api: ApiConfig) -> list[str]:
     for name in ("sub_port", "router_port", "pub_port"):
         out += _port_problems(f"api.{name}", getattr(api, name))
     out += _port_problems("api.metrics_port", api.metrics_port, zero_ok=True)
+    out += _port_problems("api.web_port", api.web_port, zero_ok=True)
+    if api.web_port and api.web_port == api.metrics_port and api.web_address == api.metrics_address:
+        out.append(f"api.web_port and api.metrics_port ({api.web_port}) must differ on one address")
     ports = [api.sub_port, api.router_port, api.pub_port]
     if len(set(ports)) != 3:
         out.append(f"api.sub_port, api.router_port and api.pub_port ({ports}) must all differ")
@@ -467,4 +478,5 @@ def _api_problems(api: ApiConfig) -> list[str]:
         out.append(f"api.max_frame_bytes ({api.max_frame_bytes}) must be at least 64")
     out += _address_problems("api.bind_address", api.bind_address, empty_ok=False)
     out += _address_problems("api.metrics_address", api.metrics_address, empty_ok=False)
+    out += _address_problems("api.web_address", api.web_address, empty_ok=False)
     return out

@@ -2,7 +2,7 @@
 # Prepare a fresh Debian 12 machine (as root) to run meshd, its lab and its tests.
 # Idempotent: safe to run again, also while dockerd from an earlier run is up.
 #
-#   1. apt packages: docker.io iproute2 nftables busybox-static iperf3 prometheus (promtool) ...
+#   1. apt packages: docker.io iproute2 nftables busybox-static iperf3 prometheus (promtool) chromium ...
 #   2. dockerd: started in the background when `docker info` fails
 #      (log: /var/log/meshd-dockerd.log), waited for (bounded)
 #   3. the venv <repo>/.venv with `pip install -e '.[test,bench]'`
@@ -24,6 +24,7 @@ APT_PACKAGES=(
     busybox-static                 # the test image's only binary
     iperf3 iputils-ping procps     # measuring and probing inside the lab
     prometheus                     # promtool: the tests check the metrics exposition with it
+    chromium                       # headless browser: the web view's test (tests/e2e/test_web.py)
     python3 python3-venv python3-pip
     ca-certificates git
 )

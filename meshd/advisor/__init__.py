@@ -21,6 +21,8 @@ from ._advice import (
     Weights,
     advise,
     choose_mode,
+    cluster_constraints,
+    create_command,
     same_segment,
     subnet_overlaps,
 )
@@ -41,6 +43,7 @@ from ._expert import (
 __all__ = [
     "IMPORTANCE_POWER", "INPUT_KEYS", "MODEL", "MODES", "NEEDS", "NEED_MEANINGS", "PROPERTIES", "WEIGHT_MAX",
     "WEIGHT_MIN", "Advice", "Constraints", "Measured", "Model", "NoModelFits", "Qualities", "Weights", "advise",
-    "choose_mode", "expert_label", "expert_margin", "measured_inputs", "qualities", "same_segment",
+    "choose_mode", "cluster_constraints", "create_command", "expert_label", "expert_margin", "measured_inputs",
+    "qualities", "same_segment",
     "subnet_overlaps",
 ]

@@ -257,3 +257,48 @@ def same_segment(addresses: Iterable[str], local: str, prefix_len: int) -> bool:
     """
     segment = ipaddress.IPv4Network(f"{local}/{prefix_len}", strict=False)
     return all(ipaddress.IPv4Address(a) in segment for a in addresses)
+
+
+def cluster_constraints(members: Iterable[Mapping[str, object]], networks: Iterable[Mapping[str, object]],
+                        tenant: str, subnet: str | None, needs: Mapping[str, Iterable[str]], *,
+                        shared_l2: bool | None = None, l2_prefix: int | None = None,
+                        local_address: str | None = None) -> Constraints:
+    """The hard constraints from a running cluster's maps, as ``meshd network advise`` and the web
+    view's ``/api/advise`` gather them.
+
+    Args:
+      members: QUERY_MEMBERS rows (``name``, ``state``, ``address``, ``dataplane_missing``); left
+        members are ignored.
+      networks: NETWORK_LIST rows (``name``, ``tenant``, ``subnet``).
+      tenant: the new network's tenant.
+      subnet: the new network's subnet, or None (then overlaps with it are not checked).
+      needs: per mode, the link kinds a host needs to build it (``meshd.agent.NEEDS``).
+      shared_l2: what the caller states about the L2 segment (None: not stated).
+      l2_prefix: check that every member's address lies in ``local_address``'s /``l2_prefix``.
+      local_address: this host's underlay address (with ``l2_prefix``).
+
+    Raises:
+      ValueError: ``subnet`` is not an IPv4 CIDR, or an address is not IPv4.
+    """
+    live = [m for m in members if m.get("state") != "left"]
+    overlaps, tenant_overlaps = subnet_overlaps(subnet, tenant, networks)
+    not_checked = () if subnet else ("whether the new network's subnet overlaps another tenant's (no subnet given)",)
+    unbuildable = []
+    for m in live:
+        missing = m.get("dataplane_missing")
+        if not isinstance(missing, (list, tuple)) or not missing:
+            continue
+        for mode in MODES:
+            kinds = tuple(k for k in needs.get(mode, ()) if k in missing)
+            if kinds:
+                unbuildable.append((mode, str(m["name"]), kinds))
+    if l2_prefix is not None and local_address:
+        shared_l2 = same_segment([str(m["address"]) for m in live if m.get("address")], local_address, l2_prefix)
+    return Constraints(checked=True, not_checked=not_checked, overlaps=overlaps, tenant_overlaps=tenant_overlaps,
+                       shared_l2=shared_l2, unbuildable=tuple(unbuildable))
+
+
+def create_command(mode: str, tenant: str | None, subnet: str | None) -> str:
+    """The ``meshd network create`` that makes a network of ``mode``."""
+    return " ".join(["meshd network create NAME", subnet or "SUBNET", *(["--tenant", tenant] if tenant else []),
+                     "--mode", mode])

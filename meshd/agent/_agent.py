@@ -17,6 +17,7 @@ part                          owns
 :class:`Events`               the event stream every view reads
 :class:`Autopilot`            Raft membership changes on the leader
 :class:`Liveness`             whether each host's data plane counts as live
+:class:`WebServer`            the web view (``api.web_port``; fed by the event stream)
 ============================  =====================================================
 
 Reactions: a member event sets the Raft peers, wakes the autopilot, updates
@@ -84,6 +85,7 @@ from ._replica import Replica
 from ._stats import EndpointStats
 from ._status import metric_sources, status_map
 from ._translate import host_desired
+from ._web import web_server
 
 log = logging.getLogger("meshd.agent")
 
@@ -190,6 +192,8 @@ class Agent:
         if cfg.api.metrics_port:
             await nursery.start(MetricsServer(self.metrics.registry, cfg.api.metrics_address,
                                               cfg.api.metrics_port).run)
+        if cfg.api.web_port:
+            await nursery.start(web_server(self).run)
         self.autopilot = Autopilot(self.name, replica, members, self.events,
                                    ap.AutopilotConfig(fail_grace_s=cfg.agent.voter_fail_grace_s,
                                                       stable_s=cfg.agent.learner_stable_s))

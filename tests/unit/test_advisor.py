@@ -125,3 +125,21 @@ def test_subnet_overlaps_and_same_segment():
         advisor.subnet_overlaps("10.1.0.0/33", "a", nets)
     assert advisor.same_segment(["10.0.0.2", "10.0.0.3"], "10.0.0.1", 24)
     assert not advisor.same_segment(["10.0.0.2", "10.0.1.3"], "10.0.0.1", 24)
+
+
+def test_cluster_constraints_from_the_members_and_networks_maps():
+    """The pure gathering both `meshd network advise` and the web view's /api/advise use."""
+    members = [{"name": "h1", "state": "alive", "address": "10.0.0.1", "dataplane_missing": ["vlan"]},
+               {"name": "h2", "state": "alive", "address": "10.0.1.1", "dataplane_missing": ["macvlan"]},
+               {"name": "h9", "state": "left", "address": "192.0.2.1", "dataplane_missing": ["vxlan"]}]
+    networks = [{"name": "blue", "tenant": "a", "subnet": "10.1.0.0/24"}]
+    needs = {"vxlan": ("vxlan", "bridge", "veth"), "flat": ("macvlan",)}
+    c = advisor.cluster_constraints(members, networks, "b", "10.1.0.0/16", needs, l2_prefix=24,
+                                    local_address="10.0.0.1")
+    assert c.checked and c.overlaps == ("blue (tenant a, 10.1.0.0/24)",) and c.shared_l2 is False
+    assert c.unbuildable == (("flat", "h2", ("macvlan",)),)  # the left member's kernel does not count
+    assert advisor.choose_mode(advisor.Weights(0, 0, 10, 0), c).mode == "vxlan"
+    c = advisor.cluster_constraints(members[:1], [], "a", None, needs)
+    assert c.shared_l2 is None and "no subnet given" in c.not_checked[0]
+    command = advisor.create_command("flat", "a", "10.9.0.0/24")
+    assert command == "meshd network create NAME 10.9.0.0/24 --tenant a --mode flat"
