@@ -19,6 +19,7 @@ from netops._ops import (
     BRIDGE_PREFIX,
     LEG_PREFIX,
     NFT_TABLE,
+    ROUTED_VXLAN_PREFIX,
     ROUTER_NETNS_PREFIX,
     UPLINK_PREFIX,
     VETH_PREFIX,
@@ -38,13 +39,16 @@ from netops._ops import (
     NftScript,
     Op,
     Qos,
+    Route,
     SetEndpointQos,
     SetTbf,
     bridge_name,
     is_owned_link,
     leg_name,
+    routed_vxlan_name,
     vxlan_name,
 )
+from netops._routes import RTPROT_MESHD, RouteKey
 from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 
 __all__ = [
@@ -58,5 +62,5 @@ __all__ = [
     "MtuCheck", "bridge_name", "check_path_mtu", "counters", "in_netns", "dump_owned", "ensure_router", "is_owned_link",
     "leg_name", "list_table",
     "netns_path", "nft_run", "rates", "remove_routers", "set_tx_csum_offload", "tx_csum_offload", "underlay_for",
-    "vxlan_name",
+    "vxlan_name", "Route", "RouteKey", "RTPROT_MESHD", "ROUTED_VXLAN_PREFIX", "routed_vxlan_name",
 ]

@@ -1,7 +1,8 @@
 """Read back what netops owns: links by name prefix, their FDB/neighbour entries, qdiscs, routers.
 
-One link dump, one AF_BRIDGE neighbour dump (the FDB), one AF_INET neighbour
-dump and one qdisc dump per call, whatever the number of endpoints.
+One link dump, one AF_BRIDGE neighbour dump (the FDB) per VXLAN device, one
+AF_INET neighbour dump, one qdisc dump and one route dump (meshd's routes only:
+protocol ``RTPROT_MESHD``) per call, whatever the number of endpoints.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from netops import _routes as _r
 from netops._links import Link, ifinfo, parse_link
 from netops._nl import AF_BRIDGE, AF_INET, RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, NlSocket
-from netops._ops import ROUTER_NETNS_PREFIX, VXLAN_PREFIX, is_owned_link
+from netops._ops import ROUTED_VXLAN_PREFIX, ROUTER_NETNS_PREFIX, VXLAN_PREFIX, is_owned_link
+from netops._routes import RouteKey
 from netops._tc import parse_qdisc, tcmsg
 from netops._vxlan import NTF_SELF, NUD_NOARP, NUD_PERMANENT, ndmsg, parse_neigh
 
@@ -27,6 +30,8 @@ class Actual:
         neigh: permanent neighbour entries (dev, ip, mac) on VXLAN devices.
         tbf_bps: root TBF rate (bytes/s) by owned device name.
         routers: the tenant router namespaces (by name) present.
+        routes: meshd's routes (protocol ``RTPROT_MESHD``) in the main table,
+            by destination, device name and gateway.
     """
 
     links: dict[str, Link]
@@ -34,6 +39,7 @@ class Actual:
     neigh: frozenset[tuple[str, str, str]]
     tbf_bps: dict[str, int]
     routers: frozenset[str]
+    routes: frozenset[RouteKey] = frozenset()
 
 
 def _links(nl: NlSocket) -> dict[int, Link]:
@@ -82,6 +88,15 @@ def _tbf(nl: NlSocket, owned: dict[int, str]) -> dict[str, int]:
     return out
 
 
+def _routes(nl: NlSocket, names: dict[int, str]) -> frozenset[RouteKey]:
+    out = set()
+    for _kind, body in nl.dump(_r.RTM_GETROUTE, _r.dump_request()):
+        raw = _r.parse_route(body)
+        if raw is not None:
+            out.add(RouteKey(raw.dst, names.get(raw.oif, f"#{raw.oif}"), raw.gateway))
+    return frozenset(out)
+
+
 def routers(prefix: str = ROUTER_NETNS_PREFIX) -> frozenset[str]:
     """Router namespaces that exist: a name in /run/netns that is still a mount
     (a bare leftover file, whose namespace died, counts as missing and is rebuilt)."""
@@ -101,13 +116,14 @@ def dump_owned(router_prefix: str = ROUTER_NETNS_PREFIX) -> Actual:
     with NlSocket() as nl:
         all_links = _links(nl)
         owned = {i: link for i, link in all_links.items() if is_owned_link(link.name)}
-        vx = {i: link.name for i, link in owned.items() if link.name.startswith(VXLAN_PREFIX)}
+        vx = {i: link.name for i, link in owned.items() if link.name.startswith((VXLAN_PREFIX, ROUTED_VXLAN_PREFIX))}
         return Actual(
             links={link.name: link for link in owned.values()},
             fdb=_fdb(nl, vx),
             neigh=_neigh(nl, vx),
             tbf_bps=_tbf(nl, {i: link.name for i, link in owned.items()}),
             routers=routers(router_prefix),
+            routes=_routes(nl, {i: link.name for i, link in all_links.items()}),
         )
 
 

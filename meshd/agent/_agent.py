@@ -386,7 +386,8 @@ class Agent:
         assert self.underlay is not None and self.members is not None and self.replica is not None
         return host_desired(host=self.name, state=self.replica.state, live_vteps=self.liveness.kept_vteps(),
                             pids=self.containers.pids, underlay_ip=self.advertise, underlay_dev=self.underlay.dev,
-                            underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix)
+                            underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix,
+                            underlay_subnet=self.underlay.subnet)
 
     async def _wait_ready_to_reconcile(self) -> None:
         """After a restart the kernel already holds this host's data plane.  Before the

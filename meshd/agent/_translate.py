@@ -14,6 +14,8 @@ hands the result to the reconciler.  Rules:
   is only failed), and only in the networks this host builds (those of its
   running endpoints and their tenant routers' legs): the cost of a pass
   follows what this host serves, not the size of the whole cluster;
+* a network of mode ``routed`` is described as such (the reconciler routes
+  it, :mod:`meshd.reconcile._routed`); every other mode is built as VXLAN;
 * a container in several networks gets ``eth0``, ``eth1``, ... in the order
   its networks were created (so connecting it later to an *older* network
   renumbers the newer ones: a known limit until the state records the slot).
@@ -26,7 +28,16 @@ from collections.abc import Mapping
 from typing import TypedDict
 
 from meshd import state as st
-from meshd.reconcile import HostDesired, LocalEndpoint, Network, Policy, PolicyKind, RemoteEndpoint, active_vnis
+from meshd.reconcile import (
+    HostDesired,
+    LocalEndpoint,
+    Network,
+    NetworkMode,
+    Policy,
+    PolicyKind,
+    RemoteEndpoint,
+    active_vnis,
+)
 from netops import Qos
 
 _POLICY_KINDS: dict[st.PolicyKind, PolicyKind] = {
@@ -39,7 +50,7 @@ _POLICY_KINDS: dict[st.PolicyKind, PolicyKind] = {
 
 def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, str], pids: Mapping[str, int],
                  underlay_ip: str, underlay_dev: str, underlay_mtu: int,
-                 router_prefix: str | None = None) -> HostDesired:
+                 router_prefix: str | None = None, underlay_subnet: str | None = None) -> HostDesired:
     """This host's desired data plane.
 
     Args:
@@ -51,6 +62,8 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
       underlay_ip, underlay_dev, underlay_mtu: this host's VTEP.
       router_prefix: tenant router netns prefix (only labs with several hosts
         on one machine set it).
+      underlay_subnet: this host's underlay L2 segment (CIDR): routed networks
+        route directly to the hosts inside it (None: through VXLAN to all).
     """
     infos = sorted(state.networks(), key=lambda i: (i.network.created_index, i.network.name))
     nets = {i.network.name: i.network for i in infos}
@@ -83,7 +96,8 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
     extra: _Defaulted = {} if router_prefix is None else {"router_prefix": router_prefix}
     return HostDesired(underlay_ip=underlay_ip, underlay_dev=underlay_dev, underlay_mtu=underlay_mtu,
                        networks=networks, local=tuple(local), remote=tuple(remote),
-                       vteps={v: frozenset(s) for v, s in vteps.items()}, policies=policies, **extra)
+                       vteps={v: frozenset(s) for v, s in vteps.items()}, policies=policies,
+                       underlay_subnet=underlay_subnet, **extra)
 
 
 class _Defaulted(TypedDict, total=False):
@@ -93,16 +107,17 @@ class _Defaulted(TypedDict, total=False):
 
 
 def _network(n: st.Network) -> Network:
-    return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, n.egress_kbit or None, n.external)
+    mode: NetworkMode = "routed" if n.mode is st.Mode.ROUTED else "vxlan"
+    return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, n.egress_kbit or None, n.external, mode)
 
 
 @functools.lru_cache(maxsize=4096)
 def _built_network(vni: int, tenant: str, subnet: str, gateway: str | None, mtu: int, egress_kbit: int | None,
-                   external: bool) -> Network:
+                   external: bool, mode: NetworkMode) -> Network:
     """One :class:`Network` per distinct description: its checks parse addresses, and every
     pass describes every network (the state's record is not hashable: it holds labels)."""
     return Network(vni=vni, tenant=tenant, subnet=subnet, gateway=gateway, mtu=mtu, egress_kbit=egress_kbit,
-                   external=external)
+                   external=external and mode == "vxlan", mode=mode)
 
 
 def _qos(q: st.Qos) -> Qos | None:

@@ -27,7 +27,11 @@ from ._commands import (
 from ._tables import HOST, Net, Tables
 from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
 
-_BUILT_MODES = (Mode.VXLAN,)
+_BUILT_MODES = (Mode.VXLAN, Mode.ROUTED)
+#: modes whose packets carry container addresses on the underlay: their subnets are
+#: disjoint across all tenants (and, checked by the API with the members' addresses,
+#: from the underlay)
+_UNDERLAY_MODES = (Mode.ROUTED, Mode.FLAT)
 
 
 class _NetworkChanges(TypedDict, total=False):
@@ -77,6 +81,7 @@ class NetworkCommands(Tables):
             )
         gw_off = self._gateway_offset(name, c.gateway, base, size)
         mode = self._check_mode(name, c.mode)
+        self._check_underlay_subnet(name, mode, base, size, c.external)
         v.check_range(f"MTU of network {name!r}", c.mtu, v.MTU_MIN, v.MTU_MAX)
         v.check_range(f"egress_kbit of network {name!r}", c.egress_kbit, 0, v.RATE_MAX_KBIT)
         labels = v.check_labels(f"network {name!r}", c.labels)
@@ -101,9 +106,32 @@ class NetworkCommands(Tables):
         if mode not in _BUILT_MODES:
             raise Reject(
                 ErrorCode.INVALID_FIELD,
-                f"mode {mode.value!r} of network {name!r} is not built yet: use 'vxlan'",
+                f"mode {mode.value!r} of network {name!r} is not built yet: use "
+                + " or ".join(repr(m.value) for m in _BUILT_MODES),
             )
         return mode
+
+    def _check_underlay_subnet(self, name: str, mode: Mode, base: int, size: int, external: object) -> None:
+        """A routed (or flat) network's subnet overlaps no other routed or flat network of any
+        tenant: its packets carry container addresses on the underlay. A routed network has no
+        external access (it has no tenant router)."""
+        if mode not in _UNDERLAY_MODES:
+            return
+        if mode is Mode.ROUTED and external is True:
+            raise Reject(
+                ErrorCode.INVALID_FIELD,
+                f"routed network {name!r} cannot have external access (no tenant router routes it): "
+                "drop external, or use mode 'vxlan'",
+            )
+        for other in self._nets.values():
+            if other.net.mode in _UNDERLAY_MODES and other.base < base + size and base < other.base + other.size:
+                raise Reject(
+                    ErrorCode.SUBNET_OVERLAP,
+                    f"subnet {format_ipv4(base)}/{33 - size.bit_length()} of {mode.value} network {name!r} "
+                    f"overlaps {other.net.mode.value} network {other.net.name!r} ({other.net.subnet}) of tenant "
+                    f"{other.net.tenant!r}: {mode.value} and {other.net.mode.value} networks put container "
+                    "addresses on the underlay, so their subnets must be disjoint across all tenants",
+                )
 
     def _gateway_offset(self, name: str, gateway: str | None, base: int, size: int) -> int:
         if gateway is None:
@@ -192,6 +220,9 @@ class NetworkCommands(Tables):
         if c.external is not None:
             if type(c.external) is not bool:
                 raise Reject(ErrorCode.INVALID_FIELD, f"external of network {c.name!r} must be true or false")
+            if c.external and net.net.mode is Mode.ROUTED:
+                raise Reject(ErrorCode.INVALID_FIELD, f"routed network {c.name!r} cannot have external access "
+                             "(no tenant router routes it)")
             changes["external"] = c.external
         if c.labels is not None:
             changes["labels"] = v.check_labels(f"network {c.name!r}", c.labels)
