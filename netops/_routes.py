@@ -57,7 +57,10 @@ def route_msg(add: bool, dst: str, index: int, dev: str, gateway: str | None, on
 
 
 def dump_request() -> bytes:
-    return _RTMSG.pack(AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
+    """A route dump of meshd's unicast routes of the main table only: with strict checking (``NlSocket``
+    sets NETLINK_GET_STRICT_CHK) the kernel filters by table, protocol and type, so a host holding a
+    full routing table does not send it all; :func:`parse_route` filters again for older kernels."""
+    return _RTMSG.pack(AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_MESHD, 0, RTN_UNICAST, 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 import netops
 from meshd.reconcile._desired import HostDesired
-from netops import AttachEndpoint, DeleteLink, EnsureBridge, EnsureVxlan, Op, OpFailure, SetEndpointQos
+from netops import AttachEndpoint, DeleteLink, EnsureBridge, EnsureVxlan, Op, OpFailure, Route, SetEndpointQos
 
 #: (endpoint key, VNI): one container's interface in one network
 EndpointKey = tuple[str, int]
@@ -93,6 +93,8 @@ def _endpoint_failures(desired: HostDesired, failures: tuple[OpFailure, ...]) ->
             hit = [by_if[op.host_if]] if op.host_if in by_if else []
         elif isinstance(op, DeleteLink):
             hit = [by_if[op.name]] if op.name in by_if else []
+        elif isinstance(op, Route):  # a routed endpoint's own route
+            hit = [by_if[op.dev]] if op.dev in by_if else []
         elif isinstance(op, EnsureVxlan):
             hit = by_vni.get(op.vni, [])
         elif isinstance(op, EnsureBridge):

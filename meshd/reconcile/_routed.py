@@ -44,31 +44,39 @@ from meshd.reconcile._desired import HostDesired, LocalEndpoint, Network, routed
 from netops import VXLAN_READY, AttachEndpoint, DeleteLink, EnsureVxlan, FdbEntry, NeighEntry, Op, Route, RouteKey
 
 FAMILY, TABLE = "ip", "meshd_routed"
-SETS = ("ports", "sources", "same_tenant", "gateways", "isolate", "deny_to", "deny_all")
+SETS = ("ports", "sources", "gateways", "pairs")
+# Rules never change with the state, only the sets and the verdict map. A routed packet costs
+# four lookups (two ifname hashes, the source check, one verdict map): each further lookup
+# measurably lowered single-stream TCP on this machine (7 lookups: 0.91 of plain routing).
+# The forward chain comes first: its first rule's comment is the table's tag.
 _BODY = """\
   set ports { type ifname; }
   set sources { type ifname . ipv4_addr; }
-  set same_tenant { type ipv4_addr . ipv4_addr; flags interval; }
   set gateways { type ipv4_addr; }
-  set isolate { type ipv4_addr . ipv4_addr; flags interval; }
-  set deny_to { type ipv4_addr . ipv4_addr; flags interval; }
-  set deny_all { type ipv4_addr; flags interval; }
+  map pairs { type ipv4_addr . ipv4_addr : verdict; flags interval; }
   chain forward {
     type filter hook forward priority 0; policy accept;
     iifname != @ports oifname != @ports accept comment "%(tag)s"
     iifname "mv*" iifname . ip saddr != @sources counter drop comment "spoofed"
-    ip saddr . ip daddr != @same_tenant counter drop comment "tenant"
-    ip saddr @deny_all counter drop comment "deny_all"
-    ip daddr @deny_all counter drop comment "deny_all"
-    ip saddr . ip daddr @isolate counter drop comment "isolate"
-    ip saddr . ip daddr @deny_to tcp flags & (syn | ack) == syn counter drop comment "deny"
-    ip saddr . ip daddr @deny_to icmp type echo-request counter drop comment "deny"
-    ip saddr . ip daddr @deny_to meta l4proto udp counter drop comment "deny"
+    ip saddr . ip daddr vmap @pairs
+    counter drop comment "tenant"
   }
   chain input {
     type filter hook input priority 0; policy accept;
     iifname @ports ip daddr @gateways icmp type echo-request accept
     iifname @ports counter drop comment "to-host"
+  }
+  chain isolate {
+    counter drop comment "isolate"
+  }
+  chain deny_all {
+    counter drop comment "deny_all"
+  }
+  chain deny {
+    tcp flags & (syn | ack) == syn counter drop comment "deny"
+    icmp type echo-request counter drop comment "deny"
+    meta l4proto udp counter drop comment "deny"
+    accept
   }
 """
 TAG = "meshd routed=" + hashlib.sha1(_BODY.encode()).hexdigest()[:12]
@@ -233,45 +241,48 @@ def routed_keys(d: HostDesired) -> frozenset[str]:
 
 
 def desired_sets(d: HostDesired) -> dict[str, frozenset[str]]:
-    """The elements of table ``ip meshd_routed``'s sets for this host.
+    """The elements of table ``ip meshd_routed``'s sets and verdict map for this host.
 
     ``ports``: local routed veths and ``mr-<vni>`` devices (traffic through
     neither is not meshd's and passes untouched); ``sources``: each local veth
     with its container's address (anything else from a veth is spoofed);
-    ``same_tenant``: (subnet, subnet) of every pair of routed networks of one
-    tenant (with itself): any other routed packet is dropped — tenants never
-    reach each other, nor anything outside their routed networks;
-    ``gateways``: answer pings; ``isolate``, ``deny_to`` (deny A→B: new flows
-    only, stateless as in the bridge table), ``deny_all``: seed 000 Table 4.
+    ``gateways``: answer pings; ``pairs``: (source subnet, destination subnet)
+    → verdict for every ordered pair of routed networks of one tenant (with
+    itself): ``accept``, or the chain of the policy (seed 000 Table 4) that
+    applies — ``deny_all`` (either side under deny-all), ``isolate`` (within an
+    isolated network), ``deny`` (A→B denied: new flows only, stateless as in
+    the bridge table). A routed packet of no pair is dropped ("tenant"):
+    tenants never reach each other, nor anything outside their routed networks.
     """
     vnis = routed_networks(d)
     nets = {n.vni: n for n in d.networks}
     here = [nets[v] for v in vnis]
     active = set(vnis)
     local = [ep for ep in d.local if ep.vni in active]
-    same = {f"{a.subnet} . {b.subnet}" for a in here for b in here if a.tenant == b.tenant}
-    isolate, deny_to, deny_all = set(), set(), set()
+    isolated, denied_all, denied = set(), set(), set()
     for p in d.policies:
         if p.a not in active:
             continue
-        a = nets[p.a]
         if p.kind == "isolate":
-            isolate.add(f"{a.subnet} . {a.subnet}")
+            isolated.add(p.a)
         elif p.kind == "deny_all":
-            deny_all.add(a.subnet)
+            denied_all.add(p.a)
         elif p.b is not None and p.b in active:
-            b = nets[p.b]
-            deny_to.add(f"{a.subnet} . {b.subnet}")
-            if p.kind == "deny_both":
-                deny_to.add(f"{b.subnet} . {a.subnet}")
+            denied |= {(p.a, p.b), (p.b, p.a)} if p.kind == "deny_both" else {(p.a, p.b)}
+
+    def verdict(a: Network, b: Network) -> str:
+        if a.vni in denied_all or b.vni in denied_all:
+            return "jump deny_all"
+        if a.vni == b.vni and a.vni in isolated:
+            return "jump isolate"
+        return "jump deny" if (a.vni, b.vni) in denied else "accept"
+
     return {
         "ports": frozenset({ep.host_if for ep in local} | {netops.routed_vxlan_name(v) for v in vnis}),
         "sources": frozenset(f"{ep.host_if} . {ep.ip}" for ep in local),
-        "same_tenant": frozenset(same),
         "gateways": frozenset(n.gateway for n in here if n.gateway),
-        "isolate": frozenset(isolate),
-        "deny_to": frozenset(deny_to),
-        "deny_all": frozenset(deny_all),
+        "pairs": frozenset(f"{a.subnet} . {b.subnet} : {verdict(a, b)}" for a in here for b in here
+                           if a.tenant == b.tenant),
     }
 
 

@@ -58,3 +58,11 @@ def test_a_routed_vxlan_device_gets_its_fixed_mac_and_no_bridge() -> None:
 
     m = decode(ifinfmsg, _vxlan.new_vxlan("mr-70", 70, "192.0.2.11", 2, 1450, 0, "02:6d:c0:00:02:0b"))
     assert (m.get_attr("IFLA_ADDRESS"), m.get_attr("IFLA_MASTER")) == ("02:6d:c0:00:02:0b", 0)
+
+
+def test_verdict_map_elements_read_back_as_key_colon_verdict() -> None:
+    from netops._nft import _element
+
+    key = {"concat": [{"prefix": {"addr": "10.70.0.0", "len": 24}}, {"prefix": {"addr": "10.71.0.0", "len": 24}}]}
+    assert _element([key, {"accept": None}]) == "10.70.0.0/24 . 10.71.0.0/24 : accept"
+    assert _element([key, {"jump": {"target": "deny"}}]) == "10.70.0.0/24 . 10.71.0.0/24 : jump deny"

@@ -190,24 +190,27 @@ def test_sets_isolate_tenants_and_carry_the_policies() -> None:
     d = desired(local=[ep("c1", 700, "10.70.0.2"), ep("c9", 800, "10.80.0.9")], rem=BASE.remote, policies=pols)
     sets = _routed.desired_sets(d)
     c1, c9 = (e.host_if for e in d.local)
-    assert sets["same_tenant"] == {"10.70.0.0/24 . 10.70.0.0/24", "10.70.0.0/24 . 10.71.0.0/24",
-                                   "10.71.0.0/24 . 10.70.0.0/24", "10.71.0.0/24 . 10.71.0.0/24",
-                                   "10.80.0.0/24 . 10.80.0.0/24"}  # red never pairs with blue
+    a, b, z = "10.70.0.0/24", "10.71.0.0/24", "10.80.0.0/24"
+    assert sets["pairs"] == {  # red never pairs with blue: no pair → dropped as another tenant's
+        f"{a} . {a} : jump isolate", f"{a} . {b} : jump deny_all", f"{b} . {a} : jump deny_all",
+        f"{b} . {b} : jump deny_all", f"{z} . {z} : accept"}
     assert sets["sources"] == {f"{c1} . 10.70.0.2", f"{c9} . 10.80.0.9"}
     assert sets["ports"] == {c1, c9, "mr-700", "mr-701", "mr-800"}
-    assert sets["isolate"] == {"10.70.0.0/24 . 10.70.0.0/24"}
-    assert sets["deny_to"] == {"10.70.0.0/24 . 10.71.0.0/24"}
-    assert sets["deny_all"] == {"10.71.0.0/24"}
     assert sets["gateways"] == {"10.70.0.1", "10.71.0.1", "10.80.0.1"}
+    deny = _routed.desired_sets(dataclasses.replace(d, policies=(Policy(kind="deny", a=700, b=701),)))
+    assert deny["pairs"] >= {f"{a} . {b} : jump deny", f"{b} . {a} : accept", f"{a} . {a} : accept"}
     both = _routed.desired_sets(dataclasses.replace(d, policies=(Policy(kind="deny_both", a=700, b=701),)))
-    assert both["deny_to"] == {"10.70.0.0/24 . 10.71.0.0/24", "10.71.0.0/24 . 10.70.0.0/24"}
+    assert both["pairs"] >= {f"{a} . {b} : jump deny", f"{b} . {a} : jump deny"}
     k = RoutedSimKernel()
     k.converge(d)
     assert k.routed is not None and k.routed.sets == sets
-    # a new endpoint is a set-element update, never a new table
+    # a new endpoint is a set-element update, never a new table; a policy change swaps verdicts
     more = dataclasses.replace(d, local=(*d.local, ep("c3", 700, "10.70.0.7")))
     scripts = [o.script for o in k.converge(more) if isinstance(o, NftScript)]
     assert len(scripts) == 1 and scripts[0].startswith("add element ip meshd_routed ports")
+    [script] = [o.script for o in k.converge(dataclasses.replace(more, policies=())) if isinstance(o, NftScript)]
+    assert f"delete element ip meshd_routed pairs {{ {a} . {a} : jump isolate" in script
+    assert f"add element ip meshd_routed pairs {{ {a} . {a} : accept" in script
     # the bridge table holds nothing of routed networks
     assert k.nft is not None and not any(k.nft.sets.values())
 
@@ -244,3 +247,13 @@ def test_from_any_routed_state_one_pass_reaches_the_fixed_point(a: HostDesired, 
     k.converge(a)
     k.converge(b)
     assert k.converge(b) == []
+
+
+def test_a_failed_route_of_a_local_endpoint_fails_that_endpoint_only() -> None:
+    from meshd.reconcile import PassKind, PassReport
+    from netops import NetopsError, OpFailure
+
+    d = desired(local=[ep("c1", 700, "10.70.0.2"), ep("c2", 700, "10.70.0.3")])
+    bad = Route(True, "10.70.0.2/32", d.local[0].host_if)
+    report = PassReport.of(PassKind.FULL, d, (bad,), (OpFailure(bad, NetopsError("add route", "x", 22)),))
+    assert set(report.endpoint_failures) == {("c1", 700)} and report.built == {("c2", 700)}
