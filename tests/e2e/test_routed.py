@@ -17,6 +17,7 @@ import pytest
 from meshd.api import MsgType
 from meshd.api.client import ApiRequestError
 from tests.e2e.conftest import container_addr, ping
+from tests.e2e.test_operator import labelled, meshd
 from tests.e2e.test_restarts import pinging
 from tests.integration.netops.test_netops_docker import tcp_probe
 
@@ -54,7 +55,11 @@ def test_routed_network_across_two_hosts(make_cluster):
     with cluster.scheduler("h1") as api:
         api.request(MsgType.NETWORK_CREATE, name="rt", subnet="10.70.0.0/24", tenant="a", mode="routed")
         api.request(MsgType.NETWORK_CREATE, name="rt2", subnet="10.71.0.0/24", tenant="a", mode="routed")
-        api.request(MsgType.NETWORK_CREATE, name="rb", subnet="10.80.0.0/24", tenant="b", mode="routed")
+    meshd(cluster, "h2", "network", "create", "rb", "10.80.0.0/24", "--tenant", "b", "--mode", "routed",
+          check_code=0)  # the CLI
+    out = meshd(cluster, "h2", "network", "create", "ru", "192.0.2.0/24", "--mode", "routed")
+    assert out.returncode != 0 and len(out.stderr.strip().splitlines()) <= 2, out.stderr
+    assert "contains the underlay address 192.0.2.11 of host h1" in out.stderr, out.stderr
     # the refusals: another tenant's overlapping routed subnet, a subnet holding a host's underlay address
     exc = _refused(cluster, name="x", subnet="10.70.0.128/25", tenant="b", mode="routed")
     assert exc.code == 1007 and "overlaps routed network 'rt' (10.70.0.0/24) of tenant 'a'" in exc.message
@@ -66,6 +71,12 @@ def test_routed_network_across_two_hosts(make_cluster):
     s2, b1 = lab.container("h2", "s2"), lab.container("h1", "b1")
     e1, e2 = _connect(cluster, a1, "rt"), _connect(cluster, a2, "rt")
     es2, eb1 = _connect(cluster, s2, "rt2"), _connect(cluster, b1, "rb")
+
+    # Docker labels: a container started with meshd.network=rt is connected the same way
+    lb = labelled(lab, "h2", "lb", "meshd.network=rt")
+    cluster.wait("the labelled container has a /32", lambda: (a := container_addr(lb)) and a[0].endswith("/32"),
+                 timeout_s=30)
+    assert ping(lb, e1["ip"])
 
     # across hosts: ping and TCP
     assert ping(a1.id, e2["ip"]) and ping(a2.id, e1["ip"])
