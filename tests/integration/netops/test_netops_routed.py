@@ -137,11 +137,16 @@ def test_a_failed_host_is_withdrawn_and_a_removed_endpoint_leaves_nothing(two_ho
     c.dead = {h2.name}
     c.reconcile_all()
     routes = ip_cmd(h1, "-4", "route", "show", "proto", str(netops.RTPROT_MESHD))
-    assert h2.underlay_ip not in routes and "10.70.0.4" in routes, routes
+    assert h2.underlay_ip not in routes and "10.70.0.4" in routes, routes  # r3 is on h1
     assert h2.underlay_ip not in ip_cmd(h1, "neigh", "show", "dev", "mr-70")
     c.dead = set()
     c.reconcile_all()
     assert "10.70.0.3" in ip_cmd(h1, "-4", "route", "show", "proto", str(netops.RTPROT_MESHD))
+    # one of two endpoints of a network on h1 goes: the other keeps its gateway (same /32 on both veths)
+    c.endpoints = [e for e in c.endpoints if e.key != "r3"]
+    c.reconcile_all()
+    assert "10.70.0.4" not in ip_cmd(h1, "-4", "route", "show", "proto", str(netops.RTPROT_MESHD))
+    assert can_ping(ns_of(c, "r1"), "10.70.0.1") and can_ping(ns_of(c, "r1"), "10.70.0.3")
     # every endpoint of h1 disconnected: its veths, routes, VXLAN devices and table go
     c.endpoints = [e for e in c.endpoints if e.host is not h1]
     c.reconcile_all()
