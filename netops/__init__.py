@@ -21,6 +21,7 @@ from netops._ops import (
     LEG_PREFIX,
     NFT_TABLE,
     RECORDS_DIR,
+    ROUTED_VXLAN_PREFIX,
     ROUTER_NETNS_PREFIX,
     UPLINK_PREFIX,
     VETH_PREFIX,
@@ -44,15 +45,18 @@ from netops._ops import (
     NftScript,
     Op,
     Qos,
+    Route,
     SetEndpointQos,
     SetMacvlanQos,
     SetTbf,
     bridge_name,
     is_owned_link,
     leg_name,
+    routed_vxlan_name,
     vlan_name,
     vxlan_name,
 )
+from netops._routes import RTPROT_MESHD, RouteKey
 from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 
 __all__ = [
@@ -68,5 +72,5 @@ __all__ = [
     "MtuCheck", "bridge_name", "check_path_mtu", "counters", "in_netns", "dump_owned", "ensure_router", "is_owned_link",
     "leg_name", "list_table",
     "netns_path", "nft_run", "rates", "remove_routers", "set_tx_csum_offload", "tx_csum_offload", "underlay_for",
-    "vxlan_name",
+    "vxlan_name", "Route", "RouteKey", "RTPROT_MESHD", "ROUTED_VXLAN_PREFIX", "routed_vxlan_name",
 ]

@@ -40,8 +40,10 @@ def rtmsg(dst_len: int, scope: int, flags: int = 0) -> bytes:
     return _RTMSG.pack(AF_INET, dst_len, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope, RTN_UNICAST, flags)
 
 
-def default_route(index: int, name: str, gateway: str) -> Msg:
-    body = rtmsg(0, RT_SCOPE_UNIVERSE) + attr(RTA_GATEWAY, _nl.ip_bytes(gateway)) + u32(RTA_OIF, index)
+def default_route(index: int, name: str, gateway: str, onlink: bool = False) -> Msg:
+    """Default route via ``gateway``; ``onlink`` when no address of the device covers it (a /32)."""
+    body = rtmsg(0, RT_SCOPE_UNIVERSE, RTNH_F_ONLINK if onlink else 0)
+    body += attr(RTA_GATEWAY, _nl.ip_bytes(gateway)) + u32(RTA_OIF, index)
     return Msg(_nl.RTM_NEWROUTE, UPSERT, body, f"add default route via {gateway} on", name)
 
 

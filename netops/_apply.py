@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from netops import _links, _nft, _tc, _vxlan
+from netops import _links, _nft, _routes, _tc, _vxlan
 from netops._endpoint import attach_endpoint, attach_leg, attach_uplink, set_endpoint_qos
 from netops._errors import NetopsError
 from netops._ethtool import set_tx_csum_offload
@@ -44,6 +44,7 @@ from netops._ops import (
     NeighEntry,
     NftScript,
     Op,
+    Route,
     SetEndpointQos,
     SetMacvlanQos,
     SetTbf,
@@ -156,14 +157,16 @@ class _Applier:
             self.queue_msg(msg)
 
     def vxlan(self, op: EnsureVxlan) -> None:
-        master = self.index(op.bridge)
+        master = self.index(op.bridge) if op.bridge is not None else 0
         underlay = self.index(op.underlay_dev)
-        self.queue_msg(_vxlan.new_vxlan(op.name, op.vni, op.local_ip, underlay, op.mtu, master), creates=True)
+        self.queue_msg(_vxlan.new_vxlan(op.name, op.vni, op.local_ip, underlay, op.mtu, master, op.mac),
+                       creates=True)
         self.flush()
         index = self.links.index(op.name)
         if op.tx_csum_offload is not None:
             set_tx_csum_offload(op.name, op.tx_csum_offload)
-        self.queue_msg(_links.bridge_port_flags(index, op.name, learning=False, unicast_flood=False))
+        if op.bridge is not None:
+            self.queue_msg(_links.bridge_port_flags(index, op.name, learning=False, unicast_flood=False))
         for msg in _links.quiet(index, op.name):
             self.queue_msg(msg)
         self.queue_msg(_links.set_link(index, op.name, alias=VXLAN_READY))  # last: marks it complete
@@ -191,6 +194,9 @@ class _Applier:
 
     def neigh(self, op: NeighEntry) -> None:
         self.queue_msg(_vxlan.neigh(op.add, self.index(op.dev), op.dev, op.ip, op.mac))
+
+    def route(self, op: Route) -> None:
+        self.queue_msg(_routes.route_msg(op.add, op.dst, self.index(op.dev), op.dev, op.gateway, op.onlink))
 
     def tbf(self, op: SetTbf) -> None:
         self.queue_msg(_tc.tbf(self.index(op.dev), op.dev, op.rate_kbit, op.burst_bytes, op.latency_ms))
@@ -246,6 +252,7 @@ _SIMPLE: dict[type, Callable[[_Applier, Any], None]] = {
     NeighEntry: _Applier.neigh,
     SetTbf: _Applier.tbf,
     ClearQdisc: _Applier.clear_qdisc,
+    Route: _Applier.route,
 }
 _COMPOSITE: dict[type, Callable[[_Applier, Any], None]] = {
     AttachEndpoint: _Applier.endpoint,

@@ -1,8 +1,9 @@
 """Read back what netops owns: links by name prefix, their FDB/neighbour entries, qdiscs, routers,
 and the flat endpoints' records.
 
-One link dump, one AF_BRIDGE neighbour dump (the FDB), one AF_INET neighbour
-dump and one qdisc dump per call, whatever the number of endpoints; plus one
+One link dump, one AF_BRIDGE neighbour dump (the FDB) per VXLAN device, one
+AF_INET neighbour dump, one qdisc dump and one route dump (meshd's routes only:
+protocol ``RTPROT_MESHD``) per call, whatever the number of endpoints; plus one
 link lookup inside each flat endpoint's container netns.
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from netops import _routes as _r
 from netops._links import Link, get_link, ifinfo, parse_link
 from netops._macvlan import MacvlanRecord, read_records
 from netops._nl import AF_BRIDGE, AF_INET, RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, NlSocket, socket_in_netns
-from netops._ops import RECORDS_DIR, ROUTER_NETNS_PREFIX, VXLAN_PREFIX, is_owned_link
+from netops._ops import RECORDS_DIR, ROUTED_VXLAN_PREFIX, ROUTER_NETNS_PREFIX, VXLAN_PREFIX, is_owned_link
+from netops._routes import RouteKey
 from netops._tc import parse_qdisc, tcmsg
 from netops._vxlan import NTF_SELF, NUD_NOARP, NUD_PERMANENT, ndmsg, parse_neigh
 
@@ -31,6 +34,8 @@ class Actual:
         tbf_bps: root TBF rate (bytes/s) by owned device name.
         routers: the tenant router namespaces (by name) present.
         macvlans: the flat endpoints' records (netops._macvlan), by record name.
+        routes: meshd's routes (protocol ``RTPROT_MESHD``) in the main table,
+            by destination, device name and gateway.
     """
 
     links: dict[str, Link]
@@ -39,6 +44,7 @@ class Actual:
     tbf_bps: dict[str, int]
     routers: frozenset[str]
     macvlans: dict[str, MacvlanRecord] = field(default_factory=dict)
+    routes: frozenset[RouteKey] = frozenset()
 
 
 def _links(nl: NlSocket) -> dict[int, Link]:
@@ -87,6 +93,15 @@ def _tbf(nl: NlSocket, owned: dict[int, str]) -> dict[str, int]:
     return out
 
 
+def _routes(nl: NlSocket, names: dict[int, str]) -> frozenset[RouteKey]:
+    out = set()
+    for _kind, body in nl.dump(_r.RTM_GETROUTE, _r.dump_request()):
+        raw = _r.parse_route(body)
+        if raw is not None:
+            out.add(RouteKey(raw.dst, names.get(raw.oif, f"#{raw.oif}"), raw.gateway))
+    return frozenset(out)
+
+
 def routers(prefix: str = ROUTER_NETNS_PREFIX) -> frozenset[str]:
     """Router namespaces that exist: a name in /run/netns that is still a mount
     (a bare leftover file, whose namespace died, counts as missing and is rebuilt)."""
@@ -107,7 +122,7 @@ def dump_owned(router_prefix: str = ROUTER_NETNS_PREFIX, records_dir: str = RECO
     with NlSocket() as nl:
         all_links = _links(nl)
         owned = {i: link for i, link in all_links.items() if is_owned_link(link.name)}
-        vx = {i: link.name for i, link in owned.items() if link.name.startswith(VXLAN_PREFIX)}
+        vx = {i: link.name for i, link in owned.items() if link.name.startswith((VXLAN_PREFIX, ROUTED_VXLAN_PREFIX))}
         return Actual(
             links={link.name: link for link in owned.values()},
             fdb=_fdb(nl, vx),
@@ -115,6 +130,7 @@ def dump_owned(router_prefix: str = ROUTER_NETNS_PREFIX, records_dir: str = RECO
             tbf_bps=_tbf(nl, {i: link.name for i, link in owned.items()}),
             routers=routers(router_prefix),
             macvlans=read_records(records_dir),
+            routes=_routes(nl, {i: link.name for i, link in all_links.items()}),
         )
 
 

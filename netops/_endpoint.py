@@ -4,7 +4,9 @@ An attach is three batches: (1) host netns: the veth pair, created with its
 peer directly inside the container's netns, already on the bridge and up, its
 host side's alias "meshd:building"; (2) container netns: lo up, address, link
 up, default route, TBF; (3) host netns: the alias set to the desired stamp.
-A crash between (1) and (3) leaves a host veth whose alias is not a valid
+A routed endpoint (no bridge) differs in (1) only by having no master, and
+(3) also gives the host side the gateway address (/32) and turns on IPv4
+forwarding. A crash between (1) and (3) leaves a host veth whose alias is not a valid
 stamp: the reconciler deletes it (which removes the peer too) and attaches
 again. A failure in (2) or (3) rolls back by deleting the host veth.
 """
@@ -62,8 +64,8 @@ def _peer_msgs(ns: NlSocket, op: AttachEndpoint) -> list[Msg]:
         _addr.new_addr(index, op.ifname, op.address, op.prefixlen),
         *_links.quiet(index, op.ifname),
     ]
-    if op.gateway:
-        msgs.append(_addr.default_route(index, op.ifname, op.gateway))
+    if op.gateway:  # a routed endpoint's /32 does not cover its gateway: on-link
+        msgs.append(_addr.default_route(index, op.ifname, op.gateway, onlink=op.host_address is not None))
     if op.qos:
         msgs.append(_tc.tbf(index, op.ifname, op.qos.rate_kbit, op.qos.burst_bytes, op.qos.latency_ms))
     return msgs
@@ -77,7 +79,7 @@ def attach_endpoint(nl: NlSocket, links, op: AttachEndpoint) -> None:
         UnsupportedSetting: the QoS asks for something this kernel lacks.
     """
     check_qos(op.qos, op.host_if)
-    master = links.index(op.bridge)
+    master = links.index(op.bridge) if op.bridge is not None else 0
     fd = open_netns(op.netns, op.host_if)
     try:
         # the alias is not applied at creation: set it in the same datagram
@@ -93,7 +95,11 @@ def attach_endpoint(nl: NlSocket, links, op: AttachEndpoint) -> None:
     try:
         with socket_in_netns(op.netns) as ns:
             _run(ns, _peer_msgs(ns, op))
-        _run(nl, [_links.set_link(0, op.host_if, alias=op.stamp)])
+        host: list[Msg] = []
+        if op.host_address is not None:
+            _set_ip_forward()
+            host.append(_addr.new_addr(links.index(op.host_if), op.host_if, op.host_address, 32))
+        _run(nl, [*host, _links.set_link(0, op.host_if, alias=op.stamp)])
     except (NetopsError, OSError) as exc:
         nl.batch([_links.del_link(0, op.host_if)])
         if isinstance(exc, NetopsError):

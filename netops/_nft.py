@@ -82,6 +82,8 @@ class NftTable:
 
 
 def _element(value: object) -> str:
+    if isinstance(value, list) and len(value) == 2:  # a map's element: [key, value]
+        return f"{_element(value[0])} : {_verdict(value[1])}"
     if isinstance(value, dict):
         if "concat" in value:
             return " . ".join(_element(v) for v in value["concat"])
@@ -92,15 +94,28 @@ def _element(value: object) -> str:
     return str(value)
 
 
+def _verdict(value: object) -> str:
+    """``{"accept": null}`` → ``accept``, ``{"jump": {"target": "x"}}`` → ``jump x``; other values as elements."""
+    if isinstance(value, dict) and len(value) == 1:
+        (kind, arg), = value.items()
+        if arg is None:
+            return str(kind)
+        if isinstance(arg, dict) and "target" in arg:
+            return f"{kind} {arg['target']}"
+    return _element(value)
+
+
 def dump_table(family: str, table: str, netns: str | None = None) -> NftTable | None:
-    """The table's tag and set elements, or None when the table does not exist."""
+    """The table's tag and the elements of its sets and maps (``"key : value"``), or None when
+    the table does not exist."""
     objects = list_table(family, table, netns)
     if objects is None:
         return None
     tag, sets = "", {}
     for obj in objects:
-        if "set" in obj:
-            sets[obj["set"]["name"]] = frozenset(_element(e) for e in obj["set"].get("elem", []))
+        if "set" in obj or "map" in obj:
+            s = obj.get("set") or obj["map"]
+            sets[s["name"]] = frozenset(_element(e) for e in s.get("elem", []))
         elif "rule" in obj and not tag:
             tag = obj["rule"].get("comment", "")
     return NftTable(tag, sets)

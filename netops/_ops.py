@@ -16,6 +16,7 @@ VETH_PREFIX = "mv"
 LEG_PREFIX = "mg-"
 UPLINK_PREFIX = "mu"
 VLAN_PREFIX = "mq"
+ROUTED_VXLAN_PREFIX = "mr-"
 ROUTER_NETNS_PREFIX = "meshd-r-"
 NFT_TABLE = "meshd"
 VXLAN_OVERHEAD = 50
@@ -31,6 +32,11 @@ def vxlan_name(vni: int) -> str:
     return f"{VXLAN_PREFIX}{vni}"
 
 
+def routed_vxlan_name(vni: int) -> str:
+    """A routed network's VXLAN device (for hosts on other L2 segments); no bridge."""
+    return f"{ROUTED_VXLAN_PREFIX}{vni}"
+
+
 def leg_name(vni: int) -> str:
     """Host side of the veth between a network's bridge and its tenant router."""
     return f"{LEG_PREFIX}{vni}"
@@ -43,7 +49,8 @@ def vlan_name(parent: str, vid: int) -> str:
 
 
 def is_owned_link(name: str) -> bool:
-    return name.startswith((BRIDGE_PREFIX, VXLAN_PREFIX, VETH_PREFIX, LEG_PREFIX, UPLINK_PREFIX, VLAN_PREFIX))
+    return name.startswith((BRIDGE_PREFIX, VXLAN_PREFIX, VETH_PREFIX, LEG_PREFIX, UPLINK_PREFIX, VLAN_PREFIX,
+                            ROUTED_VXLAN_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +82,18 @@ class EnsureVxlan:
 
     ``tx_csum_offload``: None leaves the kernel default; False computes inner
     checksums in software (the fix for broken offload, see netops._ethtool).
+    ``bridge`` None: a routed network's device, on no bridge, with the fixed
+    MAC ``mac`` (other hosts address their routed packets to it).
     """
 
     name: str
     vni: int
     local_ip: str
     underlay_dev: str
-    bridge: str
+    bridge: str | None
     mtu: int
     tx_csum_offload: bool | None = None
+    mac: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +157,12 @@ class ClearQdisc:
 class AttachEndpoint:
     """A veth pair: ``host_if`` on ``bridge``, the peer ``ifname`` inside ``netns``.
 
+    ``bridge`` None: a routed endpoint (no bridge). ``host_if`` then holds
+    ``host_address``/32 (the gateway: it answers the container's ARP), the
+    container's default route is ``onlink`` (its /32 does not cover the
+    gateway), and IPv4 forwarding is turned on in the host namespace. The
+    route to the container is a separate :class:`Route`.
+
     Args:
         netns: the container's netns, a path (``/proc/<pid>/ns/net`` or
             ``/run/netns/<name>``).
@@ -158,7 +174,7 @@ class AttachEndpoint:
     """
 
     host_if: str
-    bridge: str
+    bridge: str | None
     netns: str
     ifname: str
     address: str
@@ -168,6 +184,7 @@ class AttachEndpoint:
     gateway: str | None
     qos: Qos | None
     stamp: str
+    host_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +292,21 @@ class AttachUplink:
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """``add`` (replace) or delete a meshd route (protocol ``RTPROT_MESHD``, main table).
+
+    ``dst`` out of ``dev``, on-link when ``gateway`` is None, else via it
+    (``onlink``: the gateway is not inside any subnet of ``dev``).
+    """
+
+    add: bool
+    dst: str
+    dev: str
+    gateway: str | None = None
+    onlink: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class NftScript:
     """Run an nft script in a namespace (None: the caller's own).
 
@@ -305,4 +337,5 @@ Op = (
     | AttachLeg
     | AttachUplink
     | NftScript
+    | Route
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import struct
 import subprocess
@@ -21,6 +22,12 @@ class Underlay:
     ip: str
     dev: str
     mtu: int
+    prefixlen: int = 32
+
+    @property
+    def subnet(self) -> str:
+        """The L2 segment the address is on (the subnet of its address on ``dev``), as a CIDR."""
+        return str(ipaddress.ip_network(f"{self.ip}/{self.prefixlen}", strict=False))
 
     @property
     def overlay_mtu(self) -> int:
@@ -36,7 +43,7 @@ def underlay_for(ip: str) -> Underlay:
     """
     with _nl.NlSocket() as nl:
         for _kind, body in nl.dump(_nl.RTM_GETADDR, ifaddrmsg(_nl.AF_INET)):
-            index = struct.unpack_from("=I", body, 4)[0]
+            prefixlen, index = body[1], struct.unpack_from("=I", body, 4)[0]
             attrs = _nl.parse_attrs(body, 8)
             local = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
             if local is not None and socket.inet_ntoa(bytes(local)) == ip:
@@ -44,7 +51,7 @@ def underlay_for(ip: str) -> Underlay:
                 if answer is None:
                     continue  # the device went away since the dump
                 link = parse_link(answer)
-                return Underlay(ip, link.name, link.mtu)
+                return Underlay(ip, link.name, link.mtu, prefixlen)
     raise NetopsError("find the underlay device of", ip, errno.EADDRNOTAVAIL,
                       "no interface has this address — check the configured underlay IP")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from netops import _nl
 from netops._links import (
+    IFLA_ADDRESS,
     IFLA_IFNAME,
     IFLA_MASTER,
     IFLA_MTU,
@@ -46,8 +47,9 @@ def ndmsg(family: int, index: int = 0, state: int = 0, flags: int = 0) -> bytes:
     return _NDMSG.pack(family, index, state, flags, 0)
 
 
-def new_vxlan(name: str, vni: int, local_ip: str, underlay_index: int, mtu: int, master: int) -> Msg:
-    """VXLAN with learning off, proxy ARP on (answers from the neighbour table)."""
+def new_vxlan(name: str, vni: int, local_ip: str, underlay_index: int, mtu: int, master: int,
+              mac: str | None = None) -> Msg:
+    """VXLAN with learning off, proxy ARP on (answers from the neighbour table); ``mac``: a fixed address."""
     data = (
         u32(IFLA_VXLAN_ID, vni)
         + attr(IFLA_VXLAN_LOCAL, _nl.ip_bytes(local_ip))
@@ -62,6 +64,7 @@ def new_vxlan(name: str, vni: int, local_ip: str, underlay_index: int, mtu: int,
         + cstr(IFLA_IFNAME, name)
         + u32(IFLA_MTU, mtu)
         + u32(IFLA_MASTER, master)
+        + (attr(IFLA_ADDRESS, _nl.mac_bytes(mac)) if mac else b"")
         + linkinfo("vxlan", data)
     )
     return Msg(_nl.RTM_NEWLINK, CREATE, body, f"add vxlan (vni {vni}, local {local_ip})", name, THERE)

@@ -409,7 +409,8 @@ class Agent:
                             pids=self.containers.pids, underlay_ip=self.advertise, underlay_dev=self.underlay.dev,
                             underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix,
                             parent=self.cfg.dataplane.parent or None,
-                            records_dir=os.path.join(self.cfg.agent.run_dir, "endpoints"))
+                            records_dir=os.path.join(self.cfg.agent.run_dir, "endpoints"),
+                            underlay_subnet=self.underlay.subnet)
 
     async def _wait_ready_to_reconcile(self) -> None:
         """After a restart the kernel already holds this host's data plane.  Before the

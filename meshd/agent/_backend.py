@@ -30,6 +30,7 @@ from ._endpoints import EndpointTracker
 from ._liveness import Liveness
 from ._members import MemberBook
 from ._mtu import default_mtu, mode_overhead, mtu_refusal
+from ._overlap import underlay_refusal
 from ._replica import Replica
 from ._status import member_maps
 
@@ -132,6 +133,25 @@ class AgentBackend:
         why = mode_refusal(network, mode, kinds)
         if why is not None:
             raise FrameError(ApiError.MODE_UNSUPPORTED, why, req.MSG_TYPE, req.request_id)
+        if mode == st.Mode.ROUTED.value:
+            self._check_underlay(network, host, req)
+
+    def _check_underlay(self, network: str, host: str | None, req: Any) -> None:
+        """A routed network whose subnet contains a member's underlay address is refused (see :mod:`._overlap`):
+        every member's for a create, ``host``'s for a connect or move."""
+        if host is None:
+            subnet = req.subnet
+        else:
+            info = self._replica.state.network(network)
+            if info is None:
+                return
+            subnet = info.network.subnet
+        vteps = {m["name"]: m["address"] for m in self._members.as_maps() if m["state"] != "left" and m["address"]}
+        if host is not None:
+            vteps = {host: vteps[host]} if host in vteps else {}
+        why = underlay_refusal(network, subnet, vteps)
+        if why is not None:
+            raise FrameError(ApiError.UNDERLAY_OVERLAP, why, req.MSG_TYPE, req.request_id)
 
     async def resolve_container(self, req: EndpointConnect, host: str) -> tuple[str, str | None]:
         if host != self.local_host:

@@ -14,6 +14,8 @@ hands the result to the reconciler.  Rules:
   is only failed), and only in the networks this host builds (those of its
   running endpoints and their tenant routers' legs): the cost of a pass
   follows what this host serves, not the size of the whole cluster;
+* a network of mode ``routed`` is described as such (the reconciler routes
+  it, :mod:`meshd.reconcile._routed`); every other mode is built as VXLAN;
 * a container in several networks gets ``eth0``, ``eth1``, ... in the order
   its networks were created (so connecting it later to an *older* network
   renumbers the newer ones: a known limit until the state records the slot).
@@ -49,7 +51,7 @@ _POLICY_KINDS: dict[st.PolicyKind, PolicyKind] = {
 def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, str], pids: Mapping[str, int],
                  underlay_ip: str, underlay_dev: str, underlay_mtu: int,
                  router_prefix: str | None = None, parent: str | None = None,
-                 records_dir: str | None = None) -> HostDesired:
+                 records_dir: str | None = None, underlay_subnet: str | None = None) -> HostDesired:
     """This host's desired data plane.
 
     Args:
@@ -64,6 +66,8 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
       parent: this host's NIC for flat networks without a ``parent`` option
         (None: the underlay device).
       records_dir: where netops keeps this host's flat endpoint records (None: netops' default).
+      underlay_subnet: this host's underlay L2 segment (CIDR): routed networks
+        route directly to the hosts inside it (None: through VXLAN to all).
     """
     infos = sorted(state.networks(), key=lambda i: (i.network.created_index, i.network.name))
     nets = {i.network.name: i.network for i in infos}
@@ -84,7 +88,7 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
     others = {h: v for h, v in live_vteps.items() if h != host}
     active = set(active_vnis(networks, {ep.vni for ep in local}))
     for net in nets.values():
-        if net.vni not in active or net.mode is not st.Mode.VXLAN:
+        if net.vni not in active or net.mode in (st.Mode.FLAT, st.Mode.VLAN):
             continue  # a flat network's remote containers are reached on the LAN: no entries
         for ep in state.endpoints_on(net.name, others):
             remote.append(RemoteEndpoint(vni=net.vni, ip=ep.ip, mac=ep.mac, vtep=others[ep.host]))
@@ -98,7 +102,8 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
         extra["records_dir"] = records_dir
     return HostDesired(underlay_ip=underlay_ip, underlay_dev=underlay_dev, underlay_mtu=underlay_mtu,
                        networks=networks, local=tuple(local), remote=tuple(remote),
-                       vteps={v: frozenset(s) for v, s in vteps.items()}, policies=policies, **extra)
+                       vteps={v: frozenset(s) for v, s in vteps.items()}, policies=policies,
+                       underlay_subnet=underlay_subnet, **extra)
 
 
 class _Defaulted(TypedDict, total=False):
@@ -113,7 +118,8 @@ def _network(n: st.Network, default_parent: str) -> Network:
         vlan = int(n.options["vlan"]) if n.mode is st.Mode.VLAN else None
         return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, None, False, "flat",
                               n.options.get("parent", default_parent), n.options.get("macvlan_mode", "bridge"), vlan)
-    return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, n.egress_kbit or None, n.external)
+    mode: NetworkMode = "routed" if n.mode is st.Mode.ROUTED else "vxlan"
+    return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, n.egress_kbit or None, n.external, mode)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -123,7 +129,8 @@ def _built_network(vni: int, tenant: str, subnet: str, gateway: str | None, mtu:
     """One :class:`Network` per distinct description: its checks parse addresses, and every
     pass describes every network (the state's record is not hashable: it holds labels)."""
     return Network(vni=vni, tenant=tenant, subnet=subnet, gateway=gateway, mtu=mtu, egress_kbit=egress_kbit,
-                   external=external, mode=mode, parent=parent, macvlan_mode=macvlan_mode, vlan=vlan)
+                   external=external and mode == "vxlan", mode=mode, parent=parent, macvlan_mode=macvlan_mode,
+                   vlan=vlan)
 
 
 def _qos(q: st.Qos) -> Qos | None:

@@ -29,8 +29,9 @@ from meshd.reconcile._rules import TABLE as NFT_TABLE
 from netops import Qos
 
 __all__ = [
-    "EndpointKey", "HostDesired", "LocalEndpoint", "NFT_FAMILY", "NFT_TABLE", "Network", "PassKind", "PassReport",
-    "NetworkMode", "Policy", "PolicyKind",
+    "EndpointKey", "HostDesired", "LocalEndpoint", "NFT_FAMILY", "NFT_TABLE", "Network", "NetworkMode", "PassKind",
+    "PassReport",
+    "Policy", "PolicyKind",
     "Qos", "Reconciler", "ReconcilerStatus", "RemoteEndpoint", "ReportListener", "active_vnis", "apply_additions",
     "endpoint_stamp", "host_if_name", "leg_stamp", "plan", "plan_additions", "reconcile_once", "router_name",
 ]

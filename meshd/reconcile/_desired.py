@@ -19,10 +19,10 @@ from typing import Literal
 from netops import MACVLAN_MODES, RECORDS_DIR, ROUTER_NETNS_PREFIX, Qos
 
 PolicyKind = Literal["isolate", "deny", "deny_both", "deny_all"]
-
-
-#: the network models the reconciler builds: the VXLAN overlay, and flat (macvlan on a host NIC)
-NetworkMode = Literal["vxlan", "flat"]
+#: how a network is built: ``vxlan`` (bridge + VXLAN overlay, tenant router legs), ``flat``
+#: (a macvlan per container on a host NIC; vlan networks are flat ones on an 802.1Q sub-interface)
+#: or ``routed`` (veths routed by the host, direct on the L2 segment, VXLAN beyond it)
+NetworkMode = Literal["vxlan", "flat", "routed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,9 +40,11 @@ class Network:
         mtu: container MTU; None means underlay MTU − 50.
         egress_kbit: TBF on the network's VXLAN device (tenant egress), or None.
         external: containers reach outside the cluster through the tenant
-            router's uplink, masqueraded (needs a gateway).
-        mode: "vxlan" (bridge + VXLAN + veths) or "flat" (a macvlan per
-            container on ``parent``, no device of the network in the host).
+            router's uplink, masqueraded (needs a gateway; vxlan mode only).
+        mode: "vxlan" (bridge + VXLAN + veths), "flat" (a macvlan per
+            container on ``parent``, no device of the network in the host), or
+            "routed" (needs a gateway; built by :mod:`meshd.reconcile._routed`:
+            no bridge, no tenant router leg).
         parent: flat: this host's NIC the macvlans hang off.
         macvlan_mode: flat: "bridge" or "private" (no traffic between the
             network's containers on this host).
@@ -71,6 +73,8 @@ class Network:
                              "and takes no external access or egress limit")
         if self.vlan is not None and (self.mode != "flat" or not 1 <= self.vlan <= 4094):
             raise ValueError(f"network vni {self.vni}: a VLAN id (1..4094) is for flat networks only")
+        if self.mode == "routed" and self.gateway is None:
+            raise ValueError(f"routed network vni {self.vni} has no gateway: a routed network needs one")
         net = ipaddress.ip_network(self.subnet)
         if self.external and self.gateway is None:
             raise ValueError(f"network vni {self.vni} wants external access but has no gateway: set one")
@@ -143,6 +147,10 @@ class HostDesired:
             VXLAN devices (broken offload: TCP near zero while ping works);
             None keeps the kernel default.
         records_dir: where netops keeps this host's flat endpoints' records.
+        underlay_subnet: the L2 segment of the underlay device (CIDR): routed
+            networks reach the containers of hosts whose VTEP lies inside it
+            directly over the underlay, the others through VXLAN. None: every
+            remote host counts as another segment.
     """
 
     underlay_ip: str
@@ -156,26 +164,47 @@ class HostDesired:
     router_prefix: str = ROUTER_NETNS_PREFIX
     vxlan_tx_csum_offload: bool | None = None
     records_dir: str = RECORDS_DIR
+    underlay_subnet: str | None = None
 
     def router_name(self, tenant: str) -> str:
         return router_name(tenant, self.router_prefix)
 
 
 def active_networks(d: HostDesired) -> list[int]:
-    """Networks built on this host: those with a local endpoint, plus every
-    routed vxlan network (one with a gateway) of a tenant that has a routed local
-    endpoint here — each host routes its own containers' traffic (distributed
-    routing), so its tenant router needs a leg in each of the tenant's networks.
+    """The VXLAN-mode networks built on this host: those with a local endpoint,
+    plus every routed network (one with a gateway) of a tenant that has a routed
+    local endpoint here — each host routes its own containers' traffic
+    (distributed routing), so its tenant router needs a leg in each of the
+    tenant's networks. Networks of mode ``routed`` are never among them (no
+    bridge, no VXLAN on a bridge, no router leg): see :func:`routed_networks`.
     """
-    return active_vnis(d.networks, {ep.vni for ep in d.local})
+    routed = _routed_vnis(d.networks)
+    return [v for v in active_vnis(d.networks, {ep.vni for ep in d.local}) if v not in routed]
+
+
+def routed_networks(d: HostDesired) -> list[int]:
+    """The ``routed``-mode networks built on this host: those with a local
+    endpoint, plus every routed-mode network of a tenant that has one here
+    (this host routes its containers' traffic to all of them)."""
+    routed = _routed_vnis(d.networks)
+    return [v for v in active_vnis(d.networks, {ep.vni for ep in d.local}) if v in routed]
 
 
 def active_vnis(networks: Iterable[Network], local_vnis: Iterable[int]) -> list[int]:
-    """:func:`active_networks` from the networks and the VNIs of the local endpoints."""
+    """The networks this host builds, of every mode (:func:`active_networks`,
+    :func:`routed_networks`), from the networks and the VNIs of the local endpoints.
+
+    A tenant's VXLAN-mode networks and its routed-mode ones do not route to
+    each other (tenant routers route the former, the host the latter).
+    """
     nets = {n.vni: n for n in networks}
     local = {v for v in local_vnis if v in nets}
-    tenants = {nets[v].tenant for v in local if nets[v].gateway and nets[v].mode == "vxlan"}
-    return sorted(local | {n.vni for n in nets.values() if n.gateway and n.mode == "vxlan" and n.tenant in tenants})
+    tenants = {(nets[v].tenant, nets[v].mode) for v in local if nets[v].gateway and nets[v].mode != "flat"}
+    return sorted(local | {n.vni for n in nets.values() if n.gateway and (n.tenant, n.mode) in tenants})
+
+
+def _routed_vnis(networks: tuple[Network, ...]) -> frozenset[int]:
+    return frozenset(n.vni for n in networks if n.mode == "routed")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 
 import netops
+from meshd.reconcile import _routed
 from meshd.reconcile._desired import HostDesired
 from meshd.reconcile._plan import ZERO_MAC, plan
 from meshd.reconcile._report import PassKind, PassReport
@@ -27,7 +28,8 @@ def reconcile_once(desired: HostDesired, check_mtu: bool = True) -> PassReport:
     """
     start = time.perf_counter()
     actual = netops.dump_owned(desired.router_prefix, desired.records_dir)
-    ops = plan(desired, actual, netops.dump_table(FAMILY, TABLE), netops.dump_table(NAT_FAMILY, TABLE))
+    ops = plan(desired, actual, netops.dump_table(FAMILY, TABLE), netops.dump_table(NAT_FAMILY, TABLE),
+               netops.dump_table(_routed.FAMILY, _routed.TABLE))
     indexes = {name: link.index for name, link in actual.links.items()}
     applied = netops.apply(ops, indexes) if ops else netops.ApplyReport(0, ())
     checks = [netops.check_path_mtu(r, size) for r, size in mtu_targets(desired, ops)] if check_mtu else []

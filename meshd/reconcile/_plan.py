@@ -15,6 +15,11 @@ and returns netops operations in a safe order:
 6. nftables: the whole table when missing or of another rules version,
    otherwise set-element updates only.
 
+Networks of mode ``routed`` are planned by :mod:`meshd.reconcile._routed`
+(no bridge, no tenant router leg); its operations are merged in at the same
+steps (route and entry removals first, its routes after the endpoints, its
+table ``ip meshd_routed`` beside the bridge table).
+
 Half-built objects are recognised by their alias stamp, written as the last
 step of building them: a VXLAN without ``meshd:ready``, a veth or leg whose
 alias is not the stamp of its desired configuration. They are deleted and
@@ -29,7 +34,7 @@ import hashlib
 import ipaddress
 
 import netops
-from meshd.reconcile import _rules
+from meshd.reconcile import _routed, _rules
 from meshd.reconcile._desired import HostDesired, LocalEndpoint, Network, active_networks
 from netops import (
     VXLAN_READY,
@@ -146,6 +151,7 @@ class _Plan:
         self.nets = {n.vni: n for n in d.networks}
         self.local = [ep for ep in d.local if ep.vni in self.nets and self.nets[ep.vni].mode == "vxlan"]
         self.flat = [ep for ep in d.local if ep.vni in self.nets and self.nets[ep.vni].mode == "flat"]
+        self.routed_eps = _routed.routed_keys(d)  # built by _routed: kept here
         self.active = [v for v in active_networks(d) if self.nets[v].mode == "vxlan"]
         self.removals: list[Op] = []
         self.tunnels: list[Op] = []
@@ -204,7 +210,7 @@ class _Plan:
     def endpoints_ops(self) -> None:
         wanted = {ep.host_if: ep for ep in self.local}
         for name in sorted(self.actual.links):
-            if name.startswith(netops.VETH_PREFIX) and name not in wanted:
+            if name.startswith(netops.VETH_PREFIX) and name not in wanted and name not in self.routed_eps:
                 self.removals.append(DeleteLink(name))
         for ep in self.local:
             self.endpoint(ep)
@@ -360,9 +366,10 @@ def _uplink_ops(p: _Plan) -> None:
 
 
 def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None,
-         nat: netops.NftTable | None = None) -> list[Op]:
-    """Operations that turn ``actual`` (+ ``nft``, the meshd bridge table, and
-    ``nat``, the ``ip meshd`` table, each None when absent) into ``d``.
+         nat: netops.NftTable | None = None, routed: netops.NftTable | None = None) -> list[Op]:
+    """Operations that turn ``actual`` (+ ``nft``, the meshd bridge table,
+    ``nat``, the ``ip meshd`` table, and ``routed``, the ``ip meshd_routed``
+    table, each None when absent) into ``d``.
 
     Returns an empty list when the kernel already matches.
     """
@@ -376,7 +383,9 @@ def plan(d: HostDesired, actual: netops.Actual, nft: netops.NftTable | None,
     _uplink_ops(p)
     p.l2_ops()
     p.stale_tunnels()
-    ops = p.removals + p.tunnels + p.routers + p.l2 + p.endpoints
+    r = _routed.plan_routed(d, actual, routed)
+    ops = (r.first + p.removals + r.removals + p.tunnels + r.tunnels + p.routers + p.l2 + r.l2 + p.endpoints
+           + r.endpoints + r.routes + r.nft)
     wanted = _rules.desired_sets(d)
     # A bridge-family base chain created while no bridge exists in the netns is never
     # called for frames of bridges made later (seen on Linux 6.18): the pass that

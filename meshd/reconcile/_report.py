@@ -34,6 +34,7 @@ from netops import (
     EnsureVxlan,
     Op,
     OpFailure,
+    Route,
     SetEndpointQos,
     SetMacvlanQos,
 )
@@ -107,6 +108,8 @@ def _endpoint_failures(desired: HostDesired, failures: tuple[OpFailure, ...]) ->
             hit = [by_if[op.name]] if op.name in by_if else []
         elif isinstance(op, DeleteLink):
             hit = [by_if[op.name]] if op.name in by_if else []
+        elif isinstance(op, Route):  # a routed endpoint's own route
+            hit = [by_if[op.dev]] if op.dev in by_if else []
         elif isinstance(op, EnsureVxlan):
             hit = by_vni.get(op.vni, [])
         elif isinstance(op, EnsureBridge):

@@ -65,7 +65,7 @@ def desired_sets(d: HostDesired) -> dict[str, frozenset[str]]:
             icc |= {f"{ep.host_if} . {ep.ip}" for ep in d.local if ep.vni == p.a}
             live = d.vteps.get(p.a, frozenset())
             icc |= {f"{vxlan_name(p.a)} . {r.ip}" for r in d.remote if r.vni == p.a and r.vtep in live}
-        elif p.kind == "deny_all":
+        elif p.kind == "deny_all" and p.a in active:
             deny_all |= {ep.host_if for ep in d.local if ep.vni == p.a}
         elif p.b is not None and p.a in subnets and p.b in subnets:
             pairs = [(p.a, p.b)] + ([(p.b, p.a)] if p.kind == "deny_both" else [])
@@ -74,31 +74,43 @@ def desired_sets(d: HostDesired) -> dict[str, frozenset[str]]:
 
 
 def _nft_element(element: str) -> str:
-    parts = element.split(" . ")
-    return " . ".join([f'"{parts[0]}"', *parts[1:]])
+    """``mv1 . 10.1.0.2`` → ``"mv1" . 10.1.0.2``: names quoted, addresses not."""
+    return " . ".join(x if x[:1].isdigit() else f'"{x}"' for x in element.split(" . "))
 
 
-def _elements(verb: str, name: str, elements: frozenset[str] | set[str]) -> str:
+def _elements(verb: str, family: str, table: str, name: str, elements: frozenset[str] | set[str]) -> str:
     if not elements:
         return ""
     body = ", ".join(_nft_element(e) for e in sorted(elements))
-    return f"{verb} element {FAMILY} {TABLE} {name} {{ {body} }}\n"
+    return f"{verb} element {family} {table} {name} {{ {body} }}\n"
+
+
+def table_script(family: str, table: str, body: str, names: tuple[str, ...], sets: dict[str, frozenset[str]]) -> str:
+    """Replace a whole table atomically (create-if-missing, delete, define ``body``, fill ``names``' sets)."""
+    script = f"table {family} {table} {{}}\ndelete table {family} {table}\n"
+    script += f"table {family} {table} {{\n{body}}}\n"
+    return script + "".join(_elements("add", family, table, n, sets[n]) for n in names)
+
+
+def elements_delta(family: str, table: str, names: tuple[str, ...], actual: dict[str, frozenset[str]],
+                   wanted: dict[str, frozenset[str]]) -> str:
+    """Set-element updates turning ``actual`` into ``wanted`` ("" when equal)."""
+    script = ""
+    for name in names:
+        have, want = actual.get(name, frozenset()), wanted[name]
+        script += _elements("delete", family, table, name, have - want)
+        script += _elements("add", family, table, name, want - have)
+    return script
 
 
 def full_script(sets: dict[str, frozenset[str]]) -> str:
     """Replace the whole table atomically (create-if-missing, delete, define, fill)."""
-    script = f"table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n"
-    script += f"table {FAMILY} {TABLE} {{\n{_BODY % {'tag': TAG}}}}\n"
-    return script + "".join(_elements("add", n, sets[n]) for n in SETS)
+    return table_script(FAMILY, TABLE, _BODY % {"tag": TAG}, SETS, sets)
 
 
 def delta_script(actual: dict[str, frozenset[str]], wanted: dict[str, frozenset[str]]) -> str:
     """Set-element updates turning ``actual`` into ``wanted`` ("" when equal)."""
-    script = ""
-    for name in SETS:
-        have, want = actual.get(name, frozenset()), wanted[name]
-        script += _elements("delete", name, have - want) + _elements("add", name, want - have)
-    return script
+    return elements_delta(FAMILY, TABLE, SETS, actual, wanted)
 
 
 # ---------------------------------------------------------------- external access (NAT)

@@ -28,7 +28,7 @@ from ._commands import (
 from ._tables import HOST, Net, Tables
 from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
 
-_BUILT_MODES = (Mode.VXLAN, Mode.FLAT, Mode.VLAN)
+_BUILT_MODES = (Mode.VXLAN, Mode.FLAT, Mode.VLAN, Mode.ROUTED)
 
 
 class _NetworkChanges(TypedDict, total=False):
@@ -135,16 +135,17 @@ class NetworkCommands(Tables):
                 )
 
     def _check_lan_overlap(self, name: str, mode: Mode, tenant: str, base: int, size: int) -> None:
-        """A network whose addresses appear on the hosts' LAN (flat, dhcp, routed) must not overlap
-        any other such network, of any tenant: the LAN cannot tell two owners of one address apart."""
+        """A network whose container addresses appear on the hosts' underlay (flat, dhcp, routed) must
+        not overlap any other such network, of any tenant: the underlay cannot tell two owners of one
+        address apart."""
         for other in self._nets.values():
             n = other.net
             if n.mode in _options.LAN_MODES and other.base < base + size and base < other.base + other.size:
                 raise Reject(
                     ErrorCode.SUBNET_OVERLAP,
                     f"subnet {format_ipv4(base)}/{32 - (size.bit_length() - 1)} of {mode.value} network "
-                    f"{name!r} overlaps {n.mode.value} network {n.name!r} ({n.subnet}, tenant {n.tenant!r}): "
-                    f"both put their addresses on the hosts' LAN, so pick a disjoint subnet "
+                    f"{name!r} overlaps {n.mode.value} network {n.name!r} ({n.subnet}) of tenant {n.tenant!r}: "
+                    f"both put container addresses on the hosts' underlay, so pick a disjoint subnet "
                     f"(overlapping subnets of different tenants need mode vxlan)",
                 )
 

@@ -15,6 +15,13 @@ iperf3 (TCP, 1 and 4 streams) runs between network namespaces with
   ``docker_macvlan``, built by meshd);
 * ``meshd_flat_x``: container on h1 → container on h2 on that flat network
   (macvlan → the lab's LAN bridge → macvlan, no encapsulation);
+* ``meshd_routed``: container on h1 → container on h2 through a meshd
+  network of mode ``routed`` (direct routing on the shared underlay segment,
+  no encapsulation; MTU 1450 like the VXLAN network);
+* ``plain_routed``: the routing anchor, built by hand with iproute2: on each
+  host a namespace with a veth (MTU 1450), its own 10.72.x.0/24 and a default
+  route via the host, and a host route to the other host's /24 via that
+  host's underlay address (no nftables rules, no /32 routes);
 * ``underlay``: h1 → h2 on the lab's underlay veth pair and bridge (the
   reference: every figure is also a ratio to it, from the same repetition);
 * ``handbuilt``: a VXLAN + bridge + veth built by hand with iproute2 between
@@ -47,10 +54,13 @@ STREAMS = (1, 4)
 MACVLAN_PARENT = macvlan_parent(PREFIX)
 MACVLAN_SUBNET = "10.214.0.0/24"
 TENANT_SUBNET = "10.80.0.0/24"
-FLAT_SUBNET = "10.81.0.0/24"
+FLAT_SUBNET = "10.82.0.0/24"
+ROUTED_SUBNET = "10.81.0.0/24"
 PATHS = {
     "meshd": "meshd VXLAN, container → container across two hosts",
     "meshd_local": "meshd bridge, container → container on one host",
+    "meshd_routed": "meshd routed (direct routing), container → container across two hosts",
+    "plain_routed": "plain routing between namespaces (iproute2), across two hosts",
     "meshd_flat": "meshd flat (macvlan, bridge mode), container → container on one host",
     "meshd_flat_x": "meshd flat (macvlan), container → container across two hosts",
     "underlay": "raw underlay, host → host",
@@ -98,21 +108,25 @@ class Paths:
         cluster.start("h2", join=["192.0.2.11"])
         cluster.wait_members("h1", 2, timeout_s=60)
         cluster.query("h1", MsgType.NETWORK_CREATE, name="bench", subnet=TENANT_SUBNET)
+        cluster.query("h1", MsgType.NETWORK_CREATE, name="benchrt", subnet=ROUTED_SUBNET, mode="routed")
         c1, c2, c3 = lab.container("h1", "ipa"), lab.container("h2", "ipb"), lab.container("h1", "ipc")
+        r1, r2 = lab.container("h1", "ipr1"), lab.container("h2", "ipr2")
         ips = {}
-        for c in (c1, c2, c3):
+        for c, network in ((c1, "bench"), (c2, "bench"), (c3, "bench"), (r1, "benchrt"), (r2, "benchrt")):
             with cluster.scheduler(c.host) as api:
-                ips[c.name] = api.request(MsgType.ENDPOINT_CONNECT, container_id=c.id, network="bench",
+                ips[c.name] = api.request(MsgType.ENDPOINT_CONNECT, container_id=c.id, network=network,
                                           host=c.host)["ip"]
         def ok(src, ip) -> bool:
             return subprocess.run(["nsenter", "-t", str(src.pid), "-n", "ping", "-c1", "-W1", ip],
                                   capture_output=True).returncode == 0
 
-        cluster.wait("meshd containers reach each other", lambda: ok(c1, ips["ipb"]) and ok(c1, ips["ipc"]),
-                     timeout_s=60)
+        cluster.wait("meshd containers reach each other",
+                     lambda: ok(c1, ips["ipb"]) and ok(c1, ips["ipc"]) and ok(r1, ips["ipr2"]), timeout_s=60)
         self.targets["meshd"] = (_netns_of(c1.pid), _netns_of(c2.pid), ips["ipb"])
         self.targets["meshd_local"] = (_netns_of(c1.pid), _netns_of(c3.pid), ips["ipc"])
+        self.targets["meshd_routed"] = (_netns_of(r1.pid), _netns_of(r2.pid), ips["ipr2"])
         self.setup["meshd"] = {"subnet": TENANT_SUBNET, "mtu": 1450, "profile": "lan"}
+        self.setup["meshd_routed"] = {"subnet": ROUTED_SUBNET, "mtu": 1450, "mode": "routed"}
         self._meshd_flat(lab, cluster, ok)
 
     def _meshd_flat(self, lab: Any, cluster: Any, ok: Any) -> None:
@@ -138,11 +152,13 @@ class Paths:
 
         b = Bench(lab, 0)
         stack.callback(b.cleanup)
-        _c1, _c2, m1, m2 = b.make_ns(4)
+        _c1, _c2, m1, m2, p1, p2 = b.make_ns(6)
         hand_built(b, m1, m2)
+        plain_routed(b, p1, p2)
         h1, h2 = lab.hosts()
         self.targets["underlay"] = (f"/run/netns/{h1.netns}", f"/run/netns/{h2.netns}", h2.underlay_ip)
         self.targets["handbuilt"] = (m1, m2, "10.71.0.3")
+        self.targets["plain_routed"] = (p1, p2, "10.72.2.2")
 
     def _docker(self, stack: contextlib.ExitStack) -> None:
         from tools.lab import IMAGE, ensure_image
@@ -165,6 +181,24 @@ class Paths:
                                         "subnet": MACVLAN_SUBNET}
 
 
+def plain_routed(b: Any, p1: str, p2: str) -> None:
+    """The routing anchor: per host a namespace on a veth with its own /24, and a route to the other's."""
+    for i, h, path, other in ((1, b.h1, p1, b.h2), (2, b.h2, p2, b.h1)):
+        ns, cns = h.netns, path.rsplit("/", 1)[1]
+        script = f"""link add hp0 type veth peer name eth0 netns {cns}
+link set hp0 mtu 1450 up
+addr add 10.72.{i}.1/24 dev hp0
+route add 10.72.{3 - i}.0/24 via {other.underlay_ip} dev eth0
+"""
+        subprocess.run(["ip", "-n", ns, "-batch", "-"], input=script, text=True, check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        inside = f"""addr add 10.72.{i}.2/24 dev eth0
+link set eth0 mtu 1450 up
+route add default via 10.72.{i}.1
+"""
+        subprocess.run(["ip", "-n", cns, "-batch", "-"], input=inside, text=True, check=True)
+
+
 def _remove_docker_leftovers(cli: Any) -> None:
     remove_leftovers(cli, PREFIX, (f"{PREFIX}-macvlan",))
 
@@ -180,7 +214,8 @@ def _paths(budget: Budget) -> Iterator[Paths]:
 def run(budget: Budget) -> Section:
     seconds = QUICK_IPERF_S if budget.quick else IPERF_S
     section = Section(
-        "dataplane", "Data plane: iperf3 through meshd beside the underlay, a hand-built VXLAN and Docker",
+        "dataplane", "Data plane: iperf3 through meshd beside the underlay, a hand-built VXLAN, plain routing "
+        "and Docker",
         method=__doc__.split("\n\n", 2)[2].strip() + (
             f"\n\nEach iperf3 run is TCP for {seconds:.0f} s after a 1 s omitted warm-up (`-O 1`); the figure "
             "is the receiver's rate. Ratios divide by the underlay run of the same repetition and stream "
