@@ -24,6 +24,7 @@ APT_PACKAGES=(
     busybox-static                 # the test image's only binary
     iperf3 iputils-ping procps     # measuring and probing inside the lab
     prometheus                     # promtool: the tests check the metrics exposition with it
+    dnsmasq-base                   # the lab's DHCP server for dhcp networks (the binary only: no service)
     python3 python3-venv python3-pip
     ca-certificates git
 )
