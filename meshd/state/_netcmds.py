@@ -28,7 +28,7 @@ from ._commands import (
 from ._tables import HOST, Net, Tables
 from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
 
-_BUILT_MODES = (Mode.VXLAN, Mode.FLAT, Mode.VLAN)
+_BUILT_MODES = (Mode.VXLAN, Mode.FLAT, Mode.DHCP, Mode.VLAN)
 
 
 class _NetworkChanges(TypedDict, total=False):

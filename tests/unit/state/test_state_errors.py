@@ -133,9 +133,9 @@ CASES = [
         ["MTU of network 'x'", "68..9000"],
     ),
     (
-        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="dhcp"),
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="routed"),
         ErrorCode.INVALID_FIELD,
-        ["'dhcp'", "not built yet", "'vxlan' or 'flat'"],
+        ["'routed'", "not built yet", "'vxlan' or 'flat' or 'dhcp' or 'vlan'"],
     ),
     (
         CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat", options={"vni": "3"}),
