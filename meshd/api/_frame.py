@@ -88,6 +88,7 @@ class ApiError(enum.IntEnum):
     UNKNOWN_HOST = 17
     MTU_TOO_LARGE = 18
     MODE_UNSUPPORTED = 19
+    DHCP_FAILED = 20
 
 
 STATE_ERROR_OFFSET = 1000
