@@ -293,16 +293,20 @@ class DhcpLeases:
         self._containers.failed(key[0], INTERFACE, text, key[1])
 
     def status(self) -> list[dict[str, Any]]:
-        """One map per supervised endpoint: its client's state and lease times."""
-        now = trio.current_time()
+        """One map per supervised endpoint: its client's state and lease times (none outside trio:
+        the lease times are on trio's clock)."""
+        try:
+            now: float | None = trio.current_time()
+        except RuntimeError:
+            now = None
         out = []
         for (eid, network), sup in sorted(self._clients.items()):
             client, lease = sup.client, sup.client.lease if sup.client is not None else None
             out.append({"endpoint_id": eid, "network": network, "ip": sup.ep.ip,
                         "state": client.state.value if client is not None else "starting",
                         "server": lease.server if lease else None,
-                        "renew_in_s": round(lease.renew_at - now, 1) if lease else None,
-                        "expires_in_s": round(lease.expires_at - now, 1) if lease else None})
+                        "renew_in_s": round(lease.renew_at - now, 1) if lease and now is not None else None,
+                        "expires_in_s": round(lease.expires_at - now, 1) if lease and now is not None else None})
         return out
 
 

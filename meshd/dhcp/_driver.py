@@ -20,6 +20,7 @@ and counted.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import random
@@ -176,6 +177,21 @@ async def acquire(*, netns: str, parent: str, probe: str, mac: str, timing: Dhcp
     return event.lease
 
 
+async def _add_probe_when_free(netns: str, parent: str, ifname: str, mac: str, wait_s: float = 5.0) -> None:
+    """The probe, once no other macvlan on ``parent`` has ``mac``: the kernel deletes a dead container's
+    interfaces a moment after its netns died (EADDRINUSE until then)."""
+    with trio.move_on_after(wait_s):
+        while True:
+            try:
+                await trio.to_thread.run_sync(netops.add_probe_macvlan, netns, parent, ifname, mac)
+                return
+            except netops.NetopsError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+            await trio.sleep(0.1)
+    await trio.to_thread.run_sync(netops.add_probe_macvlan, netns, parent, ifname, mac)  # the last try raises
+
+
 async def release(*, netns: str | None, ifname: str, lease: Lease, mac: str, probe_parent: str | None = None) -> bool:
     """Send a RELEASE of ``lease`` from ``ifname`` in ``netns`` (True when it was sent).
 
@@ -189,7 +205,7 @@ async def release(*, netns: str | None, ifname: str, lease: Lease, mac: str, pro
     where = netns or "/proc/self/ns/net"
     try:
         if probe_parent is not None:
-            await trio.to_thread.run_sync(netops.add_probe_macvlan, where, probe_parent, ifname, mac)
+            await _add_probe_when_free(where, probe_parent, ifname, mac)
         with await DhcpSocket.open(netns, ifname, addressed=probe_parent is None) as sock:
             for s in out.sends:
                 await sock.send(s)

@@ -73,6 +73,12 @@ def test_dhcp_network_leases_in_the_container_renews_survives_a_restart_and_rele
         assert ping(cids[a], ips[b]), f"{a} -> {b} ({ips[b]})"
     assert ping(c1.id, server.address)
 
+    # QUERY_STATUS shows each local lease and its client
+    status = cluster.wait("h2's leases bound", lambda: s if len(s := [d for d in cluster.query(
+        "h2", MsgType.QUERY_STATUS)["dhcp"] if d["state"] == "bound"]) == 2 else None)
+    assert {d["ip"] for d in status} == {ips["c2"], ips["c3"]} and {d["server"] for d in status} == {server.address}
+    assert all(0 < d["renew_in_s"] <= 60 < d["expires_in_s"] <= 120 for d in status), status
+
     # renewal at T1 (60 s): a unicast REQUEST from the leased address, ACKed again
     mac1 = eps[c1.id][1]
     cluster.wait("c1's lease renewed", lambda: _acks(server, ips["c1"], mac1) >= 2, timeout_s=90)
