@@ -254,8 +254,12 @@ def _network_verbs(net: argparse._SubParsersAction, verb: Callable[..., argparse
                    help="how the network is built: vxlan (default; an overlay, one segment per network, "
                         "subnets may overlap across tenants) or flat (macvlan on each host's LAN NIC: the "
                         "containers' addresses are on the LAN; give a LAN subnet and its gateway) or vlan "
-                        "(flat on an 802.1Q VLAN of that NIC: -o vlan=ID; needs module 8021q on every host); "
-                        "routed and dhcp are not built yet; auto: the advisor picks vxlan or flat from --security, "
+                        "(flat on an 802.1Q VLAN of that NIC: -o vlan=ID; needs module 8021q on every host) or dhcp "
+                        "(flat, each address leased from the LAN's DHCP server by the container's host agent: give "
+                        "the subnet and router the server hands out) or routed (hosts route the containers' packets "
+                        "on the underlay, directly between hosts of one segment, through VXLAN beyond it); "
+                        "auto: the advisor "
+                        "picks vxlan or flat from --security, "
                         "--scale, --throughput and --extensibility (see `meshd network advise --help`)")
     p.add_argument("-o", "--opt", action="append", type=label, metavar="KEY=VALUE",
                    help="a mode option (repeatable): parent=NIC (flat: the host NIC the macvlans hang off; "

@@ -12,7 +12,14 @@ from netops._errors import NetopsError, UnsupportedSetting
 from netops._ethtool import set_tx_csum_offload, tx_csum_offload
 from netops._kernel import LINK_KINDS, describe_link_kind, probe_link_kinds
 from netops._links import Link
-from netops._macvlan import MACVLAN_MODES, MacvlanRecord, read_records
+from netops._macvlan import (
+    MACVLAN_MODES,
+    PROBE_ALIAS,
+    MacvlanRecord,
+    add_probe_macvlan,
+    del_probe_macvlan,
+    read_records,
+)
 from netops._nft import NftTable, dump_table, list_table
 from netops._nft import run as nft_run
 from netops._nl import InNetns as in_netns
@@ -61,6 +68,7 @@ from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
 
 __all__ = [
     "EnsureVlan", "VLAN_PREFIX", "vlan_name", "counters_inside",
+    "PROBE_ALIAS", "add_probe_macvlan", "del_probe_macvlan",
     "RECORDS_DIR", "AttachMacvlan", "DetachMacvlan", "SetMacvlanQos", "MACVLAN_MODES", "MacvlanRecord", "read_records",
     "Actual", "Link", "VXLAN_READY", "ApplyReport", "AttachEndpoint", "AttachLeg", "AttachUplink", "UPLINK_PREFIX",
     "BRIDGE_PREFIX", "ClearQdisc", "Counters",

@@ -236,3 +236,50 @@ def set_macvlan_qos(op: SetMacvlanQos) -> None:
             msg = _tc.del_root_qdisc(index, op.ifname)
         _run(ns, [msg, _links.set_link(index, op.ifname, alias=op.stamp)])
     _write(op.records_dir, op.name, op.netns, op.ifname, op.stamp)
+
+
+#: the alias of a DHCP probe interface (see :func:`add_probe_macvlan`)
+PROBE_ALIAS = "meshd:dhcp-probe"
+
+
+def add_probe_macvlan(netns: str, parent: str, name: str, mac: str) -> None:
+    """A temporary macvlan ``name`` (bridge mode, MAC ``mac``) on ``parent``, created directly in
+    ``netns`` and brought up there with no address (no IPv6 either): where a DHCP client asks for
+    a lease with the MAC the endpoint will have. One left over from an interrupted run is replaced
+    (the name, ``mdh`` + a hash, is meshd's alone).
+
+    Raises:
+        NetopsError: naming the parent, the interface and the netns.
+    """
+    what = f"{name} in {netns}"
+    _delete_in(netns, name, None)
+    try:
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetopsError("add DHCP probe macvlan", what, errno.ESRCH, "no such process — container exited?") from None
+    try:
+        with NlSocket() as nl:
+            body = nl.get(RTM_GETLINK, _links.get_link(parent))
+            if body is None:
+                raise NetopsError("add DHCP probe macvlan on", parent, errno.ENODEV, f"no NIC {parent} on this host")
+            # DHCP fits in 576 bytes; the probe lives only until the lease is there
+            _run(nl, [new_macvlan(name, _links.parse_link(body).index, "bridge", mac, 576, fd)])
+    finally:
+        os.close(fd)
+    try:
+        with socket_in_netns(netns) as ns:
+            body = ns.get(RTM_GETLINK, _links.get_link(name))
+            if body is None:
+                raise NetopsError("find the new DHCP probe macvlan", what, errno.ENODEV)
+            index = _links.parse_link(body).index
+            _run(ns, [_links.set_link(index, name, alias=PROBE_ALIAS), *_links.quiet(index, name)])
+    except (NetopsError, OSError) as exc:
+        _delete_in(netns, name, None)
+        if isinstance(exc, NetopsError):
+            raise
+        raise NetopsError("bring up DHCP probe macvlan", what, exc.errno or 0, str(exc)) from None
+
+
+def del_probe_macvlan(netns: str, name: str) -> None:
+    """Delete the DHCP probe interface ``name`` in ``netns`` (only one carrying the probe alias; gone is done)."""
+    _delete_in(netns, name, PROBE_ALIAS)

@@ -25,6 +25,7 @@ APT_PACKAGES=(
     iperf3 iputils-ping procps     # measuring and probing inside the lab
     prometheus                     # promtool: the tests check the metrics exposition with it
     chromium                       # headless browser: the web view's test (tests/e2e/test_web.py)
+    dnsmasq-base                   # the lab's DHCP server for dhcp networks (the binary only: no service)
     python3 python3-venv python3-pip
     ca-certificates git
 )

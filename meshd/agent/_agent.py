@@ -73,6 +73,7 @@ from ._backend import AgentBackend
 from ._commit import Committer
 from ._containers import DockerListener, LocalContainers
 from ._dataplane import unbuildable
+from ._dhcp import DhcpLeases
 from ._endpoints import EndpointTracker
 from ._events import Event, Events
 from ._liveness import Gossip, HostState, Liveness, Transition
@@ -127,6 +128,7 @@ class Agent:
         self.control: SchedulerService | None = None
         self.autopilot: Autopilot | None = None
         self.committer: Committer | None = None
+        self.dhcp: DhcpLeases | None = None
         self._nursery: trio.Nursery | None = None
         self._underlays_told: set[tuple[str, str, int]] = set()
         self._unbuildable_told: set[tuple[str, str]] = set()
@@ -172,16 +174,19 @@ class Agent:
         else:
             nursery.start_soon(self._rejoin)
         committer = self.committer = Committer(replica, timeout_s=cfg.raft.propose_timeout_s)
+        parent = cfg.dataplane.parent or self.underlay.dev
+        dhcp = self.dhcp = DhcpLeases(host=self.name, replica=replica, containers=self.containers,
+                                      tracker=self.tracker, events=self.events, parent=parent)
+        await nursery.start(dhcp.run)
         await nursery.start(self.reconciler.run)
         if self.runtime is not None:
             listener = DockerListener(host=self.name, containers=self.containers, committer=committer,
                                       replica=replica, events=self.events, trigger=self.reconciler.trigger,
-                                      dataplane=self.dataplane,
-                                      parent=cfg.dataplane.parent or (self.underlay.dev if self.underlay else ""))
+                                      dhcp=dhcp, dataplane=self.dataplane, parent=parent)
             nursery.start_soon(RuntimeWatcher(self.runtime, listener).run)
         backend = AgentBackend(local_host=self.name, replica=replica, committer=committer, members=members,
                                liveness=self.liveness, containers=self.containers, tracker=self.tracker,
-                               runtime=self.runtime,
+                               runtime=self.runtime, dhcp=dhcp,
                                control=self, interface_timeout_s=cfg.api.interface_timeout_s)
         api = self.api = SchedulerApi(host, SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes),
                                       cfg.api, server_keys=keys.api, client_keys=self._client_keys)
@@ -336,12 +341,16 @@ class Agent:
         """:class:`~meshd.agent._replica.ReplicaListener`: entries were applied to the state."""
         for change in changes:
             self.events.emit(_change_event(change))
+            if change.kind is st.ChangeKind.ENDPOINT_REMOVED and change.host == self.name and self.dhcp is not None:
+                self.dhcp.on_removed(change.endpoint_id or "", change.network or "")
         if any(c.kind in (st.ChangeKind.NETWORK_CREATED, st.ChangeKind.NETWORK_UPDATED) for c in changes):
             self._report_underlays()
         self.reconciler.trigger()
 
     def _on_pass(self, report: PassReport) -> None:
         self.tracker.on_pass(report)
+        if self.dhcp is not None:
+            self.dhcp.on_pass(report)
         if report.kind is not PassKind.SKIPPED:
             self.metrics.reconcile_seconds.observe(report.duration_s)
         if report.applied:

@@ -26,6 +26,7 @@ from meshd.runtime import ContainerNotFound, ContainerNotRunning, DockerError, D
 from ._commit import Committer
 from ._containers import LocalContainers
 from ._dataplane import mode_refusal
+from ._dhcp import DhcpLeases, LeaseRefused
 from ._endpoints import EndpointTracker
 from ._liveness import Liveness
 from ._members import MemberBook
@@ -55,7 +56,8 @@ class AgentBackend:
 
     def __init__(self, *, local_host: str, replica: Replica, committer: Committer, members: MemberBook,
                  liveness: Liveness, containers: LocalContainers, tracker: EndpointTracker,
-                 runtime: DockerRuntime | None, control: AgentControl, interface_timeout_s: float = 10.0) -> None:
+                 runtime: DockerRuntime | None, control: AgentControl, dhcp: DhcpLeases,
+                 interface_timeout_s: float = 10.0) -> None:
         self.local_host = local_host
         self._replica = replica
         self._committer = committer
@@ -65,9 +67,20 @@ class AgentBackend:
         self._tracker = tracker
         self._runtime = runtime
         self._control = control
+        self._dhcp = dhcp
         self._interface_timeout_s = interface_timeout_s
 
     async def execute(self, command: Any) -> Any:
+        """Commit ``command``; a connect on a dhcp network leases its address first, a disconnect of
+        this host's endpoint releases it first (:class:`~meshd.agent._dhcp.DhcpLeases`)."""
+        if isinstance(command, st.Connect):
+            try:
+                return await self._dhcp.connect(command, self._committer.commit)
+            except LeaseRefused as exc:
+                raise FrameError(ApiError.DHCP_FAILED if exc.no_lease else ApiError.INVALID_VALUE, str(exc),
+                                 MsgType.ENDPOINT_CONNECT) from None
+        if isinstance(command, st.Disconnect):
+            return await self._dhcp.disconnect(command, self._committer.commit)
         return await self._committer.commit(command)
 
     def state(self) -> st.NetworkState:

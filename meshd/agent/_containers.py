@@ -31,6 +31,7 @@ from meshd.runtime import ConnectRequest, ContainerInfo, ContainerSpec, RuntimeS
 
 from ._commit import Committer
 from ._dataplane import mode_refusal
+from ._dhcp import DhcpLeases, LeaseRefused
 from ._events import Events
 from ._replica import Replica
 
@@ -118,7 +119,7 @@ class DockerListener:
     """What the agent does on Docker's container events; see the module docstring."""
 
     def __init__(self, *, host: str, containers: LocalContainers, committer: Committer, replica: Replica,
-                 events: Events, trigger: Callable[[], None], dataplane: Iterable[str] = (),
+                 events: Events, trigger: Callable[[], None], dhcp: DhcpLeases, dataplane: Iterable[str] = (),
                  parent: str = "") -> None:
         self._host = host
         self._dataplane = tuple(dataplane)  #: link kinds this host's kernel creates (empty: not probed)
@@ -128,6 +129,7 @@ class DockerListener:
         self._replica = replica
         self._events = events
         self._trigger = trigger
+        self._dhcp = dhcp
 
     def owns(self, info: ContainerInfo) -> bool:
         return self._containers.owns(info)
@@ -159,8 +161,9 @@ class DockerListener:
         for ep in self._replica.state.endpoints(host=self._host):
             if ep.endpoint_id != container_id:
                 continue
-            try:
-                await self._committer.commit(st.Disconnect(endpoint_id=container_id, network=ep.network))
+            try:  # a dhcp endpoint's lease is released before the Disconnect
+                await self._dhcp.disconnect(st.Disconnect(endpoint_id=container_id, network=ep.network),
+                                            self._committer.commit)
             except Unavailable as exc:
                 log.warning("release of removed container failed container=%s network=%s error=%s; its "
                             "address stays allocated until `meshd endpoint disconnect %s %s`",
@@ -182,13 +185,15 @@ class DockerListener:
             self._events.note("endpoint", f"{spec.container_name}: TYPE=vlan joins {req.network} as a VXLAN "
                                           "segment (meshd carries seed-002 VLANs over VXLAN, not 802.1Q)")
         try:
-            result = await self._committer.commit(req.to_connect(self._host))
+            result = await self._dhcp.connect(req.to_connect(self._host), self._committer.commit)
         except Unavailable as exc:
             log.warning("connect from labels failed container=%s network=%s error=%s",
                         spec.container_name, req.network, exc)
             self._events.note("error", f"{spec.container_name}: cannot connect to {req.network}: {exc}")
             self._containers.failed(spec.container_id, ADDRESS, str(exc), req.network)
             return
+        except LeaseRefused as exc:  # a dhcp network: no lease (see ._dhcp)
+            result = st.CommandError(code=st.ErrorCode.INVALID_FIELD, message=str(exc))
         if isinstance(result, st.CommandError):
             log.warning("connect from labels refused container=%s network=%s error=%s",
                         spec.container_name, req.network, result.message)
@@ -202,23 +207,28 @@ def seed_refusal(req: ConnectRequest, network: st.Network | None, parent: str = 
     """Why a container's seed-002 environment cannot be honoured on ``network``, or None.
 
     ``TYPE`` must match the network's model (``flat``: a flat network; ``vlan``: a vlan
-    network, or a vxlan one, which carries seed-002 VLANs over VXLAN; ``dhcp`` is not built yet); ``HOSTIF`` must be
-    the NIC a flat network uses on this host (``parent``: this host's default); a ``GW`` or
+    network, or a vxlan one, which carries seed-002 VLANs over VXLAN; ``dhcp``: a dhcp network); ``HOSTIF`` must be
+    the NIC a flat or dhcp network uses on this host (``parent``: this host's default); a ``GW`` or
     an ``IP=…/len`` that disagrees with the network would give the container a route or a
     mask that does not work. (A missing network is the state's refusal, with its own message.)
     """
-    if req.seed_type == "dhcp":
-        return ("TYPE=dhcp needs the dhcp network model (macvlan with a DHCP client), which meshd does not "
-                f"build yet; use TYPE=flat with a flat network, or TYPE=vlan to join the VXLAN network {req.network}")
     if network is None:
         return None
+    if req.seed_type == "dhcp" and network.mode is not st.Mode.DHCP:
+        return (f"TYPE=dhcp asks for a dhcp network (addresses from a DHCP server), but {network.name} is a "
+                f"{network.mode.value} network: use TYPE={'vlan' if network.mode is st.Mode.VXLAN else 'flat'} "
+                "to join it, or name a network created with --mode dhcp")
     if req.seed_type == "flat" and network.mode is not st.Mode.FLAT:
         return (f"TYPE=flat asks for a flat (macvlan) network, but {network.name} is a {network.mode.value} network: "
-                f"use TYPE=vlan to join it, or name a network created with --mode flat")
+                f"use TYPE={'dhcp' if network.mode is st.Mode.DHCP else 'vlan'} to join it, or name a network "
+                "created with --mode flat")
     if req.seed_type == "vlan" and network.mode not in (st.Mode.VXLAN, st.Mode.VLAN):
         return (f"TYPE=vlan joins a vlan (802.1Q) or vxlan network, but {network.name} is a {network.mode.value} "
                 f"network: use TYPE={network.mode.value} to join it")
-    if req.hostif is not None and network.mode in (st.Mode.FLAT, st.Mode.VLAN):
+    if req.ip is not None and network.mode is st.Mode.DHCP:
+        return (f"IP={req.ip} is set but addresses of dhcp network {network.name} come from its DHCP server: "
+                "drop IP")
+    if req.hostif is not None and network.mode in (st.Mode.FLAT, st.Mode.VLAN, st.Mode.DHCP):
         nic = network.options.get("parent", parent)
         if nic and req.hostif != nic:
             return (f"HOSTIF={req.hostif} is not the NIC flat network {network.name} uses on this host ({nic}): "

@@ -60,6 +60,7 @@ def status_map(agent: Agent) -> dict[str, Any]:
     out["endpoints"] = _endpoints(agent, state)
     out["tunnels"] = _tunnels(agent)
     out["attach"] = attach_records(agent, state)
+    out["dhcp"] = agent.dhcp.status() if agent.dhcp is not None else []
     r = agent.reconciler.status()
     out["reconcile"] = {"passes": r.passes, "passes_skipped": r.passes_skipped,
                         "additions_applied": r.additions_applied,

@@ -114,7 +114,9 @@ class _Defaulted(TypedDict, total=False):
 
 
 def _network(n: st.Network, default_parent: str) -> Network:
-    if n.mode in (st.Mode.FLAT, st.Mode.VLAN):  # vlan: a flat network on the parent's 802.1Q sub-interface
+    # vlan: a flat network on the parent's 802.1Q sub-interface; dhcp: a flat network whose endpoints'
+    # addresses were leased (the state holds the leases: the data plane is the same)
+    if n.mode in (st.Mode.FLAT, st.Mode.VLAN, st.Mode.DHCP):
         vlan = int(n.options["vlan"]) if n.mode is st.Mode.VLAN else None
         return _built_network(n.vni, n.tenant, n.subnet, n.gateway, n.mtu, None, False, "flat",
                               n.options.get("parent", default_parent), n.options.get("macvlan_mode", "bridge"), vlan)

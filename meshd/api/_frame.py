@@ -89,6 +89,7 @@ class ApiError(enum.IntEnum):
     MTU_TOO_LARGE = 18
     MODE_UNSUPPORTED = 19
     UNDERLAY_OVERLAP = 20
+    DHCP_FAILED = 21
 
 
 STATE_ERROR_OFFSET = 1000

@@ -40,6 +40,7 @@ from ._machine import NetworkState, replay
 from ._precheck import precheck
 from ._types import (
     DEFAULT_LATENCY_MS,
+    DHCP_MAC_PREFIX,
     MAC_PREFIX,
     MIN_DEFAULT_BURST_BYTES,
     NO_QOS,
@@ -57,6 +58,7 @@ from ._types import (
     Qos,
     StateStatus,
     default_burst_bytes,
+    dhcp_mac,
     qos_with_defaults,
 )
 from ._validate import BURST_MAX_BYTES, LATENCY_MAX_MS, MTU_MAX, MTU_MIN, RATE_MAX_KBIT
@@ -67,6 +69,7 @@ __all__ = [
     "LATENCY_MAX_MS", "MTU_MAX", "MTU_MIN", "RATE_MAX_KBIT",
     "CommandError", "Connect", "Connected", "CreateNetwork", "DeleteNetwork", "Disconnect",
     "Disconnected", "Endpoint", "ErrorCode", "HostMarked", "HostRemoved", "MAC_PREFIX",
+    "DHCP_MAC_PREFIX", "dhcp_mac",
     "MarkHostStale", "Mode", "MoveEndpoint", "Moved", "NO_QOS", "Network", "NetworkCreated",
     "NetworkDeleted", "NetworkInfo", "NetworkState", "NetworkUpdated", "Policy", "PolicyAdded",
     "PolicyKind", "PolicyRemoved", "Qos", "QosUpdated", "RemoveHost", "RemovePolicy", "Result",

@@ -20,9 +20,17 @@ from ._commands import (
     SetQos,
 )
 from ._tables import HOST, IP, MAC, NAME, QOS, Ep, Net, QosKey, Tables, qos_key
-from ._types import MAC_PREFIX, NO_QOS, ChangeKind, Qos, derived_mac, format_ipv4, format_mac
+from ._types import MAC_PREFIX, NO_QOS, ChangeKind, Mode, Qos, derived_mac, format_ipv4, format_mac
 
 _ADDED = ChangeKind.ENDPOINT_ADDED
+
+
+def no_lease(network: str, cid: str) -> None:
+    raise Reject(
+        ErrorCode.INVALID_FIELD,
+        f"addresses of dhcp network {network!r} come from its DHCP server: connect {cid!r} through the "
+        "container's host agent, which leases one (a connect on a dhcp network carries the leased ip and its mac)",
+    )
 _ID_OK = v._ID_RE.match
 
 
@@ -45,6 +53,8 @@ class EndpointCommands(Tables):
             key = None
         else:
             key = self._qos_key(f"endpoint {cid!r}", qos)
+        if net.net.mode is Mode.DHCP and (c.ip is None or c.mac is None):
+            no_lease(c.network, cid)
         mac = None if c.mac is None else self._check_mac(net, cid, c.mac)
         name = c.name
         if name is not None:

@@ -28,8 +28,6 @@ from ._commands import (
 from ._tables import HOST, Net, Tables
 from ._types import VNI_MAX, VNI_MIN, ChangeKind, Mode, Network, Policy, PolicyKind, format_ipv4
 
-_BUILT_MODES = (Mode.VXLAN, Mode.FLAT, Mode.VLAN, Mode.ROUTED)
-
 
 class _NetworkChanges(TypedDict, total=False):
     """The fields of a Network that UpdateNetwork may change."""
@@ -161,12 +159,6 @@ class NetworkCommands(Tables):
                 ErrorCode.INVALID_FIELD,
                 f"mode {mode!r} of network {name!r} is unknown: use one of {', '.join(m.value for m in Mode)}",
             ) from None
-        if mode not in _BUILT_MODES:
-            raise Reject(
-                ErrorCode.INVALID_FIELD,
-                f"mode {mode.value!r} of network {name!r} is not built yet: use "
-                + " or ".join(repr(m.value) for m in _BUILT_MODES),
-            )
         return mode
 
     def _gateway_offset(self, name: str, gateway: str | None, base: int, size: int) -> int:

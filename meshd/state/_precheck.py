@@ -46,7 +46,8 @@ from ._commands import (
     SetQos,
     UpdateNetwork,
 )
-from ._types import NO_QOS
+from ._epcmds import no_lease
+from ._types import NO_QOS, Mode
 
 if TYPE_CHECKING:
     from ._machine import NetworkState
@@ -90,6 +91,8 @@ def _connect(s: NetworkState, c: Connect) -> None:
     qos = c.qos
     if qos is not NO_QOS and (qos.rate_kbit or qos.burst_bytes or qos.latency_ms):
         v.check_qos(f"endpoint {cid!r}", qos)
+    if net.net.mode is Mode.DHCP and (c.ip is None or c.mac is None):
+        no_lease(c.network, cid)
     if c.mac is not None:
         s._check_mac(net, cid, c.mac)
     if c.name is not None:
@@ -100,7 +103,7 @@ def _connect(s: NetworkState, c: Connect) -> None:
         raise Reject(
             ErrorCode.POOL_EXHAUSTED,
             f"network {c.network!r} ({net.net.subnet}) has no free address left for {cid!r}: "
-            "disconnect unused endpoints or create a larger network",
+            "disconnect unused endpoints, give an explicit ip, or create a larger network",
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,12 +26,15 @@ _T = TypeVar("_T", bound="DataclassInstance")
 #: First octets of a MAC derived from an IPv4 address: 02:6d:<a>:<b>:<c>:<d>.
 #: 0x02 = locally administered, unicast; 0x6d = "m" for meshd.
 MAC_PREFIX = 0x026D
+#: the first two bytes of the MACs meshd derives for endpoints of dhcp networks (see dhcp_mac)
+DHCP_MAC_PREFIX = 0x026E
 
 
 class Mode(enum.StrEnum):
-    """How a network reaches other hosts: ``vxlan`` (the overlay), ``flat`` (macvlan on the
-    hosts' LAN) and ``vlan`` (macvlan on an 802.1Q sub-interface) are built; the others are
-    refused at create ("not built yet")."""
+    """How a network reaches other hosts: ``vxlan`` (the overlay), ``routed`` (direct routing
+    on the underlay segment, VXLAN beyond it), ``flat`` (macvlan on the hosts' LAN), ``dhcp``
+    (flat, addresses leased from the LAN's DHCP server) and ``vlan`` (macvlan on an 802.1Q
+    sub-interface)."""
 
     VXLAN = "vxlan"
     ROUTED = "routed"
@@ -236,6 +240,14 @@ def format_ipv4(value: int) -> str:
 def format_mac(value: int) -> str:
     """48-bit integer to ``aa:bb:cc:dd:ee:ff``."""
     return value.to_bytes(6, "big").hex(":")
+
+
+def dhcp_mac(endpoint_id: str, network: str) -> str:
+    """The stable MAC of an endpoint of a dhcp network (the DHCP server binds its lease to it):
+    02:6e + 4 bytes of a BLAKE2b hash of (endpoint id, network). The prefix differs from
+    :data:`MAC_PREFIX`, so it never collides with a MAC derived from an IP."""
+    digest = hashlib.blake2b(f"{endpoint_id}\0{network}".encode(), digest_size=4).digest()
+    return format_mac((DHCP_MAC_PREFIX << 32) | int.from_bytes(digest, "big"))
 
 
 def derived_mac(ip: int) -> int:

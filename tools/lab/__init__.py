@@ -7,6 +7,7 @@ Public API (used by tests and the demo)::
 See docs/lab.md. CLI: `python -m tools.lab --help`.
 """
 
+from tools.lab._dhcp import DhcpLease, DhcpServer
 from tools.lab._docker import IMAGE, LABEL_HOST, LABEL_PREFIX, Container, docker_available, ensure_image
 from tools.lab._docker import client as docker_client
 from tools.lab._lab import DEFAULT_PREFIX, DownReport, HostStatus, Lab, LabStatus, lab_prefixes, unique_prefix
@@ -19,6 +20,8 @@ __all__ = [
     "LABEL_HOST",
     "LABEL_PREFIX",
     "Container",
+    "DhcpLease",
+    "DhcpServer",
     "DownReport",
     "HostStatus",
     "Lab",

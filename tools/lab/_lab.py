@@ -19,9 +19,10 @@ import re
 import subprocess
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Self
 
-from tools.lab import _docker, _net, _nft
+from tools.lab import _dhcp, _docker, _net, _nft
 from tools.lab._docker import Container
 from tools.lab._net import LabHost
 from tools.lab._sh import LabError, require_tool, run
@@ -155,6 +156,15 @@ class Lab:
 
     def containers(self) -> list[Container]:
         return _docker.list_containers(self.prefix)
+
+    def dhcp_server(self, workdir: Path, *, subnet: str = "10.78.0.0/24", lease_s: int = 120,
+                    first: int = 100, last: int = 199) -> _dhcp.DhcpServer:
+        """Start dnsmasq on the lab's LAN (the underlay bridge) serving ``subnet``; `down()` stops it.
+
+        See :mod:`tools.lab._dhcp` (the server is offset 2 of the subnet, the router it names offset 1,
+        the leases offsets ``first``..``last``; lease file and log under ``workdir``).
+        """
+        return _dhcp.start(self.prefix, workdir, subnet=subnet, lease_s=lease_s, first=first, last=last)
 
     def cut(self, host: LabHost | str, peer: LabHost | str | None = None, *, oneway: bool = False) -> None:
         """Partition at the underlay switch (idempotent).

@@ -147,7 +147,13 @@ FLAT = st.Mode.FLAT
     ({"seed_type": "flat", "ip": "10.1.0.5", "prefix_len": 24}, _net(),
      "TYPE=flat asks for a flat (macvlan) network, but test1 is a vxlan network: use TYPE=vlan"),
     ({"seed_type": "vlan"}, _net(mode=FLAT), "but test1 is a flat network: use TYPE=flat to join it"),
-    ({"seed_type": "dhcp"}, _net(), "TYPE=dhcp needs the dhcp network model"),
+    ({"seed_type": "dhcp"}, _net(), "TYPE=dhcp asks for a dhcp network (addresses from a DHCP server), but test1 is "
+     "a vxlan network: use TYPE=vlan to join it"),
+    ({"seed_type": "dhcp"}, _net(mode=FLAT), "but test1 is a flat network: use TYPE=flat"),
+    ({"seed_type": "flat", "ip": "10.1.0.5"}, _net(mode=st.Mode.DHCP), "is a dhcp network: use TYPE=dhcp"),
+    ({"ip": "10.1.0.5"}, _net(mode=st.Mode.DHCP), "IP=10.1.0.5 is set but addresses of dhcp network test1 come "
+     "from its DHCP server: drop IP"),
+    ({"seed_type": "dhcp", "hostif": "eth1"}, _net(mode=st.Mode.DHCP), "HOSTIF=eth1 is not the NIC"),
     ({"seed_type": "vlan", "gateway": "10.1.0.254"}, _net(), "use GW=10.1.0.1"),
     ({"seed_type": "vlan", "ip": "10.1.0.5", "prefix_len": 16}, _net(), "use /24"),
     ({"seed_type": "flat", "ip": "10.1.0.5", "hostif": "eth1"}, _net(mode=FLAT),
@@ -164,6 +170,8 @@ def test_seed_002_vlan_and_flat_matching_the_network_are_accepted() -> None:
     assert seed_refusal(_seed(seed_type="vlan"), None) is None  # the state refuses an unknown network itself
     flat = _seed(seed_type="flat", ip="10.1.0.5", prefix_len=24, gateway="10.1.0.1", hostif="eth0")
     assert seed_refusal(flat, _net(mode=FLAT), "eth0") is None
+    dhcp = _seed(seed_type="dhcp", hostif="eth0")
+    assert seed_refusal(dhcp, _net(mode=st.Mode.DHCP), "eth0") is None
     assert seed_refusal(flat, _net(mode=FLAT, parent="eth0"), "bond0") is None
     vlan = _seed(seed_type="vlan", ip="10.1.0.5", prefix_len=24, hostif="eth0")
     assert seed_refusal(vlan, _net(mode=st.Mode.VLAN, vlan="100"), "eth0") is None

@@ -133,9 +133,9 @@ CASES = [
         ["MTU of network 'x'", "68..9000"],
     ),
     (
-        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="dhcp"),
+        CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="bridged"),
         ErrorCode.INVALID_FIELD,
-        ["'dhcp'", "not built yet", "'vxlan' or 'flat'"],
+        ["'bridged'", "is unknown", "vxlan, routed, flat, dhcp, vlan"],
     ),
     (
         CreateNetwork(name="x", tenant="acme", subnet="10.9.0.0/24", mode="flat", options={"vni": "3"}),

@@ -52,8 +52,3 @@ def test_a_routed_network_has_no_external_access(state: NetworkState) -> None:
     assert isinstance(got, CommandError) and got.code == ErrorCode.INVALID_FIELD and "external" in got.message
     got = state.run(UpdateNetwork(name="r1", external=True))
     assert isinstance(got, CommandError) and "external access of network 'r1'" in got.message
-
-
-def test_modes_not_built_yet_name_the_built_ones(state: NetworkState) -> None:
-    got = state.run(CreateNetwork(name="x", tenant="acme", subnet="10.72.0.0/24", mode="dhcp"))
-    assert isinstance(got, CommandError) and "use 'vxlan' or 'flat' or 'vlan' or 'routed'" in got.message
