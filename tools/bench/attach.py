@@ -19,7 +19,12 @@ the send to the reply:
 * ``docker``: real Docker containers (``--network none``, labelled for h1)
   attached the same way, named by container id (the agent resolves them
   through Docker); ``flat``: as many more, attached to a flat network
-  (a macvlan on h1's underlay veth), alternating with them.
+  (a macvlan on h1's underlay veth); ``dhcp``: as many more, attached to a
+  dhcp network whose server is a real dnsmasq on the lab's LAN (lease time
+  3,600 s), so each such attach includes the whole DHCP exchange
+  (DISCOVER/OFFER/REQUEST/ACK inside the container's netns) before the
+  commit; the three kinds alternate, one each in turn, the order rotated
+  each turn.
 * ``remote``: Docker containers labelled for h2, requested through h1 with
   ``host=h2``. h1 answers at commit (``commit`` figure); the interface is up
   when h2 publishes ENDPOINT_UP on its PUB socket, which a thread subscribed
@@ -76,6 +81,7 @@ PREFIX = "ba"
 WORKDIR = "bench-attach"
 MACVLAN_PARENT = macvlan_parent(PREFIX)
 MACVLAN_SUBNET = "10.213.0.0/24"
+DHCP_SUBNET = "10.214.0.0/24"  # dnsmasq on the lab's LAN serves offsets 10..250 of it
 USER_BRIDGE, MACVLAN_NET = f"{PREFIX}-br", f"{PREFIX}-macvlan"
 DOCKER_KINDS = ("none", "bridge", "user_bridge", "macvlan")
 REQUEST_TIMEOUT_S = 30.0
@@ -93,7 +99,7 @@ def sizes(budget: Budget) -> dict[str, Any]:
 def estimate_s(budget: Budget) -> float:
     """Setup, then per repetition: Docker runs, container starts, attaches, two idle windows, teardown."""
     n = sizes(budget)
-    containers = n["docker"] + n["remote"]
+    containers = 3 * n["docker"] + n["remote"]
     # measured on the shared 2-core VM: a docker run + remove ≈ 0.6 s, a lab container started and
     # removed (4 at a time) ≈ 0.35 s, a sandbox started and attached ≈ 0.07 s on average up to 1,000
     per_rep = (len(DOCKER_KINDS) * n["docker_run"] * 0.6 + containers * 0.35 + n["local"] * 0.07
@@ -292,6 +298,9 @@ class Bench:
         self.sandboxes = Sandboxes()
         self.failures: dict[str, int] = {}  # failed connects per kind, this repetition
         stack.callback(self.sandboxes.kill_all)
+        self.dhcp = self.lab.dhcp_server(Path(budget.workdir) / WORKDIR / "dnsmasq", subnet=DHCP_SUBNET,
+                                         lease_s=3600, first=10, last=250)
+        stack.callback(self.dhcp.stop)
         self.agent_pid = self.cluster.agents["h1"].proc.pid
         self.h1_links = link_count(self.lab.host("h1").netns)
         self.watcher = UpWatcher(self.cluster, "h2")
@@ -375,19 +384,23 @@ def docker_run_round(bench: Bench, rep: int) -> dict[str, list[float]]:
 
 
 def docker_and_remote(bench: Bench, rep: int) -> dict[str, list[float]]:
-    """Docker containers on h1 (a vxlan and a flat network) and on h2 (through h1), attached alternately."""
-    net, flat = f"ba-c{rep}", f"ba-f{rep}"
+    """Docker containers on h1 (a vxlan, a flat and a dhcp network) and on h2 (through h1), attached
+    alternately."""
+    net, flat, dhcp = f"ba-c{rep}", f"ba-f{rep}", f"ba-d{rep}"
     bench.network(net, f"10.212.{rep % 256}.0/24")
     bench.network(flat, f"10.213.{rep % 256}.0/24", mode="flat")
+    bench.network(dhcp, DHCP_SUBNET, mode="dhcp", gateway=bench.dhcp.router)
     local = bench.containers("h1", [f"d{rep}-{i}" for i in range(bench.n["docker"])])
     flats = bench.containers("h1", [f"f{rep}-{i}" for i in range(bench.n["docker"])])
+    leased = bench.containers("h1", [f"p{rep}-{i}" for i in range(bench.n["docker"])])
     remote = bench.containers("h2", [f"r{rep}-{i}" for i in range(bench.n["remote"])])
-    out: dict[str, list[float]] = {"docker": [], "flat": [], "commit": [], "up": []}
+    out: dict[str, list[float]] = {"docker": [], "flat": [], "dhcp": [], "commit": [], "up": []}
     try:
         with bench.cluster.scheduler("h1", timeout_s=REQUEST_TIMEOUT_S) as api:
             for i in range(max(len(local), len(remote))):
                 if i < len(local):
-                    for kind, network, box in (("docker", net, local[i]), ("flat", flat, flats[i])):
+                    turn = (("docker", net, local[i]), ("flat", flat, flats[i]), ("dhcp", dhcp, leased[i]))
+                    for kind, network, box in turn[i % 3:] + turn[:i % 3]:
                         ms = bench.try_connect(api, kind, container_id=box.id, network=network)[1]
                         if not math.isnan(ms):
                             out[kind].append(ms)
@@ -396,7 +409,8 @@ def docker_and_remote(bench: Bench, rep: int) -> dict[str, list[float]]:
     finally:
         bench.delete_network(net)
         bench.delete_network(flat)
-        bench.remove_containers(local + flats + remote)
+        bench.delete_network(dhcp)
+        bench.remove_containers(local + flats + leased + remote)
     return out
 
 
@@ -500,6 +514,11 @@ def record_rep(section: Section, rep: int, local: list[float], scale0: dict[str,
         percentile(other["flat"], 50))
     f("attach.flat.p99_ms", "local, real Docker containers, flat network: p99", "ms").add(
         percentile(other["flat"], 99))
+    f("attach.dhcp.p50_ms", "local, real Docker containers, dhcp network (macvlan + lease from dnsmasq): p50",
+      "ms", anchor="the same containers on a vxlan network, alternating", ratio_to="attach.docker.p50_ms").add(
+        percentile(other["dhcp"], 50))
+    f("attach.dhcp.p99_ms", "local, real Docker containers, dhcp network: p99", "ms").add(
+        percentile(other["dhcp"], 99))
     f("attach.remote.commit_p50_ms", "other host: request on h1 → commit reply, p50", "ms").add(
         percentile(other["commit"], 50))
     f("attach.remote.up_p50_ms", "other host: request on h1 → ENDPOINT_UP from h2, p50", "ms",
@@ -561,7 +580,8 @@ def run(budget: Budget) -> Section:
     section = Section("attach", "Attach end to end and the agent at 1,000 endpoints", method=_method(),
                       setup={**n, "reps": budget.reps, "hosts": 2, "profile": "lan", "lab_prefix": PREFIX,
                              "docker_sdk": True, "macvlan_parent": f"veth {MACVLAN_PARENT}",
-                             "macvlan_subnet": MACVLAN_SUBNET})
+                             "macvlan_subnet": MACVLAN_SUBNET, "dhcp_subnet": DHCP_SUBNET,
+                             "dhcp_server": "dnsmasq on the lab LAN, lease 3600 s"})
     local_runs: list[list[float]] = []
     others: list[dict[str, list[float]]] = []
     all_runs: dict[str, list[float]] = {k: [] for k in DOCKER_KINDS}
