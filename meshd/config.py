@@ -136,6 +136,11 @@ class ApiConfig:
     #: own: keep it on loopback and reach it through an SSH tunnel or a
     #: reverse proxy with authentication (docs/web.md).
     web_address: str = "127.0.0.1"
+    #: Host names the web view answers to besides IP addresses and
+    #: ``localhost`` (e.g. the public name of a reverse proxy in front of it).
+    #: A request whose ``Host`` header names anything else is refused with 421:
+    #: that is how a DNS-rebinding page in a browser on this host would come.
+    web_hosts: tuple[str, ...] = ()
     #: A connect received by the container's own host is answered when its
     #: interface is up; after this long, with INTERFACE_FAILED instead, seconds.
     interface_timeout_s: float = 10.0
@@ -479,4 +484,11 @@ def _api_problems(api: ApiConfig) -> list[str]:
     out += _address_problems("api.bind_address", api.bind_address, empty_ok=False)
     out += _address_problems("api.metrics_address", api.metrics_address, empty_ok=False)
     out += _address_problems("api.web_address", api.web_address, empty_ok=False)
+    for name in api.web_hosts:
+        if not _HOST_NAME.fullmatch(name):
+            out.append(f"api.web_hosts: {name!r} must be a DNS name such as meshd.example.org (no port, no scheme)")
     return out
+
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")

@@ -33,7 +33,8 @@ MAX_ENDPOINTS = 5000
 def web_server(agent: Agent) -> WebServer:
     """The web view of ``agent`` on ``api.web_address:api.web_port``, subscribed to its events."""
     cfg = agent.cfg.api
-    server = WebServer(WebSource(agent), cfg.web_address, cfg.web_port, rates_interval_s=cfg.stats_interval_s)
+    server = WebServer(WebSource(agent), cfg.web_address, cfg.web_port, rates_interval_s=cfg.stats_interval_s,
+                       hosts=cfg.web_hosts)
 
     def on_event(event: Event) -> None:
         if event.history:

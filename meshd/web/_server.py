@@ -32,6 +32,7 @@ agent's stream; rates go out every ``rates_interval_s`` while anyone listens.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from collections import Counter
@@ -108,8 +109,10 @@ class WebServer:
     """The web view on ``address:port``: ``await nursery.start(server.run)``."""
 
     def __init__(self, source: ClusterSource, address: str, port: int, *, limits: WebLimits | None = None,
-                 rates_interval_s: float = 2.0) -> None:
+                 rates_interval_s: float = 2.0, hosts: tuple[str, ...] = ()) -> None:
         self.source = source
+        #: host names answered besides IP addresses and localhost (``api.web_hosts``)
+        self.hosts = frozenset(h.lower() for h in hosts) | {"localhost"}
         self.address = address
         self.port = port
         self.limits = limits or WebLimits()
@@ -251,6 +254,10 @@ class _Connection:
     async def _dispatch(self, request: h11.Request) -> bool:
         target = request.target.decode("ascii", "replace")
         path, _, query = target.partition("?")
+        host = _host_name(request)
+        if host is not None and host not in self.server.hosts and not _is_ip(host):
+            return await self._send(421, {"error": f"this web view does not answer to host {host[:100]!r}: reach it "
+                                                   "by IP address or localhost, or add the name to api.web_hosts"})
         if request.method != b"GET":
             method = request.method.decode("ascii", "replace")
             return await self._send(405, {"error": f"the web view is read-only: {method} is not allowed, only GET"},
@@ -333,6 +340,25 @@ class _Connection:
             await self._send(status, {"error": text})
         except (h11.LocalProtocolError, trio.TooSlowError):
             pass
+
+
+def _host_name(request: h11.Request) -> str | None:
+    """The name in the request's ``Host`` header, lower case, without port or brackets; None without one."""
+    value = next((v for k, v in request.headers if k == b"host"), None)
+    if value is None:
+        return None
+    host = value.decode("ascii", "replace").strip().lower()
+    if host.startswith("["):  # [v6]:port
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 async def _close(stream: trio.SocketStream) -> None:

@@ -58,6 +58,8 @@ INVALID = [
     (dict(api=ApiConfig(stats_interval_s=0.0)), "api.stats_interval_s (0.0) must be greater than 0"),
     (dict(agent=AgentConfig(container_labels=("nolabel",))),
      "agent.container_labels: 'nolabel' must look like key=value"),
+    (dict(api=ApiConfig(web_hosts=("meshd.example.org", "http://evil:80"))),
+     "api.web_hosts: 'http://evil:80' must be a DNS name such as meshd.example.org (no port, no scheme)"),
     (dict(api=ApiConfig(metrics_address="localhost")), "api.metrics_address ('localhost') must be an IP address"),
     (dict(dataplane=DataplaneConfig(vxlan_port=0)), "dataplane.vxlan_port (0) must be a TCP/UDP port"),
     (dict(dataplane=DataplaneConfig(reconcile_interval_s=-1.0)),

@@ -40,7 +40,7 @@ class FakeSource:
 async def server() -> AsyncIterator[WebServer]:
     limits = WebLimits(max_connections=4, max_event_clients=2, max_request_bytes=2048, request_timeout_s=0.5,
                        send_timeout_s=2, event_queue=4, keepalive_s=0.3, snapshot_interval_s=0.01)
-    srv = WebServer(FakeSource(), "127.0.0.1", 0, limits=limits, rates_interval_s=0.1)
+    srv = WebServer(FakeSource(), "127.0.0.1", 0, limits=limits, rates_interval_s=0.1, hosts=("Meshd.Example.org",))
     async with trio.open_nursery() as nursery:
         await nursery.start(srv.run)
         yield srv
@@ -59,11 +59,12 @@ async def exchange(srv: WebServer, raw: bytes) -> bytes:
     return out
 
 
-async def get(srv: WebServer, target: str, method: str = "GET") -> tuple[h11.Response, bytes]:
+async def get(srv: WebServer, target: str, method: str = "GET", host: str = "127.0.0.1:9478"
+              ) -> tuple[h11.Response, bytes]:
     """One request through an h11 client connection: (response, body)."""
     client = h11.Connection(h11.CLIENT)
     stream = await trio.open_tcp_stream("127.0.0.1", srv.port)
-    await stream.send_all(client.send(h11.Request(method=method, target=target, headers=[("host", "x")])))
+    await stream.send_all(client.send(h11.Request(method=method, target=target, headers=[("host", host)])))
     await stream.send_all(client.send(h11.EndOfMessage()))
     response, body = None, b""
     with trio.fail_after(5):
@@ -103,6 +104,20 @@ def test_static_files_come_from_the_installed_package():
     assert set(static_files()) >= {"index.html", "app.js", "topology.js", "style.css"}
 
 
+async def test_only_ip_addresses_localhost_and_configured_names_are_answered(server):
+    """A DNS-rebinding page reaches the view under its own name: refused, whatever the path."""
+    for host in ("127.0.0.1:9478", "127.0.0.1", "[::1]:9478", "192.0.2.11", "localhost:9478", "LOCALHOST",
+                 "meshd.example.org:443", "meshd.example.org"):
+        response, _ = await get(server, "/api/cluster", host=host)
+        assert response.status_code == 200, host
+    for host in ("evil.example", "evil.example:9478", "127.0.0.1.evil.example", "localhost.evil.example"):
+        for target in ("/", "/api/cluster", "/api/events"):
+            response, body = await get(server, target, host=host)
+            error = json.loads(body)["error"]
+            assert response.status_code == 421 and "add the name to api.web_hosts" in error, (host, target)
+    assert server.counters["421"] == 12
+
+
 async def test_unknown_paths_are_404_and_other_methods_405(server):
     response, body = await get(server, "/static/../../etc/passwd")
     assert response.status_code == 404 and "nothing here" in json.loads(body)["error"]
@@ -112,17 +127,17 @@ async def test_unknown_paths_are_404_and_other_methods_405(server):
 
 
 async def test_keep_alive_serves_several_requests_on_one_connection(server):
-    raw = b"GET /api/cluster HTTP/1.1\r\nhost: x\r\n\r\n" * 3
+    raw = b"GET /api/cluster HTTP/1.1\r\nhost: localhost\r\n\r\n" * 3
     out = await exchange(server, raw)
     assert out.count(b"HTTP/1.1 200") == 3
 
 
 async def test_garbage_oversized_headers_and_bodies_are_refused(server):
     assert (await exchange(server, b"\x00\x01 garbage\r\n\r\n")).startswith(b"HTTP/1.1 400")
-    huge = b"GET / HTTP/1.1\r\nhost: x\r\nx-pad: " + b"a" * 5000 + b"\r\n\r\n"
+    huge = b"GET / HTTP/1.1\r\nhost: localhost\r\nx-pad: " + b"a" * 5000 + b"\r\n\r\n"
     assert (await exchange(server, huge)).startswith(b"HTTP/1.1 431")
     # a body is never read: answered, then the connection is closed
-    out = await exchange(server, b"POST /api/cluster HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\nabc")
+    out = await exchange(server, b"POST /api/cluster HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100000\r\n\r\nabc")
     assert out.startswith(b"HTTP/1.1 405") and b"connection: close" in out.lower()
 
 
@@ -141,7 +156,7 @@ async def test_a_slow_or_silent_client_is_dropped_after_the_request_timeout(serv
 async def test_connections_over_the_limit_get_503_and_the_server_keeps_serving(server):
     idle = [await trio.open_tcp_stream("127.0.0.1", server.port) for _ in range(4)]
     await trio.sleep(0.05)
-    out = await exchange(server, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    out = await exchange(server, b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 503")
     for s in idle:
         await s.aclose()
@@ -184,7 +199,7 @@ async def read_events(stream: trio.SocketStream, until: bytes, timeout_s: float 
 
 async def test_event_stream_sends_a_snapshot_then_changes_events_and_rates(server):
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
-    await stream.send_all(b"GET /api/events HTTP/1.1\r\nhost: x\r\n\r\n")
+    await stream.send_all(b"GET /api/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
     first = await read_events(stream, b"event: cluster")
     assert b"text/event-stream" in first
     server.source.cluster_map = {**CLUSTER, "host": "changed"}
@@ -200,7 +215,7 @@ async def test_event_streams_over_the_limit_get_503(server):
     streams = []
     for _ in range(2):
         s = await trio.open_tcp_stream("127.0.0.1", server.port)
-        await s.send_all(b"GET /api/events HTTP/1.1\r\nhost: x\r\n\r\n")
+        await s.send_all(b"GET /api/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
         await read_events(s, b"event: cluster")
         streams.append(s)
     response, _ = await get(server, "/api/events")
