@@ -49,7 +49,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     """Tell the running agent to join through ADDRESS, or start one that does."""
     cfg = _config(args)
     try:
-        client = SchedulerClient.local(cfg.agent.run_dir, timeout_s=30.0)
+        client = SchedulerClient.local(cfg.agent.run_dir, timeout_s=cfg.agent.join_timeout_s + 10.0)
     except AgentNotRunning:
         print(f"no agent runs on this host: starting one that joins through {', '.join(args.addresses)}",
               file=sys.stderr)
@@ -113,7 +113,9 @@ def add_agent_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "join", help="join a cluster through any member",
         description="Ask this host's running agent to join through ADDRESS; when no agent runs, start one in "
-                    "the foreground that joins. The host needs the same cluster secret as the others.")
+                    "the foreground that joins. The host needs the same cluster secret as the others. A join "
+                    "keeps asking (jittered backoff up to 5 s) until a member answers or agent.join_timeout_s "
+                    "(default 120 s) has passed.")
     p.add_argument("addresses", nargs="+", metavar="ADDRESS", help="a member: host or host:port (gossip port)")
     _agent_flags(p)
     p.set_defaults(func=cmd_join, join=None)

@@ -84,6 +84,11 @@ class AgentConfig:
     #: Members to join at start (``host`` or ``host:port``); empty means
     #: bootstrap a new cluster unless local state says otherwise.
     join: tuple[str, ...] = ()
+    #: How long a join (at start with ``join``, or ``meshd join``) keeps
+    #: asking the given members before it fails, seconds. It retries with a
+    #: jittered backoff up to 5 s, so hosts started together do not give up
+    #: while the first members are still busy starting.
+    join_timeout_s: float = 120.0
     #: Log level: debug, info, warning or error.
     log_level: str = "info"
     #: Autopilot: a failed Raft voter is replaced by a healthy learner after
@@ -450,6 +455,8 @@ def _agent_problems(a: AgentConfig) -> list[str]:
     out = _port_problems("agent.gossip_port", a.gossip_port) + _port_problems("agent.raft_port", a.raft_port)
     if a.gossip_port == a.raft_port:
         out.append(f"agent.gossip_port and agent.raft_port are both {a.gossip_port}; give Raft its own port")
+    if a.join_timeout_s <= 0:
+        out.append(f"agent.join_timeout_s ({a.join_timeout_s:g}) must be greater than 0")
     out += _address_problems("agent.bind_address", a.bind_address, empty_ok=False)
     out += _address_problems("agent.advertise_address", a.advertise_address, empty_ok=True)
     for label in a.container_labels:

@@ -123,7 +123,7 @@ class MemberBook:
         """
         seeds = [gossip_address(a, self.cfg.agent.gossip_port) for a in addresses]
         try:
-            return await self.gossip.join(seeds)
+            return await self.gossip.join(seeds, timeout_s=self.cfg.agent.join_timeout_s)
         except GossipJoinError as exc:
             raise JoinError(str(exc)) from None
 

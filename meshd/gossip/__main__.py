@@ -84,7 +84,7 @@ async def amain(args: argparse.Namespace) -> int:
             emit("ready", name=args.name, addr=addr, pid=os.getpid())
             if args.join:
                 try:
-                    emit("joined", members=await agent.join(args.join, attempts=args.attempts))
+                    emit("joined", members=await agent.join(args.join, timeout_s=args.join_timeout_s))
                 except JoinError as exc:
                     emit("error", error=str(exc))
                     nursery.cancel_scope.cancel()
@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bind", default="tcp://127.0.0.1:0")
     p.add_argument("--secret-file", required=True)
     p.add_argument("--join", action="append", default=[], help="a member's gossip address")
-    p.add_argument("--attempts", type=int, default=8)
+    p.add_argument("--join-timeout-s", type=float, default=120.0,
+                   help="give up joining when no --join address answered within this long (default 120)")
     p.add_argument("--profile", choices=["lan", "local"], default="lan")
     p.add_argument("--vtep", default="")
     p.add_argument("--role", default="agent")

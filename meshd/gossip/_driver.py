@@ -122,32 +122,39 @@ class GossipAgent:
     def addr(self) -> str:
         return self._core().addr
 
-    async def join(self, seeds: Iterable[str], *, attempts: int = 8,
-                   first_backoff_s: float = 0.25) -> int:
+    async def join(self, seeds: Iterable[str], *, timeout_s: float = 120.0, first_backoff_s: float = 0.25,
+                   max_backoff_s: float = 5.0) -> int:
         """Join through any one of ``seeds`` (gossip addresses); returns members known.
 
-        Sends a push-pull to every seed, retrying with doubling backoff (capped
-        at 5 s) until one answers.
+        Sends a push-pull to every seed, again and again until one answers:
+        the wait doubles from ``first_backoff_s`` up to ``max_backoff_s``, each
+        wait drawn between half and all of that (jitter: agents started
+        together do not retry in step and flood the seeds together).
 
         Raises:
-          JoinError: none answered after ``attempts`` tries.
+          JoinError: none answered within ``timeout_s``.
         """
         core, seeds = self._core(), [s for s in seeds if s]
-        backoff = first_backoff_s
-        for _ in range(attempts):
-            for seed in seeds:
-                self._touch(seed)
-            self._handle(core.join(seeds, trio.current_time()))
-            with trio.move_on_after(backoff):
-                while not core.joined:
-                    await self._wait_changed()
-            if core.joined:
-                log.info("joined through=%s members=%d", ",".join(seeds), len(core.members()))
-                return len(core.members())
-            backoff = min(backoff * 2, 5.0)
+        backoff, tries = first_backoff_s, 0
+        with trio.move_on_after(timeout_s):
+            while True:
+                tries += 1
+                for seed in seeds:
+                    self._touch(seed)
+                self._handle(core.join(seeds, trio.current_time()))
+                with trio.move_on_after(backoff * self._rng.uniform(0.5, 1.0)):
+                    while not core.joined:
+                        await self._wait_changed()
+                if core.joined:
+                    log.info("joined through=%s members=%d tries=%d", ",".join(seeds), len(core.members()), tries)
+                    return len(core.members())
+                if tries in (4, 16) or tries % 64 == 0:
+                    log.warning("no gossip member answered yet at %s after %d tries; still trying",
+                                ",".join(seeds) or "(no address given)", tries)
+                backoff = min(backoff * 2, max_backoff_s)
         raise JoinError(
-            f"no gossip member answered at {', '.join(seeds) or '(no address given)'} after "
-            f"{attempts} tries: check that meshd runs there, that the gossip port is reachable "
+            f"no gossip member answered at {', '.join(seeds) or '(no address given)'} within "
+            f"{timeout_s:g}s ({tries} tries): check that meshd runs there, that the gossip port is reachable "
             f"from here, and that both hosts hold the same cluster secret")
 
     async def leave(self) -> bool:

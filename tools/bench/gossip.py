@@ -169,7 +169,7 @@ class Meshd:
         cmd = [sys.executable, "-m", "meshd.gossip", "--name", name, "--secret-file",
                str(self.secret), "--profile", self.profile, "--bind", "tcp://127.0.0.1:0"]
         if join:
-            cmd += ["--join", join, "--attempts", "12"]
+            cmd += ["--join", join, "--join-timeout-s", "120"]
         return Member(name, cmd, _meshd_parse)
 
     def address(self, m: Member) -> str:

@@ -50,6 +50,6 @@ async def test_join_with_nobody_answering_names_the_addresses_and_the_fix():
     keys = ClusterKeys.from_secret(new_secret())
     async with trio.open_nursery() as nursery:
         a, _, _ = await start(nursery, keys, "a")
-        with pytest.raises(JoinError, match="127.0.0.1:9.*same cluster secret"):
-            await a.join(["tcp://127.0.0.1:9"], attempts=2, first_backoff_s=0.1)
+        with pytest.raises(JoinError, match=r"127.0.0.1:9 within 1s \(\d+ tries\).*same cluster secret"):
+            await a.join(["tcp://127.0.0.1:9"], timeout_s=1.0, first_backoff_s=0.1)
         nursery.cancel_scope.cancel()

@@ -73,7 +73,7 @@ def test_ten_agents_join_one_killed_one_leaves_one_rejoins_and_an_outsider_is_re
 
     # an agent without the cluster secret cannot join, and nobody ever sees it
     other = write_secret(tmp_path / "other-secret")
-    outsider = Agent("intruder", other, join=[seed], extra=["--attempts", "3"])
+    outsider = Agent("intruder", other, join=[seed], extra=["--join-timeout-s", "3"])
     agents.append(outsider)
     err = outsider.wait_for("error", timeout_s=30)
     assert "same cluster secret" in err["error"]
