@@ -64,7 +64,7 @@ def test_client_without_an_admitted_key_and_host_with_another_secret_are_refused
         ["nsenter", f"--net=/run/netns/{h2.netns}", "--", sys.executable, "-m", "meshd", "agent",
          "--profile", "local", "--name", "h2", "--advertise", h2.underlay_ip, "--secret", str(other),
          "--data-dir", str(tmp_path / "h2"), "--run-dir", str(tmp_path / "h2run"), "--no-docker",
-         "--join", "192.0.2.11"], capture_output=True, text=True, timeout=120)
+         "--set", "agent.join_timeout_s=5", "--join", "192.0.2.11"], capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "same cluster secret" in out.stderr
     assert cluster.members("h1") == {"h1": "alive"}
