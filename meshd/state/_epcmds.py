@@ -185,6 +185,8 @@ class EndpointCommands(Tables):
     def _drop_ep(self, net: Net, cid: str) -> Ep:
         """Remove one attachment and every index entry of it; no checks."""
         ep = net.eps.pop(cid)
+        if self._services:
+            self._drop_services(net, cid)
         if ep[NAME] is not None:
             named = self._named[ep[NAME]]
             named[cid] -= 1

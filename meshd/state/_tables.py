@@ -36,6 +36,11 @@ QOS: Final = 3
 NAME: Final = 4
 
 
+#: One service entry: ``(port, weight, ttl_s, check, interval_s, healthy)``; the table is
+#: network -> service name -> container id -> Svc (the address is the endpoint's).
+Svc = tuple[int, int, int, str, int, bool]
+
+
 def qos_key(qos: Qos) -> QosKey:
     """The internal form of a (validated) QoS value."""
     key = (qos.rate_kbit, qos.burst_bytes, qos.latency_ms)
@@ -137,6 +142,7 @@ class Tables:
     _policies: dict[str, Policy]
     _stale: set[str]
     _qos_pool: dict[tuple[int, int, int], tuple[int, int, int]]
+    _services: dict[str, dict[str, dict[str, Svc]]]
     _changes: collections.deque[ChangeRow]
 
     def _note(
@@ -156,3 +162,5 @@ class Tables:
         def _net(self, name: str) -> Net: ...
 
         def _drop_ep(self, net: Net, cid: str) -> Ep: ...
+
+        def _drop_services(self, net: Net, cid: str) -> None: ...

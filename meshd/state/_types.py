@@ -158,6 +158,25 @@ class Endpoint:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ServiceEntry:
+    """One endpoint of a published service (``ip`` is the endpoint's address in ``network``)."""
+
+    name: str
+    network: str
+    tenant: str
+    endpoint_id: str
+    host: str
+    ip: str
+    port: int
+    weight: int
+    ttl_s: int
+    #: ``running`` or ``tcp``
+    check: str
+    interval_s: int
+    healthy: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Policy:
     """An isolation policy record; ``peer`` is set for the two deny-between kinds."""
 
