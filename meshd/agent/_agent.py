@@ -471,7 +471,10 @@ _LIVENESS_EVENTS = {HostState.FAILED: MsgType.EVENT_MEMBER_FAIL, HostState.AGENT
 _CHANGE_EVENTS = {st.ChangeKind.NETWORK_CREATED: MsgType.EVENT_NETWORK_CREATED,
                   st.ChangeKind.NETWORK_DELETED: MsgType.EVENT_NETWORK_DELETED,
                   st.ChangeKind.POLICY_ADDED: MsgType.EVENT_POLICY_CHANGED,
-                  st.ChangeKind.POLICY_REMOVED: MsgType.EVENT_POLICY_CHANGED}
+                  st.ChangeKind.POLICY_REMOVED: MsgType.EVENT_POLICY_CHANGED,
+                  st.ChangeKind.SERVICE_REGISTERED: MsgType.EVENT_SERVICE_REGISTERED,
+                  st.ChangeKind.SERVICE_HEALTH: MsgType.EVENT_SERVICE_HEALTH,
+                  st.ChangeKind.SERVICE_REMOVED: MsgType.EVENT_SERVICE_REMOVED}
 
 
 def _change_event(change: st.Change) -> Event:
@@ -479,9 +482,12 @@ def _change_event(change: st.Change) -> Event:
     what = " ".join(f"{k}={v}" for k, v in (("network", change.network), ("endpoint", (change.endpoint_id or "")[:12]),
                                               ("host", change.host), ("policy", change.policy_id)) if v)
     kind = change.kind.value.split("-")[0]
-    return Event(kind, f"{change.kind.value} {what} (index {change.index})", _CHANGE_EVENTS.get(change.kind),
-                 {"index": change.index, "change": change.kind.value, "network": change.network,
-                  "policy_id": change.policy_id})
+    body = {"index": change.index, "change": change.kind.value, "network": change.network,
+            "policy_id": change.policy_id}
+    if change.service is not None:
+        what += f" service={change.service}"
+        body |= {"service": change.service, "endpoint_id": change.endpoint_id, "host": change.host}
+    return Event(kind, f"{change.kind.value} {what} (index {change.index})", _CHANGE_EVENTS.get(change.kind), body)
 
 
 def _describe(op: Any) -> str:

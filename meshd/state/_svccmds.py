@@ -23,8 +23,8 @@ from ._commands import (
     SetServiceHealth,
     UnpublishService,
 )
-from ._tables import IP, Net, Svc, Tables
-from ._types import format_ipv4
+from ._tables import HOST, IP, Net, Svc, Tables
+from ._types import ChangeKind, format_ipv4
 
 #: a DNS label: letters, digits and '-', not at the ends (RFC 1123), at most 63
 _LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
@@ -69,6 +69,7 @@ class ServiceCommands(Tables):
         old = entries.get(c.endpoint_id)
         healthy = True if old is None else old[5]
         entries[c.endpoint_id] = (port, weight, ttl, c.check, interval, healthy)
+        self._note(index, ChangeKind.SERVICE_REGISTERED, c.network, c.endpoint_id, ep[HOST], service=name)
         return ServicePublished(
             name=name, network=c.network, endpoint_id=c.endpoint_id, ip=format_ipv4(net.base + ep[IP]), port=port
         )
@@ -77,19 +78,21 @@ class ServiceCommands(Tables):
         name = c.name.lower() if isinstance(c.name, str) else c.name
         entries = self._entries(c.network, name)
         if c.endpoint_id is None:
-            removed = len(entries)
-            entries.clear()
+            doomed = list(entries)
         elif c.endpoint_id in entries:
-            removed = 1
-            del entries[c.endpoint_id]
+            doomed = [c.endpoint_id]
         else:
             raise Reject(
                 ErrorCode.UNKNOWN_SERVICE,
                 f"container {c.endpoint_id!r} is not an endpoint of service {name!r} in network {c.network!r} "
                 f"(it has {', '.join(sorted(entries)[:5])})",
             )
+        net = self._nets[c.network]
+        for cid in doomed:
+            del entries[cid]
+            self._note(index, ChangeKind.SERVICE_REMOVED, c.network, cid, net.eps[cid][HOST], service=name)
         self._prune(c.network, name)
-        return ServiceUnpublished(name=name, network=c.network, removed=removed)
+        return ServiceUnpublished(name=name, network=c.network, removed=len(doomed))
 
     def _on_set_service_health(self, c: SetServiceHealth, index: int) -> ServiceHealthSet:
         name = c.name.lower() if isinstance(c.name, str) else c.name
@@ -104,6 +107,8 @@ class ServiceCommands(Tables):
         changed = old[5] != healthy
         if changed:
             entries[c.endpoint_id] = (*old[:5], healthy)
+            host = self._nets[c.network].eps[c.endpoint_id][HOST]
+            self._note(index, ChangeKind.SERVICE_HEALTH, c.network, c.endpoint_id, host, service=name)
         return ServiceHealthSet(
             name=name, network=c.network, endpoint_id=c.endpoint_id, healthy=healthy, changed=changed
         )
@@ -129,6 +134,9 @@ class ServiceCommands(Tables):
         by_name = self._services.get(net.net.name)
         if not by_name:
             return
+        host = net.eps[cid][HOST] if cid in net.eps else None
         for name in [n for n, entries in by_name.items() if cid in entries]:
             del by_name[name][cid]
             self._prune(net.net.name, name)
+            # execute() sets last_index to the applying entry's index before any handler runs
+            self._note(self.last_index, ChangeKind.SERVICE_REMOVED, net.net.name, cid, host, service=name)

@@ -125,14 +125,18 @@ class TenantRanges:
             del self._by_tenant[tenant]
 
 
-#: One entry of the change log: (index, kind, network, endpoint_id, host, old_host, policy_id).
-ChangeRow = tuple[int, ChangeKind, str | None, str | None, str | None, str | None, str | None]
+#: One entry of the change log: (index, kind, network, endpoint_id, host, old_host, policy_id[, service]).
+ChangeRow = (
+    tuple[int, ChangeKind, str | None, str | None, str | None, str | None, str | None]
+    | tuple[int, ChangeKind, str | None, str | None, str | None, str | None, str | None, str | None]
+)
 
 
 class Tables:
     """The tables of NetworkState (its ``_clear`` fills them), declared here for the command mixins
     that NetworkState is built from, and ``_note``, which adds to the change log."""
 
+    last_index: int
     _nets: dict[str, Net]
     _ranges: TenantRanges
     _vnis: BitVector
@@ -154,8 +158,12 @@ class Tables:
         host: str | None = None,
         old_host: str | None = None,
         policy_id: str | None = None,
+        service: str | None = None,
     ) -> None:
-        self._changes.append((index, kind, network, endpoint_id, host, old_host, policy_id))
+        if service is None:
+            self._changes.append((index, kind, network, endpoint_id, host, old_host, policy_id))
+        else:
+            self._changes.append((index, kind, network, endpoint_id, host, old_host, policy_id, service))
 
     if TYPE_CHECKING:  # pragma: no cover
         # defined by NetworkState and EndpointCommands

@@ -71,6 +71,12 @@ class ChangeKind(enum.StrEnum):
     POLICY_REMOVED = "policy-removed"
     HOST_STALE = "host-stale"
     HOST_CLEARED = "host-cleared"
+    #: a service entry was published (or republished); ``service`` names it
+    SERVICE_REGISTERED = "service-registered"
+    #: a service entry's recorded health changed
+    SERVICE_HEALTH = "service-health"
+    #: a service entry was removed (unpublished, or its endpoint went)
+    SERVICE_REMOVED = "service-removed"
 
 
 class Qos(wire.Record, frozen=True):
@@ -198,6 +204,8 @@ class Change:
     host: str | None = None
     old_host: str | None = None
     policy_id: str | None = None
+    #: the service of a SERVICE_* change
+    service: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -177,3 +177,18 @@ def test_replicas_agree_and_no_entry_without_endpoint(ops: list[tuple[str, str, 
     c = NetworkState()
     c.restore(a.snapshot())
     assert c == a
+
+
+def test_changes_name_the_service() -> None:
+    s = _base()
+    start = s.last_index
+    _run(s, PublishService(name="web", network="blue", endpoint_id="aa01", port=80))
+    _run(s, SetServiceHealth(name="web", network="blue", endpoint_id="aa01", healthy=False))
+    _run(s, Disconnect(endpoint_id="aa01", network="blue"))
+    kinds = [(c.kind.value, c.service, c.host) for c in s.changes_since(start).changes]
+    assert kinds == [
+        ("service-registered", "web", "h1"),
+        ("service-health", "web", "h1"),
+        ("service-removed", "web", "h1"),
+        ("endpoint-removed", None, "h1"),
+    ]
