@@ -74,6 +74,7 @@ from ._commit import Committer
 from ._containers import DockerListener, LocalContainers
 from ._dataplane import unbuildable
 from ._dhcp import DhcpLeases
+from ._dns import DnsAgent
 from ._endpoints import EndpointTracker
 from ._events import Event, Events
 from ._liveness import Gossip, HostState, Liveness, Transition
@@ -129,6 +130,7 @@ class Agent:
         self.autopilot: Autopilot | None = None
         self.committer: Committer | None = None
         self.dhcp: DhcpLeases | None = None
+        self.dns: DnsAgent | None = None
         self._nursery: trio.Nursery | None = None
         self._underlays_told: set[tuple[str, str, int]] = set()
         self._unbuildable_told: set[tuple[str, str]] = set()
@@ -179,6 +181,10 @@ class Agent:
                                       tracker=self.tracker, events=self.events, parent=parent)
         await nursery.start(dhcp.run)
         await nursery.start(self.reconciler.run)
+        if cfg.dns.enabled:
+            self.dns = DnsAgent(host=self.name, cfg=cfg.dns, replica=replica, containers=self.containers,
+                                committer=committer, live_hosts=self._live_hosts, router_prefix=self.router_prefix)
+            await nursery.start(self.dns.run)
         if self.runtime is not None:
             listener = DockerListener(host=self.name, containers=self.containers, committer=committer,
                                       replica=replica, events=self.events, trigger=self.reconciler.trigger,
@@ -331,6 +337,8 @@ class Agent:
                                    {"name": t.name, "address": t.vtep, "reason": t.reason}))
         if transitions:
             self.reconciler.trigger()
+            if self.dns is not None:
+                self.dns.wake()
 
     def on_role_changed(self, event: consensus.RoleChanged) -> None:
         """:class:`~meshd.agent._replica.ReplicaListener`: this host's Raft role changed."""
@@ -346,6 +354,12 @@ class Agent:
         if any(c.kind in (st.ChangeKind.NETWORK_CREATED, st.ChangeKind.NETWORK_UPDATED) for c in changes):
             self._report_underlays()
         self.reconciler.trigger()
+        if self.dns is not None:
+            self.dns.wake()
+
+    def _live_hosts(self) -> frozenset[str]:
+        """Hosts whose service entries count in DNS now (this one and those whose entries are kept)."""
+        return frozenset(self.liveness.kept_vteps()) | {self.name}
 
     def _on_pass(self, report: PassReport) -> None:
         self.tracker.on_pass(report)
