@@ -87,7 +87,7 @@ def test_names_follow_containers_across_hosts_per_tenant_with_health_and_failure
     cluster.query("h1", MsgType.SERVICE_PUBLISH, name="api", container_id=a2.id, port=7000, check="tcp",
                   interval_s=1, ttl_s=2)
     cluster.wait("api resolves", lambda: addresses(a1.id, "api.meshd") == [eps["a2"]["ip"]], timeout_s=20)
-    subprocess.run(["docker", "exec", a2.id, "pkill", "nc"], timeout=30)
+    subprocess.run(["docker", "exec", a2.id, "killall", "nc"], check=True, timeout=30)
     t0 = time.monotonic()
     cluster.wait("api gone after the application died", lambda: addresses(a1.id, "api.meshd") == [],
                  timeout_s=2 + 1 + 5)
