@@ -36,6 +36,7 @@ from meshd import dns
 from meshd import state as st
 from meshd.config import DnsConfig
 from meshd.reconcile import router_name
+from meshd.runtime import ContainerSpec
 
 from ._commit import Committer
 from ._containers import LocalContainers
@@ -80,6 +81,26 @@ def _write_resolv_conf(pid: int, text: str) -> None:
     path = f"/proc/{pid}/root/etc/resolv.conf"
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+async def publish_from_spec(spec: ContainerSpec, replica: Replica, committer: Committer) -> None:
+    """A started container with ``meshd.service``/``meshd.port`` labels (or seed-002 DISCOVER/PORT):
+    publish it in each of its networks (again after a restart: publishing is idempotent)."""
+    svc = spec.service
+    if svc is None:
+        return
+    for network in replica.state.networks_of(spec.container_id):
+        cmd = st.PublishService(name=svc.name, network=network, endpoint_id=spec.container_id, port=svc.port,
+                                check=svc.check, ttl_s=svc.ttl_s)
+        try:
+            result = await committer.commit(cmd)
+        except Exception as exc:  # Unavailable: the container stays unpublished; said in the log
+            log.warning("publish from labels failed container=%s service=%s error=%s", spec.container_name,
+                        svc.name, exc)
+            continue
+        if isinstance(result, st.CommandError):
+            log.warning("publish from labels refused container=%s service=%s error=%s", spec.container_name,
+                        svc.name, result.message)
 
 
 class DnsAgent:
