@@ -26,7 +26,7 @@ import errno
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -39,8 +39,10 @@ from meshd.reconcile import router_name
 from meshd.runtime import ContainerSpec
 
 from ._commit import Committer
-from ._containers import LocalContainers
 from ._replica import Replica
+
+if TYPE_CHECKING:  # _containers imports this module (publish_from_spec)
+    from ._containers import LocalContainers
 
 log = logging.getLogger("meshd.agent.dns")
 

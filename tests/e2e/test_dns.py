@@ -106,3 +106,22 @@ def test_names_follow_containers_across_hosts_per_tenant_with_health_and_failure
     cluster.wait("db removed by the leader after its TTL",
                  lambda: cluster.query("h1", MsgType.SERVICE_QUERY, name="db")["services"] == [], timeout_s=30)
     assert addresses(a1.id, "web.meshd") == [eps["a1"]["ip"]]
+
+
+def test_labelled_container_is_published_and_removed_with_the_container(make_cluster):
+    lab, cluster = make_cluster(hosts=2)
+    cluster.query("h1", MsgType.NETWORK_CREATE, name="web", subnet="10.9.0.0/24", tenant="t")
+    args = ["docker", "run", "-d", "--network", "none", "--name", f"{lab.prefix}-svc",
+            "--label", f"meshd.lab.prefix={lab.prefix}", "--label", "meshd.lab.host=h1",
+            "--label", "meshd.network=web", "--label", "meshd.service=shop", "--label", "meshd.port=8000",
+            "meshd-busybox:latest", "sleep", "3600"]
+    cid = subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+    client = lab.container("h2", "client")
+    _connect(cluster, client, "web")
+    rows = cluster.wait("shop published from labels",
+                        lambda: cluster.query("h2", MsgType.SERVICE_QUERY, name="shop")["services"], timeout_s=30)
+    assert (rows[0]["endpoint_id"], rows[0]["port"]) == (cid, 8000)
+    cluster.wait("shop resolves on h2", lambda: addresses(client.id, "shop.meshd") == [rows[0]["ip"]], timeout_s=20)
+    subprocess.run(["docker", "rm", "-f", cid], check=True, capture_output=True)
+    cluster.wait("shop gone with its container", lambda: addresses(client.id, "shop.meshd") == []
+                 and not cluster.query("h2", MsgType.SERVICE_QUERY, name="shop")["services"], timeout_s=30)
