@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -79,10 +80,15 @@ def _tcp_check(pid: int, ip: str, port: int, timeout_s: float) -> bool:
             return False
 
 
-def _write_resolv_conf(pid: int, text: str) -> None:
+def _write_resolv_conf(pid: int, text: str) -> bool:
+    """Write the container's resolv.conf; False (nothing written) when process ``pid`` shares this
+    process's mount namespace: its /etc is the host's (a bare netns sandbox, not a container)."""
+    if os.stat(f"/proc/{pid}/ns/mnt").st_ino == os.stat("/proc/self/ns/mnt").st_ino:
+        return False
     path = f"/proc/{pid}/root/etc/resolv.conf"
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
+    return True
 
 
 async def publish_from_spec(spec: ContainerSpec, replica: Replica, committer: Committer) -> None:
@@ -225,7 +231,8 @@ class DnsAgent:
                 continue
             text = dns.resolv_conf(gws[0], self.cfg.domain)
             try:
-                await trio.to_thread.run_sync(_write_resolv_conf, pid, text)
+                if not await trio.to_thread.run_sync(_write_resolv_conf, pid, text):
+                    self.counters["resolv_skipped_shared_mnt"] = self.counters.get("resolv_skipped_shared_mnt", 0) + 1
             except OSError as exc:
                 self.counters["resolv_errors"] += 1
                 log.debug("resolv.conf not written endpoint=%s error=%s", ep.endpoint_id[:12], exc)
