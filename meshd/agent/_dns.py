@@ -23,6 +23,7 @@ the set of live hosts changes.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import socket
@@ -46,23 +47,6 @@ if TYPE_CHECKING:  # _containers imports this module (publish_from_spec)
     from ._containers import LocalContainers
 
 log = logging.getLogger("meshd.agent.dns")
-
-_IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
-
-
-def _open_freebind(netns: str, address: str) -> socket.socket:
-    with netops.in_netns(netns):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.SOL_IP, _IP_FREEBIND, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, dns.DNS_PORT))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
 
 def _tcp_check(pid: int, ip: str, port: int, timeout_s: float) -> bool:
     """A TCP connect to ``ip:port`` from inside the netns of process ``pid`` succeeds."""
@@ -200,7 +184,8 @@ class DnsAgent:
             if key in self._listeners:
                 continue
             try:
-                sock = await trio.to_thread.run_sync(_open_freebind, key[0], key[2])
+                sock = await trio.to_thread.run_sync(
+                    functools.partial(dns.open_socket, key[0], key[2], freebind=True))
             except OSError as exc:
                 self.counters["listen_errors"] += 1
                 if exc.errno != errno.ENOENT:

@@ -45,14 +45,21 @@ class DnsStatus:
     counts: dict[str, int]
 
 
-def open_socket(netns: str | None, address: str, port: int = DNS_PORT) -> socket.socket:
-    """A UDP socket bound to ``address:port`` inside the netns at path ``netns`` (None: this one)."""
+#: Linux's IP_FREEBIND: bind to an address the netns does not hold (yet)
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+
+
+def open_socket(netns: str | None, address: str, port: int = DNS_PORT, *, freebind: bool = False) -> socket.socket:
+    """A UDP socket bound to ``address:port`` inside the netns at path ``netns`` (None: this one);
+    ``freebind``: even before ``address`` is on an interface there."""
     if netns is None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     else:
         with netops.in_netns(netns):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
+        if freebind:
+            sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))
         sock.setblocking(False)

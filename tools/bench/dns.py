@@ -309,7 +309,7 @@ def run(budget: Budget) -> Section:
     load_s = QUICK_LOAD_S if budget.quick else LOAD_S
     section = Section(
         "dns", f"Service discovery and DNS: {n} agents, beside Docker's embedded DNS",
-        method=__doc__.split("\n\n", 2)[2].strip().replace("\n", " "),
+        method=__doc__.split("\n\n", 2)[2].strip(),
         setup={"hosts": n, "publishes_per_rep": publishes, "load_s": load_s, "reps": budget.reps,
                "profile": "local"},
     )
