@@ -60,7 +60,7 @@ class LocalContainers:
     def __init__(self, *, labels: tuple[str, ...] = (), docker: bool = True, netns_file: str | None = None) -> None:
         self.labels = labels
         self._pids: dict[str, int] = {}
-        #: {endpoint id: netns path} of containers attached by path, and {endpoint id: {network: ifname}}
+        #: {endpoint id: netns path} of containers attached by path, and {endpoint id: {network: ifname or ""}}
         self._netns: dict[str, str] = {}
         self._ifnames: dict[str, dict[str, str]] = {}
         self._netns_file = netns_file
@@ -95,7 +95,7 @@ class LocalContainers:
     @property
     def ifnames(self) -> dict[tuple[str, str], str]:
         """``{(endpoint id, network): interface name}`` asked for by attaches by path."""
-        return {(eid, net): name for eid, nets in self._ifnames.items() for net, name in nets.items()}
+        return {(eid, net): name for eid, nets in self._ifnames.items() for net, name in nets.items() if name}
 
     def attached(self, endpoint_id: str, netns: str, network: str, ifname: str | None) -> None:
         """A container in the netns at path ``netns`` joins ``network`` (as ``ifname``, else
@@ -104,11 +104,7 @@ class LocalContainers:
         if old is not None and old != netns:
             self._ifnames.pop(endpoint_id, None)  # a new sandbox for the same id: its old names are gone
         self._netns[endpoint_id] = netns
-        names = self._ifnames.setdefault(endpoint_id, {})
-        if ifname:
-            names[network] = ifname
-        else:
-            names.pop(network, None)
+        self._ifnames.setdefault(endpoint_id, {})[network] = ifname or ""  # "": eth<n> by the network order
         self._save()
 
     def detached(self, endpoint_id: str, network: str | None = None) -> None:
@@ -126,7 +122,7 @@ class LocalContainers:
     def free_ifname(self, netns: str) -> str:
         """The first ``eth<n>`` no container attached to the netns at ``netns`` was given."""
         taken = {name for eid, path in self._netns.items() if path == netns
-                 for name in self._ifnames.get(eid, {}).values()}
+                 for name in self._ifnames.get(eid, {}).values() if name}
         return next(f"eth{n}" for n in range(len(taken) + 1) if f"eth{n}" not in taken)
 
     def _load(self, path: str) -> None:

@@ -348,7 +348,7 @@ class DockerDriver:
         mac = str(iface.get("MacAddress") or "")
         if mac and mac.lower() != ep.mac:
             raise DriverError(f"meshd gives {address} the MAC {ep.mac}: drop --mac-address")
-        opts = (r.get("Options") or {}).get(GENERIC) or {}
+        opts = {k: v for k, v in (r.get("Options") or {}).items() if k in QOS_OPTIONS}  # --driver-opt
         rates = _ints({str(k): str(v) for k, v in opts.items()}, QOS_OPTIONS)
         if rates:
             rate, burst, latency = self._rates(network, rates)
