@@ -171,6 +171,17 @@ def test_a_docker_container_and_a_podman_container_of_one_tenant_reach_each_othe
         assert ip_pa != ip_db  # tenant b has no endpoint at that address: a reply could only come from tenant a
         assert not ping(["docker"], d_b, ip_pa), "tenant b reached tenant a's podman container"
 
+        # both agents killed and restarted: the interfaces stay, and the agents still know them (netns.json,
+        # docker-plugin.json): traffic flows, and removal below still releases the addresses
+        for host, extra in (("h1", ("--set", f"api.docker_plugin={plugin}")), ("h2", ())):
+            cluster.kill(host)
+            cluster.start(host, extra=extra)
+        cluster.wait_members("h1", 2, timeout_s=60)
+        cluster.wait("both containers running after the restarts", lambda: {
+            e["ip"] for e in cluster.query("h2", MsgType.QUERY_ENDPOINTS, network="blue")["endpoints"]
+            if e["running"]} == {ip_pa}, timeout_s=30)
+        assert ping(["docker"], d_a, ip_pa) and ping(["podman"], p_a, ip_da, podman.env)
+
         # --ip, and removal releases the address (docker rm and podman rm)
         d_fixed = docker.start(f"{lab.prefix}-dfix", f"{lab.prefix}-a", "--ip", "10.1.0.77")
         assert docker.ip(d_fixed, f"{lab.prefix}-a") == "10.1.0.77"
