@@ -18,8 +18,8 @@ import msgspec
 import trio
 
 from meshd import state as st
-from meshd.api import RESPONSE_FLAG, SchedulerService, pack, unpack
-from meshd.plugin import DockerDriver, DriverBook, DriverError, PluginServer
+from meshd.api import RESPONSE_FLAG, FrameError, SchedulerService, Unavailable, pack, unpack
+from meshd.plugin import DockerDriver, DriverBook, DriverError, PluginServer, refusal
 
 from ._backend import AgentBackend
 from ._containers import LocalContainers
@@ -58,7 +58,10 @@ class DriverPortsOfAgent:
     async def execute(self, command: Any) -> Any:
         try:
             return await self._backend.execute(command)
-        except Exception as exc:  # Unavailable, a refused lease: said to Docker's user
+        except Unavailable as exc:
+            raise DriverError(f"the meshd cluster cannot commit now ({exc}): retry when `meshd status` shows a "
+                              "Raft leader") from None
+        except FrameError as exc:  # a refused lease
             raise DriverError(str(exc)) from None
 
     def free_ifname(self, netns: str) -> str:
@@ -102,4 +105,4 @@ def docker_plugin(name: str, plugin_dir: str, run_dir: str, ports: DriverPortsOf
         os.replace(tmp, book_file)
 
     driver = DockerDriver(ports, book, save)
-    return PluginServer(os.path.join(plugin_dir, f"{name}.sock"), driver.call)
+    return PluginServer(os.path.join(plugin_dir, f"{name}.sock"), driver.call, refusal=refusal)

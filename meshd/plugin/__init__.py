@@ -9,7 +9,7 @@
 docs/integrations.md describes both from the user's side.
 """
 
-from ._docker import DockerDriver, DriverBook, DriverError, DriverPorts
+from ._docker import DockerDriver, DriverBook, DriverError, DriverPorts, refusal
 from ._http import PluginServer
 
-__all__ = ["DockerDriver", "DriverBook", "DriverError", "DriverPorts", "PluginServer"]
+__all__ = ["DockerDriver", "DriverBook", "DriverError", "DriverPorts", "PluginServer", "refusal"]

@@ -156,10 +156,10 @@ class DockerDriver:
         }
 
     async def call(self, path: str, body: Any) -> dict[str, Any]:
-        """The reply to one call: its result, or ``{"Err": message}``.  Never raises (but Cancelled)."""
+        """The reply to one call: its result, or :func:`refusal`.  Never raises (but Cancelled)."""
         handler = self._calls.get(path)
         if handler is None:
-            return {"Err": f"meshd's Docker plugin does not implement {path}"}
+            return refusal(path, f"meshd's Docker plugin does not implement {path}")
         if not isinstance(body, dict):
             body = {}
         try:
@@ -168,9 +168,9 @@ class DockerDriver:
                 result = await result
         except DriverError as exc:
             log.info("docker call refused call=%s error=%s", path, exc)
-            return {"Err": str(exc)}
+            return refusal(path, str(exc))
         except (KeyError, TypeError, ValueError) as exc:
-            return {"Err": f"meshd's Docker plugin could not read {path}: {exc!r}"}
+            return refusal(path, f"meshd's Docker plugin could not read {path}: {exc!r}")
         return result
 
     # --- IPAM -------------------------------------------------------------------------
@@ -389,6 +389,12 @@ class DockerDriver:
         if endpoint_id is not None:
             self.ports.detach(endpoint_id, network)
         return {}
+
+
+def refusal(path: str, message: str) -> dict[str, Any]:
+    """A refusal Docker shows its user: network driver replies carry it in ``Err``, IPAM replies in ``Error``
+    (libnetwork's two remote APIs differ; an IPAM reply without ``Error`` reads as "No address returned")."""
+    return {"Error" if path.startswith("/IpamDriver.") else "Err": message}
 
 
 def _ints(opts: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, int]:

@@ -36,9 +36,12 @@ Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 class PluginServer:
     """Serves ``handler(path, body)`` on the unix socket ``path``: ``await nursery.start(server.run)``."""
 
-    def __init__(self, path: str, handler: Handler, *, reply_timeout_s: float = REPLY_TIMEOUT_S) -> None:
+    def __init__(self, path: str, handler: Handler, *, reply_timeout_s: float = REPLY_TIMEOUT_S,
+                 refusal: Callable[[str, str], dict[str, Any]] = lambda target, message: {"Err": message}) -> None:
         self.path = path
         self.handler = handler
+        #: the reply that refuses a call to ``target`` with ``message`` (the key differs by API)
+        self.refusal = refusal
         self.reply_timeout_s = reply_timeout_s
         self.connections = 0
 
@@ -91,12 +94,13 @@ class PluginServer:
         try:
             data = json.loads(body or b"{}")
         except ValueError:
-            return {"Err": f"{target}: the body is not JSON"}
+            return self.refusal(target, f"{target}: the body is not JSON")
         with trio.move_on_after(self.reply_timeout_s):
             return await self.handler(target, data)
         log.warning("plugin call timed out call=%s after=%.0fs", target, self.reply_timeout_s)
-        return {"Err": f"meshd could not answer {target} within {self.reply_timeout_s:.0f} s: the cluster cannot "
-                       "commit now (no Raft leader?); `meshd status` on this host says why; retry"}
+        return self.refusal(target, f"meshd could not answer {target} within {self.reply_timeout_s:.0f} s: the "
+                                    "cluster cannot commit now (no Raft leader?); `meshd status` on this host says "
+                                    "why; retry")
 
 
 class _TooLarge(Exception):
@@ -118,7 +122,8 @@ async def _request(conn: h11.Connection, stream: trio.abc.Stream) -> tuple[str, 
         elif isinstance(event, h11.Data):
             body += event.data
             if len(body) > MAX_BODY:
-                await _send(conn, stream, {"Err": f"request body larger than {MAX_BODY} bytes"}, 413)
+                await _send(conn, stream, {"Err": f"request body larger than {MAX_BODY} bytes",
+                                           "Error": f"request body larger than {MAX_BODY} bytes"}, 413)
                 raise _TooLarge
         elif isinstance(event, h11.EndOfMessage):
             return target, bytes(body)

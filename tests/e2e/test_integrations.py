@@ -248,3 +248,28 @@ def test_the_cni_plugin_follows_the_spec_for_add_check_del_gc_status_and_version
         assert rc == 1 and err["code"] == 11 and "no meshd agent runs" in err["msg"]
     finally:
         run("ip", "netns", "del", netns, check=False)
+
+
+def test_docker_gets_a_clear_error_not_a_hang_while_the_cluster_cannot_commit(make_cluster: Any) -> None:
+    lab, cluster = make_cluster(hosts=3, started=0)
+    plugin = f"meshd-{lab.prefix}"
+    cluster.start("h1", extra=("--set", f"api.docker_plugin={plugin}"))
+    cluster.wait("h1 leads", lambda: cluster.query("h1", MsgType.QUERY_STATUS)["raft"]["role"] == "leader",
+                 timeout_s=60)
+    for host in ("h2", "h3"):
+        cluster.start(host, join=["192.0.2.11"])
+    cluster.wait("three voters", lambda: len(cluster.query("h1", MsgType.QUERY_STATUS)["raft"]["voters"]) == 3,
+                 timeout_s=60)
+    docker = DockerNets(plugin)
+    try:
+        docker.create(f"{lab.prefix}-a", "--subnet", "10.1.0.0/24", "-o", "tenant=a")
+        cluster.kill("h2")
+        cluster.kill("h3")  # h1 alone: no quorum, nothing can be committed
+        name = f"{lab.prefix}-stuck"
+        docker.containers.append(name)
+        r = run("docker", "run", "-d", "--name", name, "--network", f"{lab.prefix}-a", IMAGE, "sleep", "60",
+                check=False, timeout=60)
+        assert r.returncode != 0
+        assert "cannot commit" in r.stderr or "no Raft leader" in r.stderr, r.stderr
+    finally:
+        docker.cleanup()
