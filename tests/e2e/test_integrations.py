@@ -171,6 +171,17 @@ def test_a_docker_container_and_a_podman_container_of_one_tenant_reach_each_othe
         assert ip_pa != ip_db  # tenant b has no endpoint at that address: a reply could only come from tenant a
         assert not ping(["docker"], d_b, ip_pa), "tenant b reached tenant a's podman container"
 
+        # another model through both paths: a flat (macvlan) network of tenant a
+        docker.create(f"{lab.prefix}-lan", "--subnet", "10.77.0.0/24", "-o", "tenant=a", "-o", "mode=flat",
+                      "-o", "name=lan")
+        podman.network(f"{lab.prefix}-plan", network="lan", tenant="a", subnet="10.77.0.0/24", mode="flat",
+                       runDir=run_dir)
+        d_f = docker.start(f"{lab.prefix}-df", f"{lab.prefix}-lan")
+        p_f = podman.start(f"{lab.prefix}-pf", f"{lab.prefix}-plan")
+        pid = run("docker", "inspect", d_f, "--format", "{{.State.Pid}}").stdout.strip()
+        assert "macvlan" in run("nsenter", "-t", pid, "-n", "ip", "-d", "link", "show", "eth0").stdout
+        assert ping(["docker"], d_f, podman.ip(p_f, f"{lab.prefix}-plan"))
+
         # both agents killed and restarted: the interfaces stay, and the agents still know them (netns.json,
         # docker-plugin.json): traffic flows, and removal below still releases the addresses
         for host, extra in (("h1", ("--set", f"api.docker_plugin={plugin}")), ("h2", ())):
