@@ -200,7 +200,7 @@ class Agent:
             ports = DriverPortsOfAgent(service=self.control, backend=backend, containers=self.containers,
                                        trigger=self.reconciler.trigger, nursery=nursery)
             await nursery.start(docker_plugin(cfg.api.docker_plugin, cfg.api.docker_plugin_dir,
-                                              cfg.agent.run_dir, ports).run)
+                                              cfg.agent.data_dir, ports).run)
             log.info("Docker network and IPAM driver %r on %s", cfg.api.docker_plugin, cfg.api.docker_plugin_dir)
         if cfg.api.metrics_port:
             await nursery.start(MetricsServer(self.metrics.registry, cfg.api.metrics_address,

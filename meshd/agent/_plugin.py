@@ -4,7 +4,7 @@ Every write of :class:`meshd.plugin.DockerDriver` goes through the agent's
 :class:`~meshd.api.SchedulerService` (a request as a scheduler's, with the same
 checks and the same interface wait) or :meth:`AgentBackend.execute` (the one
 committer); the driver's mapping of Docker's ids is kept in
-``<run_dir>/docker-plugin.json``.
+``<data_dir>/docker-plugin.json``.
 """
 
 from __future__ import annotations
@@ -86,9 +86,10 @@ class DriverPortsOfAgent:
         self._trigger()
 
 
-def docker_plugin(name: str, plugin_dir: str, run_dir: str, ports: DriverPortsOfAgent) -> PluginServer:
-    """The plugin server for ``docker network create -d NAME --ipam-driver NAME``."""
-    book_file = os.path.join(run_dir, "docker-plugin.json")
+def docker_plugin(name: str, plugin_dir: str, data_dir: str, ports: DriverPortsOfAgent) -> PluginServer:
+    """The plugin server for ``docker network create -d NAME --ipam-driver NAME``; its mapping of Docker's
+    ids is kept in ``data_dir`` (Docker's networks outlive a reboot, which empties the run dir)."""
+    book_file = os.path.join(data_dir, "docker-plugin.json")
     book = DriverBook()
     try:
         with open(book_file, encoding="utf-8") as f:

@@ -36,7 +36,7 @@ How Docker's calls map (one ``docker network create`` and one ``docker run``):
   network (other hosts may use it: ``meshd network delete`` removes it).
 
 The mapping (pools, networks, endpoints) is this host's and survives an agent
-restart in ``<run_dir>/docker-plugin.json``.  Pure: no I/O but through the
+restart in ``<data_dir>/docker-plugin.json``.  Pure: no I/O but through the
 ports and the :meth:`DockerDriver.save` callback.
 """
 
@@ -235,7 +235,7 @@ class DockerDriver:
         pool = self.book.pools.get(str(r.get("PoolID")))
         if pool is None:
             raise DriverError(f"unknown pool {r.get('PoolID')!r}: this agent did not hand it out (or its "
-                              f"{'docker-plugin.json'} was lost); recreate the Docker network")
+                              "docker-plugin.json was lost); recreate the Docker network")
         return pool
 
     def _rates(self, network: str, extra: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
