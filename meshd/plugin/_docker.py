@@ -269,6 +269,10 @@ class DockerDriver:
         tenant = opts.get("tenant", "default")
         mode = opts.get("mode", st.Mode.VXLAN.value)
         options = {k: opts[k] for k in MODE_OPTIONS if k in opts}
+        if mode == st.Mode.DHCP.value:
+            raise DriverError("a dhcp network cannot be used through Docker's driver: its address is leased inside "
+                              "the container's netns, which Docker creates only after asking for the address; "
+                              "use container labels (meshd.network=…) or the CNI plugin for dhcp networks")
         name = self._existing(tenant, subnet, mode, gateway, opts)
         if name is None:
             name = opts.get("name") or f"{tenant}-{subnet.replace('/', '-')}"
