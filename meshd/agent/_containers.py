@@ -117,7 +117,23 @@ class LocalContainers:
         if network is None or not names:
             self._netns.pop(endpoint_id, None)
             self._ifnames.pop(endpoint_id, None)
+            self.names.pop(endpoint_id, None)
         self._save()
+
+    def name_sandbox(self, container_id: str, pid: int, name: str) -> None:
+        """A Docker container started: the endpoints attached by path to its netns (the Docker
+        driver's) are shown under its name."""
+        try:
+            ns = os.stat(f"/proc/{pid}/ns/net")
+        except OSError:
+            return  # it already exited
+        for eid, path in self._netns.items():
+            try:
+                same = os.stat(path)
+            except OSError:
+                continue
+            if (same.st_dev, same.st_ino) == (ns.st_dev, ns.st_ino) and eid != container_id:
+                self.names[eid] = name
 
     def free_ifname(self, netns: str) -> str:
         """The first ``eth<n>`` no container attached to the netns at ``netns`` was given."""
@@ -220,6 +236,7 @@ class DockerListener:
     async def on_container_started(self, spec: ContainerSpec) -> None:
         self._containers.started(spec.container_id, spec.pid)
         self._containers.names[spec.container_id] = spec.container_name
+        self._containers.name_sandbox(spec.container_id, spec.pid, spec.container_name)
         for req in spec.requests:
             if self._replica.state.endpoint(spec.container_id, req.network) is None:
                 await self._connect(spec, req)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from meshd.api import MsgType
-from tools.lab._docker import IMAGE
+from tools.lab._docker import IMAGE, LABEL_HOST, LABEL_PREFIX
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None,
                                 reason="podman is not installed (tools/setup.sh installs it)")
@@ -156,7 +156,9 @@ def test_a_docker_container_and_a_podman_container_of_one_tenant_reach_each_othe
         podman.network(f"{lab.prefix}-pa", network="blue", tenant="a", subnet="10.1.0.0/24", runDir=run_dir)
         podman.network(f"{lab.prefix}-pb", network="red", tenant="b", subnet="10.1.0.0/24", runDir=run_dir)
 
-        d_a = docker.start(f"{lab.prefix}-da", f"{lab.prefix}-a")
+        # the lab's labels make the container h1's (its agent watches only those): its endpoint takes its name
+        d_a = docker.start(f"{lab.prefix}-da", f"{lab.prefix}-a", "--label", f"{LABEL_HOST}=h1",
+                           "--label", f"{LABEL_PREFIX}={lab.prefix}")
         d_b = docker.start(f"{lab.prefix}-db", f"{lab.prefix}-b")
         p_a = podman.start(f"{lab.prefix}-pa1", f"{lab.prefix}-pa")
         ip_da, ip_db = docker.ip(d_a, f"{lab.prefix}-a"), docker.ip(d_b, f"{lab.prefix}-b")
@@ -165,6 +167,8 @@ def test_a_docker_container_and_a_podman_container_of_one_tenant_reach_each_othe
         blue = {e["ip"]: e for e in _endpoints(cluster, "blue")}
         assert blue[ip_da]["host"] == "h1" and blue[ip_pa]["host"] == "h2"
         assert ip_da != ip_pa
+        named = lambda: {e["container"] for e in cluster.query("h1", MsgType.QUERY_STATUS)["endpoints"]}  # noqa: E731
+        cluster.wait("the Docker driver's endpoint shown under its container's name", lambda: d_a in named())
 
         assert ping(["docker"], d_a, ip_pa), "Docker container (h1) cannot reach the podman container (h2)"
         assert ping(["podman"], p_a, ip_da, podman.env), "podman container (h2) cannot reach the Docker one (h1)"
