@@ -276,7 +276,7 @@ class DockerDriver:
         name = self._existing(tenant, subnet, mode, gateway, opts)
         if name is None:
             name = opts.get("name") or f"{tenant}-{subnet.replace('/', '-')}"
-            modes = [m.value for m in st.Mode]
+            modes = [m.value for m in st.Mode if m is not st.Mode.DHCP]
             if mode not in modes:
                 raise DriverError(f"unknown mode {mode!r}: use -o mode= one of {', '.join(modes)}")
             req = NetworkCreate(name=name, subnet=subnet, tenant=tenant, gateway=gateway, mode=st.Mode(mode),
