@@ -26,7 +26,8 @@ Options:
   -h, --help        this text
 
 It needs Python >= 3.11 (with venv) and Docker (docker.io or Docker CE). It installs
-meshd into /opt/meshd/venv (linked as /usr/local/bin/meshd), the docs into
+meshd into /opt/meshd/venv (linked as /usr/local/bin/meshd; its CNI plugin as meshd in
+/opt/cni/bin and /usr/lib/cni), the docs into
 /usr/share/doc/meshd, writes /etc/meshd/secret (0600) and a minimal
 /etc/meshd/meshd.toml (an existing one is kept), installs deploy/meshd.service and
 starts it; without systemd it prints the command to run.
@@ -86,6 +87,11 @@ check_prerequisites
 python3 -m venv /opt/meshd/venv
 /opt/meshd/venv/bin/pip install -q "$SRC"
 ln -sf /opt/meshd/venv/bin/meshd /usr/local/bin/meshd
+# the CNI plugin: runtimes look for type "meshd" in their plugin directories
+for dir in /opt/cni/bin /usr/lib/cni; do
+    install -d -m 0755 "$dir"
+    ln -sf /opt/meshd/venv/bin/meshd-cni "$dir/meshd"
+done
 install -d -m 0755 /usr/share/doc/meshd
 install -m 0644 "$SRC"/docs/*.md /usr/share/doc/meshd/
 

@@ -146,6 +146,14 @@ class ApiConfig:
     #: A request whose ``Host`` header names anything else is refused with 421:
     #: that is how a DNS-rebinding page in a browser on this host would come.
     web_hosts: tuple[str, ...] = ()
+    #: The Docker network and IPAM driver's name: ``docker network create -d
+    #: NAME --ipam-driver NAME`` (docs/integrations.md).  The agent serves it
+    #: on ``docker_plugin_dir/NAME.sock`` when Docker runs here; empty: no
+    #: plugin.  One agent per dockerd: agents sharing one (the lab) need
+    #: different names, or all but one empty.
+    docker_plugin: str = "meshd"
+    #: Where dockerd looks for plugin sockets.
+    docker_plugin_dir: str = "/run/docker/plugins"
     #: A connect received by the container's own host is answered when its
     #: interface is up; after this long, with INTERFACE_FAILED instead, seconds.
     interface_timeout_s: float = 10.0
@@ -531,6 +539,12 @@ def _api_problems(api: ApiConfig) -> list[str]:
     out += _address_problems("api.bind_address", api.bind_address, empty_ok=False)
     out += _address_problems("api.metrics_address", api.metrics_address, empty_ok=False)
     out += _address_problems("api.web_address", api.web_address, empty_ok=False)
+    if api.docker_plugin and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", api.docker_plugin):
+        out.append(f"api.docker_plugin ({api.docker_plugin!r}) must be a name of 1-64 letters, digits, '_', '.' or "
+                   "'-' (what `docker network create -d NAME` names), or empty for no Docker plugin")
+    if not api.docker_plugin_dir.startswith("/"):
+        out.append(f"api.docker_plugin_dir ({api.docker_plugin_dir!r}) must be an absolute path "
+                   "(dockerd's is /run/docker/plugins)")
     for name in api.web_hosts:
         if not _HOST_NAME.fullmatch(name):
             out.append(f"api.web_hosts: {name!r} must be a DNS name such as meshd.example.org (no port, no scheme)")

@@ -94,6 +94,7 @@ class Cluster:
                 "--router-prefix", f"{self.lab.prefix}-r{index}-", *self._log_flags,
                 "--set", f"api.clients_dir={self.clients}",
                 "--set", f'agent.container_labels=["{LABEL_HOST}={h.name}", "{LABEL_PREFIX}={self.lab.prefix}"]',
+                "--set", 'api.docker_plugin=""',  # the lab's agents share one dockerd: a test names its plugin
                 *self.extra_args, *extra]
         for address in join:
             args += ["--join", address]

@@ -26,6 +26,7 @@ APT_PACKAGES=(
     prometheus                     # promtool: the tests check the metrics exposition with it
     chromium                       # headless browser: the web view's test (tests/e2e/test_web.py)
     dnsmasq-base                   # the lab's DHCP server for dhcp networks (the binary only: no service)
+    podman containernetworking-plugins # the CNI plugin's test runs real podman (CNI backend)
     python3 python3-venv python3-pip
     ca-certificates git
 )

@@ -82,6 +82,7 @@ from ._local import DataDirLock, detect_advertise_address
 from ._members import JoinError, MemberBook, MemberEvent
 from ._mtu import UnderlayProblem, mode_overhead, underlay_problems
 from ._pilot import Autopilot
+from ._plugin import DriverPortsOfAgent, docker_plugin
 from ._probe import DataPlaneProbe
 from ._replica import Replica
 from ._stats import EndpointStats
@@ -103,7 +104,8 @@ class Agent:
         self.router_prefix = router_prefix
         self.started = time.time()
         self.events = Events()
-        self.containers = LocalContainers(labels=cfg.agent.container_labels, docker=docker)
+        self.containers = LocalContainers(labels=cfg.agent.container_labels, docker=docker,
+                                          netns_file=os.path.join(cfg.agent.run_dir, "netns.json"))
         self.runtime = DockerRuntime() if docker else None
         self.reconciler = Reconciler(self._desired, interval_s=cfg.dataplane.reconcile_interval_s,
                                      ready=self._wait_ready_to_reconcile)
@@ -200,6 +202,12 @@ class Agent:
         await nursery.start(api.run)
         self.control = SchedulerService(backend, max_frame_bytes=cfg.api.max_frame_bytes, control=True)
         await nursery.start(ControlServer(host, self.control, cfg.agent.run_dir).run)
+        if cfg.api.docker_plugin and self.runtime is not None:
+            ports = DriverPortsOfAgent(service=self.control, backend=backend, containers=self.containers,
+                                       trigger=self.reconciler.trigger, nursery=nursery)
+            await nursery.start(docker_plugin(cfg.api.docker_plugin, cfg.api.docker_plugin_dir,
+                                              cfg.agent.data_dir, ports).run)
+            log.info("Docker network and IPAM driver %r on %s", cfg.api.docker_plugin, cfg.api.docker_plugin_dir)
         if cfg.api.metrics_port:
             await nursery.start(MetricsServer(self.metrics.registry, cfg.api.metrics_address,
                                               cfg.api.metrics_port).run)
@@ -429,7 +437,8 @@ class Agent:
     def _desired(self) -> HostDesired:
         assert self.underlay is not None and self.members is not None and self.replica is not None
         return host_desired(host=self.name, state=self.replica.state, live_vteps=self.liveness.kept_vteps(),
-                            pids=self.containers.pids, underlay_ip=self.advertise, underlay_dev=self.underlay.dev,
+                            pids=self.containers.pids, netns=self.containers.netns,
+                            ifnames=self.containers.ifnames, underlay_ip=self.advertise, underlay_dev=self.underlay.dev,
                             underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix,
                             parent=self.cfg.dataplane.parent or None,
                             records_dir=os.path.join(self.cfg.agent.run_dir, "endpoints"),

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -75,13 +76,24 @@ class AgentBackend:
         this host's endpoint releases it first (:class:`~meshd.agent._dhcp.DhcpLeases`)."""
         if isinstance(command, st.Connect):
             try:
-                return await self._dhcp.connect(command, self._committer.commit)
+                result = await self._dhcp.connect(command, self._committer.commit)
             except LeaseRefused as exc:
+                self._forget_unconnected(command.endpoint_id, command.network)
                 raise FrameError(ApiError.DHCP_FAILED if exc.no_lease else ApiError.INVALID_VALUE, str(exc),
                                  MsgType.ENDPOINT_CONNECT) from None
+            if isinstance(result, st.CommandError):
+                self._forget_unconnected(command.endpoint_id, command.network)
+            return result
         if isinstance(command, st.Disconnect):
-            return await self._dhcp.disconnect(command, self._committer.commit)
+            result = await self._dhcp.disconnect(command, self._committer.commit)
+            self._forget_unconnected(command.endpoint_id, command.network)
+            return result
         return await self._committer.commit(command)
+
+    def _forget_unconnected(self, endpoint_id: str, network: str) -> None:
+        """A netns attached by path is forgotten for a network the endpoint is not in (refused, or left)."""
+        if self._replica.state.endpoint(endpoint_id, network) is None:
+            self._containers.detached(endpoint_id, network)
 
     def state(self) -> st.NetworkState:
         return self._replica.state
@@ -106,13 +118,13 @@ class AgentBackend:
         try:
             problem = await self._tracker.wait_up((endpoint_id, vni), timeout_s)
         except trio.TooSlowError:
-            if endpoint_id not in self._containers.pids:
+            if not self._containers.running(endpoint_id):
                 return f"container {endpoint_id[:12]} is not running on {self.local_host} (no PID known)"
             return f"the interface was not built within {timeout_s:.0f}s; see the agent log"
         return None if problem is None else problem.error
 
     def is_running(self, endpoint_id: str) -> bool:
-        return endpoint_id in self._containers.pids
+        return self._containers.running(endpoint_id)
 
     def check_host(self, host: str, req: EndpointConnect | EndpointMove) -> None:
         """A connect or move names a host that gossip or the state knows, or says it is expected."""
@@ -167,6 +179,8 @@ class AgentBackend:
             raise FrameError(ApiError.UNDERLAY_OVERLAP, why, req.MSG_TYPE, req.request_id)
 
     async def resolve_container(self, req: EndpointConnect, host: str) -> tuple[str, str | None]:
+        if req.netns is not None or req.ifname is not None:
+            return self._attach_by_path(req, host), None
         if host != self.local_host:
             self.check_host(host, req)
             # another host's container: by a name, or a short id (12 hex digits or more), connected
@@ -197,3 +211,36 @@ class AgentBackend:
             ApiError.UNKNOWN_CONTAINER,
             f"container {req.container_id!r} is not known to Docker on {host}: give its full id or name, "
             "or its PID (field 'pid') if it is not a Docker container", MsgType.ENDPOINT_CONNECT, req.request_id)
+
+    def _attach_by_path(self, req: EndpointConnect, host: str) -> str:
+        """A connect that names the container's netns by path (the CNI plugin, the Docker driver):
+        the netns must be one on this host; the id is the caller's (nothing to resolve)."""
+        if req.netns is None:
+            raise FrameError(ApiError.MISSING_FIELD, "field 'ifname' needs field 'netns' (the container's netns "
+                             "by path, where that interface is made)", MsgType.ENDPOINT_CONNECT, req.request_id)
+        if host != self.local_host:
+            raise FrameError(ApiError.INVALID_VALUE,
+                             f"field 'netns' names a path on the container's own host, but this connect is for "
+                             f"host {host!r}: send it to {host!r}'s agent (or drop 'host')",
+                             MsgType.ENDPOINT_CONNECT, req.request_id)
+        why = netns_problem(req.netns)
+        if why is not None:
+            raise FrameError(ApiError.INVALID_VALUE, f"field 'netns': {why}", MsgType.ENDPOINT_CONNECT,
+                             req.request_id)
+        self._containers.attached(req.container_id, req.netns, req.network, req.ifname)
+        return req.container_id
+
+
+def netns_problem(path: str) -> str | None:
+    """Why ``path`` is not a network namespace of this host, or None."""
+    if "/../" in f"{path}/" or not os.path.isabs(path):
+        return f"{path} is not an absolute path without '..'"
+    try:
+        st_path, st_ns = os.stat(path), os.stat("/proc/self/ns/net")
+    except FileNotFoundError:
+        return f"{path} does not exist on this host (the container's netns is gone, or it is another host's)"
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror}"
+    if st_path.st_dev != st_ns.st_dev:  # every namespace file lives on nsfs
+        return f"{path} is not a network namespace (a file of nsfs, as /proc/<pid>/ns/net or /run/netns/NAME are)"
+    return None

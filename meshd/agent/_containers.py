@@ -2,9 +2,12 @@
 
 * :class:`LocalContainers` is the one owner of ``{container id: PID}`` for the
   containers running on this host (Docker's, and those given by PID through
-  the API), of their names, and of why a container got no network before a
-  reconcile pass could try (``meshd why``); it knows when Docker's list has
-  been read once after a start (the first reconcile pass waits for it).
+  the API), of the network namespaces given by path (the CNI plugin, the
+  Docker network driver, a connect with ``netns``: kept in
+  ``<run_dir>/netns.json`` so they survive a restart) and the interface names
+  asked for there, of their names, and of why a container got no network
+  before a reconcile pass could try (``meshd why``); it knows when Docker's
+  list has been read once after a start (the first reconcile pass waits for it).
 * :class:`DockerListener` is the :class:`meshd.runtime.RuntimeListener` of the
   agent: containers started with ``meshd.*`` labels (or the seed-002
   environment) are connected through the :class:`~meshd.agent._commit.Committer`;
@@ -16,7 +19,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -53,9 +58,15 @@ class LocalContainers:
         docker: whether Docker is watched (else :meth:`wait_listed` returns at once).
     """
 
-    def __init__(self, *, labels: tuple[str, ...] = (), docker: bool = True) -> None:
+    def __init__(self, *, labels: tuple[str, ...] = (), docker: bool = True, netns_file: str | None = None) -> None:
         self.labels = labels
         self._pids: dict[str, int] = {}
+        #: {endpoint id: netns path} of containers attached by path, and {endpoint id: {network: ifname or ""}}
+        self._netns: dict[str, str] = {}
+        self._ifnames: dict[str, dict[str, str]] = {}
+        self._netns_file = netns_file
+        if netns_file is not None:
+            self._load(netns_file)
         #: Docker's names of this host's containers
         self.names: dict[str, str] = {}
         #: why a container got no network before a pass tried: {"step", "network", "error", "time"}
@@ -70,6 +81,89 @@ class LocalContainers:
         """``{container id: PID}`` of the containers running here (read only)."""
         return MappingProxyType(self._pids)
 
+    @property
+    def netns(self) -> dict[str, str]:
+        """``{endpoint id: netns path}`` of every container running here: Docker's and those given
+        by PID (``/proc/<pid>/ns/net``), and those attached by path whose netns still exists."""
+        out = {cid: f"/proc/{pid}/ns/net" for cid, pid in self._pids.items()}
+        out.update((eid, path) for eid, path in self._netns.items() if os.path.exists(path))
+        return out
+
+    def running(self, endpoint_id: str) -> bool:
+        """Whether ``endpoint_id``'s container runs here (a PID, or a netns path that exists)."""
+        return endpoint_id in self._pids or (endpoint_id in self._netns and os.path.exists(self._netns[endpoint_id]))
+
+    @property
+    def ifnames(self) -> dict[tuple[str, str], str]:
+        """``{(endpoint id, network): interface name}`` asked for by attaches by path."""
+        return {(eid, net): name for eid, nets in self._ifnames.items() for net, name in nets.items() if name}
+
+    def attached(self, endpoint_id: str, netns: str, network: str, ifname: str | None) -> None:
+        """A container in the netns at path ``netns`` joins ``network`` (as ``ifname``, else
+        ``eth<n>`` by the order of its networks); remembered across restarts."""
+        old = self._netns.get(endpoint_id)
+        if old is not None and old != netns:
+            self._ifnames.pop(endpoint_id, None)  # a new sandbox for the same id: its old names are gone
+        self._netns[endpoint_id] = netns
+        self._ifnames.setdefault(endpoint_id, {})[network] = ifname or ""  # "": eth<n> by the network order
+        self._save()
+
+    def detached(self, endpoint_id: str, network: str | None = None) -> None:
+        """``endpoint_id`` left ``network`` (None: every network; its netns is forgotten when none is left)."""
+        if endpoint_id not in self._netns:
+            return
+        names = self._ifnames.get(endpoint_id, {})
+        if network is not None:
+            names.pop(network, None)
+        if network is None or not names:
+            self._netns.pop(endpoint_id, None)
+            self._ifnames.pop(endpoint_id, None)
+            self.names.pop(endpoint_id, None)
+        self._save()
+
+    def name_sandbox(self, container_id: str, pid: int, name: str) -> None:
+        """A Docker container started: the endpoints attached by path to its netns (the Docker
+        driver's) are shown under its name."""
+        try:
+            ns = os.stat(f"/proc/{pid}/ns/net")
+        except OSError:
+            return  # it already exited
+        for eid, path in self._netns.items():
+            try:
+                same = os.stat(path)
+            except OSError:
+                continue
+            if (same.st_dev, same.st_ino) == (ns.st_dev, ns.st_ino) and eid != container_id:
+                self.names[eid] = name
+
+    def free_ifname(self, netns: str) -> str:
+        """The first ``eth<n>`` no container attached to the netns at ``netns`` was given."""
+        taken = {name for eid, path in self._netns.items() if path == netns
+                 for name in self._ifnames.get(eid, {}).values() if name}
+        return next(f"eth{n}" for n in range(len(taken) + 1) if f"eth{n}" not in taken)
+
+    def _load(self, path: str) -> None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            self._netns = {str(k): str(v) for k, v in data.get("netns", {}).items()}
+            self._ifnames = {str(k): {str(n): str(i) for n, i in v.items()} for k, v in data.get("ifnames", {}).items()}
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            log.warning("ignoring %s (%s): containers attached by netns path before the restart get their "
+                        "interfaces back only when attached again", path, exc)
+            self._netns, self._ifnames = {}, {}
+
+    def _save(self) -> None:
+        if self._netns_file is None:
+            return
+        os.makedirs(os.path.dirname(self._netns_file) or ".", exist_ok=True)
+        tmp = f"{self._netns_file}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"netns": self._netns, "ifnames": self._ifnames}, f)
+        os.replace(tmp, self._netns_file)
+
     def owns(self, info: ContainerInfo) -> bool:
         """Whether a Docker container belongs to this host (carries ``labels``)."""
         return has_labels(info.labels, self.labels)
@@ -83,6 +177,7 @@ class LocalContainers:
 
     def removed(self, container_id: str) -> None:
         self._pids.pop(container_id, None)
+        self.detached(container_id)
         self.names.pop(container_id, None)
         self.errors.pop(container_id, None)
 
@@ -142,6 +237,7 @@ class DockerListener:
     async def on_container_started(self, spec: ContainerSpec) -> None:
         self._containers.started(spec.container_id, spec.pid)
         self._containers.names[spec.container_id] = spec.container_name
+        self._containers.name_sandbox(spec.container_id, spec.pid, spec.container_name)
         for req in spec.requests:
             if self._replica.state.endpoint(spec.container_id, req.network) is None:
                 await self._connect(spec, req)

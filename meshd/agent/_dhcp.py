@@ -126,13 +126,13 @@ class DhcpLeases:
         known = [e for e in self._replica.state.endpoints(network=c.network) if e.endpoint_id == c.endpoint_id]
         if known:  # connected already: the state answers a retry (no second lease for one MAC)
             return await commit(msgspec.structs.replace(c, ip=known[0].ip, mac=known[0].mac))
-        pid = self._containers.pids.get(c.endpoint_id)
-        if pid is None:
+        netns = self._containers.netns.get(c.endpoint_id)
+        if netns is None:
             raise LeaseRefused(f"container {c.endpoint_id[:12]} is not running on {self._host}: a dhcp network's "
                                "address is leased inside its netns; start it first")
         key = (c.endpoint_id, c.network)
         mac = (c.mac or st.dhcp_mac(c.endpoint_id, c.network)).lower()
-        netns, parent = f"/proc/{pid}/ns/net", net.options.get("parent", self._parent)
+        parent = net.options.get("parent", self._parent)
         try:
             lease = await dhcp.acquire(netns=netns, parent=parent, probe=probe_name(*key), mac=mac,
                                        timing=self.timing, rng=self._rng)

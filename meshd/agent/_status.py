@@ -100,12 +100,11 @@ def _name(agent: Agent, ep: st.Endpoint) -> str:
 def _endpoints(agent: Agent, state: st.NetworkState) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     vnis = {i.network.name: i.network.vni for i in state.networks()}
-    pids = agent.containers.pids
     for ep in state.endpoints(host=agent.name):
         vni = vnis.get(ep.network, 0)
         stats = agent.stats.stats.get((ep.endpoint_id, vni), {})
         out.append({"endpoint_id": ep.endpoint_id, "container": _name(agent, ep), "network": ep.network,
-                    "vni": vni, "ip": ep.ip, "mac": ep.mac, "running": ep.endpoint_id in pids,
+                    "vni": vni, "ip": ep.ip, "mac": ep.mac, "running": agent.containers.running(ep.endpoint_id),
                     "up": agent.tracker.is_up((ep.endpoint_id, vni)), "rate_kbit": ep.qos.rate_kbit,
                     **{k: stats[k] for k in ("rx_bytes", "tx_bytes", "rx_bps", "tx_bps") if k in stats}})
     return out
@@ -114,7 +113,7 @@ def _endpoints(agent: Agent, state: st.NetworkState) -> list[dict[str, Any]]:
 def attach_records(agent: Agent, state: st.NetworkState) -> list[dict[str, Any]]:
     """The ``attach`` key: how far each local container got (module docstring)."""
     vnis = {i.network.name: i.network.vni for i in state.networks()}
-    pids, tracker = agent.containers.pids, agent.tracker
+    running, tracker = agent.containers.netns, agent.tracker
     out = []
     connected: set[tuple[str, str]] = set()
     for ep in state.endpoints(host=agent.name):
@@ -122,7 +121,7 @@ def attach_records(agent: Agent, state: st.NetworkState) -> list[dict[str, Any]]
         connected.add((ep.endpoint_id, ep.network))
         step, error, when = UP, "", 0.0
         problem = tracker.problems.get(key)
-        if ep.endpoint_id not in pids:
+        if ep.endpoint_id not in running:
             step = RUNNING
             error = "the container is not running on this host (no PID known): start it (docker start)"
         elif problem is not None:

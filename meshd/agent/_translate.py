@@ -6,8 +6,9 @@ hands the result to the reconciler.  Rules:
 * every network of the state is described (the reconciler builds only those
   with a local endpoint, plus the legs its tenant router needs);
 * a local endpoint is described only while its container runs (a PID is
-  known); one that is not running keeps its address in the state but has no
-  interface — it comes back with the same IP and MAC when the container does;
+  known, or it was attached by netns path and that netns exists); one that
+  is not running keeps its address in the state but has no interface — it
+  comes back with the same IP and MAC when the container does;
 * remote endpoints and flood-list VTEPs come only from hosts that gossip says
   are alive: a failed or departed host's entries are withdrawn at once (its
   addresses stay allocated in the state, so they are not reused while the host
@@ -16,8 +17,9 @@ hands the result to the reconciler.  Rules:
   follows what this host serves, not the size of the whole cluster;
 * a network of mode ``routed`` is described as such (the reconciler routes
   it, :mod:`meshd.reconcile._routed`); every other mode is built as VXLAN;
-* a container in several networks gets ``eth0``, ``eth1``, ... in the order
-  its networks were created (so connecting it later to an *older* network
+* a container in several networks gets the interface name its attach asked
+  for (the CNI plugin's ``CNI_IFNAME``, the Docker driver's pick), else
+  ``eth0``, ``eth1``, ... in the order its networks were created (so connecting it later to an *older* network
   renumbers the newer ones: a known limit until the state records the slot).
 """
 
@@ -49,7 +51,8 @@ _POLICY_KINDS: dict[st.PolicyKind, PolicyKind] = {
 
 
 def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, str], pids: Mapping[str, int],
-                 underlay_ip: str, underlay_dev: str, underlay_mtu: int,
+                 underlay_ip: str, underlay_dev: str, underlay_mtu: int, netns: Mapping[str, str] | None = None,
+                 ifnames: Mapping[tuple[str, str], str] | None = None,
                  router_prefix: str | None = None, parent: str | None = None,
                  records_dir: str | None = None, underlay_subnet: str | None = None) -> HostDesired:
     """This host's desired data plane.
@@ -60,6 +63,9 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
       live_vteps: ``{member name: VTEP address}`` of members gossip sees alive
         (this host may be included; it is skipped).
       pids: ``{endpoint id (container id): PID}`` of containers running here.
+      netns: ``{endpoint id: netns path}`` of containers running here, attached by
+        path (CNI, the Docker driver); it wins over ``pids``.
+      ifnames: ``{(endpoint id, network): interface name}`` asked for by such attaches.
       underlay_ip, underlay_dev, underlay_mtu: this host's VTEP.
       router_prefix: tenant router netns prefix (only labs with several hosts
         on one machine set it).
@@ -82,9 +88,13 @@ def host_desired(*, host: str, state: st.NetworkState, live_vteps: Mapping[str, 
         ifindex = slot.get(ep.endpoint_id, 0)
         slot[ep.endpoint_id] = ifindex + 1
         pid = pids.get(ep.endpoint_id)
-        if pid is not None and ep.network in nets:
-            local.append(LocalEndpoint(key=ep.endpoint_id, vni=nets[ep.network].vni, netns=f"/proc/{pid}/ns/net",
-                                       ip=ep.ip, mac=ep.mac, ifname=f"eth{ifindex}", qos=_qos(ep.qos)))
+        path = netns.get(ep.endpoint_id) if netns else None
+        if path is None and pid is not None:
+            path = f"/proc/{pid}/ns/net"
+        if path is not None and ep.network in nets:
+            ifname = (ifnames or {}).get((ep.endpoint_id, ep.network)) or f"eth{ifindex}"
+            local.append(LocalEndpoint(key=ep.endpoint_id, vni=nets[ep.network].vni, netns=path,
+                                       ip=ep.ip, mac=ep.mac, ifname=ifname, qos=_qos(ep.qos)))
     others = {h: v for h, v in live_vteps.items() if h != host}
     active = set(active_vnis(networks, {ep.vni for ep in local}))
     for net in nets.values():

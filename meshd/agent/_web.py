@@ -105,7 +105,7 @@ class WebSource:
             "qos": {"rate_kbit": ep.qos.rate_kbit, "burst_bytes": ep.qos.burst_bytes, "latency_ms": ep.qos.latency_ms}}
         if ep.host == a.name:
             key = (ep.endpoint_id, vnis.get(ep.network, 0))
-            out["running"] = ep.endpoint_id in a.containers.pids
+            out["running"] = a.containers.running(ep.endpoint_id)
             out["up"] = a.tracker.is_up(key)
             stats = a.stats.stats.get(key, {})
             out.update({k: stats[k] for k in ("rx_bps", "tx_bps", "rx_bytes", "tx_bytes") if k in stats})

@@ -12,12 +12,13 @@ The wire format is specified in docs/api.md.
 
 from ._control import CONTROL_SOCKET, ControlServer
 from ._frame import HEADER, RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, MsgType, pack, unpack
-from ._requests import EndpointConnect, EndpointMove, parse_request, request_types
+from ._requests import EndpointConnect, EndpointMove, NetworkCreate, QosSet, parse_request, request_types
 from ._server import API_DOMAIN, SchedulerApi
 from ._service import ApiBackend, Refused, Reply, SchedulerService, Unavailable, plain
 
 __all__ = [
     "API_DOMAIN", "ApiBackend", "ApiError", "CONTROL_SOCKET", "ControlServer", "EndpointConnect", "EndpointMove",
+    "NetworkCreate", "QosSet",
     "FrameError", "HEADER", "MsgType", "RESPONSE_FLAG", "Refused", "Reply", "STATE_ERROR_OFFSET", "SchedulerApi",
     "SchedulerService", "Unavailable", "pack", "parse_request", "plain", "request_types", "unpack",
 ]

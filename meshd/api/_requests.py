@@ -72,6 +72,11 @@ Kbit = Annotated[int, Meta(ge=0, le=st.RATE_MAX_KBIT)]
 BurstBytes = Annotated[int, Meta(ge=0, le=st.BURST_MAX_BYTES)]
 Millis = Annotated[int, Meta(ge=0, le=st.LATENCY_MAX_MS)]
 Pid = Annotated[int, Meta(ge=0, le=PID_MAX)]
+#: a network namespace by path (``/run/netns/x``, ``/proc/<pid>/ns/net``, Docker's sandbox key)
+MAX_NETNS_PATH = 255
+NetnsPath = Annotated[str, Meta(min_length=2, max_length=MAX_NETNS_PATH, pattern=r"^/[^\x00]*$")]
+#: a Linux interface name (``IFNAMSIZ`` - 1 characters, no ``/``, ``:`` or white space)
+IfName = Annotated[str, Meta(min_length=1, max_length=15, pattern=r"^[^/:\s]+$")]
 JoinAddresses = Annotated[
     list[Annotated[str, Meta(min_length=1, max_length=MAX_JOIN_ADDRESS)]],
     Meta(min_length=1, max_length=MAX_JOIN_ADDRESSES),
@@ -147,6 +152,10 @@ class EndpointConnect(Request, frozen=True):
     network: Name
     container_name: Annotated[str, Meta(max_length=MAX_CONTAINER_NAME)] | None = None
     pid: Pid | None = None
+    #: the container's netns by path, for containers Docker does not run (CNI, the Docker network driver)
+    netns: NetnsPath | None = None
+    #: its interface's name in that netns (None: ``eth<n>`` by the order of its networks)
+    ifname: IfName | None = None
     host: Ident | None = None
     ip: Address | None = None
     mac: Mac | None = None

@@ -98,3 +98,10 @@ def test_flat_and_vlan_networks_become_macvlan_networks_on_the_hosts_parent_with
     assert not [r for r in d.remote if r.vni in flat_vnis] and not flat_vnis & set(d.vteps)  # f2: on the LAN
     assert d.records_dir == "/run/x/endpoints"
     assert _desired(state=s, pids={"f1": 201}).networks[3].parent == "eth0"  # no dataplane.parent: the underlay
+
+
+def test_a_container_attached_by_netns_path_gets_its_interface_there_with_the_name_asked_for():
+    d = _desired(pids={}, netns={"c1": "/run/netns/pod1"}, ifnames={("c1", "green"): "net1"})
+    local = {(e.key, e.ifname): e for e in d.local}
+    assert set(local) == {("c1", "eth0"), ("c1", "net1")}  # blue by its order, green by the name asked for
+    assert {e.netns for e in d.local} == {"/run/netns/pod1"}
