@@ -48,10 +48,10 @@ if TYPE_CHECKING:  # _containers imports this module (publish_from_spec)
 
 log = logging.getLogger("meshd.agent.dns")
 
-def _tcp_check(pid: int, ip: str, port: int, timeout_s: float) -> bool:
-    """A TCP connect to ``ip:port`` from inside the netns of process ``pid`` succeeds."""
+def _tcp_check(netns: str, ip: str, port: int, timeout_s: float) -> bool:
+    """A TCP connect to ``ip:port`` from inside the netns at path ``netns`` succeeds."""
     try:
-        with netops.in_netns(f"/proc/{pid}/ns/net"):
+        with netops.in_netns(netns):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     except OSError:
         return False
@@ -158,18 +158,17 @@ class DnsAgent:
 
     # --- listeners and resolv.conf ------------------------------------------------------
 
-    def _wanted(self) -> dict[tuple[str, str, str], int]:
-        """(router netns path, network, gateway) -> PID of one running local container, and the
-        resolv.conf of each local container (endpoint id -> (pid, gateway))."""
-        state, pids = self._replica.state, self._containers.pids
-        wanted: dict[tuple[str, str, str], int] = {}
+    def _wanted(self) -> set[tuple[str, str, str]]:
+        """(router netns path, network, gateway) of every vxlan network with a container running here
+        (by PID, or attached by netns path: the CNI plugin and the Docker driver)."""
+        state, running = self._replica.state, self._containers.netns
+        wanted: set[tuple[str, str, str]] = set()
         for ep in state.endpoints(host=self.host):
-            pid = pids.get(ep.endpoint_id)
-            info = state.network(ep.network) if pid else None
-            if info is None or pid is None or info.network.mode is not st.Mode.VXLAN or not info.network.gateway:
+            info = state.network(ep.network) if ep.endpoint_id in running else None
+            if info is None or info.network.mode is not st.Mode.VXLAN or not info.network.gateway:
                 continue
             netns = f"/run/netns/{router_name(info.network.tenant, **self._prefix())}"
-            wanted[(netns, ep.network, info.network.gateway)] = pid
+            wanted.add((netns, ep.network, info.network.gateway))
         return wanted
 
     def _prefix(self) -> dict[str, str]:
@@ -227,7 +226,7 @@ class DnsAgent:
 
     async def _health(self, nursery: trio.Nursery) -> None:
         now = trio.current_time()
-        pids = self._containers.pids
+        running = self._containers.netns
         for e in self._replica.state.services():
             if e.host != self.host:
                 continue
@@ -235,11 +234,10 @@ class DnsAgent:
             if now - self._last_check.get(key, -1e9) < e.interval_s:
                 continue
             self._last_check[key] = now
-            pid = pids.get(e.endpoint_id)
-            healthy = pid is not None
-            if healthy and e.check == "tcp":
-                assert pid is not None
-                healthy = await trio.to_thread.run_sync(_tcp_check, pid, e.ip, e.port, min(1.0, e.interval_s / 2))
+            netns = running.get(e.endpoint_id)
+            healthy = netns is not None
+            if netns is not None and e.check == "tcp":
+                healthy = await trio.to_thread.run_sync(_tcp_check, netns, e.ip, e.port, min(1.0, e.interval_s / 2))
             if healthy != e.healthy:
                 nursery.start_soon(self._commit, st.SetServiceHealth(
                     name=e.name, network=e.network, endpoint_id=e.endpoint_id, healthy=healthy), "health_commits")

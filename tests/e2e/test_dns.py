@@ -103,6 +103,8 @@ def test_names_follow_containers_across_hosts_per_tenant_with_health_and_failure
     t0 = time.monotonic()
     cluster.wait("db out of DNS on h1", lambda: addresses(a1.id, "db.meshd") == [], timeout_s=20)
     print(f"host failure -> record out of DNS in {time.monotonic() - t0:.2f} s")
+    rows = cluster.query("h1", MsgType.SERVICE_QUERY, name="db")["services"]
+    assert all(r["live"] is False for r in rows), rows  # marked down until the leader removes it
     cluster.wait("db removed by the leader after its TTL",
                  lambda: cluster.query("h1", MsgType.SERVICE_QUERY, name="db")["services"] == [], timeout_s=30)
     assert addresses(a1.id, "web.meshd") == [eps["a1"]["ip"]]
