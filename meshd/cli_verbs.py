@@ -367,6 +367,10 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     ep = sub.add_parser("endpoint", help="connect, inspect and disconnect containers")
     _endpoint_verbs(ep.add_subparsers(dest="endpoint_command", metavar="ACTION", required=True), verb)
 
+    from meshd import cli_service
+
+    cli_service.add_verbs(sub, verb)
+
     pol = sub.add_parser("policy", help="isolation policies (seed 000 Table 4)").add_subparsers(
         dest="policy_command", metavar="ACTION", required=True)
     p = verb(pol, "add", "policy add", "add an isolation policy")

@@ -195,7 +195,33 @@ class DataplaneConfig:
     agent_down_grace_s: float = 3600.0
 
 
-_SECTIONS = ("agent", "transport", "gossip", "raft", "api", "dataplane")
+@dataclass(frozen=True, kw_only=True)
+class DnsConfig:
+    """The DNS server each host runs for its local containers (docs/dns.md)."""
+
+    #: Answer DNS at the gateway of every vxlan network with a local
+    #: container, and point the containers' resolv.conf at it.
+    enabled: bool = True
+    #: The zone meshd answers for: ``NAME.<domain>`` and
+    #: ``NAME.<network>.<domain>``; also the containers' search domain.
+    domain: str = "meshd"
+    #: Forward names outside ``domain`` to the host's resolvers (the
+    #: nameservers of /etc/resolv.conf); off, such names get REFUSED.
+    forward: bool = True
+    #: A forwarded query not answered within this long gets SERVFAIL, seconds.
+    forward_timeout_s: float = 2.0
+    #: Forwarded queries in flight at once per host; more get SERVFAIL
+    #: (bounds memory whatever clients send).
+    max_forwards: int = 256
+    #: TTL of container-name records, seconds (a service entry's record
+    #: carries the entry's own TTL, at most this).
+    ttl_s: int = 5
+    #: Published services' health checks run this often at the fastest,
+    #: seconds (an entry's ``interval_s`` is its own pace).
+    check_tick_s: float = 0.5
+
+
+_SECTIONS = ("agent", "transport", "gossip", "raft", "api", "dataplane", "dns")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,6 +234,7 @@ class Config:
     raft: RaftConfig = field(default_factory=RaftConfig.lan)
     api: ApiConfig = field(default_factory=ApiConfig)
     dataplane: DataplaneConfig = field(default_factory=DataplaneConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
 
     @classmethod
     def lan(cls) -> Config:
@@ -222,6 +249,8 @@ class Config:
             gossip=GossipConfig.local(),
             raft=RaftConfig.local(),
             dataplane=DataplaneConfig(reconcile_interval_s=5.0),
+            # a lab never sends DNS outside it
+            dns=DnsConfig(forward=False),
         )
 
     @property
@@ -251,6 +280,7 @@ class Config:
             out.append(f"dataplane.probe_timeout_s ({self.dataplane.probe_timeout_s}) must be larger than "
                        f"dataplane.probe_interval_s ({self.dataplane.probe_interval_s}): a host gets at least two "
                        "probes before it counts as failed")
+        out += _dns_problems(self.dns)
         return out
 
     def validate(self, source: str = "configuration") -> Config:
@@ -290,6 +320,16 @@ class Config:
         """The whole configuration as TOML text that :func:`load` reads back."""
         data = {s: _section_dict(getattr(self, s)) for s in _SECTIONS}
         return tomli_w.dumps(data)
+
+
+def _dns_problems(dns: DnsConfig) -> list[str]:
+    out = []
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*", dns.domain):
+        out.append(f"dns.domain ({dns.domain!r}) must be a lower-case DNS name such as 'meshd' or 'mesh.internal'")
+    for name in ("forward_timeout_s", "max_forwards", "ttl_s", "check_tick_s"):
+        if getattr(dns, name) <= 0:
+            out.append(f"dns.{name} ({getattr(dns, name)}) must be positive")
+    return out
 
 
 def load(

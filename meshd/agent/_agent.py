@@ -74,6 +74,7 @@ from ._commit import Committer
 from ._containers import DockerListener, LocalContainers
 from ._dataplane import unbuildable
 from ._dhcp import DhcpLeases
+from ._dns import DnsAgent
 from ._endpoints import EndpointTracker
 from ._events import Event, Events
 from ._liveness import Gossip, HostState, Liveness, Transition
@@ -131,6 +132,7 @@ class Agent:
         self.autopilot: Autopilot | None = None
         self.committer: Committer | None = None
         self.dhcp: DhcpLeases | None = None
+        self.dns: DnsAgent | None = None
         self._nursery: trio.Nursery | None = None
         self._underlays_told: set[tuple[str, str, int]] = set()
         self._unbuildable_told: set[tuple[str, str]] = set()
@@ -181,6 +183,10 @@ class Agent:
                                       tracker=self.tracker, events=self.events, parent=parent)
         await nursery.start(dhcp.run)
         await nursery.start(self.reconciler.run)
+        if cfg.dns.enabled:
+            self.dns = DnsAgent(host=self.name, cfg=cfg.dns, replica=replica, containers=self.containers,
+                                committer=committer, live_hosts=self._live_hosts, router_prefix=self.router_prefix)
+            await nursery.start(self.dns.run)
         if self.runtime is not None:
             listener = DockerListener(host=self.name, containers=self.containers, committer=committer,
                                       replica=replica, events=self.events, trigger=self.reconciler.trigger,
@@ -339,6 +345,8 @@ class Agent:
                                    {"name": t.name, "address": t.vtep, "reason": t.reason}))
         if transitions:
             self.reconciler.trigger()
+            if self.dns is not None:
+                self.dns.wake()
 
     def on_role_changed(self, event: consensus.RoleChanged) -> None:
         """:class:`~meshd.agent._replica.ReplicaListener`: this host's Raft role changed."""
@@ -354,6 +362,12 @@ class Agent:
         if any(c.kind in (st.ChangeKind.NETWORK_CREATED, st.ChangeKind.NETWORK_UPDATED) for c in changes):
             self._report_underlays()
         self.reconciler.trigger()
+        if self.dns is not None:
+            self.dns.wake()
+
+    def _live_hosts(self) -> frozenset[str]:
+        """Hosts whose service entries count in DNS now (this one and those whose entries are kept)."""
+        return frozenset(self.liveness.kept_vteps()) | {self.name}
 
     def _on_pass(self, report: PassReport) -> None:
         self.tracker.on_pass(report)
@@ -480,7 +494,10 @@ _LIVENESS_EVENTS = {HostState.FAILED: MsgType.EVENT_MEMBER_FAIL, HostState.AGENT
 _CHANGE_EVENTS = {st.ChangeKind.NETWORK_CREATED: MsgType.EVENT_NETWORK_CREATED,
                   st.ChangeKind.NETWORK_DELETED: MsgType.EVENT_NETWORK_DELETED,
                   st.ChangeKind.POLICY_ADDED: MsgType.EVENT_POLICY_CHANGED,
-                  st.ChangeKind.POLICY_REMOVED: MsgType.EVENT_POLICY_CHANGED}
+                  st.ChangeKind.POLICY_REMOVED: MsgType.EVENT_POLICY_CHANGED,
+                  st.ChangeKind.SERVICE_REGISTERED: MsgType.EVENT_SERVICE_REGISTERED,
+                  st.ChangeKind.SERVICE_HEALTH: MsgType.EVENT_SERVICE_HEALTH,
+                  st.ChangeKind.SERVICE_REMOVED: MsgType.EVENT_SERVICE_REMOVED}
 
 
 def _change_event(change: st.Change) -> Event:
@@ -488,9 +505,12 @@ def _change_event(change: st.Change) -> Event:
     what = " ".join(f"{k}={v}" for k, v in (("network", change.network), ("endpoint", (change.endpoint_id or "")[:12]),
                                               ("host", change.host), ("policy", change.policy_id)) if v)
     kind = change.kind.value.split("-")[0]
-    return Event(kind, f"{change.kind.value} {what} (index {change.index})", _CHANGE_EVENTS.get(change.kind),
-                 {"index": change.index, "change": change.kind.value, "network": change.network,
-                  "policy_id": change.policy_id})
+    body = {"index": change.index, "change": change.kind.value, "network": change.network,
+            "policy_id": change.policy_id}
+    if change.service is not None:
+        what += f" service={change.service}"
+        body |= {"service": change.service, "endpoint_id": change.endpoint_id, "host": change.host}
+    return Event(kind, f"{change.kind.value} {what} (index {change.index})", _CHANGE_EVENTS.get(change.kind), body)
 
 
 def _describe(op: Any) -> str:

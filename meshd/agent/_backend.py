@@ -126,6 +126,10 @@ class AgentBackend:
     def is_running(self, endpoint_id: str) -> bool:
         return self._containers.running(endpoint_id)
 
+    def live_hosts(self) -> frozenset[str]:
+        """Hosts whose service entries count in DNS now (SERVICE_QUERY's ``live``)."""
+        return frozenset(self._liveness.kept_vteps()) | {self.local_host}
+
     def check_host(self, host: str, req: EndpointConnect | EndpointMove) -> None:
         """A connect or move names a host that gossip or the state knows, or says it is expected."""
         if host == self.local_host or req.host_expected:

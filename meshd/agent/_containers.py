@@ -37,6 +37,7 @@ from meshd.runtime import ConnectRequest, ContainerInfo, ContainerSpec, RuntimeS
 from ._commit import Committer
 from ._dataplane import mode_refusal
 from ._dhcp import DhcpLeases, LeaseRefused
+from ._dns import publish_from_spec
 from ._events import Events
 from ._replica import Replica
 
@@ -240,6 +241,7 @@ class DockerListener:
         for req in spec.requests:
             if self._replica.state.endpoint(spec.container_id, req.network) is None:
                 await self._connect(spec, req)
+        await publish_from_spec(spec, self._replica, self._committer)
         self._trigger()
 
     async def on_container_invalid(self, info: ContainerInfo, error: SpecError) -> None:

@@ -45,6 +45,10 @@ class MsgType(enum.IntEnum):
     QUERY_NETWORKS = 13
     NETWORK_UPDATE = 14
     ENDPOINT_MOVE = 15
+    # service discovery (issue 17, docs/dns.md)
+    SERVICE_PUBLISH = 70
+    SERVICE_UNPUBLISH = 71
+    SERVICE_QUERY = 72
     # local control socket only (refused with NOT_ALLOWED on the scheduler sockets)
     CONTROL_JOIN = 64
     CONTROL_LEAVE = 65
@@ -62,6 +66,9 @@ class MsgType(enum.IntEnum):
     EVENT_POLICY_CHANGED = 109
     EVENT_MEMBER_AGENT_DOWN = 110
     EVENT_MTU_PROBLEM = 111
+    EVENT_SERVICE_REGISTERED = 120
+    EVENT_SERVICE_HEALTH = 121
+    EVENT_SERVICE_REMOVED = 122
 
 
 class ApiError(enum.IntEnum):

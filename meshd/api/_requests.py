@@ -241,6 +241,42 @@ class ControlLogLevel(Request, frozen=True):
     level: Annotated[str, Meta(min_length=1, max_length=16)]
 
 
+#: a service name: one DNS label (the state checks the characters)
+ServiceName = Annotated[str, Meta(min_length=1, max_length=63)]
+
+
+@request(MsgType.SERVICE_PUBLISH)
+class ServicePublish(Request, frozen=True):
+    """Publish container ``container_id`` (id, name or id prefix) as an entry of service ``name``;
+    ``network`` may be left out when the container is in exactly one network."""
+
+    name: ServiceName
+    container_id: Ident
+    port: Annotated[int, Meta(ge=1, le=65_535)]
+    network: Name | None = None
+    weight: Annotated[int, Meta(ge=0, le=65_535)] = 1
+    ttl_s: Annotated[int, Meta(ge=1, le=86_400)] = 30
+    check: Annotated[str, Meta(min_length=1, max_length=16)] = "running"
+    interval_s: Annotated[int, Meta(ge=1, le=3_600)] = 5
+
+
+@request(MsgType.SERVICE_UNPUBLISH)
+class ServiceUnpublish(Request, frozen=True):
+    """Remove one entry (``container_id``) or every entry of service ``name`` in ``network``
+    (left out: the one network that has a service of that name)."""
+
+    name: ServiceName
+    network: Name | None = None
+    container_id: Ident | None = None
+
+
+@request(MsgType.SERVICE_QUERY)
+class ServiceQuery(Request, frozen=True):
+    tenant: Name | None = None
+    network: Name | None = None
+    name: ServiceName | None = None
+
+
 #: request types only the local control socket serves
 CONTROL_ONLY = (ControlJoin, ControlLeave, ControlLogLevel)
 

@@ -39,6 +39,7 @@ from meshd import state as st
 from meshd import wire
 
 from . import _requests as rq
+from . import _services
 from ._frame import RESPONSE_FLAG, STATE_ERROR_OFFSET, ApiError, FrameError, pack, split
 
 log = logging.getLogger("meshd.api")
@@ -184,12 +185,15 @@ class SchedulerService:
             rq.QosSet: self._qos_set, rq.PolicyAdd: self._policy_add, rq.PolicyDelete: self._policy_delete,
             rq.ControlJoin: lambda r: self.backend.join(r.addresses), rq.ControlLeave: lambda r: self.backend.leave(),
             rq.ControlLogLevel: lambda r: self.backend.set_log_level(r.level),
+            rq.ServicePublish: lambda r: _services.publish(self, r),
+            rq.ServiceUnpublish: lambda r: _services.unpublish(self, r),
         }
         self._queries: dict[type, Callable[[Any], Any]] = {
             rq.NetworkList: self._networks, rq.QueryNetworks: self._networks,
             rq.PolicyList: self._policies, rq.QueryEndpoints: self._endpoints,
             rq.QueryMembers: lambda r: {"members": self.backend.members()},
             rq.QueryStatus: lambda r: self.backend.status(),
+            rq.ServiceQuery: lambda r: _services.query(self, r),
         }
 
     def statistics(self) -> dict[str, int]:

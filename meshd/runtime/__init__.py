@@ -22,6 +22,7 @@ from ._spec import (
     LABEL_NETWORK,
     ConnectRequest,
     ContainerSpec,
+    ServiceRequest,
     Source,
     parse_spec,
 )
@@ -40,6 +41,7 @@ from ._watcher import RuntimeListener, RuntimeWatcher, WatcherStatus
 __all__ = [
     "LABEL_NETWORK", "ConnectRequest", "ContainerInfo", "ContainerNotFound", "ContainerNotRunning",
     "ContainerSpec", "DockerApiError", "DockerError", "DockerRuntime", "DockerUnavailable", "EventKind",
+    "ServiceRequest",
     "EventStream", "RuntimeEvent", "RuntimeListener", "RuntimeSnapshot", "RuntimeStatus", "RuntimeWatcher",
     "Source", "SpecError", "WatcherStatus", "backoff_delay", "info_from_inspect",
     "parse_event", "parse_spec",

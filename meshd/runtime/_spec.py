@@ -17,9 +17,13 @@ first:
   (CIDR or bare), ``GW``, ``VLAN``/``VLANID`` (the network's name), ``RATE``
   (kbit/s), ``BURST`` (also the seed's spelling ``BRUST``; bytes), ``LATENCY``
   (ms); meshd adds ``NETWORK`` to name the network for any ``TYPE``.
-  ``HOSTIF`` (the host NIC of a flat network: the agent checks it) is kept;
-  ``DISCOVER`` and ``PORT`` are accepted and ignored.  Used only when the
-  container has no ``meshd.network`` label.
+  ``HOSTIF`` (the host NIC of a flat network: the agent checks it) is kept.
+  Used only when the container has no ``meshd.network`` label.
+* **Service** (issue 17, docs/dns.md): labels ``meshd.service=NAME`` and
+  ``meshd.port=P`` (optional ``meshd.check=running|tcp``, ``meshd.ttl=S``),
+  else seed 002's ``DISCOVER=true`` (the service is the container's name) or
+  ``DISCOVER=NAME``, and ``PORT=P``: once connected, the container is
+  published as an entry of that service in each of its networks.
 
 Every bad value raises :class:`SpecError` naming the container, the key, and
 the fix.  Nothing here does I/O, so the watcher can run it on every event.
@@ -51,6 +55,9 @@ ENV_NETWORK_KEYS = ("NETWORK", "VLAN", "VLANID")
 _IFNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\Z")
 
 
+#: service labels (``meshd.service``, ``meshd.port``, ``meshd.check``, ``meshd.ttl``)
+SERVICE_FIELDS = ("service", "port", "check", "ttl")
+_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
 _INT_RE = re.compile(r"[0-9]{1,12}\Z")
@@ -103,6 +110,16 @@ class ConnectRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceRequest:
+    """Publish the container as an entry of service ``name`` (labels or seed-002 DISCOVER/PORT)."""
+
+    name: str
+    port: int
+    check: str = "running"
+    ttl_s: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerSpec:
     """What one container asks of meshd: zero or more connect requests."""
 
@@ -111,6 +128,8 @@ class ContainerSpec:
     pid: int
     source: Source
     requests: tuple[ConnectRequest, ...] = ()
+    #: the service to publish it as, once connected (None: none)
+    service: ServiceRequest | None = None
 
     @property
     def managed(self) -> bool:
@@ -133,10 +152,42 @@ def parse_spec(info: ContainerInfo) -> ContainerSpec:
     source, requests = Source.LABELS, _from_labels(ctx, info)
     if requests is None:
         source, requests = Source.ENV, _from_env(ctx, info)
+    service = _service(ctx, info)
     if requests is None:
-        return ContainerSpec(info.id, info.name, info.pid, Source.NONE)
+        return ContainerSpec(info.id, info.name, info.pid, Source.NONE, service=service)
     _check_network_mode(ctx, info, source)
-    return ContainerSpec(info.id, info.name, info.pid, source, tuple(requests))
+    return ContainerSpec(info.id, info.name, info.pid, source, tuple(requests), service)
+
+
+def _service(ctx: str, info: ContainerInfo) -> ServiceRequest | None:
+    """``meshd.service``/``meshd.port`` (+ ``meshd.check``, ``meshd.ttl``), else env ``DISCOVER``/``PORT``."""
+    labels, env = info.labels, info.env
+    if LABEL_PREFIX + "service" in labels:
+        name = (LABEL_PREFIX + "service", labels[LABEL_PREFIX + "service"])
+        port = (LABEL_PREFIX + "port", labels[LABEL_PREFIX + "port"]) if LABEL_PREFIX + "port" in labels else None
+        check_kv = (LABEL_PREFIX + "check", labels.get(LABEL_PREFIX + "check", "running"))
+        ttl = (LABEL_PREFIX + "ttl", labels[LABEL_PREFIX + "ttl"]) if LABEL_PREFIX + "ttl" in labels else None
+        fix = "add --label meshd.port=<port>"
+    elif env.get("DISCOVER", "").strip().lower() not in ("", "false", "0", "no", "off"):
+        value = env["DISCOVER"].strip()
+        if value.lower() in ("true", "1", "yes", "on"):  # seed 002: DISCOVER=true publishes the container's name
+            value = re.sub(r"[^A-Za-z0-9-]+", "-", info.name).strip("-")[:63] or info.id[:12]
+        name, port, check_kv, ttl = ("env DISCOVER", value), _env_kv(env, "PORT"), ("", "running"), None
+        fix = "add -e PORT=<port>"
+    else:
+        for key in ("port", "check", "ttl"):
+            if LABEL_PREFIX + key in labels:
+                raise SpecError(ctx, LABEL_PREFIX + key, labels[LABEL_PREFIX + key], "is set but meshd.service is "
+                                "missing", "add --label meshd.service=<name> (or remove the label)")
+        return None
+    if not _LABEL_RE.match(name[1]):
+        raise SpecError(ctx, *name, "is not a DNS label", "use 1-63 letters, digits or '-', e.g. web")
+    if port is None:
+        raise SpecError(ctx, *name, "names a service but no port", fix)
+    if check_kv[1] not in ("running", "tcp"):
+        raise SpecError(ctx, *check_kv, "is not a health check", "use meshd.check=running or meshd.check=tcp")
+    return ServiceRequest(name[1].lower(), _parse_int(ctx, port, "port", 65_535), check_kv[1],
+                          _parse_int(ctx, ttl, "s", 86_400) if ttl else 30)
 
 
 def _check_network_mode(ctx: str, info: ContainerInfo, source: Source) -> None:
@@ -177,6 +228,8 @@ def _collect_labels(ctx: str, labels: Mapping[str, str]) -> dict[str, dict[str |
         if name in ENDPOINT_FIELDS:
             fields.setdefault(name, {})[scope or None] = (key, value)
             continue
+        if name in SERVICE_FIELDS and not scope:
+            continue  # read by _service
         if name == "network":
             raise SpecError(ctx, key, value, "is not a meshd label",
                             "list several networks in one label: meshd.network=red,blue")  # fmt: skip

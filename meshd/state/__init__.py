@@ -29,15 +29,22 @@ from ._commands import (
     NetworkUpdated,
     PolicyAdded,
     PolicyRemoved,
+    PublishService,
     QosUpdated,
     RemoveHost,
     RemovePolicy,
     Result,
+    ServiceHealthSet,
+    ServicePublished,
+    ServiceUnpublished,
     SetQos,
+    SetServiceHealth,
+    UnpublishService,
     UpdateNetwork,
 )
 from ._machine import NetworkState, replay
 from ._precheck import precheck
+from ._svccmds import check_service_name
 from ._types import (
     DEFAULT_LATENCY_MS,
     DHCP_MAC_PREFIX,
@@ -56,6 +63,7 @@ from ._types import (
     Policy,
     PolicyKind,
     Qos,
+    ServiceEntry,
     StateStatus,
     default_burst_bytes,
     dhcp_mac,
@@ -75,4 +83,6 @@ __all__ = [
     "PolicyKind", "PolicyRemoved", "Qos", "QosUpdated", "RemoveHost", "RemovePolicy", "Result",
     "SetQos", "StateStatus", "UpdateNetwork", "VNI_MAX", "VNI_MIN", "decode_command",
     "decode_result", "encode_command", "encode_result", "precheck", "replay",
+    "PublishService", "UnpublishService", "SetServiceHealth", "ServicePublished", "ServiceUnpublished",
+    "ServiceHealthSet", "ServiceEntry", "check_service_name",
 ]  # fmt: skip

@@ -139,6 +139,46 @@ class RemoveHost(wire.Message, tag=138, kw_only=True, frozen=True):
     host: str
 
 
+@wire.message
+class PublishService(wire.Message, tag=139, kw_only=True, frozen=True):
+    """Publish endpoint ``endpoint_id`` of ``network`` as one entry of service ``name``.
+
+    The address is the endpoint's; ``port`` is where it listens.  ``ttl_s`` is
+    how long the entry outlives a failed host (and the DNS TTL); ``check`` is
+    ``running`` (the container runs) or ``tcp`` (plus a TCP connect to the port
+    every ``interval_s``).  Publishing again replaces the entry (idempotent).
+    A new entry starts healthy.
+    """
+
+    name: str
+    network: str
+    endpoint_id: str
+    port: int
+    weight: int = 1
+    ttl_s: int = 30
+    check: str = "running"
+    interval_s: int = 5
+
+
+@wire.message
+class UnpublishService(wire.Message, tag=140, kw_only=True, frozen=True):
+    """Remove the entry of ``endpoint_id`` from service ``name`` (None: every entry)."""
+
+    name: str
+    network: str
+    endpoint_id: str | None = None
+
+
+@wire.message
+class SetServiceHealth(wire.Message, tag=141, kw_only=True, frozen=True):
+    """Record the outcome of a health check of one service entry (only changes are sent)."""
+
+    name: str
+    network: str
+    endpoint_id: str
+    healthy: bool
+
+
 Command = (
     CreateNetwork
     | DeleteNetwork
@@ -151,6 +191,9 @@ Command = (
     | RemovePolicy
     | MarkHostStale
     | RemoveHost
+    | PublishService
+    | UnpublishService
+    | SetServiceHealth
 )
 
 COMMAND_TYPES: tuple[type, ...] = Command.__args__
@@ -238,6 +281,32 @@ class HostRemoved(wire.Message, tag=170, kw_only=True, frozen=True):
     endpoints_removed: int
 
 
+@wire.message
+class ServicePublished(wire.Message, tag=171, kw_only=True, frozen=True):
+    name: str
+    network: str
+    endpoint_id: str
+    ip: str
+    port: int
+
+
+@wire.message
+class ServiceUnpublished(wire.Message, tag=172, kw_only=True, frozen=True):
+    name: str
+    network: str
+    removed: int
+
+
+@wire.message
+class ServiceHealthSet(wire.Message, tag=173, kw_only=True, frozen=True):
+    name: str
+    network: str
+    endpoint_id: str
+    healthy: bool
+    #: False when the entry already had that health (nothing changed)
+    changed: bool
+
+
 Result = (
     NetworkCreated
     | NetworkDeleted
@@ -250,6 +319,9 @@ Result = (
     | PolicyRemoved
     | HostMarked
     | HostRemoved
+    | ServicePublished
+    | ServiceUnpublished
+    | ServiceHealthSet
 )
 
 
@@ -287,6 +359,7 @@ class ErrorCode(enum.IntEnum):
     DUPLICATE_POLICY = 26
     INVALID_POLICY = 27
     STALE_INDEX = 28
+    UNKNOWN_SERVICE = 29
 
 
 @wire.message

@@ -184,6 +184,8 @@ class EndpointCommands(Tables):
 
     def _drop_ep(self, net: Net, cid: str) -> Ep:
         """Remove one attachment and every index entry of it; no checks."""
+        if self._services:
+            self._drop_services(net, cid)
         ep = net.eps.pop(cid)
         if ep[NAME] is not None:
             named = self._named[ep[NAME]]

@@ -54,16 +54,20 @@ from ._commands import (
     ErrorCode,
     MarkHostStale,
     MoveEndpoint,
+    PublishService,
     Reject,
     RemoveHost,
     RemovePolicy,
     Result,
     SetQos,
+    SetServiceHealth,
+    UnpublishService,
     UpdateNetwork,
 )
 from ._epcmds import EndpointCommands
 from ._netcmds import NetworkCommands
-from ._tables import HOST, ChangeRow, Net, TenantRanges, qos_of
+from ._svccmds import ServiceCommands
+from ._tables import HOST, IP, ChangeRow, Net, Svc, TenantRanges, qos_of
 from ._types import (
     NO_QOS,
     VNI_MAX,
@@ -73,6 +77,7 @@ from ._types import (
     Mode,
     NetworkInfo,
     Policy,
+    ServiceEntry,
     StateStatus,
     derived_mac,
     fast_constructor,
@@ -89,7 +94,7 @@ DEFAULT_CHANGE_LOG = 100_000
 _HEX = re.compile("[0-9a-f]+")  # container ids, as Docker writes them
 
 
-class NetworkState(NetworkCommands, EndpointCommands):
+class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
     """Tenant networks, their VNI and IP bit vectors, endpoints and policies.
 
     Args:
@@ -114,6 +119,9 @@ class NetworkState(NetworkCommands, EndpointCommands):
             RemovePolicy: self._on_remove_policy,
             MarkHostStale: self._on_mark_host_stale,
             RemoveHost: self._on_remove_host,
+            PublishService: self._on_publish_service,
+            UnpublishService: self._on_unpublish_service,
+            SetServiceHealth: self._on_set_service_health,
         }
 
     def _clear(self) -> None:
@@ -133,6 +141,8 @@ class NetworkState(NetworkCommands, EndpointCommands):
         self._stale: set[str] = set()
         #: equal QoS values share one object (memory, and fast snapshots)
         self._qos_pool: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+        #: network -> service name -> container id -> (port, weight, ttl_s, check, interval_s, healthy)
+        self._services: dict[str, dict[str, dict[str, Svc]]] = {}
         self._changes: collections.deque[ChangeRow] = collections.deque(maxlen=self._change_log_size)
         #: changes after this index are all in ``_changes`` (restore resets it)
         self._changes_floor = 0
@@ -210,7 +220,7 @@ class NetworkState(NetworkCommands, EndpointCommands):
         fresh = NetworkState(change_log_size=self._change_log_size)
         _snapshot.load(fresh, data)
         for name in ("last_index", "_nets", "_ranges", "_vnis", "_containers", "_hosts", "_named", "_policies",
-                     "_stale", "_qos_pool"):
+                     "_stale", "_qos_pool", "_services"):
             setattr(self, name, getattr(fresh, name))
         self._changes.clear()
         self._changes_floor = self.last_index
@@ -317,6 +327,27 @@ class NetworkState(NetworkCommands, EndpointCommands):
     def policies(self, *, network: str | None = None) -> tuple[Policy, ...]:
         """Policies (touching ``network``), in the order they were added."""
         return tuple(p for p in self._policies.values() if network is None or network in (p.network, p.peer))
+
+    def services(
+        self, *, tenant: str | None = None, network: str | None = None, name: str | None = None
+    ) -> tuple[ServiceEntry, ...]:
+        """Service entries (of ``tenant``, ``network``, named ``name``), by network, name, then publish order."""
+        found = []
+        nets = sorted(self._services) if network is None else [network] if network in self._services else []
+        for netname in nets:
+            net = self._nets[netname]
+            if tenant is not None and net.net.tenant != tenant:
+                continue
+            by_name = self._services[netname]
+            names = sorted(by_name) if name is None else [name.lower()] if name.lower() in by_name else []
+            for svc in names:
+                for cid, (port, weight, ttl, check, interval, healthy) in by_name[svc].items():
+                    ep = net.eps[cid]
+                    found.append(ServiceEntry(
+                        svc, netname, net.net.tenant, cid, ep[HOST], format_ipv4(net.base + ep[IP]), port, weight,
+                        ttl, check, interval, healthy,
+                    ))  # fmt: skip
+        return tuple(found)
 
     def hosts(self) -> tuple[str, ...]:
         """Hosts that have endpoints, sorted."""

@@ -1,6 +1,10 @@
 """Snapshot format of the network state: versioned msgpack, columnar.
 
-Format 4 (written now) is format 3 with one more column at the end of each
+Format 5 (written now) is format 4 with one more top-level key,
+``"services"``: ``[[network, name, container id, port, weight, ttl_s, check,
+interval_s, healthy], ...]`` in table order (network, service, publish order).
+
+Format 4 is format 3 with one more column at the end of each
 network row: ``options``, the network's mode options (a str → str map).
 
 Format 3 is format 2 with one more column at the end of each
@@ -60,7 +64,7 @@ from ._types import Mode, Network, Policy, PolicyKind, Qos, format_ipv4
 if TYPE_CHECKING:
     from ._machine import NetworkState
 
-FORMAT = 4
+FORMAT = 5
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -112,7 +116,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def dump(st: NetworkState) -> bytes:
-    """The state as snapshot bytes (format 4).  Runs in a worker thread of the Raft driver."""
+    """The state as snapshot bytes (format 5).  Runs in a worker thread of the Raft driver."""
     with _gc_paused():
         return _dump(st)
 
@@ -125,6 +129,12 @@ def _dump(st: NetworkState) -> bytes:
         "stale_hosts": sorted(st._stale),
         "policies": [[p.policy_id, p.kind.value, p.network, p.peer, p.created_index] for p in st._policies.values()],
         "networks": [_dump_net(net) for net in st._nets.values()],
+        "services": [
+            [network, name, cid, *svc]
+            for network, by_name in st._services.items()
+            for name, entries in by_name.items()
+            for cid, svc in entries.items()
+        ],
     }
     blob: bytes = msgpack.packb(doc, use_bin_type=True)
     return blob
@@ -179,9 +189,9 @@ def _load(st: NetworkState, data: bytes) -> None:
     if not isinstance(doc, dict) or "format" not in doc:
         raise ValueError("snapshot is not a meshd network-state snapshot (no format field)")
     version = doc["format"]
-    loader = {1: _load_v1, 2: _load_v2, 3: _load_v2, 4: _load_v2}.get(version)
+    loader = {1: _load_v1, 2: _load_v2, 3: _load_v2, 4: _load_v2, 5: _load_v2}.get(version)
     if loader is None:
-        raise ValueError(f"snapshot format {version!r} is not supported (this meshd reads 1 to 4): upgrade meshd")
+        raise ValueError(f"snapshot format {version!r} is not supported (this meshd reads 1 to 5): upgrade meshd")
     try:
         loader(st, doc)
         _load_common(st, doc)
@@ -196,6 +206,11 @@ def _load_common(st: NetworkState, doc: dict[str, Any]) -> None:
             raise ValueError(f"policy {pid!r} names a network that is not in the snapshot")
         st._policies[pid] = Policy(pid, PolicyKind(kind), network, peer, created)
     st._stale.update(doc["stale_hosts"])
+    for network, name, cid, port, weight, ttl, check, interval, healthy in doc.get("services", ()):
+        if cid not in st._nets[network].eps:
+            raise ValueError(f"service {name!r} names endpoint {cid!r}, which is not in network {network!r}")
+        entry = (_int(port), _int(weight), _int(ttl), str(check), _int(interval), bool(healthy))
+        st._services.setdefault(network, {}).setdefault(name, {})[cid] = entry
     for net in st._nets.values():
         if not st._vnis.set(net.net.vni):
             raise ValueError(f"VNI {net.net.vni} is used twice")

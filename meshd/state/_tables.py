@@ -36,6 +36,11 @@ QOS: Final = 3
 NAME: Final = 4
 
 
+#: One service entry: ``(port, weight, ttl_s, check, interval_s, healthy)``; the table is
+#: network -> service name -> container id -> Svc (the address is the endpoint's).
+Svc = tuple[int, int, int, str, int, bool]
+
+
 def qos_key(qos: Qos) -> QosKey:
     """The internal form of a (validated) QoS value."""
     key = (qos.rate_kbit, qos.burst_bytes, qos.latency_ms)
@@ -120,14 +125,18 @@ class TenantRanges:
             del self._by_tenant[tenant]
 
 
-#: One entry of the change log: (index, kind, network, endpoint_id, host, old_host, policy_id).
-ChangeRow = tuple[int, ChangeKind, str | None, str | None, str | None, str | None, str | None]
+#: One entry of the change log: (index, kind, network, endpoint_id, host, old_host, policy_id[, service]).
+ChangeRow = (
+    tuple[int, ChangeKind, str | None, str | None, str | None, str | None, str | None]
+    | tuple[int, ChangeKind, str | None, str | None, str | None, str | None, str | None, str | None]
+)
 
 
 class Tables:
     """The tables of NetworkState (its ``_clear`` fills them), declared here for the command mixins
     that NetworkState is built from, and ``_note``, which adds to the change log."""
 
+    last_index: int
     _nets: dict[str, Net]
     _ranges: TenantRanges
     _vnis: BitVector
@@ -137,6 +146,7 @@ class Tables:
     _policies: dict[str, Policy]
     _stale: set[str]
     _qos_pool: dict[tuple[int, int, int], tuple[int, int, int]]
+    _services: dict[str, dict[str, dict[str, Svc]]]
     _changes: collections.deque[ChangeRow]
 
     def _note(
@@ -148,11 +158,17 @@ class Tables:
         host: str | None = None,
         old_host: str | None = None,
         policy_id: str | None = None,
+        service: str | None = None,
     ) -> None:
-        self._changes.append((index, kind, network, endpoint_id, host, old_host, policy_id))
+        if service is None:
+            self._changes.append((index, kind, network, endpoint_id, host, old_host, policy_id))
+        else:
+            self._changes.append((index, kind, network, endpoint_id, host, old_host, policy_id, service))
 
     if TYPE_CHECKING:  # pragma: no cover
         # defined by NetworkState and EndpointCommands
         def _net(self, name: str) -> Net: ...
 
         def _drop_ep(self, net: Net, cid: str) -> Ep: ...
+
+        def _drop_services(self, net: Net, cid: str) -> None: ...

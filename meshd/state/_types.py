@@ -71,6 +71,12 @@ class ChangeKind(enum.StrEnum):
     POLICY_REMOVED = "policy-removed"
     HOST_STALE = "host-stale"
     HOST_CLEARED = "host-cleared"
+    #: a service entry was published (or republished); ``service`` names it
+    SERVICE_REGISTERED = "service-registered"
+    #: a service entry's recorded health changed
+    SERVICE_HEALTH = "service-health"
+    #: a service entry was removed (unpublished, or its endpoint went)
+    SERVICE_REMOVED = "service-removed"
 
 
 class Qos(wire.Record, frozen=True):
@@ -158,6 +164,25 @@ class Endpoint:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ServiceEntry:
+    """One endpoint of a published service (``ip`` is the endpoint's address in ``network``)."""
+
+    name: str
+    network: str
+    tenant: str
+    endpoint_id: str
+    host: str
+    ip: str
+    port: int
+    weight: int
+    ttl_s: int
+    #: ``running`` or ``tcp``
+    check: str
+    interval_s: int
+    healthy: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Policy:
     """An isolation policy record; ``peer`` is set for the two deny-between kinds."""
 
@@ -179,6 +204,8 @@ class Change:
     host: str | None = None
     old_host: str | None = None
     policy_id: str | None = None
+    #: the service of a SERVICE_* change
+    service: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -160,6 +160,9 @@ EVERY_MESSAGE = [
     st.RemovePolicy(policy_id="p1"),
     st.MarkHostStale(host="h3", stale=False),
     st.RemoveHost(host="h3"),
+    st.PublishService(name="web", network="blue", endpoint_id="c1", port=80, check="tcp"),
+    st.UnpublishService(name="web", network="blue", endpoint_id="c1"),
+    st.SetServiceHealth(name="web", network="blue", endpoint_id="c1", healthy=False),
     st.NetworkCreated(name="blue", subnet="10.1.0.0/24", gateway="10.1.0.1", vni=7),
     st.NetworkDeleted(name="blue", endpoints_removed=3, policies_removed=1),
     st.NetworkUpdated(name="blue"),
@@ -172,6 +175,9 @@ EVERY_MESSAGE = [
     st.PolicyRemoved(policy_id="p1"),
     st.HostMarked(host="h3", stale=True, endpoints=2),
     st.HostRemoved(host="h3", endpoints_removed=2),
+    st.ServicePublished(name="web", network="blue", endpoint_id="c1", ip="10.1.0.2", port=80),
+    st.ServiceUnpublished(name="web", network="blue", removed=1),
+    st.ServiceHealthSet(name="web", network="blue", endpoint_id="c1", healthy=False, changed=True),
     st.CommandError(code=st.ErrorCode.IP_TAKEN, message="taken"),
 ]  # fmt: skip
 

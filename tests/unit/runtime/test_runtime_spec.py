@@ -255,3 +255,34 @@ def test_any_labels_give_a_spec_or_a_spec_error(labels: dict[str, str], env: dic
         else:
             assert req.qos == Qos()
         req.to_connect("h1")  # a well-formed state command
+
+
+# --- services (issue 17) ---------------------------------------------------------------------
+
+
+def test_service_labels_and_seed_discover() -> None:
+    from meshd.runtime import ServiceRequest
+
+    spec = parse_spec(info({"meshd.network": "blue", "meshd.service": "Web", "meshd.port": "80",
+                            "meshd.check": "tcp", "meshd.ttl": "9"}))
+    assert spec.service == ServiceRequest("web", 80, "tcp", 9)
+    assert parse_spec(info({"meshd.service": "api", "meshd.port": "81"})).service == ServiceRequest("api", 81)
+    env = {"TYPE": "vlan", "VLAN": "t1", "DISCOVER": "true", "PORT": "8000"}
+    assert parse_spec(info(env=env)).service == ServiceRequest("web", 8000)  # the container's name
+    assert parse_spec(info(env={**env, "DISCOVER": "db"})).service == ServiceRequest("db", 8000)
+    assert parse_spec(info(env={**env, "DISCOVER": "false"})).service is None
+
+
+@pytest.mark.parametrize(
+    ("labels", "env", "words"),
+    [
+        ({"meshd.service": "web"}, {}, "names a service but no port"),
+        ({"meshd.service": "we_b", "meshd.port": "80"}, {}, "is not a DNS label"),
+        ({"meshd.service": "web", "meshd.port": "0"}, {}, "1..65535"),
+        ({"meshd.service": "web", "meshd.port": "80", "meshd.check": "http"}, {}, "is not a health check"),
+        ({"meshd.port": "80"}, {}, "meshd.service is missing"),
+        ({}, {"DISCOVER": "true"}, "no port"),
+    ],
+)
+def test_bad_service_specs_name_the_fix(labels: dict[str, str], env: dict[str, str], words: str) -> None:
+    assert words in str(error_of(labels, env))

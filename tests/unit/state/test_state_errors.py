@@ -394,6 +394,7 @@ def test_every_error_code_is_exercised():
         ErrorCode.STALE_INDEX,  # below
         ErrorCode.HOST_STALE,  # below
         ErrorCode.VNI_EXHAUSTED,  # below
+        ErrorCode.UNKNOWN_SERVICE,  # test_state_services
     }
     assert covered == set(ErrorCode)
 
