@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python tools/bench/gossip.py                     # N = 10 30 50, faults, serf too
     .venv/bin/python tools/bench/gossip.py --sizes 10 --fault-seconds 20 --no-serf
     .venv/bin/python tools/bench/gossip.py --profile local     # meshd's fast profile
+    .venv/bin/python tools/bench/gossip.py --join-storm 50 100 200   # N members started at once
 
 Method (the same for both): every member is a process (``python -m
 meshd.gossip`` with CURVE on, or ``serf agent`` with its keyring
@@ -229,6 +230,20 @@ def start_cluster(impl: Any, n: int, prefix: str) -> list[Member]:
     return members
 
 
+def join_storm(impl: Any, n: int) -> dict[str, Any]:
+    """N members started at once: do all join, and how long until every one sees every other."""
+    t0 = time.time()
+    try:
+        members = start_cluster(impl, n, "s")
+    except TimeoutError as exc:
+        return {"impl": impl.label, "profile": impl.profile, "join_storm": n, "all_joined": False, "error": str(exc)}
+    took = time.time() - t0
+    for m in members:
+        m.stop()
+    return {"impl": impl.label, "profile": impl.profile, "join_storm": n, "all_joined": True,
+            "all_see_all_s": round(took, 1)}
+
+
 def seen_by_all(members: list[Member], event: str, who: str, t0: float,
                 timeout_s: float = 60.0) -> tuple[float | None, list[dict]]:
     """Seconds from ``t0`` until every member reported ``event`` about ``who``."""
@@ -403,7 +418,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-seconds", type=float, default=10.0)
     p.add_argument("--kill-trials", type=int, default=3, help="members killed one by one per N")
     p.add_argument("--no-serf", action="store_true")
+    p.add_argument("--join-storm", type=int, nargs="*", metavar="N",
+                   help="only this: per N, start N members at once (N-1 joining through the first) and time "
+                        "until every member sees every other (issue 20 item 3)")
     args = p.parse_args(argv)
+    if args.join_storm:
+        with tempfile.TemporaryDirectory(prefix="gossipbench-") as tmp:
+            for n in args.join_storm:
+                print(json.dumps(join_storm(Meshd(Path(tmp), args.profile), n)), flush=True)
+        return 0
     if os.geteuid() != 0:
         args.faults = [f for f in args.faults if f not in ("cpu_quota", "loss")]
     with tempfile.TemporaryDirectory(prefix="gossipbench-") as tmp:
