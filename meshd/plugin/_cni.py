@@ -242,13 +242,13 @@ class Plugin:
     def _record(self, cid: str, ifname: str, netns: str) -> None:
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            (self.data_dir / f"{cid}-{ifname}").write_text(json.dumps({"netns": netns}))
+            (self.data_dir / f"{cid}:{ifname}").write_text(json.dumps({"netns": netns}))
         except OSError as exc:
             raise CniError(E_IO, f"cannot record the attachment in {self.data_dir}: {exc.strerror}") from None
 
     def _forget(self, cid: str, ifname: str) -> None:
         try:
-            (self.data_dir / f"{cid}-{ifname}").unlink()
+            (self.data_dir / f"{cid}:{ifname}").unlink()
         except FileNotFoundError:
             return
 
@@ -257,7 +257,8 @@ class Plugin:
             names = [p.name for p in self.data_dir.iterdir()]
         except FileNotFoundError:
             return []
-        return [tuple(n.rsplit("-", 1)) for n in names if "-" in n]  # type: ignore[misc]
+        # "<container id>:<ifname>": neither may hold a ':' (CNI_CONTAINERID is checked, ifnames cannot)
+        return [tuple(n.split(":", 1)) for n in names if ":" in n]  # type: ignore[misc]
 
 
 def _cni_args(env: Mapping[str, str]) -> dict[str, str]:
