@@ -23,6 +23,7 @@ from netops._macvlan import (
 from netops._nft import NftTable, dump_table, list_table
 from netops._nft import run as nft_run
 from netops._nl import InNetns as in_netns
+from netops._nl import udp_socket
 from netops._ops import (
     BRIDGE_PREFIX,
     LEG_PREFIX,
@@ -77,7 +78,8 @@ __all__ = [
     "NFT_TABLE", "NftTable", "dump_table", "NeighEntry", "NetopsError", "NftScript", "Op", "OpFailure", "Qos",
     "ROUTER_NETNS_PREFIX", "SetEndpointQos",
     "SetTbf", "Underlay", "UnsupportedSetting", "VETH_PREFIX", "VXLAN_OVERHEAD", "VXLAN_PREFIX", "apply",
-    "MtuCheck", "bridge_name", "check_path_mtu", "counters", "in_netns", "dump_owned", "ensure_router", "is_owned_link",
+    "MtuCheck", "bridge_name", "check_path_mtu", "counters", "in_netns", "udp_socket", "dump_owned", "ensure_router",
+    "is_owned_link",
     "leg_name", "list_table",
     "netns_path", "nft_run", "rates", "remove_routers", "set_tx_csum_offload", "tx_csum_offload", "underlay_for",
     "vxlan_name", "Route", "RouteKey", "RTPROT_MESHD", "ROUTED_VXLAN_PREFIX", "routed_vxlan_name",

@@ -327,3 +327,11 @@ def socket_in_netns(path: str | None) -> NlSocket:
     with InNetns(path):
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
     return NlSocket(sock)
+
+
+def udp_socket(netns: str | None) -> socket.socket:
+    """A UDP socket of the netns at path ``netns`` (None: the caller's); its options and bind are the caller's."""
+    if netns is None:
+        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with InNetns(netns):
+        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -90,14 +90,7 @@ def docker_plugin(name: str, plugin_dir: str, data_dir: str, ports: DriverPortsO
     """The plugin server for ``docker network create -d NAME --ipam-driver NAME``; its mapping of Docker's
     ids is kept in ``data_dir`` (Docker's networks outlive a reboot, which empties the run dir)."""
     book_file = os.path.join(data_dir, "docker-plugin.json")
-    book = DriverBook()
-    try:
-        with open(book_file, encoding="utf-8") as f:
-            book = DriverBook.from_json(json.load(f))
-    except FileNotFoundError:
-        pass  # the first start: nothing mapped yet
-    except (OSError, ValueError, TypeError) as exc:
-        log.warning("ignoring %s (%s): Docker networks created before must be created again", book_file, exc)
+    book = _load_book(book_file)
 
     def save(b: DriverBook) -> None:
         tmp = f"{book_file}.tmp"
@@ -107,3 +100,15 @@ def docker_plugin(name: str, plugin_dir: str, data_dir: str, ports: DriverPortsO
 
     driver = DockerDriver(ports, book, save)
     return PluginServer(os.path.join(plugin_dir, f"{name}.sock"), driver.call, refusal=refusal)
+
+
+def _load_book(path: str) -> DriverBook:
+    """The mapping saved by the last run; an empty one at the first start or when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return DriverBook.from_json(json.load(f))
+    except FileNotFoundError:
+        return DriverBook()  # the first start: nothing mapped yet
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("ignoring %s (%s): Docker networks created before must be created again", path, exc)
+        return DriverBook()

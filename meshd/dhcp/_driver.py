@@ -59,11 +59,7 @@ COUNTERS = Counters()
 
 
 def _open_sync(netns: str | None, ifname: str) -> socket.socket:
-    if netns is None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    else:
-        with netops.in_netns(netns):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = netops.udp_socket(netns)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)

@@ -52,11 +52,7 @@ IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 def open_socket(netns: str | None, address: str, port: int = DNS_PORT, *, freebind: bool = False) -> socket.socket:
     """A UDP socket bound to ``address:port`` inside the netns at path ``netns`` (None: this one);
     ``freebind``: even before ``address`` is on an interface there."""
-    if netns is None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    else:
-        with netops.in_netns(netns):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = netops.udp_socket(netns)
     try:
         if freebind:
             sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)

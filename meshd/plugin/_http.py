@@ -12,6 +12,7 @@ an ``Err`` saying so — dockerd's own timeout is 30 s or more, and it shows the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -64,10 +65,8 @@ class PluginServer:
         finally:
             with trio.CancelScope(shield=True):
                 await listener.aclose()
-            try:
+            with contextlib.suppress(FileNotFoundError):  # removed by hand: nothing left to clean
                 os.unlink(self.path)
-            except FileNotFoundError:
-                pass  # removed by hand: nothing left to clean
 
     async def _serve(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
@@ -104,7 +103,7 @@ class PluginServer:
 
 
 class _TooLarge(Exception):
-    pass
+    """A request body over ``MAX_BODY``: answered with 413, then the connection is closed."""
 
 
 async def _request(conn: h11.Connection, stream: trio.abc.Stream) -> tuple[str, bytes] | None:

@@ -247,8 +247,9 @@ def test_the_cni_plugin_follows_the_spec_for_add_check_del_gc_status_and_version
         assert rc == 1 and err["code"] == 3
 
         # GC releases attachments the runtime no longer knows, keeps the valid ones
-        env2 = {**env, "CNI_CONTAINERID": "beef" * 10, "CNI_IFNAME": "net2"}
-        assert _cni("ADD", conf, **env2)[0] == 0
+        env2 = {**env, "CNI_CONTAINERID": "beef" * 10, "CNI_IFNAME": "net2", "CNI_ARGS": "IgnoreUnknown=1;IP=10.5.0.50"}
+        rc, result2 = _cni("ADD", conf, **env2)
+        assert rc == 0 and result2["ips"][0]["address"] == "10.5.0.50/24"  # CNI_ARGS IP= asks for the address
         valid = [{"containerID": env["CNI_CONTAINERID"], "ifname": "net1"}]
         assert _cni("GC", {**conf, "cni.dev/valid-attachments": valid})[0] == 0
         ids = {e["endpoint_id"] for e in cluster.query("h1", MsgType.QUERY_ENDPOINTS, network="green")["endpoints"]}
