@@ -48,6 +48,10 @@ if TYPE_CHECKING:  # _containers imports this module (publish_from_spec)
 
 log = logging.getLogger("meshd.agent.dns")
 
+#: after a wake, wait this long so that a burst of applied entries costs one pass (seconds); it adds
+#: at most this much to publish → resolvable
+_COALESCE_S = 0.02
+
 def _tcp_check(netns: str, ip: str, port: int, timeout_s: float) -> bool:
     """A TCP connect to ``ip:port`` from inside the netns at path ``netns`` succeeds."""
     try:
@@ -146,6 +150,7 @@ class DnsAgent:
             while True:
                 with trio.move_on_after(self.cfg.check_tick_s):
                     await self._wake.wait()
+                    await trio.sleep(_COALESCE_S)  # a burst of applied entries: one pass for all of them
                 self._wake = trio.Event()
                 if not self._replica.started:
                     continue
@@ -260,7 +265,7 @@ class DnsAgent:
     # --- reaper (leader) ----------------------------------------------------------------
 
     async def _reap(self) -> None:
-        if self._replica.raft.status().role is not consensus.Role.LEADER:
+        if self._replica.raft.core.role is not consensus.Role.LEADER:
             self._down_since.clear()
             return
         now, live = trio.current_time(), self._live_hosts()

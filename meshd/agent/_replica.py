@@ -104,10 +104,22 @@ class Replica:
 
     async def _relay(self, raft: consensus.RaftNode, state: st.NetworkState) -> None:
         seen = state.last_index
-        async for event in raft.subscribe():
+        events = raft.subscribe()
+        async for event in events:
+            applied = True
             if isinstance(event, consensus.RoleChanged):
+                applied = False
                 self._listener.on_role_changed(event)
-                continue
-            changes = state.changes_since(seen)
-            seen = changes.last_index
-            self._listener.on_changes(changes.changes)
+            while True:  # every event already waiting: one pass over the changes, not one per entry
+                try:
+                    event = events.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                if isinstance(event, consensus.RoleChanged):
+                    self._listener.on_role_changed(event)
+                else:
+                    applied = True
+            if applied:
+                changes = state.changes_since(seen)
+                seen = changes.last_index
+                self._listener.on_changes(changes.changes)
