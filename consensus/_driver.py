@@ -29,6 +29,7 @@ sequence number (so they apply once) until ``propose_timeout_s``.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
 from collections import deque
@@ -61,6 +62,8 @@ from ._sessions import SESSION_EXPIRED, Applier, SessionExpired, StateMachine, e
 from ._storage import Storage
 from ._transport import Transport
 from ._types import CoreStatus, Ready, Role, Snapshot, SoftState
+
+_TIMED_OUT = object()  #: :meth:`RaftNode._until_done` reached its deadline
 
 log = logging.getLogger("consensus.driver")
 
@@ -202,21 +205,26 @@ class RaftNode:
             command was not applied now (it may have been before).
         """
         timeout = self.cfg.propose_timeout_s if timeout_s is None else timeout_s
-        with trio.move_on_after(timeout):
-            cid = await self._register()
+        deadline = trio.current_time() + timeout  # one cancel scope per attempt, none around them: the hot path
+        cid = self._cid
+        if cid is None:
+            with trio.move_on_at(deadline):
+                cid = await self._register()
+        if cid is not None:
             self._seq += 1
             key, waiter = (cid, self._seq), Waiter()
             self._waiters[key] = waiter
             try:
-                below = min(s for c, s in self._waiters if c == cid)
+                below = next(s for c, s in self._waiters if c == cid)  # insertion order is seq order
                 env = encode_command(cid, self._seq, below, command)
-                result: object = await self._until_done(ProposeCommand(env, waiter), waiter)
+                result: object = await self._until_done(ProposeCommand(env, waiter), waiter, deadline)
             finally:
                 del self._waiters[key]
             if result is SESSION_EXPIRED:
                 self._cid = None
                 raise SessionExpired(f"raft node {self.id}: session {cid} expired; command not applied")
-            return cast(bytes, result)  # a command's waiter carries the state machine's result
+            if result is not _TIMED_OUT:
+                return cast(bytes, result)  # a command's waiter carries the state machine's result
         raise Unavailable(
             f"raft node {self.id}: no result for a proposal within {timeout}s "
             f"(leader {self.core.leader}); it may still be applied"
@@ -291,33 +299,39 @@ class RaftNode:
         self._inbox.append(item)
         self._wake.set()
 
-    async def _attempt(self, item: Request, waiter: Waiter) -> Any:
+    async def _attempt(self, item: Request, waiter: Waiter, deadline: float = math.inf) -> Any:
         """One try: the waiter's value, or None after an election timeout, a
-        leader change or NotLeader (the caller retries)."""
+        leader change or NotLeader (the caller retries), or at ``deadline``."""
         waiter.poke = trio.Event()
         self._attempts.add(waiter)
         self._submit(item)
         try:
-            with trio.move_on_after(self.cfg.election_ticks * self.cfg.tick_interval_s):
+            with trio.move_on_at(min(deadline, trio.current_time()
+                                     + self.cfg.election_ticks * self.cfg.tick_interval_s)):
                 await waiter.poke.wait()
         finally:
             self._attempts.discard(waiter)
         if isinstance(waiter.error, (NotLeader, ProposalDropped)):
-            await trio.sleep(self.cfg.tick_interval_s)
+            await trio.sleep_until(min(deadline, trio.current_time() + self.cfg.tick_interval_s))
             return None
         if waiter.error is not None:
             raise waiter.error
         return waiter.value if waiter.event.is_set() else None
 
-    async def _until_done(self, item: Request, waiter: Waiter) -> Any:
+    async def _until_done(self, item: Request, waiter: Waiter, deadline: float = math.inf) -> Any:
+        """The waiter's value once it is set without error; ``_TIMED_OUT`` at ``deadline``."""
         while True:
-            value = await self._attempt(item, waiter)
+            value = await self._attempt(item, waiter, deadline)
             if waiter.event.is_set() and waiter.error is None:
                 return value
+            if trio.current_time() >= deadline:
+                return _TIMED_OUT
             if waiter.event.is_set():
                 waiter.event, waiter.error = trio.Event(), None
 
     async def _register(self) -> str:
+        if self._cid is not None:  # registered: no lock on every proposal's path
+            return self._cid
         async with self._register_lock:
             while self._cid is None:
                 nonce = secrets.randbits(62)

@@ -156,9 +156,7 @@ class AgentBackend:
     def check_mode(self, network: str, mode: str, host: str | None, req: Any) -> None:
         """A network mode that a member's kernel cannot build is refused (see :mod:`._dataplane`):
         on every member for a create (``host`` None), on ``host`` for a connect or move."""
-        kinds = self._members.dataplanes()
-        if host is not None:
-            kinds = {host: kinds[host]} if host in kinds else {}
+        kinds = self._members.dataplanes() if host is None else self._members.dataplane_of(host)
         why = mode_refusal(network, mode, kinds)
         if why is not None:
             raise FrameError(ApiError.MODE_UNSUPPORTED, why, req.MSG_TYPE, req.request_id)

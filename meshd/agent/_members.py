@@ -155,6 +155,11 @@ class MemberBook:
         members that left (see :mod:`._dataplane`)."""
         return {m.name: m.meta.dataplane for m in self._members() if m.state is not State.LEFT}
 
+    def dataplane_of(self, host: str) -> dict[str, tuple[str, ...]]:
+        """:meth:`dataplanes` of ``host`` alone (empty if it is unknown or left): one lookup, not a scan."""
+        m = self.gossip.member(host) if self.gossip.core is not None else None
+        return {} if m is None or m.state is State.LEFT else {m.name: m.meta.dataplane}
+
     def alive_names(self) -> set[str]:
         return {m.name for m in self._live()}
 

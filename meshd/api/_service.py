@@ -386,11 +386,16 @@ def _refuse_delay(r: rq.EndpointConnect | rq.QosSet) -> None:
                          "latency", r.MSG_TYPE, r.request_id)
 
 
+_SCALARS = frozenset({str, int, float, bool, bytes})
+
+
 def plain(obj: Any) -> Any:
     """A tree of dataclasses and msgspec Structs as msgpack-ready maps, lists and scalars.
 
     A wire message's ``version`` (a codec detail) is left out.
     """
+    if obj is None or type(obj) in _SCALARS:  # most leaves: answered before the six checks below
+        return obj
     if isinstance(obj, msgspec.Struct):
         skip = "version" if isinstance(obj, wire.Message) else None
         return {name: plain(getattr(obj, name)) for name in obj.__struct_fields__ if name != skip}

@@ -185,6 +185,10 @@ class GossipAgent:
     def members(self) -> tuple[Member, ...]:
         return self._core().members()
 
+    def member(self, name: str) -> Member | None:
+        """One member by name (None if unknown): a lookup, where :meth:`members` copies them all."""
+        return self._core().member(name)
+
     def status(self) -> AgentStatus:
         return AgentStatus(self._core().status(), self.mesh.statistics())
 
