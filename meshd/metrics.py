@@ -190,6 +190,9 @@ CATALOGUE: tuple[Metric, ...] = (
            field("gossip", "gossip.indirect_probes")),
     Metric("meshd_gossip_probe_failures", COUNTER, "Probes that got no ack (the member became suspect).",
            field("gossip", "gossip.probe_failures")),
+    Metric("meshd_gossip_late_ticks", COUNTER, "Gossip timer ticks that ran more than a probe timeout late "
+           "(this host's loop was starved of CPU; each one raises the health score).",
+           field("gossip", "gossip.late_ticks")),
     Metric("meshd_gossip_refutations", COUNTER, "Suspicions of this host it refuted.",
            field("gossip", "gossip.refutations")),
     Metric("meshd_gossip_messages_received", COUNTER, "Gossip messages received.",

@@ -130,7 +130,7 @@ class GossipCore(Transitions):
         self._leave_waiting: set[str] = set()
         self._counters = dict.fromkeys(
             ("probes", "indirect_probes", "probe_failures", "refutations",
-             "messages_in", "messages_out", "dropped"), 0)
+             "messages_in", "messages_out", "dropped", "late_ticks"), 0)
         c = config
         self._next_probe = now + rng.uniform(0, c.probe_interval_s)
         self._next_gossip = now + c.gossip_interval_s
@@ -181,7 +181,7 @@ class GossipCore(Transitions):
     def next_deadline(self) -> float:
         """The latest time the driver must call :meth:`tick` by."""
         due = min(self._next_push_pull, self._next_reconnect, self._next_reap)
-        if not self.leaving:
+        if not self.leaving and self._probe is None:
             due = min(due, self._next_probe)
         if len(self._queue):
             due = min(due, self._next_gossip)
@@ -272,8 +272,16 @@ class GossipCore(Transitions):
         return self._flush()
 
     def tick(self, now: float) -> Outbox:
-        """Run every timer that is due at ``now``."""
+        """Run every timer that is due at ``now``.
+
+        A tick that runs more than a probe timeout after :meth:`next_deadline` means this
+        host's own loop was starved (CPU, a stop): Lifeguard's local-health evidence, so the
+        awareness score rises and this host's timeouts lengthen.
+        """
         self._now = now
+        if now - self.next_deadline() > self.config.probe_timeout_s:
+            self._counters["late_ticks"] += 1
+            self._awareness.apply_delta(1)
         self._tick_probe(now)
         for seq in [s for s, r in self._relays.items() if r.deadline <= now]:
             relay = self._relays.pop(seq)
@@ -305,10 +313,13 @@ class GossipCore(Transitions):
     def _tick_probe(self, now: float) -> None:
         p = self._probe
         if p is not None and not p.indirect_sent and now >= p.timeout_at:
+            # the helpers get their whole window from now, even when this tick ran late
+            # (a starved prober must not send indirect pings and blame the target at once)
+            p.end_at = max(p.end_at, now + (p.end_at - p.timeout_at))
             self._send_indirect(p)
-        if p is not None and now >= p.end_at:
+        elif p is not None and now >= p.end_at:
             self._probe_failed(p)
-        if not self.leaving and now >= self._next_probe:
+        if not self.leaving and now >= self._next_probe and self._probe is None:  # one probe at a time
             self._next_probe = now + self._awareness.scale(self.config.probe_interval_s)
             self._start_probe(now)
 

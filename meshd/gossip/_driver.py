@@ -207,6 +207,10 @@ class GossipAgent:
                 await self._wake.wait()
             self._wake = trio.Event()
             if trio.current_time() >= core.next_deadline():
+                # what arrived while this loop was busy is heard before any timer judges: after a
+                # stall, an ack waiting in the inbox must not lose to the probe's timeout
+                while (received := self.mesh.receive_message_nowait()) is not None:
+                    self._handle(core.step(received[1], trio.current_time()))
                 self._handle(core.tick(trio.current_time()))
 
     async def _wait_changed(self) -> None:

@@ -80,3 +80,4 @@ class GossipStatus:
     messages_in: int
     messages_out: int
     dropped: int
+    late_ticks: int = 0  #: ticks that ran more than a probe timeout late (this host was starved)

@@ -129,26 +129,50 @@ class Mesh:
         if self._inbox is None:
             raise RuntimeError("Mesh.open() must be called before receive()")
         while True:
-            frames = await self._inbox.recv_multipart()
-            if len(frames) != 3 or len(frames[2]) > self._max_payload or len(frames[1]) > 255:
-                self._c["malformed"] += 1
-                continue
-            self._c["received"] += 1
-            self._c["received_bytes"] += len(frames[2])
-            try:
-                return frames[1].decode(), frames[2]
-            except UnicodeDecodeError:
-                self._c["malformed"] += 1
+            frame = self._accept(await self._inbox.recv_multipart())
+            if frame is not None:
+                return frame
 
     async def receive_message(self) -> tuple[str, Any]:
         """The next frame that decodes as a :mod:`meshd.wire` message."""
         while True:
-            sender, payload = await self.receive()
+            message = self._decode(*await self.receive())
+            if message is not None:
+                return message
+
+    def receive_message_nowait(self) -> tuple[str, Any] | None:
+        """Like :meth:`receive_message` for what is already queued; None when nothing is."""
+        if self._inbox is None:
+            raise RuntimeError("Mesh.open() must be called before receive_message_nowait()")
+        while True:
             try:
-                return sender, wire.decode(payload, max_bytes=self._max_payload)
-            except wire.DecodeError as exc:
-                self._c["undecodable"] += 1
-                log.debug("dropped undecodable message from=%s error=%s", sender, exc)
+                frame = self._accept(self._inbox.recv_multipart_nowait())
+            except trio.WouldBlock:
+                return None
+            message = None if frame is None else self._decode(*frame)
+            if message is not None:
+                return message
+
+    def _accept(self, frames: list[bytes]) -> tuple[str, bytes] | None:
+        """``(sender id, payload)`` of a well-formed frame; None (counted) for a malformed one."""
+        if len(frames) != 3 or len(frames[2]) > self._max_payload or len(frames[1]) > 255:
+            self._c["malformed"] += 1
+            return None
+        self._c["received"] += 1
+        self._c["received_bytes"] += len(frames[2])
+        try:
+            return frames[1].decode(), frames[2]
+        except UnicodeDecodeError:
+            self._c["malformed"] += 1
+            return None
+
+    def _decode(self, sender: str, payload: bytes) -> tuple[str, Any] | None:
+        try:
+            return sender, wire.decode(payload, max_bytes=self._max_payload)
+        except wire.DecodeError as exc:
+            self._c["undecodable"] += 1
+            log.debug("dropped undecodable message from=%s error=%s", sender, exc)
+            return None
 
     def connect(self, address: str) -> None:
         """Start connecting to ``address`` now (so the first real send is not dropped)."""

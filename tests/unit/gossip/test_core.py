@@ -12,6 +12,7 @@ from meshd.gossip import (
     GossipConfig,
     GossipCore,
     IndirectPing,
+    Member,
     Meta,
     Ping,
     PushPullResp,
@@ -196,3 +197,41 @@ def test_a_partition_heals_by_itself_after_the_cut_is_removed():
     net.run(10.0)
     for observer in NAMES:
         assert states(net, observer) == dict.fromkeys(NAMES, State.ALIVE), observer
+
+
+def test_a_starved_prober_gives_the_helpers_their_window_and_blames_itself():
+    """A tick that runs long after its deadline (the prober's own loop was starved) must not send
+    the indirect pings and declare the target suspect in one go: the helpers get their whole
+    window from the late tick, and the lateness raises the prober's own awareness score."""
+    cfg = GossipConfig.local()
+    names = ["a", "b", "c", "d", "e"]
+    core = GossipCore(name="a", addr="a", config=cfg, rng=random.Random(1), now=0.0)
+    core.preload([Member(n, n, State.ALIVE, 0, Meta()) for n in names[1:]], 0.0)
+    now = core.next_deadline()
+    while not any(isinstance(m, Ping) for _, m in core.tick(now).messages):
+        now = core.next_deadline()
+    target = core.status()  # the probe is out; its ack never comes (nobody answers in this test)
+    assert target.probes == 1 and target.health_score == 0
+    stalled = now + 20 * cfg.probe_interval_s  # the loop was starved long past timeout and end
+    out = core.tick(stalled)
+    indirect = [m for _, m in out.messages if isinstance(m, IndirectPing)]
+    assert len(indirect) == cfg.indirect_checks
+    suspects = [n for n in names[1:] if core.member(n).state is State.SUSPECT]
+    assert suspects == []  # not blamed in the same tick
+    status = core.status()
+    assert status.late_ticks == 1 and status.health_score == 1
+    assert core.next_deadline() > stalled  # the helpers' window is ahead, not behind
+    core.tick(core.next_deadline())  # no helper answered in its window: now the target is suspect
+    assert [n for n in names[1:] if core.member(n).state is State.SUSPECT] == [indirect[0].target]
+
+
+def test_a_probe_still_waiting_for_helpers_is_not_replaced_by_the_next_one():
+    cfg = GossipConfig.local()
+    core = GossipCore(name="a", addr="a", config=cfg, rng=random.Random(2), now=0.0)
+    core.preload([Member(n, n, State.ALIVE, 0, Meta()) for n in "bcde"], 0.0)
+    now = core.next_deadline()
+    while not any(isinstance(m, Ping) for _, m in core.tick(now).messages):
+        now = core.next_deadline()
+    out = core.tick(now + 5 * cfg.probe_interval_s)  # late: indirect pings go out now
+    assert not any(isinstance(m, Ping) for _, m in out.messages)  # no second probe meanwhile
+    assert core.status().probes == 1

@@ -119,3 +119,23 @@ async def test_outboxes_are_bounded(hosts):
     for port in range(20000, 20010):
         mesh.send_nowait(f"tcp://127.0.0.1:{port}", b"x")
     assert mesh.statistics().peers == 4
+
+
+async def test_receive_message_nowait_takes_what_is_queued_and_skips_what_does_not_decode(hosts):
+    server = await _mesh(hosts, "server")
+    member = await _mesh(hosts, "member")
+    assert server.receive_message_nowait() is None  # nothing queued: no wait, no error
+    assert await member.send(server.endpoint, wire.encode(Probe(seq=1, sender="member")), timeout_s=5)
+    assert await member.send(server.endpoint, b"\xc1 not msgpack", timeout_s=5)
+    assert await member.send(server.endpoint, wire.encode(Probe(seq=2, sender="member")), timeout_s=5)
+    got: list[int] = []
+    with trio.fail_after(5):
+        while len(got) < 2:
+            received = server.receive_message_nowait()
+            if received is None:
+                await trio.sleep(0.01)  # still in flight on loopback
+                continue
+            assert received[0] == "member"
+            got.append(received[1].seq)
+    assert got == [1, 2] and server.receive_message_nowait() is None
+    assert server.statistics().undecodable == 1
