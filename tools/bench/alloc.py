@@ -83,6 +83,8 @@ class Run:
     client_cpu_s: float = 0.0  # the whole bench process (all client threads, ZeroMQ I/O threads)
     client_thread_cpu_s: float = 0.0  # the thread that drives the pipeline (meshd only)
     server_cpu_s: float = 0.0
+    leader_cpu_s: float = math.nan  # meshd: the Raft leader's process alone (where the bottleneck is)
+    followers_cpu_s: float = math.nan  # meshd: both followers' processes together
 
     @property
     def per_s(self) -> float:
@@ -209,8 +211,13 @@ class MeshdSide:
     def measure(self, host: str, in_flight: int, seconds: float) -> Run:
         """A pipelined run through ``host``'s ROUTER (the DEALER of its SchedulerClient)."""
         endpoints, run = self.endpoint_count(), Run()
+        leader = self.leader()
+        lead_pid = [self.cluster.agents[leader].proc.pid]
+        others = [self.cluster.agents[h].proc.pid for h in HOSTS if h != leader and h in self.cluster.agents]
+        lead0, others0 = _proc_cpu_s(lead_pid), _proc_cpu_s(others)
         with _costs(run, self.pids()):
             pipeline(self.api[host]._dealer, in_flight, seconds, self.next_fields, run)
+        run.leader_cpu_s, run.followers_cpu_s = _proc_cpu_s(lead_pid) - lead0, _proc_cpu_s(others) - others0
         self.history.append({"host": host, "clients": in_flight, "endpoints_before": endpoints,
                              "per_s": round(run.per_s, 1),
                              "server_cpu_ms": round(1000 * run.server_cpu_s / max(1, len(run.lat_s)), 2)})
@@ -422,6 +429,13 @@ def _measure_rep(section: Section, meshd: MeshdSide, etcd: EtcdSide, rep: int, s
             goal = (">=", 5000.0) if n == 64 else None
             _add_run(section, f"alloc.meshd.{role}.{n}c", f"meshd via {role}, {n} in flight", run, goal=goal,
                      anchor="etcd put, same clients, same run", ratio_to=f"alloc.etcd.put.{n}c.per_s")
+            ops = max(1, len(run.lat_s))
+            section.figure(f"alloc.meshd.{role}.{n}c.leader_cpu_ms",
+                           f"meshd via {role}, {n} in flight: the Raft leader's CPU per operation", "ms").add(
+                1000 * run.leader_cpu_s / ops)
+            section.figure(f"alloc.meshd.{role}.{n}c.follower_cpu_ms",
+                           f"meshd via {role}, {n} in flight: one follower's CPU per operation (mean of 2)",
+                           "ms").add(1000 * run.followers_cpu_s / 2 / ops)
             section.figure(f"alloc.meshd.{role}.{n}c.client_thread_cpu_pct",
                            f"meshd via {role}, {n} in flight: pipeline thread CPU", "%").add(
                 100 * run.client_thread_cpu_s / run.wall_s)
@@ -520,7 +534,9 @@ def _section(budget: Budget, secs: float) -> Section:
             "put (etcd) through a survivor succeeds; the killed member is restarted and waited for (meshd: "
             "a voter again, lag ≤ 10; etcd: raft index within 10 of the leader's). Client CPU is the bench "
             "process's CPU over the window (100 % = one core; the Python client saturates near 100 %); "
-            "server CPU is the three members' user+system CPU per operation."),
+            "server CPU is the three members' user+system CPU per operation, and for meshd also split into "
+            "the Raft leader's process and one follower's (the leader's one Python thread is where a "
+            "saturated run stops)."),
         setup={"reps": budget.reps, "window_s": secs, "clients": list(CLIENTS), "meshd_subnet": SUBNET,
                "meshd_host_field": GHOST, "meshd_args": list(RAFT_ARGS), "lab_prefix": PREFIX,
                "etcd_bitmap_subnet": f"/{ETCD_SUBNET_BITS}", "etcd_version": _etcd_version(),
