@@ -103,8 +103,8 @@ class DhcpLeases:
     # --- connect -----------------------------------------------------------------------
 
     def _dhcp_network(self, name: str) -> st.Network | None:
-        info = self._replica.state.network(name)
-        return info.network if info is not None and info.network.mode is st.Mode.DHCP else None
+        net = self._replica.state.network_spec(name)
+        return net if net is not None and net.mode is st.Mode.DHCP else None
 
     async def connect(self, c: st.Connect, commit: Callable[[Any], Awaitable[Any]]) -> Any:
         """Commit ``c`` through ``commit``; on a dhcp network, with a lease obtained first.

@@ -166,14 +166,22 @@ class DnsAgent:
     def _wanted(self) -> set[tuple[str, str, str]]:
         """(router netns path, network, gateway) of every vxlan network with a container running here
         (by PID, or attached by netns path: the CNI plugin and the Docker driver)."""
-        state, running = self._replica.state, self._containers.netns
+        state = self._replica.state
         wanted: set[tuple[str, str, str]] = set()
-        for ep in state.endpoints(host=self.host):
-            info = state.network(ep.network) if ep.endpoint_id in running else None
-            if info is None or info.network.mode is not st.Mode.VXLAN or not info.network.gateway:
-                continue
-            netns = f"/run/netns/{router_name(info.network.tenant, **self._prefix())}"
-            wanted.add((netns, ep.network, info.network.gateway))
+        done: set[str] = set()  # networks decided: each costs lookups once, whatever its endpoint count
+        for cid in self._containers.netns:  # running here: lookups, no scan of the host's endpoints
+            for name in state.networks_of(cid):
+                if name in done:
+                    continue
+                net = state.network_spec(name)
+                if net is None or net.mode is not st.Mode.VXLAN or not net.gateway:
+                    done.add(name)
+                    continue
+                ep = state.endpoint(cid, name)
+                if ep is None or ep.host != self.host:
+                    continue  # another running container may still make this network wanted here
+                done.add(name)
+                wanted.add((f"/run/netns/{router_name(net.tenant, **self._prefix())}", name, net.gateway))
         return wanted
 
     def _prefix(self) -> dict[str, str]:
@@ -209,13 +217,12 @@ class DnsAgent:
         state, pids = self._replica.state, self._containers.pids
         for cid in [c for c in self._resolv_done if c not in pids]:
             del self._resolv_done[cid]
-        for ep in state.endpoints(host=self.host):
-            pid = pids.get(ep.endpoint_id)
-            if pid is None or self._resolv_done.get(ep.endpoint_id) == pid:
+        for cid, pid in [(c, p) for c, p in pids.items() if self._resolv_done.get(c) != p]:  # new ones only
+            names = state.networks_of(cid)
+            if not any((e := state.endpoint(cid, n)) is not None and e.host == self.host for n in names):
                 continue
-            nets = [state.network(n) for n in state.networks_of(ep.endpoint_id)]
-            gws = [i.network.gateway for i in nets if i is not None and i.network.mode is st.Mode.VXLAN
-                   and i.network.gateway]
+            nets = [state.network_spec(n) for n in names]
+            gws = [n.gateway for n in nets if n is not None and n.mode is st.Mode.VXLAN and n.gateway]
             if not gws:
                 continue
             text = dns.resolv_conf(gws[0], self.cfg.domain)
@@ -224,8 +231,8 @@ class DnsAgent:
                     self.counters["resolv_skipped_shared_mnt"] = self.counters.get("resolv_skipped_shared_mnt", 0) + 1
             except OSError as exc:
                 self.counters["resolv_errors"] += 1
-                log.debug("resolv.conf not written endpoint=%s error=%s", ep.endpoint_id[:12], exc)
-            self._resolv_done[ep.endpoint_id] = pid
+                log.debug("resolv.conf not written endpoint=%s error=%s", cid[:12], exc)
+            self._resolv_done[cid] = pid
 
     # --- health checks ------------------------------------------------------------------
 

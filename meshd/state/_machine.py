@@ -75,6 +75,7 @@ from ._types import (
     ChangeSet,
     Endpoint,
     Mode,
+    Network,
     NetworkInfo,
     Policy,
     ServiceEntry,
@@ -232,6 +233,11 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         if net is None:
             return None
         return self._info(net, [h for h, nets in self._hosts.items() if name in nets])
+
+    def network_spec(self, name: str) -> Network | None:
+        """The definition of network ``name`` alone (a lookup; :meth:`network` also collects its hosts)."""
+        net = self._nets.get(name)
+        return None if net is None else net.net
 
     def mode_of(self, network: str) -> Mode | None:
         """The mode of ``network`` (a lookup; :meth:`network` also collects its hosts), or None."""
