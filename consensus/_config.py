@@ -51,8 +51,10 @@ class RaftConfig:
     #: (the leader sends to every learner).  All members must agree on it.
     relay_fanout: int = 16
     #: A relayed learner reports its commit index to the leader every this
-    #: many ticks (what the leader's status shows as its match).
-    relay_report_ticks: int = 20
+    #: many ticks (what the leader's status shows as its match); learners
+    #: report at different ticks, so the leader receives about
+    #: learners / relay_report_ticks reports per tick.
+    relay_report_ticks: int = 50
 
     @classmethod
     def lan(cls) -> RaftConfig:
@@ -70,7 +72,9 @@ class RaftConfig:
         may_be_zero = {"snapshot_trailing_entries", "relay_fanout"}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in may_be_zero and value == 0:
+            if f.name in may_be_zero:
+                if value < 0:
+                    out.append(f"{section}.{f.name} ({value}) must be 0 or greater; set 0 or a positive value")
                 continue
             if isinstance(value, (int, float)) and value <= 0:
                 out.append(f"{section}.{f.name} ({value}) must be greater than 0; set a positive value")

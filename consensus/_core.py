@@ -42,6 +42,7 @@ committed log through a relay tree of learners (``_relay``).
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -114,6 +115,9 @@ class RaftCore(LeaderMixin):
         self.randomized_timeout = 0
         self.votes: dict[str, bool] = {}
         self._init_leader_state()
+        #: ticks counted towards the next MatchReport; starts at a phase taken from the
+        #: id, so thousands of learners do not all report in the same tick
+        self.report_elapsed = zlib.crc32(node_id.encode())
         self._outbox: list[Message] = []
         self._notes: list[str] = []
         self._read_states: list[ReadState] = []
@@ -336,7 +340,10 @@ class RaftCore(LeaderMixin):
         if self.leader != leader:
             self._note(f"{self.id} follows leader {leader} at term {m.term}")
         self.leader = leader
-        self.election_elapsed = 0
+        if m.frm == leader or not self._promotable():
+            # A voter's election timer is reset by the leader only: a relay
+            # with an older membership may still be talking of a dead leader.
+            self.election_elapsed = 0
         return True
 
     def _on_append(self, m: Append) -> None:

@@ -74,6 +74,7 @@ class LeaderMixin:
         election_elapsed: int
         heartbeat_elapsed: int
         _read_states: list[ReadState]
+        report_elapsed: int
 
         def _send(self, m: Message) -> None: ...
         def _note(self, line: str) -> None: ...
@@ -94,7 +95,6 @@ class LeaderMixin:
         #: commit index last pushed to the children
         self._relay_conf: ConfState | None = None
         self._relay_flushed = 0
-        self.report_elapsed = 0
 
     def _reset_leader_state(self) -> None:
         self._init_leader_state()
@@ -434,9 +434,8 @@ class LeaderMixin:
                     ))
             self._retry_stalled()
         self.report_elapsed += 1
-        if self.report_elapsed < self.cfg.relay_report_ticks or self.leader is None:
+        if self.report_elapsed % self.cfg.relay_report_ticks or self.leader is None:
             return
-        self.report_elapsed = 0
         conf = self.log.conf()
         if relay_tree(conf.learners, self.cfg.relay_fanout).parent(self.id) is not None:
             self._send(MatchReport(term=self.term, frm=self.id, to=self.leader, index=self.log.commit))

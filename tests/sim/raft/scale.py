@@ -26,7 +26,13 @@ Figures (for the entries proposed in the measured window):
 - ``apply_p99_s`` / ``apply_all_p99_s``: p99 over entries of the time from
   the proposal until 99 % / 100 % of the hosts applied it (``_p50_s`` too);
 - ``bytes_per_host_per_s``: Raft bytes sent + received per host per second
-  (encoded frames, heartbeats included): mean, max, and the leader's.
+  (encoded frames, heartbeats included): mean, max, and the leader's;
+- ``leader_cpu_load``: the leader's modelled CPU time per second (1.0 = one
+  core busy; above 1 it falls behind without bound), ``host_cpu_load_mean``.
+
+A figure is null when some measured entry had not reached the mark when the
+run stopped (5 s after the last proposal).  Byte and CPU figures are over
+everything from the first proposal to the end of the run.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class Host:
     inbox: list = field(default_factory=list)
     scheduled: bool = False
     bytes: int = 0
+    cpu_ms: float = 0.0
     saved: HardState = HardState()
 
 
@@ -111,6 +118,7 @@ class ScaleSim:
         self._wake(self.hosts[self.leader_id], 0.0)
         warmup = 3000.0  # elected, tree settled
         self.window = (warmup, warmup + self.seconds * 1000)
+        self.at(warmup, self._start_window)
         t = warmup
         while t < self.window[1]:
             self.at(t, self._propose)
@@ -131,9 +139,13 @@ class ScaleSim:
         if self.now < self.window[1] + 5000.0:
             self.at(self.now + self.tick_ms, self._tick, h)
 
+    def _start_window(self) -> None:
+        for h in self.hosts.values():
+            h.bytes, h.cpu_ms = 0, 0.0
+
     def _propose(self) -> None:
         leader = self.hosts[self.leader_id]
-        leader.inbox.append(("propose",))
+        leader.inbox.append(("propose", self.now))
         self._wake(leader, self.now)
 
     def _wake(self, h: Host, t: float) -> None:
@@ -155,8 +167,7 @@ class ScaleSim:
                 core.campaign()
             elif item[0] == "propose" and core.role == Role.LEADER:
                 core.propose([self.entry])
-                if self.window[0] <= self.now < self.window[1]:
-                    self.proposed[core.log.last_index()] = self.now
+                self.proposed[core.log.last_index()] = item[1]  # when the client asked
         while core.has_ready():
             rd = core.ready()
             leader = core.role == Role.LEADER
@@ -176,6 +187,7 @@ class ScaleSim:
                 elif isinstance(action, Advance):
                     core.advance(action.ready)
         h.busy_until = self.now + cost + disk
+        h.cpu_ms += cost
         if h.inbox:
             self._wake(h, h.busy_until)
 
@@ -217,6 +229,8 @@ class ScaleSim:
             "fsync_ms": self.fsync_ms, "tick_s": self.cfg.tick_interval_s,
             "leader_sends_per_entry": round(self.leader_entry_sends / max(entries, 1), 2),
             "leader_msgs_per_s": round(self.leader_msgs / span_s),
+            "leader_cpu_load": round(self.hosts[self.leader_id].cpu_ms / 1000 / span_s, 3),
+            "host_cpu_load_mean": round(sum(h.cpu_ms for h in self.hosts.values()) / 1000 / span_s / self.n, 4),
             "apply_p50_s": _q(t99, 0.5), "apply_p99_s": _q(t99, 0.99),
             "apply_all_p50_s": _q(t100, 0.5), "apply_all_p99_s": _q(t100, 0.99),
             "bytes_per_host_per_s": {

@@ -36,6 +36,10 @@ def test_profiles_are_valid() -> None:
     assert RaftConfig.lan().problems() == []
     assert RaftConfig.local().problems() == []
     assert RaftConfig(snapshot_trailing_entries=0).problems() == []
+    assert RaftConfig(relay_fanout=0).problems() == []  # 0: relay tree off
+    assert RaftConfig(relay_fanout=-1).problems() == [
+        "raft.relay_fanout (-1) must be 0 or greater; set 0 or a positive value"]
+    assert RaftConfig(relay_report_ticks=0).problems()[0].startswith("raft.relay_report_ticks (0) must be greater")
 
 
 def test_problems_name_the_field_value_and_fix() -> None:
