@@ -8,7 +8,7 @@ import pytest
 from raft_harness import CFG, Env
 
 from consensus import relay_tree
-from consensus._messages import ConfOp
+from consensus._messages import ConfOp, Heartbeat, RelayAppend, RelayHeartbeat
 
 RELAY_CFG = dataclasses.replace(CFG, relay_fanout=2, relay_report_ticks=2)
 LEARNERS = [f"l{i}" for i in range(1, 8)]
@@ -129,3 +129,20 @@ def test_learners_forward_proposals_and_reads_to_the_real_leader() -> None:
             leaf.advance(rd)
         env.deliver()
     assert [(rs.ctx, rs.index) for rs in seen] == [(99, env.nodes["1"].log.commit)]
+
+
+def test_relay_messages_never_hold_off_a_voters_election_and_a_leader_ignores_them() -> None:
+    env = relay_env()
+    voter, learner, leader = env.nodes["2"], env.nodes["l3"], env.nodes["1"]
+    term = leader.term
+    for core in (voter, learner):
+        core.election_elapsed = 5
+        core.step(RelayHeartbeat(term=term, frm="l1", to=core.id, leader="1", commit=0))
+    assert voter.election_elapsed == 5  # a relay may still name a leader that is gone
+    assert learner.election_elapsed == 0
+    voter.step(Heartbeat(term=term, frm="1", to="2", commit=0))
+    assert voter.election_elapsed == 0
+    # a relay with an older membership that still counts the leader as its child
+    leader.step(RelayAppend(term=term, frm="l1", to="1", leader="1", prev_index=0, prev_term=0,
+                            entries=(), commit=0))
+    assert leader.role.value == "leader" and not leader.ready().messages
