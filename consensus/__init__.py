@@ -24,10 +24,14 @@ from ._messages import (
     Heartbeat,
     HeartbeatResp,
     InstallSnapshot,
+    MatchReport,
     Message,
     Propose,
     ReadIndex,
     ReadIndexResp,
+    RelayAppend,
+    RelayHeartbeat,
+    RelaySnapshot,
     SnapshotResp,
     TimeoutNow,
     Vote,
@@ -36,6 +40,7 @@ from ._messages import (
     encode,
 )
 from ._ready import Action, Advance, AnswerReads, Apply, Persist, Report, Send, plan_ready
+from ._relay import RelayTree, relay_tree
 from ._sessions import SessionExpired, StateMachine, decode_command, encode_command
 from ._storage import Recovery, Storage
 from ._transport import MemoryNetwork, MemoryTransport, Transport
@@ -44,11 +49,12 @@ from ._types import CoreStatus, PeerStatus, ReadState, Ready, Role, Snapshot, So
 __all__ = [
     "Action", "Advance", "AnswerReads", "Apply", "Persist", "Report", "Send", "plan_ready",
     "Applied", "MemoryNetwork", "MemoryTransport", "NodeStatus", "RaftNode", "Recovery",
-    "RoleChanged", "Storage", "Transport", "decode_command", "encode_command",
+    "RoleChanged", "RelayTree", "relay_tree", "Storage", "Transport", "decode_command", "encode_command",
     "Append", "AppendResp", "ConfChange", "ConfChangeInProgress", "ConfOp", "ConfState",
     "CoreStatus", "DecodeError", "Entry", "EntryKind", "HardState", "Heartbeat",
-    "HeartbeatResp", "InstallSnapshot", "Message", "NotLeader", "PeerStatus", "Propose",
+    "HeartbeatResp", "InstallSnapshot", "MatchReport", "Message", "NotLeader", "PeerStatus", "Propose",
     "ProposalDropped", "RaftConfig", "RaftCore", "RaftError", "ReadIndex", "ReadIndexResp",
+    "RelayAppend", "RelayHeartbeat", "RelaySnapshot",
     "ReadState", "Ready", "Role", "SessionExpired", "Snapshot", "SnapshotResp", "SoftState",
     "StateMachine", "StorageCorrupt", "TimeoutNow", "Unavailable", "Vote", "VoteResp",
     "decode", "encode",

@@ -44,6 +44,17 @@ class RaftConfig:
     max_sessions: int = 10_000
     #: How long a proposal waits for its result before ``Unavailable``, seconds.
     propose_timeout_s: float = 5.0
+    #: Relay tree fan-out (docs/consensus.md, "Relay tree"): the leader sends
+    #: to every voter and to at most this many learners; every other learner
+    #: gets the committed log from a parent learner, so the leader sends each
+    #: entry at most (voters - 1 + relay_fanout) times.  0 turns relaying off
+    #: (the leader sends to every learner).  All members must agree on it.
+    relay_fanout: int = 16
+    #: A relayed learner reports its commit index to the leader every this
+    #: many ticks (what the leader's status shows as its match); learners
+    #: report at different ticks, so the leader receives about
+    #: learners / relay_report_ticks reports per tick.
+    relay_report_ticks: int = 50
 
     @classmethod
     def lan(cls) -> RaftConfig:
@@ -58,10 +69,12 @@ class RaftConfig:
     def problems(self, section: str = "raft") -> list[str]:
         """Every invalid setting, each message naming the field and the fix."""
         out: list[str] = []
-        may_be_zero = {"snapshot_trailing_entries"}
+        may_be_zero = {"snapshot_trailing_entries", "relay_fanout"}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in may_be_zero and value == 0:
+            if f.name in may_be_zero:
+                if value < 0:
+                    out.append(f"{section}.{f.name} ({value}) must be 0 or greater; set 0 or a positive value")
                 continue
             if isinstance(value, (int, float)) and value <= 0:
                 out.append(f"{section}.{f.name} ({value}) must be greater than 0; set a positive value")

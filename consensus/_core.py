@@ -35,12 +35,14 @@ for vote rejection, a no-op entry at the start of each term (only entries of
 the current term are committed by counting), pipelined AppendEntries with
 fast backtracking (``_leader``), ReadIndex, single-server membership
 changes effective when appended, learners, leadership transfer and chunked
-snapshots.
+snapshots.  Beyond ``RaftConfig.relay_fanout`` learners, learners get the
+committed log through a relay tree of learners (``_relay``).
 """
 
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -60,10 +62,14 @@ from ._messages import (
     Heartbeat,
     HeartbeatResp,
     InstallSnapshot,
+    MatchReport,
     Message,
     Propose,
     ReadIndex,
     ReadIndexResp,
+    RelayAppend,
+    RelayHeartbeat,
+    RelaySnapshot,
     SnapshotResp,
     TimeoutNow,
     Vote,
@@ -109,6 +115,9 @@ class RaftCore(LeaderMixin):
         self.randomized_timeout = 0
         self.votes: dict[str, bool] = {}
         self._init_leader_state()
+        #: ticks counted towards the next MatchReport; starts at a phase taken from the
+        #: id, so thousands of learners do not all report in the same tick
+        self.report_elapsed = zlib.crc32(node_id.encode())
         self._outbox: list[Message] = []
         self._notes: list[str] = []
         self._read_states: list[ReadState] = []
@@ -137,6 +146,7 @@ class RaftCore(LeaderMixin):
             self._tick_leader()
             return
         self.election_elapsed += 1
+        self._tick_relay()
         if self._promotable() and self.election_elapsed >= self.randomized_timeout:
             self.campaign()
 
@@ -225,12 +235,13 @@ class RaftCore(LeaderMixin):
                 return False
             if (isinstance(m, Vote) and m.pre) or (isinstance(m, VoteResp) and m.pre and m.granted):
                 return True
-            lead = m.frm if isinstance(m, (Append, Heartbeat, InstallSnapshot)) else None
+            lead = (m.leader if isinstance(m, _RELAYED) else
+                    m.frm if isinstance(m, (Append, Heartbeat, InstallSnapshot)) else None)
             self._become_follower(m.term, lead)
             return True
         if m.term < self.term:
-            if isinstance(m, (Append, Heartbeat)):
-                # A stale leader: tell it our term so it steps down.
+            if isinstance(m, (Append, Heartbeat, RelayAppend, RelayHeartbeat)):
+                # A stale leader (or relay): tell it our term so it steps down.
                 self._send(AppendResp(term=self.term, frm=self.id, to=m.frm, index=0, reject=True))
             elif isinstance(m, Vote) and m.pre:
                 self._send(VoteResp(term=self.term, frm=self.id, to=m.frm, granted=False, pre=True))
@@ -315,18 +326,35 @@ class RaftCore(LeaderMixin):
         elif result is False:
             self._become_follower(self.term, None)
 
-    def _accept_leader(self, m: Append | Heartbeat | InstallSnapshot) -> None:
+    def _accept_leader(self, m: Message, leader: str) -> bool:
+        """``leader`` leads ``m.term`` (``m`` comes from it or from a relay of it).
+
+        False when ``m`` is to be ignored: a relay whose older membership
+        still counts this node, now the leader, as a learner."""
         if self.role == Role.LEADER:
-            raise SafetyError(f"two leaders in term {self.term}: {self.id} and {m.frm}")
+            if leader == self.id and m.frm != self.id:
+                return False
+            raise SafetyError(f"two leaders in term {self.term}: {self.id} and {leader}")
         if self.role != Role.FOLLOWER:
-            self._become_follower(m.term, m.frm)
-        if self.leader != m.frm:
-            self._note(f"{self.id} follows leader {m.frm} at term {m.term}")
-        self.leader = m.frm
-        self.election_elapsed = 0
+            self._become_follower(m.term, leader)
+        if self.leader != leader:
+            self._note(f"{self.id} follows leader {leader} at term {m.term}")
+        self.leader = leader
+        if m.frm == leader or not self._promotable():
+            # A voter's election timer is reset by the leader only: a relay
+            # with an older membership may still be talking of a dead leader.
+            self.election_elapsed = 0
+        return True
 
     def _on_append(self, m: Append) -> None:
-        self._accept_leader(m)
+        self._accept_leader(m, m.frm)
+        self._append_from(m)
+
+    def _on_relay_append(self, m: RelayAppend) -> None:
+        if self._accept_leader(m, m.leader):
+            self._append_from(m)
+
+    def _append_from(self, m: Append | RelayAppend) -> None:
         if m.prev_index < self.log.commit:
             self._send(AppendResp(term=self.term, frm=self.id, to=m.frm, index=self.log.commit))
             return
@@ -343,12 +371,24 @@ class RaftCore(LeaderMixin):
         ))
 
     def _on_heartbeat(self, m: Heartbeat) -> None:
-        self._accept_leader(m)
+        self._accept_leader(m, m.frm)
         self.log.commit_to(m.commit)
         self._send(HeartbeatResp(term=self.term, frm=self.id, to=m.frm, read_round=m.read_round))
 
+    def _on_relay_heartbeat(self, m: RelayHeartbeat) -> None:
+        if self._accept_leader(m, m.leader):
+            self.log.commit_to(m.commit)
+            self._send(HeartbeatResp(term=self.term, frm=self.id, to=m.frm))
+
     def _on_install_snapshot(self, m: InstallSnapshot) -> None:
-        self._accept_leader(m)
+        self._accept_leader(m, m.frm)
+        self._snapshot_from(m)
+
+    def _on_relay_snapshot(self, m: RelaySnapshot) -> None:
+        if self._accept_leader(m, m.leader):
+            self._snapshot_from(m)
+
+    def _snapshot_from(self, m: InstallSnapshot | RelaySnapshot) -> None:
         if m.index <= self.log.commit:  # already have it (or a later one)
             self._incoming = None
             self._send(AppendResp(term=self.term, frm=self.id, to=m.frm, index=self.log.commit))
@@ -416,6 +456,7 @@ class RaftCore(LeaderMixin):
 
     def ready(self) -> Ready:
         self._flush_commit()
+        self._flush_relay()
         hs = HardState(self.term, self.vote, self.log.commit)
         soft = self._soft()
         return Ready(
@@ -491,4 +532,11 @@ _HANDLERS: dict[type[Message], Callable[[RaftCore, Any], None]] = {
     AppendResp: LeaderMixin._on_append_resp,
     HeartbeatResp: LeaderMixin._on_heartbeat_resp,
     SnapshotResp: LeaderMixin._on_snapshot_resp,
+    RelayAppend: RaftCore._on_relay_append,
+    RelayHeartbeat: RaftCore._on_relay_heartbeat,
+    RelaySnapshot: RaftCore._on_relay_snapshot,
+    MatchReport: LeaderMixin._on_match_report,
 }
+
+#: messages a relay sends on behalf of the leader named in their ``leader`` field
+_RELAYED = (RelayAppend, RelayHeartbeat, RelaySnapshot)

@@ -15,6 +15,12 @@ Commit: the highest index durable on a majority of the latest membership's
 voters (the leader's own entries count once ``advance`` reports them
 stable), and only if that entry is from the current term.
 
+Relays (``_relay``): a learner with children in the relay tree runs the
+same sending code for them -- its own ``relay_progress`` table instead of
+``progress``, its commit index instead of its last index as the limit, and
+``Relay*`` messages carrying the leader's id.  ``_table()`` and ``_limit()``
+pick which.
+
 ReadIndex: a read takes the commit index (once this term's first entry is
 committed), opens a *read round*, and heartbeats carry the round number;
 when a majority of voters echo a round >= the read's, the read is answered.
@@ -35,12 +41,17 @@ from ._messages import (
     Heartbeat,
     HeartbeatResp,
     InstallSnapshot,
+    MatchReport,
     ReadIndexResp,
+    RelayAppend,
+    RelayHeartbeat,
+    RelaySnapshot,
     SnapshotResp,
     TimeoutNow,
 )
 from ._progress import Progress, ProgressState
 from ._quorum import committed_index, has_quorum
+from ._relay import relay_tree
 from ._types import PeerStatus, PendingRead, ReadState, Role
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +74,7 @@ class LeaderMixin:
         election_elapsed: int
         heartbeat_elapsed: int
         _read_states: list[ReadState]
+        report_elapsed: int
 
         def _send(self, m: Message) -> None: ...
         def _note(self, line: str) -> None: ...
@@ -75,6 +87,14 @@ class LeaderMixin:
         self.reads: list[PendingRead] = []
         self.early_reads: list[PendingRead] = []
         self.commit_dirty = False
+        #: learner -> commit index it last reported (relayed learners, leader only)
+        self.reported: dict[str, int] = {}
+        #: relay: child -> Progress, for the children this learner relays to
+        self.relay_progress: dict[str, Progress] = {}
+        #: relay: the membership ``relay_progress`` was computed from, and the
+        #: commit index last pushed to the children
+        self._relay_conf: ConfState | None = None
+        self._relay_flushed = 0
 
     def _reset_leader_state(self) -> None:
         self._init_leader_state()
@@ -89,7 +109,9 @@ class LeaderMixin:
         self._append([(EntryKind.NOOP, b"")])
 
     def _sync_progress(self) -> None:
-        members = self.log.conf().members() - {self.id}
+        conf = self.log.conf()
+        first = relay_tree(conf.learners, self.cfg.relay_fanout).first_tier
+        members = (conf.voters | frozenset(first)) - {self.id}
         for p in list(self.progress):
             if p not in members:
                 del self.progress[p]
@@ -145,12 +167,23 @@ class LeaderMixin:
         self._note(f"{self.id} removed from the voters; stepping down")
         self._become_follower(self.term, None)
 
-    # --- sending ----------------------------------------------------------------
+    # --- sending (leader, or a relay to its children) ---------------------------------
+
+    def _table(self) -> dict[str, Progress]:
+        """The peers this node sends the log to: followers (leader) or children (relay)."""
+        return self.progress if self.role == Role.LEADER else self.relay_progress
+
+    def _limit(self) -> int:
+        """The last index this node may send: all of its log (leader) or what is committed (relay)."""
+        return self.log.last_index() if self.role == Role.LEADER else self.log.commit
 
     def _send_append(self, p: str, *, allow_empty: bool) -> None:
-        pr = self.progress[p]
+        pr = self._table()[p]
+        limit = self._limit()
         while pr.state != ProgressState.SNAPSHOT and not pr.paused():
             prev = pr.next - 1
+            if prev > limit:
+                return  # a relay's child already has more than the relay may forward
             prev_term = self.log.term(prev)
             if prev_term is None:
                 if self.snapshot is None:
@@ -158,14 +191,20 @@ class LeaderMixin:
                 pr.become_snapshot(self.snapshot.index)
                 self._send_snapshot_chunk(p)
                 return
-            hi = min(self.log.last_index() + 1, pr.next + self.cfg.max_entries_per_msg)
+            hi = min(limit + 1, pr.next + self.cfg.max_entries_per_msg)
             ents = self.log.slice(pr.next, hi, self.cfg.max_append_bytes)
             if not ents and not allow_empty:
                 return
-            self._send(Append(
-                term=self.term, frm=self.id, to=p, prev_index=prev, prev_term=prev_term, entries=tuple(ents),
-                commit=self.log.commit,
-            ))
+            if self.role == Role.LEADER:
+                self._send(Append(
+                    term=self.term, frm=self.id, to=p, prev_index=prev, prev_term=prev_term,
+                    entries=tuple(ents), commit=self.log.commit,
+                ))
+            else:
+                self._send(RelayAppend(
+                    term=self.term, frm=self.id, to=p, leader=self.leader or "", prev_index=prev,
+                    prev_term=prev_term, entries=tuple(ents), commit=self.log.commit,
+                ))
             pr.commit_sent = self.log.commit
             pr.sent(ents[-1].index if ents else prev)
             if not ents or pr.state != ProgressState.REPLICATE:
@@ -173,18 +212,24 @@ class LeaderMixin:
             allow_empty = False
 
     def _send_snapshot_chunk(self, p: str) -> None:
-        snap, pr = self.snapshot, self.progress[p]
+        snap, pr = self.snapshot, self._table()[p]
         assert snap is not None
         if pr.snap_index != snap.index:
             pr.become_snapshot(snap.index)
         end = pr.snap_offset + self.cfg.snapshot_chunk_bytes
-        self._send(
-            InstallSnapshot(
+        voters, learners = tuple(sorted(snap.conf.voters)), tuple(sorted(snap.conf.learners))
+        chunk, done = snap.data[pr.snap_offset : end], end >= len(snap.data)
+        if self.role == Role.LEADER:
+            self._send(InstallSnapshot(
                 term=self.term, frm=self.id, to=p, index=snap.index, snap_term=snap.term,
-                voters=tuple(sorted(snap.conf.voters)), learners=tuple(sorted(snap.conf.learners)),
-                offset=pr.snap_offset, chunk=snap.data[pr.snap_offset : end], done=end >= len(snap.data),
-            )
-        )
+                voters=voters, learners=learners, offset=pr.snap_offset, chunk=chunk, done=done,
+            ))
+        else:
+            self._send(RelaySnapshot(
+                term=self.term, frm=self.id, to=p, leader=self.leader or "", index=snap.index,
+                snap_term=snap.term, voters=voters, learners=learners, offset=pr.snap_offset,
+                chunk=chunk, done=done,
+            ))
         pr.idle_ticks = 0
 
     def _bcast_heartbeat(self) -> None:
@@ -195,7 +240,7 @@ class LeaderMixin:
     # --- responses ----------------------------------------------------------------
 
     def _on_append_resp(self, m: AppendResp) -> None:
-        pr = self.progress.get(m.frm) if self.role == Role.LEADER else None
+        pr = self._table().get(m.frm)
         if pr is None:
             return
         pr.recent_active = True
@@ -213,28 +258,29 @@ class LeaderMixin:
         if pr.state != ProgressState.REPLICATE:
             pr.match = max(pr.match, m.index)
             pr.become_replicate()
-        if moved and self._maybe_commit() and self.role != Role.LEADER:
+        leading = self.role == Role.LEADER
+        if moved and leading and self._maybe_commit() and self.role != Role.LEADER:
             return
         # Tell it about commits it missed while paused (probe, full pipeline).
         missed = pr.commit_sent < min(pr.match, self.log.commit) and not self.commit_dirty
         self._send_append(m.frm, allow_empty=missed)
-        if m.frm == self.transferee and pr.match == self.log.last_index():
+        if leading and m.frm == self.transferee and pr.match == self.log.last_index():
             self._send(TimeoutNow(term=self.term, frm=self.id, to=m.frm))
 
     def _on_heartbeat_resp(self, m: HeartbeatResp) -> None:
-        pr = self.progress.get(m.frm) if self.role == Role.LEADER else None
+        pr = self._table().get(m.frm)
         if pr is None:
             return
         pr.recent_active = True
         pr.probe_sent = False
-        if m.read_round > pr.read_round:
+        if m.read_round > pr.read_round and self.role == Role.LEADER:
             pr.read_round = m.read_round
             self._process_reads()
-        if pr.state != ProgressState.SNAPSHOT and pr.match < self.log.last_index():
+        if pr.state != ProgressState.SNAPSHOT and pr.match < self._limit():
             self._send_append(m.frm, allow_empty=False)
 
     def _on_snapshot_resp(self, m: SnapshotResp) -> None:
-        pr = self.progress.get(m.frm) if self.role == Role.LEADER else None
+        pr = self._table().get(m.frm)
         if pr is None or pr.state != ProgressState.SNAPSHOT or m.index != pr.snap_index:
             return
         pr.recent_active = True
@@ -266,11 +312,12 @@ class LeaderMixin:
         self._retry_stalled()
 
     def _retry_stalled(self) -> None:
-        """Resend to followers whose acknowledgements stopped (lost messages)."""
+        """Resend to followers (or children) whose acknowledgements stopped (lost messages)."""
         limit = 2 * self.cfg.heartbeat_ticks + 1
-        last = self.log.last_index()
-        for p in sorted(self.progress):
-            pr = self.progress[p]
+        last = self._limit()
+        table = self._table()
+        for p in sorted(table):
+            pr = table[p]
             if pr.state != ProgressState.SNAPSHOT and pr.match >= last:
                 pr.idle_ticks = 0
                 continue
@@ -336,8 +383,75 @@ class LeaderMixin:
             self._send_append(target, allow_empty=True)
 
     def _peer_status(self, conf: ConfState) -> tuple[PeerStatus, ...]:
-        return tuple(
-            PeerStatus(p, pr.match, pr.next, pr.state.value, p in conf.voters,
-                       self.log.last_index() - pr.match)
-            for p, pr in sorted(self.progress.items())
+        last = self.log.last_index()
+        out = [
+            PeerStatus(p, pr.match, pr.next, pr.state.value, p in conf.voters, last - pr.match)
+            for p, pr in self.progress.items()
+        ]
+        if self.role == Role.LEADER:
+            for p in conf.learners - set(self.progress) - {self.id}:
+                match = min(self.reported.get(p, 0), last)
+                out.append(PeerStatus(p, match, match + 1, "relayed", False, last - match))
+        return tuple(sorted(out, key=lambda s: s.id))
+
+    # --- relaying (a learner with children in the relay tree) ---------------------------
+
+    def _relay_sync(self) -> None:
+        """Recompute this node's children from the membership in its log."""
+        conf = self.log.conf()
+        relaying = (
+            self.role == Role.FOLLOWER and self.leader is not None and self.cfg.relay_fanout > 0
+            and self.id in conf.learners
         )
+        if not relaying:
+            if self.relay_progress:
+                self.relay_progress = {}
+            self._relay_conf = None
+            return
+        if conf is self._relay_conf:
+            return
+        self._relay_conf = conf
+        children = relay_tree(conf.learners, self.cfg.relay_fanout).children(self.id)
+        for c in list(self.relay_progress):
+            if c not in children:
+                del self.relay_progress[c]
+        for c in children:
+            if c not in self.relay_progress:
+                pr = Progress(self.log.commit + 1, self.cfg.max_inflight_msgs)
+                self.relay_progress[c] = pr
+
+    def _tick_relay(self) -> None:
+        """A non-leader's tick: heartbeat and retry its children; report to the leader."""
+        self._relay_sync()
+        if self.relay_progress:
+            self.heartbeat_elapsed += 1
+            if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
+                self.heartbeat_elapsed = 0
+                for p in sorted(self.relay_progress):
+                    commit = min(self.relay_progress[p].match, self.log.commit)
+                    self._send(RelayHeartbeat(
+                        term=self.term, frm=self.id, to=p, leader=self.leader or "", commit=commit,
+                    ))
+            self._retry_stalled()
+        self.report_elapsed += 1
+        if self.report_elapsed % self.cfg.relay_report_ticks or self.leader is None:
+            return
+        conf = self.log.conf()
+        if relay_tree(conf.learners, self.cfg.relay_fanout).parent(self.id) is not None:
+            self._send(MatchReport(term=self.term, frm=self.id, to=self.leader, index=self.log.commit))
+
+    def _flush_relay(self) -> None:
+        """Push a commit index that moved to the children (once per Ready)."""
+        if self.role == Role.LEADER:
+            return
+        self._relay_sync()
+        if not self.relay_progress or self.log.commit <= self._relay_flushed:
+            return
+        self._relay_flushed = self.log.commit
+        for p in sorted(self.relay_progress):
+            pr = self.relay_progress[p]
+            self._send_append(p, allow_empty=pr.commit_sent < self.log.commit)
+
+    def _on_match_report(self, m: MatchReport) -> None:
+        if self.role == Role.LEADER and m.frm in self.log.conf().learners:
+            self.reported[m.frm] = max(self.reported.get(m.frm, 0), m.index)

@@ -18,7 +18,7 @@ This module does not import meshd (meshd.wire declares the same two base
 classes for its own messages): consensus stands alone, and the shared part
 is msgspec itself plus a dozen lines of configuration, kept here on purpose.
 
-Tags are part of the protocol: ONLY APPEND (``tag=13`` next), never renumber.
+Tags are part of the protocol: ONLY APPEND (``tag=17`` next), never renumber.
 All messages carry ``term``, ``frm`` (sender id) and ``to`` (receiver id).
 """
 
@@ -197,8 +197,8 @@ class HeartbeatResp(_Header, tag=6, kw_only=True, frozen=True):
     read_round: NonNeg = 0
 
 
-class InstallSnapshot(_Header, tag=7, kw_only=True, frozen=True):
-    """Leader -> follower: one chunk of the snapshot at (index, snap_term)."""
+class _SnapshotChunk(_Header, kw_only=True, frozen=True):
+    """One chunk of the snapshot at (index, snap_term) with its membership."""
 
     index: NonNeg
     snap_term: NonNeg
@@ -207,6 +207,10 @@ class InstallSnapshot(_Header, tag=7, kw_only=True, frozen=True):
     offset: NonNeg
     chunk: bytes
     done: bool
+
+
+class InstallSnapshot(_SnapshotChunk, tag=7, kw_only=True, frozen=True):
+    """Leader -> follower: one chunk of the snapshot at (index, snap_term)."""
 
 
 class SnapshotResp(_Header, tag=8, kw_only=True, frozen=True):
@@ -237,9 +241,47 @@ class ReadIndexResp(_Header, tag=12, kw_only=True, frozen=True):
     index: NonNeg
 
 
+class RelayAppend(_Header, tag=13, kw_only=True, frozen=True):
+    """Relay -> child learner: committed entries after (prev_index, prev_term).
+
+    ``term`` and ``leader`` are the leader's; ``frm`` is the relay, which the
+    child answers with :class:`AppendResp` (see ``_relay``).
+    """
+
+    leader: str
+    prev_index: NonNeg
+    prev_term: NonNeg
+    entries: tuple[Entry, ...]
+    commit: NonNeg
+
+
+class RelayHeartbeat(_Header, tag=14, kw_only=True, frozen=True):
+    """Relay -> child learner: the leader's id and a commit index the child can match.
+
+    Answered with :class:`HeartbeatResp` to the relay."""
+
+    leader: str
+    commit: NonNeg
+
+
+class RelaySnapshot(_SnapshotChunk, tag=15, kw_only=True, frozen=True):
+    """Relay -> child learner: one chunk of the relay's snapshot (answered with
+    :class:`SnapshotResp`, then :class:`AppendResp`, to the relay); ``leader``
+    comes last, after the chunk fields."""
+
+    leader: str
+
+
+class MatchReport(_Header, tag=16, kw_only=True, frozen=True):
+    """Relayed learner -> leader, every ``relay_report_ticks``: its commit index."""
+
+    index: NonNeg
+
+
 Message = Union[  # noqa: UP007 (one long union reads better as a list)
     Append, AppendResp, Vote, VoteResp, Heartbeat, HeartbeatResp, InstallSnapshot,
-    SnapshotResp, TimeoutNow, Propose, ReadIndex, ReadIndexResp,
+    SnapshotResp, TimeoutNow, Propose, ReadIndex, ReadIndexResp, RelayAppend,
+    RelayHeartbeat, RelaySnapshot, MatchReport,
 ]
 
 _ENCODER = msgspec.msgpack.Encoder()

@@ -171,3 +171,13 @@ def test_cli_config_check_reports_everything_at_once(tmp_path, capsys):
     assert main(["config", "check", str(path)]) == 1
     err = capsys.readouterr().err
     assert "2 problem(s)" in err and "gossip_port" in err and "log_level" in err
+
+
+def test_the_raft_relay_fanout_is_set_from_the_raft_section(tmp_path):
+    path = tmp_path / "meshd.toml"
+    path.write_text("[raft]\nrelay_fanout = 0\n")
+    assert load(path).raft.relay_fanout == 0
+    assert Config.lan().raft.relay_fanout == 16
+    assert Config.lan().with_overrides(["raft.relay_fanout=4"]).raft.relay_fanout == 4
+    with pytest.raises(ConfigError, match=r"raft.relay_fanout \(-2\) must be 0 or greater"):
+        Config.lan().with_overrides(["raft.relay_fanout=-2"]).validate("meshd.toml")

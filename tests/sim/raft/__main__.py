@@ -1,5 +1,7 @@
 """Run many seeded simulations: ``python -m tests.sim.raft --seeds 10000``.
 
+``--scale N`` measures the relay tree's fan-out instead (``scale.py``).
+
 A failure prints the seed, the violation and the command that replays it
 (``--seed N``); exit status 1.  ``--jobs`` spreads seeds over processes.
 """
@@ -39,7 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, help="replay exactly this one seed (traceback shown)")
     ap.add_argument("--duration-ms", type=float, default=1500.0, help="virtual time with faults")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
+    ap.add_argument("--scale", type=int, metavar="N",
+                    help="fan-out measurement instead: N hosts, no faults (tests/sim/raft/scale.py)")
+    ap.add_argument("--fanout", type=int, default=16, help="--scale: RaftConfig.relay_fanout (0 = off)")
+    ap.add_argument("--rate", type=float, default=20.0, help="--scale: entries proposed per second")
+    ap.add_argument("--seconds", type=float, default=5.0, help="--scale: how long entries are proposed")
+    ap.add_argument("--proc-us", type=float, default=20.0,
+                    help="--scale: CPU cost of one message stepped or sent, microseconds")
     args = ap.parse_args(argv)
+    if args.scale is not None:
+        from .scale import ScaleSim
+
+        print(json.dumps(ScaleSim(args.scale, fanout=args.fanout, rate=args.rate, seconds=args.seconds,
+                                  proc_us=args.proc_us).run()))
+        return 0
     if args.seed is not None:
         print(json.dumps(Sim(args.seed, args.duration_ms).run()))
         return 0

@@ -25,6 +25,14 @@ goes back across restarts; every acknowledged write applied; a retried
 command applied once; each snapshot of an index identical everywhere; final
 states equal a fresh replay of the log; the client history is linearizable
 (``checker``).
+
+Relay trees: about half the seeds add learners (``l1``...) beside the voters
+(``n1``...) with a small ``relay_fanout`` (1-3, so the tree has depth; 0 in
+some seeds), keep re-adding them after removals, promote one now and then,
+and send client operations to them too (proposals and reads forwarded to the
+leader).  Extra check: a relay never forwards an entry that is not committed
+-- every entry in a ``RelayAppend`` is the entry the cluster applies at that
+index, so a relayed learner only ever holds a prefix of the committed log.
 """
 
 from __future__ import annotations
@@ -42,7 +50,18 @@ import msgpack
 from consensus._config import RaftConfig
 from consensus._core import RaftCore
 from consensus._errors import ConfChangeInProgress, NotLeader, ProposalDropped
-from consensus._messages import ConfChange, ConfOp, Entry, EntryKind, HardState, Message, VoteResp, decode, encode
+from consensus._messages import (
+    ConfChange,
+    ConfOp,
+    Entry,
+    EntryKind,
+    HardState,
+    Message,
+    RelayAppend,
+    VoteResp,
+    decode,
+    encode,
+)
 from consensus._ready import Action, Advance, AnswerReads, Apply, Persist, Report, Send, plan_ready
 from consensus._sessions import Applier, encode_command
 from consensus._types import Ready, Role, Snapshot
@@ -162,6 +181,8 @@ class Params:
     trailing: int
     clients: int
     duration_ms: float
+    learners: int = 0
+    fanout: int = 0
 
     @classmethod
     def draw(cls, rng: random.Random, duration_ms: float) -> Params:
@@ -179,6 +200,8 @@ class Params:
             trailing=rng.choice([0, 3, 20]),
             clients=rng.choice([2, 4, 6]),
             duration_ms=duration_ms,
+            learners=rng.choice([0, 0, 0, 3, 5, 8]),
+            fanout=rng.choice([0, 1, 2, 2, 3]),
         )
 
 
@@ -194,6 +217,7 @@ class Sim:
         self.cfg = RaftConfig(
             tick_interval_s=0.01, election_ticks=10, heartbeat_ticks=1, max_entries_per_msg=8,
             max_inflight_msgs=4, snapshot_chunk_bytes=200, snapshot_trailing_entries=self.p.trailing,
+            relay_fanout=self.p.fanout, relay_report_ticks=5,
         )
         self.now = 0.0
         self._q: list[tuple[float, int, Callable, tuple]] = []
@@ -201,9 +225,10 @@ class Sim:
         self.faulty = True
         self.cut: set[frozenset[str]] = set()
         ids = [f"n{i}" for i in range(1, self.p.nodes + 1)]
-        self.nodes = {i: SimNode(i) for i in ids}
+        self.learner_ids = [f"l{i}" for i in range(1, self.p.learners + 1)]
+        self.nodes = {i: SimNode(i) for i in ids + self.learner_ids}
         for n in self.nodes.values():
-            self._boot(n, bootstrap=ids)
+            self._boot(n, bootstrap=ids if n.id in ids else None)
         self.clients = [Client(f"c{i}") for i in range(self.p.clients)]
         self.history: list[Op] = []
         self.leaders: dict[int, str] = {}
@@ -212,8 +237,9 @@ class Sim:
         self.acked: set[tuple[str, int]] = set()
         self.snap_hash: dict[int, bytes] = {}
         self.votes: dict[tuple[str, int], str] = {}  # (voter, term) -> the candidate it granted
+        self.relayed: dict[int, tuple[int, int, bytes]] = {}  # index -> entry a relay forwarded
         self.stats = {"msgs": 0, "dropped": 0, "crashes": 0, "restores": 0, "ops": 0,
-                      "conf_changes": 0}
+                      "conf_changes": 0, "relayed": 0}
 
     # --- event queue --------------------------------------------------------------
 
@@ -227,6 +253,8 @@ class Sim:
         for c in self.clients:
             self.at(self.rng.uniform(0, 50), self._next_op, c)
         self._schedule_faults()
+        if self.learner_ids:
+            self.at(30, self._add_learners)
         self.at(self.p.duration_ms, self._end_faults)
         end = self.p.duration_ms + SETTLE_MS
         while self._q and self._q[0][0] <= end:
@@ -360,6 +388,8 @@ class Sim:
             other = self.votes.setdefault((n.id, m.term), m.to)
             if other != m.to:
                 self.fail(f"{n.id} voted for {other} and for {m.to} in term {m.term}")
+        if isinstance(m, RelayAppend):
+            self._check_relayed(n, m)
         self.stats["msgs"] += 1
         if self.faulty and (self.rng.random() < self.p.loss or frozenset((m.frm, m.to)) in self.cut):
             self.stats["dropped"] += 1
@@ -394,6 +424,20 @@ class Sim:
             if first != e.index:
                 self.fail(f"command {cid}/{seq} applied twice, at {first} and {e.index}")
         self._complete_write(n, cid, seq, result)
+
+    def _check_relayed(self, n: SimNode, m: RelayAppend) -> None:
+        """A relay forwards committed entries only (checked again once all is applied)."""
+        if m.entries and m.entries[-1].index > n.core.log.commit:
+            self.fail(f"relay {n.id} forwarded index {m.entries[-1].index} beyond its commit "
+                      f"{n.core.log.commit}")
+        for e in m.entries:
+            self.stats["relayed"] += 1
+            got = (e.term, e.kind, e.data)
+            if self.relayed.setdefault(e.index, got) != got:
+                self.fail(f"relays forwarded two different entries at {e.index}")
+            seen = self.applied.get(e.index)
+            if seen is not None and seen != got:
+                self.fail(f"relay {n.id} forwarded {e} but {seen} was applied at {e.index}")
 
     def _restore(self, n: SimNode, snap: Snapshot) -> None:
         self.stats["restores"] += 1
@@ -497,15 +541,31 @@ class Sim:
             return
         conf = leaders[0].core.log.conf()
         outside = sorted(set(self.nodes) - conf.members())
+        # voters-to-be are promoted; learners (l...) stay learners, but now and then one is promoted
+        promote = sorted(x for x in conf.learners if x not in self.learner_ids or (
+            not grow_only and self.rng.random() < 0.1))
         if outside:
             change = ConfChange(ConfOp.ADD_LEARNER, self.rng.choice(outside))
-        elif conf.learners:
-            change = ConfChange(ConfOp.PROMOTE, self.rng.choice(sorted(conf.learners)))
+        elif promote:
+            change = ConfChange(ConfOp.PROMOTE, self.rng.choice(promote))
+        elif not grow_only and conf.learners and self.rng.random() < 0.5:
+            change = ConfChange(ConfOp.REMOVE, self.rng.choice(sorted(conf.learners)))
         elif len(conf.voters) >= 3 and not grow_only:
             change = ConfChange(ConfOp.REMOVE, self.rng.choice(sorted(conf.voters)))
         else:
             return
         self._input(leaders[0], ("conf", change))
+
+    def _add_learners(self) -> None:
+        """Keep proposing the missing learners (one change at a time, as Raft allows)."""
+        leaders = [n for n in self.nodes.values() if n.up and n.core.role.value == "leader"]
+        if leaders:
+            members = leaders[0].core.log.conf().members()
+            missing = [x for x in self.learner_ids if x not in members]
+            if missing:
+                self._input(leaders[0], ("conf", ConfChange(ConfOp.ADD_LEARNER, missing[0])))
+        if self.now < self.p.duration_ms + SETTLE_MS / 2:
+            self.at(40, self._add_learners)
 
     def _regrow(self) -> None:
         """After the faults: bring every node back as a voter."""
@@ -629,6 +689,9 @@ class Sim:
         for n in nodes:
             if n.applier.snapshot() != want:
                 self.fail(f"{n.id}'s final state differs from a replay of the log")
+        for index, entry in self.relayed.items():
+            if index > commit or self.applied[index] != entry:
+                self.fail(f"a relay forwarded index {index}, which is not the committed entry there")
         missing = self.acked - set(self.applied_at)
         if missing:
             self.fail(f"acknowledged commands missing from the state: {sorted(missing)[:5]}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from .checker import Op, check_key
+from .scale import ScaleSim
 from .sim import Sim, Violation
 
 CHUNK = 100
@@ -48,3 +49,11 @@ def test_checker_allows_an_unfinished_write_either_way() -> None:
     w = Op("a", "k", "swap", "1", None, call=0)  # never answered
     assert check_key([w, Op("b", "k", "read", None, "1", call=5, ret=6)]) is True
     assert check_key([w, Op("b", "k", "read", None, None, call=5, ret=6)]) is True
+
+
+@pytest.mark.parametrize("fanout,sends", [(4, 4 + 4), (0, 59)])
+def test_the_leader_sends_each_entry_to_voters_and_the_first_tier_only(fanout: int, sends: int) -> None:
+    figures = ScaleSim(60, fanout=fanout, seconds=0.5).run()
+    assert figures["entries"] == 10 and figures["leader_sends_per_entry"] == sends
+    assert figures["tree_depth"] == (3 if fanout else 1)  # 55 learners: 4 + 16 + 35
+    assert figures["apply_all_p99_s"] is not None  # every host applied every entry

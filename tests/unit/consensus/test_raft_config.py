@@ -16,9 +16,13 @@ from consensus._messages import (
     Heartbeat,
     HeartbeatResp,
     InstallSnapshot,
+    MatchReport,
     Propose,
     ReadIndex,
     ReadIndexResp,
+    RelayAppend,
+    RelayHeartbeat,
+    RelaySnapshot,
     SnapshotResp,
     TimeoutNow,
     Vote,
@@ -32,6 +36,10 @@ def test_profiles_are_valid() -> None:
     assert RaftConfig.lan().problems() == []
     assert RaftConfig.local().problems() == []
     assert RaftConfig(snapshot_trailing_entries=0).problems() == []
+    assert RaftConfig(relay_fanout=0).problems() == []  # 0: relay tree off
+    assert RaftConfig(relay_fanout=-1).problems() == [
+        "raft.relay_fanout (-1) must be 0 or greater; set 0 or a positive value"]
+    assert RaftConfig(relay_report_ticks=0).problems()[0].startswith("raft.relay_report_ticks (0) must be greater")
 
 
 def test_problems_name_the_field_value_and_fix() -> None:
@@ -131,8 +139,20 @@ GOLDEN = [
     (ReadIndexResp(term=3, frm="h1", to="h2", ctx=77, index=9), "970c0103a26831a268324d09"),
 ]  # fmt: skip
 
+#: the relay tree's messages (tags 13-16), pinned so their layout cannot drift
+RELAY_FRAMES = [
+    (RelayAppend(term=3, frm="h2", to="h9", leader="h1", prev_index=7, prev_term=2,
+                 entries=(Entry(3, 8, 0, b"x"),), commit=8),
+     "9a0d0103a26832a26839a2683107029194030800c4017808"),
+    (RelayHeartbeat(term=3, frm="h2", to="h9", leader="h1", commit=6), "970e0103a26832a26839a2683106"),
+    (RelaySnapshot(term=3, frm="h2", to="h9", leader="h1", index=9, snap_term=2, voters=("h1",),
+                   learners=("h2", "h9"), offset=0, chunk=b"ab", done=True),
+     "9d0f0103a26832a26839090291a2683192a26832a2683900c4026162c3a26831"),
+    (MatchReport(term=3, frm="h9", to="h1", index=8), "96100103a26839a2683108"),
+]  # fmt: skip
 
-@pytest.mark.parametrize("msg,golden", GOLDEN, ids=lambda x: type(x).__name__)
+
+@pytest.mark.parametrize("msg,golden", GOLDEN + RELAY_FRAMES, ids=lambda x: type(x).__name__)
 def test_every_message_is_byte_compatible_with_the_previous_codec(msg, golden) -> None:
     assert encode(msg).hex() == golden
     assert decode(bytes.fromhex(golden)) == msg
@@ -152,10 +172,10 @@ def test_conf_changes_in_existing_logs_decode_and_encode_the_same() -> None:
 
 async def test_every_message_crosses_a_transport_pair_unchanged() -> None:
     """Through two MemoryTransport endpoints, as the driver sends and receives (h11's ConnectionPair)."""
-    assert {type(m) for m, _ in GOLDEN} == set(Message.__args__)
+    assert {type(m) for m, _ in GOLDEN + RELAY_FRAMES} == set(Message.__args__)
     net = MemoryNetwork()
     a, b = net.transport("h1"), net.transport("h2")
-    for msg, _ in GOLDEN:
+    for msg, _ in GOLDEN + RELAY_FRAMES:
         await a.send("h2", encode(msg))
         frm, frame = await b.receive()
         assert (frm, decode(frame)) == ("h1", msg)

@@ -267,3 +267,44 @@ async def test_soak_crashes_loss_and_snapshots(nursery, tmp_path, autojump_clock
     assert len(set(acked)) == len(acked)  # each result (running total) given out once
     assert counts.pop() >= len(acked)
     nursery.cancel_scope.cancel()
+
+
+async def test_learners_through_a_relay_tree_apply_and_are_reported(nursery, tmp_path, autojump_clock,
+                                                                     caplog) -> None:
+    """3 voters + 6 learners at relay_fanout 2: l1, l2 from the leader, the rest through them;
+    the last learner joins, cut off from the leader, after every log is compacted: it restores
+    its relay's snapshot."""
+    caplog.set_level("INFO", logger="consensus.driver")
+    cfg = RaftConfig(tick_interval_s=0.02, relay_fanout=2, relay_report_ticks=3, snapshot_every_entries=10,
+                     snapshot_trailing_entries=0)
+    c = Cluster(nursery, tmp_path, MemoryNetwork(), cfg)
+    for i in ("a", "b", "c"):
+        await c.start(i, bootstrap=["a", "b", "c"])
+    leader = await c.leader()
+    learners = [f"l{i}" for i in range(1, 7)]
+    for x in learners[:-1]:
+        await c.start(x)
+        await leader.add_learner(x)
+    for _ in range(30):
+        await leader.propose(b"1")
+    await c.settle()
+    c.net.cut(leader.id, "l6")  # l6 can only be fed by its relay, l2
+    await c.start("l6")
+    await leader.add_learner("l6")
+    with trio.fail_after(30):  # virtual seconds
+        await c.settle()
+    assert c.machines["l6"].total == 30 and c.nodes["l6"].core.leader == leader.id
+    assert any("l6 restored snapshot" in r.getMessage() for r in caplog.records)
+    c.net.heal()
+    assert await c.nodes["l6"].propose(b"2") == b"32"  # forwarded to the real leader
+    await c.settle()
+    assert {c.machines[x].total for x in learners} == {32}
+    assert await c.nodes["l5"].read_barrier() >= 31
+    with trio.fail_after(10):
+        while any(p.lag for p in leader.status().peers):
+            await trio.sleep(0.02)
+    peers = {p.id: p.state for p in leader.status().peers}
+    want = {"a": "replicate", "b": "replicate", "c": "replicate", "l1": "replicate", "l2": "replicate",
+            **{x: "relayed" for x in learners[2:]}}
+    assert peers == {k: v for k, v in want.items() if k != leader.id}
+    nursery.cancel_scope.cancel()
