@@ -131,12 +131,10 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         self._vnis = BitVector(VNI_MAX + 1)
         self._vnis.set(0)
         self._vnis.cursor = 1
-        #: container id -> the networks it is in, sorted
-        self._containers: dict[str, tuple[str, ...]] = {}
-        #: host -> network -> how many endpoints of that network the host has
-        self._hosts: dict[str, dict[str, int]] = {}
-        #: container name -> container id -> in how many networks its endpoint carries that name
-        self._named: dict[str, dict[str, int]] = {}
+        #: the container index (``_containers``, ``_named``: see ``Tables``); None until first used after a restore
+        self._by_container: dict[str, tuple[str, ...]] | None = {}
+        self._by_name: dict[str, dict[str, int]] | None = {}
+        self._by_host: dict[str, dict[str, int]] | None = {}
         self._policies: dict[str, Policy] = {}
         self._stale: set[str] = set()
         #: equal QoS values share one object (memory, and fast snapshots)
@@ -219,7 +217,7 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         """
         fresh = NetworkState(change_log_size=self._change_log_size)
         _snapshot.load(fresh, data)
-        for name in ("last_index", "_nets", "_ranges", "_vnis", "_containers", "_hosts", "_named", "_policies",
+        for name in ("last_index", "_nets", "_ranges", "_vnis", "_by_container", "_by_host", "_by_name", "_policies",
                      "_stale", "_qos_pool", "_services"):
             setattr(self, name, getattr(fresh, name))
         self._changes.clear()
@@ -254,7 +252,7 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         n = net.net
         if n.labels or n.options:  # the mutable fields: hand out copies
             n = dataclasses.replace(n, labels=dict(n.labels), options=dict(n.options))
-        return NetworkInfo(n, len(net.eps), net.vec.free, tuple(sorted(hosts)))
+        return NetworkInfo(n, net.count, net.vec.free, tuple(sorted(hosts)))
 
     def endpoints(self, *, host: str | None = None, network: str | None = None) -> tuple[Endpoint, ...]:
         """Endpoints, optionally only those on ``host`` and/or in ``network``.
@@ -373,7 +371,7 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         return StateStatus(
             last_index=self.last_index,
             networks=len(self._nets),
-            endpoints=sum(len(n.eps) for n in self._nets.values()),
+            endpoints=sum(n.count for n in self._nets.values()),
             hosts=len(self._hosts),
             stale_hosts=len(self._stale),
             policies=len(self._policies),

@@ -9,7 +9,9 @@ from __future__ import annotations
 import bisect
 import collections
 import functools
-from typing import TYPE_CHECKING, Final
+import itertools
+import operator
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ._bitvec import BitVector
 from ._options import ip_range
@@ -34,6 +36,8 @@ IP: Final = 1
 MAC: Final = 2
 QOS: Final = 3
 NAME: Final = 4
+_NAME_OF = operator.itemgetter(NAME)
+_HOST_OF = operator.itemgetter(HOST)
 
 
 #: One service entry: ``(port, weight, ttl_s, check, interval_s, healthy)``; the table is
@@ -53,10 +57,35 @@ def qos_of(key: QosKey) -> Qos:
     return NO_QOS if key is None else Qos(*key)
 
 
-class Net:
-    """A network with its IP bit vector and its endpoints (container id -> Ep)."""
+class Columns(Protocol):
+    """A network's endpoints as a snapshot holds them (``_snapshot``), not yet indexed."""
 
-    __slots__ = ("net", "base", "prefix", "gw_off", "vec", "eps", "macs", "pool")
+    #: how many endpoints
+    count: int
+
+    def ids(self) -> list[str]:
+        """The container ids, in connection order."""
+
+    def build(self) -> tuple[dict[str, Ep], dict[int, str]]:
+        """``(eps, macs)`` as :class:`Net` keeps them."""
+
+    def named(self) -> list[tuple[str, str]]:
+        """``(container id, name)`` of the endpoints that have a name."""
+
+    def host_counts(self) -> dict[str, int]:
+        """Host -> how many of the endpoints it has."""
+
+
+class Net:
+    """A network with its IP bit vector and its endpoints (container id -> Ep).
+
+    A network restored from a snapshot keeps its endpoints as the snapshot's
+    :class:`Columns` until something reads :attr:`eps` or :attr:`macs`: only then
+    are the per-endpoint tuples and the dict built (see ``docs/state.md``,
+    "Restore"), so a restart pays for the networks it touches.
+    """
+
+    __slots__ = ("net", "base", "prefix", "gw_off", "vec", "_eps", "_macs", "pool", "cols")
 
     def __init__(self, net: Network, base: int, prefix: int, gw_off: int, vec: BitVector) -> None:
         self.net = net
@@ -64,13 +93,42 @@ class Net:
         self.prefix = prefix
         self.gw_off = gw_off
         self.vec = vec
-        self.eps: dict[str, Ep] = {}
-        #: explicit MAC -> container id (derived MACs are unique by IP)
-        self.macs: dict[int, str] = {}
+        self._eps: dict[str, Ep] = {}
+        self._macs: dict[int, str] = {}
+        #: the endpoints still as a snapshot's columns (``_eps``/``_macs`` are then empty), or None
+        self.cols: Columns | None = None
         #: the slots addresses are handed out from (the ``ip_range`` option), or None: all
         self.pool: tuple[int, int] | None = None
         if "ip_range" in net.options:
             self.pool = ip_range(net.name, net.options["ip_range"], base, prefix)
+
+    @property
+    def eps(self) -> dict[str, Ep]:
+        """Container id -> :data:`Ep`, in connection order."""
+        if self.cols is not None:
+            self._index()
+        return self._eps
+
+    @property
+    def macs(self) -> dict[int, str]:
+        """Explicit MAC -> container id (derived MACs are unique by IP)."""
+        if self.cols is not None:
+            self._index()
+        return self._macs
+
+    def _index(self) -> None:
+        assert self.cols is not None
+        self._eps, self._macs = self.cols.build()
+        self.cols = None
+
+    @property
+    def count(self) -> int:
+        """How many endpoints (without indexing them)."""
+        return len(self._eps) if self.cols is None else self.cols.count
+
+    def ids(self) -> list[str] | dict[str, Ep]:
+        """The container ids, in connection order (without indexing them)."""
+        return self._eps if self.cols is None else self.cols.ids()
 
     @property
     def size(self) -> int:
@@ -140,14 +198,74 @@ class Tables:
     _nets: dict[str, Net]
     _ranges: TenantRanges
     _vnis: BitVector
-    _containers: dict[str, tuple[str, ...]]
-    _hosts: dict[str, dict[str, int]]
-    _named: dict[str, dict[str, int]]
+    #: the indexes behind ``_containers``, ``_named`` and ``_hosts``: None until first used after a restore
+    _by_container: dict[str, tuple[str, ...]] | None
+    _by_name: dict[str, dict[str, int]] | None
+    _by_host: dict[str, dict[str, int]] | None
     _policies: dict[str, Policy]
     _stale: set[str]
     _qos_pool: dict[tuple[int, int, int], tuple[int, int, int]]
     _services: dict[str, dict[str, dict[str, Svc]]]
     _changes: collections.deque[ChangeRow]
+
+    @property
+    def _containers(self) -> dict[str, tuple[str, ...]]:
+        """Container id -> the networks it is in, sorted."""
+        by = self._by_container
+        return self._index_containers()[0] if by is None else by
+
+    @property
+    def _named(self) -> dict[str, dict[str, int]]:
+        """Container name -> container id -> in how many networks its endpoint carries that name."""
+        by = self._by_name
+        return self._index_containers()[1] if by is None else by
+
+    @property
+    def _hosts(self) -> dict[str, dict[str, int]]:
+        """Host -> network -> how many endpoints of that network the host has."""
+        by = self._by_host
+        return self._index_containers()[2] if by is None else by
+
+    def _index_containers(
+        self,
+    ) -> tuple[dict[str, tuple[str, ...]], dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+        """Build the indexes across networks (a restore leaves them to the first command or query
+        that needs one) by bulk operations: one ``dict(zip(...))`` over every network's ids, and
+        per network a count of its host column; a container in several networks (rare) sends the
+        container index down a merge per network instead."""
+        nets = list(self._nets.values())
+        ids_of = [net.ids() for net in nets]
+        keys = itertools.chain.from_iterable(ids_of)
+        values = itertools.chain.from_iterable(
+            itertools.repeat((net.net.name,), len(ids)) for net, ids in zip(nets, ids_of, strict=True)
+        )
+        containers: dict[str, tuple[str, ...]] = dict(zip(keys, values, strict=True))
+        if len(containers) != sum(map(len, ids_of)):
+            containers = {}
+            for net, ids in zip(nets, ids_of, strict=True):
+                name = net.net.name
+                elsewhere = {cid: containers[cid] for cid in containers.keys() & ids}
+                containers.update(dict.fromkeys(ids, (name,)))
+                for cid, nets_of in elsewhere.items():
+                    containers[cid] = tuple(sorted((*nets_of, name)))
+        named: dict[str, dict[str, int]] = {}
+        hosts: dict[str, dict[str, int]] = {}
+        for net in nets:
+            name = net.net.name
+            if net.cols is not None:
+                pairs, on_hosts = net.cols.named(), net.cols.host_counts()
+            else:
+                eps = net.eps
+                pairs = list(zip(itertools.compress(eps, map(_NAME_OF, eps.values())),
+                                 filter(None, map(_NAME_OF, eps.values())), strict=True))
+                on_hosts = collections.Counter(map(_HOST_OF, eps.values()))
+            for cid, cname in pairs:
+                of_name = named.setdefault(cname, {})
+                of_name[cid] = of_name.get(cid, 0) + 1
+            for host, count in on_hosts.items():
+                hosts.setdefault(host, {})[name] = count
+        self._by_container, self._by_name, self._by_host = containers, named, hosts
+        return containers, named, hosts
 
     def _note(
         self,

@@ -395,6 +395,62 @@ def test_format_1_snapshot_still_loads():
     assert again == state
 
 
+def _two_networks() -> Log:
+    log = Log()
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1", name="web", mac="04:00:00:00:00:01"))
+    log.ok(Connect(endpoint_id="c2", network="blue", host="h2", qos=Qos(1000, 4000, 1)))
+    log.ok(Connect(endpoint_id="c1", network="red", host="h1"))
+    return log
+
+
+def test_format_5_snapshot_still_loads_and_is_written_back_as_format_6():
+    log = _two_networks()
+    doc = msgpack.unpackb(log.state.snapshot(), raw=False, strict_map_key=False)
+    assert doc["format"] == 6 and doc["networks"][0][13] == "c1 c2"
+    doc["format"] = 5
+    for row in doc["networks"]:  # format 5 held the container ids as a list
+        row[13] = row[13].split(" ") if row[13] else []
+    old = NetworkState()
+    old.restore(msgpack.packb(doc, use_bin_type=True))
+    assert old.snapshot() == log.state.snapshot()
+    assert old.endpoints() == log.state.endpoints() and old.find_endpoints("web") == ("c1",)
+
+
+def test_restore_indexes_a_network_when_first_used_and_writes_untouched_ones_back_unchanged():
+    log = _two_networks()
+    snap = log.state.snapshot()
+    copy = NetworkState()
+    copy.restore(snap)
+    assert all(net.cols is not None for net in copy._nets.values())  # nothing indexed yet
+    assert copy._by_container is None and copy._by_host is None
+    assert copy.snapshot() == snap and copy.network("blue").used == 2
+    nxt = Connect(endpoint_id="c3", network="red", host="h2")
+    assert copy.execute(nxt, 10) == log.state.execute(nxt, 10)
+    assert copy._nets["blue"].cols is not None and copy._nets["red"].cols is None  # only red was opened
+    assert copy.networks_of("c1") == ("blue", "red") and copy.hosts() == ("h1", "h2")
+    assert copy.snapshot() == log.state.snapshot()
+    # a connect that needs blue's endpoints (the MAC is taken there) opens it
+    taken = Connect(endpoint_id="c4", network="blue", host="h2", mac="04:00:00:00:00:01")
+    assert copy.execute(taken, 11) == log.state.execute(taken, 11)
+    assert copy.execute(taken, 11).code == ErrorCode.STALE_INDEX
+    assert copy._nets["blue"].cols is None and copy == log.state
+
+
+def test_an_endpoint_listed_twice_in_a_snapshot_is_refused_when_its_network_is_first_used():
+    log = _two_networks()
+    doc = msgpack.unpackb(log.state.snapshot(), raw=False, strict_map_key=False)
+    doc["networks"][0][13] = "c1 c1"
+    state = NetworkState()
+    state.restore(msgpack.packb(doc, use_bin_type=True))
+    with pytest.raises(ValueError, match="network 'blue' lists an endpoint twice"):
+        state.endpoints(network="blue")
+    doc["networks"][0][13] = "c1 c2 c3"
+    with pytest.raises(ValueError, match="network 'blue': endpoint columns differ in length"):
+        state.restore(msgpack.packb(doc, use_bin_type=True))
+
+
 def test_replay_gives_the_same_state_hash():
     cmds = [
         CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"),
