@@ -461,6 +461,9 @@ class RaftNode:
             self._leader_changed = trio.Event()
 
     async def _applier(self) -> None:
+        warm = getattr(self.applier.sm, "warm", None)  # optional (StateMachine): before the first apply
+        if warm is not None:
+            await self._blocking(warm)
         while True:
             if not self._apply_queue:
                 await self._apply_wake.wait()

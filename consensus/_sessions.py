@@ -49,6 +49,10 @@ class StateMachine(Protocol):
 
     def restore(self, data: bytes) -> None: ...
 
+    # Optional: ``warm(self) -> None``.  When the state machine has it, the driver calls it once in a
+    # worker thread after the node starts, before its first apply: a state machine whose restore leaves
+    # indexes to first use builds them there, while the node waits for an election.
+
 
 class SessionExpired(RaftError):
     """The command's client session was forgotten, so it was not applied (it

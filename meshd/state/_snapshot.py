@@ -68,7 +68,7 @@ import msgpack
 
 from ._bitvec import BitVector
 from ._commands import Reject
-from ._tables import Ep, Net, QosKey, qos_key
+from ._tables import Ep, Net, QosKey, chunked_dict, qos_key
 from ._types import Mode, Network, Policy, PolicyKind, Qos, format_ipv4
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def _unpack(code: str, data: bytes) -> array[int]:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """The cyclic garbage collector paused for the block (process-wide).
 
     A dump or a load of a million endpoints allocates millions of objects that
@@ -129,7 +129,7 @@ def _gc_paused() -> Iterator[None]:
 
 def dump(st: NetworkState) -> bytes:
     """The state as snapshot bytes (format 6).  Runs in a worker thread of the Raft driver."""
-    with _gc_paused():
+    with gc_paused():
         return _dump(st)
 
 
@@ -193,7 +193,7 @@ def _qos_sort_key(q: QosKey) -> tuple[int, int, int]:
 
 def load(st: NetworkState, data: bytes) -> None:
     """Fill the empty state ``st`` from a snapshot of any supported format (collector paused)."""
-    with _gc_paused():
+    with gc_paused():
         _load(st, data)
 
 
@@ -356,8 +356,8 @@ class _Columns:
         names: list[str | None] = [None] * n
         for pos, cname in self._names.items():
             names[pos] = cname
-        with _gc_paused():
-            eps = dict(zip(ids, zip(hosts, self._offs, col, qos, names, strict=True), strict=True))
+        with gc_paused():
+            eps = chunked_dict(zip(ids, zip(hosts, self._offs, col, qos, names, strict=True), strict=True))
         if len(eps) != n:
             raise ValueError(
                 f"snapshot of network {self._name!r} lists an endpoint twice (the snapshot was corrupt): "

@@ -11,11 +11,15 @@ import collections
 import functools
 import itertools
 import operator
-from typing import TYPE_CHECKING, Final, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from ._bitvec import BitVector
 from ._options import ip_range
 from ._types import NO_QOS, ChangeKind, Network, Policy, Qos
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: One attachment is a plain tuple ``(host, ip, mac, qos)`` (container id and
 #: network are its keys):
@@ -55,6 +59,29 @@ def qos_key(qos: Qos) -> QosKey:
 def qos_of(key: QosKey) -> Qos:
     """The public record of an internal QoS value (cached: queries build many)."""
     return NO_QOS if key is None else Qos(*key)
+
+
+#: entries per dict.update in chunked_dict: a millisecond or two of C each
+_CHUNK = 1 << 13
+
+
+def chunked_dict(pairs: Iterable[tuple[K, V]]) -> dict[K, V]:
+    """``dict(pairs)``, built by updates of :data:`_CHUNK` entries.
+
+    One ``dict()`` call over a million pairs holds the GIL for a quarter of a
+    second; between chunks the interpreter can switch threads, so an index built
+    in a worker thread (``NetworkState.warm``) does not stall the node's event loop.
+    """
+    out: dict[K, V] = {}
+    it = iter(pairs)
+    while True:
+        before = len(out)
+        out.update(itertools.islice(it, _CHUNK))
+        if len(out) - before < _CHUNK:  # a short chunk (or a repeated key in it): see whether more follow
+            rest = list(itertools.islice(it, 1))
+            if not rest:
+                return out
+            out.update(rest)
 
 
 class Columns(Protocol):
@@ -117,9 +144,10 @@ class Net:
         return self._macs
 
     def _index(self) -> None:
-        assert self.cols is not None
-        self._eps, self._macs = self.cols.build()
-        self.cols = None
+        cols = self.cols
+        if cols is not None:  # (a query may race NetworkState.warm here: both build the same dicts)
+            self._eps, self._macs = cols.build()
+            self.cols = None  # after the dicts: whoever sees None finds them
 
     @property
     def count(self) -> int:
@@ -239,7 +267,7 @@ class Tables:
         values = itertools.chain.from_iterable(
             itertools.repeat((net.net.name,), len(ids)) for net, ids in zip(nets, ids_of, strict=True)
         )
-        containers: dict[str, tuple[str, ...]] = dict(zip(keys, values, strict=True))
+        containers: dict[str, tuple[str, ...]] = chunked_dict(zip(keys, values, strict=True))
         if len(containers) != sum(map(len, ids_of)):
             containers = {}
             for net, ids in zip(nets, ids_of, strict=True):

@@ -267,3 +267,32 @@ async def test_soak_crashes_loss_and_snapshots(nursery, tmp_path, autojump_clock
     assert len(set(acked)) == len(acked)  # each result (running total) given out once
     assert counts.pop() >= len(acked)
     nursery.cancel_scope.cancel()
+
+
+class WarmCounter(Counter):
+    """A Counter with the optional ``warm`` hook: records what had been applied when it ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warmed_after: list[int] = []
+
+    def warm(self) -> None:
+        self.warmed_after.append(self.count)
+
+
+async def test_warm_runs_once_before_the_first_apply(nursery, tmp_path, autojump_clock) -> None:
+    net = MemoryNetwork()
+    machines = {i: WarmCounter() for i in ("a", "b", "c")}
+    nodes = []
+    for i, sm in machines.items():
+        node = RaftNode(i, config=CFG, transport=net.transport(i), storage=Storage.open(tmp_path / i),
+                        state_machine=sm, bootstrap=["a", "b", "c"], rng=random.Random(i), io_in_thread=False)
+        await nursery.start(node.run)
+        nodes.append(node)
+    while not any(n.status().role == Role.LEADER for n in nodes):
+        await trio.sleep(0.01)
+    leader = next(n for n in nodes if n.status().role == Role.LEADER)
+    for _ in range(3):
+        await leader.propose(b"1")
+    assert machines[leader.id].count == 3
+    assert machines[leader.id].warmed_after == [0]  # once, and before anything was applied

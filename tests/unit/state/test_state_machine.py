@@ -26,6 +26,7 @@ from meshd.state import (
     RemovePolicy,
     SetQos,
     UpdateNetwork,
+    _tables,
     decode_command,
     decode_result,
     encode_command,
@@ -436,6 +437,30 @@ def test_restore_indexes_a_network_when_first_used_and_writes_untouched_ones_bac
     assert copy.execute(taken, 11) == log.state.execute(taken, 11)
     assert copy.execute(taken, 11).code == ErrorCode.STALE_INDEX
     assert copy._nets["blue"].cols is None and copy == log.state
+
+
+def test_warm_builds_the_deferred_indexes_and_changes_no_answer():
+    log = _two_networks()
+    snap = log.state.snapshot()
+    warmed = NetworkState()
+    warmed.restore(snap)
+    warmed.warm()  # both networks are small: only the cross-network indexes are built
+    assert warmed._by_container is not None and warmed._by_name is not None and warmed._by_host is not None
+    assert all(net.cols is not None for net in warmed._nets.values())
+    warmed.warm(every_network=True)
+    assert all(net.cols is None for net in warmed._nets.values())
+    assert warmed.snapshot() == snap and warmed.endpoints() == log.state.endpoints()
+    assert warmed.find_endpoints("web") == ("c1",) and warmed.networks_of("c1") == ("blue", "red")
+    nxt = Connect(endpoint_id="c1", network="blue", host="h2")  # c1 lives on h1
+    assert warmed.execute(nxt, 10) == log.state.execute(nxt, 10)
+
+
+def test_chunked_dict_equals_dict_across_chunk_boundaries():
+    for n in (0, 1, _tables._CHUNK - 1, _tables._CHUNK, _tables._CHUNK + 1, 3 * _tables._CHUNK + 5):
+        pairs = [(i, -i) for i in range(n)]
+        assert list(_tables.chunked_dict(pairs).items()) == list(dict(pairs).items())
+    repeated = [(1, "a")] * (_tables._CHUNK + 3) + [(2, "b"), (1, "c")]
+    assert _tables.chunked_dict(repeated) == dict(repeated) == {1: "c", 2: "b"}
 
 
 def test_an_endpoint_listed_twice_in_a_snapshot_is_refused_when_its_network_is_first_used():
