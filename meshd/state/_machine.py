@@ -34,7 +34,7 @@ import collections
 import dataclasses
 import hashlib
 import re
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Generator, Iterable
 from typing import Any
 
 from meshd import wire
@@ -67,7 +67,7 @@ from ._commands import (
 from ._epcmds import EndpointCommands
 from ._netcmds import NetworkCommands
 from ._svccmds import ServiceCommands
-from ._tables import HOST, IP, ChangeRow, Net, Svc, TenantRanges, qos_of
+from ._tables import HOST, IP, ChangeRow, Net, Svc, TenantRanges, gc_paused, qos_of, run_steps
 from ._types import (
     NO_QOS,
     VNI_MAX,
@@ -227,22 +227,30 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         self._changes_floor = self.last_index
 
     def warm(self, *, every_network: bool = False) -> None:
-        """Build now the indexes that a restore leaves to first use and that would make a first
-        command slow: the container, name and host indexes, and the endpoint dict of each network of
-        at least :data:`WARM_MIN_ENDPOINTS` endpoints (a smaller one builds its dict at first use in
-        about a millisecond), or of every network with ``every_network``.
+        """Run :meth:`warm_steps` to its end."""
+        with gc_paused():
+            run_steps(self.warm_steps(every_network=every_network))
 
-        The Raft driver calls it in a worker thread after it starts and before it applies anything
-        (``consensus.StateMachine``), so a restarting node builds them while it waits for an
-        election instead of in its first apply.  Nothing else changes the state meanwhile (only
-        applies do); a query that needs an index before it is ready builds it itself, with the same
-        content.
+    def warm_steps(self, *, every_network: bool = False) -> Generator[None, None, None]:
+        """Build the indexes that a restore leaves to first use and that would make a first
+        command slow, in steps of a millisecond or two: the container and name indexes, and the
+        endpoint dict of each network of at least :data:`WARM_MIN_ENDPOINTS` endpoints (a smaller
+        one builds its dict at first use in about a millisecond), or of every network with
+        ``every_network``, which also builds the host index (endpoint commands never need it;
+        queries and the host commands build it).
+
+        The Raft driver runs these steps on its event loop when the node starts, before its first
+        apply (the optional ``warm_steps`` of ``consensus.StateMachine``), handling messages between
+        them: a restarting node builds the indexes while it waits for an election. Only applies
+        change the state, and they wait for the last step; a query between two steps that needs an
+        index builds it at once, and the steps then keep that one.
         """
-        with _snapshot.gc_paused():
-            self._index_containers()
-            for net in list(self._nets.values()):
-                if every_network or net.count >= WARM_MIN_ENDPOINTS:
-                    net.eps  # noqa: B018  (the property builds the dict)
+        yield from self._index_containers_steps()
+        for net in list(self._nets.values()):
+            if every_network or net.count >= WARM_MIN_ENDPOINTS:
+                yield from net.index_steps()
+        if every_network:
+            self._hosts  # noqa: B018  (the property builds the index)
 
     # --- queries -------------------------------------------------------------
 

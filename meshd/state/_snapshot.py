@@ -55,20 +55,18 @@ popcounts are checked, and anything wrong raises ValueError.
 from __future__ import annotations
 
 import collections
-import contextlib
-import gc
 import ipaddress
 import itertools
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 
 from ._bitvec import BitVector
 from ._commands import Reject
-from ._tables import Ep, Net, QosKey, chunked_dict, qos_key
+from ._tables import Ep, Net, QosKey, fill_in_steps, gc_paused, qos_key
 from ._types import Mode, Network, Policy, PolicyKind, Qos, format_ipv4
 
 if TYPE_CHECKING:
@@ -103,28 +101,6 @@ def _unpack(code: str, data: bytes) -> array[int]:
 
 
 # --- writing -----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused for the block (process-wide).
-
-    A dump or a load of a million endpoints allocates millions of objects that
-    form no cycles; the collections those allocations trigger walk the whole
-    heap again and again. Measured with 1M allocations (the workload of
-    ``tools.bench.state``, CPU seconds on the 2-core VM): dump 0.81 → 0.38 s,
-    load 0.97 → 0.86 s. Only the thread that found the collector enabled
-    enables it again, so a dump in the Raft driver's worker thread and a load
-    at the same time leave it enabled once both are done; meanwhile other
-    threads allocate without cyclic collection for well under a second.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def dump(st: NetworkState) -> bytes:
@@ -237,7 +213,7 @@ def _load_common(st: NetworkState, doc: dict[str, Any]) -> None:
             raise ValueError(
                 f"network {net.net.name!r}: {net.vec.count} bits set for {net.count} endpoints + 3 reserved"
             )
-    st._by_container = st._by_name = st._by_host = None  # built when first needed (Tables._index_containers)
+    st._by_container = st._by_name = st._by_host = None  # built when first needed (Tables._index_*)
 
 
 def _int(value: object) -> int:
@@ -344,7 +320,7 @@ class _Columns:
         ids = self.ids()
         return [(ids[pos], name) for pos, name in self._names.items()]
 
-    def build(self) -> tuple[dict[str, Ep], dict[int, str]]:
+    def build_steps(self) -> Generator[None, None, tuple[dict[str, Ep], dict[int, str]]]:
         ids, n = self.ids(), self.count
         hosts = list(map(self._hosts.__getitem__, self._hidx))
         qos = list(map(self._qtab.__getitem__, self._qidx))
@@ -356,8 +332,8 @@ class _Columns:
         names: list[str | None] = [None] * n
         for pos, cname in self._names.items():
             names[pos] = cname
-        with gc_paused():
-            eps = chunked_dict(zip(ids, zip(hosts, self._offs, col, qos, names, strict=True), strict=True))
+        eps: dict[str, Ep] = {}
+        yield from fill_in_steps(eps, zip(ids, zip(hosts, self._offs, col, qos, names, strict=True), strict=True))
         if len(eps) != n:
             raise ValueError(
                 f"snapshot of network {self._name!r} lists an endpoint twice (the snapshot was corrupt): "

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import functools
+import gc
 import itertools
 import operator
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from ._bitvec import BitVector
@@ -61,18 +63,41 @@ def qos_of(key: QosKey) -> Qos:
     return NO_QOS if key is None else Qos(*key)
 
 
-#: entries per dict.update in chunked_dict: a millisecond or two of C each
+#: entries per step of fill_in_steps: a millisecond or two of C each
 _CHUNK = 1 << 13
 
+R = TypeVar("R")
 
-def chunked_dict(pairs: Iterable[tuple[K, V]]) -> dict[K, V]:
-    """``dict(pairs)``, built by updates of :data:`_CHUNK` entries.
 
-    One ``dict()`` call over a million pairs holds the GIL for a quarter of a
-    second; between chunks the interpreter can switch threads, so an index built
-    in a worker thread (``NetworkState.warm``) does not stall the node's event loop.
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused for the block (process-wide).
+
+    A dump or a load of a million endpoints allocates millions of objects that
+    form no cycles; the collections those allocations trigger walk the whole
+    heap again and again. Measured with 1M allocations (the workload of
+    ``tools.bench.state``, CPU seconds on the 2-core VM): dump 0.81 → 0.38 s,
+    load 0.97 → 0.86 s. Only the thread that found the collector enabled
+    enables it again, so a dump in the Raft driver's worker thread and a load
+    at the same time leave it enabled once both are done; meanwhile other
+    threads allocate without cyclic collection for well under a second.
     """
-    out: dict[K, V] = {}
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def fill_in_steps(out: dict[K, V], pairs: Iterable[tuple[K, V]]) -> Iterator[None]:
+    """Add ``pairs`` to ``out`` by updates of :data:`_CHUNK` entries, yielding after each.
+
+    ``NetworkState.warm_steps`` builds its million-entry dicts this way, so the
+    Raft driver that runs the steps on its event loop handles messages between
+    them (one ``dict()`` call over a million pairs takes a quarter of a second).
+    """
     it = iter(pairs)
     while True:
         before = len(out)
@@ -80,8 +105,19 @@ def chunked_dict(pairs: Iterable[tuple[K, V]]) -> dict[K, V]:
         if len(out) - before < _CHUNK:  # a short chunk (or a repeated key in it): see whether more follow
             rest = list(itertools.islice(it, 1))
             if not rest:
-                return out
+                return
             out.update(rest)
+        yield
+
+
+def run_steps(steps: Generator[None, None, R]) -> R:
+    """Run a step generator to its end and return its value (the synchronous path)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            value: R = stop.value
+            return value
 
 
 class Columns(Protocol):
@@ -93,8 +129,8 @@ class Columns(Protocol):
     def ids(self) -> list[str]:
         """The container ids, in connection order."""
 
-    def build(self) -> tuple[dict[str, Ep], dict[int, str]]:
-        """``(eps, macs)`` as :class:`Net` keeps them."""
+    def build_steps(self) -> Generator[None, None, tuple[dict[str, Ep], dict[int, str]]]:
+        """``(eps, macs)`` as :class:`Net` keeps them, built in steps (see :func:`fill_in_steps`)."""
 
     def named(self) -> list[tuple[str, str]]:
         """``(container id, name)`` of the endpoints that have a name."""
@@ -144,10 +180,18 @@ class Net:
         return self._macs
 
     def _index(self) -> None:
+        with gc_paused():
+            run_steps(self.index_steps())
+
+    def index_steps(self) -> Generator[None, None, None]:
+        """Build the endpoint dicts from :attr:`cols` in steps (nothing to do once built)."""
         cols = self.cols
-        if cols is not None:  # (a query may race NetworkState.warm here: both build the same dicts)
-            self._eps, self._macs = cols.build()
-            self.cols = None  # after the dicts: whoever sees None finds them
+        if cols is None:
+            return
+        eps, macs = yield from cols.build_steps()
+        if self.cols is cols:  # not built meanwhile (a query between two steps of warm_steps)
+            self._eps, self._macs = eps, macs
+            self.cols = None
 
     @property
     def count(self) -> int:
@@ -226,7 +270,7 @@ class Tables:
     _nets: dict[str, Net]
     _ranges: TenantRanges
     _vnis: BitVector
-    #: the indexes behind ``_containers``, ``_named`` and ``_hosts``: None until first used after a restore
+    #: the indexes behind ``_containers``, ``_named`` and ``_hosts``: None until first needed after a restore
     _by_container: dict[str, tuple[str, ...]] | None
     _by_name: dict[str, dict[str, int]] | None
     _by_host: dict[str, dict[str, int]] | None
@@ -250,24 +294,48 @@ class Tables:
 
     @property
     def _hosts(self) -> dict[str, dict[str, int]]:
-        """Host -> network -> how many endpoints of that network the host has."""
-        by = self._by_host
-        return self._index_containers()[2] if by is None else by
+        """Host -> network -> how many endpoints of that network the host has.
 
-    def _index_containers(
+        Connects and disconnects keep it up to date only once it is built (``_by_host``); until
+        then it is derived from the networks when a query or a host command first needs it
+        (endpoint commands do not: a Connect checks a new host's name with the id pattern).
+        """
+        by = self._by_host
+        return self._index_hosts() if by is None else by
+
+    def _index_hosts(self) -> dict[str, dict[str, int]]:
+        """Build the host index from the networks' host columns (counted in C) or dicts."""
+        hosts: dict[str, dict[str, int]] = {}
+        for name, net in list(self._nets.items()):
+            cols = net.cols
+            on_hosts = cols.host_counts() if cols is not None else collections.Counter(map(_HOST_OF, net.eps.values()))
+            for host, count in on_hosts.items():
+                hosts.setdefault(host, {})[name] = count
+        self._by_host = hosts
+        return hosts
+
+    def _index_containers(self) -> tuple[dict[str, tuple[str, ...]], dict[str, dict[str, int]]]:
+        with gc_paused():
+            return run_steps(self._index_containers_steps())
+
+    def _index_containers_steps(
         self,
-    ) -> tuple[dict[str, tuple[str, ...]], dict[str, dict[str, int]], dict[str, dict[str, int]]]:
-        """Build the indexes across networks (a restore leaves them to the first command or query
-        that needs one) by bulk operations: one ``dict(zip(...))`` over every network's ids, and
-        per network a count of its host column; a container in several networks (rare) sends the
-        container index down a merge per network instead."""
+    ) -> Generator[None, None, tuple[dict[str, tuple[str, ...]], dict[str, dict[str, int]]]]:
+        """Build the container and name indexes (a restore leaves them to the first command or
+        query that needs one) by bulk operations, in steps: one dict over every network's ids;
+        a container in several networks (rare) sends it down a merge per network instead."""
         nets = list(self._nets.values())
-        ids_of = [net.ids() for net in nets]
+        ids_of = []
+        for net in nets:
+            ids_of.append(net.ids())
+            if net.count >= _CHUNK:
+                yield  # splitting a big network's ids is a step of its own
         keys = itertools.chain.from_iterable(ids_of)
         values = itertools.chain.from_iterable(
             itertools.repeat((net.net.name,), len(ids)) for net, ids in zip(nets, ids_of, strict=True)
         )
-        containers: dict[str, tuple[str, ...]] = chunked_dict(zip(keys, values, strict=True))
+        containers: dict[str, tuple[str, ...]] = {}
+        yield from fill_in_steps(containers, zip(keys, values, strict=True))
         if len(containers) != sum(map(len, ids_of)):
             containers = {}
             for net, ids in zip(nets, ids_of, strict=True):
@@ -277,23 +345,20 @@ class Tables:
                 for cid, nets_of in elsewhere.items():
                     containers[cid] = tuple(sorted((*nets_of, name)))
         named: dict[str, dict[str, int]] = {}
-        hosts: dict[str, dict[str, int]] = {}
         for net in nets:
-            name = net.net.name
-            if net.cols is not None:
-                pairs, on_hosts = net.cols.named(), net.cols.host_counts()
+            cols = net.cols
+            if cols is not None:
+                pairs = cols.named()
             else:
                 eps = net.eps
                 pairs = list(zip(itertools.compress(eps, map(_NAME_OF, eps.values())),
                                  filter(None, map(_NAME_OF, eps.values())), strict=True))
-                on_hosts = collections.Counter(map(_HOST_OF, eps.values()))
             for cid, cname in pairs:
                 of_name = named.setdefault(cname, {})
                 of_name[cid] = of_name.get(cid, 0) + 1
-            for host, count in on_hosts.items():
-                hosts.setdefault(host, {})[name] = count
-        self._by_container, self._by_name, self._by_host = containers, named, hosts
-        return containers, named, hosts
+        if self._by_container is None or self._by_name is None:  # (else built meanwhile by a query)
+            self._by_container, self._by_name = containers, named
+        return self._by_container, self._by_name
 
     def _note(
         self,

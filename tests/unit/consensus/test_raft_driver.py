@@ -270,17 +270,19 @@ async def test_soak_crashes_loss_and_snapshots(nursery, tmp_path, autojump_clock
 
 
 class WarmCounter(Counter):
-    """A Counter with the optional ``warm`` hook: records what had been applied when it ran."""
+    """A Counter with the optional ``warm_steps`` hook: records what had been applied at each step."""
 
     def __init__(self) -> None:
         super().__init__()
         self.warmed_after: list[int] = []
 
-    def warm(self) -> None:
-        self.warmed_after.append(self.count)
+    def warm_steps(self):
+        for _ in range(3):
+            self.warmed_after.append(self.count)
+            yield
 
 
-async def test_warm_runs_once_before_the_first_apply(nursery, tmp_path, autojump_clock) -> None:
+async def test_warm_steps_run_once_before_the_first_apply(nursery, tmp_path, autojump_clock) -> None:
     net = MemoryNetwork()
     machines = {i: WarmCounter() for i in ("a", "b", "c")}
     nodes = []
@@ -295,4 +297,4 @@ async def test_warm_runs_once_before_the_first_apply(nursery, tmp_path, autojump
     for _ in range(3):
         await leader.propose(b"1")
     assert machines[leader.id].count == 3
-    assert machines[leader.id].warmed_after == [0]  # once, and before anything was applied
+    assert machines[leader.id].warmed_after == [0, 0, 0]  # run once, to its end, before anything was applied

@@ -444,23 +444,65 @@ def test_warm_builds_the_deferred_indexes_and_changes_no_answer():
     snap = log.state.snapshot()
     warmed = NetworkState()
     warmed.restore(snap)
-    warmed.warm()  # both networks are small: only the cross-network indexes are built
-    assert warmed._by_container is not None and warmed._by_name is not None and warmed._by_host is not None
+    warmed.warm()  # both networks are small: only the container and name indexes are built
+    assert warmed._by_container is not None and warmed._by_name is not None and warmed._by_host is None
     assert all(net.cols is not None for net in warmed._nets.values())
     warmed.warm(every_network=True)
-    assert all(net.cols is None for net in warmed._nets.values())
+    assert all(net.cols is None for net in warmed._nets.values()) and warmed._by_host is not None
     assert warmed.snapshot() == snap and warmed.endpoints() == log.state.endpoints()
     assert warmed.find_endpoints("web") == ("c1",) and warmed.networks_of("c1") == ("blue", "red")
     nxt = Connect(endpoint_id="c1", network="blue", host="h2")  # c1 lives on h1
     assert warmed.execute(nxt, 10) == log.state.execute(nxt, 10)
 
 
-def test_chunked_dict_equals_dict_across_chunk_boundaries():
-    for n in (0, 1, _tables._CHUNK - 1, _tables._CHUNK, _tables._CHUNK + 1, 3 * _tables._CHUNK + 5):
+def test_the_host_index_is_derived_when_first_needed_and_a_known_odd_host_stays_usable():
+    log = _two_networks()
+    doc = msgpack.unpackb(log.state.snapshot(), raw=False, strict_map_key=False)
+    doc["networks"][0][14] = ["old host", "h2"]  # c1's host: a name from before ids were checked (format 1)
+    doc["networks"][1][14] = ["old host"]
+    state = NetworkState()
+    state.restore(msgpack.packb(doc, use_bin_type=True))
+    assert state._by_host is None
+    # endpoint commands do not build it; the connect of the odd name looks it up
+    assert state.execute(Connect(endpoint_id="c3", network="red", host="h9"), 10).ip == "10.2.0.3"
+    assert state.execute(Disconnect(endpoint_id="c2", network="blue"), 11).ip == "10.1.0.3"
+    assert state._by_host is None
+    assert state.execute(Connect(endpoint_id="c4", network="red", host="old host"), 12).host == "old host"
+    assert state._hosts == {"old host": {"blue": 1, "red": 2}, "h9": {"red": 1}}
+    assert state.hosts() == ("h9", "old host")
+    assert state.execute(Connect(endpoint_id="c5", network="red", host="new host"), 13).code == ErrorCode.INVALID_FIELD
+
+
+def _filled(pairs: list) -> tuple[dict, int]:
+    out: dict = {}
+    steps = sum(1 for _ in _tables.fill_in_steps(out, pairs))
+    return out, steps
+
+
+def test_fill_in_steps_equals_dict_across_chunk_boundaries():
+    chunk = _tables._CHUNK
+    for n, steps in ((0, 0), (1, 0), (chunk - 1, 0), (chunk, 1), (chunk + 1, 1), (3 * chunk + 5, 3)):
         pairs = [(i, -i) for i in range(n)]
-        assert list(_tables.chunked_dict(pairs).items()) == list(dict(pairs).items())
-    repeated = [(1, "a")] * (_tables._CHUNK + 3) + [(2, "b"), (1, "c")]
-    assert _tables.chunked_dict(repeated) == dict(repeated) == {1: "c", 2: "b"}
+        out, taken = _filled(pairs)
+        assert list(out.items()) == list(dict(pairs).items()) and taken == steps
+    repeated = [(1, "a")] * (chunk + 3) + [(2, "b"), (1, "c")]
+    assert _filled(repeated)[0] == dict(repeated) == {1: "c", 2: "b"}
+
+
+def test_a_query_between_warm_steps_builds_the_index_and_the_steps_keep_it(monkeypatch):
+    monkeypatch.setattr(_tables, "_CHUNK", 1)  # a step per entry
+    log = _two_networks()
+    state = NetworkState()
+    state.restore(log.state.snapshot())
+    steps = state.warm_steps(every_network=True)
+    next(steps)  # the container index is half built
+    containers = state._containers  # this query builds it at once
+    blue = state._nets["blue"]
+    for _ in steps:
+        if blue.cols is not None and blue._eps == {}:
+            eps = blue.eps  # and this one blue's dict, while the steps build it too
+    assert state._containers is containers and blue.eps is eps
+    assert state == log.state and state.endpoints() == log.state.endpoints()
 
 
 def test_an_endpoint_listed_twice_in_a_snapshot_is_refused_when_its_network_is_first_used():
