@@ -40,9 +40,15 @@ class EndpointCommands(Tables):
         cid, host = c.endpoint_id, c.host
         if type(cid) is not str or not _ID_OK(cid):
             v.check_id("endpoint id", cid)
-        if type(host) is not str or (not _ID_OK(host) and host not in self._hosts):  # (a host from an old snapshot)
+        by_host = self._by_host  # None: not built since a restore (nothing then keeps it up to date)
+        if type(host) is not str or (
+            (by_host is None or host not in by_host) and not _ID_OK(host) and host not in self._hosts
+        ):  # (a host in the state is accepted as it is: one from an old snapshot may not match the pattern)
             v.check_id(f"host of endpoint {cid!r}", host)
-        nets_of = self._containers.get(cid)
+        containers = self._by_container
+        if containers is None:
+            containers = self._containers
+        nets_of = containers.get(cid)
         if nets_of is not None or host in self._stale:
             if nets_of is not None and c.network in nets_of:
                 return self._reconnect(net, cid, net.eps[cid], c)
@@ -73,7 +79,7 @@ class EndpointCommands(Tables):
                     "disconnect unused endpoints, give an explicit ip, or create a larger network",
                 )
         # --- validated: from here on nothing can fail
-        net.eps[cid] = (host, off, mac, key, name)
+        net.eps[cid] = (host, off, mac, key, name)  # (built above: the property costs a test)
         if name is not None:
             named = self._named.setdefault(name, {})
             named[cid] = named.get(cid, 0) + 1
@@ -81,8 +87,8 @@ class EndpointCommands(Tables):
             net.macs[mac] = cid
         network = c.network
         # a container's networks are kept sorted, so the order cannot depend on history
-        self._containers[cid] = (network,) if nets_of is None else tuple(sorted((*nets_of, network)))
-        by_host = self._by_host  # None: not built since a restore, so nothing to keep up to date
+        containers[cid] = (network,) if nets_of is None else tuple(sorted((*nets_of, network)))
+        by_host = self._by_host  # (the host check above may have built it)
         if by_host is not None:
             on_host = by_host.get(host)
             if on_host is None:
