@@ -145,7 +145,7 @@ async def serve_node(args: argparse.Namespace) -> None:
         node = RaftNode(args.id, config=node_config(args), transport=transport, storage=storage,
                         state_machine=sm, bootstrap=voters, io_in_thread=not args.inline_io)
         timeline["constructed"] = time.time()
-        nursery.start_soon(_watch_leader, node, timeline)
+        nursery.start_soon(_watch_leader, node, timeline, mesh)
         await nursery.start(node.run)
         ctx: zmq.Context = zmq.Context.instance()
         zs = ctx.socket(zmq.ROUTER)
@@ -157,11 +157,14 @@ async def serve_node(args: argparse.Namespace) -> None:
             nursery.start_soon(_serve_request, node, sm, sock, ident, body, timeline)
 
 
-async def _watch_leader(node: RaftNode, timeline: dict[str, float]) -> None:
-    """Mark when this process first knows a leader."""
+async def _watch_leader(node: RaftNode, timeline: dict[str, float], mesh: Mesh) -> None:
+    """Mark when this process first knows a leader, its term, and the frames its mesh had dropped
+    by then because the peer was not connected yet."""
     async for event in node.subscribe():
         if isinstance(event, RoleChanged) and event.leader is not None:
             timeline.setdefault("leader_known", time.time())
+            timeline["leader_term"] = event.term
+            timeline["dropped_before_leader"] = mesh.statistics().dropped_unconnected
             return
 
 

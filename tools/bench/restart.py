@@ -21,8 +21,12 @@ restart): ``python_start_s`` (interpreter, imports), ``storage_open_s``
 snapshot into the state machine), ``construct_s`` (the rest of the node's
 start: the log's entries loaded), ``leader_known_s`` (the election),
 ``replay_s``/``replayed`` (applying the tail, which waits for the new leader's
-commit index) and ``first_apply_s`` (the first entry applied after the restore,
-which builds the state's cross-network indexes).
+commit index), ``first_apply_s`` (the first entry applied after the restore:
+without warm it builds the state's indexes), ``warm_s``/``warmed_at_s`` (the
+state's ``warm_steps``, run on the node's event loop before its first apply),
+``term_before``/``leader_term`` (a term more than one above the one before the
+kill: more than one election round) and ``dropped_before_leader`` (frames the
+leader's mesh dropped because a peer was not connected yet, up to its election).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import trio
 
 from consensus import ConfState, MemoryNetwork, RaftConfig, RaftNode, Snapshot, Storage
 from meshd.state import Connect, Connected, NetworkState, decode_result, encode_command
-from tools.bench.raft import Client, Procs, wait_leader
+from tools.bench.raft import Client, Procs, status_of, wait_leader
 from tools.bench.state import build_commands
 
 NODES = ("a", "b", "c")
@@ -106,6 +110,7 @@ async def tail(procs: Procs, count: int, hosts: int) -> None:
 
 
 async def restart(procs: Procs) -> dict:
+    before = await status_of(procs, await wait_leader(procs), 5)
     procs.stop_all()  # SIGKILL: nothing is flushed or snapshotted on the way down
     t0 = time.time()
     for node in NODES:
@@ -132,6 +137,9 @@ async def restart(procs: Procs) -> dict:
         "restore_s": round(tl["restore_s"], 3),
         "construct_s": round(tl["constructed"] - tl["opened"] - tl["restore_s"], 3),
         "leader_known_s": round(tl["leader_known"] - t0, 3),
+        "term_before": before["term"] if before else None,
+        "leader_term": tl["leader_term"],
+        "dropped_before_leader": tl["dropped_before_leader"],
         "replayed": tl["applies"] - 1,  # the last apply is the new command
         "replay_s": round(tl["apply_s"], 3),
         "first_apply_s": round(tl["first_apply_s"], 3),

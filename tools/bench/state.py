@@ -19,10 +19,11 @@ ten endpoints with a QoS), and measures:
   ``restore_s`` (goal <= 0.5 s): the snapshot into a state that answers
   queries and commands (each network's endpoint dict and the cross-network
   indexes are built at first use), with a check that the restored state equals;
-* ``warm_s``: :meth:`NetworkState.warm` after that restore (the cross-network
-  indexes and the big networks' dicts, which a Raft node builds in a worker
-  thread while it elects), and ``first_connect_s``: a Connect into the /12 on a
-  restored state that was not warmed (what the first command pays without it);
+* ``warm_s``: :meth:`NetworkState.warm` after that restore (the container and
+  name indexes and the big networks' dicts, which a Raft node builds in steps
+  on its event loop while it elects), and ``first_connect_s``: a Connect into
+  the /12 on a restored state that was not warmed (what the first command pays
+  without it);
 * ``state_mib``: Python heap held by a restored state with every index built
   (tracemalloc).
 """
