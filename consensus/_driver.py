@@ -475,6 +475,10 @@ class RaftNode:
             self._leader_changed = trio.Event()
 
     async def _applier(self) -> None:
+        warm_steps = getattr(self.applier.sm, "warm_steps", None)  # optional (StateMachine)
+        if warm_steps is not None:  # before the first apply, the loop's other work between steps
+            for _ in warm_steps():
+                await trio.lowlevel.checkpoint()
         while True:
             if not self._apply_queue:
                 await self._apply_wake.wait()

@@ -49,6 +49,11 @@ class StateMachine(Protocol):
 
     def restore(self, data: bytes) -> None: ...
 
+    # Optional: ``warm_steps(self) -> Iterator[None]``.  When the state machine has it, the driver runs
+    # it once when the node starts, before its first apply, on its event loop with a checkpoint after
+    # each step: a state machine whose restore leaves indexes to first use builds them there, in steps
+    # of a few milliseconds, while the node waits for an election.
+
 
 class SessionExpired(RaftError):
     """The command's client session was forgotten, so it was not applied (it

@@ -40,9 +40,15 @@ class EndpointCommands(Tables):
         cid, host = c.endpoint_id, c.host
         if type(cid) is not str or not _ID_OK(cid):
             v.check_id("endpoint id", cid)
-        if type(host) is not str or (host not in self._hosts and not _ID_OK(host)):
+        by_host = self._by_host  # None: not built since a restore (nothing then keeps it up to date)
+        if type(host) is not str or (
+            (by_host is None or host not in by_host) and not _ID_OK(host) and host not in self._hosts
+        ):  # (a host in the state is accepted as it is: one from an old snapshot may not match the pattern)
             v.check_id(f"host of endpoint {cid!r}", host)
-        nets_of = self._containers.get(cid)
+        containers = self._by_container
+        if containers is None:
+            containers = self._containers
+        nets_of = containers.get(cid)
         if nets_of is not None or host in self._stale:
             if nets_of is not None and c.network in nets_of:
                 return self._reconnect(net, cid, net.eps[cid], c)
@@ -73,7 +79,7 @@ class EndpointCommands(Tables):
                     "disconnect unused endpoints, give an explicit ip, or create a larger network",
                 )
         # --- validated: from here on nothing can fail
-        net.eps[cid] = (host, off, mac, key, name)
+        net.eps[cid] = (host, off, mac, key, name)  # (built above: the property costs a test)
         if name is not None:
             named = self._named.setdefault(name, {})
             named[cid] = named.get(cid, 0) + 1
@@ -81,12 +87,14 @@ class EndpointCommands(Tables):
             net.macs[mac] = cid
         network = c.network
         # a container's networks are kept sorted, so the order cannot depend on history
-        self._containers[cid] = (network,) if nets_of is None else tuple(sorted((*nets_of, network)))
-        on_host = self._hosts.get(host)
-        if on_host is None:
-            self._hosts[host] = {network: 1}
-        else:
-            on_host[network] = on_host.get(network, 0) + 1
+        containers[cid] = (network,) if nets_of is None else tuple(sorted((*nets_of, network)))
+        by_host = self._by_host  # (the host check above may have built it)
+        if by_host is not None:
+            on_host = by_host.get(host)
+            if on_host is None:
+                by_host[host] = {network: 1}
+            else:
+                on_host[network] = on_host.get(network, 0) + 1
         self._changes.append((index, _ADDED, network, cid, host, None, None))
         return self._connected(net, cid, host, off, mac)
 
@@ -184,38 +192,44 @@ class EndpointCommands(Tables):
 
     def _drop_ep(self, net: Net, cid: str) -> Ep:
         """Remove one attachment and every index entry of it; no checks."""
+        # the indexes first: one not built since a restore is built from the endpoints as they are
+        containers, by_name = self._containers, self._named
         if self._services:
             self._drop_services(net, cid)
         ep = net.eps.pop(cid)
         if ep[NAME] is not None:
-            named = self._named[ep[NAME]]
+            named = by_name[ep[NAME]]
             named[cid] -= 1
             if not named[cid]:
                 del named[cid]
                 if not named:
-                    del self._named[ep[NAME]]
+                    del by_name[ep[NAME]]
         net.vec.clear(ep[IP])
         if ep[MAC] is not None:
             del net.macs[ep[MAC]]
         name = net.net.name
-        nets_of = tuple(n for n in self._containers[cid] if n != name)
+        nets_of = tuple(n for n in containers[cid] if n != name)
         if nets_of:
-            self._containers[cid] = nets_of
+            containers[cid] = nets_of
         else:
-            del self._containers[cid]
+            del containers[cid]
         self._count_host(ep[HOST], name, -1)
         return ep
 
     def _count_host(self, host: str, name: str, delta: int) -> None:
-        """Keep ``_hosts[host][network]`` = number of endpoints of that network on that host."""
-        on_host = self._hosts.setdefault(host, {})
+        """Keep ``_hosts[host][network]`` = number of endpoints of that network on that host
+        (when that index is built: else it is built from the networks when first needed)."""
+        by_host = self._by_host
+        if by_host is None:
+            return
+        on_host = by_host.setdefault(host, {})
         count = on_host.get(name, 0) + delta
         if count:
             on_host[name] = count
         else:
             del on_host[name]
             if not on_host:
-                del self._hosts[host]
+                del by_host[host]
 
     def _on_move_endpoint(self, c: MoveEndpoint, index: int) -> Moved:
         cid = c.endpoint_id

@@ -34,7 +34,7 @@ import collections
 import dataclasses
 import hashlib
 import re
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Generator, Iterable
 from typing import Any
 
 from meshd import wire
@@ -67,7 +67,7 @@ from ._commands import (
 from ._epcmds import EndpointCommands
 from ._netcmds import NetworkCommands
 from ._svccmds import ServiceCommands
-from ._tables import HOST, IP, ChangeRow, Net, Svc, TenantRanges, qos_of
+from ._tables import HOST, IP, ChangeRow, Net, Svc, TenantRanges, gc_paused, qos_of, run_steps
 from ._types import (
     NO_QOS,
     VNI_MAX,
@@ -91,6 +91,9 @@ _new_endpoint = fast_constructor(Endpoint)
 #: how many changes :meth:`NetworkState.changes_since` can reach back by default
 DEFAULT_CHANGE_LOG = 100_000
 
+
+#: networks at least this big get their endpoint dict built by :meth:`NetworkState.warm`
+WARM_MIN_ENDPOINTS = 4096
 
 _HEX = re.compile("[0-9a-f]+")  # container ids, as Docker writes them
 
@@ -132,12 +135,10 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         self._vnis = BitVector(VNI_MAX + 1)
         self._vnis.set(0)
         self._vnis.cursor = 1
-        #: container id -> the networks it is in, sorted
-        self._containers: dict[str, tuple[str, ...]] = {}
-        #: host -> network -> how many endpoints of that network the host has
-        self._hosts: dict[str, dict[str, int]] = {}
-        #: container name -> container id -> in how many networks its endpoint carries that name
-        self._named: dict[str, dict[str, int]] = {}
+        #: the container index (``_containers``, ``_named``: see ``Tables``); None until first used after a restore
+        self._by_container: dict[str, tuple[str, ...]] | None = {}
+        self._by_name: dict[str, dict[str, int]] | None = {}
+        self._by_host: dict[str, dict[str, int]] | None = {}
         self._policies: dict[str, Policy] = {}
         self._stale: set[str] = set()
         #: equal QoS values share one object (memory, and fast snapshots)
@@ -220,11 +221,37 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         """
         fresh = NetworkState(change_log_size=self._change_log_size)
         _snapshot.load(fresh, data)
-        for name in ("last_index", "_nets", "_ranges", "_vnis", "_containers", "_hosts", "_named", "_policies",
+        for name in ("last_index", "_nets", "_ranges", "_vnis", "_by_container", "_by_host", "_by_name", "_policies",
                      "_stale", "_qos_pool", "_services"):
             setattr(self, name, getattr(fresh, name))
         self._changes.clear()
         self._changes_floor = self.last_index
+
+    def warm(self, *, every_network: bool = False) -> None:
+        """Run :meth:`warm_steps` to its end."""
+        with gc_paused():
+            run_steps(self.warm_steps(every_network=every_network))
+
+    def warm_steps(self, *, every_network: bool = False) -> Generator[None, None, None]:
+        """Build the indexes that a restore leaves to first use and that would make a first
+        command slow, in steps of a millisecond or two: the container and name indexes, and the
+        endpoint dict of each network of at least :data:`WARM_MIN_ENDPOINTS` endpoints (a smaller
+        one builds its dict at first use in about a millisecond), or of every network with
+        ``every_network``, which also builds the host index (endpoint commands never need it;
+        queries and the host commands build it).
+
+        The Raft driver runs these steps on its event loop when the node starts, before its first
+        apply (the optional ``warm_steps`` of ``consensus.StateMachine``), handling messages between
+        them: a restarting node builds the indexes while it waits for an election. Only applies
+        change the state, and they wait for the last step; a query between two steps that needs an
+        index builds it at once, and the steps then keep that one.
+        """
+        yield from self._index_containers_steps()
+        for net in list(self._nets.values()):
+            if every_network or net.count >= WARM_MIN_ENDPOINTS:
+                yield from net.index_steps()
+        if every_network:
+            self._hosts  # noqa: B018  (the property builds the index)
 
     # --- queries -------------------------------------------------------------
 
@@ -260,7 +287,7 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         n = net.net
         if n.labels or n.options:  # the mutable fields: hand out copies
             n = dataclasses.replace(n, labels=dict(n.labels), options=dict(n.options))
-        return NetworkInfo(n, len(net.eps), net.vec.free, tuple(sorted(hosts)))
+        return NetworkInfo(n, net.count, net.vec.free, tuple(sorted(hosts)))
 
     def endpoints(self, *, host: str | None = None, network: str | None = None) -> tuple[Endpoint, ...]:
         """Endpoints, optionally only those on ``host`` and/or in ``network``.
@@ -379,7 +406,7 @@ class NetworkState(NetworkCommands, EndpointCommands, ServiceCommands):
         return StateStatus(
             last_index=self.last_index,
             networks=len(self._nets),
-            endpoints=sum(len(n.eps) for n in self._nets.values()),
+            endpoints=sum(n.count for n in self._nets.values()),
             hosts=len(self._hosts),
             stale_hosts=len(self._stale),
             policies=len(self._policies),

@@ -211,7 +211,7 @@ class NetworkCommands(Tables):
 
     def _check_delete_network(self, c: DeleteNetwork) -> Net:
         net = self._net(c.name)
-        count = len(net.eps)
+        count = net.count
         if count and not c.force:
             sample = next(iter(net.eps))
             raise Reject(

@@ -80,7 +80,7 @@ def _update_network(s: NetworkState, c: UpdateNetwork) -> None:
 def _connect(s: NetworkState, c: Connect) -> None:
     net = s._net(c.network)
     cid, host = v.check_id("endpoint id", c.endpoint_id), c.host
-    if host not in s._hosts:
+    if not (type(host) is str and v._ID_RE.match(host)) and host not in s._hosts:
         v.check_id(f"host of endpoint {cid!r}", host)
     nets_of = s._containers.get(cid)
     if nets_of is not None and c.network in nets_of:

@@ -1,6 +1,16 @@
 """Snapshot format of the network state: versioned msgpack, columnar.
 
-Format 5 (written now) is format 4 with one more top-level key,
+Format 6 (written now) is format 5 with the ``cids`` column of each network
+row as one string: the container ids in connection order, joined by single
+spaces (ids are printable ASCII without spaces: ``_validate._ID_RE``), ``""``
+for none.  A restore then decodes one string per network instead of a
+million, and keeps each network's columns as they are until something needs
+its endpoints (``Net.cols``): a restore costs the decode, the checks and the
+per-host counts; the first command that touches a network builds its
+endpoint dict, and the first that needs the container index builds that.  A
+network whose columns were never opened is written back as it was read.
+
+Format 5 is format 4 with one more top-level key, is format 4 with one more top-level key,
 ``"services"``: ``[[network, name, container id, port, weight, ttl_s, check,
 interval_s, healthy], ...]`` in table order (network, service, publish order).
 
@@ -45,26 +55,26 @@ popcounts are checked, and anything wrong raises ValueError.
 from __future__ import annotations
 
 import collections
-import contextlib
-import gc
 import ipaddress
 import itertools
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 
 from ._bitvec import BitVector
 from ._commands import Reject
-from ._tables import Net, QosKey, qos_key
+from ._tables import Ep, Net, QosKey, fill_in_steps, gc_paused, qos_key
 from ._types import Mode, Network, Policy, PolicyKind, Qos, format_ipv4
 
 if TYPE_CHECKING:
     from ._machine import NetworkState
 
-FORMAT = 5
+FORMAT = 6
+#: formats whose network rows are columnar (2 onwards); 6 keeps the container ids as one string
+_COLUMNAR = (2, 3, 4, 5, 6)
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -93,31 +103,9 @@ def _unpack(code: str, data: bytes) -> array[int]:
 # --- writing -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused for the block (process-wide).
-
-    A dump or a load of a million endpoints allocates millions of objects that
-    form no cycles; the collections those allocations trigger walk the whole
-    heap again and again. Measured with 1M allocations (the workload of
-    ``tools.bench.state``, CPU seconds on the 2-core VM): dump 0.81 → 0.38 s,
-    load 0.97 → 0.86 s. Only the thread that found the collector enabled
-    enables it again, so a dump in the Raft driver's worker thread and a load
-    at the same time leave it enabled once both are done; meanwhile other
-    threads allocate without cyclic collection for well under a second.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def dump(st: NetworkState) -> bytes:
-    """The state as snapshot bytes (format 5).  Runs in a worker thread of the Raft driver."""
-    with _gc_paused():
+    """The state as snapshot bytes (format 6).  Runs in a worker thread of the Raft driver."""
+    with gc_paused():
         return _dump(st)
 
 
@@ -142,11 +130,15 @@ def _dump(st: NetworkState) -> bytes:
 
 def _dump_net(net: Net) -> list[Any]:
     n = net.net
-    eps = net.eps
     head = [
         n.name, n.tenant, n.subnet, n.gateway, n.vni, n.mode.value, n.mtu, n.egress_kbit,
-        n.external, n.labels, n.created_index, net.vec.cursor, net.vec.to_bytes(), list(eps),
+        n.external, n.labels, n.created_index, net.vec.cursor, net.vec.to_bytes(),
     ]  # fmt: skip
+    cols = net.cols
+    if isinstance(cols, _Columns) and cols.row is not None:  # never opened since a format-6 restore
+        return head + cols.row + [n.options]
+    eps = net.eps
+    head.append(" ".join(eps))
     if eps:
         hosts, ips, macs, qoss, names = zip(*eps.values(), strict=True)
     else:
@@ -177,7 +169,7 @@ def _qos_sort_key(q: QosKey) -> tuple[int, int, int]:
 
 def load(st: NetworkState, data: bytes) -> None:
     """Fill the empty state ``st`` from a snapshot of any supported format (collector paused)."""
-    with _gc_paused():
+    with gc_paused():
         _load(st, data)
 
 
@@ -189,9 +181,11 @@ def _load(st: NetworkState, data: bytes) -> None:
     if not isinstance(doc, dict) or "format" not in doc:
         raise ValueError("snapshot is not a meshd network-state snapshot (no format field)")
     version = doc["format"]
-    loader = {1: _load_v1, 2: _load_v2, 3: _load_v2, 4: _load_v2, 5: _load_v2}.get(version)
+    loader = _load_v1 if version == 1 else _load_v2 if version in _COLUMNAR else None
     if loader is None:
-        raise ValueError(f"snapshot format {version!r} is not supported (this meshd reads 1 to 5): upgrade meshd")
+        raise ValueError(
+            f"snapshot format {version!r} is not supported (this meshd reads 1 to {FORMAT}): upgrade meshd"
+        )
     try:
         loader(st, doc)
         _load_common(st, doc)
@@ -215,10 +209,11 @@ def _load_common(st: NetworkState, doc: dict[str, Any]) -> None:
         if not st._vnis.set(net.net.vni):
             raise ValueError(f"VNI {net.net.vni} is used twice")
         st._ranges.add(net.net.tenant, net.base, net.base + net.size, net.net.name)
-        if net.vec.count != len(net.eps) + 3:
+        if net.vec.count != net.count + 3:
             raise ValueError(
-                f"network {net.net.name!r}: {net.vec.count} bits set for {len(net.eps)} endpoints + 3 reserved"
+                f"network {net.net.name!r}: {net.vec.count} bits set for {net.count} endpoints + 3 reserved"
             )
+    st._by_container = st._by_name = st._by_host = None  # built when first needed (Tables._index_*)
 
 
 def _int(value: object) -> int:
@@ -253,52 +248,108 @@ def _make_net(name: str, tenant: str, subnet: str, gateway: str, vni: object, mo
 
 def _load_v2(st: NetworkState, doc: dict[str, Any]) -> None:
     st._vnis.cursor = _int(doc["vni_cursor"])
-    # the biggest network first: the container index then starts presized
-    for row in sorted(doc["networks"], key=lambda row: -len(row[13])):
-        net = _make_net(*row[:11], *([row[24]] if doc["format"] >= 4 else []))
-        cursor, bits, cids, host_table, hcode, hidx, icode, ips, macs, qos_table, qcode, qidx = row[11:23]
-        named = row[23] if doc["format"] >= 3 else {}
-        net.vec = BitVector.from_bytes(net.size, bits, cursor)
-        hosts = list(map(host_table.__getitem__, _unpack(hcode, hidx)))
-        offs = _unpack(icode, ips)
-        qtab = [_qos_in(st, t) for t in qos_table]
-        qos = list(map(qtab.__getitem__, _unpack(qcode, qidx)))
-        col: list[int | None] = [None] * len(cids)
-        for pos, mac in macs.items():
+    version = doc["format"]
+    for row in doc["networks"]:
+        net = _make_net(*row[:11], *([row[24]] if version >= 4 else []))
+        name = net.net.name
+        if name in st._nets:
+            raise ValueError(f"network {name!r} appears twice")
+        net.vec = BitVector.from_bytes(net.size, row[12], row[11])
+        cols = _Columns(st, name, net.size, row[13:23], row[23] if version >= 3 else {}, version)
+        net.cols = cols
+        st._nets[name] = net
+
+
+class _Columns:
+    """One network's endpoint columns as a columnar snapshot holds them (``Net.cols``).
+
+    The constructor checks everything that needs no per-endpoint Python work
+    (lengths, index ranges, the host table); :meth:`build` makes the endpoint
+    dict when the network is first used, and finds an id listed twice then.
+    """
+
+    __slots__ = ("count", "row", "_ids", "_text", "_hosts", "_hidx", "_offs", "_macs", "_qtab", "_qidx", "_names",
+                 "_name")
+
+    def __init__(self, st: NetworkState, name: str, size: int, row: list[Any], named: Mapping[int, str],
+                 version: int) -> None:
+        cids, host_table, hcode, hidx, icode, ips, macs, qos_table, qcode, qidx = row
+        self._name = name
+        #: the columns as read, to write back unchanged (format 6 only: older rows are rebuilt from the dict)
+        self.row: list[Any] | None = [*row, named] if version == 6 else None
+        if version == 6:
+            if type(cids) is not str:
+                raise ValueError(f"network {name!r}: container ids are not one string")
+            self._text: str | None = cids
+            self._ids: list[str] | None = None
+            self.count = cids.count(" ") + 1 if cids else 0
+        else:
+            self._text, self._ids = None, list(cids)
+            self.count = len(self._ids)
+        self._hosts: list[str] = list(host_table)
+        self._hidx, self._offs, self._qidx = _unpack(hcode, hidx), _unpack(icode, ips), _unpack(qcode, qidx)
+        self._qtab = [_qos_in(st, t) for t in qos_table]
+        self._macs: dict[int, int] = dict(macs)
+        self._names: dict[int, str] = dict(named)
+        n = self.count
+        if not n == len(self._hidx) == len(self._offs) == len(self._qidx):
+            raise ValueError(f"network {name!r}: endpoint columns differ in length")
+        if not set(map(type, self._hosts)) <= {str}:
+            raise ValueError(f"network {name!r}: the host table holds a non-string")
+        if n and (max(self._hidx) >= len(self._hosts) or max(self._qidx) >= len(self._qtab)
+                  or max(self._offs) >= size):
+            raise ValueError(f"network {name!r}: a host, QoS or address index is out of range")
+        if any(type(p) is not int or not 0 <= p < n for p in itertools.chain(self._macs, self._names)):
+            raise ValueError(f"network {name!r}: a MAC or name is given for an endpoint that is not there")
+
+    def host_counts(self) -> dict[str, int]:
+        """Host -> how many of the network's endpoints it has (counted in C on the index column)."""
+        counts: dict[str, int] = {}
+        for i, count in collections.Counter(self._hidx).items():
+            host = self._hosts[i]
+            counts[host] = counts.get(host, 0) + count
+        return counts
+
+    def ids(self) -> list[str]:
+        if self._ids is None:
+            assert self._text is not None
+            self._ids = self._text.split(" ") if self._text else []
+        return self._ids
+
+    def named(self) -> list[tuple[str, str]]:
+        ids = self.ids()
+        return [(ids[pos], name) for pos, name in self._names.items()]
+
+    def build_steps(self) -> Generator[None, None, tuple[dict[str, Ep], dict[int, str]]]:
+        ids, n = self.ids(), self.count
+        hosts = list(map(self._hosts.__getitem__, self._hidx))
+        qos = list(map(self._qtab.__getitem__, self._qidx))
+        col: list[int | None] = [None] * n
+        macs: dict[int, str] = {}
+        for pos, mac in self._macs.items():
             col[pos] = mac
-            net.macs[mac] = cids[pos]
-        if not len(cids) == len(hosts) == len(offs) == len(qos):
-            raise ValueError(f"network {row[0]!r}: endpoint columns differ in length")
-        names: list[str | None] = [None] * len(cids)
-        for pos, name in named.items():
-            names[pos] = name
-        _fill(st, net, cids, hosts, offs, col, qos, names)
-    st._nets = {row[0]: st._nets[row[0]] for row in doc["networks"]}  # back in snapshot order
+            macs[mac] = ids[pos]
+        names: list[str | None] = [None] * n
+        for pos, cname in self._names.items():
+            names[pos] = cname
+        eps: dict[str, Ep] = {}
+        yield from fill_in_steps(eps, zip(ids, zip(hosts, self._offs, col, qos, names, strict=True), strict=True))
+        if len(eps) != n:
+            raise ValueError(
+                f"snapshot of network {self._name!r} lists an endpoint twice (the snapshot was corrupt): "
+                "restore this node from a healthy replica"
+            )
+        return eps, macs
 
 
 def _fill(st: NetworkState, net: Net, cids: list[str], hosts: list[str], offs: Iterable[int],
           macs: list[int | None], qos: list[QosKey], names: list[str | None]) -> None:
-    """Install a network's endpoint columns and index them (bulk operations only:
-    a restore of a million endpoints must not run Python code per endpoint)."""
+    """Install a network's endpoint rows (format 1); the cross-network indexes are built on first use."""
     name = net.net.name
-    net.eps = dict(zip(cids, zip(hosts, offs, macs, qos, names, strict=True), strict=True))
-    if len(net.eps) != len(cids):
+    net._eps = dict(zip(cids, zip(hosts, offs, macs, qos, names, strict=True), strict=True))
+    if len(net._eps) != len(cids):
         raise ValueError(f"network {name!r} lists an endpoint twice")
-    if name in st._nets:
-        raise ValueError(f"network {name!r} appears twice")
     st._nets[name] = net
-    containers = st._containers
-    elsewhere = {cid: containers[cid] for cid in net.eps.keys() & containers.keys()}  # iterates the smaller
-    # fromkeys of a dict is presized and reuses the stored hashes
-    containers.update(dict.fromkeys(net.eps, (name,)))
-    for cid, nets_of in elsewhere.items():
-        containers[cid] = tuple(sorted((*nets_of, name)))
-    for host, count in collections.Counter(hosts).items():
-        st._hosts.setdefault(host, {})[name] = count
-    # names are sparse: compress() picks the named endpoints in C
-    for cid, cname in zip(itertools.compress(cids, names), filter(None, names), strict=True):
-        named = st._named.setdefault(cname, {})
-        named[cid] = named.get(cid, 0) + 1
 
 
 def _qos_in(st: NetworkState, row: Iterable[object]) -> QosKey:
@@ -329,6 +380,6 @@ def _load_v1(st: NetworkState, doc: dict[str, Any]) -> None:
             offs.append(off)
             macs.append(None if mac is None else int(mac.replace(":", ""), 16))
         cids = [r[0] for r in rows[name]]
-        net.macs = {m: c for m, c in zip(macs, cids, strict=True) if m is not None}
+        net._macs = {m: c for m, c in zip(macs, cids, strict=True) if m is not None}
         qos = [_qos_in(st, r[4]) for r in rows[name]]
         _fill(st, net, cids, [r[1] for r in rows[name]], offs, macs, qos, [None] * len(cids))

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -45,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from consensus import RaftConfig, RaftError, RaftNode, Storage  # noqa: E402
+from consensus import RaftConfig, RaftError, RaftNode, RoleChanged, Storage  # noqa: E402
+from meshd.state import NetworkState  # noqa: E402
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, TrioSocket, ZmqHost  # noqa: E402
 from tools.bench._proc import die_with_parent  # noqa: E402
 
@@ -69,6 +71,50 @@ class KV:
         self.data = msgpack.unpackb(data)
 
 
+class MeshdState:
+    """meshd's network state machine (``--sm meshd``; a command is an encoded state command,
+    the result the encoded result), timing what a restart spends in it."""
+
+    def __init__(self, *, warm: bool = True) -> None:
+        self.state = NetworkState()
+        if not warm:  # the driver runs warm_steps only when the state machine has it (A/B for the restart bench)
+            self.warm_steps = None  # type: ignore[method-assign, assignment]
+        self.restore_s = self.warm_s = self.warmed_at = 0.0
+        #: (wall clock, seconds applying) per applied entry would cost too much: keep totals
+        self.applies = 0
+        self.apply_s = 0.0
+        self.first_apply_s = 0.0
+        self.last_apply_at = 0.0
+
+    def apply(self, index: int, command: bytes) -> bytes:
+        t0 = time.perf_counter()
+        out = self.state.apply(index, command)
+        dt = time.perf_counter() - t0
+        if not self.applies:
+            self.first_apply_s = dt
+        self.applies += 1
+        self.apply_s += dt
+        self.last_apply_at = time.time()
+        return out
+
+    def snapshot(self) -> bytes:
+        return self.state.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        t0 = time.perf_counter()
+        self.state.restore(data)
+        self.restore_s += time.perf_counter() - t0
+
+    def warm_steps(self) -> Iterator[None]:
+        t0 = time.perf_counter()
+        for _ in self.state.warm_steps():
+            t1 = time.perf_counter()
+            yield
+            t0 += time.perf_counter() - t1  # the node's other work between steps is not warm's
+        self.warm_s = time.perf_counter() - t0
+        self.warmed_at = time.time()
+
+
 # --- one node process ------------------------------------------------------------------
 
 
@@ -80,12 +126,14 @@ def node_config(args: argparse.Namespace) -> RaftConfig:
 
 
 async def serve_node(args: argparse.Namespace) -> None:
+    timeline = {"main": time.time()}  # wall-clock marks of this process's start, for the restart bench
     keys = ClusterKeys.from_secret(bytes.fromhex(args.secret))
     peers = dict(p.split("=", 1) for p in args.peers.split(","))
     storage = Storage.open(args.dir)
+    timeline["opened"] = time.time()
     if storage.recovery.torn_bytes:
         print(f"node {args.id}: cut torn tail {storage.recovery}", file=sys.stderr)
-    sm = KV()
+    sm: KV | MeshdState = MeshdState(warm=not args.no_warm) if args.sm == "meshd" else KV()
     host = ZmqHost(keys)
     async with trio.open_nursery() as nursery:
         await nursery.start(host.run)
@@ -96,6 +144,8 @@ async def serve_node(args: argparse.Namespace) -> None:
         voters = args.bootstrap.split(",") if args.bootstrap else None
         node = RaftNode(args.id, config=node_config(args), transport=transport, storage=storage,
                         state_machine=sm, bootstrap=voters, io_in_thread=not args.inline_io)
+        timeline["constructed"] = time.time()
+        nursery.start_soon(_watch_leader, node, timeline, mesh)
         await nursery.start(node.run)
         ctx: zmq.Context = zmq.Context.instance()
         zs = ctx.socket(zmq.ROUTER)
@@ -104,16 +154,33 @@ async def serve_node(args: argparse.Namespace) -> None:
         sock = TrioSocket(zs)
         while True:
             ident, body = await sock.recv_multipart()
-            nursery.start_soon(_serve_request, node, sm, sock, ident, body)
+            nursery.start_soon(_serve_request, node, sm, sock, ident, body, timeline)
 
 
-async def _serve_request(node: RaftNode, sm: KV, sock: TrioSocket, ident: bytes, body: bytes) -> None:
+async def _watch_leader(node: RaftNode, timeline: dict[str, float], mesh: Mesh) -> None:
+    """Mark when this process first knows a leader, its term, and the frames its mesh had dropped
+    by then because the peer was not connected yet."""
+    async for event in node.subscribe():
+        if isinstance(event, RoleChanged) and event.leader is not None:
+            timeline.setdefault("leader_known", time.time())
+            timeline["leader_term"] = event.term
+            timeline["dropped_before_leader"] = mesh.statistics().dropped_unconnected
+            return
+
+
+async def _serve_request(node: RaftNode, sm: KV | MeshdState, sock: TrioSocket, ident: bytes, body: bytes,
+                         timeline: dict[str, float]) -> None:
     rid, op, arg = msgpack.unpackb(body)
     result: object
     try:
         if op == "put":
-            result = (await node.propose(arg)).decode()
-        elif op == "read":
+            out = await node.propose(arg)
+            result = out if isinstance(sm, MeshdState) else out.decode()
+        elif op == "timeline" and isinstance(sm, MeshdState):
+            result = {**timeline, "restore_s": sm.restore_s, "applies": sm.applies, "apply_s": sm.apply_s,
+                      "first_apply_s": sm.first_apply_s, "last_apply_at": sm.last_apply_at,
+                      "warm_s": sm.warm_s, "warmed_at": sm.warmed_at}
+        elif op == "read" and isinstance(sm, KV):
             await node.read_barrier()
             result = sm.data.get(arg)
         elif op == "add_learner":
@@ -121,8 +188,8 @@ async def _serve_request(node: RaftNode, sm: KV, sock: TrioSocket, ident: bytes,
             result = None
         elif op == "digest":
             await node.wait_applied(node.status().commit)
-            result = {"applied": node.status().applied,
-                      "sha256": hashlib.sha256(sm.snapshot()).hexdigest(), "keys": len(sm.data)}
+            result = {"applied": node.status().applied, "sha256": hashlib.sha256(sm.snapshot()).hexdigest(),
+                      "keys": len(sm.data) if isinstance(sm, KV) else sm.state.status().endpoints}
         elif op == "snapshot":
             t0 = time.perf_counter()
             index, size = await node.take_snapshot()
@@ -510,6 +577,10 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("--id", "--dir", "--raft", "--client", "--peers", "--secret"):
         n.add_argument(flag, required=True)
     n.add_argument("--inline-io", action="store_true", help="fsync on the event loop thread")
+    n.add_argument("--sm", choices=("kv", "meshd"), default="kv",
+                   help="the state machine: a key-value map, or meshd's network state (tools.bench.restart)")
+    n.add_argument("--no-warm", action="store_true",
+                   help="meshd state: build the indexes at the first apply, not while the node elects")
     n.add_argument("--bootstrap", help="founding voters, comma-separated (new cluster only)")
     n.add_argument("--snapshot-every", type=int, default=1_000_000_000)
     n.add_argument("--tick-ms", type=float, default=50)

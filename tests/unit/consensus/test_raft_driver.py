@@ -308,3 +308,34 @@ async def test_learners_through_a_relay_tree_apply_and_are_reported(nursery, tmp
             **{x: "relayed" for x in learners[2:]}}
     assert peers == {k: v for k, v in want.items() if k != leader.id}
     nursery.cancel_scope.cancel()
+
+
+class WarmCounter(Counter):
+    """A Counter with the optional ``warm_steps`` hook: records what had been applied at each step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warmed_after: list[int] = []
+
+    def warm_steps(self):
+        for _ in range(3):
+            self.warmed_after.append(self.count)
+            yield
+
+
+async def test_warm_steps_run_once_before_the_first_apply(nursery, tmp_path, autojump_clock) -> None:
+    net = MemoryNetwork()
+    machines = {i: WarmCounter() for i in ("a", "b", "c")}
+    nodes = []
+    for i, sm in machines.items():
+        node = RaftNode(i, config=CFG, transport=net.transport(i), storage=Storage.open(tmp_path / i),
+                        state_machine=sm, bootstrap=["a", "b", "c"], rng=random.Random(i), io_in_thread=False)
+        await nursery.start(node.run)
+        nodes.append(node)
+    while not any(n.status().role == Role.LEADER for n in nodes):
+        await trio.sleep(0.01)
+    leader = next(n for n in nodes if n.status().role == Role.LEADER)
+    for _ in range(3):
+        await leader.propose(b"1")
+    assert machines[leader.id].count == 3
+    assert machines[leader.id].warmed_after == [0, 0, 0]  # run once, to its end, before anything was applied

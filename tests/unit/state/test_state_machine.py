@@ -26,6 +26,7 @@ from meshd.state import (
     RemovePolicy,
     SetQos,
     UpdateNetwork,
+    _tables,
     decode_command,
     decode_result,
     encode_command,
@@ -393,6 +394,128 @@ def test_format_1_snapshot_still_loads():
     again = NetworkState()
     again.restore(state.snapshot())
     assert again == state
+
+
+def _two_networks() -> Log:
+    log = Log()
+    log.ok(CreateNetwork(name="blue", tenant="acme", subnet="10.1.0.0/24"))
+    log.ok(CreateNetwork(name="red", tenant="acme", subnet="10.2.0.0/24"))
+    log.ok(Connect(endpoint_id="c1", network="blue", host="h1", name="web", mac="04:00:00:00:00:01"))
+    log.ok(Connect(endpoint_id="c2", network="blue", host="h2", qos=Qos(1000, 4000, 1)))
+    log.ok(Connect(endpoint_id="c1", network="red", host="h1"))
+    return log
+
+
+def test_format_5_snapshot_still_loads_and_is_written_back_as_format_6():
+    log = _two_networks()
+    doc = msgpack.unpackb(log.state.snapshot(), raw=False, strict_map_key=False)
+    assert doc["format"] == 6 and doc["networks"][0][13] == "c1 c2"
+    doc["format"] = 5
+    for row in doc["networks"]:  # format 5 held the container ids as a list
+        row[13] = row[13].split(" ") if row[13] else []
+    old = NetworkState()
+    old.restore(msgpack.packb(doc, use_bin_type=True))
+    assert old.snapshot() == log.state.snapshot()
+    assert old.endpoints() == log.state.endpoints() and old.find_endpoints("web") == ("c1",)
+
+
+def test_restore_indexes_a_network_when_first_used_and_writes_untouched_ones_back_unchanged():
+    log = _two_networks()
+    snap = log.state.snapshot()
+    copy = NetworkState()
+    copy.restore(snap)
+    assert all(net.cols is not None for net in copy._nets.values())  # nothing indexed yet
+    assert copy._by_container is None and copy._by_host is None
+    assert copy.snapshot() == snap and copy.network("blue").used == 2
+    nxt = Connect(endpoint_id="c3", network="red", host="h2")
+    assert copy.execute(nxt, 10) == log.state.execute(nxt, 10)
+    assert copy._nets["blue"].cols is not None and copy._nets["red"].cols is None  # only red was opened
+    assert copy.networks_of("c1") == ("blue", "red") and copy.hosts() == ("h1", "h2")
+    assert copy.snapshot() == log.state.snapshot()
+    # a connect that needs blue's endpoints (the MAC is taken there) opens it
+    taken = Connect(endpoint_id="c4", network="blue", host="h2", mac="04:00:00:00:00:01")
+    assert copy.execute(taken, 11) == log.state.execute(taken, 11)
+    assert copy.execute(taken, 11).code == ErrorCode.STALE_INDEX
+    assert copy._nets["blue"].cols is None and copy == log.state
+
+
+def test_warm_builds_the_deferred_indexes_and_changes_no_answer():
+    log = _two_networks()
+    snap = log.state.snapshot()
+    warmed = NetworkState()
+    warmed.restore(snap)
+    warmed.warm()  # both networks are small: only the container and name indexes are built
+    assert warmed._by_container is not None and warmed._by_name is not None and warmed._by_host is None
+    assert all(net.cols is not None for net in warmed._nets.values())
+    warmed.warm(every_network=True)
+    assert all(net.cols is None for net in warmed._nets.values()) and warmed._by_host is not None
+    assert warmed.snapshot() == snap and warmed.endpoints() == log.state.endpoints()
+    assert warmed.find_endpoints("web") == ("c1",) and warmed.networks_of("c1") == ("blue", "red")
+    nxt = Connect(endpoint_id="c1", network="blue", host="h2")  # c1 lives on h1
+    assert warmed.execute(nxt, 10) == log.state.execute(nxt, 10)
+
+
+def test_the_host_index_is_derived_when_first_needed_and_a_known_odd_host_stays_usable():
+    log = _two_networks()
+    doc = msgpack.unpackb(log.state.snapshot(), raw=False, strict_map_key=False)
+    doc["networks"][0][14] = ["old host", "h2"]  # c1's host: a name from before ids were checked (format 1)
+    doc["networks"][1][14] = ["old host"]
+    state = NetworkState()
+    state.restore(msgpack.packb(doc, use_bin_type=True))
+    assert state._by_host is None
+    # endpoint commands do not build it; the connect of the odd name looks it up
+    assert state.execute(Connect(endpoint_id="c3", network="red", host="h9"), 10).ip == "10.2.0.3"
+    assert state.execute(Disconnect(endpoint_id="c2", network="blue"), 11).ip == "10.1.0.3"
+    assert state._by_host is None
+    assert state.execute(Connect(endpoint_id="c4", network="red", host="old host"), 12).host == "old host"
+    assert state._hosts == {"old host": {"blue": 1, "red": 2}, "h9": {"red": 1}}
+    assert state.hosts() == ("h9", "old host")
+    assert state.execute(Connect(endpoint_id="c5", network="red", host="new host"), 13).code == ErrorCode.INVALID_FIELD
+
+
+def _filled(pairs: list) -> tuple[dict, int]:
+    out: dict = {}
+    steps = sum(1 for _ in _tables.fill_in_steps(out, pairs))
+    return out, steps
+
+
+def test_fill_in_steps_equals_dict_across_chunk_boundaries():
+    chunk = _tables._CHUNK
+    for n, steps in ((0, 0), (1, 0), (chunk - 1, 0), (chunk, 1), (chunk + 1, 1), (3 * chunk + 5, 3)):
+        pairs = [(i, -i) for i in range(n)]
+        out, taken = _filled(pairs)
+        assert list(out.items()) == list(dict(pairs).items()) and taken == steps
+    repeated = [(1, "a")] * (chunk + 3) + [(2, "b"), (1, "c")]
+    assert _filled(repeated)[0] == dict(repeated) == {1: "c", 2: "b"}
+
+
+def test_a_query_between_warm_steps_builds_the_index_and_the_steps_keep_it(monkeypatch):
+    monkeypatch.setattr(_tables, "_CHUNK", 1)  # a step per entry
+    log = _two_networks()
+    state = NetworkState()
+    state.restore(log.state.snapshot())
+    steps = state.warm_steps(every_network=True)
+    next(steps)  # the container index is half built
+    containers = state._containers  # this query builds it at once
+    blue = state._nets["blue"]
+    for _ in steps:
+        if blue.cols is not None and blue._eps == {}:
+            eps = blue.eps  # and this one blue's dict, while the steps build it too
+    assert state._containers is containers and blue.eps is eps
+    assert state == log.state and state.endpoints() == log.state.endpoints()
+
+
+def test_an_endpoint_listed_twice_in_a_snapshot_is_refused_when_its_network_is_first_used():
+    log = _two_networks()
+    doc = msgpack.unpackb(log.state.snapshot(), raw=False, strict_map_key=False)
+    doc["networks"][0][13] = "c1 c1"
+    state = NetworkState()
+    state.restore(msgpack.packb(doc, use_bin_type=True))
+    with pytest.raises(ValueError, match="network 'blue' lists an endpoint twice"):
+        state.endpoints(network="blue")
+    doc["networks"][0][13] = "c1 c2 c3"
+    with pytest.raises(ValueError, match="network 'blue': endpoint columns differ in length"):
+        state.restore(msgpack.packb(doc, use_bin_type=True))
 
 
 def test_replay_gives_the_same_state_hash():

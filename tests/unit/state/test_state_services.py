@@ -127,6 +127,8 @@ def test_snapshot_round_trip_and_format_4_still_loads() -> None:
     doc = msgpack.unpackb(s.snapshot(), raw=False, strict_map_key=False)
     doc["format"] = 4
     del doc["services"]
+    for row in doc["networks"]:  # format 6 joined the container ids into one string
+        row[13] = row[13].split(" ")
     old = NetworkState()
     old.restore(msgpack.packb(doc, use_bin_type=True))
     assert old.services() == () and len(old.endpoints()) == 3
