@@ -87,7 +87,7 @@ from ._probe import DataPlaneProbe
 from ._replica import Replica
 from ._stats import EndpointStats
 from ._status import metric_sources, status_map
-from ._translate import host_desired
+from ._translate import DesiredBuilder
 from ._web import web_server
 
 log = logging.getLogger("meshd.agent")
@@ -107,6 +107,8 @@ class Agent:
         self.containers = LocalContainers(labels=cfg.agent.container_labels, docker=docker,
                                           netns_file=os.path.join(cfg.agent.run_dir, "netns.json"))
         self.runtime = DockerRuntime() if docker else None
+        #: the desired state is folded from what changed since the last pass (see DesiredBuilder)
+        self._desired_builder, self._desired_version = DesiredBuilder(), -1
         self.reconciler = Reconciler(self._desired, interval_s=cfg.dataplane.reconcile_interval_s,
                                      ready=self._wait_ready_to_reconcile)
         #: latency histograms and the collector of every status; served when api.metrics_port != 0
@@ -436,13 +438,14 @@ class Agent:
 
     def _desired(self) -> HostDesired:
         assert self.underlay is not None and self.members is not None and self.replica is not None
-        return host_desired(host=self.name, state=self.replica.state, live_vteps=self.liveness.kept_vteps(),
-                            pids=self.containers.pids, netns=self.containers.netns,
-                            ifnames=self.containers.ifnames, underlay_ip=self.advertise, underlay_dev=self.underlay.dev,
-                            underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix,
-                            parent=self.cfg.dataplane.parent or None,
-                            records_dir=os.path.join(self.cfg.agent.run_dir, "endpoints"),
-                            underlay_subnet=self.underlay.subnet)
+        changed = self.containers.changed_since(self._desired_version)
+        self._desired_version = self.containers.version
+        return self._desired_builder.build(
+            now=trio.current_time(), containers_changed=changed, host=self.name, state=self.replica.state,
+            live_vteps=self.liveness.kept_vteps(), pids=self.containers.pids, netns=self.containers.netns,
+            ifnames=self.containers.ifnames, underlay_ip=self.advertise, underlay_dev=self.underlay.dev,
+            underlay_mtu=self.underlay.mtu, router_prefix=self.router_prefix, parent=self.cfg.dataplane.parent or None,
+            records_dir=os.path.join(self.cfg.agent.run_dir, "endpoints"), underlay_subnet=self.underlay.subnet)
 
     async def _wait_ready_to_reconcile(self) -> None:
         """After a restart the kernel already holds this host's data plane.  Before the

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -40,6 +41,9 @@ from ._dhcp import DhcpLeases, LeaseRefused
 from ._dns import publish_from_spec
 from ._events import Events
 from ._replica import Replica
+
+#: how many container changes :meth:`LocalContainers.changed_since` can reach back
+_LOG_LENGTH = 4096
 
 log = logging.getLogger("meshd.agent")
 
@@ -65,6 +69,9 @@ class LocalContainers:
         self._netns: dict[str, str] = {}
         self._ifnames: dict[str, dict[str, str]] = {}
         self._netns_file = netns_file
+        #: bumped on every change of a PID, netns path or interface name; ``_log`` names the container
+        self.version = 0
+        self._log: collections.deque[tuple[int, str]] = collections.deque(maxlen=_LOG_LENGTH)
         if netns_file is not None:
             self._load(netns_file)
         #: Docker's names of this host's containers
@@ -106,6 +113,7 @@ class LocalContainers:
             self._ifnames.pop(endpoint_id, None)  # a new sandbox for the same id: its old names are gone
         self._netns[endpoint_id] = netns
         self._ifnames.setdefault(endpoint_id, {})[network] = ifname or ""  # "": eth<n> by the network order
+        self._changed(endpoint_id)
         self._save()
 
     def detached(self, endpoint_id: str, network: str | None = None) -> None:
@@ -119,6 +127,7 @@ class LocalContainers:
             self._netns.pop(endpoint_id, None)
             self._ifnames.pop(endpoint_id, None)
             self.names.pop(endpoint_id, None)
+        self._changed(endpoint_id)
         self._save()
 
     def name_sandbox(self, container_id: str, pid: int, name: str) -> None:
@@ -141,6 +150,24 @@ class LocalContainers:
         taken = {name for eid, path in self._netns.items() if path == netns
                  for name in self._ifnames.get(eid, {}).values() if name}
         return next(f"eth{n}" for n in range(len(taken) + 1) if f"eth{n}" not in taken)
+
+    def changed_since(self, version: int) -> frozenset[str] | None:
+        """The containers whose PID, netns path or interface names changed after ``version``
+        (None when that is too far back to tell)."""
+        if version == self.version:
+            return frozenset()
+        if version > self.version or not self._log or self._log[0][0] > version + 1:
+            return None
+        out = set()
+        for v, cid in reversed(self._log):
+            if v <= version:
+                break
+            out.add(cid)
+        return frozenset(out)
+
+    def _changed(self, container_id: str) -> None:
+        self.version += 1
+        self._log.append((self.version, container_id))
 
     def _load(self, path: str) -> None:
         try:
@@ -170,13 +197,16 @@ class LocalContainers:
 
     def started(self, container_id: str, pid: int) -> None:
         self._pids[container_id] = pid
+        self._changed(container_id)
         self._seen(container_id)
 
     def stopped(self, container_id: str) -> None:
         self._pids.pop(container_id, None)
+        self._changed(container_id)
 
     def removed(self, container_id: str) -> None:
         self._pids.pop(container_id, None)
+        self._changed(container_id)
         self.detached(container_id)
         self.names.pop(container_id, None)
         self.errors.pop(container_id, None)
@@ -191,6 +221,7 @@ class LocalContainers:
         for cid in list(self._pids):
             if cid not in snapshot.running and cid in snapshot.existing:
                 del self._pids[cid]
+                self._changed(cid)
         self._seen(None)
 
     def seen(self, container_id: str) -> None:
