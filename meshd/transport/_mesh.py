@@ -219,9 +219,14 @@ class PeerTransport:
         self._peers: dict[str, str] = {}
 
     def set_peers(self, peers: Mapping[str, str]) -> None:
+        """Address the nodes of ``peers`` (id -> endpoint); a new one is dialed now, so that the first
+        frame to it (after a restart: a vote request) finds the connection up instead of being dropped."""
         for node_id, address in self._peers.items():
             if peers.get(node_id) != address:
                 self.mesh.forget(address)
+        for node_id, address in peers.items():
+            if self._peers.get(node_id) != address:
+                self.mesh.connect(address)
         self._peers = dict(peers)
 
     async def send(self, to: str, data: bytes) -> None:

@@ -114,6 +114,18 @@ async def test_peer_transport_addresses_by_node_id(hosts):
     assert a.statistics().dropped_unconnected >= 1
 
 
+async def test_set_peers_dials_new_peers_so_the_first_frame_is_not_dropped(hosts):
+    a, b = await _mesh(hosts, "n1"), await _mesh(hosts, "n2")
+    ta = PeerTransport(a)
+    ta.set_peers({"n2": b.endpoint})
+    assert a.statistics().peers == 1  # dialed at once, before anything is sent
+    await trio.sleep(0.5)  # the TCP + CURVE handshake on loopback
+    await ta.send("n2", b"vote")
+    with trio.fail_after(5):
+        assert await b.receive() == ("n1", b"vote")
+    assert a.statistics().dropped_unconnected == 0
+
+
 async def test_outboxes_are_bounded(hosts):
     mesh = await _mesh(hosts, "many", max_peers=4)
     for port in range(20000, 20010):
