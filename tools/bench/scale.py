@@ -229,14 +229,20 @@ def _tries(c: Any, names: list[str], wall0: float) -> dict[str, Any]:
 
 def _idle(c: Any, seconds: float) -> dict[str, Any]:
     """CPU the joined, idle agents use (gossip probes, Raft heartbeats, periodic reconcile passes):
-    their CPU seconds over ``seconds`` of wall clock, as cores (1.0 = one core busy) and per agent."""
-    pids = [a.proc.pid for a in c.agents.values()]
-    before = process_figures(pids)["cpu_s_total"]
+    their CPU seconds over ``seconds`` of wall clock, as cores (1.0 = one core busy), per agent, and
+    apart for the Raft leader (it sends a heartbeat to every other agent every tick)."""
+    leader = _leader_raft(c)["leader"]
+    pids = {name: a.proc.pid for name, a in c.agents.items()}
+    before = {name: process_figures([pid])["cpu_s_total"] for name, pid in pids.items()}
     time.sleep(seconds)
-    after = process_figures(pids)
-    cores = (after["cpu_s_total"] - before) / seconds
-    return {"window_s": seconds, "agents": after["processes"], "cores": round(cores, 2),
-            "per_agent_millicores": round(1000 * cores / max(1, after["processes"]), 1), "load_avg": load_avg()}
+    after = {name: process_figures([pid]).get("cpu_s_total") for name, pid in pids.items()}
+    used = {name: (after[name] - before[name]) / seconds for name in pids if after[name] is not None}
+    others = [v for name, v in used.items() if name != leader]
+    return {"window_s": seconds, "agents": len(used), "cores": round(sum(used.values()), 2),
+            "per_agent_millicores": round(1000 * sum(used.values()) / max(1, len(used)), 1),
+            "leader": leader, "leader_millicores": round(1000 * used.get(leader, math.nan), 1),
+            "others_p50_millicores": round(1000 * percentile(others, 50), 1),
+            "others_max_millicores": round(1000 * max(others, default=math.nan), 1), "load_avg": load_avg()}
 
 
 # --- interest: what one host needs if it holds only its networks ------------------------------
