@@ -74,7 +74,12 @@ UNAVAILABLE_RETRIES = 10
 START_WAVE = 10  # agents started together while the cluster is built
 LAB_MAX_HOSTS = 244  # tools/lab: h<i> = 192.0.2.(10+i)
 CONNECT_WORKERS = 8  # the observers' endpoints are connected this many at a time
-JOIN_TIMEOUT_S, WITHDRAW_TIMEOUT_S, SETTLE_S = 60.0, 60.0, 3.0
+JOIN_TIMEOUT_S, WITHDRAW_TIMEOUT_S, SETTLE_S = 60.0, 60.0, 3.0  # longer above 100 hosts: _timeout
+
+
+def _timeout(base_s: float, n: int) -> float:
+    """``base_s`` at the report's sizes; longer with 200 agents on 2 cores (everything is slower there)."""
+    return max(base_s, 0.3 * n + base_s / 2)
 FLOOD_MAC = "00:00:00:00:00:00"
 RTM_NEWNEIGH, RTM_DELNEIGH, RTNLGRP_NEIGH = 28, 29, 3
 AF_BRIDGE = 7
@@ -397,7 +402,7 @@ def _start_observers(r: Rig) -> None:
         for name in wave:
             c.start(name, join=seeds)
         want = first + len(wave)
-        deadline = time.monotonic() + 60 + 3 * len(wave)
+        deadline = time.monotonic() + 60 + 3 * len(wave) + first  # the more running, the slower a start
         while _alive(c) < want:
             for name in wave:
                 if c.agents[name].proc.poll() is not None:
@@ -517,7 +522,7 @@ def join_trial(r: Rig, notes: list[str]) -> dict[str, Any]:
     time.sleep(SETTLE_S)
     t_start = time.time()
     agent = r.cluster.start(host, join=["192.0.2.11"])
-    times = _wait_all(r, host, first_complete, t_start, JOIN_TIMEOUT_S)
+    times = _wait_all(r, host, first_complete, t_start, _timeout(JOIN_TIMEOUT_S, r.n))
     tl = r.neigh_watch.timeline(host, t_start)
     first_seen = min((ev[0][0] for ev in tl.values() if ev), default=math.nan)
     done, missing = _settled(r, subj, times, True, notes,
@@ -547,7 +552,7 @@ def withdraw_trial(r: Rig, subj: Subject, how: str, notes: list[str]) -> dict[st
         r.lab.cut(subj.host)
     else:
         r.cluster.leave(subj.host, cli=False)
-    times = _wait_all(r, subj.host, first_empty, t0, WITHDRAW_TIMEOUT_S)
+    times = _wait_all(r, subj.host, first_empty, t0, _timeout(WITHDRAW_TIMEOUT_S, r.n))
     done, missing = _settled(r, subj, times, False, notes,
                              f"{how} of {subj.host}: observers whose entries stayed")
     done = [v - t0 for v in done]
