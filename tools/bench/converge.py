@@ -69,6 +69,7 @@ SIZES, QUICK_SIZES = (20, 50), (5, 10)  # --sizes 200 runs 200 agents (docs/scal
 PROFILE = "lan"
 NETWORK, SUBNET = "conv", "10.90.0.0/22"
 EVENT_HOSTS = 3  # observers whose PUB port is subscribed
+SUBSCRIBE_TIMEOUT_S = 120.0  # their subscriptions are made; minutes with 200 agents on 2 cores
 CONNECT_TIMEOUT_S = 60.0  # 50 agents reconciling every new endpoint load the machine heavily
 UNAVAILABLE_RETRIES = 10
 START_WAVE = 10  # agents started together while the cluster is built
@@ -240,12 +241,12 @@ class EventWatch:
         self._threads = [threading.Thread(target=self._loop, args=(h,), daemon=True) for h in hosts]
         for t in self._threads:
             t.start()
-        self._ready.wait(30)
+        self._ready.wait(SUBSCRIBE_TIMEOUT_S)
 
     def _loop(self, host: str) -> None:
         with self.cluster.scheduler(host) as api:
             api.next_event(0)  # subscribes
-            self._ready.wait(30)
+            self._ready.wait(SUBSCRIBE_TIMEOUT_S)
             while not self._stop:
                 ev = api.next_event(0.2)
                 if ev and ev[0] in (EV_JOIN, EV_FAIL, EV_LEAVE):
