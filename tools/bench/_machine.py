@@ -122,3 +122,15 @@ class MachineSampler:
                 "cpu_busy_mean": round(sum(busy) / len(busy), 3),
                 "cpu_saturated_fraction": round(sum(b >= 0.95 for b in busy) / len(busy), 3),
                 "rss_total_mib_max": max(x["rss_total_mib"] for x in s), "cores": os.cpu_count()}
+
+
+def renice(pid: int, nice: int) -> int:
+    """Give every thread of ``pid`` the niceness ``nice`` (Linux: per thread; later threads inherit it
+    from the one that creates them); returns how many threads were set."""
+    done = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+            done += 1
+    return done
+

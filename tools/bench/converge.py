@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.bench._figures import Budget, Plot, Section, percentile
-from tools.bench._machine import MachineSampler, load_avg, process_figures
+from tools.bench._machine import MachineSampler, load_avg, process_figures, renice
 from tools.bench._proc import die_with_parent
 
 PREFIX = "bb"
@@ -281,6 +281,7 @@ class Rig:
     machine: MachineSampler | None = None
     next_spare: int = 0
     docker: bool = True
+    leader_nice: int = 0  #: niceness of h1, the bootstrap leader (see main's --leader-nice)
     setup: dict[str, Any] = field(default_factory=dict)
 
     def observers(self) -> list[str]:
@@ -298,7 +299,7 @@ class Rig:
 
 
 @contextlib.contextmanager
-def rig(n: int, spares: int, prefix: str = PREFIX, *, docker: bool = True) -> Iterator[Rig]:
+def rig(n: int, spares: int, prefix: str = PREFIX, *, docker: bool = True, leader_nice: int = 0) -> Iterator[Rig]:
     """Build a :class:`Rig`; tear everything down on exit (also on Ctrl-C).
 
     ``docker=False`` starts the agents with ``--no-docker``: the endpoints are
@@ -307,7 +308,7 @@ def rig(n: int, spares: int, prefix: str = PREFIX, *, docker: bool = True) -> It
     """
     from tools.lab import Lab
 
-    r = Rig(n, spares, lab=Lab(prefix), docker=docker)
+    r = Rig(n, spares, lab=Lab(prefix), docker=docker, leader_nice=leader_nice)
     try:
         r.lab.down()  # leftovers of an interrupted run
         try:
@@ -331,7 +332,9 @@ def _build(r: Rig) -> None:
                         extra_args=() if r.docker else ("--no-docker",))
     c = r.cluster
     r.machine = MachineSampler(lambda: [a.proc.pid for a in c.agents.values()])
-    c.start("h1")
+    h1 = c.start("h1")
+    if r.leader_nice:
+        renice(h1.proc.pid, r.leader_nice)
     c.wait("h1 leads", lambda: c.query("h1", MsgType.QUERY_STATUS)["raft"]["role"] == "leader", timeout_s=120)
     c.query("h1", MsgType.NETWORK_CREATE, name=NETWORK, subnet=SUBNET)
     _start_observers(r)
@@ -634,21 +637,23 @@ def estimate_s(budget: Budget) -> float:
     return sum(35 + 1.6 * n + budget.reps * (18 + 0.25 * n) for n in sizes(budget))
 
 
-def run(budget: Budget, *, only_sizes: tuple[int, ...] = (), prefix: str = PREFIX, docker: bool = True) -> Section:
+def run(budget: Budget, *, only_sizes: tuple[int, ...] = (), prefix: str = PREFIX, docker: bool = True,
+        leader_nice: int = 0) -> Section:
     """The section at the report's sizes, or at ``only_sizes`` (e.g. ``(200,)``), in the lab ``prefix``;
     ``docker=False``: agents started with ``--no-docker`` (see :func:`rig`)."""
     section = Section("converge", "Convergence: FDB entries on every host after join, kill -9 and leave",
                       method=__doc__.split("\n\n", 2)[2].strip() + _METHOD_TAIL,
                       setup={"sizes": list(sizes(budget, only_sizes)), "profile": PROFILE, "reps": budget.reps,
                              "network": {"name": NETWORK, "subnet": SUBNET}, "lab_prefix": prefix,
-                             "workdir": str(WORKDIR), "meshd_code": _code_version(), "docker": docker})
+                             "workdir": str(WORKDIR), "meshd_code": _code_version(), "docker": docker,
+                             "leader_nice": leader_nice})
     samples: dict[str, list[float]] = {}
     try:
         for n in sizes(budget, only_sizes):
             for key in (f"join N={n} (from first kernel)", f"join N={n} (from process start)",
                         f"kill N={n} (from SIGKILL)", f"leave N={n} (from the leave request)"):
                 samples[key] = []
-            with rig(n, 2 * budget.reps, prefix, docker=docker) as r:
+            with rig(n, 2 * budget.reps, prefix, docker=docker, leader_nice=leader_nice) as r:
                 section.setup[f"n{n}"] = r.setup
                 for rep in range(budget.reps):
                     one_rep(r, section, rep, samples)
@@ -704,6 +709,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="run these N instead, e.g. 200 (N + 2·reps spare hosts must fit the lab)")
     ap.add_argument("--prefix", default=PREFIX, help=f"lab prefix (default {PREFIX})")
     ap.add_argument("--no-docker", action="store_true", help="agents do not watch dockerd (meshd agent --no-docker)")
+    ap.add_argument("--leader-nice", type=int, default=0,
+                    help="run h1 (the bootstrap leader) at this niceness, e.g. -10 (200 agents on 2 cores)")
     args = ap.parse_args(argv)
     too_big = [n for n in args.sizes if not 2 <= n <= LAB_MAX_HOSTS - 2 * args.reps]
     if too_big:
@@ -711,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"(at most {LAB_MAX_HOSTS - 2 * args.reps} with --reps {args.reps})")
     budget = Budget(reps=args.reps, quick=args.quick)
     t0 = time.monotonic()
-    section = run(budget, only_sizes=tuple(args.sizes), prefix=args.prefix, docker=not args.no_docker)
+    section = run(budget, only_sizes=tuple(args.sizes), prefix=args.prefix, docker=not args.no_docker,
+                  leader_nice=args.leader_nice)
     section.seconds = round(time.monotonic() - t0, 1)
     print(json.dumps(section.to_json()))
     return 1 if section.error else 0

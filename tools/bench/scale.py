@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.bench._figures import percentile
-from tools.bench._machine import MachineSampler, load_avg, process_figures
+from tools.bench._machine import MachineSampler, load_avg, process_figures, renice
 
 PROFILE = "lan"
 WORKDIR = Path("/var/tmp/bench-scale")
@@ -68,7 +68,7 @@ _JOINED = re.compile(r"joined through=\S+ members=\d+ tries=(\d+)")
 # --- join: whole agents started at once ------------------------------------------------------
 
 
-def join_storm(n: int, prefix: str, seeds: int, timeout_s: float) -> dict[str, Any]:
+def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: int = 0) -> dict[str, Any]:
     """N whole agents, h2..hN started at once; see the module docstring. Everything is removed on return."""
     from meshd.api import MsgType
     from tools.cluster import Cluster
@@ -76,7 +76,8 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float) -> dict[str, A
 
     lab = Lab(prefix)
     out: dict[str, Any] = {"bench": "scale.join", "agents": n, "profile": PROFILE, "seeds": seeds,
-                           "lab_prefix": prefix, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+                           "lab_prefix": prefix, "leader_nice": leader_nice,
+                           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     cluster: Cluster | None = None
     sampler: MachineSampler | None = None
     try:
@@ -86,7 +87,9 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float) -> dict[str, A
         out["lab_up_s"] = round(time.monotonic() - t_lab, 1)
         cluster = Cluster(lab, WORKDIR / f"{prefix}-n{n}", profile=PROFILE, extra_args=("--no-docker",))
         c = cluster
-        c.start("h1")
+        h1 = c.start("h1")
+        if leader_nice:
+            renice(h1.proc.pid, leader_nice)
         c.wait("h1 leads", lambda: c.query("h1", MsgType.QUERY_STATUS)["raft"]["role"] == "leader",
                timeout_s=LEADER_TIMEOUT_S)
         sampler = MachineSampler(lambda: [a.proc.pid for a in c.agents.values()])
@@ -418,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     j.add_argument("--prefix", default="bs", help="lab prefix (default bs)")
     j.add_argument("--seeds", type=int, default=1, help="join through h1..h<seeds> (default 1)")
     j.add_argument("--timeout-s", type=float, default=900.0, help="give up measuring after this long (default 900)")
+    j.add_argument("--leader-nice", type=int, default=0,
+                   help="run h1 (the bootstrap leader) at this niceness, e.g. -10: on 2 cores it otherwise gets "
+                        "1/N of the CPU, which a real host, with its own CPU, never does")
     i = sub.add_parser("interest", help="per-host state if a host held only its networks (pure, no root)")
     i.add_argument("--endpoints", type=int, default=1_000_000)
     i.add_argument("--hosts", type=int, default=10_000)
@@ -429,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad or not 1 <= args.seeds <= min(args.sizes):
             ap.error(f"N must be 2..244 (the lab's hosts) and --seeds 1..N: got {args.sizes}, {args.seeds}")
         for n in args.sizes:
-            result = join_storm(n, args.prefix, args.seeds, args.timeout_s)
+            result = join_storm(n, args.prefix, args.seeds, args.timeout_s, args.leader_nice)
             failed |= "error" in result or not result.get("all_joined")
             print(json.dumps(result), flush=True)
             shutil.rmtree(WORKDIR, ignore_errors=True)
