@@ -106,7 +106,7 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: i
         out["machine"] = sampler.summary()
         out["agents_end"] = process_figures(a.proc.pid for a in c.agents.values())
         out["load_avg_end"] = load_avg()
-    except Exception as exc:  # reported in the JSON line: the figures so far stay
+    except (Exception, KeyboardInterrupt) as exc:  # reported in the JSON line: the figures so far stay
         out["error"] = f"{type(exc).__name__}: {exc}"[:1500]
     finally:
         if sampler is not None:
