@@ -29,6 +29,9 @@ from ._local import AgentStartError
 
 log = logging.getLogger("meshd.agent")
 
+#: the peers file is rewritten at most this often, seconds (see MemberBook._keep_remembered)
+REMEMBER_INTERVAL_S = 5.0
+
 _HEALTH = {State.ALIVE: ap.Health.ALIVE, State.SUSPECT: ap.Health.SUSPECT, State.DEAD: ap.Health.FAILED,
            State.LEFT: ap.Health.LEFT}
 
@@ -69,12 +72,15 @@ class MemberBook:
         self._subscribers: list[trio.MemorySendChannel] = []
         self._first_seen: dict[str, float] = {}
         self._since: dict[str, float] = {}
+        self._remembered: list[str] = []  #: the addresses last written to the peers file
+        self._peers_changed = trio.Event()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.gossip.run)
             self._first_seen[self.name] = self._since[self.name] = trio.current_time()
             nursery.start_soon(self._relay, self.gossip.subscribe())
+            nursery.start_soon(self._keep_remembered)
             task_status.started()
 
     async def _relay(self, events: trio.MemoryReceiveChannel) -> None:
@@ -84,7 +90,7 @@ class MemberBook:
             self._first_seen.setdefault(m.name, now)
             self._since[m.name] = now
             item = MemberEvent(event.kind.value, m.name, m.meta.vtep)
-            self._remember()
+            self._peers_changed.set()
             for send in list(self._subscribers):
                 try:
                     send.send_nowait(item)
@@ -99,11 +105,26 @@ class MemberBook:
         self._subscribers.append(send)
         return recv
 
-    def _remember(self) -> None:
-        """Keep the live members' gossip addresses on disk, to rejoin after a restart."""
-        addrs = sorted(m.addr for m in self._live() if m.name != self.name)
-        if not addrs:
-            return
+    async def _keep_remembered(self) -> None:
+        """Keep the live members' gossip addresses on disk, to rejoin after a restart.
+
+        Written at most every ``REMEMBER_INTERVAL_S`` and only when the set
+        changed, in a worker thread: a join storm of 200 hosts brings each
+        agent ~200 member events, and one write + rename per event (ext4
+        flushes the data on rename) blocked every agent's event loop on the
+        disk for minutes (docs/scale.md). Any one remembered member is enough
+        to rejoin, so a file a few seconds old does.
+        """
+        while True:
+            await self._peers_changed.wait()
+            self._peers_changed = trio.Event()
+            addrs = sorted(m.addr for m in self._live() if m.name != self.name)
+            if addrs and addrs != self._remembered:
+                await trio.to_thread.run_sync(self._write_peers, addrs)
+                self._remembered = addrs
+            await trio.sleep(REMEMBER_INTERVAL_S)
+
+    def _write_peers(self, addrs: list[str]) -> None:
         tmp = self._peers_file.with_suffix(".tmp")
         tmp.write_text("\n".join(addrs) + "\n")
         os.replace(tmp, self._peers_file)

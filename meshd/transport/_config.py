@@ -36,3 +36,10 @@ class TransportConfig:
     #: TCP keepalive idle time before probes on inter-host connections, seconds
     #: (a crashed peer sends no RST; keepalive eventually notices).
     tcp_keepalive_idle_s: int = 30
+    #: ZeroMQ sockets one host may hold at once (ZMQ_MAX_SOCKETS of its
+    #: context). Each mesh (gossip, Raft) keeps one DEALER per peer it talks
+    #: to, up to 1,024 each, plus the listeners, their monitors and the API's:
+    #: ZeroMQ's default of 1,023 runs out at about 500 hosts (a Raft leader
+    #: dials every member). Each socket uses about two file descriptors;
+    #: deploy/meshd.service sets LimitNOFILE=65536.
+    max_sockets: int = 4096

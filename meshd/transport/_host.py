@@ -83,6 +83,7 @@ class ZmqHost:
         self.keys = keys
         self.cfg = cfg or TransportConfig()
         self.ctx = zmq.Context()
+        self.ctx.set(zmq.MAX_SOCKETS, self.cfg.max_sockets)  # before the first socket: fixed from then on
         self.refusals = Refusals()
         self.zap = ZapHandler(self.ctx, self.refusals)
         if keys is not None:

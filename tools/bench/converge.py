@@ -1,9 +1,9 @@
 """Report section "converge": how fast every host's FDB follows a host joining, crashing, leaving.
 
-    sudo .venv/bin/python -m tools.bench.converge [--reps 3] [--quick]
+    sudo .venv/bin/python -m tools.bench.converge [--reps 3] [--quick] [--sizes 200] [--prefix bb]
 
 Real ``meshd agent`` processes (``tools.cluster``, LAN gossip profile) run in
-a lab (prefix ``bb``) of N observer hosts. One tenant network has one
+a lab (prefix ``bb``, or ``--prefix``) of N observer hosts. One tenant network has one
 endpoint per observer: a netns sandbox (``unshare -n sleep``) connected by
 its PID through the host's own control socket, so every observer builds the
 network's VXLAN ``mx-<vni>`` in its host netns.
@@ -41,12 +41,12 @@ record and Raft identity, which is another experiment.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import math
 import select
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -59,19 +59,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tools.bench._figures import Budget, Plot, Section, percentile, section_main
+from tools.bench._figures import Budget, Plot, Section, percentile
+from tools.bench._machine import MachineSampler, load_avg, process_figures, renice
 from tools.bench._proc import die_with_parent
 
 PREFIX = "bb"
 WORKDIR = Path("/var/tmp/bench-converge")
-SIZES, QUICK_SIZES = (20, 50), (5, 10)
+SIZES, QUICK_SIZES = (20, 50), (5, 10)  # --sizes 200 runs 200 agents (docs/scale.md), not in the report
 PROFILE = "lan"
 NETWORK, SUBNET = "conv", "10.90.0.0/22"
 EVENT_HOSTS = 3  # observers whose PUB port is subscribed
+SUBSCRIBE_TIMEOUT_S = 120.0  # until their subscriptions are made (slow with 200 agents on 2 cores)
 CONNECT_TIMEOUT_S = 60.0  # 50 agents reconciling every new endpoint load the machine heavily
 UNAVAILABLE_RETRIES = 10
 START_WAVE = 10  # agents started together while the cluster is built
-JOIN_TIMEOUT_S, WITHDRAW_TIMEOUT_S, SETTLE_S = 60.0, 60.0, 3.0
+LAB_MAX_HOSTS = 244  # tools/lab: h<i> = 192.0.2.(10+i)
+CONNECT_WORKERS = 8  # the observers' endpoints are connected this many at a time
+JOIN_TIMEOUT_S, WITHDRAW_TIMEOUT_S, SETTLE_S = 60.0, 60.0, 3.0  # longer above 100 hosts: _timeout
+
+
+def _timeout(base_s: float, n: int) -> float:
+    """``base_s`` at the report's sizes; longer with 200 agents on 2 cores (everything is slower there)."""
+    return max(base_s, 0.3 * n + base_s / 2)
 FLOOD_MAC = "00:00:00:00:00:00"
 RTM_NEWNEIGH, RTM_DELNEIGH, RTNLGRP_NEIGH = 28, 29, 3
 AF_BRIDGE = 7
@@ -232,12 +241,12 @@ class EventWatch:
         self._threads = [threading.Thread(target=self._loop, args=(h,), daemon=True) for h in hosts]
         for t in self._threads:
             t.start()
-        self._ready.wait(30)
+        self._ready.wait(SUBSCRIBE_TIMEOUT_S)
 
     def _loop(self, host: str) -> None:
         with self.cluster.scheduler(host) as api:
             api.next_event(0)  # subscribes
-            self._ready.wait(30)
+            self._ready.wait(SUBSCRIBE_TIMEOUT_S)
             while not self._stop:
                 ev = api.next_event(0.2)
                 if ev and ev[0] in (EV_JOIN, EV_FAIL, EV_LEAVE):
@@ -269,7 +278,10 @@ class Rig:
     sandboxes: list[subprocess.Popen] = field(default_factory=list)
     neigh: NeighWatch | None = None
     events: EventWatch | None = None
+    machine: MachineSampler | None = None
     next_spare: int = 0
+    docker: bool = True
+    leader_nice: int = 0  #: niceness of h1, the bootstrap leader (see main's --leader-nice)
     setup: dict[str, Any] = field(default_factory=dict)
 
     def observers(self) -> list[str]:
@@ -287,11 +299,16 @@ class Rig:
 
 
 @contextlib.contextmanager
-def rig(n: int, spares: int) -> Iterator[Rig]:
-    """Build a :class:`Rig`; tear everything down on exit (also on Ctrl-C)."""
+def rig(n: int, spares: int, prefix: str = PREFIX, *, docker: bool = True, leader_nice: int = 0) -> Iterator[Rig]:
+    """Build a :class:`Rig`; tear everything down on exit (also on Ctrl-C).
+
+    ``docker=False`` starts the agents with ``--no-docker``: the endpoints are
+    connected by PID, so nothing here needs Docker, but by default each agent
+    watches dockerd as in production.
+    """
     from tools.lab import Lab
 
-    r = Rig(n, spares, lab=Lab(PREFIX))
+    r = Rig(n, spares, lab=Lab(prefix), docker=docker, leader_nice=leader_nice)
     try:
         r.lab.down()  # leftovers of an interrupted run
         try:
@@ -311,22 +328,34 @@ def _build(r: Rig) -> None:
 
     t0 = time.monotonic()
     r.lab.up(r.n + r.spares)
-    r.cluster = Cluster(r.lab, WORKDIR / f"n{r.n}", profile=PROFILE)
+    r.cluster = Cluster(r.lab, WORKDIR / f"{r.lab.prefix}-n{r.n}", profile=PROFILE,
+                        extra_args=() if r.docker else ("--no-docker",))
     c = r.cluster
-    c.start("h1")
+    r.machine = MachineSampler(lambda: [a.proc.pid for a in c.agents.values()])
+    h1 = c.start("h1")
+    if r.leader_nice:
+        renice(h1.proc.pid, r.leader_nice)
     c.wait("h1 leads", lambda: c.query("h1", MsgType.QUERY_STATUS)["raft"]["role"] == "leader", timeout_s=120)
     c.query("h1", MsgType.NETWORK_CREATE, name=NETWORK, subnet=SUBNET)
     _start_observers(r)
     r.setup["agents_up_s"] = round(time.monotonic() - t0, 1)
     r.neigh = NeighWatch({h: r.lab.host(h).netns for h in r.observers()})
-    for name in r.observers():
-        sb = subprocess.Popen(["unshare", "-n", "sleep", "1000000"], preexec_fn=die_with_parent)
-        r.sandboxes.append(sb)
+    for _name in r.observers():  # from this thread: die_with_parent follows the thread that starts them
+        r.sandboxes.append(subprocess.Popen(["unshare", "-n", "sleep", "1000000"], preexec_fn=die_with_parent))
+
+    def connect(name: str, sb: subprocess.Popen) -> None:
         _request(r, name, MsgType.ENDPOINT_CONNECT, container_id=f"conv-{name}", network=NETWORK, pid=sb.pid)
+
+    # a few at a time: each host's agents then apply several new endpoints in one reconcile pass
+    with concurrent.futures.ThreadPoolExecutor(CONNECT_WORKERS) as pool:
+        for f in [pool.submit(connect, name, sb) for name, sb in zip(r.observers(), r.sandboxes, strict=True)]:
+            f.result()
+    r.setup["endpoints_connected_s"] = round(time.monotonic() - t0, 1)
     _wait_mesh(r)
     r.setup["mesh_built_s"] = round(time.monotonic() - t0, 1)
     r.events = EventWatch(c, r.observers()[:EVENT_HOSTS])
     r.setup["memory"] = _memory(r)
+    r.setup["machine_build"] = r.machine.summary()
 
 
 def _request(r: Rig, via: str, msg_type: Any, **fields: Any) -> dict[str, Any]:
@@ -334,10 +363,16 @@ def _request(r: Rig, via: str, msg_type: Any, **fields: Any) -> dict[str, Any]:
 
     Building 50 hosts on this machine, a Raft proposal sometimes finds no
     result within 5 s (UNAVAILABLE, "retry with the same request_id"); such
-    retries are counted in ``setup.unavailable_retries``.
+    retries are counted in ``setup.unavailable_retries``. With 200 agents on
+    2 cores a host sometimes does not build the new interface within
+    ``agent.interface_timeout_s`` (INTERFACE_FAILED: "the address stays
+    allocated, retry with the same request_id"): counted in
+    ``setup.interface_retries``.
     """
+    from meshd.api import ApiError
     from meshd.api.client import ApiRequestError
 
+    retried = {ApiError.UNAVAILABLE: "unavailable_retries", ApiError.INTERFACE_FAILED: "interface_retries"}
     fields["request_id"] = f"conv-{time.time_ns()}"
     client = r.cluster.control(via, timeout_s=CONNECT_TIMEOUT_S)
     try:
@@ -345,9 +380,10 @@ def _request(r: Rig, via: str, msg_type: Any, **fields: Any) -> dict[str, Any]:
             try:
                 return client.request(msg_type, **fields)
             except ApiRequestError as exc:
-                if exc.code != 12:  # UNAVAILABLE
+                if exc.code not in retried:
                     raise
-                r.setup["unavailable_retries"] = r.setup.get("unavailable_retries", 0) + 1
+                key = retried[ApiError(exc.code)]
+                r.setup[key] = r.setup.get(key, 0) + 1
                 time.sleep(1.0)
         return client.request(msg_type, **fields)
     finally:
@@ -370,7 +406,7 @@ def _start_observers(r: Rig) -> None:
         for name in wave:
             c.start(name, join=seeds)
         want = first + len(wave)
-        deadline = time.monotonic() + 60 + 3 * len(wave)
+        deadline = time.monotonic() + 60 + 3 * len(wave) + first  # the more running, the slower a start
         while _alive(c) < want:
             for name in wave:
                 if c.agents[name].proc.poll() is not None:
@@ -414,35 +450,19 @@ def _wait_mesh(r: Rig) -> None:
 
 
 def _memory(r: Rig) -> dict[str, Any]:
-    rss = []
-    for a in r.cluster.agents.values():
-        with contextlib.suppress(OSError):
-            status = Path(f"/proc/{a.proc.pid}/status").read_text()
-            rss.append(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))))
-    avail = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                 if line.startswith("MemAvailable"))
-    return {"agents": len(rss), "rss_total_mib": round(sum(rss) / 1024), "rss_per_agent_mib":
-            round(sum(rss) / 1024 / max(1, len(rss)), 1), "machine_available_mib": round(avail / 1024)}
+    """RSS (and descriptors, CPU seconds so far) of the agents; the load average now."""
+    figs = process_figures(a.proc.pid for a in r.cluster.agents.values())
+    return {"agents": figs.pop("processes"), "rss_per_agent_mib": figs.get("rss_mean_mib"), **figs,
+            "load_avg": load_avg()}
 
 
 def _teardown(r: Rig) -> None:
-    for w in (r.events, r.neigh):
+    for w in (r.events, r.neigh, r.machine):
         if w is not None:
             with contextlib.suppress(Exception):
                 w.close()
     if r.cluster is not None:
-        agents = list(r.cluster.agents.values())
-        for a in agents:
-            with contextlib.suppress(OSError):
-                a.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for a in agents:
-            try:
-                a.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                a.proc.kill()
-                a.proc.wait()
-        r.cluster.agents.clear()
+        r.cluster.down()
         r.cluster.cleanup_workdir()
     for sb in r.sandboxes:
         sb.kill()
@@ -506,7 +526,7 @@ def join_trial(r: Rig, notes: list[str]) -> dict[str, Any]:
     time.sleep(SETTLE_S)
     t_start = time.time()
     agent = r.cluster.start(host, join=["192.0.2.11"])
-    times = _wait_all(r, host, first_complete, t_start, JOIN_TIMEOUT_S)
+    times = _wait_all(r, host, first_complete, t_start, _timeout(JOIN_TIMEOUT_S, r.n))
     tl = r.neigh_watch.timeline(host, t_start)
     first_seen = min((ev[0][0] for ev in tl.values() if ev), default=math.nan)
     done, missing = _settled(r, subj, times, True, notes,
@@ -536,7 +556,7 @@ def withdraw_trial(r: Rig, subj: Subject, how: str, notes: list[str]) -> dict[st
         r.lab.cut(subj.host)
     else:
         r.cluster.leave(subj.host, cli=False)
-    times = _wait_all(r, subj.host, first_empty, t0, WITHDRAW_TIMEOUT_S)
+    times = _wait_all(r, subj.host, first_empty, t0, _timeout(WITHDRAW_TIMEOUT_S, r.n))
     done, missing = _settled(r, subj, times, False, notes,
                              f"{how} of {subj.host}: observers whose entries stayed")
     done = [v - t0 for v in done]
@@ -606,8 +626,8 @@ def _add(section: Section, n: int, ja: dict, jb: dict, kill: dict, leave: dict, 
 
 # --- the section --------------------------------------------------------------------------
 
-def sizes(budget: Budget) -> tuple[int, ...]:
-    return QUICK_SIZES if budget.quick else SIZES
+def sizes(budget: Budget, override: tuple[int, ...] = ()) -> tuple[int, ...]:
+    return override or (QUICK_SIZES if budget.quick else SIZES)
 
 
 def estimate_s(budget: Budget) -> float:
@@ -617,24 +637,29 @@ def estimate_s(budget: Budget) -> float:
     return sum(35 + 1.6 * n + budget.reps * (18 + 0.25 * n) for n in sizes(budget))
 
 
-def run(budget: Budget) -> Section:
+def run(budget: Budget, *, only_sizes: tuple[int, ...] = (), prefix: str = PREFIX, docker: bool = True,
+        leader_nice: int = 0) -> Section:
+    """The section at the report's sizes, or at ``only_sizes`` (e.g. ``(200,)``), in the lab ``prefix``;
+    ``docker=False``: agents started with ``--no-docker`` (see :func:`rig`)."""
     section = Section("converge", "Convergence: FDB entries on every host after join, kill -9 and leave",
                       method=__doc__.split("\n\n", 2)[2].strip() + _METHOD_TAIL,
-                      setup={"sizes": list(sizes(budget)), "profile": PROFILE, "reps": budget.reps,
-                             "network": {"name": NETWORK, "subnet": SUBNET}, "lab_prefix": PREFIX,
-                             "workdir": str(WORKDIR), "meshd_code": _code_version()})
+                      setup={"sizes": list(sizes(budget, only_sizes)), "profile": PROFILE, "reps": budget.reps,
+                             "network": {"name": NETWORK, "subnet": SUBNET}, "lab_prefix": prefix,
+                             "workdir": str(WORKDIR), "meshd_code": _code_version(), "docker": docker,
+                             "leader_nice": leader_nice})
     samples: dict[str, list[float]] = {}
     try:
-        for n in sizes(budget):
+        for n in sizes(budget, only_sizes):
             for key in (f"join N={n} (from first kernel)", f"join N={n} (from process start)",
                         f"kill N={n} (from SIGKILL)", f"leave N={n} (from the leave request)"):
                 samples[key] = []
-            with rig(n, 2 * budget.reps) as r:
+            with rig(n, 2 * budget.reps, prefix, docker=docker, leader_nice=leader_nice) as r:
                 section.setup[f"n{n}"] = r.setup
                 for rep in range(budget.reps):
                     one_rep(r, section, rep, samples)
                 section.setup[f"n{n}"]["netlink_overruns"] = r.neigh_watch.overruns
                 section.setup[f"n{n}"]["memory_end"] = _memory(r)
+                section.setup[f"n{n}"]["machine"] = r.machine.summary() if r.machine else {}
     except Exception as exc:  # reported, not raised: the figures so far stay
         section.error = f"{type(exc).__name__}: {exc}"[:2000]
         section.notes += getattr(exc, "__notes__", [])
@@ -674,7 +699,30 @@ competes with the agents for CPU."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    return section_main(run, __doc__, f"N = {QUICK_SIZES} instead of {SIZES}", argv)
+    """``--reps``/``--quick`` as every section, plus ``--sizes N...`` and ``--prefix P``; one JSON line."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
+    ap.add_argument("--quick", action="store_true", help=f"N = {QUICK_SIZES} instead of {SIZES}")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[], metavar="N",
+                    help="run these N instead, e.g. 200 (N + 2·reps spare hosts must fit the lab)")
+    ap.add_argument("--prefix", default=PREFIX, help=f"lab prefix (default {PREFIX})")
+    ap.add_argument("--no-docker", action="store_true", help="agents do not watch dockerd (meshd agent --no-docker)")
+    ap.add_argument("--leader-nice", type=int, default=0,
+                    help="run h1 (the bootstrap leader) at this niceness, e.g. -10 (200 agents on 2 cores)")
+    args = ap.parse_args(argv)
+    too_big = [n for n in args.sizes if not 2 <= n <= LAB_MAX_HOSTS - 2 * args.reps]
+    if too_big:
+        ap.error(f"--sizes {too_big}: N plus 2·reps spare hosts must fit the lab's {LAB_MAX_HOSTS} hosts "
+                 f"(at most {LAB_MAX_HOSTS - 2 * args.reps} with --reps {args.reps})")
+    budget = Budget(reps=args.reps, quick=args.quick)
+    t0 = time.monotonic()
+    section = run(budget, only_sizes=tuple(args.sizes), prefix=args.prefix, docker=not args.no_docker,
+                  leader_nice=args.leader_nice)
+    section.seconds = round(time.monotonic() - t0, 1)
+    print(json.dumps(section.to_json()))
+    return 1 if section.error else 0
 
 
 if __name__ == "__main__":

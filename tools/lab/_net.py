@@ -29,7 +29,7 @@ from tools.lab._sh import LabError, run
 
 UNDERLAY_NET = ipaddress.ip_network("192.0.2.0/24")
 HOST_IP_OFFSET = 10  # h<i> gets 192.0.2.(10+i)
-MAX_HOSTS = 200
+MAX_HOSTS = 244  # h<i> = 192.0.2.(10+i): .254 is the last host address of the /24
 BRIDGE = "br0"
 HOST_DEV = "eth0"
 NETNS_DIR = "/run/netns"
@@ -37,9 +37,10 @@ KILL_GRACE_S = 2.0
 IPV6_OFF = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 # The kernel's neighbour (ARP) table is one table for all namespaces, limited by the root
 # namespace's gc_thresh3 (1,024 by default): 40 lab hosts that all talk to each other fill it
-# (40 x 39 underlay entries), and then every new neighbour fails with ENOBUFS. Raised, never lowered.
-NEIGH_GC_THRESH = {"net.ipv4.neigh.default.gc_thresh1": 1024, "net.ipv4.neigh.default.gc_thresh2": 8192,
-                   "net.ipv4.neigh.default.gc_thresh3": 16384}
+# (40 x 39 underlay entries), and then every new neighbour fails with ENOBUFS. A full lab of
+# MAX_HOSTS hosts that all talk to each other needs 244 x 243 = 59,292. Raised, never lowered.
+NEIGH_GC_THRESH = {"net.ipv4.neigh.default.gc_thresh1": 1024, "net.ipv4.neigh.default.gc_thresh2": 32768,
+                   "net.ipv4.neigh.default.gc_thresh3": 65536}
 BRIDGE_NF_OFF = tuple(f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables"))
 
 
