@@ -38,7 +38,7 @@ from tools.bench._figures import Budget, Section
 from tools.bench._render import machine_info, render
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("attach", "converge", "membership", "alloc", "dataplane", "statesize", "dns")
+SECTIONS = ("attach", "converge", "membership", "alloc", "dataplane", "statesize", "dns", "scale")
 STOP_GRACE_S = 90  # after SIGINT, time for a section's finally blocks to clean up
 
 

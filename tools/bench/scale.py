@@ -1,5 +1,6 @@
 """Scale measurements of issue 20 (docs/scale.md): whole agents joining at once, and interest sizing.
 
+    sudo .venv/bin/python -m tools.bench.scale [--reps 1] [--quick]    # the report's "scale" section
     sudo .venv/bin/python -m tools.bench.scale join 50 100 200 [--prefix bz] [--seeds 1]
     .venv/bin/python -m tools.bench.scale interest [--endpoints 1000000 --hosts 10000 --seed 1]
 
@@ -413,7 +414,110 @@ def _heap_bytes(blob: bytes, state_type: Any, gc: Any, tracemalloc: Any) -> int:
 # --- the command line ----------------------------------------------------------------------
 
 
+# --- the report's "scale" section ------------------------------------------------------------
+
+#: (hosts, relay_fanout) of the Raft fan-out simulations the section runs
+SIM_RUNS = ((10_000, 16), (1_000, 0))
+SIM_FIGURES = (  # (result key, label, unit, goal at 10,000 hosts with the tree)
+    ("leader_sends_per_entry", "leader sends per entry", "", ("<=", 100.0)),
+    ("apply_p99_s", "time until 99 % of hosts applied an entry, p99", "s", None),
+    ("apply_all_p99_s", "time until every host applied an entry, p99", "s", None),
+    ("leader_cpu_load", "leader CPU load (modelled; 1 = one core)", "", None),
+)
+JOIN_SIZES, QUICK_JOIN_SIZES = (50,), (20,)
+
+
+JOIN_FIGURES = (  # (result key, label, unit)
+    ("members_all_s", "h1 sees every agent alive (gossip)", "s"),
+    ("raft_all_s", "the Raft configuration holds every agent", "s"),
+    ("caught_up_all_s", "every follower caught up", "s"),
+    ("everyone_sees_all_s", "every agent sees all alive and is a Raft member", "s"),
+    ("gave_up", "agents that gave up joining", "count"),
+)
+INTEREST_FIGURES = (  # (per_host key, label, unit, scale)
+    ("endpoints", "endpoints in the networks one host builds", "", 1.0),
+    ("vtep_flood_entries", "VTEP flood entries on one host", "", 1.0),
+    ("snapshot_bytes", "snapshot of the networks one host builds", "KB", 1e-3),
+)
+
+
+def estimate_s(budget: Any) -> float:
+    sims = 60 if budget.quick else 420
+    joins = sum(40 + 3 * n for n in (QUICK_JOIN_SIZES if budget.quick else JOIN_SIZES))
+    return sims + joins + (30 if budget.quick else 120)
+
+
+def run(budget: Any) -> Any:
+    from tools.bench._figures import Section
+
+    quick = budget.quick
+    sims = ((1_000, 16), (300, 0)) if quick else SIM_RUNS
+    section = Section(
+        "scale", "Scale: 10,000 hosts simulated, whole agents joining at once, per-host state by interest",
+        method=("**Fan-out** (issue 20 item 1): `python -m tests.sim.raft --scale N --fanout K`: N real "
+                "`consensus.RaftCore`s (5 voters, the rest learners) in the deterministic simulation, no faults, "
+                "20 meshd-sized entries per second for 5 s; a host's CPU (20 µs per message) and fsync (0.5 ms) "
+                "are the model's stated assumptions, not measurements (tests/sim/raft/scale.py). With "
+                "`relay_fanout` 16 the leader sends to the voters and 16 learners and the rest get the "
+                "committed log through a tree; 0 is the old direct replication. **Joining** (items 3, 4): "
+                "`python -m tools.bench.scale join N`: N whole `meshd agent`s (LAN profile, no Docker) in lab "
+                "namespaces on this 2-core VM, h2..hN started at once, all joining through h1; times from the "
+                "start of h2..hN. **Interest** (item 2): `python -m tools.bench.scale interest`: what one host "
+                "would hold if it kept only the networks it builds, 1,000,000 endpoints over 10,000 hosts "
+                "(a measurement of the design; the agents still hold the whole state)."),
+        setup={"sim_runs": [list(s) for s in sims], "join_sizes": list(QUICK_JOIN_SIZES if quick else JOIN_SIZES)},
+    )
+    for n, fanout in sims:
+        out = subprocess.run([sys.executable, "-m", "tests.sim.raft", "--scale", str(n), "--fanout", str(fanout)],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            section.notes.append(f"simulation n={n} fanout={fanout} failed: {out.stderr.strip()[-300:]}")
+            continue
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        for key, label, unit, goal in SIM_FIGURES:
+            value = result.get(key)
+            section.figure(f"scale.n{n}{'' if fanout else '.direct'}.{key}",
+                           f"{n:,} hosts, {'relay_fanout ' + str(fanout) if fanout else 'direct (relay_fanout 0)'}: "
+                           f"{label}", unit, goal=goal if (n, fanout) == (10_000, 16) else None).add(
+                math.nan if value is None else float(value))
+        section.setup[f"sim_n{n}_fanout{fanout}"] = {k: v for k, v in result.items() if not isinstance(v, dict)}
+    for n in QUICK_JOIN_SIZES if quick else JOIN_SIZES:
+        out = subprocess.run([sys.executable, "-m", "tools.bench.scale", "join", str(n), "--prefix", "bs"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            section.notes.append(f"join of {n} agents failed: {out.stderr.strip()[-300:]}")
+            continue
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        for key, label, unit in JOIN_FIGURES:
+            value = result.get(key)
+            section.figure(f"scale.join{n}.{key}", f"{n} agents started at once: {label}", unit,
+                           goal=("<=", 0.0) if key == "gave_up" else None).add(
+                math.nan if value is None else float(value))
+        section.setup[f"join{n}"] = {k: v for k, v in result.items() if k in ("machine", "idle", "join_tries")}
+    out = subprocess.run([sys.executable, "-m", "tools.bench.scale", "interest"]
+                         + (["--endpoints", "100000", "--hosts", "1000"] if quick else []),
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        section.notes.append(f"interest sizing failed: {out.stderr.strip()[-300:]}")
+    else:
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        for key, label, unit, scale in INTEREST_FIGURES:
+            for q in ("p50", "p99"):
+                section.figure(f"scale.interest.{key}.{q}", f"{result['hosts']:,} hosts, {result['endpoints']:,} "
+                               f"endpoints: {label}, {q} over hosts", unit).add(result["per_host"][key][q] * scale)
+        section.figure("scale.interest.full_snapshot_kb", "the whole state's snapshot (every host holds it today)",
+                       "KB").add(result["full"]["snapshot_bytes"] / 1e3)
+        section.setup["interest"] = {k: result[k] for k in ("workload", "full", "empty_state_heap_kib")}
+    return section
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0].startswith("--"):  # the report's call: the "scale" section as one JSON line
+        from tools.bench._figures import section_main
+
+        return section_main(run, __doc__ or "", "small sizes: 1,000 simulated hosts, 20 agents, 100,000 endpoints",
+                            argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="part", required=True)
     j = sub.add_parser("join", help="N whole agents started at once (root: a lab)")

@@ -19,7 +19,7 @@ TCP, so the figure is the per-message cost of the stack:
 
 ``ratio_trio_minimal_to_raw`` is trio's floor over ZeroMQ: what meshd's
 transport keeps of raw pyzmq can only be compared with it (docs/architecture.md,
-"Transport", has the figures and what they mean).
+"What an allocation costs, and where it stops", has the figures).
 
 Configurations are interleaved over ``--reps`` repetitions so machine noise
 hits all alike; the JSON line reports the median rate (round trips/s), median
