@@ -1,6 +1,6 @@
 """Scale measurements of issue 20 (docs/scale.md): whole agents joining at once, and interest sizing.
 
-    sudo .venv/bin/python -m tools.bench.scale [--reps 1] [--quick]    # the report's "scale" section
+    sudo .venv/bin/python -m tools.bench.scale --reps 1 [--quick]      # the report's "scale" section
     sudo .venv/bin/python -m tools.bench.scale join 50 100 200 [--prefix bz] [--seeds 1]
     .venv/bin/python -m tools.bench.scale interest [--endpoints 1000000 --hosts 10000 --seed 1]
 
@@ -513,12 +513,14 @@ def run(budget: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0].startswith("--"):  # the report's call: the "scale" section as one JSON line
+    if argv and argv[0] in ("--reps", "--quick"):  # the report's call: the "scale" section as one JSON line
         from tools.bench._figures import section_main
 
         return section_main(run, __doc__ or "", "small sizes: 1,000 simulated hosts, 20 agents, 100,000 endpoints",
                             argv)
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 epilog="`--reps N [--quick]` instead of a part: the report's \"scale\" section "
+                                        "(simulation, a join of 50 agents, interest) as one JSON line")
     sub = ap.add_subparsers(dest="part", required=True)
     j = sub.add_parser("join", help="N whole agents started at once (root: a lab)")
     j.add_argument("sizes", type=int, nargs="+", metavar="N")
