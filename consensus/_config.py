@@ -55,6 +55,13 @@ class RaftConfig:
     #: report at different ticks, so the leader receives about
     #: learners / relay_report_ticks reports per tick.
     relay_report_ticks: int = 50
+    #: Start a node's election clock almost expired (etcd's
+    #: ``--initial-election-tick-advance``): the first election after a start
+    #: comes after 1..election_ticks ticks instead of election_ticks..2x, which
+    #: is what a cold restart of the whole cluster waits for.  Safe in a live
+    #: cluster: a member that hears its leader ignores (pre-)votes (leader lease),
+    #: and a restarted node hears the leader's next heartbeat within a tick.
+    initial_election_advance: bool = True
 
     @classmethod
     def lan(cls) -> RaftConfig:
@@ -72,6 +79,8 @@ class RaftConfig:
         may_be_zero = {"snapshot_trailing_entries", "relay_fanout"}
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, bool):
+                continue
             if f.name in may_be_zero:
                 if value < 0:
                     out.append(f"{section}.{f.name} ({value}) must be 0 or greater; set 0 or a positive value")

@@ -141,6 +141,16 @@ class RaftCore(LeaderMixin):
         self.term = 1
         self.log.append([Entry(1, 1, EntryKind.CONF, data)])
 
+    def advance_election_clock(self) -> None:
+        """Count a fresh start's election clock forward to ``election_ticks - 1``, so the first
+        election comes 1..election_ticks ticks from now (``RaftConfig.initial_election_advance``).
+
+        Only a follower that has heard no leader yet moves: a node that knows its leader keeps
+        its lease.
+        """
+        if self.role == Role.FOLLOWER and self.leader is None:
+            self.election_elapsed = max(self.election_elapsed, self.cfg.election_ticks - 1)
+
     def tick(self) -> None:
         if self.role == Role.LEADER:
             self._tick_leader()

@@ -159,6 +159,8 @@ class RaftNode:
 
     async def run(self, *, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled.  Storage stays open (the caller closes it)."""
+        if self.cfg.initial_election_advance:
+            self.core.advance_election_clock()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._ticker)

@@ -122,6 +122,7 @@ def node_config(args: argparse.Namespace) -> RaftConfig:
     return RaftConfig(
         tick_interval_s=args.tick_ms / 1000, election_ticks=args.election_ticks,
         snapshot_every_entries=args.snapshot_every, propose_timeout_s=5.0,
+        initial_election_advance=not args.no_election_advance,
     )
 
 
@@ -581,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the state machine: a key-value map, or meshd's network state (tools.bench.restart)")
     n.add_argument("--no-warm", action="store_true",
                    help="meshd state: build the indexes at the first apply, not while the node elects")
+    n.add_argument("--no-election-advance", action="store_true",
+                   help="start the election clock at 0 (RaftConfig.initial_election_advance off)")
     n.add_argument("--bootstrap", help="founding voters, comma-separated (new cluster only)")
     n.add_argument("--snapshot-every", type=int, default=1_000_000_000)
     n.add_argument("--tick-ms", type=float, default=50)

@@ -152,7 +152,8 @@ async def restart(procs: Procs) -> dict:
 async def bench(args: argparse.Namespace) -> dict:
     base = Path(tempfile.mkdtemp(prefix="restart-bench-", dir=args.dir))
     procs = Procs(base, ["--sm", "meshd", "--tick-ms", str(args.tick_ms),
-                         "--election-ticks", str(args.election_ticks), *(["--no-warm"] if args.no_warm else [])])
+                         "--election-ticks", str(args.election_ticks), *(["--no-warm"] if args.no_warm else []),
+                         *(["--no-election-advance"] if args.no_election_advance else [])])
     try:
         t0 = time.perf_counter()
         index = seed(base, args.connects, args.hosts)
@@ -168,7 +169,8 @@ async def bench(args: argparse.Namespace) -> dict:
         shutil.rmtree(base, ignore_errors=True)
     return {"bench": "restart", "connects": args.connects, "tail": args.tail, "snapshot_index": index,
             "seed_s": round(seed_s, 1), "tail_s": round(tail_s, 1), "tick_ms": args.tick_ms,
-            "election_ticks": args.election_ticks, "warm": not args.no_warm, **out, "load_avg_1m": os.getloadavg()[0]}
+            "election_ticks": args.election_ticks, "warm": not args.no_warm,
+            "election_advance": not args.no_election_advance, **out, "load_avg_1m": os.getloadavg()[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--election-ticks", type=int, default=10)
     ap.add_argument("--no-warm", action="store_true",
                     help="nodes build the state's indexes at their first apply, not while they elect")
+    ap.add_argument("--no-election-advance", action="store_true",
+                    help="nodes start their election clock at 0 (RaftConfig.initial_election_advance off)")
     ap.add_argument("--dir", default="/var/tmp", help="where data directories go (a real disk)")
     args = ap.parse_args(argv)
     print(json.dumps(trio.run(bench, args)))

@@ -513,6 +513,8 @@ class Sim:
             return
         n.up = True
         self._boot(n)
+        if self.cfg.initial_election_advance and self.rng.random() < 0.5:  # as RaftNode.run does
+            n.core.advance_election_clock()
         self.at(self.rng.uniform(0, 10), self._tick, n, n.incarnation)
         self._drain(n)
 

@@ -62,6 +62,51 @@ def test_pre_vote_blocks_disruptive_rejoin() -> None:
     assert "2 ignored pre-vote from 3: leader lease" in env.lines
 
 
+def _ticks_to_first_campaign(env: Env) -> int:
+    for ticks in range(1, 3 * env.cfg.election_ticks):
+        env.tick_all()
+        if any("became pre-candidate" in line for line in env.lines):
+            return ticks
+    raise AssertionError("nobody campaigned")
+
+
+def test_advanced_election_clock_campaigns_within_one_timeout() -> None:
+    """Clocks advanced at the start (RaftConfig.initial_election_advance): the first campaign comes
+    within election_ticks ticks; without the advance, never before election_ticks."""
+    et = Env(["1"]).cfg.election_ticks
+    for seed in range(30):
+        slow, fast = Env(["1", "2", "3"], seed=seed), Env(["1", "2", "3"], seed=seed)
+        for core in fast.nodes.values():
+            core.advance_election_clock()
+        assert _ticks_to_first_campaign(slow) >= et, f"seed {seed}"
+        assert _ticks_to_first_campaign(fast) <= et, f"seed {seed}"
+        fast.tick_all(4 * et)
+        assert len(fast.leaders()) == 1, f"seed {seed}: no leader"
+
+
+def test_restarted_node_with_advanced_clock_does_not_depose_the_leader() -> None:
+    env = Env(["1", "2", "3"])
+    elect(env, "1")
+    env.nodes["3"].leader = None  # 3 restarts: it knows no leader yet, and advances its clock
+    env.nodes["3"].advance_election_clock()
+    while not any("3 became pre-candidate" in line for line in env.lines):
+        env.tick("3")  # its first election fires before the leader's next heartbeat reaches it
+        env.stabilize()
+    assert env.leaders() == ["1"] and env.nodes["1"].term == 2
+    assert "1 ignored pre-vote from 3: leader lease" in env.lines
+    env.tick("1")  # the next heartbeat: 3 follows again
+    env.stabilize()
+    assert env.nodes["3"].leader == "1" and env.leaders() == ["1"]
+
+
+def test_advance_keeps_a_known_leaders_lease() -> None:
+    env = Env(["1", "2", "3"])
+    elect(env, "1")
+    before = env.nodes["2"].election_elapsed
+    env.nodes["2"].advance_election_clock()
+    assert env.nodes["2"].election_elapsed == before
+
+
 def test_check_quorum_steps_leader_down() -> None:
     env = Env(["1", "2", "3"])
     elect(env, "1")
