@@ -24,6 +24,13 @@ class RaftConfig:
     #: Must be well below election_ticks (etcd: "election tick must be
     #: greater than heartbeat tick").
     heartbeat_ticks: int = 1
+    #: The leader heartbeats a learner (and a relay its children) every this
+    #: many ticks.  Learners do not vote, and new entries and commit indexes
+    #: reach them at once without a heartbeat, so this only bounds how long a
+    #: restarted learner waits to learn the leader; it sets most of an idle
+    #: learner's Raft messages (two per heartbeat) and a relay's (two per
+    #: child per heartbeat).  At least heartbeat_ticks.
+    learner_heartbeat_ticks: int = 10
     #: Most entries in one AppendEntries message.
     max_entries_per_msg: int = 512
     #: Most bytes of entry data in one AppendEntries message (at least one
@@ -94,6 +101,11 @@ class RaftConfig:
                     f"{section}.{name} ({value}) exceeds the 16 MiB transport frame limit; "
                     "lower it to at most 16777216"
                 )
+        if self.learner_heartbeat_ticks < self.heartbeat_ticks:
+            out.append(
+                f"{section}.learner_heartbeat_ticks ({self.learner_heartbeat_ticks}) must be at least "
+                f"{section}.heartbeat_ticks ({self.heartbeat_ticks}); raise learner_heartbeat_ticks"
+            )
         if self.heartbeat_ticks >= self.election_ticks:
             out.append(
                 f"{section}.heartbeat_ticks ({self.heartbeat_ticks}) must be smaller than "

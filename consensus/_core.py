@@ -111,7 +111,7 @@ class RaftCore(LeaderMixin):
         )
         self.snapshot: Snapshot | None = snapshot
         self.role, self.leader = Role.FOLLOWER, None
-        self.election_elapsed = self.heartbeat_elapsed = 0
+        self.election_elapsed = self.heartbeat_elapsed = self.learner_heartbeat_elapsed = 0
         self.randomized_timeout = 0
         self.votes: dict[str, bool] = {}
         self._init_leader_state()
@@ -150,6 +150,18 @@ class RaftCore(LeaderMixin):
         """
         if self.role == Role.FOLLOWER and self.leader is None:
             self.election_elapsed = max(self.election_elapsed, self.cfg.election_ticks - 1)
+
+    def tick_stride(self) -> int:
+        """How many ticks the driver may deliver together, once every that many intervals.
+
+        1 for a leader, a voter and a relay with children: their timers count single ticks.
+        ``learner_heartbeat_ticks`` for any other node (a leaf learner, or a node outside the
+        configuration): its ticks only count towards its MatchReport and an election clock it
+        does not use, so a stride delays nothing it does by more than the learner heartbeat.
+        """
+        if self.role == Role.LEADER or self.relay_progress or self._promotable():
+            return 1
+        return self.cfg.learner_heartbeat_ticks
 
     def tick(self) -> None:
         if self.role == Role.LEADER:

@@ -154,6 +154,8 @@ class RaftNode:
         self.dropped_frames = self.dropped_events = 0
         self._blocking = trio.to_thread.run_sync if io_in_thread else _inline
         self._nursery: trio.Nursery | None = None
+        self._tick_stride = 1  #: the core's tick_stride() after the last Ready (``_ticker`` reads it)
+        self._stride_cut = trio.Event()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -374,9 +376,21 @@ class RaftNode:
     # --- tasks ----------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
+        """One TICK per interval; a leaf learner (``RaftCore.tick_stride``) gets its ticks in
+        strides, one wakeup per stride.  ``_loop`` wakes a stride early when the core needs
+        single ticks again (promoted, a relay now): the ticks of the cut stride are dropped,
+        which only delays that node's report and election clocks."""
+        interval = self.cfg.tick_interval_s
         while True:
-            await trio.sleep(self.cfg.tick_interval_s)
-            self._submit(TICK)
+            stride = self._tick_stride
+            if stride == 1:
+                await trio.sleep(interval)
+                self._submit(TICK)
+                continue
+            self._stride_cut = trio.Event()
+            with trio.move_on_after(stride * interval):
+                await self._stride_cut.wait()
+            self._submit(TICK if self._stride_cut.is_set() else Tick(stride))
 
     async def _receiver(self) -> None:
         while True:
@@ -403,6 +417,11 @@ class RaftNode:
                 self._propose_batch(proposals)
             if self.core.has_ready():
                 await self._handle_ready(self.core.ready())
+                stride = self.core.tick_stride()
+                if stride != self._tick_stride:
+                    self._tick_stride = stride
+                    if stride == 1:
+                        self._stride_cut.set()
             elif not self._inbox:
                 await self._wake.wait()
                 self._wake = trio.Event()
@@ -412,8 +431,9 @@ class RaftNode:
             match item:
                 case StepMessage(msg):
                     self.core.step(msg)
-                case Tick():
-                    self.core.tick()
+                case Tick(n):
+                    for _ in range(n):
+                        self.core.tick()
                 case Campaign():
                     self.core.campaign()
                 case CompactLog(index, data):

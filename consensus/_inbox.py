@@ -31,7 +31,9 @@ class Waiter:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """One tick of the election and heartbeat timers."""
+    """``n`` ticks of the election and heartbeat timers (n > 1: a leaf learner's stride)."""
+
+    n: int = 1
 
 
 @dataclass(frozen=True, slots=True)

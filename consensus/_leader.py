@@ -73,6 +73,7 @@ class LeaderMixin:
         snapshot: Snapshot | None
         election_elapsed: int
         heartbeat_elapsed: int
+        learner_heartbeat_elapsed: int
         _read_states: list[ReadState]
         report_elapsed: int
 
@@ -104,7 +105,7 @@ class LeaderMixin:
         self.leader = self.id
         self._reset_leader_state()
         self._sync_progress()
-        self.heartbeat_elapsed = self.election_elapsed = 0
+        self.heartbeat_elapsed = self.election_elapsed = self.learner_heartbeat_elapsed = 0
         self._note(f"{self.id} became leader at term {self.term}")
         self._append([(EntryKind.NOOP, b"")])
 
@@ -232,8 +233,14 @@ class LeaderMixin:
             ))
         pr.idle_ticks = 0
 
-    def _bcast_heartbeat(self) -> None:
+    def _bcast_heartbeat(self, *, learners: bool) -> None:
+        """Heartbeat the voters, and the learners fed directly too when ``learners``
+        (every ``learner_heartbeat_ticks``: they do not vote, and entries and commit
+        indexes reach them without waiting for a heartbeat)."""
+        voters = self.log.conf().voters
         for p in sorted(self.progress):
+            if not learners and p not in voters:
+                continue
             commit = min(self.progress[p].match, self.log.commit)
             self._send(Heartbeat(term=self.term, frm=self.id, to=p, commit=commit, read_round=self.read_round))
 
@@ -306,9 +313,13 @@ class LeaderMixin:
             if self.transferee is not None:
                 self._note(f"{self.id} gave up transferring leadership to {self.transferee}")
                 self.transferee = None
-        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
+        self.learner_heartbeat_elapsed += 1
+        learners = self.learner_heartbeat_elapsed >= self.cfg.learner_heartbeat_ticks
+        if learners:
+            self.learner_heartbeat_elapsed = 0
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks or learners:
             self.heartbeat_elapsed = 0
-            self._bcast_heartbeat()
+            self._bcast_heartbeat(learners=learners)
         self._retry_stalled()
 
     def _retry_stalled(self) -> None:
@@ -341,7 +352,7 @@ class LeaderMixin:
         self.reads.append(PendingRead(self.read_round, self.log.commit, r.requester, r.ctx))
         self._process_reads()
         if self.reads:
-            self._bcast_heartbeat()
+            self._bcast_heartbeat(learners=False)  # a read is confirmed by the voters
 
     def _process_reads(self) -> None:
         voters = self.log.conf().voters
@@ -425,7 +436,7 @@ class LeaderMixin:
         self._relay_sync()
         if self.relay_progress:
             self.heartbeat_elapsed += 1
-            if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
+            if self.heartbeat_elapsed >= self.cfg.learner_heartbeat_ticks:  # children are learners
                 self.heartbeat_elapsed = 0
                 for p in sorted(self.relay_progress):
                     commit = min(self.relay_progress[p].match, self.log.commit)

@@ -331,6 +331,7 @@ class Agent:
             gossip = _GOSSIP.get(event.kind)
             if gossip is not None and event.name != self.name:
                 self._on_liveness(self.liveness.on_gossip(event.name, event.address, gossip, trio.current_time()))
+                self.probe.wake()
             if event.kind in ("join", "update"):
                 self._report_underlays()
                 self._report_unbuildable()

@@ -156,6 +156,13 @@ class Liveness:
         """``{name: VTEP}`` of the hosts whose entries are kept."""
         return {name: h.vtep for name, h in self._hosts.items() if h.state in KEPT}
 
+    def busy(self) -> bool:
+        """Whether a probe or :meth:`tick` has anything to do: a host is probed, or gossip says it
+        is dead and no verdict is final.  When not, the driver sleeps until gossip changes."""
+        return any((h.probing_since is not None and h.state in KEPT)
+                   or (h.gossip is Gossip.DEAD and h.state not in (HostState.FAILED, HostState.LEFT))
+                   for h in self._hosts.values())
+
     def to_probe(self) -> list[str]:
         """VTEPs to probe now: hosts gossip suspects or says are dead, not withdrawn yet."""
         if not self.probing:

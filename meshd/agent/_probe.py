@@ -3,7 +3,10 @@
 A thin trio driver: one raw ICMP socket in the agent's network namespace
 (the host's underlay), an echo request to each VTEP to probe every
 ``interval_s``, and every echo reply carrying this agent's identifier fed back
-to the core as an answer. The kernel of the probed host answers by itself, so
+to the core as an answer.  While the core has nothing to probe or decide
+(:meth:`Liveness.busy`: every agent answers gossip), the driver sleeps until
+:meth:`DataPlaneProbe.wake` (the agent calls it after each gossip change), so an
+idle host spends no wakeups on it. The kernel of the probed host answers by itself, so
 a host whose agent is dead but whose machine and network are up answers.
 
 Without CAP_NET_RAW the probe cannot run: the agent logs it once and the core
@@ -69,7 +72,12 @@ class DataPlaneProbe:
         self._interval_s = interval_s
         self._on_transitions = on_transitions
         self._ident = os.getpid() & 0xFFFF
+        self._wake = trio.Event()
         self.sent = self.answers = self.send_errors = 0
+
+    def wake(self) -> None:
+        """Gossip changed what the core knows: probe (or decide) now if it has work."""
+        self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
@@ -90,6 +98,9 @@ class DataPlaneProbe:
     async def _ticks(self, sock: trio.socket.SocketType | None) -> None:
         seq = 0
         while True:
+            if not self._liveness.busy():
+                await self._wake.wait()
+            self._wake = trio.Event()
             if sock is not None:
                 for vtep in self._liveness.to_probe():
                     seq = (seq + 1) & 0xFFFF

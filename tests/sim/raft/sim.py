@@ -304,7 +304,8 @@ class Sim:
         if kind == "msg":
             n.core.step(item[1])
         elif kind == "tick":
-            n.core.tick()
+            for _ in range(item[1]):
+                n.core.tick()
         elif kind == "propose":
             try:
                 n.core.propose([item[2]])
@@ -375,8 +376,9 @@ class Sim:
     def _tick(self, n: SimNode, inc: int) -> None:
         if inc != n.incarnation or not n.up:
             return
-        self._input(n, ("tick",))
-        self.at(self.cfg.tick_interval_s * 1000, self._tick, n, inc)
+        stride = n.core.tick_stride()  # as RaftNode._ticker: a leaf learner's ticks come in strides
+        self._input(n, ("tick", stride))
+        self.at(stride * self.cfg.tick_interval_s * 1000, self._tick, n, inc)
 
     # --- network ----------------------------------------------------------------------
 

@@ -39,6 +39,29 @@ def test_a_dead_agent_whose_kernel_answers_is_agent_down_and_keeps_its_entries()
     assert states(live.on_gossip("h2", VTEP, Gossip.ALIVE, 5.0)) == [HostState.ALIVE]
 
 
+def test_busy_while_a_host_is_probed_or_undecided_idle_otherwise() -> None:
+    """The probe driver sleeps until gossip changes while the core is not busy (issue 20: idle CPU)."""
+    live = core(grace_s=5.0)
+    assert not live.busy()  # every agent answers gossip
+    live.on_gossip("h2", VTEP, Gossip.SUSPECT, 1.0)
+    assert live.busy()
+    live.on_gossip("h2", VTEP, Gossip.ALIVE, 1.2)
+    assert not live.busy()  # refuted: nothing to probe
+    live.on_answer(VTEP, 1.9)
+    live.on_gossip("h2", VTEP, Gossip.DEAD, 2.0)
+    live.on_answer(VTEP, 2.1)
+    assert live.state("h2") is HostState.AGENT_DOWN and live.busy()  # kept while probed, up to the grace
+    live.tick(7.5)
+    assert live.state("h2") is HostState.FAILED and not live.busy()  # final until gossip sees it again
+    live.on_gossip("h3", "192.0.2.13", Gossip.LEFT, 8.0)
+    assert not live.busy()
+    live.probing = False
+    live.on_gossip("h4", "192.0.2.14", Gossip.DEAD, 9.0)
+    assert live.busy()  # no probe: first learned dead, its verdict waits for the next tick
+    live.tick(9.1)
+    assert live.state("h4") is HostState.FAILED and not live.busy()
+
+
 def test_a_dead_machine_is_withdrawn_when_gossip_declares_it_dead() -> None:
     live = core()
     live.on_gossip("h2", VTEP, Gossip.SUSPECT, 1.0)  # probed during the whole suspicion: no answer

@@ -39,6 +39,9 @@ def test_profiles_are_valid() -> None:
     assert RaftConfig(relay_fanout=0).problems() == []  # 0: relay tree off
     assert RaftConfig(relay_fanout=-1).problems() == [
         "raft.relay_fanout (-1) must be 0 or greater; set 0 or a positive value"]
+    assert RaftConfig(learner_heartbeat_ticks=1).problems() == []
+    assert RaftConfig(heartbeat_ticks=2, learner_heartbeat_ticks=1).problems() == [
+        "raft.learner_heartbeat_ticks (1) must be at least raft.heartbeat_ticks (2); raise learner_heartbeat_ticks"]
     assert RaftConfig(relay_report_ticks=0).problems()[0].startswith("raft.relay_report_ticks (0) must be greater")
 
 

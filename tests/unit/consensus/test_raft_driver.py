@@ -187,6 +187,33 @@ async def test_membership_learner_promote_remove_and_transfer(cluster) -> None:
     assert await d.propose(b"1") == b"5"
 
 
+async def test_a_leaf_learner_ticks_in_strides_and_singly_once_promoted(cluster) -> None:
+    """Issue 20 (idle CPU): a leaf learner's loop wakes for ticks once per learner_heartbeat_ticks,
+    with the same number of core ticks; a promoted learner is back on single ticks at once."""
+    from consensus._inbox import Tick
+
+    leader = await cluster.leader()
+    d = await cluster.start("d")
+    await leader.add_learner("d")
+    await cluster.settle()
+    wakeups, core_ticks = [], []
+    submit, tick = d._submit, d.core.tick
+    d._submit = lambda item: (wakeups.append(item.n) if isinstance(item, Tick) else None, submit(item))[1]
+    d.core.tick = lambda: (core_ticks.append(1), tick())[1]
+    window = 100 * CFG.tick_interval_s
+    await trio.sleep(window)
+    stride = CFG.learner_heartbeat_ticks
+    assert d._tick_stride == stride == 10
+    assert len(wakeups) <= 100 // stride + 2 and set(wakeups[1:]) == {stride}  # [0]: the sleep under way
+    assert abs(len(core_ticks) - 100) <= stride  # the same ticks, delivered together
+    await leader.promote("d")
+    await trio.sleep(CFG.tick_interval_s)  # the stride under way is cut short
+    assert d._tick_stride == 1
+    wakeups.clear()
+    await trio.sleep(window)
+    assert set(wakeups) == {1} and len(wakeups) >= 90
+
+
 async def test_snapshot_catch_up_and_events(nursery, tmp_path, autojump_clock) -> None:
     cfg = RaftConfig(tick_interval_s=0.02, snapshot_every_entries=20, snapshot_trailing_entries=2,
                      snapshot_chunk_bytes=64)

@@ -74,6 +74,19 @@ def test_the_leader_sends_to_voters_and_the_first_tier_only() -> None:
     assert sorted(env.nodes["1"].progress) == ["2", "3", "l1", "l2"]
 
 
+def test_learners_are_heartbeated_every_learner_heartbeat_ticks_voters_every_tick() -> None:
+    env = relay_env()
+    every = env.cfg.learner_heartbeat_ticks
+    assert every == 10 and env.cfg.heartbeat_ticks == 1
+    env.delivered.clear()
+    env.tick_all(2 * every)
+    beats = {frm: n for (kind, _, frm), n in env.delivered.items() if kind == "Heartbeat"}
+    relay_beats = sum(n for (kind, _, _), n in env.delivered.items() if kind == "RelayHeartbeat")
+    assert beats == {"1": 2 * (2 * every) + 2 * 2}  # voters 2, 3 every tick; first tier l1, l2 twice
+    assert relay_beats == 5 * 2  # l3..l7 from their relays, twice
+    assert all(env.nodes[x].leader == "1" for x in LEARNERS)
+
+
 def test_relays_forward_committed_entries_only() -> None:
     env = relay_env()
     env.cut |= {frozenset(("1", "2")), frozenset(("1", "3"))}  # the leader cannot commit
