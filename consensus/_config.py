@@ -101,7 +101,7 @@ class RaftConfig:
                     f"{section}.{name} ({value}) exceeds the 16 MiB transport frame limit; "
                     "lower it to at most 16777216"
                 )
-        if self.learner_heartbeat_ticks < self.heartbeat_ticks:
+        if 0 < self.learner_heartbeat_ticks < self.heartbeat_ticks:  # 0 is reported above
             out.append(
                 f"{section}.learner_heartbeat_ticks ({self.learner_heartbeat_ticks}) must be at least "
                 f"{section}.heartbeat_ticks ({self.heartbeat_ticks}); raise learner_heartbeat_ticks"
