@@ -193,6 +193,7 @@ async def test_a_leaf_learner_ticks_in_strides_and_singly_once_promoted(cluster)
     from consensus._inbox import Tick
 
     leader = await cluster.leader()
+    await leader.propose(b"1")  # the term's first entry is committed: membership changes are taken
     d = await cluster.start("d")
     await leader.add_learner("d")
     await cluster.settle()
