@@ -112,6 +112,8 @@ class RaftCore(LeaderMixin):
         self.snapshot: Snapshot | None = snapshot
         self.role, self.leader = Role.FOLLOWER, None
         self.election_elapsed = self.heartbeat_elapsed = self.learner_heartbeat_elapsed = 0
+        #: ticks since this core was made (stamps when a peer was last heard from)
+        self.ticks = 0
         self.randomized_timeout = 0
         self.votes: dict[str, bool] = {}
         self._init_leader_state()
@@ -164,6 +166,7 @@ class RaftCore(LeaderMixin):
         return self.cfg.learner_heartbeat_ticks
 
     def tick(self) -> None:
+        self.ticks += 1
         if self.role == Role.LEADER:
             self._tick_leader()
             return

@@ -74,6 +74,7 @@ class LeaderMixin:
         election_elapsed: int
         heartbeat_elapsed: int
         learner_heartbeat_elapsed: int
+        ticks: int
         _read_states: list[ReadState]
         report_elapsed: int
 
@@ -90,6 +91,8 @@ class LeaderMixin:
         self.commit_dirty = False
         #: learner -> commit index it last reported (relayed learners, leader only)
         self.reported: dict[str, int] = {}
+        #: learner -> the tick its last report came in (relayed learners, leader only)
+        self.reported_at: dict[str, int] = {}
         #: relay: child -> Progress, for the children this learner relays to
         self.relay_progress: dict[str, Progress] = {}
         #: relay: the membership ``relay_progress`` was computed from, and the
@@ -251,6 +254,7 @@ class LeaderMixin:
         if pr is None:
             return
         pr.recent_active = True
+        pr.heard = self.ticks
         if m.reject:
             hint, _ = self.log.find_conflict_by_term(m.hint_index, m.hint_term)
             if pr.rejected(m.index, hint):
@@ -279,6 +283,7 @@ class LeaderMixin:
         if pr is None:
             return
         pr.recent_active = True
+        pr.heard = self.ticks
         pr.probe_sent = False
         if m.read_round > pr.read_round and self.role == Role.LEADER:
             pr.read_round = m.read_round
@@ -291,6 +296,7 @@ class LeaderMixin:
         if pr is None or pr.state != ProgressState.SNAPSHOT or m.index != pr.snap_index:
             return
         pr.recent_active = True
+        pr.heard = self.ticks
         pr.snap_offset = m.received
         assert self.snapshot is not None
         if m.received < len(self.snapshot.data) or self.snapshot.index != m.index:
@@ -395,15 +401,23 @@ class LeaderMixin:
 
     def _peer_status(self, conf: ConfState) -> tuple[PeerStatus, ...]:
         last = self.log.last_index()
-        out = [
-            PeerStatus(p, pr.match, pr.next, pr.state.value, p in conf.voters, last - pr.match)
-            for p, pr in self.progress.items()
-        ]
+        out = []
+        for p, pr in self.progress.items():
+            voter = p in conf.voters
+            cadence = self.cfg.heartbeat_ticks if voter else self.cfg.learner_heartbeat_ticks
+            silent = self._silent(pr.heard)
+            out.append(PeerStatus(p, pr.match, pr.next, pr.state.value, voter, last - pr.match,
+                                  silent, silent is not None and silent <= 2 * cadence + 1))
         if self.role == Role.LEADER:
             for p in conf.learners - set(self.progress) - {self.id}:
                 match = min(self.reported.get(p, 0), last)
-                out.append(PeerStatus(p, match, match + 1, "relayed", False, last - match))
+                silent = self._silent(self.reported_at.get(p))
+                out.append(PeerStatus(p, match, match + 1, "relayed", False, last - match, silent,
+                                      silent is not None and silent <= 2 * self.cfg.relay_report_ticks + 1))
         return tuple(sorted(out, key=lambda s: s.id))
+
+    def _silent(self, heard: int | None) -> int | None:
+        return None if heard is None else self.ticks - heard
 
     # --- relaying (a learner with children in the relay tree) ---------------------------
 
@@ -466,3 +480,4 @@ class LeaderMixin:
     def _on_match_report(self, m: MatchReport) -> None:
         if self.role == Role.LEADER and m.frm in self.log.conf().learners:
             self.reported[m.frm] = max(self.reported.get(m.frm, 0), m.index)
+            self.reported_at[m.frm] = self.ticks

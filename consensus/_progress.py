@@ -39,6 +39,8 @@ class Progress:
         self.idle_ticks = 0
         #: Highest read round the follower acknowledged (ReadIndex).
         self.read_round = 0
+        #: The core's tick count when it was last heard from (None: not yet).
+        self.heard: int | None = None
 
     def paused(self) -> bool:
         if self.state == ProgressState.PROBE:

@@ -73,6 +73,16 @@ class PeerStatus:
     voter: bool
     #: Entries the follower is behind the leader's last index.
     lag: int
+    #: Ticks since the leader last heard from it (an answer, or for a relayed
+    #: learner a MatchReport); None if it never has in this leader's term.
+    silent_ticks: int | None = None
+    #: Heard within twice the cadence it is expected to answer at (a voter every
+    #: ``heartbeat_ticks``, a learner the leader feeds every
+    #: ``learner_heartbeat_ticks``, a relayed learner every ``relay_report_ticks``).
+    #: A learner that is not is starved or cut off: it is no voter candidate,
+    #: however small its lag (the lag of a learner that never answered is small
+    #: while the log is).
+    responsive: bool = False
 
 
 @dataclass(frozen=True, slots=True)

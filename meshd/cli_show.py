@@ -167,6 +167,7 @@ def raft_line(raft: dict[str, Any]) -> str:
         return (f"NO LEADER (this host: {role}, term {term}): writes are refused until a majority of the "
                 f"voters ({', '.join(raft.get('voters', [])) or 'none known'}) elect one")
     lagging = [f"{f['id']} {f['lag']} behind" for f in raft.get("followers", []) if f.get("lag")]
+    lagging += [f"{f['id']} not answering" for f in raft.get("followers", []) if f.get("responsive") is False]
     return (f"{role}, term {term}, leader {raft['leader']}, commit {raft.get('commit_index', '?')} "
             f"(applied {raft.get('applied_index', '?')}); voters {' '.join(raft.get('voters', [])) or '-'}"
             + (f"; learners {' '.join(raft['learners'])}" if raft.get("learners") else "")

@@ -158,6 +158,16 @@ class Cluster:
         finally:
             client.close()
 
+    def voter_pids(self, via: str = "h1") -> list[int]:
+        """PIDs of the Raft voters this cluster runs, as ``via`` (its leader if it knows one) lists
+        them. Raises KeyError (no leader known), TimeoutError or OSError (no answer)."""
+        raft = self.query(via, MsgType.QUERY_STATUS)["raft"]
+        if raft["role"] != "leader" and raft["leader"] in self.agents:
+            raft = self.query(raft["leader"], MsgType.QUERY_STATUS)["raft"]
+        if raft["role"] != "leader":
+            raise KeyError(f"no leader known at {via} now")
+        return [self.agents[v].proc.pid for v in raft["voters"] if v in self.agents]
+
     @contextlib.contextmanager
     def scheduler(self, host: str, *, via: str | None = None, timeout_s: float = 10.0) -> Iterator[SchedulerClient]:
         """A scheduler API client of ``host``, running inside ``via``'s netns (default ``host``).

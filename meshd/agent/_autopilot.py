@@ -26,7 +26,11 @@ The steps, in priority order:
    stay (a 3-voter cluster keeps it: going to 2 and 1 voters would not
    tolerate any more failures, and the host may come back);
 4. while voters < target, the healthiest learner (alive at least
-   ``stable_s``, caught up within ``max_lag`` entries; oldest first) is promoted;
+   ``stable_s``, answering the leader at its cadence and caught up within
+   ``max_lag`` entries; oldest first) is promoted — but the first step from
+   one voter waits until two learners qualify: two voters are a quorum of
+   two, stalled by either, so the cluster passes through that state only
+   with the third voter ready to follow at once;
 5. while voters > target (the cluster shrank), a voter that is not the
    leader is demoted (removed, then re-added as a learner by step 2);
 6. a learner failed for ``fail_grace_s`` is removed (it is added again when
@@ -59,7 +63,9 @@ class MemberView:
     health: Health
     since: float          #: when it entered this health state (driver clock, seconds)
     joined_at: float      #: when it was first seen (older members are preferred as voters)
-    lag: int | None = None  #: Raft entries behind the leader; None if not a Raft member yet
+    #: Raft entries behind the leader; None if not a Raft member yet, or if the leader
+    #: has not heard from it at its cadence lately (a starved or cut-off learner)
+    lag: int | None = None
 
 
 class Op(enum.Enum):
@@ -123,7 +129,7 @@ def decide(*, leader: str, voters: Iterable[str], learners: Iterable[str], membe
         # further failure, the 3 alive ones alone tolerate one); never 3 -> 2 -> 1
         if (alive_voters >= target or len(voters) > 3) and _safe_to_remove(failed_voters[0], voters, alive):
             return Action(Op.REMOVE, failed_voters[0], f"voter failed for {cfg.fail_grace_s:.0f}s or more")
-    if len(voters) < target and candidates:
+    if len(voters) < target and candidates and (len(voters) != 1 or len(candidates) >= 2):
         return Action(Op.PROMOTE, candidates[0].name, f"{len(voters)} voters, want {target}")
     if len(voters) > target and not voters - alive:
         # the cluster shrank: demote the newest live voter (step 2 re-adds it as a learner)

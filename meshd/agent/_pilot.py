@@ -45,7 +45,9 @@ class Autopilot:
             status = raft.status()
             if status.role != consensus.Role.LEADER:
                 continue
-            lags = {p.id: status.last_index - p.match for p in status.peers}
+            # a learner the leader has not heard from at its cadence (starved, cut off) has no
+            # known lag: a small index distance proves nothing while the log is short
+            lags = {p.id: p.lag for p in status.peers if p.responsive}
             lags[self._host] = 0
             action = ap.decide(leader=self._host, voters=status.voters, learners=status.learners,
                                members=self._members.views(lags, (*status.voters, *status.learners)),

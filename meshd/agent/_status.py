@@ -88,8 +88,8 @@ def _raft(replica: Replica) -> dict[str, Any]:
         "role": s.role.name.lower(), "term": s.term, "leader": s.leader, "commit_index": s.commit,
         "applied_index": s.applied, "last_index": s.last_index, "voters": list(s.voters),
         "learners": list(s.learners),
-        "followers": [{"id": p.id, "match": p.match, "lag": s.last_index - p.match, "voter": p.voter}
-                      for p in s.peers],
+        "followers": [{"id": p.id, "match": p.match, "lag": s.last_index - p.match, "voter": p.voter,
+                       "responsive": p.responsive} for p in s.peers],
     }
 
 

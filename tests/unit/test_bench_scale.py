@@ -3,8 +3,10 @@
 import ipaddress
 import os
 import random
+import subprocess
+import time
 
-from tools.bench._machine import process_figures
+from tools.bench._machine import Renicer, process_figures
 from tools.bench.scale import PER_HOST_MAX, SIZE_MAX, SIZE_MIN, _subnet, interest, placement
 
 
@@ -66,3 +68,28 @@ def test_process_figures_of_this_process_and_of_none():
     assert me["processes"] == 1 and me["rss_total_mib"] > 0 and me["fds_max"] > 0
     assert 0 < me["pss_total_mib"] <= me["rss_total_mib"] + 1
     assert process_figures([]) == {"processes": 0}
+
+
+def test_renicer_renices_each_pid_it_is_shown_once_and_survives_a_failing_poll():
+    proc = subprocess.Popen(["sleep", "30"])
+    polls = []
+
+    def pids():
+        polls.append(1)
+        if len(polls) == 1:
+            raise TimeoutError("no leader answered")  # skipped; the next poll goes on
+        return [proc.pid]
+
+    r = Renicer(pids, 7, interval_s=0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while proc.pid not in r.reniced and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 7
+        os.setpriority(os.PRIO_PROCESS, proc.pid, 3)  # once only: a later poll leaves it
+        time.sleep(0.2)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 3 and len(polls) > 3
+    finally:
+        r.close()
+        proc.kill()
+        proc.wait()

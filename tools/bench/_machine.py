@@ -134,3 +134,32 @@ def renice(pid: int, nice: int) -> int:
             done += 1
     return done
 
+
+
+class Renicer:
+    """A thread that gives every pid ``pids()`` names the niceness ``nice``, once each, every
+    ``interval_s`` seconds until :meth:`close`: the benchmarks run the Raft *voters* (the autopilot
+    picks them as they join, so they are known only while the run goes) ahead of the other agents
+    on a machine where hundreds share two cores. ``pids()`` may raise: that poll is skipped."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]], nice: int, interval_s: float = 1.0) -> None:
+        self._pids, self._nice, self._interval = pids, nice, interval_s
+        #: pid -> seconds since the start when it was reniced
+        self.reniced: dict[int, float] = {}
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="renicer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a status query timing out under load: next poll
+                for pid in self._pids():
+                    if pid not in self.reniced and renice(pid, self._nice):
+                        self.reniced[pid] = round(time.monotonic() - self._t0, 1)
+            if self._stop.wait(self._interval):
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(self._interval + 15)

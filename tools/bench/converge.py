@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.bench._figures import Budget, Plot, Section, percentile
-from tools.bench._machine import MachineSampler, load_avg, process_figures, renice
+from tools.bench._machine import MachineSampler, Renicer, load_avg, process_figures, renice
 from tools.bench._proc import die_with_parent
 
 PREFIX = "bb"
@@ -282,6 +282,8 @@ class Rig:
     next_spare: int = 0
     docker: bool = True
     leader_nice: int = 0  #: niceness of h1, the bootstrap leader (see main's --leader-nice)
+    voter_nice: int = 0  #: niceness of every Raft voter once promoted (see main's --voter-nice)
+    renicer: Renicer | None = None
     setup: dict[str, Any] = field(default_factory=dict)
 
     def observers(self) -> list[str]:
@@ -299,7 +301,8 @@ class Rig:
 
 
 @contextlib.contextmanager
-def rig(n: int, spares: int, prefix: str = PREFIX, *, docker: bool = True, leader_nice: int = 0) -> Iterator[Rig]:
+def rig(n: int, spares: int, prefix: str = PREFIX, *, docker: bool = True, leader_nice: int = 0,
+        voter_nice: int = 0) -> Iterator[Rig]:
     """Build a :class:`Rig`; tear everything down on exit (also on Ctrl-C).
 
     ``docker=False`` starts the agents with ``--no-docker``: the endpoints are
@@ -308,7 +311,7 @@ def rig(n: int, spares: int, prefix: str = PREFIX, *, docker: bool = True, leade
     """
     from tools.lab import Lab
 
-    r = Rig(n, spares, lab=Lab(prefix), docker=docker, leader_nice=leader_nice)
+    r = Rig(n, spares, lab=Lab(prefix), docker=docker, leader_nice=leader_nice, voter_nice=voter_nice)
     try:
         r.lab.down()  # leftovers of an interrupted run
         try:
@@ -336,6 +339,8 @@ def _build(r: Rig) -> None:
     if r.leader_nice:
         renice(h1.proc.pid, r.leader_nice)
     c.wait("h1 leads", lambda: c.query("h1", MsgType.QUERY_STATUS)["raft"]["role"] == "leader", timeout_s=120)
+    if r.voter_nice:
+        r.renicer = Renicer(c.voter_pids, r.voter_nice)
     c.query("h1", MsgType.NETWORK_CREATE, name=NETWORK, subnet=SUBNET)
     _start_observers(r)
     r.setup["agents_up_s"] = round(time.monotonic() - t0, 1)
@@ -457,7 +462,7 @@ def _memory(r: Rig) -> dict[str, Any]:
 
 
 def _teardown(r: Rig) -> None:
-    for w in (r.events, r.neigh, r.machine):
+    for w in (r.events, r.neigh, r.machine, r.renicer):
         if w is not None:
             with contextlib.suppress(Exception):
                 w.close()
@@ -638,7 +643,7 @@ def estimate_s(budget: Budget) -> float:
 
 
 def run(budget: Budget, *, only_sizes: tuple[int, ...] = (), prefix: str = PREFIX, docker: bool = True,
-        leader_nice: int = 0) -> Section:
+        leader_nice: int = 0, voter_nice: int = 0) -> Section:
     """The section at the report's sizes, or at ``only_sizes`` (e.g. ``(200,)``), in the lab ``prefix``;
     ``docker=False``: agents started with ``--no-docker`` (see :func:`rig`)."""
     section = Section("converge", "Convergence: FDB entries on every host after join, kill -9 and leave",
@@ -646,20 +651,22 @@ def run(budget: Budget, *, only_sizes: tuple[int, ...] = (), prefix: str = PREFI
                       setup={"sizes": list(sizes(budget, only_sizes)), "profile": PROFILE, "reps": budget.reps,
                              "network": {"name": NETWORK, "subnet": SUBNET}, "lab_prefix": prefix,
                              "workdir": str(WORKDIR), "meshd_code": _code_version(), "docker": docker,
-                             "leader_nice": leader_nice})
+                             "leader_nice": leader_nice, "voter_nice": voter_nice})
     samples: dict[str, list[float]] = {}
     try:
         for n in sizes(budget, only_sizes):
             for key in (f"join N={n} (from first kernel)", f"join N={n} (from process start)",
                         f"kill N={n} (from SIGKILL)", f"leave N={n} (from the leave request)"):
                 samples[key] = []
-            with rig(n, 2 * budget.reps, prefix, docker=docker, leader_nice=leader_nice) as r:
+            with rig(n, 2 * budget.reps, prefix, docker=docker, leader_nice=leader_nice, voter_nice=voter_nice) as r:
                 section.setup[f"n{n}"] = r.setup
                 for rep in range(budget.reps):
                     one_rep(r, section, rep, samples)
                 section.setup[f"n{n}"]["netlink_overruns"] = r.neigh_watch.overruns
                 section.setup[f"n{n}"]["memory_end"] = _memory(r)
                 section.setup[f"n{n}"]["machine"] = r.machine.summary() if r.machine else {}
+                if r.renicer is not None:  # seconds after h1 led when each voter was reniced
+                    section.setup[f"n{n}"]["voters_reniced_at_s"] = sorted(r.renicer.reniced.values())
     except Exception as exc:  # reported, not raised: the figures so far stay
         section.error = f"{type(exc).__name__}: {exc}"[:2000]
         section.notes += getattr(exc, "__notes__", [])
@@ -711,6 +718,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-docker", action="store_true", help="agents do not watch dockerd (meshd agent --no-docker)")
     ap.add_argument("--leader-nice", type=int, default=0,
                     help="run h1 (the bootstrap leader) at this niceness, e.g. -10 (200 agents on 2 cores)")
+    ap.add_argument("--voter-nice", type=int, default=0,
+                    help="run every Raft voter at this niceness once the bench sees it promoted (polls about "
+                         "once a second), e.g. -10: a starved voter stalls every commit")
     args = ap.parse_args(argv)
     too_big = [n for n in args.sizes if not 2 <= n <= LAB_MAX_HOSTS - 2 * args.reps]
     if too_big:
@@ -719,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget(reps=args.reps, quick=args.quick)
     t0 = time.monotonic()
     section = run(budget, only_sizes=tuple(args.sizes), prefix=args.prefix, docker=not args.no_docker,
-                  leader_nice=args.leader_nice)
+                  leader_nice=args.leader_nice, voter_nice=args.voter_nice)
     section.seconds = round(time.monotonic() - t0, 1)
     print(json.dumps(section.to_json()))
     return 1 if section.error else 0

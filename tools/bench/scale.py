@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.bench._figures import percentile
-from tools.bench._machine import MachineSampler, load_avg, process_figures, renice
+from tools.bench._machine import MachineSampler, Renicer, load_avg, process_figures, renice
 
 PROFILE = "lan"
 WORKDIR = Path("/var/tmp/bench-scale")
@@ -69,7 +69,8 @@ _JOINED = re.compile(r"joined through=\S+ members=\d+ tries=(\d+)")
 # --- join: whole agents started at once ------------------------------------------------------
 
 
-def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: int = 0) -> dict[str, Any]:
+def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: int = 0,
+               voter_nice: int = 0) -> dict[str, Any]:
     """N whole agents, h2..hN started at once; see the module docstring. Everything is removed on return."""
     from meshd.api import MsgType
     from tools.cluster import Cluster
@@ -77,10 +78,11 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: i
 
     lab = Lab(prefix)
     out: dict[str, Any] = {"bench": "scale.join", "agents": n, "profile": PROFILE, "seeds": seeds,
-                           "lab_prefix": prefix, "leader_nice": leader_nice,
+                           "lab_prefix": prefix, "leader_nice": leader_nice, "voter_nice": voter_nice,
                            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     cluster: Cluster | None = None
     sampler: MachineSampler | None = None
+    renicer: Renicer | None = None
     try:
         lab.down()  # leftovers of an interrupted run
         t_lab = time.monotonic()
@@ -93,6 +95,8 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: i
             renice(h1.proc.pid, leader_nice)
         c.wait("h1 leads", lambda: c.query("h1", MsgType.QUERY_STATUS)["raft"]["role"] == "leader",
                timeout_s=LEADER_TIMEOUT_S)
+        if voter_nice:
+            renicer = Renicer(c.voter_pids, voter_nice)
         sampler = MachineSampler(lambda: [a.proc.pid for a in c.agents.values()])
         join = [lab.host(f"h{i}").underlay_ip for i in range(1, seeds + 1)]
         names = [f"h{i}" for i in range(2, n + 1)]
@@ -110,6 +114,10 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: i
     except (Exception, KeyboardInterrupt) as exc:  # reported in the JSON line: the figures so far stay
         out["error"] = f"{type(exc).__name__}: {exc}"[:1500]
     finally:
+        if renicer is not None:
+            renicer.close()
+            by_pid = {a.proc.pid: name for name, a in (cluster.agents.items() if cluster else ())}
+            out["voters_reniced_at_s"] = {by_pid.get(pid, str(pid)): t for pid, t in renicer.reniced.items()}
         if sampler is not None:
             sampler.close()
         if cluster is not None:
@@ -530,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     j.add_argument("--leader-nice", type=int, default=0,
                    help="run h1 (the bootstrap leader) at this niceness, e.g. -10: on 2 cores it otherwise gets "
                         "1/N of the CPU, which a real host, with its own CPU, never does")
+    j.add_argument("--voter-nice", type=int, default=0,
+                   help="run every Raft voter at this niceness, e.g. -10, from the poll (about 1 s) that sees "
+                        "it promoted: a voter that gets 1/N of 2 cores stalls every commit")
     i = sub.add_parser("interest", help="per-host state if a host held only its networks (pure, no root)")
     i.add_argument("--endpoints", type=int, default=1_000_000)
     i.add_argument("--hosts", type=int, default=10_000)
@@ -541,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad or not 1 <= args.seeds <= min(args.sizes):
             ap.error(f"N must be 2..244 (the lab's hosts) and --seeds 1..N: got {args.sizes}, {args.seeds}")
         for n in args.sizes:
-            result = join_storm(n, args.prefix, args.seeds, args.timeout_s, args.leader_nice)
+            result = join_storm(n, args.prefix, args.seeds, args.timeout_s, args.leader_nice, args.voter_nice)
             failed |= "error" in result or not result.get("all_joined")
             print(json.dumps(result), flush=True)
             shutil.rmtree(WORKDIR, ignore_errors=True)

@@ -36,6 +36,17 @@ def test_new_member_becomes_learner_then_voter_when_three():
     assert (act.op, act.node) == (Op.PROMOTE, "h2")
 
 
+def test_the_first_promotion_from_one_voter_waits_for_two_ready_learners():
+    """Two voters are a quorum of two: stalled by either. Pass through that state only with the
+    third voter ready; a learner the leader has not heard from lately has no known lag."""
+    specs = [("h1", A, 0, 0), ("h2", A, 0, 0), ("h3", A, 0, None), ("h4", A, 98, 0)]
+    assert step({"h1"}, {"h2", "h3", "h4"}, specs) is None  # h3 silent, h4 not stable yet
+    act = step({"h1"}, {"h2", "h3", "h4"}, specs, now=103.0)
+    assert (act.op, act.node) == (Op.PROMOTE, "h2")
+    act = step({"h1", "h2"}, {"h3", "h4"}, specs, now=103.0)
+    assert (act.op, act.node) == (Op.PROMOTE, "h4")  # from two voters on, one ready is enough
+
+
 def test_unstable_or_lagging_learners_wait():
     specs = [("h1", A, 0, 0), ("h2", A, 98, 0), ("h3", A, 0, 5000)]
     assert step({"h1"}, {"h2", "h3"}, specs) is None

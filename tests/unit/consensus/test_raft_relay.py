@@ -159,3 +159,38 @@ def test_relay_messages_never_hold_off_a_voters_election_and_a_leader_ignores_th
     leader.step(RelayAppend(term=term, frm="l1", to="1", leader="1", prev_index=0, prev_term=0,
                             entries=(), commit=0))
     assert leader.role.value == "leader" and not leader.ready().messages
+
+
+def test_status_says_which_learners_answer_at_their_cadence() -> None:
+    """The autopilot promotes only learners the leader hears from at their cadence: one that is cut
+    off (or starved) shows silent ticks and is not responsive, though its lag is small."""
+    env = relay_env()
+    env.tick_all(2 * RELAY_CFG.learner_heartbeat_ticks)
+    peers = {p.id: p for p in env.nodes["1"].status().peers}
+    assert all(p.responsive for p in peers.values()), peers
+    assert peers["2"].silent_ticks <= 1 and peers["l7"].state == "relayed"
+    cadence = {"l1": RELAY_CFG.learner_heartbeat_ticks, "l7": RELAY_CFG.relay_report_ticks}
+    env.cut |= {frozenset(("1", "l1")), frozenset(("1", "l7"))}
+    env.tick_all(2 * max(cadence.values()) + 2)
+    peers = {p.id: p for p in env.nodes["1"].status().peers}
+    assert not peers["l7"].responsive and peers["l7"].silent_ticks > 2 * cadence["l7"] + 1
+    env.tick_all(2 * cadence["l1"])
+    peers = {p.id: p for p in env.nodes["1"].status().peers}
+    assert not peers["l1"].responsive and peers["l1"].silent_ticks > 2 * cadence["l1"] + 1
+    assert peers["l1"].lag == 0  # caught up by index, and still no voter candidate
+    assert all(peers[x].responsive for x in ("2", "3", "l2", "l3")), peers
+    env.heal()
+    env.tick_all(2 * max(cadence.values()) + 2)
+    peers = {p.id: p for p in env.nodes["1"].status().peers}
+    assert peers["l1"].responsive and peers["l7"].responsive
+
+
+def test_a_learner_never_heard_from_is_not_responsive() -> None:
+    env = Env(["1", "2", "3"], cfg=RELAY_CFG)
+    env.campaign("1")
+    env.add_node("l1")
+    env.cut |= {frozenset(("1", "l1"))}
+    env.conf("1", ConfOp.ADD_LEARNER, "l1")
+    env.tick_all(3)
+    peer = {p.id: p for p in env.nodes["1"].status().peers}["l1"]
+    assert peer.silent_ticks is None and not peer.responsive and peer.lag <= 3
