@@ -322,17 +322,28 @@ class Agent:
     # --- reactions ---------------------------------------------------------------------
 
     async def _on_members(self, events: trio.MemoryReceiveChannel[MemberEvent]) -> None:
+        """Each member event is emitted and told to liveness; what scans every member (the Raft
+        peers, the MTU and data-plane checks) runs once per burst of events: a host flapping in a
+        large cluster sends bursts, and a scan per event made each agent's work grow as N²."""
         assert self.members is not None and self.replica is not None
-        async for event in events:
+        async for first in events:
+            burst = [first]
+            while len(burst) < _MEMBER_BURST:
+                try:
+                    burst.append(events.receive_nowait())
+                except trio.WouldBlock:
+                    break
             self.replica.raft.set_peers(self.members.raft_peers())
-            msg_type = _MEMBER_EVENTS.get(event.kind)
-            self.events.emit(Event(event.kind, f"{event.name} {event.kind} ({event.address})", msg_type,
-                                   {"name": event.name, "address": event.address}))
-            gossip = _GOSSIP.get(event.kind)
-            if gossip is not None and event.name != self.name:
-                self._on_liveness(self.liveness.on_gossip(event.name, event.address, gossip, trio.current_time()))
-                self.probe.wake()
-            if event.kind in ("join", "update"):
+            for event in burst:
+                msg_type = _MEMBER_EVENTS.get(event.kind)
+                self.events.emit(Event(event.kind, f"{event.name} {event.kind} ({event.address})", msg_type,
+                                       {"name": event.name, "address": event.address}))
+                gossip = _GOSSIP.get(event.kind)
+                if gossip is not None and event.name != self.name:
+                    self._on_liveness(self.liveness.on_gossip(event.name, event.address, gossip,
+                                                              trio.current_time()))
+                    self.probe.wake()
+            if any(event.kind in ("join", "update") for event in burst):
                 self._report_underlays()
                 self._report_unbuildable()
             self._kick()
@@ -489,6 +500,8 @@ def _publisher(api: SchedulerApi) -> Callable[[Event], None]:
     return publish
 
 
+#: most member events handled as one burst (one scan of the members for all of them)
+_MEMBER_BURST = 256
 #: gossip's member events that go to the PUB socket as they are (a failed agent is told by liveness)
 _MEMBER_EVENTS = {"join": MsgType.EVENT_MEMBER_JOIN, "leave": MsgType.EVENT_MEMBER_LEAVE}
 _GOSSIP = {"join": Gossip.ALIVE, "alive": Gossip.ALIVE, "update": Gossip.ALIVE, "suspect": Gossip.SUSPECT,

@@ -1,9 +1,10 @@
 """The autopilot's trio driver: on the Raft leader, carry out what :func:`~meshd.agent._autopilot.decide` says.
 
 Woken by every member and Raft event (and at least once a second), it sets
-the Raft peer addresses from gossip (which also heals a missed member event),
-and on the leader asks the pure :mod:`~meshd.agent._autopilot` for the next
-membership change and makes it.
+the Raft peer addresses from gossip once a second (the agent sets them on
+every burst of member events; this heals a missed one, and is no scan of
+every member per wake), and on the leader asks the pure
+:mod:`~meshd.agent._autopilot` for the next membership change and makes it.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ class Autopilot:
         self._wake.set()
 
     async def run(self) -> None:
+        peers_set = -float("inf")
         while True:
             with trio.move_on_after(1.0):
                 await self._wake.wait()
             self._wake = trio.Event()
             raft = self._replica.raft
-            raft.set_peers(self._members.raft_peers())
+            if trio.current_time() - peers_set >= 1.0:
+                raft.set_peers(self._members.raft_peers())
+                peers_set = trio.current_time()
             status = raft.status()
             if status.role != consensus.Role.LEADER:
                 continue
