@@ -405,19 +405,21 @@ class LeaderMixin:
         for p, pr in self.progress.items():
             voter = p in conf.voters
             cadence = self.cfg.heartbeat_ticks if voter else self.cfg.learner_heartbeat_ticks
-            silent = self._silent(pr.heard)
             out.append(PeerStatus(p, pr.match, pr.next, pr.state.value, voter, last - pr.match,
-                                  silent, silent is not None and silent <= 2 * cadence + 1))
+                                  *self._heard(pr.heard, cadence)))
         if self.role == Role.LEADER:
             for p in conf.learners - set(self.progress) - {self.id}:
                 match = min(self.reported.get(p, 0), last)
-                silent = self._silent(self.reported_at.get(p))
-                out.append(PeerStatus(p, match, match + 1, "relayed", False, last - match, silent,
-                                      silent is not None and silent <= 2 * self.cfg.relay_report_ticks + 1))
+                out.append(PeerStatus(p, match, match + 1, "relayed", False, last - match,
+                                      *self._heard(self.reported_at.get(p), self.cfg.relay_report_ticks)))
         return tuple(sorted(out, key=lambda s: s.id))
 
-    def _silent(self, heard: int | None) -> int | None:
-        return None if heard is None else self.ticks - heard
+    def _heard(self, heard: int | None, cadence: int) -> tuple[int | None, bool]:
+        """(silent_ticks, responsive) of a peer last heard at tick ``heard``, expected every ``cadence``."""
+        if heard is None:
+            return None, False
+        silent = self.ticks - heard
+        return silent, silent <= 2 * cadence + 1
 
     # --- relaying (a learner with children in the relay tree) ---------------------------
 

@@ -158,15 +158,20 @@ class Cluster:
         finally:
             client.close()
 
-    def voter_pids(self, via: str = "h1") -> list[int]:
-        """PIDs of the Raft voters this cluster runs, as ``via`` (its leader if it knows one) lists
-        them; without a leader, the voters of ``via``'s own log (the ones an election needs).
-        Raises TimeoutError or OSError (no answer)."""
-        raft = self.query(via, MsgType.QUERY_STATUS)["raft"]
+    def raft_status(self, via: str = "h1") -> dict[str, Any]:
+        """QUERY_STATUS's ``raft`` of the leader ``via`` names, or ``via``'s own when it knows no
+        leader or the leader does not answer (check ``role``). Raises TimeoutError or OSError
+        when ``via`` does not answer."""
+        raft: dict[str, Any] = self.query(via, MsgType.QUERY_STATUS)["raft"]
         if raft["role"] != "leader" and raft["leader"] in self.agents:
             with contextlib.suppress(TimeoutError, OSError):
                 raft = self.query(raft["leader"], MsgType.QUERY_STATUS)["raft"]
-        return [self.agents[v].proc.pid for v in raft["voters"] if v in self.agents]
+        return raft
+
+    def voter_pids(self, via: str = "h1") -> list[int]:
+        """PIDs of the Raft voters this cluster runs, as :meth:`raft_status` lists them (without a
+        leader: the voters of ``via``'s own log, the ones an election needs)."""
+        return [self.agents[v].proc.pid for v in self.raft_status(via)["voters"] if v in self.agents]
 
     @contextlib.contextmanager
     def scheduler(self, host: str, *, via: str | None = None, timeout_s: float = 10.0) -> Iterator[SchedulerClient]:

@@ -176,11 +176,7 @@ def _watch(c: Any, n: int, procs: dict[str, subprocess.Popen], t0: float, timeou
 
 def _leader_raft(c: Any) -> dict[str, Any]:
     """The Raft status of the current leader (as h1 names it)."""
-    from meshd.api import MsgType
-
-    raft = c.query("h1", MsgType.QUERY_STATUS)["raft"]
-    if raft["role"] != "leader" and raft["leader"] and raft["leader"] in c.agents:
-        raft = c.query(raft["leader"], MsgType.QUERY_STATUS)["raft"]
+    raft = c.raft_status("h1")
     if raft["role"] != "leader":
         raise KeyError("no leader known at h1 now")
     return dict(raft)
