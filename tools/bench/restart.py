@@ -184,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="nodes build the state's indexes at their first apply, not while they elect")
     ap.add_argument("--no-election-advance", action="store_true",
                     help="nodes start their election clock at 0 (RaftConfig.initial_election_advance off)")
-    ap.add_argument("--dir", default="/var/tmp", help="where data directories go (a real disk)")
+    ap.add_argument("--dir", default="/var/tmp", help="where data directories go (a real disk; made if missing)")
     args = ap.parse_args(argv)
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
     print(json.dumps(trio.run(bench, args)))
     return 0
 
