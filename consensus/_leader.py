@@ -19,7 +19,8 @@ Relays (``_relay``): a learner with children in the relay tree runs the
 same sending code for them -- its own ``relay_progress`` table instead of
 ``progress``, its commit index instead of its last index as the limit, and
 ``Relay*`` messages carrying the leader's id.  ``_table()`` and ``_limit()``
-pick which.
+pick which.  The leader feeds the children of a relay that stopped answering
+itself (``_adopt_orphans``) until the relay answers again.
 
 ReadIndex: a read takes the commit index (once this term's first entry is
 committed), opens a *read round*, and heartbeats carry the round number;
@@ -93,6 +94,12 @@ class LeaderMixin:
         self.reported: dict[str, int] = {}
         #: learner -> the tick its last report came in (relayed learners, leader only)
         self.reported_at: dict[str, int] = {}
+        #: relayed learners whose relay stopped answering: the leader feeds them itself
+        self.adopted: frozenset[str] = frozenset()
+        #: the tick since which the leader has watched the current relay tree (an election
+        #: or a membership change restarts every relay's grace), and that tree's membership
+        self._tree_since = self.ticks
+        self._tree_conf: ConfState | None = None
         #: relay: child -> Progress, for the children this learner relays to
         self.relay_progress: dict[str, Progress] = {}
         #: relay: the membership ``relay_progress`` was computed from, and the
@@ -115,7 +122,8 @@ class LeaderMixin:
     def _sync_progress(self) -> None:
         conf = self.log.conf()
         first = relay_tree(conf.learners, self.cfg.relay_fanout).first_tier
-        members = (conf.voters | frozenset(first)) - {self.id}
+        self.adopted &= conf.learners
+        members = (conf.voters | frozenset(first) | self.adopted) - {self.id}
         for p in list(self.progress):
             if p not in members:
                 del self.progress[p]
@@ -323,13 +331,61 @@ class LeaderMixin:
         learners = self.learner_heartbeat_elapsed >= self.cfg.learner_heartbeat_ticks
         if learners:
             self.learner_heartbeat_elapsed = 0
+        self._adopt_orphans()
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks or learners:
             self.heartbeat_elapsed = 0
             self._bcast_heartbeat(learners=learners)
         self._retry_stalled()
 
+    def _adopt_orphans(self) -> None:
+        """Feed the children of every relay the leader has not heard from within twice its
+        cadence, until it answers again (checked every tick).
+
+        A first-tier relay answers the leader's learner heartbeats; a deeper one (or an
+        adopted one) is heard through its MatchReports or its own answers.  After an
+        election or a membership change every relay has that long again before its children
+        are adopted, so a new leader does not take over the whole tree at once.
+        """
+        conf = self.log.conf()
+        if conf is not self._tree_conf:
+            self._tree_conf, self._tree_since = conf, self.ticks
+        orphans: set[str] = set()
+        if self.cfg.relay_fanout and len(conf.learners) > self.cfg.relay_fanout:
+            tree = relay_tree(conf.learners, self.cfg.relay_fanout)
+            for relay in tree.relays():
+                if relay == self.id or not self._relay_silent(relay):
+                    continue
+                orphans.update(tree.children(relay))
+        adopted = frozenset(orphans - {self.id})
+        if adopted == self.adopted:
+            return
+        gained, lost = sorted(adopted - self.adopted), sorted(self.adopted - adopted)
+        self.adopted = adopted
+        self._sync_progress()
+        if gained:
+            self._note(f"{self.id} feeds {', '.join(gained)} itself: their relay stopped answering")
+        if lost:
+            self._note(f"{self.id} hands {', '.join(lost)} back to their relay")
+        for p in gained:
+            self._send_append(p, allow_empty=True)
+
+    def _relay_silent(self, relay: str) -> bool:
+        """Whether ``relay`` has not been heard from within twice its cadence (``_heard``)."""
+        pr = self.progress.get(relay)
+        if pr is not None and (pr.heard is not None or relay not in self.adopted):
+            heard, cadence = pr.heard, self.cfg.learner_heartbeat_ticks
+        else:  # relayed, or adopted and not yet answering the leader: its reports count
+            heard, cadence = self.reported_at.get(relay), self.cfg.relay_report_ticks
+        last = self._tree_since if heard is None else max(heard, self._tree_since)
+        return self.ticks - last > 2 * cadence + 1
+
     def _retry_stalled(self) -> None:
-        """Resend to followers (or children) whose acknowledgements stopped (lost messages)."""
+        """Resend to followers (or children) whose acknowledgements stopped (lost messages).
+
+        Only to a peer heard from within that many ticks: one that is silent (down, cut
+        off) drops back to a paused PROBE and gets the entries when it answers its next
+        heartbeat, instead of a full batch every few ticks until it is removed.
+        """
         limit = 2 * self.cfg.heartbeat_ticks + 1
         last = self._limit()
         table = self._table()
@@ -342,11 +398,16 @@ class LeaderMixin:
             if pr.idle_ticks < limit:
                 continue
             pr.idle_ticks = 0
+            silent = pr.heard is None or self.ticks - pr.heard >= limit
             if pr.state == ProgressState.SNAPSHOT:
-                self._send_snapshot_chunk(p)
+                if not silent:
+                    self._send_snapshot_chunk(p)
             else:
                 pr.become_probe()
-                self._send_append(p, allow_empty=True)
+                if silent:
+                    pr.probe_sent = True  # paused until it answers a heartbeat (_on_heartbeat_resp)
+                else:
+                    self._send_append(p, allow_empty=True)
 
     # --- reads and transfer ---------------------------------------------------------
 
@@ -406,7 +467,7 @@ class LeaderMixin:
             voter = p in conf.voters
             cadence = self.cfg.heartbeat_ticks if voter else self.cfg.learner_heartbeat_ticks
             out.append(PeerStatus(p, pr.match, pr.next, pr.state.value, voter, last - pr.match,
-                                  *self._heard(pr.heard, cadence)))
+                                  *self._heard(pr.heard, cadence), adopted=p in self.adopted))
         if self.role == Role.LEADER:
             for p in conf.learners - set(self.progress) - {self.id}:
                 match = min(self.reported.get(p, 0), last)

@@ -22,6 +22,19 @@ delay it but never give it a wrong entry.  Learners never vote, so elections
 are untouched.  Relayed learners report their commit index to the leader
 (``MatchReport``) every ``relay_report_ticks``, which is what the leader's
 ``status()`` shows for them (state ``"relayed"``).
+
+A relay that stops answering must not stall its subtree until the autopilot
+removes it.  The leader watches every relay at its cadence (a first-tier
+relay answers the leader's learner heartbeats, a deeper one sends its
+``MatchReport``); when one has been silent for longer than twice its
+cadence, the leader *adopts* its children: it replicates to them itself,
+as to the first tier, until the relay answers again.  An adopted child
+still relays to its own children, so the subtree below keeps its shape.
+Every relay gets that grace again after an election and after each
+membership change (the tree may have moved).  An adopted child can hear
+the same entries from the leader and from a relay that was only slow: both
+are the committed log, and the log-matching check makes the second copy a
+no-op.
 """
 
 from __future__ import annotations
@@ -58,6 +71,13 @@ class RelayTree:
             return ()
         lo = self.fanout + i * self.fanout
         return self.order[lo : lo + self.fanout]
+
+    def relays(self) -> tuple[str, ...]:
+        """The learners with at least one child, in tree order."""
+        if self.fanout == 0:
+            return ()
+        count = max(0, -(-(len(self.order) - self.fanout) // self.fanout))
+        return self.order[:count]
 
     def depth(self) -> int:
         """Relay hops from the leader to the deepest learner (1 = all first tier, 0 = none)."""

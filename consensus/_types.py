@@ -83,6 +83,9 @@ class PeerStatus:
     #: however small its lag (the lag of a learner that never answered is small
     #: while the log is).
     responsive: bool = False
+    #: A relayed learner the leader feeds itself because its relay stopped answering
+    #: (docs/consensus.md, "Relay tree").
+    adopted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,6 +168,9 @@ def raft_line(raft: dict[str, Any]) -> str:
                 f"voters ({', '.join(raft.get('voters', [])) or 'none known'}) elect one")
     lagging = [f"{f['id']} {f['lag']} behind" for f in raft.get("followers", []) if f.get("lag")]
     lagging += [f"{f['id']} not answering" for f in raft.get("followers", []) if f.get("responsive") is False]
+    adopted = [f["id"] for f in raft.get("followers", []) if f.get("adopted")]
+    if adopted:
+        lagging.append(f"{' '.join(adopted)} fed by the leader (their relay is not answering)")
     return (f"{role}, term {term}, leader {raft['leader']}, commit {raft.get('commit_index', '?')} "
             f"(applied {raft.get('applied_index', '?')}); voters {' '.join(raft.get('voters', [])) or '-'}"
             + (f"; learners {' '.join(raft['learners'])}" if raft.get("learners") else "")

@@ -89,7 +89,7 @@ def _raft(replica: Replica) -> dict[str, Any]:
         "applied_index": s.applied, "last_index": s.last_index, "voters": list(s.voters),
         "learners": list(s.learners),
         "followers": [{"id": p.id, "match": p.match, "lag": s.last_index - p.match, "voter": p.voter,
-                       "responsive": p.responsive} for p in s.peers],
+                       "responsive": p.responsive, "adopted": p.adopted} for p in s.peers],
     }
 
 

@@ -90,3 +90,20 @@ def test_config_show_prints_loadable_toml(tmp_path, capsys):
     path.write_text(text)
     assert main(["config", "check", str(path)]) == 0
     assert "gossip_nodes = 5" in text
+
+
+def test_status_raft_line_names_silent_and_adopted_learners():
+    from meshd.cli_show import raft_line
+
+    raft = {"role": "leader", "term": 3, "leader": "h1", "commit_index": 9, "applied_index": 9,
+            "voters": ["h1", "h2", "h3"], "learners": ["h4", "h5", "h6"],
+            "followers": [
+                {"id": "h2", "lag": 0, "voter": True, "responsive": True, "adopted": False},
+                {"id": "h4", "lag": 0, "voter": False, "responsive": False, "adopted": False},
+                {"id": "h5", "lag": 0, "voter": False, "responsive": True, "adopted": True},
+                {"id": "h6", "lag": 2, "voter": False, "responsive": True, "adopted": True},
+            ]}
+    line = raft_line(raft)
+    assert line.endswith("h6 2 behind, h4 not answering, h5 h6 fed by the leader (their relay is not answering)")
+    raft["followers"] = raft["followers"][:1]
+    assert "fed by the leader" not in raft_line(raft)

@@ -422,6 +422,13 @@ def _heap_bytes(blob: bytes, state_type: Any, gc: Any, tracemalloc: Any) -> int:
 
 #: (hosts, relay_fanout) of the Raft fan-out simulations the section runs
 SIM_RUNS = ((10_000, 16), (1_000, 0))
+KILL_RUN, QUICK_KILL_RUN = (1_000, 16), (300, 16)  # --kill-relay: the first relay crashes
+KILL_FIGURES = (  # (result key, label, unit)
+    ("orphans", "hosts below the crashed relay", ""),
+    ("orphans_apply_all_p99_s", "time until every host below it applied an entry, p99", "s"),
+    ("apply_all_p99_s", "time until every live host applied an entry, p99", "s"),
+    ("leader_sends_per_entry", "leader sends per entry (its children adopted)", ""),
+)
 SIM_FIGURES = (  # (result key, label, unit, goal at 10,000 hosts with the tree)
     ("leader_sends_per_entry", "leader sends per entry", "", ("<=", 100.0)),
     ("apply_p99_s", "time until 99 % of hosts applied an entry, p99", "s", None),
@@ -446,7 +453,7 @@ INTEREST_FIGURES = (  # (per_host key, label, unit, scale)
 
 
 def estimate_s(budget: Any) -> float:
-    sims = 60 if budget.quick else 420
+    sims = 60 if budget.quick else 440
     joins = sum(40 + 3 * n for n in (QUICK_JOIN_SIZES if budget.quick else JOIN_SIZES))
     return sims + joins + (30 if budget.quick else 120)
 
@@ -463,7 +470,9 @@ def run(budget: Any) -> Any:
                 "20 meshd-sized entries per second for 5 s; a host's CPU (20 µs per message) and fsync (0.5 ms) "
                 "are the model's stated assumptions, not measurements (tests/sim/raft/scale.py). With "
                 "`relay_fanout` 16 the leader sends to the voters and 16 learners and the rest get the "
-                "committed log through a tree; 0 is the old direct replication. **Joining** (items 3, 4): "
+                "committed log through a tree; 0 is the old direct replication; `--kill-relay` crashes the first "
+                "relay as the entries start (the leader adopts its children once it has been silent for "
+                "twice the learner heartbeat). **Joining** (items 3, 4): "
                 "`python -m tools.bench.scale join N`: N whole `meshd agent`s (LAN profile, no Docker) in lab "
                 "namespaces on this 2-core VM, h2..hN started at once, all joining through h1; times from the "
                 "start of h2..hN. **Interest** (item 2): `python -m tools.bench.scale interest`: what one host "
@@ -485,6 +494,18 @@ def run(budget: Any) -> Any:
                            f"{label}", unit, goal=goal if (n, fanout) == (10_000, 16) else None).add(
                 math.nan if value is None else float(value))
         section.setup[f"sim_n{n}_fanout{fanout}"] = {k: v for k, v in result.items() if not isinstance(v, dict)}
+    n, fanout = QUICK_KILL_RUN if quick else KILL_RUN
+    out = subprocess.run([sys.executable, "-m", "tests.sim.raft", "--scale", str(n), "--fanout", str(fanout),
+                          "--kill-relay"], capture_output=True, text=True)
+    if out.returncode != 0:
+        section.notes.append(f"simulation n={n} --kill-relay failed: {out.stderr.strip()[-300:]}")
+    else:
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        for key, label, unit in KILL_FIGURES:
+            value = result.get(key)
+            section.figure(f"scale.n{n}.kill_relay.{key}", f"{n:,} hosts, a first-tier relay crashed: {label}",
+                           unit).add(math.nan if value is None else float(value))
+        section.setup[f"sim_n{n}_kill_relay"] = {k: v for k, v in result.items() if not isinstance(v, dict)}
     for n in QUICK_JOIN_SIZES if quick else JOIN_SIZES:
         out = subprocess.run([sys.executable, "-m", "tools.bench.scale", "join", str(n), "--prefix", "bs"],
                              capture_output=True, text=True)

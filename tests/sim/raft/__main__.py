@@ -48,12 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="--scale: how long entries are proposed")
     ap.add_argument("--proc-us", type=float, default=20.0,
                     help="--scale: CPU cost of one message stepped or sent, microseconds")
+    ap.add_argument("--kill-relay", action="store_true",
+                    help="--scale: the first relay crashes as the measured window opens")
     args = ap.parse_args(argv)
     if args.scale is not None:
         from .scale import ScaleSim
 
         print(json.dumps(ScaleSim(args.scale, fanout=args.fanout, rate=args.rate, seconds=args.seconds,
-                                  proc_us=args.proc_us).run()))
+                                  proc_us=args.proc_us, kill_relay=args.kill_relay).run()))
         return 0
     if args.seed is not None:
         print(json.dumps(Sim(args.seed, args.duration_ms).run()))

@@ -30,6 +30,14 @@ Figures (for the entries proposed in the measured window):
 - ``leader_cpu_load``: the leader's modelled CPU time per second (1.0 = one
   core busy; above 1 it falls behind without bound), ``host_cpu_load_mean``.
 
+With ``kill_relay`` (``--kill-relay``) the first relay of the tree (the first
+learner of the first tier) crashes as the measured window opens: it neither
+receives nor sends from then on, as after ``kill -9``.  The apply figures then
+count the live hosts only, and ``orphans`` / ``orphans_apply_all_p99_s`` are
+the hosts below it in the tree and the p99 over entries of the time until all
+of them applied the entry (the leader feeds a silent relay's children itself
+after twice the learner heartbeat: ``consensus._relay``).
+
 A figure is null when some measured entry had not reached the mark when the
 run stopped (5 s after the last proposal).  Byte and CPU figures are over
 everything from the first proposal to the end of the run.
@@ -82,7 +90,7 @@ class Host:
 class ScaleSim:
     def __init__(self, n: int, *, voters: int = 5, fanout: int = 16, rate: float = 20.0,
                  seconds: float = 5.0, delay_ms: tuple[float, float] = (0.2, 1.0), proc_us: float = 20.0,
-                 fsync_ms: float = 0.5, seed: int = 1) -> None:
+                 fsync_ms: float = 0.5, seed: int = 1, kill_relay: bool = False) -> None:
         self.n, self.fanout, self.rate, self.seconds = n, fanout, rate, seconds
         self.delay_ms, self.proc_ms, self.fsync_ms = delay_ms, proc_us / 1000, fsync_ms
         self.rng = random.Random(seed)
@@ -90,7 +98,17 @@ class ScaleSim:
         self.tick_ms = self.cfg.tick_interval_s * 1000
         ids = [f"h{i:05d}" for i in range(n)]
         conf = ConfState(frozenset(ids[:voters]), frozenset(ids[voters:]))
-        self.tree_depth = relay_tree(conf.learners, fanout).depth()
+        tree = relay_tree(conf.learners, fanout)
+        self.tree_depth = tree.depth()
+        #: the relay that crashes as the window opens (kill_relay), and every host below it
+        self.victim = tree.relays()[0] if kill_relay and tree.relays() else None
+        self.orphans: set[str] = set()
+        todo = list(tree.children(self.victim)) if self.victim else []
+        while todo:
+            x = todo.pop()
+            self.orphans.add(x)
+            todo.extend(tree.children(x))
+        self.dead: set[str] = set()
         snap = Snapshot(1, 1, conf, Applier(KV()).snapshot())
         self.hosts = {
             i: Host(RaftCore(i, self.cfg, random.Random(self.rng.random()), snapshot=snap)) for i in ids
@@ -102,6 +120,7 @@ class ScaleSim:
         self._seq = 0
         self.proposed: dict[int, float] = {}  # index -> proposal time (measured entries)
         self.applied: dict[int, list[float]] = {}
+        self.applied_by: dict[int, dict[str, float]] = {}  # index -> orphan -> when (kill_relay)
         self.leader_entry_sends = 0
         self.leader_msgs = 0
         self.window: tuple[float, float] = (math.inf, math.inf)
@@ -140,6 +159,8 @@ class ScaleSim:
             self.at(self.now + self.tick_ms, self._tick, h)
 
     def _start_window(self) -> None:
+        if self.victim is not None:
+            self.dead.add(self.victim)
         for h in self.hosts.values():
             h.bytes, h.cpu_ms = 0, 0.0
 
@@ -155,6 +176,9 @@ class ScaleSim:
 
     def _process(self, h: Host) -> None:
         h.scheduled = False
+        if h.core.id in self.dead:
+            h.inbox.clear()
+            return
         core, cost, disk = h.core, 0.0, 0.0
         items, h.inbox = h.inbox, []
         for item in items:
@@ -184,6 +208,8 @@ class ScaleSim:
                     for e in action.entries:
                         if e.index in self.proposed:
                             self.applied.setdefault(e.index, []).append(done)
+                            if core.id in self.orphans:
+                                self.applied_by.setdefault(e.index, {})[core.id] = done
                 elif isinstance(action, Advance):
                     core.advance(action.ready)
         h.busy_until = self.now + cost + disk
@@ -209,15 +235,21 @@ class ScaleSim:
     # --- figures -----------------------------------------------------------------------
 
     def _all_applied(self) -> bool:
-        return bool(self.proposed) and all(len(self.applied.get(i, ())) >= self.n for i in self.proposed)
+        live = self.n - len(self.dead)
+        return bool(self.proposed) and all(len(self.applied.get(i, ())) >= live for i in self.proposed)
 
     def _figures(self, wall_s: float) -> dict:
-        t99, t100 = [], []
+        t99, t100, torphans = [], [], []
+        live = self.n - len(self.dead)
         for index, at in self.proposed.items():
             times = sorted(self.applied.get(index, ()))
-            k99 = math.ceil(0.99 * self.n)
+            k99 = math.ceil(0.99 * live)
             t99.append((times[k99 - 1] - at) / 1000 if len(times) >= k99 else math.inf)
-            t100.append((times[-1] - at) / 1000 if len(times) >= self.n else math.inf)
+            t100.append((times[-1] - at) / 1000 if len(times) >= live else math.inf)
+            if self.orphans:
+                got = self.applied_by.get(index, {})
+                torphans.append(max((got[x] - at) / 1000 for x in self.orphans)
+                                if self.orphans <= got.keys() else math.inf)
         span_s = (self.now - self.window[0]) / 1000
         per_host = sorted(h.bytes / span_s for h in self.hosts.values())
         entries = len(self.proposed)
@@ -237,6 +269,9 @@ class ScaleSim:
                 "mean": round(sum(per_host) / len(per_host)), "max": round(per_host[-1]),
                 "leader": round(self.hosts[self.leader_id].bytes / span_s),
             },
+            "killed_relay": self.victim, "orphans": len(self.orphans),
+            "orphans_apply_all_p50_s": _q(torphans, 0.5) if self.orphans else None,
+            "orphans_apply_all_p99_s": _q(torphans, 0.99) if self.orphans else None,
             "sim_wall_s": round(wall_s, 1),
         }
 

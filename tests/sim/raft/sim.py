@@ -51,6 +51,7 @@ from consensus._config import RaftConfig
 from consensus._core import RaftCore
 from consensus._errors import ConfChangeInProgress, NotLeader, ProposalDropped
 from consensus._messages import (
+    Append,
     ConfChange,
     ConfOp,
     Entry,
@@ -239,7 +240,7 @@ class Sim:
         self.votes: dict[tuple[str, int], str] = {}  # (voter, term) -> the candidate it granted
         self.relayed: dict[int, tuple[int, int, bytes]] = {}  # index -> entry a relay forwarded
         self.stats = {"msgs": 0, "dropped": 0, "crashes": 0, "restores": 0, "ops": 0,
-                      "conf_changes": 0, "relayed": 0}
+                      "conf_changes": 0, "relayed": 0, "adopted": 0}
 
     # --- event queue --------------------------------------------------------------
 
@@ -392,6 +393,8 @@ class Sim:
                 self.fail(f"{n.id} voted for {other} and for {m.to} in term {m.term}")
         if isinstance(m, RelayAppend):
             self._check_relayed(n, m)
+        elif isinstance(m, Append) and m.to in n.core.adopted:
+            self.stats["adopted"] += 1  # the leader feeds a learner whose relay went silent
         self.stats["msgs"] += 1
         if self.faulty and (self.rng.random() < self.p.loss or frozenset((m.frm, m.to)) in self.cut):
             self.stats["dropped"] += 1

@@ -194,3 +194,78 @@ def test_a_learner_never_heard_from_is_not_responsive() -> None:
     env.tick_all(3)
     peer = {p.id: p for p in env.nodes["1"].status().peers}["l1"]
     assert peer.silent_ticks is None and not peer.responsive and peer.lag <= 3
+
+
+def test_relays_are_the_learners_with_children() -> None:
+    for n in (0, 2, 3, 7, 16, 17, 18, 300):
+        tree = relay_tree([f"x{i:04d}" for i in range(n)], 16 if n >= 16 else 2)
+        assert tree.relays() == tuple(x for x in tree.order if tree.children(x)), n
+    assert relay_tree(LEARNERS, 0).relays() == ()
+
+
+def test_a_healthy_tree_is_never_adopted_even_after_a_new_election() -> None:
+    env = relay_env()
+    env.tick_all(5 * RELAY_CFG.learner_heartbeat_ticks)
+    assert env.nodes["1"].adopted == frozenset()
+    env.isolate("1")  # a new leader: every relay gets its grace again, and answers
+    env.forget_leader("2", "3")
+    env.campaign("2")
+    env.heal()
+    env.delivered.clear()
+    env.tick_all(5 * RELAY_CFG.learner_heartbeat_ticks)
+    leader = env.nodes["2"]
+    assert leader.role.value == "leader" and leader.adopted == frozenset()
+    assert sorted(leader.progress) == ["1", "3", "l1", "l2"]
+    assert not [frm for (kind, _, frm) in env.delivered if kind == "Append" and frm != "2"]
+
+
+def test_the_leader_feeds_a_dead_relays_children_until_it_answers_again() -> None:
+    """l1 relays to l3 and l4 (and l3 to l7). While l1 is down, new entries reach them from
+    the leader after twice the learner heartbeat, not after the autopilot removes l1; l3 keeps
+    relaying to l7. When l1 answers again the leader hands them back."""
+    env = relay_env()
+    every = RELAY_CFG.learner_heartbeat_ticks
+    env.tick_all(2 * every)
+    env.take_lines()
+    env.down.add("l1")
+    env.propose("1", b"while l1 is down", seq0=20)
+    assert all(env.items(x)[-1] != b"while l1 is down" for x in ("l3", "l4", "l7"))
+    env.tick_all(3 * every + 1)
+    leader = env.nodes["1"]
+    assert leader.adopted == {"l3", "l4"}
+    assert "1 feeds l3, l4 itself: their relay stopped answering" in env.take_lines()
+    for x in ("l3", "l4", "l7"):
+        assert env.items(x)[-1] == b"while l1 is down", x
+    peers = {p.id: p for p in leader.status().peers}
+    assert peers["l3"].adopted and peers["l3"].responsive and peers["l3"].state == "replicate"
+    assert not peers["l1"].responsive and not peers["l1"].adopted and not peers["l7"].adopted
+    env.propose("1", b"next", seq0=21)  # replicated to the adopted ones at once, as to the first tier
+    assert all(env.items(x)[-1] == b"next" for x in ("l3", "l4", "l7"))
+    env.down.discard("l1")
+    env.tick_all(2 * every)
+    assert leader.adopted == frozenset() and sorted(leader.progress) == ["2", "3", "l1", "l2"]
+    assert "1 hands l3, l4 back to their relay" in env.take_lines()
+    env.delivered.clear()
+    env.propose("1", b"after", seq0=22)
+    env.tick_all(2)
+    assert all(env.items(x)[-1] == b"after" for x in LEARNERS)
+    assert {frm for (kind, _, frm) in env.delivered if kind == "RelayAppend"} == {"l1", "l2", "l3"}
+
+
+def test_a_deeper_relay_is_watched_through_its_reports() -> None:
+    env = relay_env()  # l3 is relayed (by l1) and relays to l7; it reports every 2 ticks
+    every = RELAY_CFG.learner_heartbeat_ticks
+    env.tick_all(2 * every)
+    env.down.add("l3")
+    env.tick_all(2 * every)
+    leader = env.nodes["1"]
+    assert leader.adopted == {"l7"}
+    env.propose("1", b"to l7", seq0=30)
+    assert env.items("l7")[-1] == b"to l7"
+    env.conf("1", ConfOp.REMOVE, "l3")  # what the autopilot does after 30 s; the tree moves
+    assert "l7" not in relay_tree(env.nodes["1"].log.conf().learners, 2).children("l3")
+    env.tick_all(2 * every)
+    assert leader.adopted == frozenset()
+    env.propose("1", b"after removal", seq0=31)
+    env.tick_all(3)
+    assert all(env.items(x)[-1] == b"after removal" for x in LEARNERS if x != "l3")

@@ -10,7 +10,7 @@ import pytest
 from raft_harness import Env
 
 from consensus._errors import ConfChangeInProgress, NotLeader, ProposalDropped
-from consensus._messages import ConfChange, ConfOp, Vote
+from consensus._messages import Append, ConfChange, ConfOp, Vote
 
 
 def elect(env: Env, node: str) -> None:
@@ -317,3 +317,29 @@ def test_vote_rejected_for_stale_log() -> None:
     n2.advance(rd)
     assert n2.vote is None  # the stale candidate got no vote
     assert n2.term == 9  # but its higher term was adopted
+
+
+def test_a_silent_follower_is_not_resent_batches_until_it_answers() -> None:
+    """A follower that is down gets each entry at most once (until the pipeline is full), not a
+    full batch every few ticks; once it answers a heartbeat it catches up."""
+    env = Env(["1", "2", "3"])
+    env.campaign("1")
+    env.propose("1", b"first")
+    leader = env.nodes["1"]
+    sent: list[int] = []
+    send = leader._send
+
+    def counting(m):  # type: ignore[no-untyped-def]
+        if isinstance(m, Append) and m.to == "3":
+            sent.extend(e.index for e in m.entries)
+        send(m)
+
+    leader._send = counting  # type: ignore[method-assign]
+    env.down.add("3")
+    for i in range(40):
+        env.propose("1", b"x%d" % i, seq0=10 + i)
+        env.tick_all(1)
+    assert len(sent) == len(set(sent)), f"entries resent to a silent follower: {len(sent)} for {len(set(sent))}"
+    env.down.discard("3")
+    env.tick_all(3)
+    assert env.items("3") == env.items("1") and env.items("1")[-1] == b"x39"
