@@ -62,3 +62,39 @@ def test_graceful_leave_is_reported_as_leave_and_removed_from_raft(make_cluster)
     cluster.wait("h3 left", lambda: cluster.members("h1").get("h3") == "left", timeout_s=10)
     cluster.wait("h3 removed from Raft", lambda: "h3" not in raft(cluster, "h1")["voters"]
                  + raft(cluster, "h1")["learners"], timeout_s=30)
+
+
+def test_the_leader_feeds_the_learner_below_a_stopped_relay(make_cluster):
+    """Relay fan-out 1 and 7 hosts: 5 voters, learners A (fed by the leader) and B (fed by A).
+    While A is stopped the leader feeds B itself, and `meshd status` says so; a new network
+    reaches B; when A runs again the leader hands B back."""
+    import os
+    import signal
+
+    lab, cluster = make_cluster(hosts=7, extra_args=("--set", "raft.relay_fanout=1"))
+    r = cluster.wait("5 voters and 2 learners", lambda: (
+        len(raft(cluster, "h1")["voters"]) == 5 and len(raft(cluster, "h1")["learners"]) == 2
+        and raft(cluster, "h1")), timeout_s=90)
+    relay, child = sorted(r["learners"])
+    leader = r["leader"]
+    pid = cluster.agents[relay].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        def adopted():
+            followers = {f["id"]: f for f in raft(cluster, leader)["followers"]}
+            return followers[child]["adopted"] and not followers[relay]["responsive"]
+        cluster.wait(f"the leader feeds {child}", adopted, timeout_s=20)
+        cluster.query(leader, MsgType.NETWORK_CREATE, name="adopted", subnet="10.7.0.0/24", tenant="a")
+        cluster.wait(f"{child} has the new network", lambda: any(
+            n["name"] == "adopted" for n in cluster.query(child, MsgType.NETWORK_LIST)["networks"]), timeout_s=10)
+        status = subprocess.run([sys.executable, "-m", "meshd", "status", "--run-dir",
+                                 str(cluster.agents[leader].run_dir)], capture_output=True, text=True, timeout=60)
+        assert f"{relay} not answering" in status.stdout, status.stdout
+        assert f"{child} fed by the leader (their relay is not answering)" in status.stdout, status.stdout
+        assert f"{leader} feeds {child} itself: their relay stopped answering" in (
+            cluster.agents[leader].log.read_text())
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    cluster.wait(f"{child} handed back to {relay}", lambda: not any(
+        f["adopted"] for f in raft(cluster, leader)["followers"]), timeout_s=30)
+    assert relay in raft(cluster, leader)["learners"]  # back before the autopilot removed it
