@@ -208,6 +208,9 @@ class Params:
 
 KEYS = ("a", "b", "c")
 SETTLE_MS = 1500.0
+#: Regrowing the membership after the faults goes on past half the settle time while it is not whole
+#: (an election that split votes for a while under 30 ms delays), for at most this much more
+MAX_EXTRA_SETTLE_MS = 3000.0
 
 
 class Sim:
@@ -257,8 +260,8 @@ class Sim:
         if self.learner_ids:
             self.at(30, self._add_learners)
         self.at(self.p.duration_ms, self._end_faults)
-        end = self.p.duration_ms + SETTLE_MS
-        while self._q and self._q[0][0] <= end:
+        self.end = self.p.duration_ms + SETTLE_MS
+        while self._q and self._q[0][0] <= self.end:
             t, _, fn, args = heapq.heappop(self._q)
             self.now = t
             fn(*args)
@@ -575,10 +578,25 @@ class Sim:
             self.at(40, self._add_learners)
 
     def _regrow(self) -> None:
-        """After the faults: bring every node back as a voter."""
+        """After the faults: bring every node back as a voter.
+
+        Until half the settle time; past it while the membership is not whole yet, each time
+        moving the end of the run to half a settle time later (at most MAX_EXTRA_SETTLE_MS)."""
         self._reconfigure(grow_only=True)
-        if self.now < self.p.duration_ms + SETTLE_MS / 2:
+        half = self.p.duration_ms + SETTLE_MS / 2
+        if self.now < half:
             self.at(50, self._regrow)
+        elif not self._whole() and self.now < half + MAX_EXTRA_SETTLE_MS:
+            self.end = max(self.end, self.now + 50 + SETTLE_MS / 2)
+            self.at(50, self._regrow)
+
+    def _whole(self) -> bool:
+        """One leader whose membership has every voter-to-be as a voter and every learner."""
+        leaders = [n for n in self.nodes.values() if n.up and n.core.role.value == "leader"]
+        if len(leaders) != 1:
+            return False
+        conf = leaders[0].core.log.conf()
+        return (set(self.nodes) - set(self.learner_ids)) <= conf.voters and set(self.nodes) <= conf.members()
 
     def _end_faults(self) -> None:
         self.faulty = False
