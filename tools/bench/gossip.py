@@ -6,6 +6,8 @@ Usage::
     .venv/bin/python tools/bench/gossip.py --sizes 10 --fault-seconds 20 --no-serf
     .venv/bin/python tools/bench/gossip.py --profile local     # meshd's fast profile
     .venv/bin/python tools/bench/gossip.py --join-storm 50 100 200   # N members started at once
+    .venv/bin/python tools/bench/gossip.py --sizes 50 --profile local --no-serf --faults --hogs 8
+                                                               # ... with 8 busy loops loading the machine
 
 Method (the same for both): every member is a process (``python -m
 meshd.gossip`` with CURVE on, or ``serf agent`` with its keyring
@@ -256,12 +258,20 @@ def seen_by_all(members: list[Member], event: str, who: str, t0: float,
     return max(x["t"] for x in firsts) - t0, firsts
 
 
-def measure_size(impl: Any, n: int, idle_s: float, kill_trials: int = 3) -> dict[str, Any]:
+def measure_size(impl: Any, n: int, idle_s: float, kill_trials: int = 3, hogs: int = 0) -> dict[str, Any]:
+    """Join, leave, idle use and kill -9 detection at N members; with ``hogs``, that many busy-loop
+    processes load the machine from the moment the cluster has formed to the end (the idle
+    window is then the time the load runs before the joins and kills; its CPU figures include the
+    starvation), and ``load_avg_1m`` is the load average after it and at the end."""
     members = start_cluster(impl, n, "m")
     out: dict[str, Any] = {"impl": impl.label, "profile": impl.profile, "members": n}
     joiner = members[0]
+    loaders = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hogs)]
+    if hogs:
+        out["hogs"] = hogs
     try:
         out.update(_idle_usage(members, idle_s))
+        out["load_avg_1m"] = [round(os.getloadavg()[0], 1)]
         joiner = impl.start("joiner", impl.address(members[1]))
         members.append(joiner)  # stopped with the rest, whatever happens
         t0 = impl.started_at(joiner)
@@ -287,7 +297,11 @@ def measure_size(impl: Any, n: int, idle_s: float, kill_trials: int = 3) -> dict
         out["kill_all_failed_s"] = [None if d is None else round(d, 3) for d in detect]
         out["kill_first_suspect_s"] = suspect
         out["false_failures"] = _false_failures(live, {*victims, "joiner"})
+        out["load_avg_1m"].append(round(os.getloadavg()[0], 1))
     finally:
+        for h in loaders:
+            h.kill()
+            h.wait()
         for m in [*members, joiner]:
             m.stop()
     return out
@@ -418,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-seconds", type=float, default=10.0)
     p.add_argument("--kill-trials", type=int, default=3, help="members killed one by one per N")
     p.add_argument("--no-serf", action="store_true")
+    p.add_argument("--hogs", type=int, default=0, metavar="K",
+                   help="K busy-loop processes load the machine during each size's measurement, from the "
+                        "moment its cluster has formed (false failures and detection under load)")
     p.add_argument("--join-storm", type=int, nargs="*", metavar="N",
                    help="only this: per N, start N members at once (N-1 joining through the first) and time "
                         "until every member sees every other (issue 20 item 3)")
@@ -436,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[tuple[str, Any], dict] = {}
         for n in args.sizes:
             for impl in impls:
-                r = measure_size(impl, n, args.idle_seconds, args.kill_trials)
+                r = measure_size(impl, n, args.idle_seconds, args.kill_trials, args.hogs)
                 results[(impl.label, n)] = r
                 print(json.dumps(r), flush=True)
         for fault in args.faults:

@@ -121,10 +121,31 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: i
         if sampler is not None:
             sampler.close()
         if cluster is not None:
+            exited = {name: a for name, a in cluster.agents.items() if a.proc.poll() is not None}
             cluster.down(timeout_s=30)
+            if exited:
+                out["exited_logs"] = _keep_logs(exited, n)
             cluster.cleanup_workdir()
         lab.down()
     return out
+
+
+KEPT_LOGS = Path("/var/tmp/meshd-bench-logs")
+
+
+def _keep_logs(agents: dict[str, Any], n: int) -> list[str]:
+    """Copy the logs of ``agents`` (those that exited during the run: gave up joining, or crashed)
+    out of the work directory before it is removed, at most 20; returns where they went."""
+    kept: list[str] = []
+    for name, agent in agents.items():
+        code = agent.proc.returncode
+        if not agent.log.exists() or len(kept) >= 20:
+            continue
+        KEPT_LOGS.mkdir(parents=True, exist_ok=True)
+        dest = KEPT_LOGS / f"scale-join{n}-{name}-exit{code}.log"
+        shutil.copyfile(agent.log, dest)
+        kept.append(str(dest))
+    return kept
 
 
 def _watch(c: Any, n: int, procs: dict[str, subprocess.Popen], t0: float, timeout_s: float) -> dict[str, Any]:
