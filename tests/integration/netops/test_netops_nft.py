@@ -13,8 +13,7 @@ import threading
 import pytest
 
 import netops
-from netops import NetopsError
-from netops import _nft
+from netops import NetopsError, _nft
 from tests.integration.netops.conftest import ns_name, sh
 
 pytestmark = pytest.mark.root
