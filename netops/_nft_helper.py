@@ -3,8 +3,9 @@ parent, whose descriptors may be past FD_SETSIZE, one request at a time.
 
 Reads JSON lines ``{"script", "netns", "json"}`` on stdin and answers each with one JSON line
 on stdout: ``{"output": text}`` or ``{"error": [op, obj, errno, hint]}`` (a NetopsError's
-fields). Exits when stdin closes (its parent exited); SIGINT is ignored, so a Ctrl-C meant
-for the parent's process group does not kill it first.
+fields). Exits when stdin closes (its parent exited). SIGINT and SIGTERM are ignored: a Ctrl-C
+meant for the parent's process group, or systemd's SIGTERM to the whole service, must not take
+libnftables away from the parent while it shuts down.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from netops._nft import run_in
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         request = json.loads(line)

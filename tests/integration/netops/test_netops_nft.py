@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -88,3 +89,28 @@ def test_a_helper_that_died_is_started_again_and_a_call_it_dropped_fails_clearly
     with pytest.raises(NetopsError, match=r"the nft helper process exited \(0\); the next call starts a new one"):
         netops.nft_run("list tables")
     netops.nft_run("delete table inet again")
+
+
+def test_the_helper_outlives_sigterm_and_exits_when_its_parent_does():
+    """systemd sends SIGTERM to the whole service: the helper stays for the agent's shutdown and
+    goes when the agent's end of the pipe closes."""
+    code = ("import os, signal, time; from netops import _nft; _nft.needs_helper = lambda: True; "
+            "_nft.run('list tables'); p = _nft._HELPER._proc; os.kill(p.pid, signal.SIGTERM); "
+            "time.sleep(0.3); _nft.run('list tables'); print(p.pid, _nft._HELPER._proc.pid)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.split()
+    assert first == second  # the same helper answered after the SIGTERM
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(first):
+        time.sleep(0.05)
+    assert not _running(first), "the helper outlived its parent"
+
+
+def _running(pid: str) -> bool:
+    """The process exists and is no zombie (an orphan's reaping is up to PID 1)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
