@@ -128,6 +128,9 @@ class GossipCore(Transitions):
         self.joined = False
         self.leaving = False
         self._leave_waiting: set[str] = set()
+        #: the seeds of the last join, and those a leave before any join answer still waits for
+        self._seeds: tuple[str, ...] = ()
+        self._leave_seeds: set[str] = set()
         self._counters = dict.fromkeys(
             ("probes", "indirect_probes", "probe_failures", "refutations",
              "messages_in", "messages_out", "dropped", "late_ticks"), 0)
@@ -152,7 +155,7 @@ class GossipCore(Transitions):
     @property
     def leave_confirmed(self) -> bool:
         """After :meth:`leave`: every member that was live has acknowledged it."""
-        return self.leaving and not self._leave_waiting
+        return self.leaving and not self._leave_waiting and not self._leave_seeds
 
     def members(self) -> tuple[Member, ...]:
         """Every member this node knows, including itself and the not-yet-reaped gone."""
@@ -201,6 +204,8 @@ class GossipCore(Transitions):
         with backoff and reports when none does.
         """
         self._now = now
+        addrs = list(addrs)
+        self._seeds = tuple(a for a in addrs if a != self.addr)
         for addr in addrs:
             if addr != self.addr:
                 self._send(addr, PushPullReq(src=self.name, src_addr=self.addr, join=True,
@@ -240,6 +245,11 @@ class GossipCore(Transitions):
         for name in self._leave_waiting:
             self._send(self._members[name].addr,
                        Gossip(src=self.name, src_addr=self.addr, updates=(fact,)))
+        # A member whose join no seed has answered yet knows no peers, but the seeds that took
+        # its join request spread it to everyone: they must hear the leave, or all report a failure.
+        self._leave_seeds = set() if self.joined else set(self._seeds)
+        for addr in self._leave_seeds:
+            self._send(addr, Gossip(src=self.name, src_addr=self.addr, updates=(fact,)))
         self._probe = None
         self._note(f"event=leaving incarnation={me.incarnation} waiting={len(self._leave_waiting)}")
         return self._flush()
@@ -438,6 +448,7 @@ class GossipCore(Transitions):
     def _on_leave_ack(self, msg: LeaveAck) -> None:
         if self.leaving and msg.incarnation == self.incarnation:
             self._leave_waiting.discard(msg.src)
+            self._leave_seeds.clear()  # a member took the leave: it gossips it to everyone
 
     # each handler takes the message type of its key (hence Any)
     _HANDLERS: ClassVar[dict[type, Callable[[GossipCore, Any], None]]] = {

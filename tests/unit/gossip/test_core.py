@@ -114,6 +114,28 @@ def test_graceful_leave_is_reported_as_leave_and_a_crash_as_fail():
         assert net.seen(observer, EventKind.FAIL, "e") and not net.seen(observer, EventKind.LEAVE, "e")
 
 
+def test_a_member_that_leaves_before_its_join_is_answered_tells_its_seed():
+    """Seen at N = 50 under load: the joiner's join reached everyone through its seed, but SIGTERM
+    came before the seed's answer had given it any peer, so its leave went to nobody and every
+    member reported it failed. Its seed hears the leave now, and spreads it."""
+    net = Net()
+    net.cluster(NAMES)
+    joiner = net.add("j")
+    net.drops.append(lambda src, dst, msg: dst == "j" and isinstance(msg, PushPullResp))  # a starved joiner
+    net.handle("j", joiner.join(["a"], net.now))
+    net.run(0.5)
+    assert all(net.seen(o, EventKind.JOIN, "j") for o in NAMES) and not joiner.joined
+    net.handle("j", joiner.leave(net.now))
+    assert not joiner.leave_confirmed
+    net.run(0.05)
+    assert joiner.leave_confirmed  # the seed acknowledged
+    net.down.add("j")
+    net.run(15.0)
+    for observer in NAMES:
+        assert len(net.seen(observer, EventKind.LEAVE, "j")) == 1, observer
+        assert not net.seen(observer, EventKind.FAIL, "j"), observer
+
+
 def test_left_members_are_reaped_and_a_rejoin_with_the_same_name_is_a_join():
     net = Net()
     net.cluster(NAMES)
