@@ -8,6 +8,7 @@ Usage::
     .venv/bin/python tools/bench/gossip.py --join-storm 50 100 200   # N members started at once
     .venv/bin/python tools/bench/gossip.py --sizes 50 --profile local --no-serf --faults --hogs 8
                                                                # ... with 8 busy loops loading the machine
+    .venv/bin/python tools/bench/gossip.py --sizes 50 --profile local --hogs 24 --leave-after-join 10
 
 Method (the same for both): every member is a process (``python -m
 meshd.gossip`` with CURVE on, or ``serf agent`` with its keyring
@@ -307,6 +308,39 @@ def measure_size(impl: Any, n: int, idle_s: float, kill_trials: int = 3, hogs: i
     return out
 
 
+def leaves_after_join(impl: Any, n: int, trials: int, hogs: int = 0) -> dict[str, Any]:
+    """``trials`` times: a member joins N others and is sent its leave signal as soon as all N saw
+    the join (with ``hogs`` busy loops running); how many of those leaves the N reported as a
+    failure instead (issue 19: a starved joiner that knew no peer yet left to nobody)."""
+    members = start_cluster(impl, n, "m")
+    loaders = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hogs)]
+    failed, lost = 0, 0
+    try:
+        for trial in range(trials):
+            name = f"j{trial}"
+            joiner = impl.start(name, impl.address(members[1]))
+            try:
+                t0 = impl.started_at(joiner)
+                seen_by_all(members, "join", name, t0)
+                t_leave = time.time()
+                joiner.signal(impl.leave_signal)
+                left, _ = seen_by_all(members, "leave", name, t_leave, 10.0)
+                time.sleep(0.5)
+                lost += left is None
+                failed += any(m.find("fail", name) for m in members)
+            finally:
+                joiner.stop()
+    finally:
+        for h in loaders:
+            h.kill()
+            h.wait()
+        for m in members:
+            m.stop()
+    return {"impl": impl.label, "profile": impl.profile, "members": n, "hogs": hogs, "leave_after_join_trials": trials,
+            "leaves_reported_as_fail": failed, "leaves_not_seen_by_all": lost,
+            "load_avg_1m": round(os.getloadavg()[0], 1)}
+
+
 def _first(members: list[Member], event: str, who: str, t0: float) -> float | None:
     times = [x["t"] for m in members for x in m.find(event, who, t0)]
     return round(min(times) - t0, 3) if times else None
@@ -438,7 +472,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--join-storm", type=int, nargs="*", metavar="N",
                    help="only this: per N, start N members at once (N-1 joining through the first) and time "
                         "until every member sees every other (issue 20 item 3)")
+    p.add_argument("--leave-after-join", type=int, metavar="K",
+                   help="only this: per size, K members join and leave at once (with --hogs busy loops); counts "
+                        "leaves reported as failures")
     args = p.parse_args(argv)
+    if args.leave_after_join:
+        with tempfile.TemporaryDirectory(prefix="gossipbench-") as tmp:
+            for n in args.sizes:
+                r = leaves_after_join(Meshd(Path(tmp), args.profile), n, args.leave_after_join, args.hogs)
+                print(json.dumps(r), flush=True)
+        return 0
     if args.join_storm:
         with tempfile.TemporaryDirectory(prefix="gossipbench-") as tmp:
             for n in args.join_storm:
