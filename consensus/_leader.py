@@ -370,14 +370,15 @@ class LeaderMixin:
             self._send_append(p, allow_empty=True)
 
     def _relay_silent(self, relay: str) -> bool:
-        """Whether ``relay`` has not been heard from within twice its cadence (``_heard``)."""
+        """Whether ``relay`` has not been heard from within twice its cadence (``_heard``'s rule),
+        counting from the start of the current tree's grace if it has not been heard since."""
         pr = self.progress.get(relay)
         if pr is not None and (pr.heard is not None or relay not in self.adopted):
             heard, cadence = pr.heard, self.cfg.learner_heartbeat_ticks
         else:  # relayed, or adopted and not yet answering the leader: its reports count
             heard, cadence = self.reported_at.get(relay), self.cfg.relay_report_ticks
         last = self._tree_since if heard is None else max(heard, self._tree_since)
-        return self.ticks - last > 2 * cadence + 1
+        return not self._heard(last, cadence)[1]
 
     def _retry_stalled(self) -> None:
         """Resend to followers (or children) whose acknowledgements stopped (lost messages).

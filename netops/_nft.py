@@ -19,6 +19,7 @@ A process limited to FD_SETSIZE descriptors calls libnftables itself.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
@@ -142,10 +143,8 @@ class _Helper:
 
 def _reap(proc: subprocess.Popen[bytes], *pipes: IO[bytes]) -> None:
     for pipe in pipes:
-        try:
+        with contextlib.suppress(OSError):  # a pipe to a dead process may be broken
             pipe.close()
-        except OSError:
-            pass
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:

@@ -259,6 +259,17 @@ def seen_by_all(members: list[Member], event: str, who: str, t0: float,
     return max(x["t"] for x in firsts) - t0, firsts
 
 
+def busy_loops(k: int) -> list[subprocess.Popen]:
+    """K processes that each keep a core busy (``stop_all`` ends them)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(k)]
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
 def measure_size(impl: Any, n: int, idle_s: float, kill_trials: int = 3, hogs: int = 0) -> dict[str, Any]:
     """Join, leave, idle use and kill -9 detection at N members; with ``hogs``, that many busy-loop
     processes load the machine from the moment the cluster has formed to the end (the idle
@@ -267,7 +278,7 @@ def measure_size(impl: Any, n: int, idle_s: float, kill_trials: int = 3, hogs: i
     members = start_cluster(impl, n, "m")
     out: dict[str, Any] = {"impl": impl.label, "profile": impl.profile, "members": n}
     joiner = members[0]
-    loaders = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hogs)]
+    loaders = busy_loops(hogs)
     if hogs:
         out["hogs"] = hogs
     try:
@@ -300,9 +311,7 @@ def measure_size(impl: Any, n: int, idle_s: float, kill_trials: int = 3, hogs: i
         out["false_failures"] = _false_failures(live, {*victims, "joiner"})
         out["load_avg_1m"].append(round(os.getloadavg()[0], 1))
     finally:
-        for h in loaders:
-            h.kill()
-            h.wait()
+        stop_all(loaders)
         for m in [*members, joiner]:
             m.stop()
     return out
@@ -313,7 +322,7 @@ def leaves_after_join(impl: Any, n: int, trials: int, hogs: int = 0) -> dict[str
     the join (with ``hogs`` busy loops running); how many of those leaves the N reported as a
     failure instead (issue 19: a starved joiner that knew no peer yet left to nobody)."""
     members = start_cluster(impl, n, "m")
-    loaders = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hogs)]
+    loaders = busy_loops(hogs)
     failed, lost = 0, 0
     try:
         for trial in range(trials):
@@ -331,9 +340,7 @@ def leaves_after_join(impl: Any, n: int, trials: int, hogs: int = 0) -> dict[str
             finally:
                 joiner.stop()
     finally:
-        for h in loaders:
-            h.kill()
-            h.wait()
+        stop_all(loaders)
         for m in members:
             m.stop()
     return {"impl": impl.label, "profile": impl.profile, "members": n, "hogs": hogs, "leave_after_join_trials": trials,
@@ -387,13 +394,8 @@ def fault_run(impl: Any, fault: str, seconds: float) -> dict[str, Any]:
 
 def _apply_fault(fault: str, target: Member, seconds: float) -> Callable[[], None]:
     if fault == "cpu_hog":
-        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
-
-        def undo_hogs() -> None:
-            for h in hogs:
-                h.kill()
-                h.wait()
-        return undo_hogs
+        hogs = busy_loops(4)
+        return lambda: stop_all(hogs)
     if fault.startswith("freeze_"):
         stop_ms = int(fault.split("_")[1])
         done = threading.Event()
