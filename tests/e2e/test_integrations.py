@@ -146,7 +146,9 @@ def test_a_docker_container_and_a_podman_container_of_one_tenant_reach_each_othe
     try:
         docker.create(f"{lab.prefix}-a", "--subnet", "10.1.0.0/24", "-o", "tenant=a", "-o", "name=blue")
         docker.create(f"{lab.prefix}-b", "--subnet", "10.1.0.0/24", "-o", "tenant=b", "-o", "name=red")
-        nets = {n["name"]: n for n in cluster.query("h2", MsgType.QUERY_NETWORKS)["networks"]}
+        nets = cluster.wait("h2 has both networks (replication is asynchronous)", lambda: (n := {
+            x["name"]: x for x in cluster.query("h2", MsgType.QUERY_NETWORKS)["networks"]}).keys() >= {"blue", "red"}
+            and n, timeout_s=10)
         assert nets["blue"]["tenant"] == "a" and nets["red"]["tenant"] == "b"  # replicated: h2 knows both
         refused = docker.create(f"{lab.prefix}-c", "--subnet", "10.1.0.0/24", "-o", "tenant=a", "-o", "mode=flat",
                                 check=False)
