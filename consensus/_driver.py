@@ -10,7 +10,8 @@ One nursery, one task per concern:
 * ``_loop`` is the only task that touches the core.  It steps every queued
   input (typed requests: :class:`StepMessage`, :class:`ProposeCommand`, ...), then
   carries out one :class:`Ready` as the actions :func:`plan_ready` orders --
-  persist (one fsync, in a worker thread, or none for a commit-only hard
+  persist (one fsync: in a worker thread for a batch, inline for one entry
+  or none, see ``INLINE_FSYNC_MAX_ENTRIES``; no fsync for a commit-only hard
   state), send, hand committed entries to the applier, ``advance`` -- and
   repeats.  The simulation in ``tests/sim/raft`` performs the same actions,
   so it checks this ordering.  Inputs that arrive while the fsync runs are
@@ -64,6 +65,13 @@ from ._transport import Transport
 from ._types import CoreStatus, Ready, Role, Snapshot, SoftState
 
 _TIMED_OUT = object()  #: :meth:`RaftNode._until_done` reached its deadline
+
+#: A Ready with at most this many entries (one client's proposal, a follower's
+#: one-entry append, a vote) is fsynced on the trio thread: the worker-thread
+#: round trip costs more than the fdatasync it wraps (measured in
+#: docs/architecture.md, "What an allocation costs").  Bigger batches go to a
+#: worker thread, so the API keeps decoding the next requests meanwhile.
+INLINE_FSYNC_MAX_ENTRIES = 1
 
 log = logging.getLogger("consensus.driver")
 
@@ -119,8 +127,9 @@ class RaftNode:
           bootstrap: founding voters (same list on each founder) for a brand-new
             cluster; ignored when storage already holds state. None to join.
           rng: election jitter source (seed it in tests).
-          io_in_thread: run fsyncs and snapshot serialization in worker threads
-            (False runs them inline: only for tests on trio's MockClock).
+          io_in_thread: run the fsyncs of batches and snapshot serialization in
+            worker threads (False runs them inline: only for tests on trio's
+            MockClock).
         """
         self.id, self.cfg, self.transport, self.storage = node_id, config, transport, storage
         self.applier = Applier(state_machine, config.max_sessions)
@@ -464,7 +473,10 @@ class RaftNode:
             match action:
                 case Persist(hard_state, entries, snapshot, sync=True):
                     async with self._storage_lock:
-                        await self._blocking(self.storage.save, hard_state, entries, snapshot)
+                        if snapshot is None and len(entries) <= INLINE_FSYNC_MAX_ENTRIES:
+                            self.storage.save(hard_state, entries)
+                        else:
+                            await self._blocking(self.storage.save, hard_state, entries, snapshot)
                 case Persist(hard_state, sync=False):
                     self.storage.save(hard_state, ())  # the commit index alone: no fsync, no thread
                 case Send(messages):

@@ -6,13 +6,14 @@ Real Storage in tmp_path (inline I/O so virtual time stays virtual).
 from __future__ import annotations
 
 import random
+import threading
 
 import msgpack
 import pytest
 import trio
 
 from consensus import ConfChangeInProgress, NotLeader, RaftConfig, Role, Unavailable
-from consensus._driver import Applied, RaftNode, RoleChanged
+from consensus._driver import INLINE_FSYNC_MAX_ENTRIES, Applied, RaftNode, RoleChanged
 from consensus._storage import Storage
 from consensus._transport import MemoryNetwork
 
@@ -367,3 +368,38 @@ async def test_warm_steps_run_once_before_the_first_apply(nursery, tmp_path, aut
         await leader.propose(b"1")
     assert machines[leader.id].count == 3
     assert machines[leader.id].warmed_after == [0, 0, 0]  # run once, to its end, before anything was applied
+
+
+class ThreadRecordingStorage(Storage):
+    """Records, for every save, how many entries it held and whether it ran on the trio thread."""
+
+    saves: list[tuple[int, bool]]
+
+    def save(self, hard_state, entries, snapshot=None) -> None:
+        self.saves.append((len(entries), threading.current_thread() is threading.main_thread()))
+        super().save(hard_state, entries, snapshot)
+
+
+async def test_one_entry_is_fsynced_inline_and_a_batch_in_a_worker_thread(tmp_path) -> None:
+    # real clock and real worker threads (io_in_thread=True), one voter
+    storage = ThreadRecordingStorage.open(tmp_path / "a")
+    storage.saves = []
+    node = RaftNode("a", config=CFG, transport=MemoryNetwork().transport("a"), storage=storage,
+                    state_machine=Counter(), bootstrap=["a"], rng=random.Random(1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await node.campaign()
+        assert await node.propose(b"1") == b"1"
+        storage.saves.clear()
+        assert await node.propose(b"1") == b"2"
+        assert [s for s in storage.saves if s[0]] == [(1, True)]  # (0 entries: the commit index, never synced)
+        storage.saves.clear()
+        async with trio.open_nursery() as clients:  # 50 proposals in one loop iteration: one batch
+            for _ in range(50):
+                clients.start_soon(node.propose, b"1")
+        assert node.applier.sm.total == 52
+        assert any(n > 1 for n, _ in storage.saves)
+        assert all(on_trio_thread == (n <= INLINE_FSYNC_MAX_ENTRIES) for n, on_trio_thread in storage.saves), \
+            storage.saves
+        nursery.cancel_scope.cancel()
+    storage.close()
