@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from consensus import ConfChangeInProgress, NotLeader, RaftConfig, Role, Unavailable
-from consensus._driver import INLINE_FSYNC_MAX_ENTRIES, Applied, RaftNode, RoleChanged
+from consensus._driver import INLINE_FSYNC_MAX_ENTRIES, INLINE_FSYNC_MAX_WAITERS, Applied, RaftNode, RoleChanged
 from consensus._storage import Storage
 from consensus._transport import MemoryNetwork
 
@@ -371,35 +371,37 @@ async def test_warm_steps_run_once_before_the_first_apply(nursery, tmp_path, aut
 
 
 class ThreadRecordingStorage(Storage):
-    """Records, for every save, how many entries it held and whether it ran on the trio thread."""
+    """Records, for every save: its entries, the node's waiting proposals, and whether it ran on the trio thread."""
 
-    saves: list[tuple[int, bool]]
+    node: RaftNode
+    saves: list[tuple[int, int, bool]]
 
     def save(self, hard_state, entries, snapshot=None) -> None:
-        self.saves.append((len(entries), threading.current_thread() is threading.main_thread()))
+        on_trio_thread = threading.current_thread() is threading.main_thread()
+        self.saves.append((len(entries), len(self.node._waiters), on_trio_thread))
         super().save(hard_state, entries, snapshot)
 
 
-async def test_one_entry_is_fsynced_inline_and_a_batch_in_a_worker_thread(tmp_path) -> None:
+async def test_a_lone_proposal_is_fsynced_inline_and_a_busy_node_uses_a_worker_thread(tmp_path) -> None:
     # real clock and real worker threads (io_in_thread=True), one voter
     storage = ThreadRecordingStorage.open(tmp_path / "a")
     storage.saves = []
-    node = RaftNode("a", config=CFG, transport=MemoryNetwork().transport("a"), storage=storage,
-                    state_machine=Counter(), bootstrap=["a"], rng=random.Random(1))
+    storage.node = node = RaftNode("a", config=CFG, transport=MemoryNetwork().transport("a"), storage=storage,
+                                   state_machine=Counter(), bootstrap=["a"], rng=random.Random(1))
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         await node.campaign()
         assert await node.propose(b"1") == b"1"
         storage.saves.clear()
         assert await node.propose(b"1") == b"2"
-        assert [s for s in storage.saves if s[0]] == [(1, True)]  # (0 entries: the commit index, never synced)
+        assert [s for s in storage.saves if s[0]] == [(1, 1, True)]  # (0 entries: the commit index, never synced)
         storage.saves.clear()
-        async with trio.open_nursery() as clients:  # 50 proposals in one loop iteration: one batch
+        async with trio.open_nursery() as clients:  # 50 proposals at once: batches, and waiters meanwhile
             for _ in range(50):
                 clients.start_soon(node.propose, b"1")
         assert node.applier.sm.total == 52
-        assert any(n > 1 for n, _ in storage.saves)
-        assert all(on_trio_thread == (n <= INLINE_FSYNC_MAX_ENTRIES) for n, on_trio_thread in storage.saves), \
-            storage.saves
+        assert any(n > 1 and not inline for n, _, inline in storage.saves)
+        assert all(inline == (n <= INLINE_FSYNC_MAX_ENTRIES and waiting <= INLINE_FSYNC_MAX_WAITERS)
+                   for n, waiting, inline in storage.saves if n), storage.saves
         nursery.cancel_scope.cancel()
     storage.close()
