@@ -6,6 +6,7 @@ nothing: the callers decide what must hold).
 
 from __future__ import annotations
 
+import random
 import statistics
 
 from gossip_sim import Sim
@@ -48,6 +49,36 @@ def crash_scenario(n: int, *, seed: int = 1, crashes: int = 3, loss: float = 0.0
     report["dissemination_periods"] = (
         round(max(all_fail) - min(first_fail), 2) if all_fail else None)
     return sim, report
+
+
+def overload_scenario(n: int, *, seed: int = 1, every_s: float = 10.0, stop_s: float = 6.0,
+                      crash_at_s: float = 30.0, after_s: float = 120.0,
+                      config: GossipConfig | None = None) -> tuple[Sim, dict]:
+    """Every member starved, as ``n`` agents sharing a few cores: each one is frozen about
+    ``stop_s`` of every ``every_s`` (its own period x 0.7-1.3 and stop x 0.5-1.5, random phase;
+    messages wait, as in a socket buffer); one member crashes at ``crash_at_s``."""
+    cfg = config or GossipConfig.lan()
+    sim = Sim(cfg, seed=seed, delay_s=(0.001, 0.020))
+    names = sim.converged(n)
+    rng = random.Random(seed)
+    for name in names:
+        sim.freeze(name, every_s=every_s * rng.uniform(0.7, 1.3), stop_s=stop_s * rng.uniform(0.5, 1.5))
+    sim.run_until(crash_at_s)
+    victim = names[-1]
+    sim.crash(victim)
+    t0 = sim.now
+    sim.run_until(t0 + after_s)
+    fail = sim.first(EventKind.FAIL, victim, t0)
+    live = sim.live()
+    return sim, {
+        "members": n, "seed": seed, "every_s": every_s, "stop_s": stop_s,
+        "false_failures": len(sim.false_failures()),
+        "members_failed_falsely": len({m for _, _, m in sim.false_failures()}),
+        "undetected": sum(1 for o in live if o not in fail),
+        "crash_first_fail_s": round(min(fail.values()) - t0, 1) if fail else None,
+        "crash_all_fail_s": round(max(fail.values()) - t0, 1) if len(fail) == len(live) else None,
+        "max_health_score": max(sim.cores[m].status().health_score for m in live),
+    }
 
 
 def load_per_member(n: int, *, seed: int = 1, periods: int = 20,

@@ -7,12 +7,16 @@ Examples::
     .venv/bin/python tests/sim/gossip/run_gossip_sim.py partition --members 1000
     .venv/bin/python tests/sim/gossip/run_gossip_sim.py load --members 100 1000 10000
     .venv/bin/python tests/sim/gossip/run_gossip_sim.py heal --members 5 20 --seeds 20 --hold
+    .venv/bin/python tests/sim/gossip/run_gossip_sim.py overload --members 50 100 --seeds 5 --every-s 10 --stop-s 6
 
 Prints one JSON line per run; exits 1 if any run had a false failure, an
 undetected crash or an unhealed partition.  ``heal`` runs each cut kind
 (whole host, pair, one way; ``--cut-s``) per seed, local profile unless
 ``--profile lan``; ``--hold`` delivers everything sent across the cut late,
-after the heal, as a TCP backlog would.
+after the heal, as a TCP backlog would.  ``overload`` starves every member
+(frozen about ``--stop-s`` of every ``--every-s``, as agents sharing a few
+cores) and crashes one after 30 s: it measures false failures and detection
+under that load, and exits 1 only if the crash went undetected.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from gossip_scenarios import (
     heal_scenario,
     join_scenario,
     load_per_member,
+    overload_scenario,
     partition_scenario,
 )
 
@@ -40,7 +45,7 @@ from meshd.gossip import GossipConfig
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("scenario", choices=["crash", "partition", "join", "load", "heal"])
+    p.add_argument("scenario", choices=["crash", "partition", "join", "load", "heal", "overload"])
     p.add_argument("--members", type=int, nargs="+", default=[1000])
     p.add_argument("--seeds", type=int, default=1, help="runs per size, seeds 1..N")
     p.add_argument("--loss", type=float, default=None, help="message loss (default 0.05; 0 for heal)")
@@ -49,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--after", type=float, default=60.0, help="seconds simulated after the crash")
     p.add_argument("--profile", choices=["lan", "local"], default=None,
                    help="timing (default lan; local for heal)")
+    p.add_argument("--every-s", type=float, default=10.0, help="overload: each member's freeze period")
+    p.add_argument("--stop-s", type=float, default=6.0, help="overload: how long it is frozen per period")
     p.add_argument("--cut-s", type=float, default=15.0, help="heal: how long each cut lasts")
     p.add_argument("--hold", action="store_true", help="heal: deliver what crossed the cut late")
     args = p.parse_args(argv)
@@ -69,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             elif args.scenario == "partition":
                 _, r = partition_scenario(n, seed=seed, config=cfg)
                 ok &= r["healed_after_periods"] is not None
+            elif args.scenario == "overload":
+                _, r = overload_scenario(n, seed=seed, every_s=args.every_s, stop_s=args.stop_s,
+                                         after_s=args.after, config=cfg)
+                ok &= r["undetected"] == 0
             elif args.scenario == "join":
                 _, r = join_scenario(n, seed=seed, config=cfg)
                 ok &= r["members_with_full_view"] == n and r["false_failures"] == 0

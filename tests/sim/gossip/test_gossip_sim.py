@@ -15,6 +15,7 @@ from gossip_scenarios import (
     heal_scenario,
     join_scenario,
     load_per_member,
+    overload_scenario,
     partition_scenario,
 )
 
@@ -40,6 +41,15 @@ def test_small_clusters_under_loss_and_slow_members_across_seeds(seed):
                             config=GossipConfig.local(), after_s=15.0)
     assert r["undetected"] == 0, f"seed={seed} {r}"
     assert r["false_failures"] == 0, f"seed={seed} {sim.false_failures()[:5]}"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_member_starved_a_little_fails_nobody_and_the_crash_is_still_seen(seed):
+    # 30 members each frozen ~1 s of every 8 s (agents sharing cores at a moderate load)
+    sim, r = overload_scenario(30, seed=seed, every_s=8.0, stop_s=1.0, after_s=60.0)
+    show(r)
+    assert r["false_failures"] == 0, f"seed={seed} {sim.false_failures()[:5]}"
+    assert r["undetected"] == 0 and r["crash_all_fail_s"] is not None, f"seed={seed} {r}"
 
 
 def test_a_partition_heals_with_no_operator_action():
