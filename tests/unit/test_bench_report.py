@@ -86,3 +86,22 @@ def test_unknown_section_is_refused(capsys):
 
 def test_budget_defaults():
     assert Budget() == Budget(reps=3, quick=False, workdir="/var/tmp")
+
+
+def test_a_run_that_measured_nothing_keeps_the_earlier_figures_and_says_so():
+    good = Section("alloc", "Allocation", "method", setup={"measured": "2026-12-06T10:00:00+00:00"})
+    good.figure("alloc.x", "x", "/s").add(7)
+    rep = {"sections": {"alloc": good.to_json()}}
+    failed = Section("alloc", "alloc", "", error="exit 1, no result; log /var/tmp/x.log: etcd is not installed")
+    report.keep_or_replace(rep, failed, "2026-12-07T03:30:00+00:00")
+    kept = Section.from_json(rep["sections"]["alloc"])
+    assert kept.get("alloc.x").median == 7
+    assert "re-measuring failed in the run of 2026-12-07T03:30:00+00:00" in kept.error
+    assert "etcd is not installed" in kept.error and "2026-12-06T10:00:00+00:00" in kept.error
+    fresh = Section("alloc", "Allocation", "method")
+    fresh.figure("alloc.x", "x", "/s").add(9)
+    report.keep_or_replace(rep, fresh, "2026-12-07T04:00:00+00:00")  # a good run replaces it, error and all
+    assert Section.from_json(rep["sections"]["alloc"]).get("alloc.x").median == 9
+    assert rep["sections"]["alloc"]["error"] == ""
+    report.keep_or_replace(rep := {"sections": {}}, failed, "t")  # nothing earlier: the failure is shown
+    assert rep["sections"]["alloc"]["error"].startswith("exit 1")

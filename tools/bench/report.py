@@ -9,7 +9,8 @@
 Each section is a module of tools/bench (``estimate_s(budget)``, ``run(budget)
 -> Section``, see ``_figures.py``) and runs in its own process (a hung or
 crashed section is stopped, reported and cleaned up by its own ``finally``
-blocks; the others still run). Before a section starts, the report checks
+blocks; the others still run; one that measured nothing keeps the figures of
+its last good run, marked with the error). Before a section starts, the report checks
 its estimate against what is left of ``--budget`` and lowers the repetitions
 to fit, or skips it and says so.
 
@@ -139,6 +140,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def keep_or_replace(report: dict[str, Any], section: Section, started: str) -> None:
+    """Store a measured section in ``report``.  A run that failed before measuring anything
+    (no figures: e.g. etcd not installed) does not wipe the figures of an earlier run: they
+    stay, marked with this run's error."""
+    old = report["sections"].get(section.key)
+    if section.error and not section.figures and old and old.get("figures"):
+        measured = old.get("setup", {}).get("measured", "an earlier run")
+        old["error"] = (f"re-measuring failed in the run of {started} ({section.error}); "
+                        f"these figures are from {measured}")
+        return
+    report["sections"][section.key] = section.to_json()
+
+
 def measure(report: dict[str, Any], names: list[str], args: argparse.Namespace) -> None:
     started = datetime.datetime.now(datetime.UTC)
     logdir = Path("/var/tmp/meshd-bench-logs")
@@ -163,7 +177,7 @@ def measure(report: dict[str, Any], names: list[str], args: argparse.Namespace) 
         section.setup["measured"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         section.setup["quick"] = args.quick
         section.setup["meshd_commit"] = run["meshd_commit"]
-        report["sections"][name] = section.to_json()
+        keep_or_replace(report, section, run["started"])
         print(f"report: {name}: done in {section.seconds:.0f} s{' — ' + section.error if section.error else ''}",
               file=sys.stderr, flush=True)
     run["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
