@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import msgpack
 import pytest
 import trio
 
 from consensus import ConfChangeInProgress, NotLeader, RaftConfig, Role, Unavailable
-from consensus._driver import INLINE_FSYNC_MAX_ENTRIES, INLINE_FSYNC_MAX_WAITERS, Applied, RaftNode, RoleChanged
+from consensus._driver import (
+    INLINE_FSYNC_MAX_ENTRIES,
+    INLINE_FSYNC_MAX_S,
+    INLINE_FSYNC_MAX_WAITERS,
+    Applied,
+    RaftNode,
+    RoleChanged,
+)
 from consensus._storage import Storage
 from consensus._transport import MemoryNetwork
 
@@ -371,37 +379,53 @@ async def test_warm_steps_run_once_before_the_first_apply(nursery, tmp_path, aut
 
 
 class ThreadRecordingStorage(Storage):
-    """Records, for every save: its entries, the node's waiting proposals, and whether it ran on the trio thread."""
+    """Records, for every save with entries: how many, the node's waiting proposals, its average
+    write time when it decided, and whether it ran on the trio thread.  ``delay_s``: a slow disk."""
 
     node: RaftNode
-    saves: list[tuple[int, int, bool]]
+    saves: list[tuple[int, int, float, bool]]
+    delay_s = 0.0
 
     def save(self, hard_state, entries, snapshot=None) -> None:
-        on_trio_thread = threading.current_thread() is threading.main_thread()
-        self.saves.append((len(entries), len(self.node._waiters), on_trio_thread))
+        if entries:
+            on_trio_thread = threading.current_thread() is threading.main_thread()
+            self.saves.append((len(entries), len(self.node._waiters), self.node.save_s, on_trio_thread))
+            time.sleep(self.delay_s)
         super().save(hard_state, entries, snapshot)
 
 
-async def test_a_lone_proposal_is_fsynced_inline_and_a_busy_node_uses_a_worker_thread(tmp_path) -> None:
+async def test_a_lone_proposal_is_fsynced_inline_and_a_busy_node_or_slow_disk_uses_a_worker_thread(tmp_path):
     # real clock and real worker threads (io_in_thread=True), one voter
     storage = ThreadRecordingStorage.open(tmp_path / "a")
     storage.saves = []
     storage.node = node = RaftNode("a", config=CFG, transport=MemoryNetwork().transport("a"), storage=storage,
                                    state_machine=Counter(), bootstrap=["a"], rng=random.Random(1))
+
+    def inline_by_rule(n: int, waiting: int, save_s: float) -> bool:
+        return (n <= INLINE_FSYNC_MAX_ENTRIES and waiting <= INLINE_FSYNC_MAX_WAITERS
+                and save_s <= INLINE_FSYNC_MAX_S)
+
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         await node.campaign()
         assert await node.propose(b"1") == b"1"
         storage.saves.clear()
         assert await node.propose(b"1") == b"2"
-        assert [s for s in storage.saves if s[0]] == [(1, 1, True)]  # (0 entries: the commit index, never synced)
-        storage.saves.clear()
+        assert [(n, waiting, inline) for n, waiting, _, inline in storage.saves] == [(1, 1, True)]
         async with trio.open_nursery() as clients:  # 50 proposals at once: batches, and waiters meanwhile
             for _ in range(50):
                 clients.start_soon(node.propose, b"1")
         assert node.applier.sm.total == 52
-        assert any(n > 1 and not inline for n, _, inline in storage.saves)
-        assert all(inline == (n <= INLINE_FSYNC_MAX_ENTRIES and waiting <= INLINE_FSYNC_MAX_WAITERS)
-                   for n, waiting, inline in storage.saves if n), storage.saves
+        assert any(n > 1 and not inline for n, _, _, inline in storage.saves)
+        storage.delay_s = 0.005  # a disk whose fsync takes 5 ms: the loop must not wait on it
+        for _ in range(4):
+            await node.propose(b"1")
+        assert node.save_s > INLINE_FSYNC_MAX_S and not storage.saves[-1][3], storage.saves[-4:]
+        storage.delay_s = 0.0  # fast again: back on the trio thread once the average says so
+        for _ in range(10):
+            await node.propose(b"1")
+        assert storage.saves[-1][3], storage.saves[-10:]
+        assert all(inline == inline_by_rule(n, waiting, save_s) for n, waiting, save_s, inline in storage.saves), \
+            storage.saves
         nursery.cancel_scope.cancel()
     storage.close()
