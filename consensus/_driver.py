@@ -10,11 +10,12 @@ One nursery, one task per concern:
 * ``_loop`` is the only task that touches the core.  It steps every queued
   input (typed requests: :class:`StepMessage`, :class:`ProposeCommand`, ...), then
   carries out one :class:`Ready` as the actions :func:`plan_ready` orders --
-  persist (one fsync: in a worker thread for a batch, inline for one entry
-  or none, see ``INLINE_FSYNC_MAX_ENTRIES``; no fsync for a commit-only hard
-  state), send, hand committed entries to the applier, ``advance`` -- and
-  repeats.  The simulation in ``tests/sim/raft`` performs the same actions,
-  so it checks this ordering.  Inputs that arrive while the fsync runs are
+  persist (one fsync: in a worker thread, or inline for one entry or none
+  while the node is otherwise idle and its disk fast, see
+  ``INLINE_FSYNC_MAX_ENTRIES``; no fsync for a commit-only hard state),
+  send, hand committed entries to the applier, ``advance`` -- and repeats.
+  The simulation in ``tests/sim/raft`` performs the same actions, so it
+  checks this ordering.  Inputs that arrive while the fsync runs are
   stepped together afterwards, so one fsync covers them all (group commit
   driven by the I/O, never by a timer);
 * ``_applier`` applies committed entries to the :class:`StateMachine`
