@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,17 +46,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tools.bench._ports import free_ports
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _SERF_EVENT = re.compile(r"serf: EventMember(Join|Leave|Failed|Update|Reap): (\S+)")
 _SERF_SUSPECT = re.compile(r"memberlist: Suspect (\S+) has failed")
 _SERF_KINDS = {"Join": "join", "Leave": "leave", "Failed": "fail", "Update": "update",
                "Reap": "reap"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _proc_int(pattern: str, path: Path) -> int:
@@ -195,9 +190,9 @@ class Serf:
         self.profile = "lan" if profile == "lan" else "local"
 
     def start(self, name: str, join: str | None) -> Member:
-        port = free_port()
+        port, rpc_port = free_ports(2)
         cmd = ["serf", "agent", f"-node={name}", f"-bind=127.0.0.1:{port}",
-               f"-rpc-addr=127.0.0.1:{free_port()}", f"-encrypt={self.key}",
+               f"-rpc-addr=127.0.0.1:{rpc_port}", f"-encrypt={self.key}",
                f"-profile={self.profile}", "-log-level=info"]
         if join:
             cmd.append(f"-join={join}")

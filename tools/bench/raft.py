@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ if str(ROOT) not in sys.path:
 from consensus import RaftConfig, RaftError, RaftNode, RoleChanged, Storage  # noqa: E402
 from meshd.state import NetworkState  # noqa: E402
 from meshd.transport import ClusterKeys, Mesh, PeerTransport, TrioSocket, ZmqHost  # noqa: E402
+from tools.bench._ports import free_ports  # noqa: E402
 from tools.bench._proc import die_with_parent  # noqa: E402
 
 
@@ -209,20 +209,16 @@ async def _serve_request(node: RaftNode, sm: KV | MeshdState, sock: TrioSocket, 
 # --- cluster control from the bench ---------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Procs:
     """Three node processes with fixed ports and data directories."""
 
     def __init__(self, base: Path, opts: list[str]) -> None:
         self.base, self.opts = base, opts
         self.ids = ["a", "b", "c"]  # founding voters; "d" is a spare that joins later
-        self.raft = {i: f"tcp://127.0.0.1:{free_port()}" for i in [*self.ids, "d"]}
-        self.client = {i: f"tcp://127.0.0.1:{free_port()}" for i in [*self.ids, "d"]}
+        names = [*self.ids, "d"]
+        ports = iter(free_ports(2 * len(names)))
+        self.raft = {i: f"tcp://127.0.0.1:{next(ports)}" for i in names}
+        self.client = {i: f"tcp://127.0.0.1:{next(ports)}" for i in names}
         self.secret = os.urandom(32).hex()
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -428,8 +424,9 @@ class Etcd:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.ids = ["e1", "e2", "e3"]
-        self.peer = {i: f"http://127.0.0.1:{free_port()}" for i in self.ids}
-        self.client = {i: f"http://127.0.0.1:{free_port()}" for i in self.ids}
+        ports = iter(free_ports(2 * len(self.ids)))
+        self.peer = {i: f"http://127.0.0.1:{next(ports)}" for i in self.ids}
+        self.client = {i: f"http://127.0.0.1:{next(ports)}" for i in self.ids}
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, i: str, state: str = "new") -> None:
