@@ -21,10 +21,12 @@ def free_ports(n: int) -> list[int]:
     low = _ephemeral_low()
     rng = random.SystemRandom()
     held: list[socket.socket] = []
+    tries = 100 * n + 1000
     try:
-        for _ in range(100 * n + 1000):
-            if len(held) == n:
-                break
+        while len(held) < n:
+            if tries == 0:
+                raise RuntimeError(f"no {n} free TCP ports on 127.0.0.1 between {_LOWEST} and {low}")
+            tries -= 1
             s = socket.socket()
             try:
                 s.bind(("127.0.0.1", rng.randrange(_LOWEST, low) if low - _LOWEST > 10 * n else 0))
@@ -32,8 +34,6 @@ def free_ports(n: int) -> list[int]:
                 s.close()
                 continue
             held.append(s)
-        else:
-            raise RuntimeError(f"no {n} free TCP ports on 127.0.0.1 between {_LOWEST} and {low}")
         return [s.getsockname()[1] for s in held]
     finally:
         for s in held:
