@@ -103,6 +103,11 @@ def _counts(source: str, keys: Mapping[str, str] | None = None) -> Callable[[Map
     return read
 
 
+def _admitted(snap: Mapping[str, Any]) -> Samples:
+    for domain, count in sorted((_get(snap.get("transport"), "security.admitted_by_domain") or {}).items()):
+        yield (domain,), float(count)
+
+
 def _refusals(snap: Mapping[str, Any]) -> Samples:
     for reason, count in sorted((_get(snap.get("transport"), "security.refused_by_reason") or {}).items()):
         yield (reason,), float(count)
@@ -165,8 +170,9 @@ _SERVER_KEYS = {"requests": "router", "published_requests": "sub"}
 CATALOGUE: tuple[Metric, ...] = (
     # transport: CURVE/ZAP admission of inter-host and scheduler connections
     Metric("meshd_transport_connections_admitted", COUNTER,
-           "Connections the ZAP handler admitted (inter-host and scheduler API).",
-           field("transport", "security.admitted")),
+           "Connections the ZAP handler admitted, by ZAP domain: meshd (other hosts' gossip and Raft: "
+           "a steady climb means hosts keep reconnecting) and meshd-api (schedulers).",
+           _admitted, ("domain",)),
     Metric("meshd_transport_connections_refused", COUNTER,
            "Connections refused, by likely cause (plaintext, hung_up, wrong_server_key, unknown_client_key, "
            "handshake_failed); the log names each refused address once, with the fix.",

@@ -324,7 +324,9 @@ class Agent:
     async def _on_members(self, events: trio.MemoryReceiveChannel[MemberEvent]) -> None:
         """Each member event is emitted and told to liveness; what scans every member (the Raft
         peers, the MTU and data-plane checks) runs once per burst of events: a host flapping in a
-        large cluster sends bursts, and a scan per event made each agent's work grow as N²."""
+        large cluster sends bursts, and a scan per event made each agent's work grow as N². The
+        Raft peers are scanned only for a burst that can change them (a join, an update, a leave):
+        a member that fails and comes back keeps its address and connection."""
         assert self.members is not None and self.replica is not None
         async for first in events:
             burst = [first]
@@ -333,7 +335,8 @@ class Agent:
                     burst.append(events.receive_nowait())
                 except trio.WouldBlock:
                     break
-            self.replica.raft.set_peers(self.members.raft_peers())
+            if any(event.kind in _PEERS_CHANGE for event in burst):  # fail/suspect/alive keep the address
+                self.replica.raft.set_peers(self.members.raft_peers())
             for event in burst:
                 msg_type = _MEMBER_EVENTS.get(event.kind)
                 self.events.emit(Event(event.kind, f"{event.name} {event.kind} ({event.address})", msg_type,
@@ -502,6 +505,8 @@ def _publisher(api: SchedulerApi) -> Callable[[Event], None]:
 
 #: most member events handled as one burst (one scan of the members for all of them)
 _MEMBER_BURST = 256
+#: member events that can change the Raft peers' addresses (see MemberBook.raft_peers)
+_PEERS_CHANGE = frozenset({"join", "update", "leave"})
 #: gossip's member events that go to the PUB socket as they are (a failed agent is told by liveness)
 _MEMBER_EVENTS = {"join": MsgType.EVENT_MEMBER_JOIN, "leave": MsgType.EVENT_MEMBER_LEAVE}
 _GOSSIP = {"join": Gossip.ALIVE, "alive": Gossip.ALIVE, "update": Gossip.ALIVE, "suspect": Gossip.SUSPECT,

@@ -161,7 +161,19 @@ class MemberBook:
         return [m for m in self._members() if m.state in (State.ALIVE, State.SUSPECT)]
 
     def raft_peers(self) -> dict[str, str]:
-        return {m.name: m.meta.raft_addr for m in self._live() if m.name != self.name and m.meta.raft_addr}
+        """Raft addresses of every member but this host and those that left, failed ones included.
+
+        A failed member keeps its address (and so its Raft connection) until it leaves or gossip
+        reaps it: a member falsely declared failed (starved, a lost ack) keeps its TCP
+        connections, so coming back costs it nothing, where dropping the address made every
+        other host close its connection and dial again, and the member answer all of their
+        CURVE handshakes at once, just when it was late already (docs/scale.md). Frames to a
+        member that is really down are dropped at once (ZeroMQ's IMMEDIATE), as while it is only
+        suspected; Raft retries. The member set therefore changes only on join, update and
+        leave, which is when :meth:`Agent._on_members` passes it on.
+        """
+        return {m.name: m.meta.raft_addr for m in self._members()
+                if m.name != self.name and m.state is not State.LEFT and m.meta.raft_addr}
 
     def live_vteps(self) -> dict[str, str]:
         return {m.name: m.meta.vtep for m in self._live() if m.meta.vtep}

@@ -27,6 +27,7 @@ from ._liveness import Liveness, Transition
 log = logging.getLogger("meshd.agent")
 
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
+SOL_RAW, ICMP_FILTER = 255, 1  #: <linux/icmp.h>: a raw ICMP socket's filter, a mask of the types it drops
 _HEADER = struct.Struct("!BBHHH")
 
 
@@ -57,6 +58,22 @@ def echo_reply_ident(packet: bytes) -> int | None:
     return ident if kind == ICMP_ECHO_REPLY else None
 
 
+def open_socket() -> trio.socket.SocketType:
+    """A raw ICMP socket that receives echo replies only.
+
+    Without the filter a raw ICMP socket gets a copy of every ICMP packet the host receives,
+    among them the echo requests of every other agent probing this host (the kernel answers
+    those itself): hundreds a second for a host all the others suspect, each read in Python
+    by the agent that is late already (docs/scale.md).
+
+    Raises:
+      PermissionError: no CAP_NET_RAW.
+    """
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_RAW, trio.socket.IPPROTO_ICMP)
+    sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", ~(1 << ICMP_ECHO_REPLY) & 0xFFFFFFFF))
+    return sock
+
+
 class DataPlaneProbe:
     """Sends the probes the core asks for and feeds the answers back; see the module docstring.
 
@@ -81,7 +98,7 @@ class DataPlaneProbe:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
-            sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_RAW, trio.socket.IPPROTO_ICMP)
+            sock = open_socket()
         except PermissionError:
             log.warning("data-plane probe disabled: no CAP_NET_RAW for ICMP; a host whose agent is down is "
                         "withdrawn as failed (run meshd as root to keep its containers reachable)")

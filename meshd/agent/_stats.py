@@ -36,6 +36,8 @@ class EndpointStats:
         while True:
             await trio.sleep(self._interval_s)
             local = {e.host_if: e for e in self._tracker.built()}
+            if not local and not prev and not self.stats:
+                continue  # nothing built here: no netlink dump, no worker thread
             found = await trio.to_thread.run_sync(netops.counters, list(local))
             inside = [(name, e.netns, e.ifname) for name, e in local.items() if name not in found]
             if inside:  # no host-side veth: flat endpoints

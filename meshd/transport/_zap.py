@@ -96,6 +96,8 @@ class SecurityStats:
     refused: int
     refused_by_address: dict[str, int]
     refused_by_reason: dict[str, int]
+    #: admitted connections per ZAP domain ("meshd": other hosts' gossip and Raft; "meshd-api": schedulers)
+    admitted_by_domain: dict[str, int]
 
 
 class Refusals:
@@ -103,6 +105,7 @@ class Refusals:
 
     def __init__(self) -> None:
         self.admitted = 0
+        self.admitted_by_domain: Counter[str] = Counter()
         self.by_address: Counter[str] = Counter()
         self.by_reason: Counter[str] = Counter()
         self._logged: set[str] = set()
@@ -119,7 +122,7 @@ class Refusals:
 
     def statistics(self) -> SecurityStats:
         return SecurityStats(self.admitted, sum(self.by_address.values()), dict(self.by_address),
-                             dict(self.by_reason))
+                             dict(self.by_reason), dict(self.admitted_by_domain))
 
 
 class ZapHandler:
@@ -160,6 +163,7 @@ class ZapHandler:
         ok = mechanism == b"CURVE" and len(creds) == 1 and self._admits(domain.decode(), creds[0])
         if ok:
             self._refusals.admitted += 1
+            self._refusals.admitted_by_domain[domain.decode(errors="replace")] += 1
             status, text = b"200", b"OK"
         else:
             zap_domain = domain.decode(errors="replace")

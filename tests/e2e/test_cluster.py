@@ -1,5 +1,6 @@
 """The daemon end to end: joining, autopilot voters, failure and rejoin (real agents in the lab)."""
 
+import re
 import subprocess
 import sys
 
@@ -98,3 +99,39 @@ def test_the_leader_feeds_the_learner_below_a_stopped_relay(make_cluster):
     cluster.wait(f"{child} handed back to {relay}", lambda: not any(
         f["adopted"] for f in raft(cluster, leader)["followers"]), timeout_s=30)
     assert relay in raft(cluster, leader)["learners"]  # back before the autopilot removed it
+
+
+def test_a_host_falsely_declared_failed_keeps_its_connections_and_takes_writes(make_cluster):
+    """A host paused (SIGSTOP, as a starved or frozen host) until the others declare it failed,
+    then run again: nobody closed its connections meanwhile, so coming back costs it no CURVE
+    handshake (it used to answer every other host's new Raft dial at once, just when it was
+    late: in a large starved cluster that kept hosts flapping, docs/scale.md), and it is still
+    a voter that gets new writes."""
+    import os
+    import signal
+
+    lab, cluster = make_cluster(hosts=3)
+    cluster.wait("3 voters", lambda: len(raft(cluster, "h1")["voters"]) == 3, timeout_s=30)
+
+    def cluster_admitted() -> float:  # connections from other hosts that h3 admitted, from its metrics
+        text = lab.exec("h3", sys.executable, "-c", "import urllib.request; print(urllib.request.urlopen("
+                        "'http://127.0.0.1:9477/metrics').read().decode())").stdout
+        found = re.search(r'^meshd_transport_connections_admitted_total\{domain="meshd"\} (\S+)$', text, re.M)
+        assert found, text
+        return float(found.group(1))
+
+    before = cluster_admitted()
+    pid = cluster.agents["h3"].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        cluster.wait("h1 and h2 declare h3's agent down", lambda: all(
+            cluster.members(h).get("h3") == "agent-down" for h in ("h1", "h2")), timeout_s=30)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    cluster.wait("h3 alive again everywhere", lambda: all(
+        cluster.members(h).get("h3") == "alive" for h in ("h1", "h2")), timeout_s=30)
+    assert cluster_admitted() == before, "a host came back from a false failure and was dialed again"
+    assert "h3" in raft(cluster, "h1")["voters"]
+    cluster.query("h1", MsgType.NETWORK_CREATE, name="after-pause", subnet="10.7.0.0/24", tenant="a")
+    cluster.wait("h3 has the new network", lambda: any(
+        n["name"] == "after-pause" for n in cluster.query("h3", MsgType.NETWORK_LIST)["networks"]), timeout_s=10)

@@ -16,9 +16,10 @@ def meta(name: str) -> Meta:
     return Meta(vtep=name, raft_addr=f"tcp://{name}:30029")
 
 
-def test_raft_peers_and_vteps_are_the_live_members_but_this_host() -> None:
-    """Raft is told the addresses of the live members (not this host's own); a failed member's or
-    one that left is dropped, and so is its VTEP."""
+def test_raft_peers_keep_failed_members_and_vteps_are_the_live_members_but_this_host() -> None:
+    """Raft is told the addresses of the members (not this host's own) that did not leave: a failed
+    member keeps its address, so a false failure does not make every host drop its connection and
+    dial again; the data plane's VTEPs are the live members only."""
     cfg = Config()  # nothing is written: the book is not run
     host = ZmqHost(None)
     try:
@@ -36,7 +37,7 @@ def test_raft_peers_and_vteps_are_the_live_members_but_this_host() -> None:
         )), now)
         states = {m.name: m.state for m in book.gossip.members()}
         assert states == {"me": State.ALIVE, "a": State.DEAD, "b": State.LEFT, "c": State.ALIVE}
-        assert book.raft_peers() == {"c": "tcp://c:30029"}
+        assert book.raft_peers() == {"a": "tcp://a:30029", "c": "tcp://c:30029"}
         assert book.live_vteps() == {"me": "me", "c": "c"}  # the data plane: live members only
     finally:
         host.close()
