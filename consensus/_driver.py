@@ -204,6 +204,11 @@ class RaftNode:
         self._subscribers.append(send)
         return recv
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether this node leads now (one comparison; :meth:`status` builds the whole picture)."""
+        return self.core.role == Role.LEADER
+
     def status(self) -> NodeStatus:
         c = self.core.status()
         core = {f.name: getattr(c, f.name) for f in fields(c)}

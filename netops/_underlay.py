@@ -7,7 +7,7 @@ import ipaddress
 import socket
 import struct
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netops import _nl
 from netops._addr import IFA_ADDRESS, IFA_LOCAL, ifaddrmsg
@@ -23,11 +23,12 @@ class Underlay:
     dev: str
     mtu: int
     prefixlen: int = 32
+    #: the L2 segment the address is on (the subnet of its address on ``dev``), as a CIDR;
+    #: computed once (every reconcile pass reads it)
+    subnet: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def subnet(self) -> str:
-        """The L2 segment the address is on (the subnet of its address on ``dev``), as a CIDR."""
-        return str(ipaddress.ip_network(f"{self.ip}/{self.prefixlen}", strict=False))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subnet", str(ipaddress.ip_network(f"{self.ip}/{self.prefixlen}", strict=False)))
 
     @property
     def overlay_mtu(self) -> int:

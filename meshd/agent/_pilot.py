@@ -46,9 +46,9 @@ class Autopilot:
             if trio.current_time() - peers_set >= 1.0:
                 raft.set_peers(self._members.raft_peers())
                 peers_set = trio.current_time()
-            status = raft.status()
-            if status.role != consensus.Role.LEADER:
+            if not raft.is_leader:  # the status of a large cluster is not cheap; followers wake on every member event
                 continue
+            status = raft.status()
             # a learner the leader has not heard from at its cadence (starved, cut off) has no
             # known lag: a small index distance proves nothing while the log is short
             lags = {p.id: p.lag for p in status.peers if p.responsive}
