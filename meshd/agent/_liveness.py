@@ -23,10 +23,19 @@ state           when                                               entries
 A host is probed while gossip suspects it or says it is dead (and not yet
 withdrawn), every ``interval_s``. Probing starts at *suspect*, so when gossip
 declares a really dead machine dead its data plane has been silent for the
-whole suspicion time already and it is withdrawn at once (at worst, for a
-host first learned as dead, ``timeout_s`` later). ``failed`` is final until
-gossip sees the host alive again: a machine that reboots comes back through
-its agent, not through its kernel alone.
+whole suspicion time already and it is withdrawn on the next :meth:`tick` (at
+worst, for a host first learned as dead, ``timeout_s`` later). ``failed`` is
+final until gossip sees the host alive again: a machine that reboots comes
+back through its agent, not through its kernel alone.
+
+*Silent* is measured from the probes, not from the clock alone: a data plane
+is silent when a probe sent at least ``timeout_s`` ago (:meth:`on_sent`) has
+had no answer since. An agent whose own loop runs late (a CPU-starved host, a
+long pause) sends fewer probes and reads their answers late; counting from
+when probing *started* turned that lateness into "silent" and withdrew hosts
+whose data plane was fine (docs/scale.md). For the same reason a silence
+verdict is only given by :meth:`tick`, which the driver calls after reading
+every answer that has arrived; a gossip change decides only *agent-down*.
 
 Pure: no clock, no I/O; ``now`` is a parameter. Every call returns the
 :class:`Transition`\\ s it caused, for the agent's events and a reconcile pass.
@@ -76,6 +85,8 @@ class _Host:
     dead_since: float | None = None
     probing_since: float | None = None
     last_answer: float | None = None
+    #: when the oldest probe with no answer after it was sent (None: every probe sent was answered)
+    unanswered_since: float | None = None
 
 
 class Liveness:
@@ -105,13 +116,13 @@ class Liveness:
         else:
             old = host.state
         if host.vtep != vtep:
-            host.vtep, host.last_answer = vtep, None
+            host.vtep, host.last_answer, host.unanswered_since = vtep, None, None
         host.gossip = gossip
         if gossip is Gossip.ALIVE:
-            host.dead_since = host.probing_since = host.last_answer = None
+            host.dead_since = host.probing_since = host.last_answer = host.unanswered_since = None
             return self._to(name, host, old, HostState.ALIVE, "its agent answers")
         if gossip is Gossip.LEFT:
-            host.dead_since = host.probing_since = None
+            host.dead_since = host.probing_since = host.unanswered_since = None
             return self._to(name, host, old, HostState.LEFT, "it left the cluster")
         if host.probing_since is None:
             host.probing_since = now
@@ -122,20 +133,26 @@ class Liveness:
             host.dead_since = now
         if old is None:  # first learned as dead: undecided until the probe says
             return self._to(name, host, old, HostState.SUSPECT, "gossip says its agent is dead; probing")
-        return self._decide(name, host, now)
+        return self._decide(name, host, now, silence=False)  # answers may be unread yet: tick() judges silence
+
+    def on_sent(self, vtep: str, now: float) -> None:
+        """A probe to ``vtep`` went out (or failed to: no route is an answer of silence too)."""
+        for host in self._hosts.values():
+            if host.vtep == vtep and host.probing_since is not None and host.unanswered_since is None:
+                host.unanswered_since = now
 
     def on_answer(self, vtep: str, now: float) -> list[Transition]:
         """The data plane at ``vtep`` answered a probe."""
         out: list[Transition] = []
         for name, host in self._hosts.items():
             if host.vtep == vtep and host.probing_since is not None:
-                host.last_answer = now
+                host.last_answer, host.unanswered_since = now, None
                 if host.gossip is Gossip.DEAD:
-                    out += self._decide(name, host, now)
+                    out += self._decide(name, host, now, silence=False)
         return out
 
     def tick(self, now: float) -> list[Transition]:
-        """Verdicts that time alone changes (silence, grace)."""
+        """Verdicts that time changes (silence, grace); call it after feeding every answer received."""
         out: list[Transition] = []
         for name, host in self._hosts.items():
             if host.gossip is Gossip.DEAD:
@@ -172,21 +189,24 @@ class Liveness:
 
     # --- rules --------------------------------------------------------------------------
 
-    def _decide(self, name: str, host: _Host, now: float) -> list[Transition]:
-        """A host gossip says is dead: agent-down while its data plane answers, else failed."""
+    def _decide(self, name: str, host: _Host, now: float, *, silence: bool = True) -> list[Transition]:
+        """A host gossip says is dead: agent-down while its data plane answers, failed once it is
+        silent (judged only when ``silence``: by :meth:`tick`, after the answers are read)."""
         assert host.dead_since is not None and host.probing_since is not None
         if host.state in (HostState.FAILED, HostState.LEFT):
             return []
         if now - host.dead_since >= self.grace_s:
             return self._to(name, host, host.state, HostState.FAILED,
                             f"its agent has been down for {self.grace_s:g}s (dataplane.agent_down_grace_s)")
-        answered = host.last_answer is not None and now - host.last_answer < self.timeout_s
-        if answered:
+        if not self.probing:  # no answer can come
+            return self._to(name, host, host.state, HostState.FAILED, "its agent is down, no probe")
+        silent = host.unanswered_since is not None and now - host.unanswered_since >= self.timeout_s
+        if silence and silent:
+            return self._to(name, host, host.state, HostState.FAILED,
+                            f"its agent is down, its data plane silent for {self.timeout_s:g}s")
+        if host.last_answer is not None and not silent:
             return self._to(name, host, host.state, HostState.AGENT_DOWN,
                             "its agent is down, its data plane answers")
-        if now - host.probing_since >= self.timeout_s or not self.probing:
-            silent = "no probe" if not self.probing else f"its data plane silent for {self.timeout_s:g}s"
-            return self._to(name, host, host.state, HostState.FAILED, f"its agent is down, {silent}")
         return []  # still probing
 
     def _to(self, name: str, host: _Host, old: HostState | None, new: HostState, reason: str) -> list[Transition]:

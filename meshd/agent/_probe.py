@@ -1,13 +1,20 @@
 """The data-plane probe: ICMP echo to the VTEPs :class:`~meshd.agent._liveness.Liveness` asks about.
 
 A thin trio driver: one raw ICMP socket in the agent's network namespace
-(the host's underlay), an echo request to each VTEP to probe every
-``interval_s``, and every echo reply carrying this agent's identifier fed back
-to the core as an answer.  While the core has nothing to probe or decide
-(:meth:`Liveness.busy`: every agent answers gossip), the driver sleeps until
-:meth:`DataPlaneProbe.wake` (the agent calls it after each gossip change), so an
-idle host spends no wakeups on it. The kernel of the probed host answers by itself, so
-a host whose agent is dead but whose machine and network are up answers.
+(the host's underlay) and one loop. Each pass reads every echo reply that has
+arrived (those carrying this agent's identifier are the core's answers), then
+asks the core for its verdicts (:meth:`Liveness.tick`), then sends an echo
+request to each VTEP to probe, at most once per ``interval_s``. Reading the
+answers first is what keeps a late loop honest: an agent that runs seconds
+late finds the answers to its last probes waiting in the socket, and a host
+is silent only if a probe sent ``timeout_s`` ago really has no answer. While
+the core has nothing to probe or decide (:meth:`Liveness.busy`: every agent
+answers gossip), the driver sleeps until :meth:`DataPlaneProbe.wake` (the agent
+calls it after each gossip change), so an idle host spends no wakeups on it; a
+wake also starts a pass at once, so a host gossip declares dead is judged
+without waiting out the interval. The kernel of the probed host answers by
+itself, so a host whose agent is dead but whose machine and network are up
+answers.
 
 Without CAP_NET_RAW the probe cannot run: the agent logs it once and the core
 decides from gossip alone (a dead agent's host is withdrawn).
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import struct
 from collections.abc import Callable
 
@@ -58,8 +66,8 @@ def echo_reply_ident(packet: bytes) -> int | None:
     return ident if kind == ICMP_ECHO_REPLY else None
 
 
-def open_socket() -> trio.socket.SocketType:
-    """A raw ICMP socket that receives echo replies only.
+def open_socket() -> socket.socket:
+    """A non-blocking raw ICMP socket that receives echo replies only.
 
     Without the filter a raw ICMP socket gets a copy of every ICMP packet the host receives,
     among them the echo requests of every other agent probing this host (the kernel answers
@@ -69,9 +77,26 @@ def open_socket() -> trio.socket.SocketType:
     Raises:
       PermissionError: no CAP_NET_RAW.
     """
-    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_RAW, trio.socket.IPPROTO_ICMP)
-    sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", ~(1 << ICMP_ECHO_REPLY) & 0xFFFFFFFF))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    try:
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", ~(1 << ICMP_ECHO_REPLY) & 0xFFFFFFFF))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
     return sock
+
+
+def read_replies(sock: socket.socket, ident: int) -> list[str]:
+    """The sources of the echo replies with ``ident`` waiting in ``sock`` (without blocking)."""
+    out: list[str] = []
+    while True:
+        try:
+            packet, (src, _port) = sock.recvfrom(2048)
+        except BlockingIOError:
+            return out
+        if echo_reply_ident(packet) == ident:
+            out.append(src)
 
 
 class DataPlaneProbe:
@@ -104,37 +129,39 @@ class DataPlaneProbe:
                         "withdrawn as failed (run meshd as root to keep its containers reachable)")
             self._liveness.probing = False
             task_status.started()
-            await self._ticks(None)
+            await self._passes(None)
             return
         with sock:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._receive, sock)
-                task_status.started()
-                await self._ticks(sock)
+            task_status.started()
+            await self._passes(sock)
 
-    async def _ticks(self, sock: trio.socket.SocketType | None) -> None:
-        seq = 0
+    async def _passes(self, sock: socket.socket | None) -> None:
+        seq, sent_at = 0, -float("inf")
         while True:
             if not self._liveness.busy():
                 await self._wake.wait()
             self._wake = trio.Event()
+            now = trio.current_time()
             if sock is not None:
+                for src in read_replies(sock, self._ident):  # first: a late loop's answers are waiting
+                    self.answers += 1
+                    self._report(self._liveness.on_answer(src, now))
+            self._report(self._liveness.tick(now))
+            if sock is not None and now - sent_at >= self._interval_s:
+                sent_at = now
                 for vtep in self._liveness.to_probe():
                     seq = (seq + 1) & 0xFFFF
                     try:
-                        await sock.sendto(echo_request(self._ident, seq), (vtep, 0))
+                        sock.sendto(echo_request(self._ident, seq), (vtep, 0))
                         self.sent += 1
+                    except BlockingIOError:  # our own send queue is full: no probe, no evidence
+                        self.send_errors += 1
+                        continue
                     except OSError:  # unreachable now (a cut): silence is the answer
                         self.send_errors += 1
-            self._report(self._liveness.tick(trio.current_time()))
-            await trio.sleep(self._interval_s)
-
-    async def _receive(self, sock: trio.socket.SocketType) -> None:
-        while True:
-            packet, (src, _port) = await sock.recvfrom(2048)
-            if echo_reply_ident(packet) == self._ident:
-                self.answers += 1
-                self._report(self._liveness.on_answer(src, trio.current_time()))
+                    self._liveness.on_sent(vtep, now)
+            with trio.move_on_after(self._interval_s):
+                await self._wake.wait()
 
     def _report(self, transitions: list[Transition]) -> None:
         if transitions:
