@@ -190,6 +190,11 @@ class DataplaneConfig:
     #: seconds.  A host whose agent is down but whose data plane answers
     #: ("agent down") keeps them.
     probe_timeout_s: float = 0.5
+    #: A host whose agent is down but whose data plane answers ("agent
+    #: down") is probed this often: its verdict is given, the probes only
+    #: watch for its data plane to stop too.  Every other host probes it, so
+    #: it receives (hosts - 1) / this echo requests a second, seconds.
+    agent_down_probe_interval_s: float = 1.0
     #: An agent down longer than this counts as failed even while its data
     #: plane answers (its view of the cluster is that old), seconds.
     agent_down_grace_s: float = 3600.0
@@ -280,6 +285,9 @@ class Config:
             out.append(f"dataplane.probe_timeout_s ({self.dataplane.probe_timeout_s}) must be larger than "
                        f"dataplane.probe_interval_s ({self.dataplane.probe_interval_s}): a host gets at least two "
                        "probes before it counts as failed")
+        if self.dataplane.agent_down_probe_interval_s < self.dataplane.probe_interval_s:
+            out.append(f"dataplane.agent_down_probe_interval_s ({self.dataplane.agent_down_probe_interval_s}) must be "
+                       f"at least dataplane.probe_interval_s ({self.dataplane.probe_interval_s})")
         out += _dns_problems(self.dns)
         return out
 

@@ -118,7 +118,9 @@ class Agent:
         self.reconciler.listen(self._on_pass)
         self.reconciler.listen_mtu(self._on_mtu_check)
         self.stats = EndpointStats(self.name, self.tracker, self.events, cfg.api.stats_interval_s)
-        self.liveness = Liveness(timeout_s=cfg.dataplane.probe_timeout_s, grace_s=cfg.dataplane.agent_down_grace_s)
+        d = cfg.dataplane
+        self.liveness = Liveness(timeout_s=d.probe_timeout_s, grace_s=d.agent_down_grace_s,
+                                 interval_s=d.probe_interval_s, agent_down_interval_s=d.agent_down_probe_interval_s)
         self.probe = DataPlaneProbe(self.liveness, cfg.dataplane.probe_interval_s, self._on_liveness)
         # made in run(): they need the data dir lock, the secret, the advertise address or the transport
         self.advertise = ""
@@ -419,8 +421,8 @@ class Agent:
         """Networks whose MTU some member's underlay cannot carry (see :mod:`._mtu`)."""
         if self.members is None or self.replica is None or not self.replica.started:
             return []
-        nets = ((i.network.name, i.network.mtu, mode_overhead(i.network.mode)) for i in self.replica.state.networks())
-        return underlay_problems(nets, self.members.underlay_mtus())
+        nets = [(i.network.name, i.network.mtu, mode_overhead(i.network.mode)) for i in self.replica.state.networks()]
+        return underlay_problems(nets, self.members.underlay_mtus()) if nets else []
 
     def _report_unbuildable(self) -> None:
         """A member joined whose kernel cannot build a network's mode (or a network was created
@@ -428,6 +430,8 @@ class Agent:
         if self.members is None or self.replica is None or not self.replica.started:
             return
         nets = [(i.network.name, i.network.mode.value) for i in self.replica.state.networks()]
+        if not nets:
+            return
         for host, network, text in unbuildable(nets, self.members.dataplanes()):
             if (host, network) not in self._unbuildable_told:
                 self._unbuildable_told.add((host, network))

@@ -21,7 +21,11 @@ state           when                                               entries
 ==============  =================================================  ===========
 
 A host is probed while gossip suspects it or says it is dead (and not yet
-withdrawn), every ``interval_s``. Probing starts at *suspect*, so when gossip
+withdrawn): every ``interval_s`` while it is undecided, every
+``agent_down_interval_s`` once it is *agent-down* (its verdict is given; the
+probes only watch for its data plane to go too, and every other host sends
+them: at 200 agents on one machine, 0.2 s meant ~100,000 echo requests a
+second while half the cluster was falsely declared dead). Probing starts at *suspect*, so when gossip
 declares a really dead machine dead its data plane has been silent for the
 whole suspicion time already and it is withdrawn on the next :meth:`tick` (at
 worst, for a host first learned as dead, ``timeout_s`` later). ``failed`` is
@@ -30,7 +34,8 @@ back through its agent, not through its kernel alone.
 
 *Silent* is measured from the probes, not from the clock alone: a data plane
 is silent when a probe sent at least ``timeout_s`` ago (:meth:`on_sent`) has
-had no answer since. An agent whose own loop runs late (a CPU-starved host, a
+had no answer since, and a second probe has gone unanswered too (one lost echo
+is no verdict). An agent whose own loop runs late (a CPU-starved host, a
 long pause) sends fewer probes and reads their answers late; counting from
 when probing *started* turned that lateness into "silent" and withdrew hosts
 whose data plane was fine (docs/scale.md). For the same reason a silence
@@ -87,21 +92,28 @@ class _Host:
     last_answer: float | None = None
     #: when the oldest probe with no answer after it was sent (None: every probe sent was answered)
     unanswered_since: float | None = None
+    unanswered: int = 0  #: probes sent since the last answer
+    last_sent: float | None = None
 
 
 class Liveness:
     """The verdict per host; see the module docstring.
 
     Args:
-        timeout_s: a probed data plane that answered nothing for this long is gone.
+        timeout_s: a probed data plane that answered nothing for this long (and two probes) is gone.
         grace_s: an agent down longer than this is treated as failed, whatever its data plane does.
+        interval_s: probe period of an undecided host.
+        agent_down_interval_s: probe period of an agent-down host.
         probing: False when this host cannot probe (no raw sockets): a dead agent's host is then
-            withdrawn after ``timeout_s`` (no answer can come).
+            withdrawn at once (no answer can come).
     """
 
-    def __init__(self, *, timeout_s: float, grace_s: float, probing: bool = True) -> None:
+    def __init__(self, *, timeout_s: float, grace_s: float, interval_s: float = 0.2,
+                 agent_down_interval_s: float = 1.0, probing: bool = True) -> None:
         self.timeout_s = timeout_s
         self.grace_s = grace_s
+        self.interval_s = interval_s
+        self.agent_down_interval_s = agent_down_interval_s
         self.probing = probing
         self._hosts: dict[str, _Host] = {}
 
@@ -116,13 +128,16 @@ class Liveness:
         else:
             old = host.state
         if host.vtep != vtep:
-            host.vtep, host.last_answer, host.unanswered_since = vtep, None, None
+            host.vtep = vtep
+            self._reset_probes(host)
         host.gossip = gossip
         if gossip is Gossip.ALIVE:
-            host.dead_since = host.probing_since = host.last_answer = host.unanswered_since = None
+            host.dead_since = host.probing_since = None
+            self._reset_probes(host)
             return self._to(name, host, old, HostState.ALIVE, "its agent answers")
         if gossip is Gossip.LEFT:
-            host.dead_since = host.probing_since = host.unanswered_since = None
+            host.dead_since = host.probing_since = None
+            self._reset_probes(host)
             return self._to(name, host, old, HostState.LEFT, "it left the cluster")
         if host.probing_since is None:
             host.probing_since = now
@@ -135,18 +150,21 @@ class Liveness:
             return self._to(name, host, old, HostState.SUSPECT, "gossip says its agent is dead; probing")
         return self._decide(name, host, now, silence=False)  # answers may be unread yet: tick() judges silence
 
-    def on_sent(self, vtep: str, now: float) -> None:
-        """A probe to ``vtep`` went out (or failed to: no route is an answer of silence too)."""
+    def on_sent(self, vteps: set[str], now: float) -> None:
+        """Probes to ``vteps`` went out (or failed to: no route is an answer of silence too)."""
         for host in self._hosts.values():
-            if host.vtep == vtep and host.probing_since is not None and host.unanswered_since is None:
-                host.unanswered_since = now
+            if host.vtep in vteps and host.probing_since is not None:
+                host.last_sent = now
+                host.unanswered += 1
+                if host.unanswered_since is None:
+                    host.unanswered_since = now
 
-    def on_answer(self, vtep: str, now: float) -> list[Transition]:
-        """The data plane at ``vtep`` answered a probe."""
+    def on_answers(self, vteps: set[str], now: float) -> list[Transition]:
+        """The data planes at ``vteps`` answered a probe."""
         out: list[Transition] = []
         for name, host in self._hosts.items():
-            if host.vtep == vtep and host.probing_since is not None:
-                host.last_answer, host.unanswered_since = now, None
+            if host.vtep in vteps and host.probing_since is not None:
+                host.last_answer, host.unanswered_since, host.unanswered = now, None, 0
                 if host.gossip is Gossip.DEAD:
                     out += self._decide(name, host, now, silence=False)
         return out
@@ -180,12 +198,19 @@ class Liveness:
                    or (h.gossip is Gossip.DEAD and h.state not in (HostState.FAILED, HostState.LEFT))
                    for h in self._hosts.values())
 
-    def to_probe(self) -> list[str]:
-        """VTEPs to probe now: hosts gossip suspects or says are dead, not withdrawn yet."""
+    def to_probe(self, now: float) -> list[str]:
+        """VTEPs to probe now: hosts gossip suspects or says are dead, not withdrawn yet, whose
+        period (``interval_s``, or ``agent_down_interval_s`` once agent-down) has come."""
         if not self.probing:
             return []
-        return sorted({h.vtep for h in self._hosts.values()
-                       if h.probing_since is not None and h.state in KEPT and h.vtep})
+        due: set[str] = set()
+        for h in self._hosts.values():
+            if h.probing_since is None or h.state not in KEPT or not h.vtep:
+                continue
+            period = self.agent_down_interval_s if h.state is HostState.AGENT_DOWN else self.interval_s
+            if h.last_sent is None or now - h.last_sent >= period - 1e-9:
+                due.add(h.vtep)
+        return sorted(due)
 
     # --- rules --------------------------------------------------------------------------
 
@@ -200,7 +225,8 @@ class Liveness:
                             f"its agent has been down for {self.grace_s:g}s (dataplane.agent_down_grace_s)")
         if not self.probing:  # no answer can come
             return self._to(name, host, host.state, HostState.FAILED, "its agent is down, no probe")
-        silent = host.unanswered_since is not None and now - host.unanswered_since >= self.timeout_s
+        silent = (host.unanswered >= 2 and host.unanswered_since is not None
+                  and now - host.unanswered_since >= self.timeout_s)
         if silence and silent:
             return self._to(name, host, host.state, HostState.FAILED,
                             f"its agent is down, its data plane silent for {self.timeout_s:g}s")
@@ -208,6 +234,11 @@ class Liveness:
             return self._to(name, host, host.state, HostState.AGENT_DOWN,
                             "its agent is down, its data plane answers")
         return []  # still probing
+
+    @staticmethod
+    def _reset_probes(host: _Host) -> None:
+        host.last_answer = host.unanswered_since = host.last_sent = None
+        host.unanswered = 0
 
     def _to(self, name: str, host: _Host, old: HostState | None, new: HostState, reason: str) -> list[Transition]:
         host.state = new

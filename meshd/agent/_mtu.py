@@ -100,11 +100,12 @@ def underlay_problems(networks: Iterable[tuple[str, int] | tuple[str, int, int]]
     """For each member with a known underlay MTU, the ``(name, mtu[, overhead])`` networks too large
     for it (overhead: VXLAN's when not given)."""
     nets = sorted((n[0], n[1], n[2] if len(n) > 2 else VXLAN_OVERHEAD) for n in networks)
-    out = []
+    out: list[UnderlayProblem] = []
+    overheads = sorted({n[2] for n in nets}, reverse=True)
     for host, underlay in sorted(underlays.items()):
         if underlay <= 0:
             continue
-        for overhead in sorted({n[2] for n in nets}, reverse=True):
+        for overhead in overheads:
             too_large = tuple(name for name, mtu, over in nets if over == overhead and mtu > underlay - overhead)
             if too_large:
                 out.append(UnderlayProblem(host, underlay, too_large, overhead))

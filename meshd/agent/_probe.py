@@ -4,7 +4,8 @@ A thin trio driver: one raw ICMP socket in the agent's network namespace
 (the host's underlay) and one loop. Each pass reads every echo reply that has
 arrived (those carrying this agent's identifier are the core's answers), then
 asks the core for its verdicts (:meth:`Liveness.tick`), then sends an echo
-request to each VTEP to probe, at most once per ``interval_s``. Reading the
+request to each VTEP whose probe is due (:meth:`Liveness.to_probe`), every
+``interval_s`` while the core is busy. Reading the
 answers first is what keeps a late loop honest: an agent that runs seconds
 late finds the answers to its last probes waiting in the socket, and a host
 is silent only if a probe sent ``timeout_s`` ago really has no answer. While
@@ -136,20 +137,21 @@ class DataPlaneProbe:
             await self._passes(sock)
 
     async def _passes(self, sock: socket.socket | None) -> None:
-        seq, sent_at = 0, -float("inf")
+        seq = 0
         while True:
             if not self._liveness.busy():
                 await self._wake.wait()
             self._wake = trio.Event()
             now = trio.current_time()
             if sock is not None:
-                for src in read_replies(sock, self._ident):  # first: a late loop's answers are waiting
-                    self.answers += 1
-                    self._report(self._liveness.on_answer(src, now))
+                answered = read_replies(sock, self._ident)  # first: a late loop's answers are waiting
+                self.answers += len(answered)
+                if answered:
+                    self._report(self._liveness.on_answers(set(answered), now))
             self._report(self._liveness.tick(now))
-            if sock is not None and now - sent_at >= self._interval_s:
-                sent_at = now
-                for vtep in self._liveness.to_probe():
+            if sock is not None:
+                sent: set[str] = set()
+                for vtep in self._liveness.to_probe(now):
                     seq = (seq + 1) & 0xFFFF
                     try:
                         sock.sendto(echo_request(self._ident, seq), (vtep, 0))
@@ -159,7 +161,8 @@ class DataPlaneProbe:
                         continue
                     except OSError:  # unreachable now (a cut): silence is the answer
                         self.send_errors += 1
-                    self._liveness.on_sent(vtep, now)
+                    sent.add(vtep)
+                self._liveness.on_sent(sent, now)
             with trio.move_on_after(self._interval_s):
                 await self._wake.wait()
 
