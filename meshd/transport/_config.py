@@ -43,3 +43,12 @@ class TransportConfig:
     #: dials every member). Each socket uses about two file descriptors;
     #: deploy/meshd.service sets LimitNOFILE=65536.
     max_sockets: int = 4096
+    #: Connections a listener's kernel queue holds until ZeroMQ accepts them
+    #: (ZMQ_BACKLOG; the kernel caps it at net.core.somaxconn). Every host
+    #: dials every other in two meshes, so a host is dialled about 2 × hosts
+    #: times when a cluster starts. ZeroMQ's default, 100, overflowed in a
+    #: 150-agent join: a busy host accepted late, the kernel dropped the new
+    #: connections (3,303 listen overflows at one host in 13 minutes) and
+    #: each dialler gave up after connect_timeout_ms and dialled again (7,312
+    #: connection attempts from that host for its 298 connections).
+    listen_backlog: int = 4096

@@ -133,6 +133,7 @@ class ZmqHost:
             zs.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
             monitor = TrioSocket(zs.get_monitor_socket(_MONITOR_EVENTS))
             self._nursery.start_soon(self._watch_handshakes, monitor, sock, domain)
+        zs.setsockopt(zmq.BACKLOG, self.cfg.listen_backlog)
         zs.bind(endpoint)
         return sock
 
