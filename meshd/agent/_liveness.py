@@ -24,10 +24,10 @@ A host is probed while gossip suspects it or says it is dead (and not yet
 withdrawn): every ``interval_s`` while it is undecided, every
 ``agent_down_interval_s`` once it is *agent-down* (its verdict is given; the
 probes only watch for its data plane to go too, and every other host sends
-them: at 200 agents on one machine, 0.2 s meant ~100,000 echo requests a
-second while half the cluster was falsely declared dead). Probing starts at *suspect*, so when gossip
-declares a really dead machine dead its data plane has been silent for the
-whole suspicion time already and it is withdrawn on the next :meth:`tick` (at
+them: with 200 hosts, half of them falsely declared dead, every 0.2 s would be
+200 × 100 × 5 = 100,000 echo requests a second). Probing starts at *suspect*,
+so when gossip declares a really dead machine dead its data plane has been
+silent for the whole suspicion time already and it is withdrawn on the next :meth:`tick` (at
 worst, for a host first learned as dead, ``timeout_s`` later). ``failed`` is
 final until gossip sees the host alive again: a machine that reboots comes
 back through its agent, not through its kernel alone.

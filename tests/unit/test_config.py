@@ -64,6 +64,8 @@ INVALID = [
     (dict(dataplane=DataplaneConfig(vxlan_port=0)), "dataplane.vxlan_port (0) must be a TCP/UDP port"),
     (dict(dataplane=DataplaneConfig(reconcile_interval_s=-1.0)),
      "dataplane.reconcile_interval_s (-1.0) must be greater than 0"),
+    (dict(dataplane=DataplaneConfig(agent_down_probe_interval_s=0.1)),
+     "dataplane.agent_down_probe_interval_s (0.1) must be at least dataplane.probe_interval_s (0.2)"),
 ]
 
 
