@@ -24,9 +24,6 @@ and counted as refusals of that peer's address too.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import struct
 from dataclasses import dataclass
 
 import trio
@@ -35,26 +32,12 @@ import zmq
 from ._config import TransportConfig
 from ._security import ClusterKeys, KeyPair
 from ._socket import TrioSocket
-from ._zap import Refusals, SecurityStats, ZapHandler, handshake_cause
+from ._zap import Refusals, SecurityStats, ZapHandler
 
 log = logging.getLogger("meshd.transport")
 
 #: ZAP domain of inter-host sockets (gossip, Raft).
 CLUSTER_DOMAIN = "meshd"
-
-_MONITOR_EVENTS = (
-    zmq.EVENT_ACCEPTED
-    | zmq.EVENT_DISCONNECTED
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-)
-_FAILED = (
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-)
-
 
 @dataclass(frozen=True, slots=True)
 class HostStatus:
@@ -89,11 +72,11 @@ class ZmqHost:
         if keys is not None:
             self.zap.allow(CLUSTER_DOMAIN, {keys.client.public})
         self._nursery: trio.Nursery | None = None
-        self._handshake_failures = 0
         self._sockets: list[TrioSocket] = []
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Run the ZAP handler and socket monitors until cancelled, then close all."""
+        """Run the ZAP handler (its thread also reads the listeners' monitors) until cancelled,
+        then close all."""
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.zap.run)
@@ -105,7 +88,7 @@ class ZmqHost:
             self.close()
 
     def status(self) -> HostStatus:
-        return HostStatus(self.refusals.statistics(), self._handshake_failures)
+        return HostStatus(self.refusals.statistics(), self.refusals.handshake_failures)
 
     def listen(self, kind: int, endpoint: str, *, domain: str = CLUSTER_DOMAIN,
                server_keys: KeyPair | None = None) -> TrioSocket:
@@ -127,14 +110,20 @@ class ZmqHost:
         sock = self._socket(kind)
         zs = sock.zmq_socket
         keys = server_keys or (self.keys.server if self.keys else None)
+        monitor = None
         if keys is not None:
             zs.setsockopt(zmq.CURVE_SERVER, 1)
             zs.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
             zs.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
-            monitor = TrioSocket(zs.get_monitor_socket(_MONITOR_EVENTS))
-            self._nursery.start_soon(self._watch_handshakes, monitor, sock, domain)
+            monitor = self.zap.monitor(zs)  # before bind: no connection unseen
         zs.setsockopt(zmq.BACKLOG, self.cfg.listen_backlog)
-        zs.bind(endpoint)
+        try:
+            zs.bind(endpoint)
+        except zmq.ZMQError:
+            sock.close()
+            raise
+        if monitor is not None:
+            self.zap.watch(monitor, bound_endpoint(sock), domain)
         return sock
 
     def dial(self, kind: int, endpoint: str, *, client_keys: KeyPair | None = None,
@@ -154,6 +143,7 @@ class ZmqHost:
 
     def close(self) -> None:
         """Close every socket made here and terminate the context."""
+        self.zap.stop()
         for sock in self._sockets:
             sock.close()
         self._sockets.clear()
@@ -178,43 +168,6 @@ class ZmqHost:
         self._sockets = [s for s in self._sockets if not s.closed]
         self._sockets.append(sock)
         return sock
-
-    async def _watch_handshakes(self, monitor: TrioSocket, server: TrioSocket, domain: str) -> None:
-        """Attribute failed CURVE handshakes (and their likely cause) to the peer address of the
-        connection: the failure event carries the cause, the disconnect that follows the peer."""
-        peers: dict[int, str] = {}
-        causes: list[str | None] = []
-        try:
-            while True:
-                frames = await monitor.recv_multipart()
-                event, value = struct.unpack("=hI", frames[0][:6])
-                if event == zmq.EVENT_ACCEPTED:
-                    peers[value] = _peer_of_fd(value)
-                elif event & _FAILED:
-                    causes.append(handshake_cause(event, value))
-                    self._handshake_failures += event != zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                elif event == zmq.EVENT_DISCONNECTED:
-                    peer = peers.pop(value, "unknown")
-                    cause = causes.pop(0) if causes else None
-                    if cause is not None:  # a ZAP refusal (None) was counted by the ZAP handler
-                        self.refusals.refuse(peer, bound_endpoint(server), cause, domain)
-        except (trio.ClosedResourceError, zmq.ZMQError):
-            return
-        finally:
-            monitor.close()
-
-
-def _peer_of_fd(fd: int) -> str:
-    """The remote IP of an accepted TCP connection (best effort, for logs)."""
-    try:
-        dup = os.dup(fd)
-    except OSError:
-        return "unknown"
-    try:
-        with socket.socket(fileno=dup) as s:
-            return str(s.getpeername()[0])
-    except OSError:
-        return "unknown"
 
 
 def bound_endpoint(sock: TrioSocket) -> str:

@@ -1,7 +1,23 @@
-"""A ZAP (ZeroMQ authentication protocol, RFC 27) handler running as a trio task.
+"""A ZAP (ZeroMQ authentication protocol, RFC 27) handler on its own thread.
 
 libzmq asks the handler bound at ``inproc://zeromq.zap.01`` of the socket's
-context whether to admit each new CURVE connection.  The request carries the
+context whether to admit each new CURVE connection.
+
+The handler answers from a thread of its own, not from the agent's trio loop:
+a new connection completes its handshake only when ZAP has answered, and a
+loop that runs late (a starved CPU, a burst of work) would hold every new
+connection that long. libzmq abandons a handshake after ZMQ_HANDSHAKE_IVL
+(30 s) and the dialler dials again, so an agent whose loop ran 30 s behind
+could admit no one: in a 150-agent join on 2 cores one agent counted 3,537
+handshakes abandoned in 15 minutes, and every abandoned connection was a
+peer whose probes (ZeroMQ's IMMEDIATE) were dropped, so the peer took the
+agent for failed (docs/scale.md). The answer is a set lookup, so the thread
+holds the GIL for microseconds.
+
+The same thread reads the listeners' socket monitors (below). libzmq writes a
+monitor event from its I/O thread with a blocking send, so a monitor nobody
+reads for ~2,000 events (a loop minutes behind in a connection storm) would
+stop that I/O thread, and with it every connection of the host.  The request carries the
 server socket's ZAP domain, the peer's IP address and its CURVE public key.
 Each domain has a policy: a set of admitted public keys (the cluster client
 key for inter-host sockets; the scheduler clients' keys for the API).
@@ -25,21 +41,24 @@ the server's log is where the cause is told):
 * a client with the right server key but a client key nobody admitted is
   refused by this ZAP handler: cause ``unknown_client_key``.
 
-The first two are seen by the socket monitor of :class:`~meshd.transport.ZmqHost`
-(:func:`handshake_cause`), the third here.
+The first two are seen by the listener's socket monitor (:meth:`ZapHandler.watch`,
+:func:`handshake_cause`), the third by the ZAP answer.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import socket
+import struct
+import threading
 from collections import Counter
 from dataclasses import dataclass
 
 import trio
 import zmq
 from zmq.utils import z85
-
-from ._socket import TrioSocket
 
 log = logging.getLogger("meshd.transport")
 
@@ -74,6 +93,21 @@ _EXPLAIN = {
 }
 
 
+_MONITOR_EVENTS = (
+    zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_MONITOR_STOPPED
+)
+_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
+
 def handshake_cause(event: int, value: int) -> str | None:
     """The refusal cause of a socket-monitor event, or None when the event is no refusal
     this monitor should count (a ZAP refusal is counted by the handler itself)."""
@@ -101,58 +135,213 @@ class SecurityStats:
 
 
 class Refusals:
-    """Counts refused connections per peer address and cause; logs each peer once."""
+    """Counts admitted and refused connections per peer address and cause; logs each peer once.
+
+    Written by the ZAP thread and the socket monitors (trio), read by the agent's status: every
+    access holds the lock.
+    """
 
     def __init__(self) -> None:
-        self.admitted = 0
-        self.admitted_by_domain: Counter[str] = Counter()
-        self.by_address: Counter[str] = Counter()
-        self.by_reason: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._admitted_by_domain: Counter[str] = Counter()
+        self._by_address: Counter[str] = Counter()
+        self._by_reason: Counter[str] = Counter()
+        self._handshake_failures = 0
         self._logged: set[str] = set()
+
+    @property
+    def handshake_failures(self) -> int:
+        """CURVE handshakes that failed before ZAP was asked (a ZAP refusal is not one)."""
+        with self._lock:
+            return self._handshake_failures
+
+    def handshake_failed(self) -> None:
+        with self._lock:
+            self._handshake_failures += 1
+
+    def admit(self, domain: str) -> None:
+        """Count a connection admitted on ZAP ``domain``."""
+        with self._lock:
+            self._admitted += 1
+            self._admitted_by_domain[domain] += 1
 
     def refuse(self, peer: str, where: str, cause: str, domain: str = "") -> None:
         """Count a refusal of ``peer`` on ``where`` (an endpoint or ZAP domain) for ``cause``."""
-        self.by_address[peer] += 1
-        self.by_reason[cause] += 1
-        if peer not in self._logged and len(self._logged) < _MAX_LOGGED_PEERS:
-            self._logged.add(peer)
+        with self._lock:
+            self._by_address[peer] += 1
+            self._by_reason[cause] += 1
+            first = peer not in self._logged and len(self._logged) < _MAX_LOGGED_PEERS
+            if first:
+                self._logged.add(peer)
+        if first:
             why = _EXPLAIN.get((cause, domain == API_DOMAIN), cause)
             log.warning("refused connection peer=%s on=%s cause=%s: %s (further refusals of this peer are "
                         "only counted)", peer, where, cause, why)
 
     def statistics(self) -> SecurityStats:
-        return SecurityStats(self.admitted, sum(self.by_address.values()), dict(self.by_address),
-                             dict(self.by_reason), dict(self.admitted_by_domain))
+        with self._lock:
+            return SecurityStats(self._admitted, sum(self._by_address.values()), dict(self._by_address),
+                                 dict(self._by_reason), dict(self._admitted_by_domain))
+
+
+_ids = itertools.count()
+
+
+class _Watch:
+    """One listener's monitor: attributes a failed handshake (and its cause) to the peer address of
+    the connection: the failure event carries the cause, the disconnect that follows the peer."""
+
+    def __init__(self, refusals: Refusals, where: str, domain: str) -> None:
+        self._refusals = refusals
+        self._where = where
+        self._domain = domain
+        self._peers: dict[int, str] = {}
+        self._causes: list[str | None] = []
+
+    def event(self, event: int, value: int) -> None:
+        if event == zmq.EVENT_ACCEPTED:
+            self._peers[value] = _peer_of_fd(value)
+        elif event & _FAILED:
+            self._causes.append(handshake_cause(event, value))
+            if event != zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self._refusals.handshake_failed()
+        elif event == zmq.EVENT_DISCONNECTED:
+            peer = self._peers.pop(value, "unknown")
+            cause = self._causes.pop(0) if self._causes else None
+            if cause is not None:  # a ZAP refusal (None) was counted by the ZAP answer
+                self._refusals.refuse(peer, self._where, cause, self._domain)
 
 
 class ZapHandler:
-    """Admit CURVE clients by public key, per ZAP domain."""
+    """Admit CURVE clients by public key, per ZAP domain, and watch the listeners' handshakes,
+    from a thread of its own (see the module docstring)."""
 
     def __init__(self, ctx: zmq.Context, refusals: Refusals) -> None:
         self._ctx = ctx
+        #: replaced whole by :meth:`allow`, read by the ZAP thread: never mutated in place
         self._policies: dict[str, frozenset[bytes]] = {}
         self._refusals = refusals
+        #: the trio side's end of the control pipe to the thread (None until :meth:`run` binds)
+        self._control: zmq.Socket | None = None
+        self._control_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     def allow(self, domain: str, public_keys: set[bytes] | frozenset[bytes]) -> None:
         """Admit exactly these Z85 public keys on sockets with ZAP ``domain``."""
-        self._policies[domain] = frozenset(public_keys)
+        self._policies = {**self._policies, domain: frozenset(public_keys)}
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Bind the ZAP endpoint and answer requests until cancelled."""
-        sock = TrioSocket(self._ctx.socket(zmq.ROUTER))
-        sock.zmq_socket.setsockopt(zmq.LINGER, 0)
+        """Bind the ZAP endpoint, answer requests on a thread until cancelled, then stop it.
+
+        Reports started once the endpoint is bound, so no CURVE server socket of the context can
+        bind before there is a handler (libzmq admits everyone while none is bound).
+        """
+        n = next(_ids)
+        control_endpoint = f"inproc://meshd-zap-control-{n}"
+        sock = self._ctx.socket(zmq.ROUTER)
+        control_rx = self._ctx.socket(zmq.PAIR)
+        control_tx = self._ctx.socket(zmq.PAIR)
+        for s in (sock, control_rx, control_tx):
+            s.setsockopt(zmq.LINGER, 0)
         try:
-            sock.zmq_socket.bind(ZAP_ENDPOINT)
+            sock.bind(ZAP_ENDPOINT)
+            control_rx.bind(control_endpoint)
+            control_tx.connect(control_endpoint)
+        except zmq.ZMQError:
+            for s in (sock, control_rx, control_tx):
+                s.close()
+            raise
+        # the thread owns sock and control_rx from here on (Thread.start is the hand-over barrier)
+        thread = threading.Thread(target=self._serve, args=(sock, control_rx), name="meshd-zap", daemon=True)
+        thread.start()
+        self._control, self._thread = control_tx, thread
+        try:
             task_status.started()
-            while True:
-                frames = await sock.recv_multipart()
-                reply = self._answer(frames)
-                if reply is not None:
-                    await sock.send_multipart(reply)
-        except trio.ClosedResourceError:
-            return  # the context was destroyed: the host is shutting down
+            await trio.sleep_forever()
         finally:
-            sock.close()
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (it closes its sockets); idempotent. Must come before
+        the context is destroyed: a socket may only be closed by the thread that uses it."""
+        with self._control_lock:
+            control, self._control = self._control, None
+            if control is not None:
+                control.send_multipart((b"stop",))
+                control.close()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    @staticmethod
+    def monitor(server: zmq.Socket) -> str:
+        """Start the monitor of listener ``server`` (before it binds, so no connection goes
+        unseen); returns the endpoint to pass to :meth:`watch` once it is bound."""
+        endpoint = f"inproc://meshd-zap-monitor-{next(_ids)}"
+        server.monitor(endpoint, _MONITOR_EVENTS)
+        return endpoint
+
+    def watch(self, endpoint: str, where: str, domain: str) -> None:
+        """Have the thread read the monitor at ``endpoint`` (from :meth:`monitor`) of the listener
+        bound at ``where``, counting its failed handshakes as refusals."""
+        with self._control_lock:
+            if self._control is None:
+                raise RuntimeError("ZapHandler.run() must be started before watching a listener")
+            self._control.send_multipart((b"watch", endpoint.encode(), where.encode(), domain.encode()))
+
+    def _serve(self, zap: zmq.Socket, control: zmq.Socket) -> None:
+        """The thread: answer each ZAP request and read each monitor at once, until told to stop."""
+        poller = zmq.Poller()
+        poller.register(zap, zmq.POLLIN)
+        poller.register(control, zmq.POLLIN)
+        watches: dict[zmq.Socket, _Watch] = {}
+        try:
+            while True:
+                for sock, _ in poller.poll():
+                    if sock is control:
+                        command = control.recv_multipart()
+                        if command[0] == b"stop":
+                            return
+                        monitor = self._ctx.socket(zmq.PAIR)
+                        monitor.setsockopt(zmq.LINGER, 0)
+                        monitor.connect(command[1].decode())
+                        poller.register(monitor, zmq.POLLIN)
+                        watches[monitor] = _Watch(self._refusals, command[2].decode(), command[3].decode())
+                    elif sock is zap:
+                        self._answer_all(zap)
+                    elif not self._read_monitor(sock, watches[sock]):
+                        poller.unregister(sock)
+                        del watches[sock]
+                        sock.close()
+        except zmq.ZMQError as exc:  # never expected: the context outlives the thread (run joins it)
+            log.error("ZAP handler stopped: %s; new CURVE connections wait until the agent restarts", exc)
+        finally:
+            for sock in (zap, control, *watches):
+                sock.close()
+
+    def _answer_all(self, zap: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = zap.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            reply = self._answer(frames)
+            if reply is not None:
+                zap.send_multipart(reply, zmq.NOBLOCK)
+
+    @staticmethod
+    def _read_monitor(monitor: zmq.Socket, watch: _Watch) -> bool:
+        """Handle every queued event; False once the listener closed (its monitor stopped)."""
+        while True:
+            try:
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return True
+            event, value = struct.unpack("=hI", frames[0][:6])
+            if event == zmq.EVENT_MONITOR_STOPPED:
+                return False
+            watch.event(event, value)
 
     def _answer(self, frames: list[bytes]) -> list[bytes] | None:
         # [routing id, empty, version, request id, domain, address, identity, mechanism, key]
@@ -162,8 +351,7 @@ class ZapHandler:
         peer = address.decode(errors="replace")
         ok = mechanism == b"CURVE" and len(creds) == 1 and self._admits(domain.decode(), creds[0])
         if ok:
-            self._refusals.admitted += 1
-            self._refusals.admitted_by_domain[domain.decode(errors="replace")] += 1
+            self._refusals.admit(domain.decode(errors="replace"))
             status, text = b"200", b"OK"
         else:
             zap_domain = domain.decode(errors="replace")
@@ -174,3 +362,16 @@ class ZapHandler:
     def _admits(self, domain: str, raw_key: bytes) -> bool:
         keys = self._policies.get(domain)
         return keys is not None and len(raw_key) == 32 and z85.encode(raw_key) in keys
+
+
+def _peer_of_fd(fd: int) -> str:
+    """The remote IP of an accepted TCP connection (best effort, for logs)."""
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return "unknown"
+    try:
+        with socket.socket(fileno=dup) as s:
+            return str(s.getpeername()[0])
+    except OSError:
+        return "unknown"
