@@ -33,6 +33,13 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def softnet_dropped() -> int:
+    """Packets the kernel dropped because a CPU's input backlog was full (``/proc/net/softnet_stat``,
+    second column, summed over CPUs). Lab hosts' packets all pass through these queues
+    (``net.core.netdev_max_backlog`` each): a drop here is a lost packet on the lab's LAN."""
+    return sum(int(line.split()[1], 16) for line in Path("/proc/net/softnet_stat").read_text().splitlines())
+
+
 def mem_available_mib() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable"):

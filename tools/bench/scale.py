@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.bench._figures import percentile
-from tools.bench._machine import MachineSampler, Renicer, load_avg, process_figures, renice
+from tools.bench._machine import MachineSampler, Renicer, load_avg, process_figures, renice, softnet_dropped
 
 PROFILE = "lan"
 WORKDIR = Path("/var/tmp/bench-scale")
@@ -70,7 +70,7 @@ _JOINED = re.compile(r"joined through=\S+ members=\d+ tries=(\d+)")
 
 
 def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: int = 0,
-               voter_nice: int = 0) -> dict[str, Any]:
+               voter_nice: int = 0, agent_sets: tuple[str, ...] = ()) -> dict[str, Any]:
     """N whole agents, h2..hN started at once; see the module docstring. Everything is removed on return."""
     from meshd.api import MsgType
     from tools.cluster import Cluster
@@ -79,7 +79,7 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: i
     lab = Lab(prefix)
     out: dict[str, Any] = {"bench": "scale.join", "agents": n, "profile": PROFILE, "seeds": seeds,
                            "lab_prefix": prefix, "leader_nice": leader_nice, "voter_nice": voter_nice,
-                           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+                           "agent_set": list(agent_sets), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     cluster: Cluster | None = None
     sampler: MachineSampler | None = None
     renicer: Renicer | None = None
@@ -88,7 +88,8 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: i
         t_lab = time.monotonic()
         lab.up(n)
         out["lab_up_s"] = round(time.monotonic() - t_lab, 1)
-        cluster = Cluster(lab, WORKDIR / f"{prefix}-n{n}", profile=PROFILE, extra_args=("--no-docker",))
+        cluster = Cluster(lab, WORKDIR / f"{prefix}-n{n}", profile=PROFILE, extra_args=(
+            "--no-docker", *(a for kv in agent_sets for a in ("--set", kv))))
         c = cluster
         h1 = c.start("h1")
         if leader_nice:
@@ -101,6 +102,7 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: i
         join = [lab.host(f"h{i}").underlay_ip for i in range(1, seeds + 1)]
         names = [f"h{i}" for i in range(2, n + 1)]
         out["load_avg_before"] = load_avg()
+        dropped0 = softnet_dropped()
         t0, wall0 = time.monotonic(), time.time()
         procs = {name: c.start(name, join=join).proc for name in names}
         out["spawn_s"] = round(time.monotonic() - t0, 1)
@@ -109,6 +111,7 @@ def join_storm(n: int, prefix: str, seeds: int, timeout_s: float, leader_nice: i
         if out.get("all_joined"):
             out["idle"] = _idle(c, IDLE_S)
         out["machine"] = sampler.summary()
+        out["machine"]["backlog_dropped_packets"] = softnet_dropped() - dropped0
         out["agents_end"] = process_figures(a.proc.pid for a in c.agents.values())
         out["load_avg_end"] = load_avg()
     except (Exception, KeyboardInterrupt) as exc:  # reported in the JSON line: the figures so far stay
@@ -579,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     j.add_argument("--voter-nice", type=int, default=0,
                    help="run every Raft voter at this niceness, e.g. -10, from the poll (about 1 s) that sees "
                         "it promoted: a voter that gets 1/N of 2 cores stalls every commit")
+    j.add_argument("--agent-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override every agent gets (meshd agent --set), e.g. "
+                        "transport.tcp_user_timeout_ms=5000; repeatable, recorded in the JSON line")
     i = sub.add_parser("interest", help="per-host state if a host held only its networks (pure, no root)")
     i.add_argument("--endpoints", type=int, default=1_000_000)
     i.add_argument("--hosts", type=int, default=10_000)
@@ -589,8 +595,15 @@ def main(argv: list[str] | None = None) -> int:
         bad = [n for n in args.sizes if not 2 <= n <= 244]
         if bad or not 1 <= args.seeds <= min(args.sizes):
             ap.error(f"N must be 2..244 (the lab's hosts) and --seeds 1..N: got {args.sizes}, {args.seeds}")
+        from meshd.config import ConfigError, load
+
+        try:  # before 200 agents fail on it
+            load(profile=PROFILE, overrides=args.agent_set)
+        except ConfigError as exc:
+            ap.error(f"--agent-set: {exc}")
         for n in args.sizes:
-            result = join_storm(n, args.prefix, args.seeds, args.timeout_s, args.leader_nice, args.voter_nice)
+            result = join_storm(n, args.prefix, args.seeds, args.timeout_s, args.leader_nice, args.voter_nice,
+                                tuple(args.agent_set))
             failed |= "error" in result or not result.get("all_joined")
             print(json.dumps(result), flush=True)
             shutil.rmtree(WORKDIR, ignore_errors=True)

@@ -41,6 +41,13 @@ IPV6_OFF = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_i
 # MAX_HOSTS hosts that all talk to each other needs 244 x 243 = 59,292. Raised, never lowered.
 NEIGH_GC_THRESH = {"net.ipv4.neigh.default.gc_thresh1": 1024, "net.ipv4.neigh.default.gc_thresh2": 32768,
                    "net.ipv4.neigh.default.gc_thresh3": 65536}
+# Every packet between lab hosts (veth into the bridge and out again) waits in a CPU's input
+# backlog until that CPU's softirq runs; a full backlog drops it (net.core.netdev_max_backlog,
+# 1,000 by default, for the whole machine). A real LAN has no such shared queue: with 200 agents
+# saturating both cores, softirq ran late and the kernel dropped ~21 million lab packets
+# (/proc/net/softnet_stat), TCP retransmitted them and TCP_USER_TIMEOUT (1 s) cut the connections.
+# Raised, never lowered.
+NETDEV_MAX_BACKLOG = {"net.core.netdev_max_backlog": 65536}
 BRIDGE_NF_OFF = tuple(f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables"))
 
 
@@ -132,9 +139,10 @@ def _ensure_netns(ns: str) -> None:
     _ip(ns, "link", "set", "lo", "up")
 
 
-def raise_neigh_limits() -> None:
-    """Make the machine-wide neighbour table big enough for a full mesh of lab hosts."""
-    for key, want in NEIGH_GC_THRESH.items():
+def raise_machine_limits() -> None:
+    """Make the machine-wide neighbour table big enough for a full mesh of lab hosts, and the CPUs'
+    input backlogs long enough that the lab's LAN does not drop what a busy machine delivers late."""
+    for key, want in {**NEIGH_GC_THRESH, **NETDEV_MAX_BACKLOG}.items():
         path = "/proc/sys/" + key.replace(".", "/")
         with open(path) as f:
             have = int(f.read())
@@ -145,7 +153,7 @@ def raise_neigh_limits() -> None:
 
 def ensure_underlay(prefix: str) -> None:
     """Create the underlay netns and its bridge, if missing."""
-    raise_neigh_limits()
+    raise_machine_limits()
     ns = underlay_ns(prefix)
     _ensure_netns(ns)
     if BRIDGE not in _links(ns):
