@@ -14,7 +14,8 @@ Every inter-host socket is made here, so every one follows the rules:
   reached again within about a second of a partition healing; TCP keepalive;
 * CURVE: listeners present the cluster *server* key and ask the ZAP handler
   (domain ``meshd``) to admit only the cluster *client* key; dialers present
-  the client key and expect the server key.
+  the client key and expect the server key. ``ZAP_ENFORCE_DOMAIN``: a
+  listener whose handler is gone refuses everyone (libzmq's default admits).
 
 Handshakes that fail before ZAP is consulted (a peer with another secret
 cannot even decrypt our server's greeting) are seen through a socket monitor
@@ -115,6 +116,7 @@ class ZmqHost:
             zs.setsockopt(zmq.CURVE_SERVER, 1)
             zs.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
             zs.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
+            zs.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)  # no ZAP handler (it stopped): refuse, never admit
             monitor = self.zap.monitor(zs)  # before bind: no connection unseen
         zs.setsockopt(zmq.BACKLOG, self.cfg.listen_backlog)
         try:

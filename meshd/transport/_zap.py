@@ -47,6 +47,7 @@ The first two are seen by the listener's socket monitor (:meth:`ZapHandler.watch
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -252,13 +253,29 @@ class ZapHandler:
             for s in (sock, control_rx, control_tx):
                 s.close()
             raise
+        token = trio.lowlevel.current_trio_token()
+        stopped = trio.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                self._serve(sock, control_rx)
+            except BaseException as exc:  # told to the trio side, which stops the host
+                failure.append(exc)
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(stopped.set)
+
         # the thread owns sock and control_rx from here on (Thread.start is the hand-over barrier)
-        thread = threading.Thread(target=self._serve, args=(sock, control_rx), name="meshd-zap", daemon=True)
+        thread = threading.Thread(target=serve, name="meshd-zap", daemon=True)
         thread.start()
         self._control, self._thread = control_tx, thread
         try:
             task_status.started()
-            await trio.sleep_forever()
+            await stopped.wait()
+            if failure:  # listeners refuse everyone meanwhile (ZAP_ENFORCE_DOMAIN): fail closed, and loudly
+                raise RuntimeError(f"the ZAP handler thread failed ({failure[0]!r}): no connection can be "
+                                   "admitted any more; restart the agent")
+            await trio.sleep_forever()  # stopped on request (ZmqHost.close()): wait to be cancelled
         finally:
             self.stop()
 
@@ -268,7 +285,8 @@ class ZapHandler:
         with self._control_lock:
             control, self._control = self._control, None
             if control is not None:
-                control.send_multipart((b"stop",))
+                with contextlib.suppress(zmq.Again):  # the thread is gone already
+                    control.send_multipart((b"stop",), zmq.NOBLOCK)
                 control.close()
         if self._thread is not None:
             self._thread.join()
@@ -314,8 +332,6 @@ class ZapHandler:
                         poller.unregister(sock)
                         del watches[sock]
                         sock.close()
-        except zmq.ZMQError as exc:  # never expected: the context outlives the thread (run joins it)
-            log.error("ZAP handler stopped: %s; new CURVE connections wait until the agent restarts", exc)
         finally:
             for sock in (zap, control, *watches):
                 sock.close()

@@ -81,3 +81,55 @@ async def test_a_stopped_host_leaves_no_zap_thread_and_a_new_one_binds_again():
             nursery.cancel_scope.cancel()
         assert host.ctx.closed
         assert _zap_threads() == before
+
+
+async def test_listeners_enforce_zap_so_a_missing_handler_refuses_instead_of_admitting(hosts):
+    """libzmq admits every CURVE client of a listener whose context has no ZAP handler bound
+    (ZAP_ENFORCE_DOMAIN 0, its default): a raw socket pair here shows it, so the option our
+    listeners set is what keeps a handler that died from opening the cluster."""
+    host = await hosts()
+    listener = host.listen(zmq.ROUTER, "tcp://127.0.0.1:0")
+    assert listener.zmq_socket.getsockopt(zmq.ZAP_ENFORCE_DOMAIN) == 1
+
+    ctx = zmq.Context()  # no handler bound in this context
+    try:
+        server_pub, server_sec = zmq.curve_keypair()
+        client_pub, client_sec = zmq.curve_keypair()
+        admitted = {}
+        for enforce in (0, 1):
+            server = ctx.socket(zmq.ROUTER)
+            server.setsockopt(zmq.LINGER, 0)
+            server.setsockopt(zmq.CURVE_SERVER, 1)
+            server.setsockopt(zmq.CURVE_SECRETKEY, server_sec)
+            server.setsockopt(zmq.ZAP_DOMAIN, b"meshd")
+            server.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, enforce)
+            port = server.bind_to_random_port("tcp://127.0.0.1")
+            client = ctx.socket(zmq.DEALER)
+            client.setsockopt(zmq.LINGER, 0)
+            client.setsockopt(zmq.IMMEDIATE, 1)
+            client.setsockopt(zmq.CURVE_SERVERKEY, server_pub)
+            client.setsockopt(zmq.CURVE_PUBLICKEY, client_pub)
+            client.setsockopt(zmq.CURVE_SECRETKEY, client_sec)
+            client.connect(f"tcp://127.0.0.1:{port}")
+            admitted[enforce] = _block_the_loop_until(lambda c=client: _sent(c), limit_s=1.5) is not None
+            server.close()
+            client.close()
+    finally:
+        ctx.destroy(linger=0)
+    assert admitted == {0: True, 1: False}
+
+
+async def test_a_failed_zap_thread_stops_its_host_loudly(monkeypatch):
+    def broken(self, zap, control):
+        raise ValueError("boom")
+
+    monkeypatch.setattr("meshd.transport._zap.ZapHandler._serve", broken)
+    host = ZmqHost(ClusterKeys.from_secret(new_secret()))
+    with pytest.raises(BaseException) as err:  # trio wraps it in an ExceptionGroup
+        async with trio.open_nursery() as nursery:
+            await nursery.start(host.run)
+            await trio.sleep(5)
+    assert "the ZAP handler thread failed (ValueError('boom'))" in repr(err.value.exceptions[0]
+                                                                           if hasattr(err.value, "exceptions")
+                                                                           else err.value)
+    assert host.ctx.closed
