@@ -1,7 +1,10 @@
 """A ZAP (ZeroMQ authentication protocol, RFC 27) handler on its own thread.
 
 libzmq asks the handler bound at ``inproc://zeromq.zap.01`` of the socket's
-context whether to admit each new CURVE connection.
+context whether to admit each new CURVE connection.  The request carries the
+server socket's ZAP domain, the peer's IP address and its CURVE public key.
+Each domain has a policy: a set of admitted public keys (the cluster client
+key for inter-host sockets; the scheduler clients' keys for the API).
 
 The handler answers from a thread of its own, not from the agent's trio loop:
 a new connection completes its handshake only when ZAP has answered, and a
@@ -17,16 +20,15 @@ holds the GIL for microseconds.
 The same thread reads the listeners' socket monitors (below). libzmq writes a
 monitor event from its I/O thread with a blocking send, so a monitor nobody
 reads for ~2,000 events (a loop minutes behind in a connection storm) would
-stop that I/O thread, and with it every connection of the host.  The request carries the
-server socket's ZAP domain, the peer's IP address and its CURVE public key.
-Each domain has a policy: a set of admitted public keys (the cluster client
-key for inter-host sockets; the scheduler clients' keys for the API).
+stop that I/O thread, and with it every connection of the host.
 
 Refusals are counted per peer address and per likely cause, and logged once
 per address with the cause and its fix (a peer retrying every 100 ms must
 not flood the log).  The handler must be running before any CURVE server
-socket of its context binds: without a handler, libzmq admits everyone.
-:class:`meshd.transport.ZmqHost` enforces that order.
+socket of its context binds: without a handler, libzmq admits everyone
+unless the socket sets ``ZAP_ENFORCE_DOMAIN``.  :class:`meshd.transport.ZmqHost`
+enforces that order and sets the option, so a handler thread that died
+leaves listeners refusing everyone (and stops the host, see :meth:`ZapHandler.run`).
 
 Who refused what (a refused client gets no answer at all, only silence, so
 the server's log is where the cause is told):
