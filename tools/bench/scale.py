@@ -1,6 +1,8 @@
 """Scale measurements of issue 20 (docs/scale.md): whole agents joining at once, and interest sizing.
 
     sudo .venv/bin/python -m tools.bench.scale --reps 1 [--quick]      # the report's "scale" section
+    sudo MESHD_BENCH_SCALE_JOINS=50,200 .venv/bin/python -m tools.bench.report --sections scale --reps 1
+                                       # ... with the 200-agent join too (about 20 more minutes)
     sudo .venv/bin/python -m tools.bench.scale join 50 100 200 [--prefix bz] [--seeds 1]
     .venv/bin/python -m tools.bench.scale interest [--endpoints 1000000 --hosts 10000 --seed 1]
 
@@ -43,6 +45,7 @@ import concurrent.futures
 import contextlib
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -459,7 +462,24 @@ SIM_FIGURES = (  # (result key, label, unit, goal at 10,000 hosts with the tree)
     ("apply_all_p99_s", "time until every host applied an entry, p99", "s", None),
     ("leader_cpu_load", "leader CPU load (modelled; 1 = one core)", "", None),
 )
-JOIN_SIZES, QUICK_JOIN_SIZES = (50, 200), (20,)
+#: The report's joins: 50 agents, and the sizes in MESHD_BENCH_SCALE_JOINS (e.g. "50,200") when set:
+#: the 200-agent join takes ~20 minutes, which under the report's default 60-minute budget would
+#: take repetitions from every other section.
+JOIN_ENV = "MESHD_BENCH_SCALE_JOINS"
+QUICK_JOIN_SIZES = (20,)
+
+
+def join_sizes() -> tuple[int, ...]:
+    raw = os.environ.get(JOIN_ENV, "50")
+    try:
+        sizes = tuple(int(x) for x in raw.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or not all(2 <= n <= 244 for n in sizes):
+        raise SystemExit(f"{JOIN_ENV}={raw!r}: give comma-separated agent counts of 2..244, e.g. 50,200")
+    return sizes
+
+
 #: From this size on, the report's join runs h1 and every voter at niceness -10 (see --leader-nice):
 #: on 2 cores 200 agents otherwise starve the Raft leader and voters, which real hosts never do.
 NICE_FROM = 150
@@ -482,7 +502,7 @@ INTEREST_FIGURES = (  # (per_host key, label, unit, scale)
 
 def estimate_s(budget: Any) -> float:
     sims = 60 if budget.quick else 440
-    joins = sum(40 + 3 * n if n < NICE_FROM else 1200 for n in (QUICK_JOIN_SIZES if budget.quick else JOIN_SIZES))
+    joins = sum(40 + 3 * n if n < NICE_FROM else 1200 for n in (QUICK_JOIN_SIZES if budget.quick else join_sizes()))
     return sims + joins + (30 if budget.quick else 120)
 
 
@@ -503,12 +523,13 @@ def run(budget: Any) -> Any:
                 "twice the learner heartbeat). **Joining** (items 3, 4): "
                 "`python -m tools.bench.scale join N`: N whole `meshd agent`s (LAN profile, no Docker) in lab "
                 "namespaces on this 2-core VM, h2..hN started at once, all joining through h1; times from the "
-                "start of h2..hN; N = 50, and 200 with h1 and every voter at niceness -10 (`--leader-nice -10 "
+                "start of h2..hN; N = 50, and (with `MESHD_BENCH_SCALE_JOINS=50,200`) 200 with h1 and every voter "
+                "at niceness -10 (`--leader-nice -10 "
                 "--voter-nice -10`: 200 agents on 2 cores otherwise starve the Raft leader and voters), watched "
                 "for at most 900 s. **Interest** (item 2): `python -m tools.bench.scale interest`: what one host "
                 "would hold if it kept only the networks it builds, 1,000,000 endpoints over 10,000 hosts "
                 "(a measurement of the design; the agents still hold the whole state)."),
-        setup={"sim_runs": [list(s) for s in sims], "join_sizes": list(QUICK_JOIN_SIZES if quick else JOIN_SIZES)},
+        setup={"sim_runs": [list(s) for s in sims], "join_sizes": list(QUICK_JOIN_SIZES if quick else join_sizes())},
     )
     for n, fanout in sims:
         out = subprocess.run([sys.executable, "-m", "tests.sim.raft", "--scale", str(n), "--fanout", str(fanout)],
@@ -536,7 +557,7 @@ def run(budget: Any) -> Any:
             section.figure(f"scale.n{n}.kill_relay.{key}", f"{n:,} hosts, a first-tier relay crashed: {label}",
                            unit).add(math.nan if value is None else float(value))
         section.setup[f"sim_n{n}_kill_relay"] = {k: v for k, v in result.items() if not isinstance(v, dict)}
-    for n in QUICK_JOIN_SIZES if quick else JOIN_SIZES:
+    for n in QUICK_JOIN_SIZES if quick else join_sizes():
         nice = ["--leader-nice", "-10", "--voter-nice", "-10"] if n >= NICE_FROM else []
         out = subprocess.run([sys.executable, "-m", "tools.bench.scale", "join", str(n), "--prefix", "bs", *nice],
                              capture_output=True, text=True)
