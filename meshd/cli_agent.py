@@ -27,19 +27,26 @@ def _config(args: argparse.Namespace) -> Config:
     return load(args.config, profile=args.profile, overrides=overrides)
 
 
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first exception that is not a group (trio nests a nursery's group in its parent's)."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 def cmd_agent(args: argparse.Namespace, join: list[str] | None = None) -> int:
     """Run the agent in the foreground until SIGTERM/SIGINT."""
     import consensus
     from meshd.agent import Agent, AgentStartError
-    from meshd.transport import SecretError
+    from meshd.transport import SecretError, ZapHandlerFailed
 
     cfg = _config(args)
     logging.getLogger().setLevel(logging.DEBUG if args.debug else getattr(logging, cfg.agent.log_level.upper()))
     agent = Agent(cfg, join=join or args.join or (), router_prefix=args.router_prefix, docker=not args.no_docker)
     try:
         trio.run(agent.run)
-    except* (AgentStartError, SecretError, consensus.StorageCorrupt) as group:
-        raise CliError(str(group.exceptions[0])) from None
+    except* (AgentStartError, SecretError, consensus.StorageCorrupt, ZapHandlerFailed) as group:
+        raise CliError(str(_first_leaf(group))) from None
     except* KeyboardInterrupt:
         pass  # Ctrl-C in the foreground: the agent already left gracefully on SIGINT
     return 0

@@ -29,9 +29,10 @@ from ._security import (
     write_private,
 )
 from ._socket import TrioSocket
-from ._zap import API_DOMAIN, SecurityStats
+from ._zap import API_DOMAIN, SecurityStats, ZapHandlerFailed
 
 __all__ = [
+    "ZapHandlerFailed",
     "API_DOMAIN", "CLUSTER_DOMAIN", "ClientKey", "ClusterKeys", "HostStatus", "KeyPair", "Mesh", "MeshStats",
     "PeerTransport",
     "SecretError", "SecurityStats", "TrioSocket", "ZmqHost", "bound_endpoint", "format_client_key",

@@ -191,6 +191,10 @@ class Refusals:
 _ids = itertools.count()
 
 
+class ZapHandlerFailed(RuntimeError):
+    """The ZAP thread died: no connection can be admitted any more (listeners refuse everyone)."""
+
+
 class _Watch:
     """One listener's monitor: attributes a failed handshake (and its cause) to the peer address of
     the connection: the failure event carries the cause, the disconnect that follows the peer."""
@@ -229,6 +233,8 @@ class ZapHandler:
         self._control: zmq.Socket | None = None
         self._control_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: why the thread failed ("" while it has not)
+        self._failed = ""
 
     def allow(self, domain: str, public_keys: set[bytes] | frozenset[bytes]) -> None:
         """Admit exactly these Z85 public keys on sockets with ZAP ``domain``."""
@@ -275,8 +281,9 @@ class ZapHandler:
             task_status.started()
             await stopped.wait()
             if failure:  # listeners refuse everyone meanwhile (ZAP_ENFORCE_DOMAIN): fail closed, and loudly
-                raise RuntimeError(f"the ZAP handler thread failed ({failure[0]!r}): no connection can be "
-                                   "admitted any more; restart the agent")
+                self._failed = (f"the ZAP handler thread failed ({failure[0]!r}): no connection can be "
+                                "admitted any more; restart the agent")
+                raise ZapHandlerFailed(self._failed)
             await trio.sleep_forever()  # stopped on request (ZmqHost.close()): wait to be cancelled
         finally:
             self.stop()
@@ -306,6 +313,8 @@ class ZapHandler:
         """Have the thread read the monitor at ``endpoint`` (from :meth:`monitor`) of the listener
         bound at ``where``, counting its failed handshakes as refusals."""
         with self._control_lock:
+            if self._failed:
+                raise ZapHandlerFailed(self._failed)
             if self._control is None:
                 raise RuntimeError("ZapHandler.run() must be started before watching a listener")
             self._control.send_multipart((b"watch", endpoint.encode(), where.encode(), domain.encode()))

@@ -133,3 +133,14 @@ async def test_a_failed_zap_thread_stops_its_host_loudly(monkeypatch):
                                                                            if hasattr(err.value, "exceptions")
                                                                            else err.value)
     assert host.ctx.closed
+
+
+def test_the_agent_command_reports_a_failed_zap_thread_in_one_line():
+    """trio nests the host's nursery group in the agent's: `meshd agent` prints the leaf's message
+    (tried by hand: "meshd: error: the ZAP handler thread failed (ValueError('boom')): ...")."""
+    from meshd.cli_agent import _first_leaf
+    from meshd.transport import ZapHandlerFailed
+
+    failed = ZapHandlerFailed("the ZAP handler thread failed (ValueError('boom'))")
+    nested = ExceptionGroup("agent", [ExceptionGroup("host", [failed]), RuntimeError("later")])
+    assert _first_leaf(nested) is failed
