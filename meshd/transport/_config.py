@@ -33,9 +33,20 @@ class TransportConfig:
     #: Largest inbound message accepted; bigger frames are dropped by ZeroMQ
     #: itself (ZMQ_MAXMSGSIZE) and the connection is reset.
     max_message_bytes: int = 16 << 20
-    #: TCP keepalive idle time before probes on inter-host connections, seconds
-    #: (a crashed peer sends no RST; keepalive eventually notices).
+    #: TCP keepalive on accepted connections: idle time before the first
+    #: probe, seconds. A peer whose machine died sends no RST; keepalive frees
+    #: its half-open connection after idle + interval x probes (80 s by
+    #: default). The gossip and Raft listeners only receive, so
+    #: tcp_user_timeout_ms is not set on them: with it the kernel resets an
+    #: idle connection when a single probe goes unanswered, and a busy
+    #: 200-host lab lost thousands of connections that way (docs/scale.md).
+    #: Dialled connections have no keepalive: what they send falls under
+    #: tcp_user_timeout_ms, which notices a dead peer within a second.
     tcp_keepalive_idle_s: int = 30
+    #: Seconds between unanswered keepalive probes (see tcp_keepalive_idle_s).
+    tcp_keepalive_interval_s: int = 10
+    #: Unanswered keepalive probes before the connection is dropped.
+    tcp_keepalive_probes: int = 5
     #: ZeroMQ sockets one host may hold at once (ZMQ_MAX_SOCKETS of its
     #: context). Each mesh (gossip, Raft) keeps one DEALER per peer it talks
     #: to, up to 1,024 each, plus the listeners, their monitors and the API's:

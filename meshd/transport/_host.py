@@ -6,12 +6,19 @@ Every inter-host socket is made here, so every one follows the rules:
 * bounded ``SNDHWM``/``RCVHWM`` and ``MAXMSGSIZE``: memory per peer is bounded;
 * dialers set ``IMMEDIATE``: nothing is queued for a peer that is not
   connected, so a dead peer costs nothing (sends to it fail at once);
-* ``TCP_MAXRT`` (TCP_USER_TIMEOUT): a connection whose data goes
-  unacknowledged for ``tcp_user_timeout_ms`` is dropped, and with IMMEDIATE
-  its queue with it, so frames for a peer behind a partition are lost (as
-  datagrams would be) instead of delivered late, in a burst, after the heal;
+* ``TCP_MAXRT`` (TCP_USER_TIMEOUT) on every socket that sends: a connection
+  whose data goes unacknowledged for ``tcp_user_timeout_ms`` is dropped, and
+  with IMMEDIATE its queue with it, so frames for a peer behind a partition
+  are lost (as datagrams would be) instead of delivered late, in a burst,
+  after the heal;
 * bounded connect timeout and reconnect interval with backoff, so a peer is
-  reached again within about a second of a partition healing; TCP keepalive;
+  reached again within about a second of a partition healing;
+* TCP keepalive on every accepted connection (a peer whose machine died sends
+  no RST); a *receive-only* listener (the gossip and Raft inboxes) has no
+  TCP_USER_TIMEOUT, under which the kernel resets an idle connection when a
+  single probe goes unanswered, so its connections allow
+  ``tcp_keepalive_probes`` lost probes. Dialers have no keepalive: what they
+  send falls under TCP_USER_TIMEOUT, which notices a dead peer in a second;
 * CURVE: listeners present the cluster *server* key and ask the ZAP handler
   (domain ``meshd``) to admit only the cluster *client* key; dialers present
   the client key and expect the server key. ``ZAP_ENFORCE_DOMAIN``: a
@@ -92,7 +99,7 @@ class ZmqHost:
         return HostStatus(self.refusals.statistics(), self.refusals.handshake_failures)
 
     def listen(self, kind: int, endpoint: str, *, domain: str = CLUSTER_DOMAIN,
-               server_keys: KeyPair | None = None) -> TrioSocket:
+               server_keys: KeyPair | None = None, receive_only: bool = False) -> TrioSocket:
         """A bound server socket (ROUTER, PUB, SUB...) following the socket rules.
 
         Args:
@@ -101,6 +108,9 @@ class ZmqHost:
             back with :func:`bound_endpoint`).
           domain: ZAP domain whose policy admits clients.
           server_keys: the key pair to present; default the cluster server pair.
+          receive_only: the socket never sends a frame (a :class:`Mesh` inbox):
+            no TCP_USER_TIMEOUT, so its keepalive allows the configured number
+            of lost probes. Other listeners (the API, which answers) keep it.
 
         Raises:
           RuntimeError: :meth:`run` has not started (no ZAP handler yet).
@@ -108,7 +118,7 @@ class ZmqHost:
         """
         if self._nursery is None:
             raise RuntimeError("ZmqHost.run() must be started before listening (ZAP handler first)")
-        sock = self._socket(kind)
+        sock = self._socket(kind, keepalive=True, user_timeout=not receive_only)
         zs = sock.zmq_socket
         keys = server_keys or (self.keys.server if self.keys else None)
         monitor = None
@@ -131,7 +141,7 @@ class ZmqHost:
     def dial(self, kind: int, endpoint: str, *, client_keys: KeyPair | None = None,
              server_public: bytes | None = None) -> TrioSocket:
         """A connecting socket (DEALER, SUB...) with IMMEDIATE and the CURVE client key."""
-        sock = self._socket(kind)
+        sock = self._socket(kind, keepalive=False, user_timeout=True)
         zs = sock.zmq_socket
         zs.setsockopt(zmq.IMMEDIATE, 1)
         client = client_keys or (self.keys.client if self.keys else None)
@@ -153,7 +163,7 @@ class ZmqHost:
 
     # --- internals ----------------------------------------------------------
 
-    def _socket(self, kind: int) -> TrioSocket:
+    def _socket(self, kind: int, *, keepalive: bool, user_timeout: bool) -> TrioSocket:
         zs = self.ctx.socket(kind)
         c = self.cfg
         zs.setsockopt(zmq.LINGER, 0)
@@ -162,10 +172,14 @@ class ZmqHost:
         zs.setsockopt(zmq.RECONNECT_IVL, c.reconnect_ivl_ms)
         zs.setsockopt(zmq.RECONNECT_IVL_MAX, c.reconnect_ivl_max_ms)
         zs.setsockopt(zmq.CONNECT_TIMEOUT, c.connect_timeout_ms)
-        zs.setsockopt(zmq.TCP_MAXRT, c.tcp_user_timeout_ms)
         zs.setsockopt(zmq.MAXMSGSIZE, c.max_message_bytes)
-        zs.setsockopt(zmq.TCP_KEEPALIVE, 1)
-        zs.setsockopt(zmq.TCP_KEEPALIVE_IDLE, c.tcp_keepalive_idle_s)
+        if user_timeout:
+            zs.setsockopt(zmq.TCP_MAXRT, c.tcp_user_timeout_ms)
+        zs.setsockopt(zmq.TCP_KEEPALIVE, 1 if keepalive else 0)
+        if keepalive:
+            zs.setsockopt(zmq.TCP_KEEPALIVE_IDLE, c.tcp_keepalive_idle_s)
+            zs.setsockopt(zmq.TCP_KEEPALIVE_INTVL, c.tcp_keepalive_interval_s)
+            zs.setsockopt(zmq.TCP_KEEPALIVE_CNT, c.tcp_keepalive_probes)
         sock = TrioSocket(zs)
         self._sockets = [s for s in self._sockets if not s.closed]
         self._sockets.append(sock)

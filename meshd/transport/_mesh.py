@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +79,7 @@ class Mesh:
 
     def open(self) -> str:
         """Bind the inbox; returns the bound endpoint (port 0 resolved)."""
-        self._inbox = self.host.listen(zmq.ROUTER, self._endpoint, domain=CLUSTER_DOMAIN)
+        self._inbox = self.host.listen(zmq.ROUTER, self._endpoint, domain=CLUSTER_DOMAIN, receive_only=True)
         self._endpoint = bound_endpoint(self._inbox)
         return self._endpoint
 
@@ -211,22 +211,28 @@ class PeerTransport:
     """A :class:`Mesh` addressed by node id (the ``consensus`` Transport protocol).
 
     ``set_peers`` maps node ids to endpoints; frames to an unknown id are
-    dropped and counted like frames to an unconnected peer.
+    dropped and counted like frames to an unconnected peer.  Only the peers
+    named in ``connect`` (the voters) are dialled at once; any other is dialled
+    by the first frame sent to it, which is dropped (the connection is not up
+    yet; Raft sends again). A learner talks only to its relay-tree parent and
+    children, so a host keeps a few Raft connections, not one per member: at
+    200 hosts, eager dialling held ~40,000 mostly idle connections.
     """
 
     def __init__(self, mesh: Mesh) -> None:
         self.mesh = mesh
         self._peers: dict[str, str] = {}
 
-    def set_peers(self, peers: Mapping[str, str]) -> None:
-        """Address the nodes of ``peers`` (id -> endpoint); a new one is dialed now, so that the first
-        frame to it (after a restart: a vote request) finds the connection up instead of being dropped."""
+    def set_peers(self, peers: Mapping[str, str], connect: Collection[str] = ()) -> None:
+        """Address the nodes of ``peers`` (id -> endpoint) and dial those of ``connect`` now, so that
+        the first frame to one (after a restart: a vote request) finds the connection up instead of
+        being dropped.  A connection to an address that changed or went away is closed."""
         for node_id, address in self._peers.items():
             if peers.get(node_id) != address:
                 self.mesh.forget(address)
-        for node_id, address in peers.items():
-            if self._peers.get(node_id) != address:
-                self.mesh.connect(address)
+        for node_id in connect:
+            if node_id in peers:
+                self.mesh.connect(peers[node_id])
         self._peers = dict(peers)
 
     async def send(self, to: str, data: bytes) -> None:
