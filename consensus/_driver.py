@@ -175,6 +175,8 @@ class RaftNode:
         self._nursery: trio.Nursery | None = None
         self._tick_stride = 1  #: the core's tick_stride() after the last Ready (``_ticker`` reads it)
         self._stride_cut = trio.Event()
+        self._peers: dict[str, str] = {}  #: node id -> address, as set_peers was last told
+        self._voters_told: frozenset[str] | None = None  #: the voters the transport last heard of
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -191,8 +193,20 @@ class RaftNode:
             task_status.started()
 
     def set_peers(self, peers: Mapping[str, str]) -> None:
-        """Tell the transport where peers are (node id -> address)."""
-        self.transport.set_peers(peers)
+        """Tell the transport where peers are (node id -> address).  While this node votes, the
+        transport keeps the other voters connected (an election's first request must not be
+        lost); every other peer is connected to when this node first sends to it."""
+        self._peers = dict(peers)
+        self._voters_told = None
+        self._connect_voters()
+
+    def _connect_voters(self) -> None:
+        """Pass the peers on again when the voters changed (a conf entry was appended or undone)."""
+        voters = self.core.log.conf().voters
+        if voters == self._voters_told:
+            return
+        self._voters_told = voters
+        self.transport.set_peers(self._peers, voters - {self.id} if self.id in voters else ())
 
     def subscribe(self, max_buffer: int = 1024) -> trio.MemoryReceiveChannel[Applied | RoleChanged]:
         """A stream of :class:`Applied` and :class:`RoleChanged` events.
@@ -441,6 +455,7 @@ class RaftNode:
                 self._propose_batch(proposals)
             if self.core.has_ready():
                 await self._handle_ready(self.core.ready())
+                self._connect_voters()
                 stride = self.core.tick_stride()
                 if stride != self._tick_stride:
                     self._tick_stride = stride

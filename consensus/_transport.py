@@ -8,7 +8,7 @@ Frames are opaque bytes: consensus encodes its own messages.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 import trio
@@ -21,8 +21,9 @@ class Transport(Protocol):
     async def receive(self) -> tuple[str, bytes]:
         """The next frame: (sender node id, bytes)."""
 
-    def set_peers(self, peers: Mapping[str, str]) -> None:
-        """Node id -> address of every peer to talk to."""
+    def set_peers(self, peers: Mapping[str, str], connect: Collection[str] = ()) -> None:
+        """Node id -> address of every peer to talk to; connect to those of ``connect`` (the
+        voters) now, the others when the first frame goes to them (which may be dropped)."""
 
 
 class MemoryNetwork:
@@ -85,7 +86,7 @@ class MemoryTransport:
     async def receive(self) -> tuple[str, bytes]:
         return await self._recv.receive()
 
-    def set_peers(self, peers: Mapping[str, str]) -> None:
+    def set_peers(self, peers: Mapping[str, str], connect: Collection[str] = ()) -> None:
         self.peers = dict(peers)
 
     def close(self) -> None:

@@ -114,16 +114,33 @@ async def test_peer_transport_addresses_by_node_id(hosts):
     assert a.statistics().dropped_unconnected >= 1
 
 
-async def test_set_peers_dials_new_peers_so_the_first_frame_is_not_dropped(hosts):
+async def test_set_peers_dials_the_voters_now_so_their_first_frame_is_not_dropped(hosts):
     a, b = await _mesh(hosts, "n1"), await _mesh(hosts, "n2")
     ta = PeerTransport(a)
-    ta.set_peers({"n2": b.endpoint})
+    ta.set_peers({"n2": b.endpoint}, connect=["n2"])
     assert a.statistics().peers == 1  # dialed at once, before anything is sent
     await trio.sleep(0.5)  # the TCP + CURVE handshake on loopback
     await ta.send("n2", b"vote")
     with trio.fail_after(5):
         assert await b.receive() == ("n1", b"vote")
     assert a.statistics().dropped_unconnected == 0
+
+
+async def test_set_peers_dials_any_other_peer_when_a_frame_first_goes_to_it(hosts):
+    a, b = await _mesh(hosts, "n1"), await _mesh(hosts, "n2")
+    ta = PeerTransport(a)
+    ta.set_peers({"n2": b.endpoint, "n3": "tcp://127.0.0.1:1"})
+    assert a.statistics().peers == 0  # no connection to a learner nobody talks to
+    await ta.send("n2", b"append")  # dials; this frame is dropped (not connected yet)
+    assert a.statistics().peers == 1 and a.statistics().dropped_unconnected == 1
+    with trio.fail_after(5):
+        while True:
+            await ta.send("n2", b"append again")  # Raft sends again
+            with trio.move_on_after(0.1):
+                assert await b.receive() == ("n1", b"append again")
+                break
+    ta.set_peers({"n3": "tcp://127.0.0.1:1"})  # n2 left: its connection is closed
+    assert a.statistics().peers == 0
 
 
 async def test_outboxes_are_bounded(hosts):
