@@ -153,6 +153,12 @@ def keep_or_replace(report: dict[str, Any], section: Section, started: str) -> N
     report["sections"][section.key] = section.to_json()
 
 
+def _bench_env() -> list[str]:
+    """``NAME=value`` of every MESHD_BENCH_* variable set: they change what a section measures
+    (MESHD_BENCH_SCALE_JOINS adds the 200-agent join), so the run's command names them."""
+    return [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MESHD_BENCH_")]
+
+
 def measure(report: dict[str, Any], names: list[str], args: argparse.Namespace) -> None:
     started = datetime.datetime.now(datetime.UTC)
     logdir = Path("/var/tmp/meshd-bench-logs")
@@ -160,7 +166,7 @@ def measure(report: dict[str, Any], names: list[str], args: argparse.Namespace) 
     report["machine"] = machine_info()
     run = {"started": started.isoformat(timespec="seconds"), "quick": args.quick, "budget_min": args.budget,
            "reps_asked": args.reps, "sections": names, "meshd_commit": report["machine"]["meshd_commit"],
-           "command": " ".join(["python -m tools.bench.report", *sys.argv[1:]])}
+           "command": " ".join([*_bench_env(), "python -m tools.bench.report", *sys.argv[1:]])}
     report["runs"] = [*report.get("runs", []), run][-10:]  # sections kept from earlier runs name theirs
     deadline = time.monotonic() + args.budget * 60
     for name, reps, est in plan(names, args.budget * 60, args.reps, args.quick):
