@@ -71,11 +71,18 @@ NETWORK, SUBNET = "conv", "10.90.0.0/22"
 EVENT_HOSTS = 3  # observers whose PUB port is subscribed
 SUBSCRIBE_TIMEOUT_S = 120.0  # until their subscriptions are made (slow with 200 agents on 2 cores)
 CONNECT_TIMEOUT_S = 60.0  # 50 agents reconciling every new endpoint load the machine heavily
-UNAVAILABLE_RETRIES = 10
+UNAVAILABLE_RETRY_S = 60.0  # a request is retried this long while UNAVAILABLE (longer above 40 hosts: _retry_s)
 START_WAVE = 10  # agents started together while the cluster is built
 LAB_MAX_HOSTS = 244  # tools/lab: h<i> = 192.0.2.(10+i)
 CONNECT_WORKERS = 8  # the observers' endpoints are connected this many at a time
 JOIN_TIMEOUT_S, WITHDRAW_TIMEOUT_S, SETTLE_S = 60.0, 60.0, 3.0  # longer above 100 hosts: _timeout
+
+
+def _retry_s(n: int) -> float:
+    """How long a request is retried while the cluster cannot commit: 60 s up to 40 hosts, 75 s at 50, 300 s
+    at 200 (that run stopped at 2026-12-07 19:31 UTC after ten retries, about a minute, while
+    connecting the 200 endpoints)."""
+    return max(UNAVAILABLE_RETRY_S, 1.5 * n)
 
 
 def _timeout(base_s: float, n: int) -> float:
@@ -364,7 +371,8 @@ def _build(r: Rig) -> None:
 
 
 def _request(r: Rig, via: str, msg_type: Any, **fields: Any) -> dict[str, Any]:
-    """A request on ``via``'s control socket, retried with the same request_id while UNAVAILABLE.
+    """A request on ``via``'s control socket, retried with the same request_id while UNAVAILABLE,
+    for :func:`_retry_s`.
 
     Building 50 hosts on this machine, a Raft proposal sometimes finds no
     result within 5 s (UNAVAILABLE, "retry with the same request_id"); such
@@ -380,8 +388,9 @@ def _request(r: Rig, via: str, msg_type: Any, **fields: Any) -> dict[str, Any]:
     retried = {ApiError.UNAVAILABLE: "unavailable_retries", ApiError.INTERFACE_FAILED: "interface_retries"}
     fields["request_id"] = f"conv-{time.time_ns()}"
     client = r.cluster.control(via, timeout_s=CONNECT_TIMEOUT_S)
+    deadline = time.monotonic() + _retry_s(r.n)
     try:
-        for _attempt in range(UNAVAILABLE_RETRIES):
+        while time.monotonic() < deadline:
             try:
                 return client.request(msg_type, **fields)
             except ApiRequestError as exc:
