@@ -201,7 +201,8 @@ def describe_error(exc: Exception) -> tuple[str, str, int]:
     if isinstance(exc, (OSError, ValueError)):
         return str(exc), "", 1
     return (f"internal error: {type(exc).__name__}: {exc}",
-            "this is a meshd bug: run the command again with --debug for the traceback, and report it", 1)
+            "this is a meshd bug: report it with the traceback (`meshd agent` logs it; any other command: "
+            "run it again with --debug)", 1)
 
 
 if __name__ == "__main__":

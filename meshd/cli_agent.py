@@ -49,6 +49,12 @@ def cmd_agent(args: argparse.Namespace, join: list[str] | None = None) -> int:
         raise CliError(str(_first_leaf(group))) from None
     except* KeyboardInterrupt:
         pass  # Ctrl-C in the foreground: the agent already left gracefully on SIGINT
+    except* Exception as group:
+        # A bug. A daemon's operator has its log, not a second run with --debug: the traceback
+        # goes there, and the one line below names the innermost exception, not trio's group.
+        leaf = _first_leaf(group)
+        logging.getLogger("meshd.agent").critical("agent stopped by an internal error", exc_info=leaf)
+        raise leaf from None
     return 0
 
 

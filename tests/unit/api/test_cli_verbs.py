@@ -125,6 +125,7 @@ def test_no_agent_is_said_at_once_with_how_to_start_it(tmp_path):
 def test_unexpected_errors_are_one_line_naming_a_bug():
     message, hint, code = describe_error(KeyError("x"))
     assert message == "internal error: KeyError: 'x'" and "--debug" in hint and code == 1
+    assert "`meshd agent` logs it" in hint
     assert describe_error(FileNotFoundError(2, "No such file or directory", "/x")) == (
         "No such file or directory: /x", "", 1)
 
@@ -214,3 +215,33 @@ def test_no_command_line_prints_a_traceback(agent, verb, data):
     except SystemExit as exc:
         code = exc.code
     assert code in (0, 1, 2), argv
+
+
+def test_an_agent_stopped_by_a_bug_says_what_in_one_line_and_logs_the_traceback(monkeypatch, tmp_path, capsys,
+                                                                                 caplog):
+    import trio
+
+    import meshd.agent
+
+    class CrashingAgent:  # the real Agent needs a lab host; what is tested here is the CLI's report
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        async def run(self) -> None:
+            async with trio.open_nursery() as outer:  # trio nests a task's group in its parent's
+                async def task() -> None:
+                    async with trio.open_nursery() as inner:
+                        async def apply() -> None:
+                            raise KeyError("entry 7")
+                        inner.start_soon(apply)
+                outer.start_soon(task)
+
+    monkeypatch.setattr(meshd.agent, "Agent", CrashingAgent)
+    code = main(["agent", "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "meshd: error: internal error: KeyError: 'entry 7'" in err and "ExceptionGroup" not in err, err
+    assert "`meshd agent` logs it" in err
+    crit = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert crit and crit[0].getMessage() == "agent stopped by an internal error"
+    assert crit[0].exc_info and crit[0].exc_info[0] is KeyError
