@@ -175,7 +175,7 @@ class RaftNode:
         self._nursery: trio.Nursery | None = None
         self._tick_stride = 1  #: the core's tick_stride() after the last Ready (``_ticker`` reads it)
         self._stride_cut = trio.Event()
-        self._peers: dict[str, str] = {}  #: node id -> address, as set_peers was last told
+        self._peers: dict[str, str] | None = None  #: node id -> address, as set_peers was last told
         self._voters_told: frozenset[str] | None = None  #: the voters the transport last heard of
 
     # --- lifecycle ------------------------------------------------------------------
@@ -201,7 +201,10 @@ class RaftNode:
         self._connect_voters()
 
     def _connect_voters(self) -> None:
-        """Pass the peers on again when the voters changed (a conf entry was appended or undone)."""
+        """Pass the peers on again when the voters changed (a conf entry was appended or undone);
+        nothing before :meth:`set_peers` (the transport may have been given its peers directly)."""
+        if self._peers is None:
+            return
         voters = self.core.log.conf().voters
         if voters == self._voters_told:
             return

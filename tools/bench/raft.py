@@ -141,10 +141,10 @@ async def serve_node(args: argparse.Namespace) -> None:
         mesh = Mesh(host, args.id, peers[args.id])
         mesh.open()
         transport = PeerTransport(mesh)
-        transport.set_peers({k: v for k, v in peers.items() if k != args.id})
         voters = args.bootstrap.split(",") if args.bootstrap else None
         node = RaftNode(args.id, config=node_config(args), transport=transport, storage=storage,
                         state_machine=sm, bootstrap=voters, io_in_thread=not args.inline_io)
+        node.set_peers({k: v for k, v in peers.items() if k != args.id})  # dials the voters at once
         timeline["constructed"] = time.time()
         nursery.start_soon(_watch_leader, node, timeline, mesh)
         await nursery.start(node.run)

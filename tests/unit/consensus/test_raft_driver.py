@@ -448,3 +448,39 @@ async def test_a_lone_proposal_is_fsynced_inline_and_a_busy_node_or_slow_disk_us
             storage.saves
         nursery.cancel_scope.cancel()
     storage.close()
+
+
+class ConnectRecorder:
+    """The in-memory transport, recording what the driver asks it to connect to at once."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, []
+
+    async def send(self, to: str, data: bytes) -> None:
+        await self.inner.send(to, data)
+
+    async def receive(self) -> tuple[str, bytes]:
+        return await self.inner.receive()
+
+    def set_peers(self, peers, connect=()) -> None:
+        self.calls.append((dict(peers), set(connect)))
+        self.inner.set_peers(peers, connect)
+
+
+async def test_set_peers_asks_the_transport_to_dial_only_the_voters_and_only_while_this_node_votes(tmp_path):
+    net = MemoryNetwork()
+    peers = {"a": "A", "b": "B", "c": "C", "d": "D"}
+    voter = RaftNode("a", config=CFG, transport=(ta := ConnectRecorder(net.transport("a"))),
+                     storage=Storage.open(tmp_path / "a"), state_machine=Counter(), bootstrap=["a", "b", "c"])
+    learner = RaftNode("d", config=CFG, transport=(td := ConnectRecorder(net.transport("d"))),
+                       storage=Storage.open(tmp_path / "d"), state_machine=Counter())
+    voter._connect_voters()  # what the loop does after every Ready
+    assert ta.calls == td.calls == []  # nothing before set_peers: a transport given its peers directly keeps them
+    voter.set_peers({k: v for k, v in peers.items() if k != "a"})
+    learner.set_peers({k: v for k, v in peers.items() if k != "d"})
+    assert ta.calls == [({"b": "B", "c": "C", "d": "D"}, {"b", "c"})]  # the other voters, not the learner
+    assert td.calls == [({"a": "A", "b": "B", "c": "C"}, set())]  # a learner dials on first send
+    voter._connect_voters()  # after a Ready with the same voters: not told again
+    assert len(ta.calls) == 1
+    voter.storage.close()
+    learner.storage.close()
