@@ -29,6 +29,7 @@ grow the number of sockets without bound.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
@@ -107,9 +108,11 @@ class Mesh:
         return True
 
     async def send(self, address: str, payload: bytes, *, timeout_s: float = 1.0) -> bool:
-        """Like :meth:`send_nowait` but wait up to ``timeout_s`` for the connection."""
+        """Like :meth:`send_nowait` but wait up to ``timeout_s`` for the connection.  The frame is
+        dropped (False) if the connection does not come up in time, or if the outbox is closed
+        meanwhile (:meth:`forget`: gossip reaped the member it waited for)."""
         sock = self._outbox(address)
-        with trio.move_on_after(timeout_s):
+        with trio.move_on_after(timeout_s), contextlib.suppress(trio.ClosedResourceError):
             await sock.send_multipart((self._id_frame, payload))
             self._c["sent"] += 1
             self._c["sent_bytes"] += len(payload)

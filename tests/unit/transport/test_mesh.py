@@ -168,3 +168,21 @@ async def test_receive_message_nowait_takes_what_is_queued_and_skips_what_does_n
             got.append(received[1].seq)
     assert got == [1, 2] and server.receive_message_nowait() is None
     assert server.statistics().undecodable == 1
+
+
+async def test_a_send_waiting_for_a_peer_that_is_forgotten_meanwhile_is_dropped_not_raised(hosts):
+    # gossip waits for a new member's connection (send with a grace period); if the member is
+    # reaped meanwhile, gossip forgets its address, which closes that outbox under the waiting send
+    mesh = await _mesh(hosts, "n1")
+    nobody = "tcp://127.0.0.1:1"  # never connects: the send waits
+    results: list[bool] = []
+
+    async def wait_and_send() -> None:
+        results.append(await mesh.send(nobody, b"join", timeout_s=5))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait_and_send)
+        await trio.sleep(0.2)
+        mesh.forget(nobody)
+    assert results == [False]
+    assert mesh.statistics().dropped_unconnected == 1
