@@ -84,14 +84,20 @@ def _accepted(lab, host_name: str, mesh: Mesh) -> set[str]:
     return {line.split()[-1] for line in out.splitlines() if line.strip()}
 
 
+async def _connected_pair(lab, nursery: trio.Nursery) -> tuple[Mesh, Mesh]:
+    """Meshes on h1 and h2 with fast keepalive, h1 connected to h2 by one frame that arrived."""
+    keys = ClusterKeys.from_secret(new_secret())
+    a = await _mesh_in(lab, "h1", keys, nursery, FAST_KEEPALIVE)
+    b = await _mesh_in(lab, "h2", keys, nursery, FAST_KEEPALIVE)
+    assert await a.send(b.endpoint, b"hello", timeout_s=10)
+    assert await b.receive() == ("h1", b"hello")
+    return a, b
+
+
 async def test_an_idle_connection_outlives_lost_keepalive_probes(make_lab):
     lab = make_lab(hosts=2)
-    keys = ClusterKeys.from_secret(new_secret())
     async with trio.open_nursery() as nursery:
-        a = await _mesh_in(lab, "h1", keys, nursery, FAST_KEEPALIVE)
-        b = await _mesh_in(lab, "h2", keys, nursery, FAST_KEEPALIVE)
-        assert await a.send(b.endpoint, b"hello", timeout_s=10)
-        assert await b.receive() == ("h1", b"hello")
+        a, b = await _connected_pair(lab, nursery)
         before = _accepted(lab, "h2", b)
         assert len(before) == 1, before
         await trio.sleep(0.5)  # h2's delayed ACK of "hello" gets through: h1 has nothing unacknowledged
@@ -109,12 +115,8 @@ async def test_an_idle_connection_outlives_lost_keepalive_probes(make_lab):
 
 async def test_keepalive_frees_the_connection_of_a_peer_that_is_gone(make_lab):
     lab = make_lab(hosts=2)
-    keys = ClusterKeys.from_secret(new_secret())
     async with trio.open_nursery() as nursery:
-        a = await _mesh_in(lab, "h1", keys, nursery, FAST_KEEPALIVE)
-        b = await _mesh_in(lab, "h2", keys, nursery, FAST_KEEPALIVE)
-        assert await a.send(b.endpoint, b"hello", timeout_s=10)
-        assert await b.receive() == ("h1", b"hello")
+        _, b = await _connected_pair(lab, nursery)
         assert len(_accepted(lab, "h2", b)) == 1
         await trio.to_thread.run_sync(lab.cut, "h2")  # h1 vanishes as far as h2 can tell: no RST ever
         t_cut = trio.current_time()

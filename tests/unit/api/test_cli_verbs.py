@@ -225,7 +225,7 @@ def test_an_agent_stopped_by_a_bug_says_what_in_one_line_and_logs_the_traceback(
 
     class CrashingAgent:  # the real Agent needs a lab host; what is tested here is the CLI's report
         def __init__(self, *args, **kwargs) -> None:
-            pass
+            """Takes the real Agent's arguments; nothing to set up."""
 
         async def run(self) -> None:
             async with trio.open_nursery() as outer:  # trio nests a task's group in its parent's
