@@ -71,9 +71,30 @@ class MtuCheck:
         return self.full_size_passes and self.one_more_fails
 
 
+#: how long one don't-fragment ping may take, start to exit (it waits 1 s for the reply)
+PING_DEADLINE_S = 10.0
+
+
 def _df_ping(remote_ip: str, size: int) -> bool:
+    """Whether a don't-fragment ping of ``size`` bytes is answered within 1 s.
+
+    Raises:
+        NetopsError: ``ping`` did not finish within :data:`PING_DEADLINE_S` (errno ETIMEDOUT: a
+          starved machine; the answer is unknown, ask again later) or cannot be run (ENOENT: not
+          installed; another errno: e.g. no process could be forked).
+    """
     argv = ["ping", "-n", "-q", "-c1", "-W1", "-M", "do", "-s", str(size - 28), remote_ip]
-    return subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+    what = f"{remote_ip} ({size}-byte don't-fragment ping)"
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=PING_DEADLINE_S).returncode == 0
+    except subprocess.TimeoutExpired:
+        raise NetopsError("check the path MTU to", what, errno.ETIMEDOUT,
+                          f"ping did not finish within {PING_DEADLINE_S:g} s: the host is overloaded") from None
+    except FileNotFoundError:
+        raise NetopsError("check the path MTU to", what, errno.ENOENT,
+                          "no `ping` on this host: install iputils-ping") from None
+    except OSError as exc:
+        raise NetopsError("check the path MTU to", what, exc.errno or 0) from None
 
 
 def check_path_mtu(remote_ip: str, mtu: int, netns: str | None = None) -> MtuCheck:
@@ -82,6 +103,10 @@ def check_path_mtu(remote_ip: str, mtu: int, netns: str | None = None) -> MtuChe
 
     A failing full-size ping means VXLAN frames of the full overlay MTU would be
     dropped on the way (lower the overlay MTU or fix the underlay).
+
+    Raises:
+        NetopsError: a ping gave no answer either way (see :func:`_df_ping`; errno ETIMEDOUT when
+          it is worth asking again).
     """
     if netns is None:
         return MtuCheck(remote_ip, mtu, _df_ping(remote_ip, mtu), not _df_ping(remote_ip, mtu + 1))

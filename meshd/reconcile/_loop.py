@@ -22,7 +22,8 @@ every change of its inputs, and listens to the reports. The loop:
    the background (a ping that gets no answer waits out its timeout): a
    remote that the network's full frames do not reach is an MTU *problem*
    (:attr:`Reconciler.mtu_problems`), told to the MTU listeners, until a later
-   check towards it passes;
+   check towards it passes; a check whose ping does not even finish (a
+   starved machine) is tried again after the next pass;
 7. hands every report, skipped ones included, to each listener, in order.
 
 Passes run in a worker thread, one at a time, inside ``netns`` when given.
@@ -30,6 +31,7 @@ Passes run in a worker thread, one at a time, inside ``netns`` when given.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -172,15 +174,29 @@ class Reconciler:
         return report
 
     async def check_pending_mtu(self) -> tuple[netops.MtuCheck, ...]:
-        """Run the path-MTU checks the passes left (in a worker thread); log the failures."""
+        """Run the path-MTU checks the passes left (in a worker thread); log the failures.
+
+        A check whose ping gave no answer either way (it did not finish within
+        10 s on a starved machine: 200 agents on 2 cores)
+        is put back and tried again after the next pass; one that cannot run
+        at all (no ``ping`` installed) is dropped with a warning.
+        """
         self._checking_mtu = True
+        checks, postponed = [], []
         try:
-            checks = []
             while self.mtu_pending:
                 remote, mtu = self.mtu_pending.pop(0)
-                checks.append(await trio.to_thread.run_sync(self._in_netns, netops.check_path_mtu, remote, mtu))
+                try:
+                    checks.append(await trio.to_thread.run_sync(self._in_netns, netops.check_path_mtu, remote, mtu))
+                except netops.NetopsError as exc:
+                    if exc.errno == errno.ETIMEDOUT:
+                        postponed.append((remote, mtu))
+                        log.info("tunnel mtu check postponed remote=%s frame_bytes=%d: %s", remote, mtu, exc)
+                    else:
+                        log.warning("tunnel mtu check skipped remote=%s frame_bytes=%d: %s", remote, mtu, exc)
         finally:
             self._checking_mtu = False
+            self.mtu_pending += [t for t in postponed if t not in self.mtu_pending]
         self._record_mtu(checks)
         return tuple(checks)
 

@@ -166,3 +166,33 @@ async def test_a_network_mtu_the_underlay_cannot_carry_is_reported_as_a_blackhol
         assert (check.remote_ip, check.mtu, check.full_size_passes) == (h2.underlay_ip, 9050, False)
         assert list(rec.mtu_problems) == [(h2.underlay_ip, 9050)] and rec.status().mtu_problems == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_check_whose_ping_does_not_finish_is_tried_again_after_the_next_pass(
+        make_lab, make_ns, monkeypatch, caplog) -> None:
+    """200 agents on 2 cores starved ``ping`` past its 10 s deadline, and the TimeoutExpired ended
+    the agent; now the check is put back and the next pass tries it again."""
+    from netops import _underlay
+    h1, h2 = make_lab(2).hosts()
+    c = Cluster([h1, h2], [Network(vni=43, tenant="t", subnet="10.43.0.0/24")],
+                [Placement("a", h1, 43, "10.43.0.2", make_ns()), Placement("b", h2, 43, "10.43.0.3", make_ns())])
+    rec, reports = loop_for(c, h1, interval_s=3600)
+    monkeypatch.setattr(_underlay, "PING_DEADLINE_S", 1e-6)  # no ping finishes in a microsecond
+    caplog.set_level("INFO", logger="meshd.reconcile")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rec.run)
+        await reports.next()  # builds the tunnel towards h2
+        with trio.fail_after(10):
+            while "tunnel mtu check postponed" not in caplog.text or rec._checking_mtu:
+                await trio.sleep(0.05)
+        assert rec.mtu_pending == [(h2.underlay_ip, 1500)] and rec.last_mtu_checks == ()
+        assert f"remote={h2.underlay_ip} frame_bytes=1500" in caplog.text and "host is overloaded" in caplog.text
+        monkeypatch.setattr(_underlay, "PING_DEADLINE_S", 10.0)
+        rec.trigger()
+        await reports.next()
+        with trio.fail_after(10):
+            while not rec.last_mtu_checks:
+                await trio.sleep(0.05)
+        [check] = rec.last_mtu_checks
+        assert (check.remote_ip, check.ok, rec.mtu_pending) == (h2.underlay_ip, True, [])
+        nursery.cancel_scope.cancel()
