@@ -66,6 +66,7 @@ from netops._ops import (
 )
 from netops._routes import RTPROT_MESHD, RouteKey
 from netops._underlay import MtuCheck, Underlay, check_path_mtu, underlay_for
+from netops._vxlan import Neigh, parse_neigh
 
 __all__ = [
     "EnsureVlan", "VLAN_PREFIX", "vlan_name", "counters_inside",
@@ -82,5 +83,6 @@ __all__ = [
     "is_owned_link",
     "leg_name", "list_table",
     "netns_path", "nft_run", "rates", "remove_routers", "set_tx_csum_offload", "tx_csum_offload", "underlay_for",
-    "vxlan_name", "Route", "RouteKey", "RTPROT_MESHD", "ROUTED_VXLAN_PREFIX", "routed_vxlan_name",
+    "vxlan_name", "Neigh", "parse_neigh",
+    "Route", "RouteKey", "RTPROT_MESHD", "ROUTED_VXLAN_PREFIX", "routed_vxlan_name",
 ]
