@@ -261,6 +261,9 @@ CATALOGUE: tuple[Metric, ...] = (
            "new remote VTEP).", field("reconcile", "mtu_checks")),
     Metric("meshd_reconcile_mtu_failures", COUNTER, "Path-MTU self-checks of tunnels that failed.",
            field("reconcile", "mtu_failures")),
+    Metric("meshd_reconcile_mtu_postponed", COUNTER, "Path-MTU self-checks put back because their ping did not "
+           "finish within 10 s (an overloaded host); each is tried again after the next pass.",
+           field("reconcile", "mtu_postponed")),
     Metric("meshd_reconcile_mtu_problems", GAUGE, "MTU problems now: remote VTEPs that a network's full-size frames "
            "do not reach (path-MTU check), and members whose advertised underlay MTU is too small for a network "
            "(meshd status names the host, the networks and the fix).",

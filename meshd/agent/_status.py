@@ -67,6 +67,7 @@ def status_map(agent: Agent) -> dict[str, Any]:
                         "ops_applied": r.ops_applied, "errors_total": r.errors_total,
                         "last_errors": list(r.last_errors), "last_pass_ms": r.last_pass_ms,
                         "mtu_checks": r.mtu_checks, "mtu_failures": r.mtu_failures,
+                        "mtu_postponed": r.mtu_postponed,
                         "mtu_problems": [agent.mtu_problem(c) for c in agent.reconciler.mtu_problems.values()]
                         + [p.as_map() for p in agent.underlay_problems()]}
     return out

@@ -67,6 +67,7 @@ class ReconcilerStatus:
     mtu_checks: int
     mtu_failures: int        #: checks whose full-size frame did not pass
     mtu_problems: int        #: remotes whose last check failed (a blackhole now)
+    mtu_postponed: int = 0   #: checks whose ping did not finish in time (a starved host): tried again later
 
 
 async def _nothing_to_wait_for() -> None:
@@ -94,7 +95,7 @@ class Reconciler:
         self._listeners: list[ReportListener] = []
         self._mtu_listeners: list[MtuListener] = []
         self._passes = self._additions = self._skipped = self._ops = self._errors = 0
-        self._mtu_checks = self._mtu_failures = 0
+        self._mtu_checks = self._mtu_failures = self._mtu_postponed = 0
         self._last_errors: tuple[str, ...] = ()
         self._last_ms = 0.0
         self._checking_mtu = False
@@ -120,7 +121,7 @@ class Reconciler:
     def status(self) -> ReconcilerStatus:
         return ReconcilerStatus(self._passes, self._additions, self._skipped, self._ops, self._errors,
                                 self._last_errors, self._last_ms, self._mtu_checks, self._mtu_failures,
-                                len(self.mtu_problems))
+                                len(self.mtu_problems), self._mtu_postponed)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The loop: ready, then a pass whenever triggered and at least every ``interval_s``."""
@@ -191,6 +192,7 @@ class Reconciler:
                 except netops.NetopsError as exc:
                     if exc.errno == errno.ETIMEDOUT:
                         postponed.append((remote, mtu))
+                        self._mtu_postponed += 1
                         log.info("tunnel mtu check postponed remote=%s frame_bytes=%d: %s", remote, mtu, exc)
                     else:
                         log.warning("tunnel mtu check skipped remote=%s frame_bytes=%d: %s", remote, mtu, exc)

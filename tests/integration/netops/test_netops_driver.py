@@ -186,6 +186,7 @@ async def test_a_check_whose_ping_does_not_finish_is_tried_again_after_the_next_
             while "tunnel mtu check postponed" not in caplog.text or rec._checking_mtu:
                 await trio.sleep(0.05)
         assert rec.mtu_pending == [(h2.underlay_ip, 1500)] and rec.last_mtu_checks == ()
+        assert (rec.status().mtu_postponed, rec.status().mtu_checks) == (1, 0)
         assert f"remote={h2.underlay_ip} frame_bytes=1500" in caplog.text and "host is overloaded" in caplog.text
         monkeypatch.setattr(_underlay, "PING_DEADLINE_S", 10.0)
         rec.trigger()
