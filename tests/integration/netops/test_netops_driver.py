@@ -197,3 +197,22 @@ async def test_a_check_whose_ping_does_not_finish_is_tried_again_after_the_next_
         [check] = rec.last_mtu_checks
         assert (check.remote_ip, check.ok, rec.mtu_pending) == (h2.underlay_ip, True, [])
         nursery.cancel_scope.cancel()
+
+
+async def test_a_check_that_cannot_run_is_logged_and_dropped(make_lab, make_ns, monkeypatch, caplog) -> None:
+    """No ``ping`` on the host: the check is skipped with a warning naming the package, not retried."""
+    h1, h2 = make_lab(2).hosts()
+    c = Cluster([h1, h2], [Network(vni=44, tenant="t", subnet="10.44.0.0/24")],
+                [Placement("a", h1, 44, "10.44.0.2", make_ns()), Placement("b", h2, 44, "10.44.0.3", make_ns())])
+    rec, reports = loop_for(c, h1, interval_s=3600)
+    monkeypatch.setenv("PATH", "/nonexistent")  # the pass itself runs no program
+    caplog.set_level("WARNING", logger="meshd.reconcile")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rec.run)
+        assert (await reports.next()).clean  # builds the tunnel towards h2
+        with trio.fail_after(10):
+            while "tunnel mtu check skipped" not in caplog.text:
+                await trio.sleep(0.05)
+        assert "install iputils-ping" in caplog.text and rec.mtu_pending == []
+        assert (rec.status().mtu_checks, rec.status().mtu_postponed) == (0, 0)
+        nursery.cancel_scope.cancel()
